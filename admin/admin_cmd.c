@@ -1,0 +1,160 @@
+/*
+ * admin_cmd.c - tokenizer and parser for admin console commands.
+ */
+#include "admin/admin_cmd.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_TOKENS 6
+
+const char *const admin_cmd_help[][2] = {
+	{"SHOW HELP", "this list"},
+	{"SHOW VERSION", "the version of pgcutover"},
+	{"SHOW DATABASES", "one row per database: route, state, source, target, clients, servers"},
+	{"SHOW CLIENTS", "one row per client connection"},
+	{"SHOW SERVERS", "one row per server connection"},
+	{"SHOW POOLS", "one row per (database, user) pool"},
+	{"SHOW STATS", "per database: transactions, queries, bytes, average times"},
+	{"SHOW CONFIG", "the settings in force"},
+	{"RELOAD", "re-read the configuration file and auth_file"},
+	{"KILL db", "disconnect every client of a database"},
+	{"SHUTDOWN", "stop accepting clients and exit once they have left"},
+	{NULL, NULL},
+};
+
+struct token {
+	char text[ADMIN_CMD_ARG_MAX];
+	bool quoted;
+};
+
+/* Split into words; a double-quoted word keeps its case and may contain anything but '"'. */
+static int tokenize(const char *q, size_t len, struct token *toks, char *errbuf, size_t errlen)
+{
+	size_t i = 0;
+	int n = 0;
+
+	while (i < len) {
+		size_t k = 0;
+		struct token *t;
+
+		if (isspace((unsigned char)q[i])) {
+			i++;
+			continue;
+		}
+		if (q[i] == ';') {
+			/* only trailing semicolons (and blanks) may follow */
+			for (i++; i < len; i++) {
+				if (q[i] != ';' && !isspace((unsigned char)q[i])) {
+					snprintf(errbuf, errlen, "only one command per query is allowed");
+					return -1;
+				}
+			}
+			break;
+		}
+		if (n == MAX_TOKENS) {
+			snprintf(errbuf, errlen, "too many words in command");
+			return -1;
+		}
+		t = &toks[n++];
+		t->quoted = q[i] == '"';
+		if (t->quoted) {
+			for (i++; i < len && q[i] != '"'; i++) {
+				if (k + 1 >= sizeof(t->text) || q[i] == '\0') {
+					snprintf(errbuf, errlen, "invalid quoted identifier");
+					return -1;
+				}
+				t->text[k++] = q[i];
+			}
+			if (i >= len) {
+				snprintf(errbuf, errlen, "unterminated quoted identifier");
+				return -1;
+			}
+			i++;
+		} else {
+			for (; i < len && !isspace((unsigned char)q[i]) && q[i] != ';'; i++) {
+				if (k + 1 >= sizeof(t->text) || q[i] == '\0' || q[i] == '"') {
+					snprintf(errbuf, errlen, "invalid word in command");
+					return -1;
+				}
+				t->text[k++] = q[i];
+			}
+		}
+		t->text[k] = '\0';
+	}
+	return n;
+}
+
+static bool is_word(const struct token *t, const char *w)
+{
+	return !t->quoted && strcasecmp(t->text, w) == 0;
+}
+
+/* Unquoted identifiers fold to lower case, as in SQL. */
+static void take_ident(const struct token *t, char *out)
+{
+	size_t i;
+
+	for (i = 0; t->text[i]; i++)
+		out[i] = t->quoted ? t->text[i] : (char)tolower((unsigned char)t->text[i]);
+	out[i] = '\0';
+}
+
+bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char *errbuf,
+		     size_t errlen)
+{
+	struct token toks[MAX_TOKENS];
+	int n;
+	static const struct {
+		const char *word;
+		enum admin_cmd_kind kind;
+	} shows[] = {
+		{"HELP", ADMIN_CMD_SHOW_HELP},       {"VERSION", ADMIN_CMD_SHOW_VERSION},
+		{"DATABASES", ADMIN_CMD_SHOW_DATABASES}, {"CLIENTS", ADMIN_CMD_SHOW_CLIENTS},
+		{"SERVERS", ADMIN_CMD_SHOW_SERVERS}, {"POOLS", ADMIN_CMD_SHOW_POOLS},
+		{"STATS", ADMIN_CMD_SHOW_STATS},     {"CONFIG", ADMIN_CMD_SHOW_CONFIG},
+	};
+
+	memset(out, 0, sizeof(*out));
+	memset(toks, 0, sizeof(toks));
+	n = tokenize(query, len, toks, errbuf, errlen);
+	if (n < 0)
+		return false;
+	if (n == 0) {
+		out->kind = ADMIN_CMD_EMPTY;
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW")) {
+		if (n != 2) {
+			snprintf(errbuf, errlen, "SHOW takes exactly one word: SHOW %s",
+				 n == 1 ? "what?" : "...");
+			return false;
+		}
+		for (size_t i = 0; i < sizeof(shows) / sizeof(shows[0]); i++) {
+			if (is_word(&toks[1], shows[i].word)) {
+				out->kind = shows[i].kind;
+				return true;
+			}
+		}
+		snprintf(errbuf, errlen, "unknown SHOW command \"%s\"", toks[1].text);
+		return false;
+	}
+	if (is_word(&toks[0], "RELOAD") && n == 1) {
+		out->kind = ADMIN_CMD_RELOAD;
+		return true;
+	}
+	if (is_word(&toks[0], "SHUTDOWN") && n == 1) {
+		out->kind = ADMIN_CMD_SHUTDOWN;
+		return true;
+	}
+	if (is_word(&toks[0], "KILL") && n == 2) {
+		out->kind = ADMIN_CMD_KILL;
+		take_ident(&toks[1], out->db);
+		return true;
+	}
+	snprintf(errbuf, errlen, "unknown or malformed command \"%s%s\"", toks[0].text,
+		 n > 1 ? " ..." : "");
+	return false;
+}

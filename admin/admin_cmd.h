@@ -1,0 +1,46 @@
+/*
+ * admin_cmd.h - parsing of admin console commands.
+ *
+ * Pure string handling (no I/O), so it can be unit-tested and fuzzed alone.
+ * Commands are case-insensitive words, one per query, with an optional
+ * trailing semicolon; arguments are identifiers (optionally double-quoted).
+ */
+#ifndef PGCUTOVER_ADMIN_CMD_H
+#define PGCUTOVER_ADMIN_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum admin_cmd_kind {
+	ADMIN_CMD_EMPTY,          /* an empty query: answered with EmptyQueryResponse */
+	ADMIN_CMD_SHOW_HELP,
+	ADMIN_CMD_SHOW_VERSION,
+	ADMIN_CMD_SHOW_DATABASES,
+	ADMIN_CMD_SHOW_CLIENTS,
+	ADMIN_CMD_SHOW_SERVERS,
+	ADMIN_CMD_SHOW_POOLS,
+	ADMIN_CMD_SHOW_STATS,
+	ADMIN_CMD_SHOW_CONFIG,
+	ADMIN_CMD_RELOAD,
+	ADMIN_CMD_SHUTDOWN,
+	ADMIN_CMD_KILL,           /* KILL db */
+};
+
+#define ADMIN_CMD_ARG_MAX 64
+
+struct admin_cmd {
+	enum admin_cmd_kind kind;
+	char db[ADMIN_CMD_ARG_MAX]; /* database argument, "" when absent */
+};
+
+/*
+ * Parse one query string.  On failure returns false and writes a message
+ * for the ErrorResponse (42601) into errbuf.
+ */
+bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char *errbuf,
+		     size_t errlen) __attribute__((warn_unused_result));
+
+/* The help text rows: command, description; NULL-terminated. */
+extern const char *const admin_cmd_help[][2];
+
+#endif /* PGCUTOVER_ADMIN_CMD_H */

@@ -1,0 +1,1042 @@
+/*
+ * client.c - client connections.
+ *
+ * A client arrives in CL_LOGIN: pgcutover reads its startup packet (answering
+ * SSLRequest and GSSENCRequest with 'N', forwarding CancelRequest), checks the
+ * database and the limits, and authenticates it against auth_file.  It then
+ * waits for a server (CL_WAIT_LOGIN); the first server linked to it provides
+ * the ParameterStatus values of the welcome.  From then on the client is
+ * CL_ACTIVE while linked to a server, or CL_IDLE between transactions in
+ * transaction pooling, and its messages are forwarded in batches: headers
+ * are read in place, whole runs of messages are moved to the server's output
+ * with one evbuffer_remove_buffer(), and a large message is streamed by
+ * remembering how much of it is left (msg_left).
+ */
+#include "proxy/client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "admin/admin.h"
+#include "protocol/pq.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+#include "proxy/userlist.h"
+
+/* Authentication messages are small; anything larger is an attack or a bug. */
+#define CLIENT_AUTH_MSG_MAX 8192
+/* How long a client may take to read its last error before we drop it. */
+#define CLIENT_CLOSE_FLUSH_SEC 5
+/* Buckets of the cancel-key table (a power of two). */
+#define CANCEL_BUCKETS 4096
+
+/* Clients closed in a callback, freed by the reaper after it returns. */
+static struct list_node reap_clients = {&reap_clients, &reap_clients};
+/* Cancel-key hash table: BackendKeyData we handed out -> client. */
+static struct client *cancel_table[CANCEL_BUCKETS];
+
+static void client_read_cb(struct bufferevent *bev, void *arg);
+static void client_write_cb(struct bufferevent *bev, void *arg);
+static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void client_handle_login(struct client *c);
+
+
+static const char *const state_names[] = {
+	[CL_LOGIN] = "login",       [CL_WAIT_LOGIN] = "wait_login", [CL_IDLE] = "idle",
+	[CL_WAIT] = "waiting",      [CL_ACTIVE] = "active",         [CL_CLOSING] = "closing",
+	[CL_FREE] = "free",
+};
+
+const char *client_state_name(enum client_state st)
+{
+	return state_names[st];
+}
+
+/* ---- state and lists ---- */
+
+/* Which list a client in state 'st' belongs on. */
+static struct list_node *client_state_list(struct client *c, enum client_state st)
+{
+	switch (st) {
+	case CL_LOGIN:
+		return &rt.login_clients;
+	case CL_WAIT_LOGIN:
+	case CL_WAIT:
+		return &c->pool->waiting_clients;
+	case CL_IDLE:
+		return &c->pool->idle_clients;
+	case CL_ACTIVE:
+		return c->is_admin ? &rt.admin_clients : &c->pool->active_clients;
+	case CL_CLOSING:
+		return &rt.closing_clients;
+	case CL_FREE:
+		return &reap_clients;
+	}
+	return NULL;
+}
+
+/* Legal transitions; anything else is a bug caught in the log. */
+static bool client_transition_ok(enum client_state from, enum client_state to)
+{
+	if (to == CL_CLOSING || to == CL_FREE)
+		return from != CL_FREE;
+	switch (from) {
+	case CL_LOGIN:
+		return to == CL_WAIT_LOGIN || to == CL_ACTIVE; /* CL_ACTIVE: admin console */
+	case CL_WAIT_LOGIN:
+		return to == CL_ACTIVE;
+	case CL_IDLE:
+		return to == CL_WAIT;
+	case CL_WAIT:
+		return to == CL_ACTIVE;
+	case CL_ACTIVE:
+		return to == CL_IDLE || to == CL_WAIT;
+	default:
+		return false;
+	}
+}
+
+void client_set_state(struct client *c, enum client_state st)
+{
+	bool in_pool_before = c->pool && c->state >= CL_WAIT_LOGIN && c->state <= CL_ACTIVE;
+	bool in_pool_after = c->pool && st >= CL_WAIT_LOGIN && st <= CL_ACTIVE;
+
+	if (!client_transition_ok(c->state, st))
+		log_error("client %s: illegal state change %s -> %s", c->addr,
+			  state_names[c->state], state_names[st]);
+	if (list_linked(&c->node))
+		list_remove(&c->node);
+	if (in_pool_before && !in_pool_after)
+		c->pool->nclients--;
+	else if (!in_pool_before && in_pool_after)
+		c->pool->nclients++;
+	c->state = st;
+	list_append(client_state_list(c, st), &c->node);
+}
+
+/* ---- cancel keys ---- */
+
+static void cancel_register(struct client *c)
+{
+	struct client **b;
+
+	/* pid 0 is never handed out so that an all-zero request finds nobody */
+	do {
+		if (!auth_random_bytes(&c->cancel_pid, sizeof(c->cancel_pid)) ||
+		    !auth_random_bytes(&c->cancel_key, sizeof(c->cancel_key)))
+			c->cancel_pid = (uint32_t)random();
+	} while (c->cancel_pid == 0);
+	b = &cancel_table[c->cancel_pid & (CANCEL_BUCKETS - 1)];
+	c->cancel_next = *b;
+	*b = c;
+}
+
+static void cancel_unregister(struct client *c)
+{
+	struct client **p;
+
+	if (c->cancel_pid == 0)
+		return;
+	for (p = &cancel_table[c->cancel_pid & (CANCEL_BUCKETS - 1)]; *p; p = &(*p)->cancel_next) {
+		if (*p == c) {
+			*p = c->cancel_next;
+			break;
+		}
+	}
+	c->cancel_pid = 0;
+}
+
+struct client *client_find_by_key(uint32_t pid, uint32_t key)
+{
+	struct client *c;
+
+	for (c = cancel_table[pid & (CANCEL_BUCKETS - 1)]; c; c = c->cancel_next)
+		if (c->cancel_pid == pid && c->cancel_key == key)
+			return c;
+	return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%d", host, ntohs(in->sin_port));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%d", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(buf, len, "unix");
+	}
+}
+
+static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
+{
+	struct client *c;
+	struct timeval tv;
+	size_t limit = (size_t)rt.cfg->conn_buffer_size;
+
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		log_error("could not accept a client: out of memory");
+		close(fd);
+		return;
+	}
+	list_init(&c->node);
+	params_init(&c->startup);
+	params_init(&c->reported);
+	format_addr(sa, c->addr, sizeof(c->addr));
+	c->is_admin = is_admin;
+	c->connect_time_us = rt_now_us();
+	c->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
+	c->timer = evtimer_new(rt.base, client_timer_cb, c);
+	if (c->bev == NULL || c->timer == NULL) {
+		log_error("could not accept a client: out of memory");
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			close(fd);
+		if (c->timer)
+			event_free(c->timer);
+		free(c);
+		return;
+	}
+	evutil_make_socket_nonblocking(fd);
+	rt.nclients++;
+	c->state = CL_LOGIN;
+	list_append(&rt.login_clients, &c->node);
+
+	/* input is bounded: reading stops when it holds this much unforwarded */
+	bufferevent_setwatermark(c->bev, EV_READ, 0, limit);
+	bufferevent_setwatermark(c->bev, EV_WRITE, limit / 2, 0);
+	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+	tv.tv_sec = rt.cfg->client_login_timeout_ms / 1000;
+	tv.tv_usec = (rt.cfg->client_login_timeout_ms % 1000) * 1000;
+	evtimer_add(c->timer, &tv);
+	log_debug("client %s: connected%s", c->addr, is_admin ? " to the admin console" : "");
+}
+
+void client_accept(int fd, const struct sockaddr *sa, int salen)
+{
+	(void)salen;
+	client_create(fd, sa, false);
+}
+
+void client_accept_admin(int fd, const struct sockaddr *sa, int salen)
+{
+	(void)salen;
+	client_create(fd, sa, true);
+}
+
+/* Unlink the server, if any, and give it back to its pool. */
+static void client_drop_server(struct client *c)
+{
+	struct server *s = c->server;
+
+	if (s == NULL)
+		return;
+	c->server = NULL;
+	server_release(s);
+}
+
+/* Common part of closing: detach from everything, mark for the reaper. */
+static void client_finish(struct client *c)
+{
+	struct pool *pool = c->pool;
+
+	client_drop_server(c);
+	cancel_unregister(c);
+	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	evtimer_del(c->timer);
+	client_set_state(c, CL_FREE);
+	rt_schedule_reap();
+	/* a waiting client leaving can let the pool replace an idle server */
+	if (pool)
+		pool_service(pool);
+}
+
+void client_close(struct client *c, const char *reason)
+{
+	if (c->state == CL_FREE)
+		return;
+	log_debug("client %s: closing: %s", c->addr, reason);
+	client_finish(c);
+}
+
+void client_reap_all(void)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &reap_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		list_remove(&c->node);
+		bufferevent_free(c->bev);
+		event_free(c->timer);
+		if (c->scram_active)
+			auth_scram_server_free(&c->scram);
+		params_free(&c->startup);
+		params_free(&c->reported);
+		free(c->user);
+		free(c->dbname);
+		free(c->fingerprint);
+		admin_client_free(c);
+		rt.nclients--;
+		free(c);
+	}
+	if (rt.shutting_down && rt.nclients == 0)
+		event_base_loopbreak(rt.base);
+}
+
+bool client_send(struct client *c, const void *data, size_t len)
+{
+	if (c->state == CL_FREE)
+		return false;
+	return bufferevent_write(c->bev, data, len) == 0;
+}
+
+static bool client_send_buf(struct client *c, struct pq_buf *b)
+{
+	bool ok = !b->failed && client_send(c, b->data, b->len);
+
+	pq_buf_free(b);
+	return ok;
+}
+
+void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[512];
+	struct pq_buf b;
+	struct timeval tv = {CLIENT_CLOSE_FLUSH_SEC, 0};
+	va_list ap;
+
+	if (c->state == CL_FREE || c->state == CL_CLOSING)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_info("client %s%s%s%s%s: closing: %s (%s)", c->addr, c->user ? " " : "",
+		 c->user ? c->user : "", c->dbname ? "@" : "", c->dbname ? c->dbname : "", msg,
+		 sqlstate);
+
+	pq_buf_init(&b);
+	pq_build_error(&b, "FATAL", sqlstate, msg, NULL, NULL);
+	if (!client_send_buf(c, &b)) {
+		client_finish(c);
+		return;
+	}
+	/* stop reading, flush the error, then close (or give up after a while) */
+	client_drop_server(c);
+	cancel_unregister(c);
+	bufferevent_disable(c->bev, EV_READ);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	client_set_state(c, CL_CLOSING);
+	evtimer_del(c->timer);
+	evtimer_add(c->timer, &tv);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		client_finish(c);
+}
+
+size_t client_output_len(const struct client *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void client_pause_reading(struct client *c)
+{
+	if (!c->read_paused) {
+		c->read_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+void client_resume_reading(struct client *c)
+{
+	if (c->read_paused) {
+		c->read_paused = false;
+		bufferevent_enable(c->bev, EV_READ);
+	}
+}
+
+/* ---- libevent callbacks ---- */
+
+static void client_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+
+	(void)bev;
+	switch (c->state) {
+	case CL_LOGIN:
+		client_handle_login(c);
+		break;
+	case CL_ACTIVE:
+		if (c->is_admin)
+			admin_handle_input(c);
+		else
+			client_forward(c);
+		break;
+	case CL_IDLE:
+		client_request_server(c);
+		break;
+	case CL_WAIT_LOGIN:
+	case CL_WAIT:
+		/* keep it buffered (bounded by the read watermark) until a server comes */
+		break;
+	case CL_CLOSING:
+	case CL_FREE:
+		break;
+	}
+}
+
+static void client_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct client *c = arg;
+	struct server *s = c->server;
+
+	if (c->state == CL_CLOSING) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			client_finish(c);
+		return;
+	}
+	/* the client caught up: let its server's output flow again */
+	if (s && s->read_paused && client_output_len(c) < (size_t)rt.cfg->conn_buffer_size) {
+		server_resume_reading(s);
+		server_forward(s);
+	}
+}
+
+static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_EOF)
+		client_close(c, "client closed the connection");
+	else if (what & BEV_EVENT_ERROR)
+		client_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+}
+
+static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct client *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CL_CLOSING) {
+		client_close(c, "client did not read its last error in time");
+	} else if (c->state == CL_LOGIN) {
+		log_info("client %s: login timeout", c->addr);
+		client_disconnect(c, "08006",
+				  "client_login_timeout expired: the client did not complete its login in time");
+	}
+}
+
+/* ---- login: startup packet ---- */
+
+/* Forward a CancelRequest to the server of the client it names. */
+static void client_handle_cancel(struct client *c, uint32_t pid, uint32_t key)
+{
+	struct client *target = client_find_by_key(pid, key);
+
+	if (target == NULL) {
+		log_debug("client %s: cancel request for an unknown key", c->addr);
+	} else if (target->server == NULL) {
+		log_debug("client %s: cancel request for an idle session", c->addr);
+	} else {
+		log_debug("client %s: forwarding a cancel request", c->addr);
+		server_send_cancel(target->server);
+	}
+	client_close(c, "cancel request handled");
+}
+
+/* A single-byte answer to SSLRequest / GSSENCRequest. */
+static void client_refuse_encryption(struct client *c)
+{
+	if (!client_send(c, "N", 1))
+		client_close(c, "could not send");
+}
+
+static void client_authenticated(struct client *c);
+static void client_start_auth(struct client *c);
+static void client_handle_auth_msg(struct client *c);
+
+/* Take the startup parameters; false once the client has been disconnected. */
+static bool client_take_startup(struct client *c, const struct pq_startup *su)
+{
+	struct pq_cursor cur;
+	const char *name, *value, *unsupported[16];
+	int nunsupported = 0;
+	bool replication = false;
+
+	pq_cursor_init(&cur, su->params, su->params_len);
+	while (pq_startup_next(&cur, &name, &value)) {
+		if (strcmp(name, "user") == 0) {
+			free(c->user);
+			c->user = strdup(value);
+		} else if (strcmp(name, "database") == 0) {
+			free(c->dbname);
+			c->dbname = strdup(value);
+		} else if (strcmp(name, "replication") == 0) {
+			replication = strcasecmp(value, "false") != 0 && strcasecmp(value, "off") != 0 &&
+				      strcasecmp(value, "no") != 0 && strcmp(value, "0") != 0;
+		} else if (strncmp(name, "_pq_.", 5) == 0) {
+			/* protocol options: none supported, reported in NegotiateProtocolVersion */
+			if (nunsupported < 16)
+				unsupported[nunsupported++] = name;
+		} else if (!params_set(&c->startup, name, value)) {
+			client_disconnect(c, "53200", "out of memory");
+			return false;
+		}
+	}
+	if (c->user == NULL || c->user[0] == '\0') {
+		client_disconnect(c, "28000", "no PostgreSQL user name specified in startup packet");
+		return false;
+	}
+	if (c->dbname == NULL || c->dbname[0] == '\0') {
+		free(c->dbname);
+		c->dbname = strdup(c->user);
+	}
+	if (c->dbname == NULL) {
+		client_disconnect(c, "53200", "out of memory");
+		return false;
+	}
+	if (replication) {
+		client_disconnect(c, "0A000",
+				  "replication connections are not supported by pgcutover: connect to the database server directly");
+		return false;
+	}
+	/* a newer minor version or protocol options: tell the client what we speak */
+	if (PQ_PROTOCOL_MINOR(su->code) > 0 || nunsupported > 0) {
+		struct pq_buf b;
+
+		pq_buf_init(&b);
+		pq_build_negotiate_version(&b, 0, nunsupported, unsupported);
+		if (!client_send_buf(c, &b)) {
+			client_close(c, "could not send");
+			return false;
+		}
+	}
+	c->fingerprint = params_fingerprint(&c->startup, &c->fp_len);
+	if (c->fingerprint == NULL) {
+		client_disconnect(c, "53200", "out of memory");
+		return false;
+	}
+	return true;
+}
+
+/* Checks once the startup packet is known: database, limits.  False when disconnected. */
+static bool client_admit(struct client *c)
+{
+	if (rt.shutting_down) {
+		client_disconnect(c, "57P01", "pgcutover is shutting down");
+		return false;
+	}
+	if (rt.nclients > rt.cfg->max_client_conn) {
+		client_disconnect(c, "53300",
+				  "no more connections allowed: max_client_conn (%d) reached",
+				  rt.cfg->max_client_conn);
+		return false;
+	}
+	if (c->is_admin)
+		return true;
+	c->db = pool_find_db(c->dbname);
+	if (c->db == NULL) {
+		client_disconnect(c, "3D000", "database \"%s\" does not exist", c->dbname);
+		return false;
+	}
+	return true;
+}
+
+static void client_handle_startup(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	while (c->state == CL_LOGIN && c->auth_step == AUTH_STEP_STARTUP) {
+		size_t avail = evbuffer_get_length(in);
+		const uint8_t *pkt;
+		uint32_t len;
+		struct pq_startup su;
+		enum pq_status st;
+
+		if (avail < 4)
+			return;
+		pkt = evbuffer_pullup(in, 4);
+		if (pq_read_startup_len(pkt, 4, &len) != PQ_OK) {
+			client_disconnect(c, "08P01", "invalid length of startup packet");
+			return;
+		}
+		if (avail < len)
+			return; /* a packet split over several segments: wait for the rest */
+		pkt = evbuffer_pullup(in, len);
+		if (pkt == NULL) {
+			client_disconnect(c, "53200", "out of memory");
+			return;
+		}
+		st = pq_parse_startup(pkt, len, &su);
+		if (st == PQ_ERR_VERSION) {
+			client_disconnect(c, "0A000",
+					  "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
+					  PQ_PROTOCOL_MAJOR(su.code), PQ_PROTOCOL_MINOR(su.code));
+			return;
+		}
+		if (st != PQ_OK) {
+			client_disconnect(c, "08P01",
+					  "invalid startup packet layout: expected terminator as last byte");
+			return;
+		}
+		switch (su.code) {
+		case PQ_SSL_REQUEST_CODE:
+		case PQ_GSSENC_REQUEST_CODE: {
+			bool *done = su.code == PQ_SSL_REQUEST_CODE ? &c->ssl_done : &c->gss_done;
+
+			if (*done) {
+				client_disconnect(c, "08P01",
+						  "duplicate %s request: encryption was already negotiated on this connection",
+						  su.code == PQ_SSL_REQUEST_CODE ? "SSL" : "GSSAPI encryption");
+				return;
+			}
+			*done = true;
+			evbuffer_drain(in, len);
+			client_refuse_encryption(c);
+			continue;
+		}
+		case PQ_CANCEL_REQUEST_CODE:
+			evbuffer_drain(in, len);
+			client_handle_cancel(c, su.cancel_pid, su.cancel_key);
+			return;
+		default:
+			break;
+		}
+		if (!client_take_startup(c, &su))
+			return;
+		evbuffer_drain(in, len);
+		if (!client_admit(c))
+			return;
+		log_debug("client %s: login as %s to %s", c->addr, c->user, c->dbname);
+		client_start_auth(c);
+	}
+}
+
+static void client_handle_login(struct client *c)
+{
+	if (c->auth_step == AUTH_STEP_STARTUP)
+		client_handle_startup(c);
+	if (c->state == CL_LOGIN && c->auth_step != AUTH_STEP_STARTUP &&
+	    c->auth_step != AUTH_STEP_DONE)
+		client_handle_auth_msg(c);
+}
+
+/* ---- login: authentication ---- */
+
+static void client_password_failed(struct client *c)
+{
+	client_disconnect(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+}
+
+static bool client_send_auth(struct client *c, uint32_t code, const void *data, size_t len)
+{
+	struct pq_buf b;
+
+	pq_buf_init(&b);
+	pq_build_auth(&b, code, data, len);
+	return client_send_buf(c, &b);
+}
+
+/* Start SCRAM against the user's secret (or a mock one, which never matches). */
+static void client_start_scram(struct client *c, const char *secret)
+{
+	struct auth_scram_secret sec;
+	static const char *const mechs[] = {"SCRAM-SHA-256", NULL};
+	struct pq_buf b;
+	bool ok = false;
+
+	if (secret) {
+		switch (auth_secret_kind(secret)) {
+		case AUTH_SECRET_SCRAM:
+			ok = auth_scram_parse_secret(secret, &sec);
+			break;
+		case AUTH_SECRET_PLAIN: {
+			uint8_t salt[16];
+
+			ok = auth_random_bytes(salt, sizeof(salt)) &&
+			     auth_scram_secret_from_password(secret, salt, sizeof(salt),
+							     AUTH_SCRAM_DEFAULT_ITERATIONS, &sec);
+			break;
+		}
+		case AUTH_SECRET_MD5:
+			/* as in PostgreSQL, an MD5 hash cannot serve scram-sha-256 */
+			ok = false;
+			break;
+		}
+	}
+	if (!ok && !auth_scram_mock_secret(c->user, &sec)) {
+		client_disconnect(c, "XX000", "could not prepare SCRAM authentication");
+		return;
+	}
+	auth_scram_server_init(&c->scram, &sec);
+	c->scram_active = true;
+	pq_buf_init(&b);
+	pq_build_auth_sasl(&b, mechs);
+	if (!client_send_buf(c, &b)) {
+		client_close(c, "could not send");
+		return;
+	}
+	c->auth_step = AUTH_STEP_SCRAM_FIRST;
+}
+
+static void client_start_auth(struct client *c)
+{
+	const char *secret = userlist_secret(rt.users, c->user);
+	enum auth_type type = rt.cfg->auth_type;
+
+	if (type == AUTH_TRUST) {
+		client_authenticated(c);
+		return;
+	}
+	if (type == AUTH_MD5 && (secret == NULL || auth_secret_kind(secret) != AUTH_SECRET_SCRAM)) {
+		if (!auth_random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
+			client_disconnect(c, "XX000", "could not generate a random salt");
+			return;
+		}
+		if (!client_send_auth(c, PQ_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt))) {
+			client_close(c, "could not send");
+			return;
+		}
+		c->auth_step = AUTH_STEP_MD5;
+		return;
+	}
+	/* scram-sha-256, or md5 with a SCRAM secret (PostgreSQL does the same) */
+	client_start_scram(c, secret);
+}
+
+static void client_handle_auth_msg(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	uint8_t hdr[PQ_HEADER_SIZE], type;
+	const uint8_t *msg;
+	uint32_t len;
+	struct pq_cursor cur;
+	const char *err = NULL;
+	char *reply;
+
+	if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+		return;
+	if (pq_read_header(hdr, sizeof(hdr), &type, &len, CLIENT_AUTH_MSG_MAX) != PQ_OK ||
+	    type != 'p') {
+		if (type == 'X') {
+			client_close(c, "client gave up during authentication");
+			return;
+		}
+		client_disconnect(c, "08P01",
+				  "expected password response, got message type %d with length %u",
+				  (int)type, (unsigned)len);
+		return;
+	}
+	if (evbuffer_get_length(in) < (size_t)len + 1)
+		return;
+	msg = evbuffer_pullup(in, (ssize_t)len + 1);
+	if (msg == NULL) {
+		client_disconnect(c, "53200", "out of memory");
+		return;
+	}
+	pq_cursor_init(&cur, msg + PQ_HEADER_SIZE, len - 4);
+
+	switch (c->auth_step) {
+	case AUTH_STEP_MD5: {
+		const char *resp = pq_get_str(&cur);
+		const char *secret = userlist_secret(rt.users, c->user);
+
+		if (!pq_cursor_done(&cur)) {
+			client_disconnect(c, "08P01", "invalid password packet");
+			return;
+		}
+		if (secret == NULL || !auth_md5_verify(c->user, secret, c->md5_salt, resp)) {
+			client_password_failed(c);
+			return;
+		}
+		evbuffer_drain(in, len + 1);
+		client_authenticated(c);
+		return;
+	}
+	case AUTH_STEP_SCRAM_FIRST: {
+		const char *mech = pq_get_str(&cur);
+		int32_t dlen = pq_get_i32(&cur);
+		const uint8_t *data;
+
+		if (cur.failed || dlen < 0 || (size_t)dlen != pq_cursor_left(&cur)) {
+			client_disconnect(c, "08P01", "malformed SASLInitialResponse message");
+			return;
+		}
+		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+			client_disconnect(c, "28000",
+					  "client selected an invalid SASL authentication mechanism");
+			return;
+		}
+		data = pq_get_bytes(&cur, (size_t)dlen);
+		reply = auth_scram_server_first(&c->scram, (const char *)data, (size_t)dlen, &err);
+		if (reply == NULL) {
+			client_disconnect(c, "08P01", "%s", err ? err : "malformed SCRAM message");
+			return;
+		}
+		evbuffer_drain(in, len + 1);
+		if (!client_send_auth(c, PQ_AUTH_SASL_CONTINUE, reply, strlen(reply))) {
+			free(reply);
+			client_close(c, "could not send");
+			return;
+		}
+		free(reply);
+		c->auth_step = AUTH_STEP_SCRAM_FINAL;
+		return;
+	}
+	case AUTH_STEP_SCRAM_FINAL: {
+		bool wrong = false;
+		size_t dlen = pq_cursor_left(&cur);
+
+		reply = auth_scram_server_final(&c->scram, (const char *)pq_get_bytes(&cur, dlen), dlen,
+						&wrong, &err);
+		if (reply == NULL) {
+			if (wrong)
+				client_password_failed(c);
+			else
+				client_disconnect(c, "08P01", "%s", err ? err : "malformed SCRAM message");
+			return;
+		}
+		evbuffer_drain(in, len + 1);
+		if (!client_send_auth(c, PQ_AUTH_SASL_FINAL, reply, strlen(reply))) {
+			free(reply);
+			client_close(c, "could not send");
+			return;
+		}
+		free(reply);
+		client_authenticated(c);
+		return;
+	}
+	default:
+		client_disconnect(c, "08P01", "unexpected authentication message");
+		return;
+	}
+}
+
+/* Authentication passed: find the pool and wait for a server to welcome us. */
+static void client_authenticated(struct client *c)
+{
+	const uint8_t *key = NULL;
+
+	c->auth_step = AUTH_STEP_DONE;
+	if (c->scram_active) {
+		key = auth_scram_server_client_key(&c->scram);
+	}
+	if (c->is_admin) {
+		evtimer_del(c->timer);
+		admin_client_start(c);
+		return;
+	}
+	c->pool = pool_get(c->db, c->user);
+	if (c->pool == NULL) {
+		client_disconnect(c, "53200", "out of memory");
+		return;
+	}
+	if (key) {
+		memcpy(c->pool->client_key, key, sizeof(c->pool->client_key));
+		c->pool->have_client_key = true;
+	}
+	if (c->scram_active) {
+		auth_scram_server_free(&c->scram);
+		c->scram_active = false;
+	}
+	cancel_register(c);
+	client_set_state(c, CL_WAIT_LOGIN);
+	pool_request_server(c);
+}
+
+/* Tell the client every server parameter whose value it has not seen yet. */
+static bool client_sync_params(struct client *c, const struct params *server_params)
+{
+	struct pq_buf b;
+
+	pq_buf_init(&b);
+	for (size_t i = 0; i < server_params->count; i++) {
+		const char *name = server_params->names[i], *value = server_params->values[i];
+		const char *known = params_get(&c->reported, name);
+
+		if (known && strcmp(known, value) == 0)
+			continue;
+		pq_build_param_status(&b, name, value);
+		if (!params_set(&c->reported, name, value))
+			b.failed = true;
+	}
+	if (b.len == 0) {
+		pq_buf_free(&b);
+		return true;
+	}
+	return client_send_buf(c, &b);
+}
+
+void client_server_ready(struct client *c)
+{
+	struct server *s = c->server;
+	struct pq_buf b;
+
+	if (c->state == CL_WAIT_LOGIN) {
+		/* the welcome: AuthenticationOk, parameters, our key, ReadyForQuery */
+		evtimer_del(c->timer);
+		if (!client_send_auth(c, PQ_AUTH_OK, NULL, 0) || !client_sync_params(c, &s->reported)) {
+			client_close(c, "could not send");
+			return;
+		}
+		pq_buf_init(&b);
+		pq_build_backend_key(&b, c->cancel_pid, c->cancel_key);
+		pq_build_ready(&b, 'I');
+		if (!client_send_buf(c, &b)) {
+			client_close(c, "could not send");
+			return;
+		}
+		client_set_state(c, CL_ACTIVE);
+		log_debug("client %s: logged in as %s to %s", c->addr, c->user, c->dbname);
+		if (c->db->pool_mode == POOL_TRANSACTION) {
+			/* the server was only needed for its parameters */
+			client_drop_server(c);
+			client_set_state(c, CL_IDLE);
+		}
+	} else {
+		if (!client_sync_params(c, &s->reported)) {
+			client_close(c, "could not send");
+			return;
+		}
+		client_set_state(c, CL_ACTIVE);
+	}
+	/* anything the client sent meanwhile */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		if (c->state == CL_ACTIVE)
+			client_forward(c);
+		else if (c->state == CL_IDLE)
+			client_request_server(c);
+	}
+}
+
+/* An idle client (transaction pooling) sent something: it needs a server. */
+void client_request_server(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	uint8_t type;
+
+	if (evbuffer_get_length(in) == 0)
+		return;
+	if (evbuffer_copyout(in, &type, 1) == 1 && type == 'X') {
+		client_close(c, "client terminated the session");
+		return;
+	}
+	client_set_state(c, CL_WAIT);
+	pool_request_server(c);
+}
+
+/* ---- forwarding ---- */
+
+/* Move 'n' bytes of input to the server's output without copying when possible. */
+static void client_move(struct client *c, struct evbuffer *in, struct evbuffer *out, size_t n)
+{
+	if (n == 0)
+		return;
+	evbuffer_remove_buffer(in, out, n);
+	c->db->stats.bytes_in += n;
+}
+
+void client_forward(struct client *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct server *s = c->server;
+	struct evbuffer *out;
+	size_t avail, batch = 0, limit = (size_t)rt.cfg->conn_buffer_size;
+	uint32_t max = (uint32_t)rt.cfg->max_packet_size;
+
+	if (s == NULL || c->state != CL_ACTIVE)
+		return;
+	out = bufferevent_get_output(s->bev);
+	avail = evbuffer_get_length(in);
+
+	while (batch < avail) {
+		uint8_t hdr[PQ_HEADER_SIZE], type;
+		uint32_t len;
+		struct evbuffer_ptr pos;
+
+		if (evbuffer_get_length(out) + batch >= limit) {
+			/* the server is not reading fast enough: stop reading the client */
+			client_pause_reading(c);
+			break;
+		}
+		if (c->msg_left > 0) {
+			size_t n = avail - batch < c->msg_left ? avail - batch : c->msg_left;
+
+			batch += n;
+			c->msg_left -= (uint32_t)n;
+			continue;
+		}
+		if (avail - batch < PQ_HEADER_SIZE)
+			break;
+		evbuffer_ptr_set(in, &pos, batch, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &pos, hdr, sizeof(hdr));
+		if (pq_read_header(hdr, sizeof(hdr), &type, &len, max) != PQ_OK) {
+			client_move(c, in, out, batch);
+			client_disconnect(c, "08P01",
+					  "invalid message length %u for message type \"%c\" (must be 4 to %u)",
+					  (unsigned)len, type >= 32 && type < 127 ? type : '?', max);
+			return;
+		}
+		switch (type) {
+		case 'X':
+			/* Terminate: forward what came before, then end the session here */
+			client_move(c, in, out, batch);
+			client_close(c, "client terminated the session");
+			return;
+		case 'Q':
+		case 'F':
+		case 'S':
+			if (s->pending_syncs++ == 0)
+				s->query_start_us = rt_now_us();
+			if (s->xact_start_us == 0)
+				s->xact_start_us = s->query_start_us;
+			if (type == 'S')
+				s->unsynced = false;
+			c->db->stats.query_count++;
+			break;
+		case 'P':
+		case 'B':
+		case 'E':
+		case 'D':
+		case 'C':
+		case 'H':
+			s->unsynced = true;
+			break;
+		default:
+			break;
+		}
+		c->msg_left = 1 + len;
+	}
+	client_move(c, in, out, batch);
+	if (evbuffer_get_length(out) < limit)
+		client_resume_reading(c);
+}

@@ -1,0 +1,124 @@
+/*
+ * client.h - client connections: startup, authentication, and forwarding of
+ * the client's messages to its server.
+ *
+ * A client moves through explicit states, each with its own list; only
+ * client_set_state() moves it.  Every failure goes through client_disconnect(),
+ * which sends an ErrorResponse, logs and closes.
+ */
+#ifndef PGCUTOVER_CLIENT_H
+#define PGCUTOVER_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "proxy/auth_crypto.h"
+#include "proxy/list.h"
+#include "proxy/params.h"
+
+struct bufferevent;
+struct event;
+struct pool;
+struct server;
+struct database;
+
+enum client_state {
+	CL_LOGIN,      /* reading the startup packet or authenticating */
+	CL_WAIT_LOGIN, /* authenticated; waiting for a server to complete the welcome */
+	CL_IDLE,       /* logged in, no server linked (transaction pooling, between transactions) */
+	CL_WAIT,       /* has a request to send, waiting for a server */
+	CL_ACTIVE,     /* linked to a server, messages flow */
+	CL_CLOSING,    /* flushing a last message before the socket closes */
+	CL_FREE,       /* closed; on the reap list */
+};
+
+/* Where a client is in the authentication exchange. */
+enum client_auth_step {
+	AUTH_STEP_STARTUP,    /* no startup packet yet */
+	AUTH_STEP_MD5,        /* sent AuthenticationMD5Password */
+	AUTH_STEP_SCRAM_FIRST,/* sent AuthenticationSASL */
+	AUTH_STEP_SCRAM_FINAL,/* sent AuthenticationSASLContinue */
+	AUTH_STEP_DONE,
+};
+
+struct client {
+	struct list_node node;     /* on the list of its state */
+	enum client_state state;
+	struct bufferevent *bev;   /* the socket and its input/output buffers */
+	struct event *timer;       /* client_login_timeout, then the closing deadline */
+	char addr[64];             /* peer address for logs ("127.0.0.1:51234", "unix") */
+
+	char *user;                /* from the startup packet */
+	char *dbname;              /* from the startup packet (defaults to user) */
+	struct params startup;     /* every other startup parameter, as sent */
+	char *fingerprint;         /* params_fingerprint(&startup): which servers fit */
+	size_t fp_len;
+	struct params reported;    /* ParameterStatus values this client has been told */
+
+	struct database *db;
+	struct pool *pool;
+	struct server *server;     /* linked server while CL_ACTIVE */
+
+	enum client_auth_step auth_step;
+	bool ssl_done;             /* answered an SSLRequest already: a second one is refused */
+	bool gss_done;             /* answered a GSSENCRequest already */
+	uint8_t md5_salt[4];
+	struct auth_scram_server scram; /* SCRAM exchange state while authenticating */
+	bool scram_active;         /* 'scram' holds memory to free */
+
+	uint32_t cancel_pid;       /* BackendKeyData we gave the client */
+	uint32_t cancel_key;
+	struct client *cancel_next;/* chain in the cancel-key hash table */
+
+	uint32_t msg_left;         /* bytes of the current message still to forward */
+	uint64_t connect_time_us;
+	bool read_paused;          /* reading stopped because the server's output is full */
+	bool is_admin;             /* came in on the admin listener */
+};
+
+/* Accept a new client socket (listener callbacks: the proxy port, the admin port). */
+void client_accept(int fd, const struct sockaddr *sa, int salen);
+void client_accept_admin(int fd, const struct sockaddr *sa, int salen);
+
+const char *client_state_name(enum client_state st);
+
+/* Move a client to another state (and list); checks the transition. */
+void client_set_state(struct client *c, enum client_state st);
+
+/* A server was linked to a waiting client: send the welcome or the pending request. */
+void client_server_ready(struct client *c);
+
+/* An idle client (transaction pooling) has sent something: get it a server. */
+void client_request_server(struct client *c);
+
+/* Forward what the client has sent to its server (also called on backpressure release). */
+void client_forward(struct client *c);
+
+/*
+ * Send an ErrorResponse (FATAL) with this SQLSTATE and message, log it, and
+ * close the connection once the error is flushed.
+ */
+void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Close without sending anything (peer gone). */
+void client_close(struct client *c, const char *reason);
+
+/* Send bytes the proxy built itself. */
+bool client_send(struct client *c, const void *data, size_t len)
+	__attribute__((warn_unused_result));
+
+/* Stop reading from this client (its server cannot take more) / start again. */
+void client_pause_reading(struct client *c);
+void client_resume_reading(struct client *c);
+
+/* Free the clients closed since the last call (called by the reaper). */
+void client_reap_all(void);
+/* Find a client by the cancel key we gave it; NULL when unknown. */
+struct client *client_find_by_key(uint32_t pid, uint32_t key);
+
+/* How many bytes are queued towards the client. */
+size_t client_output_len(const struct client *c);
+
+#endif /* PGCUTOVER_CLIENT_H */

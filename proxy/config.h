@@ -1,0 +1,142 @@
+/*
+ * config.h - pgcutover's configuration: one struct config, loaded from the
+ * INI file by inih and swapped whole on reload.
+ *
+ * Loading never stops at the first problem: every error is collected with its
+ * line number so that `pgcutover --check` can print them all.  A config that
+ * has any error is never put in force.
+ */
+#ifndef PGCUTOVER_CONFIG_H
+#define PGCUTOVER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum pool_mode {
+	POOL_SESSION = 0,
+	POOL_TRANSACTION = 1,
+};
+
+enum auth_type {
+	AUTH_TRUST = 0,
+	AUTH_MD5 = 1,
+	AUTH_SCRAM = 2,
+};
+
+enum lag_method {
+	LAG_LSN = 0,
+	LAG_MARKER = 1,
+	LAG_NONE = 2,
+};
+
+/*
+ * Settings that live in [pgcutover] as defaults and may be overridden in each
+ * [database "name"] section.  Durations are in milliseconds, sizes in bytes.
+ */
+struct db_defaults {
+	char *control_user;        /* login used for lag, sequence and check queries */
+	int64_t drain_timeout_ms;  /* how long a switch waits for open transactions */
+	int64_t lag_timeout_ms;    /* how long a switch waits for replication */
+	int64_t max_switch_lag;    /* bytes; refuse to start a switch above it */
+	enum lag_method lag_method;
+	char *sequence_sync;       /* "all", "none" or a comma list of schema.sequence */
+	int64_t sequence_margin;   /* added to each source value when set on the target */
+	char *marker_table;        /* lag_method=marker: table to insert markers into */
+	int pool_size;             /* server connections per (database, user) */
+	enum pool_mode pool_mode;
+};
+
+/* One [database "name"] section. */
+struct db_config {
+	char *name;             /* the name clients put in dbname */
+	char *source;           /* libpq key=value conninfo of the source */
+	char *target;           /* libpq key=value conninfo of the target */
+	char *replication_slot; /* lag_method=lsn: slot on the source feeding the target; NULL when unset */
+	char *user;             /* optional: log in to backends as this user ...; NULL when unset */
+	char *password;         /* ... with this password, instead of the client's; NULL when unset */
+	struct db_defaults d;   /* the defaults with this section's overrides applied */
+	int line;               /* line of the section header, for messages */
+};
+
+struct config {
+	char *path;               /* absolute path of the file loaded */
+	char *dir;                /* its directory: relative paths are relative to it */
+
+	char *listen_addr;        /* comma list; "*" = all interfaces */
+	int listen_port;
+	char *unix_socket_dir;    /* "" = no unix socket */
+	char *admin_addr;
+	int admin_port;
+	char *admin_users;        /* comma list */
+	enum auth_type auth_type;
+	char *auth_file;          /* resolved to an absolute path */
+	enum pool_mode pool_mode;
+	int max_client_conn;
+	int default_pool_size;
+	char *state_dir;          /* resolved to an absolute path */
+	char *metrics_addr;
+	int metrics_port;         /* 0 = off */
+	char *log_file;           /* "" = stderr; resolved to an absolute path */
+	int64_t client_login_timeout_ms;  /* a client must finish logging in within this */
+	int64_t server_connect_timeout_ms;/* TCP connect + login to a backend */
+	int64_t shutdown_timeout_ms;      /* SIGTERM: how long clients may finish */
+	int64_t server_idle_timeout_ms;   /* close pooled server connections idle this long; 0 = never */
+	int64_t max_packet_size;          /* largest message accepted from either side */
+	int64_t conn_buffer_size;         /* per-direction output limit before backpressure */
+
+	struct db_defaults defaults;      /* [pgcutover] values of the overridable keys */
+
+	struct db_config *dbs;
+	size_t ndbs;
+};
+
+/* One problem found while loading. */
+struct config_error {
+	int line;       /* 0 when not tied to a line */
+	char *message;
+};
+
+struct config_errors {
+	struct config_error *items;
+	size_t count;
+};
+
+/*
+ * Load and validate 'path'.  Returns a new config, or NULL with every problem
+ * appended to 'errs' (each "path:line: message").  Never exits.
+ *
+ * 'errs' must be zero-initialised (or hold earlier errors, which are kept);
+ * release it with config_errors_free() whatever the result.  Paths in the
+ * returned config are absolute; every string is malloc'd and owned by it.
+ */
+struct config *config_load(const char *path, struct config_errors *errs);
+void config_free(struct config *cfg);
+void config_errors_free(struct config_errors *errs);
+
+/* Lookup by the name clients use; NULL when there is no such section. */
+const struct db_config *config_find_db(const struct config *cfg, const char *name);
+
+/* True when 'user' is in the comma list admin_users. */
+bool config_is_admin(const struct config *cfg, const char *user);
+
+/* Parse "10s", "250ms", "2min", "1h", plain number = seconds. */
+bool config_parse_duration(const char *s, int64_t *out_ms);
+/* Parse "64MB", "512kB", "1GB", plain number = bytes. */
+bool config_parse_size(const char *s, int64_t *out_bytes);
+
+/* Human-readable name of an enum value, for SHOW CONFIG and logs. */
+const char *config_pool_mode_name(enum pool_mode m);
+const char *config_auth_type_name(enum auth_type t);
+const char *config_lag_method_name(enum lag_method m);
+
+/*
+ * Calls emit(arg, key, value) once for each [pgcutover] key, in the order of
+ * the documentation, with its value in force as text: durations as "10s" or
+ * "250ms", sizes as "64MB" or plain bytes, enums by name, paths resolved.
+ * For SHOW CONFIG; 'value' is only valid during the call.
+ */
+void config_dump(const struct config *cfg,
+		 void (*emit)(void *arg, const char *key, const char *value), void *arg);
+
+#endif /* PGCUTOVER_CONFIG_H */

@@ -1,0 +1,127 @@
+/*
+ * params.c - name/value lists and their canonical fingerprint.
+ */
+#include "proxy/params.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/types.h>
+
+void params_init(struct params *p)
+{
+	memset(p, 0, sizeof(*p));
+}
+
+void params_free(struct params *p)
+{
+	for (size_t i = 0; i < p->count; i++) {
+		free(p->names[i]);
+		free(p->values[i]);
+	}
+	free(p->names);
+	free(p->values);
+	params_init(p);
+}
+
+static ssize_t params_find(const struct params *p, const char *name)
+{
+	for (size_t i = 0; i < p->count; i++)
+		if (strcasecmp(p->names[i], name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+const char *params_get(const struct params *p, const char *name)
+{
+	ssize_t i = params_find(p, name);
+
+	return i < 0 ? NULL : p->values[i];
+}
+
+bool params_set(struct params *p, const char *name, const char *value)
+{
+	ssize_t i = params_find(p, name);
+	char *v = strdup(value);
+
+	if (v == NULL)
+		return false;
+	if (i >= 0) {
+		free(p->values[i]);
+		p->values[i] = v;
+		return true;
+	}
+	if (p->count == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 16;
+		char **n = realloc(p->names, cap * sizeof(*n));
+
+		if (n == NULL)
+			goto fail;
+		p->names = n;
+		n = realloc(p->values, cap * sizeof(*n));
+		if (n == NULL)
+			goto fail;
+		p->values = n;
+		p->cap = cap;
+	}
+	p->names[p->count] = strdup(name);
+	if (p->names[p->count] == NULL)
+		goto fail;
+	p->values[p->count++] = v;
+	return true;
+fail:
+	free(v);
+	return false;
+}
+
+bool params_copy(struct params *dst, const struct params *src)
+{
+	for (size_t i = 0; i < src->count; i++)
+		if (!params_set(dst, src->names[i], src->values[i]))
+			return false;
+	return true;
+}
+
+static const struct params *sort_src;
+
+static int cmp_index(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return strcmp(sort_src->names[x], sort_src->names[y]);
+}
+
+char *params_fingerprint(const struct params *p, size_t *len_out)
+{
+	size_t *order, len = 0, off = 0;
+	char *out;
+
+	order = malloc((p->count ? p->count : 1) * sizeof(*order));
+	if (order == NULL)
+		return NULL;
+	for (size_t i = 0; i < p->count; i++) {
+		order[i] = i;
+		len += strlen(p->names[i]) + strlen(p->values[i]) + 2;
+	}
+	sort_src = p;
+	qsort(order, p->count, sizeof(*order), cmp_index);
+	out = malloc(len + 1);
+	if (out == NULL) {
+		free(order);
+		return NULL;
+	}
+	for (size_t i = 0; i < p->count; i++) {
+		size_t n = strlen(p->names[order[i]]), v = strlen(p->values[order[i]]);
+
+		memcpy(out + off, p->names[order[i]], n);
+		off += n;
+		out[off++] = '=';
+		memcpy(out + off, p->values[order[i]], v);
+		off += v;
+		out[off++] = '\0';
+	}
+	out[off] = '\0';
+	free(order);
+	*len_out = off;
+	return out;
+}

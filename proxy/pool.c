@@ -1,0 +1,380 @@
+/*
+ * pool.c - databases, pools, and the matching of clients with servers.
+ *
+ * A server connection carries the startup parameters it was opened with (its
+ * fingerprint).  It is handed only to a client whose startup parameters are
+ * the same, so a client's session always starts exactly as if it had
+ * connected directly: RESET of any startup setting returns the client's own
+ * value.  When the pool is full and the only idle servers were opened for
+ * other parameters, one of them is closed and a new one opened.
+ */
+#include "proxy/pool.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+
+/* ---- conninfo ---- */
+
+void pool_free_addr(struct backend_addr *a)
+{
+	free(a->host);
+	free(a->dbname);
+	free(a->user);
+	free(a->password);
+	free(a->sslmode);
+	memset(a, 0, sizeof(*a));
+}
+
+static char *dup_nonempty(const char *s)
+{
+	return s && s[0] ? strdup(s) : NULL;
+}
+
+bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf,
+			 size_t errlen)
+{
+	PQconninfoOption *opts, *o;
+	char *err = NULL;
+	const char *host = NULL, *hostaddr = NULL, *port = NULL;
+	bool ok = true;
+
+	memset(out, 0, sizeof(*out));
+	/* PQconninfoParse only parses: it does no I/O and no lookup */
+	opts = PQconninfoParse(conninfo, &err);
+	if (opts == NULL) {
+		snprintf(errbuf, errlen, "invalid connection string \"%s\": %s", conninfo,
+			 err ? err : "out of memory");
+		PQfreemem(err);
+		return false;
+	}
+	for (o = opts; o->keyword; o++) {
+		if (o->val == NULL || o->val[0] == '\0')
+			continue;
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		else if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+		else if (strcmp(o->keyword, "port") == 0)
+			port = o->val;
+		else if (strcmp(o->keyword, "dbname") == 0)
+			out->dbname = strdup(o->val);
+		else if (strcmp(o->keyword, "user") == 0)
+			out->user = strdup(o->val);
+		else if (strcmp(o->keyword, "password") == 0)
+			out->password = strdup(o->val);
+		else if (strcmp(o->keyword, "sslmode") == 0)
+			out->sslmode = strdup(o->val);
+	}
+	/* hostaddr wins for the connection, as in libpq */
+	out->host = dup_nonempty(hostaddr ? hostaddr : host);
+	if (out->host == NULL)
+		out->host = strdup("/var/run/postgresql");
+	if (strchr(out->host, ',')) {
+		snprintf(errbuf, errlen, "connection string \"%s\": several hosts are not supported",
+			 conninfo);
+		ok = false;
+	}
+	out->port = 5432;
+	if (port) {
+		char *end;
+		long p = strtol(port, &end, 10);
+
+		if (*end != '\0' || p < 1 || p > 65535) {
+			snprintf(errbuf, errlen, "connection string \"%s\": invalid port \"%s\"",
+				 conninfo, port);
+			ok = false;
+		}
+		out->port = (int)p;
+	}
+	if (out->sslmode && strcmp(out->sslmode, "disable") != 0 &&
+	    strcmp(out->sslmode, "allow") != 0 && strcmp(out->sslmode, "prefer") != 0) {
+		snprintf(errbuf, errlen,
+			 "connection string \"%s\": sslmode \"%s\" needs TLS to the server, which this version does not support yet",
+			 conninfo, out->sslmode);
+		ok = false;
+	}
+	PQconninfoFree(opts);
+	if (!ok)
+		pool_free_addr(out);
+	return ok;
+}
+
+/* ---- databases ---- */
+
+struct database *pool_find_db(const char *name)
+{
+	struct list_node *n;
+
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (!db->removed && strcmp(db->name, name) == 0)
+			return db;
+	}
+	return NULL;
+}
+
+static struct database *find_any_db(const char *name)
+{
+	struct list_node *n;
+
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (strcmp(db->name, name) == 0)
+			return db;
+	}
+	return NULL;
+}
+
+bool pool_apply_config(char *errbuf, size_t errlen)
+{
+	const struct config *cfg = rt.cfg;
+	struct backend_addr (*addrs)[2];
+	struct list_node *n;
+
+	/* parse every conninfo first, so a bad one changes nothing */
+	addrs = calloc(cfg->ndbs ? cfg->ndbs : 1, sizeof(*addrs));
+	if (addrs == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < cfg->ndbs; i++) {
+		char e[512];
+
+		if (!pool_parse_conninfo(cfg->dbs[i].source, &addrs[i][SIDE_SOURCE], e, sizeof(e)) ||
+		    !pool_parse_conninfo(cfg->dbs[i].target, &addrs[i][SIDE_TARGET], e, sizeof(e))) {
+			snprintf(errbuf, errlen, "database \"%s\": %s", cfg->dbs[i].name, e);
+			for (size_t j = 0; j <= i; j++) {
+				pool_free_addr(&addrs[j][SIDE_SOURCE]);
+				pool_free_addr(&addrs[j][SIDE_TARGET]);
+			}
+			free(addrs);
+			return false;
+		}
+	}
+	/* sections that went away: existing sessions go on, new clients are refused */
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		db->cfg = NULL;
+		db->removed = true;
+	}
+	for (size_t i = 0; i < cfg->ndbs; i++) {
+		const struct db_config *dc = &cfg->dbs[i];
+		struct database *db = find_any_db(dc->name);
+
+		if (db == NULL) {
+			db = calloc(1, sizeof(*db));
+			if (db == NULL || (db->name = strdup(dc->name)) == NULL) {
+				free(db);
+				snprintf(errbuf, errlen, "out of memory");
+				pool_free_addr(&addrs[i][SIDE_SOURCE]);
+				pool_free_addr(&addrs[i][SIDE_TARGET]);
+				continue;
+			}
+			list_init(&db->pools);
+			db->route = SIDE_SOURCE;
+			list_append(&rt.databases, &db->node);
+		} else {
+			pool_free_addr(&db->addr[SIDE_SOURCE]);
+			pool_free_addr(&db->addr[SIDE_TARGET]);
+		}
+		db->addr[SIDE_SOURCE] = addrs[i][SIDE_SOURCE];
+		db->addr[SIDE_TARGET] = addrs[i][SIDE_TARGET];
+		db->cfg = dc;
+		db->removed = false;
+		db->pool_size = dc->d.pool_size;
+		db->pool_mode = dc->d.pool_mode;
+	}
+	free(addrs);
+	/* a larger pool may serve waiting clients now */
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct list_node *p;
+
+		list_for_each(p, &db->pools)
+			pool_service(list_entry(p, struct pool, node));
+	}
+	return true;
+}
+
+/* ---- pools ---- */
+
+struct pool *pool_get(struct database *db, const char *user)
+{
+	struct list_node *n;
+	struct pool *pool;
+
+	list_for_each(n, &db->pools) {
+		pool = list_entry(n, struct pool, node);
+		if (strcmp(pool->user, user) == 0)
+			return pool;
+	}
+	pool = calloc(1, sizeof(*pool));
+	if (pool == NULL || (pool->user = strdup(user)) == NULL) {
+		free(pool);
+		return NULL;
+	}
+	pool->db = db;
+	list_init(&pool->idle_servers);
+	list_init(&pool->active_servers);
+	list_init(&pool->new_servers);
+	list_init(&pool->waiting_clients);
+	list_init(&pool->active_clients);
+	list_init(&pool->idle_clients);
+	list_append(&db->pools, &pool->node);
+	return pool;
+}
+
+void pool_request_server(struct client *c)
+{
+	pool_service(c->pool);
+}
+
+static bool same_fp(const struct server *s, const struct client *c)
+{
+	return s->fingerprint && s->fp_len == c->fp_len &&
+	       memcmp(s->fingerprint, c->fingerprint, c->fp_len) == 0;
+}
+
+/* The first waiting client whose startup parameters this server was opened with. */
+static struct client *first_waiter_for(struct pool *pool, const struct server *s)
+{
+	struct list_node *n;
+
+	list_for_each(n, &pool->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (same_fp(s, c))
+			return c;
+	}
+	return NULL;
+}
+
+/* Link idle servers to waiting clients; true when it linked one. */
+static bool pool_assign_one(struct pool *pool)
+{
+	struct list_node *n;
+
+	list_for_each(n, &pool->idle_servers) {
+		struct server *s = list_entry(n, struct server, node);
+		struct client *c;
+
+		if (s->side != pool->db->route)
+			continue;
+		c = first_waiter_for(pool, s);
+		if (c == NULL)
+			continue;
+		server_link(s, c);
+		client_server_ready(c);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Open servers for the clients still waiting: each waiting client is covered
+ * by a server that is being opened or reset for its parameters, or gets a new
+ * one while the pool has room, or one that replaces an idle server nobody
+ * waits for.
+ */
+static void pool_launch_needed(struct pool *pool)
+{
+	struct list_node *n, *m;
+	unsigned gen = ++pool->claim_gen;
+
+	list_for_each(n, &pool->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+		struct server *s = NULL;
+		bool covered = false;
+
+		list_for_each(m, &pool->new_servers) {
+			s = list_entry(m, struct server, node);
+			if (s->claim_gen != gen && same_fp(s, c) && s->side == pool->db->route) {
+				s->claim_gen = gen;
+				covered = true;
+				break;
+			}
+		}
+		if (covered)
+			continue;
+		if (pool->nservers >= pool->db->pool_size) {
+			/* full: an idle server opened for other parameters makes room */
+			struct list_node *first = list_first(&pool->idle_servers);
+
+			if (first == NULL)
+				break;
+			server_close(list_entry(first, struct server, node),
+				     "replaced by a server for other startup parameters");
+		}
+		s = server_launch(pool, &c->startup, c->fingerprint, c->fp_len);
+		if (s == NULL) {
+			log_error("pool %s/%s: could not open a server connection: out of memory",
+				  pool->db->name, pool->user);
+			break;
+		}
+		s->claim_gen = gen;
+	}
+}
+
+void pool_service(struct pool *pool)
+{
+	if (rt.exiting)
+		return;
+	if (pool->in_service) {
+		pool->service_again = true;
+		return;
+	}
+	pool->in_service = true;
+	do {
+		pool->service_again = false;
+		while (pool_assign_one(pool))
+			;
+		pool_launch_needed(pool);
+	} while (pool->service_again);
+	pool->in_service = false;
+}
+
+void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len,
+		       const char *sqlstate, const char *message)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &pool->waiting_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (fingerprint && c->fp_len == fp_len && memcmp(c->fingerprint, fingerprint, fp_len) == 0)
+			client_disconnect(c, sqlstate, "%s", message);
+	}
+}
+
+void pool_free_all(void)
+{
+	struct list_node *n, *tmp, *p, *ptmp;
+
+	list_for_each_safe(n, tmp, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		list_for_each_safe(p, ptmp, &db->pools) {
+			struct pool *pool = list_entry(p, struct pool, node);
+
+			list_remove(&pool->node);
+			free(pool->user);
+			free(pool);
+		}
+		list_remove(&db->node);
+		pool_free_addr(&db->addr[SIDE_SOURCE]);
+		pool_free_addr(&db->addr[SIDE_TARGET]);
+		free(db->name);
+		free(db);
+	}
+}

@@ -1,0 +1,103 @@
+/*
+ * pool.h - databases, their routes, and the server connection pools.
+ *
+ * A struct database is one [database "name"] section: where its source and
+ * target are and which side it is routed to.  A struct pool holds the server
+ * connections of one (database, user) pair and the clients of that pair, each
+ * on the list of its state.  pool_service() is the single place that hands
+ * idle servers to waiting clients and opens new server connections.
+ */
+#ifndef PGCUTOVER_POOL_H
+#define PGCUTOVER_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "proxy/list.h"
+
+struct client;
+struct server;
+struct db_config;
+
+enum route_side {
+	SIDE_SOURCE = 0,
+	SIDE_TARGET = 1,
+};
+
+/* Where one side of a database is, parsed from its libpq-style conninfo. */
+struct backend_addr {
+	char *host;     /* host name, IP address, or unix socket directory (starts with '/') */
+	int port;
+	char *dbname;   /* database name on that server */
+	char *user;     /* optional: log in as this user instead of the client's */
+	char *password; /* optional: with this password */
+	char *sslmode;  /* kept for the TLS work; only disable/allow/prefer work for now */
+};
+
+/* Per-database counters behind SHOW STATS and the metrics. */
+struct db_stats {
+	uint64_t xact_count;    /* transactions completed (ReadyForQuery 'I' after work) */
+	uint64_t query_count;   /* Query and Sync messages sent to servers */
+	uint64_t bytes_in;      /* bytes received from clients */
+	uint64_t bytes_out;     /* bytes sent to clients */
+	uint64_t xact_time_us;  /* summed transaction time */
+	uint64_t query_time_us; /* summed query time */
+};
+
+struct database {
+	struct list_node node;        /* in rt.databases */
+	char *name;                   /* the name clients put in dbname */
+	const struct db_config *cfg;  /* its section in rt.cfg; refreshed on reload */
+	struct backend_addr addr[2];  /* indexed by enum route_side */
+	enum route_side route;        /* the side new server connections go to */
+	struct list_node pools;       /* struct pool of this database */
+	bool removed;                 /* dropped from the config: refuse new clients */
+	int pool_size;                /* from the config in force (kept if the section goes) */
+	int pool_mode;                /* enum pool_mode, likewise */
+	struct db_stats stats;
+};
+
+struct pool {
+	struct list_node node;          /* in db->pools */
+	struct database *db;
+	char *user;                     /* the client user this pool serves */
+	struct list_node idle_servers;  /* SV_IDLE: logged in, clean, unlinked */
+	struct list_node active_servers;/* SV_ACTIVE: linked to a client */
+	struct list_node new_servers;   /* SV_CONNECT, SV_LOGIN, SV_RESET: not usable yet */
+	struct list_node waiting_clients; /* CL_WAIT_LOGIN and CL_WAIT, in arrival order */
+	struct list_node active_clients;  /* CL_ACTIVE: linked to a server */
+	struct list_node idle_clients;    /* CL_IDLE: logged in, no server (transaction pooling) */
+	int nservers;                   /* servers in any state, bounded by the pool size */
+	int nclients;                   /* clients in any of the lists above */
+	uint8_t client_key[32];         /* SCRAM ClientKey recovered from a client's login, */
+	bool have_client_key;           /* used to log in to servers with a SCRAM secret */
+	unsigned claim_gen;             /* current pool_service() pass (see server.claim_gen) */
+	bool in_service;                /* pool_service() is running: do not recurse */
+	bool service_again;             /* something changed meanwhile: run another pass */
+};
+
+/* Create the databases of rt.cfg, or refresh them after a reload. */
+bool pool_apply_config(char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+/* Parse a conninfo string; false with a message in errbuf. */
+bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf,
+			 size_t errlen) __attribute__((warn_unused_result));
+void pool_free_addr(struct backend_addr *a);
+
+struct database *pool_find_db(const char *name);
+/* The pool of (db, user), created on first use; NULL when out of memory. */
+struct pool *pool_get(struct database *db, const char *user);
+
+/* A client needs a server: queue it and let pool_service() find one. */
+void pool_request_server(struct client *c);
+/*
+ * Hand idle servers to waiting clients, open new servers where the pool has
+ * room, replace idle servers opened with other startup parameters.
+ */
+void pool_service(struct pool *pool);
+/* A server failed to log in: fail the clients waiting for it. */
+void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len,
+		       const char *sqlstate, const char *message);
+/* Free every database and pool (at exit; clients and servers are gone). */
+void pool_free_all(void);
+
+#endif /* PGCUTOVER_POOL_H */

@@ -1,0 +1,142 @@
+/*
+ * runtime.c - the process-wide state and the reaper.
+ */
+#include "proxy/runtime.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "proxy/config.h"
+#include "proxy/listener.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/userlist.h"
+
+struct runtime rt;
+
+uint64_t rt_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+void rt_schedule_reap(void)
+{
+	/* event_active runs the reaper after the callbacks of this iteration */
+	if (rt.reaper && !event_pending(rt.reaper, EV_TIMEOUT, NULL))
+		event_active(rt.reaper, EV_TIMEOUT, 0);
+}
+
+/* Load a config plus what it names (userlist, conninfo strings); print errors. */
+struct config *rt_load_config(const char *path, struct userlist **users, bool to_log)
+{
+	struct config_errors errs = {0};
+	struct config *cfg = config_load(path, &errs);
+	char *uerr = NULL;
+	bool ok = cfg != NULL;
+
+	for (size_t i = 0; i < errs.count; i++) {
+		if (to_log)
+			log_error("%s", errs.items[i].message);
+		else
+			fprintf(stderr, "%s\n", errs.items[i].message);
+	}
+	config_errors_free(&errs);
+	if (cfg) {
+		/* conninfo strings are checked here too, so --check catches them */
+		for (size_t i = 0; i < cfg->ndbs; i++) {
+			const char *sides[2] = {cfg->dbs[i].source, cfg->dbs[i].target};
+
+			for (int k = 0; k < 2; k++) {
+				struct backend_addr a;
+				char e[512];
+
+				if (pool_parse_conninfo(sides[k], &a, e, sizeof(e))) {
+					pool_free_addr(&a);
+					continue;
+				}
+				ok = false;
+				if (to_log)
+					log_error("%s:%d: %s", cfg->path, cfg->dbs[i].line, e);
+				else
+					fprintf(stderr, "%s:%d: %s\n", cfg->path, cfg->dbs[i].line, e);
+			}
+		}
+		*users = userlist_load(cfg->auth_file, &uerr);
+		if (*users == NULL) {
+			ok = false;
+			if (to_log)
+				log_error("%s", uerr ? uerr : "could not load auth_file");
+			else
+				fprintf(stderr, "%s\n", uerr ? uerr : "could not load auth_file");
+			free(uerr);
+		}
+	}
+	if (!ok) {
+		if (cfg && *users)
+			userlist_free(*users);
+		*users = NULL;
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+bool rt_reload(char *errbuf, size_t errlen)
+{
+	struct userlist *users = NULL;
+	struct config *cfg = rt_load_config(rt.cfg->path, &users, true), *old = rt.cfg;
+	char err[512];
+
+	if (cfg == NULL) {
+		log_error("configuration reload failed: keeping the old configuration");
+		snprintf(errbuf, errlen, "configuration reload failed: see the log; the old configuration is kept");
+		return false;
+	}
+	rt.cfg = cfg;
+	if (!pool_apply_config(err, sizeof(err))) {
+		rt.cfg = old;
+		config_free(cfg);
+		userlist_free(users);
+		log_error("configuration reload failed: %s: keeping the old configuration", err);
+		snprintf(errbuf, errlen, "configuration reload failed: %s", err);
+		return false;
+	}
+	if (strcmp(old->listen_addr, cfg->listen_addr) != 0 || old->listen_port != cfg->listen_port ||
+	    old->admin_port != cfg->admin_port || strcmp(old->admin_addr, cfg->admin_addr) != 0 ||
+	    strcmp(old->unix_socket_dir, cfg->unix_socket_dir) != 0)
+		log_warning("listen addresses changed: they take effect at the next restart");
+	if (strcmp(old->log_file, cfg->log_file) != 0 && !log_open(cfg->log_file))
+		log_error("could not open log_file \"%s\": %s", cfg->log_file, strerror(errno));
+	userlist_free(rt.users);
+	rt.users = users;
+	config_free(old);
+	log_info("configuration reloaded from %s", cfg->path);
+	return true;
+}
+
+void rt_begin_shutdown(void)
+{
+	struct timeval tv;
+
+	if (rt.shutting_down)
+		return;
+	rt.shutting_down = true;
+	listener_stop();
+	log_info("shutting down: waiting up to %lld ms for %d clients to finish",
+		 (long long)rt.cfg->shutdown_timeout_ms, rt.nclients);
+	if (rt.nclients == 0) {
+		event_base_loopbreak(rt.base);
+		return;
+	}
+	tv.tv_sec = rt.cfg->shutdown_timeout_ms / 1000;
+	tv.tv_usec = (rt.cfg->shutdown_timeout_ms % 1000) * 1000;
+	event_add(rt.shutdown_timer, &tv);
+}
+

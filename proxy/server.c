@@ -1,0 +1,1017 @@
+/*
+ * server.c - server connections.
+ *
+ * A server connection is opened by pool_service() for the startup parameters
+ * of the client that needs it: it connects (resolving host names with evdns,
+ * never blocking the loop), sends a StartupMessage carrying exactly those
+ * parameters, and answers the server's authentication request with the
+ * credentials of its pool's user.  Once logged in it is SV_IDLE in its pool;
+ * linked to a client it is SV_ACTIVE and its messages are forwarded in batches
+ * like the client's (see client.c).  When its client leaves, a clean server
+ * runs DISCARD ALL (session pooling) and goes back to the pool; a server in
+ * the middle of anything is closed rather than risk handing dirty state on.
+ */
+#include "proxy/server.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "protocol/pq.h"
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/runtime.h"
+#include "proxy/userlist.h"
+
+/* Largest message accepted from a server during login (parameters, errors). */
+#define SERVER_LOGIN_MSG_MAX (1024 * 1024)
+/* Largest ParameterStatus tracked while forwarding; larger ones pass untracked. */
+#define SERVER_PARAM_MSG_MAX 8192
+/* A cancel connection that gets no answer is dropped after this long. */
+#define SERVER_CANCEL_TIMEOUT_SEC 10
+
+static struct list_node reap_servers = {&reap_servers, &reap_servers};
+
+static void server_read_cb(struct bufferevent *bev, void *arg);
+static void server_write_cb(struct bufferevent *bev, void *arg);
+static void server_event_cb(struct bufferevent *bev, short what, void *arg);
+static void server_timer_cb(evutil_socket_t fd, short what, void *arg);
+
+static const char *const state_names[] = {
+	[SV_CONNECT] = "connect", [SV_LOGIN] = "login", [SV_IDLE] = "idle",
+	[SV_ACTIVE] = "active",   [SV_RESET] = "reset", [SV_FREE] = "free",
+};
+
+const char *server_state_name(enum server_state st)
+{
+	return state_names[st];
+}
+
+static struct list_node *server_state_list(struct server *s, enum server_state st)
+{
+	switch (st) {
+	case SV_CONNECT:
+	case SV_LOGIN:
+	case SV_RESET:
+		return &s->pool->new_servers;
+	case SV_IDLE:
+		return &s->pool->idle_servers;
+	case SV_ACTIVE:
+		return &s->pool->active_servers;
+	case SV_FREE:
+		return &reap_servers;
+	}
+	return NULL;
+}
+
+static bool server_transition_ok(enum server_state from, enum server_state to)
+{
+	if (to == SV_FREE)
+		return from != SV_FREE;
+	switch (from) {
+	case SV_CONNECT:
+		return to == SV_LOGIN;
+	case SV_LOGIN:
+		return to == SV_IDLE;
+	case SV_IDLE:
+		return to == SV_ACTIVE;
+	case SV_ACTIVE:
+		return to == SV_IDLE || to == SV_RESET;
+	case SV_RESET:
+		return to == SV_IDLE;
+	default:
+		return false;
+	}
+}
+
+void server_set_state(struct server *s, enum server_state st)
+{
+	if (!server_transition_ok(s->state, st))
+		log_error("server %s: illegal state change %s -> %s", s->label, state_names[s->state],
+			  state_names[st]);
+	if (list_linked(&s->node))
+		list_remove(&s->node);
+	if (s->state == SV_IDLE && st != SV_IDLE)
+		evtimer_del(s->timer);
+	s->state = st;
+	list_append(server_state_list(s, st), &s->node);
+	if (st == SV_IDLE) {
+		s->idle_since_us = rt_now_us();
+		if (rt.cfg->server_idle_timeout_ms > 0) {
+			struct timeval tv = {rt.cfg->server_idle_timeout_ms / 1000,
+					     (rt.cfg->server_idle_timeout_ms % 1000) * 1000};
+
+			evtimer_add(s->timer, &tv);
+		}
+	}
+}
+
+/* ---- lifecycle ---- */
+
+static void set_timer_ms(struct event *ev, int64_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_add(ev, &tv);
+}
+
+/* Build the sockaddr for a unix-socket backend: DIR/.s.PGSQL.PORT. */
+static bool unix_addr(const struct backend_addr *a, struct sockaddr_un *sun)
+{
+	memset(sun, 0, sizeof(*sun));
+	sun->sun_family = AF_UNIX;
+	return snprintf(sun->sun_path, sizeof(sun->sun_path), "%s/.s.PGSQL.%d", a->host, a->port) <
+	       (int)sizeof(sun->sun_path);
+}
+
+struct server *server_launch(struct pool *pool, const struct params *startup,
+			     const char *fingerprint, size_t fp_len)
+{
+	struct database *db = pool->db;
+	const struct backend_addr *a;
+	struct server *s;
+	size_t limit = (size_t)rt.cfg->conn_buffer_size;
+	int rc;
+
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	list_init(&s->node);
+	params_init(&s->startup);
+	params_init(&s->reported);
+	s->pool = pool;
+	s->side = db->route;
+	a = &db->addr[s->side];
+	s->fingerprint = malloc(fp_len + 1);
+	s->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	s->timer = evtimer_new(rt.base, server_timer_cb, s);
+	if (s->fingerprint == NULL || s->bev == NULL || s->timer == NULL ||
+	    !params_copy(&s->startup, startup)) {
+		if (s->bev)
+			bufferevent_free(s->bev);
+		if (s->timer)
+			event_free(s->timer);
+		params_free(&s->startup);
+		free(s->fingerprint);
+		free(s);
+		return NULL;
+	}
+	memcpy(s->fingerprint, fingerprint, fp_len);
+	s->fingerprint[fp_len] = '\0';
+	s->fp_len = fp_len;
+	snprintf(s->label, sizeof(s->label), "%s/%s@%s:%d", db->name, pool->user, a->host, a->port);
+
+	s->state = SV_CONNECT;
+	list_append(&pool->new_servers, &s->node);
+	pool->nservers++;
+
+	bufferevent_setwatermark(s->bev, EV_READ, 0, limit);
+	bufferevent_setwatermark(s->bev, EV_WRITE, limit / 2, 0);
+	bufferevent_setcb(s->bev, server_read_cb, server_write_cb, server_event_cb, s);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	set_timer_ms(s->timer, rt.cfg->server_connect_timeout_ms);
+
+	log_debug("server %s: connecting", s->label);
+	if (a->host[0] == '/') {
+		struct sockaddr_un sun;
+
+		if (!unix_addr(a, &sun)) {
+			rc = -1;
+		} else {
+			rc = bufferevent_socket_connect(s->bev, (struct sockaddr *)&sun, sizeof(sun));
+		}
+	} else {
+		/* numeric addresses connect at once; names resolve through evdns */
+		rc = bufferevent_socket_connect_hostname(s->bev, rt.dns, AF_UNSPEC, a->host, a->port);
+	}
+	if (rc != 0) {
+		/* the error event was not delivered: report through the same path later */
+		log_warning("server %s: could not start connecting", s->label);
+		event_active(s->timer, EV_TIMEOUT, 0);
+	}
+	return s;
+}
+
+void server_close(struct server *s, const char *reason)
+{
+	struct client *c = s->client;
+	struct pool *pool = s->pool;
+
+	if (s->state == SV_FREE)
+		return;
+	log_debug("server %s: closing: %s", s->label, reason);
+	if (c) {
+		s->client = NULL;
+		c->server = NULL;
+		client_disconnect(c, "08006",
+				  "server connection for database \"%s\" was lost: %s", pool->db->name,
+				  reason);
+	}
+	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+	evtimer_del(s->timer);
+	server_set_state(s, SV_FREE);
+	pool->nservers--;
+	rt_schedule_reap();
+	pool_service(pool);
+}
+
+/* Close politely: Terminate first, so the server logs no "unexpected EOF". */
+static void server_terminate(struct server *s, const char *reason)
+{
+	struct pq_buf b;
+
+	pq_buf_init(&b);
+	pq_build_terminate(&b);
+	if (!b.failed) {
+		bufferevent_write(s->bev, b.data, b.len);
+		/* best effort: the socket is non-blocking and the reaper frees it next */
+		evbuffer_write(bufferevent_get_output(s->bev), bufferevent_getfd(s->bev));
+	}
+	pq_buf_free(&b);
+	server_close(s, reason);
+}
+
+void server_reap_all(void)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &reap_servers) {
+		struct server *s = list_entry(n, struct server, node);
+
+		list_remove(&s->node);
+		bufferevent_free(s->bev);
+		event_free(s->timer);
+		if (s->scram_active)
+			auth_scram_client_free(&s->scram);
+		params_free(&s->startup);
+		params_free(&s->reported);
+		free(s->fingerprint);
+		free(s);
+	}
+}
+
+void server_link(struct server *s, struct client *c)
+{
+	s->client = c;
+	c->server = s;
+	s->msg_left = 0;
+	server_set_state(s, SV_ACTIVE);
+}
+
+/* Whether a server can serve another client or transaction as it is. */
+static bool server_clean(const struct server *s)
+{
+	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0 &&
+	       evbuffer_get_length(bufferevent_get_input(s->bev)) == 0 &&
+	       s->side == s->pool->db->route && !s->pool->db->removed;
+}
+
+void server_release(struct server *s)
+{
+	struct client *c = s->client;
+	struct pq_buf b;
+
+	if (c) {
+		c->server = NULL;
+		s->client = NULL;
+	}
+	if (s->state != SV_ACTIVE)
+		return;
+	if (s->read_paused)
+		server_resume_reading(s);
+	if (!server_clean(s)) {
+		server_terminate(s, "released in the middle of a transaction or request");
+		return;
+	}
+	if (s->pool->db->pool_mode == POOL_TRANSACTION && c && c->state != CL_FREE &&
+	    c->state != CL_CLOSING) {
+		/* transaction boundary: the client stays, the server serves others */
+		server_set_state(s, SV_IDLE);
+		pool_service(s->pool);
+		return;
+	}
+	/* the client left: wipe its session state before anyone else gets it */
+	pq_buf_init(&b);
+	pq_build_query(&b, "DISCARD ALL");
+	if (b.failed || bufferevent_write(s->bev, b.data, b.len) != 0) {
+		pq_buf_free(&b);
+		server_close(s, "could not send the reset query");
+		return;
+	}
+	pq_buf_free(&b);
+	s->pending_syncs = 1;
+	server_set_state(s, SV_RESET);
+}
+
+size_t server_output_len(const struct server *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev));
+}
+
+void server_pause_reading(struct server *s)
+{
+	if (!s->read_paused) {
+		s->read_paused = true;
+		bufferevent_disable(s->bev, EV_READ);
+	}
+}
+
+void server_resume_reading(struct server *s)
+{
+	if (s->read_paused) {
+		s->read_paused = false;
+		bufferevent_enable(s->bev, EV_READ);
+	}
+}
+
+/* ---- reading whole messages (login, reset, idle) ---- */
+
+/*
+ * Peek at the next complete message in the input.  PQ_OK with *type, *len
+ * and *msg (the whole message, header included, contiguous); PQ_NEED_MORE;
+ * or an error for a bad length.
+ */
+static enum pq_status server_next_msg(struct server *s, uint32_t max, uint8_t *type,
+				      uint32_t *len, const uint8_t **msg)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	uint8_t hdr[PQ_HEADER_SIZE];
+	enum pq_status st;
+
+	if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
+		return PQ_NEED_MORE;
+	st = pq_read_header(hdr, sizeof(hdr), type, len, max);
+	if (st != PQ_OK)
+		return st;
+	if (evbuffer_get_length(in) < (size_t)*len + 1)
+		return PQ_NEED_MORE;
+	*msg = evbuffer_pullup(in, (ssize_t)*len + 1);
+	return *msg ? PQ_OK : PQ_ERR_LENGTH;
+}
+
+/* Record a ParameterStatus body; false when malformed. */
+static bool server_take_param(struct server *s, const uint8_t *body, size_t len)
+{
+	struct pq_cursor cur;
+	const char *name, *value;
+
+	pq_cursor_init(&cur, body, len);
+	name = pq_get_str(&cur);
+	value = pq_get_str(&cur);
+	if (!pq_cursor_done(&cur))
+		return false;
+	return params_set(&s->reported, name, value);
+}
+
+/* The message of an ErrorResponse, for logs and for clients waiting on a login. */
+static void server_error_text(const uint8_t *body, size_t len, char *sqlstate, char *msg,
+			      size_t msglen)
+{
+	struct pq_error_fields f;
+
+	strcpy(sqlstate, "08006");
+	snprintf(msg, msglen, "server sent a malformed error");
+	if (pq_parse_error(body, len, &f) != PQ_OK)
+		return;
+	if (f.sqlstate && strlen(f.sqlstate) == 5)
+		memcpy(sqlstate, f.sqlstate, 6);
+	snprintf(msg, msglen, "%s", f.message ? f.message : "unknown error");
+}
+
+/* ---- login ---- */
+
+/* The user and secret to log in with, by the precedence of PRODUCT.md. */
+static void server_credentials(const struct server *s, const char **user, const char **secret)
+{
+	const struct database *db = s->pool->db;
+	const struct backend_addr *a = &db->addr[s->side];
+
+	if (a->user) {
+		*user = a->user;
+		*secret = a->password ? a->password : userlist_secret(rt.users, a->user);
+	} else if (db->cfg && db->cfg->user) {
+		*user = db->cfg->user;
+		*secret = db->cfg->password ? db->cfg->password : userlist_secret(rt.users, *user);
+	} else {
+		*user = s->pool->user;
+		*secret = userlist_secret(rt.users, *user);
+		if (a->password)
+			*secret = a->password;
+	}
+}
+
+static void server_send_startup(struct server *s)
+{
+	const struct backend_addr *a = &s->pool->db->addr[s->side];
+	const char *user, *secret;
+	const char **kv;
+	size_t n = 0;
+	struct pq_buf b;
+
+	server_credentials(s, &user, &secret);
+	kv = calloc(2 * (s->startup.count + 2), sizeof(*kv));
+	if (kv == NULL) {
+		server_close(s, "out of memory");
+		return;
+	}
+	kv[n++] = "user";
+	kv[n++] = user;
+	kv[n++] = "database";
+	kv[n++] = a->dbname ? a->dbname : s->pool->db->name;
+	for (size_t i = 0; i < s->startup.count; i++) {
+		kv[n++] = s->startup.names[i];
+		kv[n++] = s->startup.values[i];
+	}
+	pq_buf_init(&b);
+	pq_build_startup(&b, kv, n / 2);
+	free(kv);
+	if (b.failed || bufferevent_write(s->bev, b.data, b.len) != 0) {
+		pq_buf_free(&b);
+		server_close(s, "could not send the startup packet");
+		return;
+	}
+	pq_buf_free(&b);
+	server_set_state(s, SV_LOGIN);
+}
+
+/* Login failed: the clients waiting for this server hear why. */
+static void server_login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void server_login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+	struct pool *pool = s->pool;
+	char *fp = s->fingerprint;
+	size_t fp_len = s->fp_len;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warning("server %s: login failed: %s", s->label, msg);
+	/* fail the waiting clients first, so that closing does not open a replacement for them */
+	pool_login_failed(pool, fp, fp_len, sqlstate, msg);
+	server_close(s, "login failed");
+}
+
+static bool server_send_msg(struct server *s, struct pq_buf *b)
+{
+	bool ok = !b->failed && bufferevent_write(s->bev, b->data, b->len) == 0;
+
+	pq_buf_free(b);
+	return ok;
+}
+
+/* Answer an AuthenticationXXX request; false when the server was closed. */
+static bool server_auth(struct server *s, const uint8_t *body, size_t len)
+{
+	struct pq_cursor cur;
+	uint32_t code;
+	const char *user, *secret, *err = NULL;
+	struct pq_buf b;
+	char *out;
+
+	pq_cursor_init(&cur, body, len);
+	code = pq_get_u32(&cur);
+	server_credentials(s, &user, &secret);
+	pq_buf_init(&b);
+
+	switch (code) {
+	case PQ_AUTH_OK:
+		return true;
+	case PQ_AUTH_CLEARTEXT:
+		if (secret == NULL || auth_secret_kind(secret) != AUTH_SECRET_PLAIN) {
+			server_login_failed(s, "28000",
+					    "server asked for a cleartext password but auth_file has no plaintext password for user \"%s\"",
+					    user);
+			return false;
+		}
+		pq_build_password(&b, secret);
+		break;
+	case PQ_AUTH_MD5: {
+		const uint8_t *salt = pq_get_bytes(&cur, 4);
+		char resp[36];
+
+		if (salt == NULL || secret == NULL || !auth_md5_response(user, secret, salt, resp)) {
+			server_login_failed(s, "28000",
+					    "server asked for MD5 authentication but auth_file has no plaintext or MD5 secret for user \"%s\"",
+					    user);
+			return false;
+		}
+		pq_build_password(&b, resp);
+		break;
+	}
+	case PQ_AUTH_SASL: {
+		bool found = false;
+		const char *mech;
+
+		while (pq_cursor_left(&cur) > 0 && (mech = pq_get_str(&cur))[0] != '\0')
+			if (strcmp(mech, "SCRAM-SHA-256") == 0)
+				found = true;
+		if (!found) {
+			server_login_failed(s, "28000",
+					    "server offered no SASL mechanism pgcutover supports (SCRAM-SHA-256)");
+			return false;
+		}
+		if (secret && auth_secret_kind(secret) == AUTH_SECRET_PLAIN) {
+			s->scram_active = auth_scram_client_init_password(&s->scram, secret);
+		} else if (secret && auth_secret_kind(secret) == AUTH_SECRET_SCRAM &&
+			   s->pool->have_client_key) {
+			struct auth_scram_secret sec;
+
+			s->scram_active = auth_scram_parse_secret(secret, &sec) &&
+					  auth_scram_client_init_keys(&s->scram, s->pool->client_key, &sec);
+		} else {
+			server_login_failed(s, "28000",
+					    "server asked for SCRAM authentication but pgcutover has no password for user \"%s\": put a plaintext password or its SCRAM secret in auth_file (a SCRAM secret works once the client itself logged in with SCRAM)",
+					    user);
+			return false;
+		}
+		out = s->scram_active ? auth_scram_client_first(&s->scram) : NULL;
+		if (out == NULL) {
+			server_login_failed(s, "28000", "could not start SCRAM authentication");
+			return false;
+		}
+		pq_build_sasl_initial(&b, "SCRAM-SHA-256", out, strlen(out));
+		free(out);
+		break;
+	}
+	case PQ_AUTH_SASL_CONTINUE: {
+		size_t n = pq_cursor_left(&cur);
+
+		out = s->scram_active ? auth_scram_client_final(&s->scram,
+								 (const char *)pq_get_bytes(&cur, n), n,
+								 &err)
+				      : NULL;
+		if (out == NULL) {
+			server_login_failed(s, "28000", "SCRAM authentication with the server failed: %s",
+					    err ? err : "unexpected message");
+			return false;
+		}
+		pq_build_sasl_response(&b, out, strlen(out));
+		free(out);
+		break;
+	}
+	case PQ_AUTH_SASL_FINAL: {
+		size_t n = pq_cursor_left(&cur);
+
+		if (!s->scram_active ||
+		    !auth_scram_client_verify(&s->scram, (const char *)pq_get_bytes(&cur, n), n, &err)) {
+			server_login_failed(s, "28000", "could not verify the server's SCRAM signature: %s",
+					    err ? err : "unexpected message");
+			return false;
+		}
+		return true;
+	}
+	default:
+		server_login_failed(s, "28000", "server asked for an unsupported authentication method (%u)",
+				    (unsigned)code);
+		return false;
+	}
+	if (!server_send_msg(s, &b)) {
+		server_close(s, "could not send");
+		return false;
+	}
+	return true;
+}
+
+static void server_handle_login(struct server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (s->state == SV_LOGIN) {
+		uint8_t type;
+		uint32_t len;
+		const uint8_t *msg;
+		enum pq_status st = server_next_msg(s, SERVER_LOGIN_MSG_MAX, &type, &len, &msg);
+		const uint8_t *body;
+		size_t blen;
+
+		if (st == PQ_NEED_MORE)
+			return;
+		if (st != PQ_OK) {
+			server_login_failed(s, "08P01", "server sent an invalid message during login");
+			return;
+		}
+		body = msg + PQ_HEADER_SIZE;
+		blen = len - 4;
+		switch (type) {
+		case 'R':
+			if (!server_auth(s, body, blen))
+				return;
+			break;
+		case 'E': {
+			char sqlstate[6], text[300];
+
+			server_error_text(body, blen, sqlstate, text, sizeof(text));
+			server_login_failed(s, sqlstate, "%s", text);
+			return;
+		}
+		case 'S':
+			if (!server_take_param(s, body, blen)) {
+				server_login_failed(s, "08P01", "server sent a malformed ParameterStatus");
+				return;
+			}
+			break;
+		case 'K': {
+			struct pq_cursor cur;
+
+			pq_cursor_init(&cur, body, blen);
+			s->be_pid = pq_get_u32(&cur);
+			s->be_key = pq_get_u32(&cur);
+			break;
+		}
+		case 'Z':
+			s->txn_status = blen >= 1 ? (char)body[0] : 'I';
+			evbuffer_drain(in, len + 1);
+			evtimer_del(s->timer);
+			if (s->scram_active) {
+				auth_scram_client_free(&s->scram);
+				s->scram_active = false;
+			}
+			log_debug("server %s: logged in (backend pid %u)", s->label, (unsigned)s->be_pid);
+			server_set_state(s, SV_IDLE);
+			pool_service(s->pool);
+			return;
+		default:
+			/* NoticeResponse, NegotiateProtocolVersion: nothing to do */
+			break;
+		}
+		evbuffer_drain(in, len + 1);
+	}
+}
+
+/* Consume the reply to DISCARD ALL; back to the pool on ReadyForQuery. */
+static void server_handle_reset(struct server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (s->state == SV_RESET) {
+		uint8_t type;
+		uint32_t len;
+		const uint8_t *msg;
+		enum pq_status st = server_next_msg(s, SERVER_LOGIN_MSG_MAX, &type, &len, &msg);
+
+		if (st == PQ_NEED_MORE)
+			return;
+		if (st != PQ_OK) {
+			server_close(s, "invalid message during reset");
+			return;
+		}
+		if (type == 'E') {
+			server_close(s, "reset query failed");
+			return;
+		}
+		if (type == 'S' && !server_take_param(s, msg + PQ_HEADER_SIZE, len - 4)) {
+			server_close(s, "malformed ParameterStatus");
+			return;
+		}
+		if (type == 'Z') {
+			s->txn_status = len >= 5 ? (char)msg[PQ_HEADER_SIZE] : 'I';
+			s->pending_syncs = 0;
+			s->xact_start_us = 0;
+			evbuffer_drain(in, len + 1);
+			if (s->txn_status != 'I' || s->side != s->pool->db->route) {
+				server_terminate(s, "not reusable after reset");
+				return;
+			}
+			server_set_state(s, SV_IDLE);
+			pool_service(s->pool);
+			return;
+		}
+		evbuffer_drain(in, len + 1);
+	}
+}
+
+/* An idle server spoke: parameter changes and notices are fine, anything else ends it. */
+static void server_handle_idle(struct server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (s->state == SV_IDLE) {
+		uint8_t type;
+		uint32_t len;
+		const uint8_t *msg;
+		enum pq_status st = server_next_msg(s, SERVER_LOGIN_MSG_MAX, &type, &len, &msg);
+
+		if (st == PQ_NEED_MORE)
+			return;
+		if (st != PQ_OK || (type != 'S' && type != 'N' && type != 'A')) {
+			server_close(s, type == 'E' ? "server sent an error while idle"
+						    : "unexpected message while idle");
+			return;
+		}
+		if (type == 'S' && !server_take_param(s, msg + PQ_HEADER_SIZE, len - 4)) {
+			server_close(s, "malformed ParameterStatus");
+			return;
+		}
+		evbuffer_drain(in, len + 1);
+	}
+}
+
+/* ---- forwarding ---- */
+
+/* Track a ParameterStatus passing through to the client. */
+static void server_track_param(struct server *s, struct client *c, struct evbuffer *in,
+			       size_t off, uint32_t len)
+{
+	uint8_t buf[SERVER_PARAM_MSG_MAX];
+	struct evbuffer_ptr pos;
+	struct pq_cursor cur;
+	const char *name, *value;
+
+	if (len - 4 > sizeof(buf))
+		return;
+	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
+	if (evbuffer_copyout_from(in, &pos, buf, len - 4) != (ssize_t)(len - 4))
+		return;
+	pq_cursor_init(&cur, buf, len - 4);
+	name = pq_get_str(&cur);
+	value = pq_get_str(&cur);
+	if (!pq_cursor_done(&cur))
+		return;
+	/* the client sees this message too, so both views change together */
+	if (!params_set(&s->reported, name, value) || !params_set(&c->reported, name, value))
+		log_warning("server %s: out of memory tracking parameter %s", s->label, name);
+}
+
+/* A ReadyForQuery passed: account for the request it ends. */
+static void server_ready_seen(struct server *s, char status)
+{
+	struct db_stats *st = &s->pool->db->stats;
+	uint64_t now = rt_now_us();
+
+	s->txn_status = status;
+	if (s->pending_syncs > 0) {
+		s->pending_syncs--;
+		st->query_time_us += now - s->query_start_us;
+		s->query_start_us = now;
+	}
+	if (status == 'I' && s->pending_syncs == 0 && s->xact_start_us != 0) {
+		st->xact_count++;
+		st->xact_time_us += now - s->xact_start_us;
+		s->xact_start_us = 0;
+	}
+}
+
+void server_forward(struct server *s)
+{
+	struct client *c = s->client;
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *out;
+	size_t avail, batch = 0, limit = (size_t)rt.cfg->conn_buffer_size;
+	uint32_t max = (uint32_t)rt.cfg->max_packet_size;
+	bool release = false;
+
+	if (c == NULL || s->state != SV_ACTIVE)
+		return;
+	out = bufferevent_get_output(c->bev);
+	avail = evbuffer_get_length(in);
+
+	while (batch < avail) {
+		uint8_t hdr[PQ_HEADER_SIZE], type;
+		uint32_t len;
+		struct evbuffer_ptr pos;
+
+		if (evbuffer_get_length(out) + batch >= limit) {
+			/* the client is not reading fast enough: stop reading the server */
+			server_pause_reading(s);
+			break;
+		}
+		if (s->msg_left > 0) {
+			size_t n = avail - batch < s->msg_left ? avail - batch : s->msg_left;
+
+			batch += n;
+			s->msg_left -= (uint32_t)n;
+			continue;
+		}
+		if (avail - batch < PQ_HEADER_SIZE)
+			break;
+		evbuffer_ptr_set(in, &pos, batch, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &pos, hdr, sizeof(hdr));
+		if (pq_read_header(hdr, sizeof(hdr), &type, &len, max) != PQ_OK) {
+			server_close(s, "server sent a message with an invalid length");
+			return;
+		}
+		if (type == 'Z' && len == 5 && avail - batch >= 6) {
+			uint8_t status;
+
+			evbuffer_ptr_set(in, &pos, batch + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
+			evbuffer_copyout_from(in, &pos, &status, 1);
+			server_ready_seen(s, (char)status);
+			if (c->db->pool_mode == POOL_TRANSACTION && status == 'I' &&
+			    s->pending_syncs == 0 && !s->unsynced && c->msg_left == 0) {
+				/* end of transaction: forward up to here, then give the server back */
+				batch += 6;
+				release = true;
+				break;
+			}
+		} else if (type == 'Z') {
+			/* wait until the status byte is here too */
+			if (avail - batch < (size_t)len + 1)
+				break;
+		} else if (type == 'S' && avail - batch >= (size_t)len + 1) {
+			server_track_param(s, c, in, batch, len);
+		} else if (type == 'S') {
+			break; /* track it once it is whole */
+		}
+		s->msg_left = 1 + len;
+	}
+	if (batch > 0) {
+		evbuffer_remove_buffer(in, out, batch);
+		c->db->stats.bytes_out += batch;
+	}
+	if (release) {
+		c->server = NULL;
+		s->client = NULL;
+		s->msg_left = 0;
+		server_set_state(s, SV_IDLE);
+		client_set_state(c, CL_IDLE);
+		pool_service(s->pool);
+		/* the client may already have sent its next transaction */
+		if (c->state == CL_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			client_request_server(c);
+		return;
+	}
+	if (evbuffer_get_length(out) < limit)
+		server_resume_reading(s);
+}
+
+/* ---- callbacks ---- */
+
+static void server_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct server *s = arg;
+
+	(void)bev;
+	switch (s->state) {
+	case SV_LOGIN:
+		server_handle_login(s);
+		break;
+	case SV_ACTIVE:
+		server_forward(s);
+		break;
+	case SV_RESET:
+		server_handle_reset(s);
+		break;
+	case SV_IDLE:
+		server_handle_idle(s);
+		break;
+	case SV_CONNECT:
+	case SV_FREE:
+		break;
+	}
+}
+
+static void server_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct server *s = arg;
+	struct client *c = s->client;
+
+	(void)bev;
+	/* the server caught up: let its client's input flow again */
+	if (c && c->read_paused && server_output_len(s) < (size_t)rt.cfg->conn_buffer_size) {
+		client_resume_reading(c);
+		client_forward(c);
+	}
+}
+
+static void server_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct server *s = arg;
+	char reason[256];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		server_send_startup(s);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		int dns_err = bufferevent_socket_get_dns_error(bev);
+
+		snprintf(reason, sizeof(reason), "%s",
+			 dns_err ? evutil_gai_strerror(dns_err)
+				 : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	} else {
+		snprintf(reason, sizeof(reason), "server closed the connection unexpectedly");
+	}
+	if (s->state == SV_CONNECT || s->state == SV_LOGIN) {
+		const struct backend_addr *a = &s->pool->db->addr[s->side];
+
+		server_login_failed(s, "08006", "could not connect to the %s of database \"%s\" (%s:%d): %s",
+				    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
+				    a->host, a->port, reason);
+		return;
+	}
+	/* deliver what arrived before the end */
+	if (s->state == SV_ACTIVE)
+		server_forward(s);
+	server_close(s, reason);
+}
+
+static void server_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	switch (s->state) {
+	case SV_CONNECT:
+	case SV_LOGIN:
+		server_login_failed(s, "08006",
+				    "could not connect to the %s of database \"%s\": server_connect_timeout expired",
+				    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name);
+		break;
+	case SV_IDLE:
+		server_terminate(s, "server_idle_timeout expired");
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- cancel ---- */
+
+/* A short-lived connection that carries one CancelRequest. */
+struct cancel_conn {
+	struct bufferevent *bev;
+	uint8_t packet[16];
+};
+
+static void cancel_done(struct cancel_conn *cc)
+{
+	bufferevent_free(cc->bev);
+	free(cc);
+}
+
+static void cancel_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct cancel_conn *cc = arg;
+
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {
+		bufferevent_write(cc->bev, cc->packet, sizeof(cc->packet));
+		return;
+	}
+	/* the server closes the connection once it has the request */
+	cancel_done(cc);
+}
+
+static void cancel_write_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	(void)arg;
+	/* written: wait for the server to close (event callback) */
+}
+
+void server_send_cancel(struct server *s)
+{
+	const struct backend_addr *a = &s->pool->db->addr[s->side];
+	struct cancel_conn *cc = calloc(1, sizeof(*cc));
+	struct pq_buf b;
+	struct timeval tv = {SERVER_CANCEL_TIMEOUT_SEC, 0};
+	int rc;
+
+	if (cc == NULL)
+		return;
+	pq_buf_init(&b);
+	pq_build_cancel_request(&b, s->be_pid, s->be_key);
+	if (b.failed || b.len != sizeof(cc->packet)) {
+		pq_buf_free(&b);
+		free(cc);
+		return;
+	}
+	memcpy(cc->packet, b.data, b.len);
+	pq_buf_free(&b);
+	cc->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (cc->bev == NULL) {
+		free(cc);
+		return;
+	}
+	bufferevent_setcb(cc->bev, NULL, cancel_write_cb, cancel_event_cb, cc);
+	bufferevent_set_timeouts(cc->bev, &tv, &tv);
+	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
+	if (a->host[0] == '/') {
+		struct sockaddr_un sun;
+
+		rc = unix_addr(a, &sun) ? bufferevent_socket_connect(cc->bev, (struct sockaddr *)&sun,
+								     sizeof(sun))
+					: -1;
+	} else {
+		rc = bufferevent_socket_connect_hostname(cc->bev, rt.dns, AF_UNSPEC, a->host, a->port);
+	}
+	if (rc != 0) {
+		log_warning("server %s: could not send a cancel request", s->label);
+		cancel_done(cc);
+	}
+}

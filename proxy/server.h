@@ -1,0 +1,95 @@
+/*
+ * server.h - server connections: connect, log in as the client's user,
+ * forward the server's messages to the linked client, reset between clients.
+ */
+#ifndef PGCUTOVER_SERVER_H
+#define PGCUTOVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/auth_crypto.h"
+#include "proxy/list.h"
+#include "proxy/params.h"
+#include "proxy/pool.h"
+
+struct bufferevent;
+struct event;
+struct client;
+
+enum server_state {
+	SV_CONNECT, /* resolving and connecting */
+	SV_LOGIN,   /* startup and authentication exchange */
+	SV_IDLE,    /* logged in and clean, waiting in its pool */
+	SV_ACTIVE,  /* linked to a client */
+	SV_RESET,   /* running DISCARD ALL after its client left */
+	SV_FREE,    /* closed; on the reap list */
+};
+
+struct server {
+	struct list_node node;     /* on the pool list of its state */
+	enum server_state state;
+	struct bufferevent *bev;
+	struct event *timer;       /* connect/login deadline, then idle timeout */
+	struct pool *pool;
+	struct client *client;     /* linked client while SV_ACTIVE */
+	enum route_side side;      /* which side of the database it is connected to */
+
+	char *fingerprint;         /* startup parameters it was opened with (see params.h) */
+	size_t fp_len;
+	struct params startup;     /* those parameters, sent in its StartupMessage */
+	struct params reported;    /* ParameterStatus values the server has reported */
+
+	uint32_t be_pid;           /* BackendKeyData from the server: for cancel requests */
+	uint32_t be_key;
+
+	struct auth_scram_client scram; /* SCRAM exchange while logging in */
+	bool scram_active;
+
+	char txn_status;           /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+	uint32_t pending_syncs;    /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+	bool unsynced;             /* extended-protocol messages sent since the last Sync */
+	uint32_t msg_left;         /* bytes of the current server message still to forward */
+	uint64_t xact_start_us;    /* when the current transaction's first request went out */
+	uint64_t query_start_us;   /* when the oldest pending request went out */
+	uint64_t idle_since_us;    /* when it became idle, for server_idle_timeout */
+	bool read_paused;          /* reading stopped because the client's output is full */
+	unsigned claim_gen;        /* pool_service() pass that promised it to a waiting client */
+	char label[96];            /* "app/alice@127.0.0.1:5432" for logs */
+};
+
+/* Open a new server connection for this pool, with these startup parameters. */
+struct server *server_launch(struct pool *pool, const struct params *startup,
+			     const char *fingerprint, size_t fp_len);
+
+void server_set_state(struct server *s, enum server_state st);
+const char *server_state_name(enum server_state st);
+
+/* Link an idle server to a client. */
+void server_link(struct server *s, struct client *c);
+/*
+ * The client is done with its server (it left, or its transaction ended in
+ * transaction pooling): reset or keep the server if it is clean, close it
+ * otherwise.
+ */
+void server_release(struct server *s);
+
+/* Forward what the server has sent to its client. */
+void server_forward(struct server *s);
+
+/* Close the connection; clients linked to it are told and closed. */
+void server_close(struct server *s, const char *reason);
+
+/* Bytes queued towards the server; the reading pause/resume pair for backpressure. */
+size_t server_output_len(const struct server *s);
+void server_pause_reading(struct server *s);
+void server_resume_reading(struct server *s);
+
+/* Send a CancelRequest for this server's backend on a new connection. */
+void server_send_cancel(struct server *s);
+
+/* Free the servers closed since the last call (called by the reaper). */
+void server_reap_all(void);
+
+#endif /* PGCUTOVER_SERVER_H */

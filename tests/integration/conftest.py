@@ -1,0 +1,185 @@
+"""Fixtures of pgcutover's integration suite.
+
+Session: two PostgreSQL 15 clusters ("source" and "target") started from
+scratch in temporary directories, with the roles the tests log in as, and the
+userlist.txt pgcutover reads.  Module: a default proxy (scram-sha-256,
+session pooling) in front of them.  Function: a factory for proxies with
+special settings.  Every proxy is stopped at the end of its scope; a proxy
+that had to be killed, exited with a non-zero status or printed a sanitizer
+report fails the test that owned it.  The log of every proxy involved is
+attached to a failing test's report.
+
+Run as:  PGCUTOVER_BIN=/abs/build/pgcutover /usr/bin/python3 -m pytest -q tests/integration
+"""
+
+import os
+import signal
+import tempfile
+import threading
+
+import pytest
+
+import proxyutil
+from pgutil import PASSWORDS, Cluster, md5_secret
+from proxyutil import ProxyFactory, pgcutover_bin
+
+DEFAULT_TEST_TIMEOUT = 180
+
+
+class ClusterEnv:
+    """What the session fixture hands out: both clusters and the userlist."""
+
+    def __init__(self, source, target, userlist, carol_secret):
+        self.source = source
+        self.target = target
+        self.userlist = userlist
+        self.carol_secret = carol_secret
+
+
+def _write_userlist(path, carol_secret):
+    entries = [
+        ("alice", PASSWORDS["alice"]),                     # plaintext
+        ("bob", md5_secret("bob", PASSWORDS["bob"])),     # md5 secret
+        ("carol", carol_secret),                           # SCRAM secret from pg_authid
+        ("tim", PASSWORDS["tim"]),                         # server side trusts tim
+        ("admin", "admin_pw"),
+        ("pgcutover", PASSWORDS["pgcutover"]),
+    ]
+    with open(path, "w") as f:
+        f.write(";; pgcutover integration suite: PgBouncer userlist format\n")
+        for user, secret in entries:
+            f.write(f'"{user}" "{secret}"\n')
+
+
+@pytest.fixture(scope="session")
+def clusters():
+    source = Cluster("source")
+    target = Cluster("target")
+    tmp = tempfile.mkdtemp(prefix="pgcutover-suite-", dir="/tmp")
+    os.chmod(tmp, 0o755)
+    try:
+        errors = []
+
+        def boot(c):
+            try:
+                c.init()
+                c.start()
+            except Exception as e:  # reported below, from the main thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=boot, args=(c,)) for c in (source, target)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=180)
+        if errors:
+            raise errors[0]
+        carol_secret = source.setup_roles()
+        target.setup_roles(carol_secret=carol_secret)
+        userlist = os.path.join(tmp, "userlist.txt")
+        _write_userlist(userlist, carol_secret)
+        yield ClusterEnv(source, target, userlist, carol_secret)
+    finally:
+        source.cleanup()
+        target.cleanup()
+        if not os.environ.get("PGCUTOVER_KEEP_TMP"):
+            import shutil
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def source(clusters):
+    return clusters.source
+
+
+@pytest.fixture(scope="session")
+def target(clusters):
+    return clusters.target
+
+
+@pytest.fixture(scope="session")
+def proxy_bin():
+    path = pgcutover_bin()
+    if os.environ.get("PGCUTOVER_DIRECT"):
+        return path
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"pgcutover binary not found at {path}: build it (make) or set PGCUTOVER_BIN",
+                    pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def proxy(clusters, proxy_bin):
+    """The default proxy: auth_type scram-sha-256, session pooling, pool size 20."""
+    factory = ProxyFactory(clusters)
+    p = factory.new(name="default-proxy")
+    yield p
+    problems = factory.close_all()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def proxy_factory(clusters, proxy_bin):
+    """factory.new(settings={...}, databases={...}) -> a started Proxy."""
+    factory = ProxyFactory(clusters)
+    yield factory
+    problems = factory.close_all()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+# -- per-test watchdog --------------------------------------------------------
+
+class WatchdogTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _watchdog(request):
+    """Fail a test that runs longer than its budget instead of hanging the suite.
+    Budget: @pytest.mark.timeout(seconds), else DEFAULT_TEST_TIMEOUT."""
+    m = request.node.get_closest_marker("timeout")
+    seconds = int(m.args[0]) if m else DEFAULT_TEST_TIMEOUT
+    seconds = int(seconds * proxyutil.SLOW)
+
+    def on_alarm(signum, frame):
+        raise WatchdogTimeout(f"test exceeded its {seconds}s budget")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+# -- logs in failure reports ----------------------------------------------------
+
+def pytest_runtest_logstart(nodeid, location):
+    proxyutil.STOPPED_RECENTLY.clear()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    seen = set()
+    for p in list(proxyutil.LIVE) + list(proxyutil.STOPPED_RECENTLY):
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        try:
+            lines = p.log().splitlines()
+        except Exception as e:
+            lines = [f"(could not read log: {e!r})"]
+        tail = "\n".join(lines[-150:])
+        rep.sections.append((f"pgcutover log: {p.name} (port {p.port}, last 150 lines)", tail))
+    env = item.funcargs.get("clusters") if hasattr(item, "funcargs") else None
+    if env is None:
+        return
+    for c in (env.source, env.target):
+        rep.sections.append((f"postgres log: {c.name} (last 25 lines)", c.log_tail(25)))
