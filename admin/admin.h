@@ -19,6 +19,13 @@ void admin_client_start(struct client *c);
 void admin_handle_input(struct client *c);
 /* Release what an admin session holds (called when the client is freed). */
 void admin_client_free(struct client *c);
+struct switch_record;
+
+/* Answers to commands that complete later (each ends with ReadyForQuery). */
+void admin_reply_command(struct client *c, const char *tag);
+void admin_reply_error(struct client *c, const char *sqlstate, const char *msg, const char *hint);
+void admin_reply_switch(struct client *c, const struct switch_record *rec);
+
 /* Close every admin session (exit). */
 void admin_close_all(void);
 

@@ -19,6 +19,13 @@ const char *const admin_cmd_help[][2] = {
 	{"SHOW POOLS", "one row per (database, user) pool"},
 	{"SHOW STATS", "per database: transactions, queries, bytes, average times"},
 	{"SHOW CONFIG", "the settings in force"},
+	{"SHOW LAG [db]", "replication lag per database: method, positions, bytes, when measured"},
+	{"SHOW SEQUENCES db", "each sequence's value on the source and the target"},
+	{"SHOW SWITCHES", "every switch since start, with the milliseconds of each phase"},
+	{"PAUSE [db]", "hold new transactions; returns once in-flight ones have finished"},
+	{"RESUME [db]", "release held transactions"},
+	{"SWITCH db [TO target|source] [DRY RUN]", "the cutover: preflight, drain, lag wait, sequence sync, flip, resume"},
+	{"ABORT db", "stop a switch that has not flipped yet; traffic resumes on the old side"},
 	{"RELOAD", "re-read the configuration file and auth_file"},
 	{"KILL db", "disconnect every client of a database"},
 	{"SHUTDOWN", "stop accepting clients and exit once they have left"},
@@ -115,6 +122,7 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		{"DATABASES", ADMIN_CMD_SHOW_DATABASES}, {"CLIENTS", ADMIN_CMD_SHOW_CLIENTS},
 		{"SERVERS", ADMIN_CMD_SHOW_SERVERS}, {"POOLS", ADMIN_CMD_SHOW_POOLS},
 		{"STATS", ADMIN_CMD_SHOW_STATS},     {"CONFIG", ADMIN_CMD_SHOW_CONFIG},
+		{"SWITCHES", ADMIN_CMD_SHOW_SWITCHES},
 	};
 
 	memset(out, 0, sizeof(*out));
@@ -124,6 +132,64 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		return false;
 	if (n == 0) {
 		out->kind = ADMIN_CMD_EMPTY;
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "LAG") && n <= 3) {
+		out->kind = ADMIN_CMD_SHOW_LAG;
+		if (n == 3)
+			take_ident(&toks[2], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "SEQUENCES")) {
+		if (n != 3) {
+			snprintf(errbuf, errlen, "SHOW SEQUENCES needs a database: SHOW SEQUENCES db");
+			return false;
+		}
+		out->kind = ADMIN_CMD_SHOW_SEQUENCES;
+		take_ident(&toks[2], out->db);
+		return true;
+	}
+	if ((is_word(&toks[0], "PAUSE") || is_word(&toks[0], "RESUME")) && n <= 2) {
+		out->kind = is_word(&toks[0], "PAUSE") ? ADMIN_CMD_PAUSE : ADMIN_CMD_RESUME;
+		if (n == 2)
+			take_ident(&toks[1], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "ABORT") && n == 2) {
+		out->kind = ADMIN_CMD_ABORT;
+		take_ident(&toks[1], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "SWITCH")) {
+		int i = 2;
+
+		if (n < 2) {
+			snprintf(errbuf, errlen, "SWITCH needs a database: SWITCH db [TO target|source] [DRY RUN]");
+			return false;
+		}
+		out->kind = ADMIN_CMD_SWITCH;
+		take_ident(&toks[1], out->db);
+		if (i < n && is_word(&toks[i], "TO")) {
+			if (i + 1 >= n || !(is_word(&toks[i + 1], "TARGET") || is_word(&toks[i + 1], "SOURCE"))) {
+				snprintf(errbuf, errlen, "SWITCH %s TO needs target or source", out->db);
+				return false;
+			}
+			out->to_source = is_word(&toks[i + 1], "SOURCE");
+			i += 2;
+		}
+		if (i < n && is_word(&toks[i], "DRY")) {
+			if (i + 1 >= n || !is_word(&toks[i + 1], "RUN")) {
+				snprintf(errbuf, errlen, "expected DRY RUN");
+				return false;
+			}
+			out->dry_run = true;
+			i += 2;
+		}
+		if (i != n) {
+			snprintf(errbuf, errlen, "unexpected \"%s\" in SWITCH: SWITCH db [TO target|source] [DRY RUN]",
+				 toks[i].text);
+			return false;
+		}
 		return true;
 	}
 	if (is_word(&toks[0], "SHOW")) {

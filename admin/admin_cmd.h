@@ -24,6 +24,13 @@ enum admin_cmd_kind {
 	ADMIN_CMD_RELOAD,
 	ADMIN_CMD_SHUTDOWN,
 	ADMIN_CMD_KILL,           /* KILL db */
+	ADMIN_CMD_SHOW_SWITCHES,
+	ADMIN_CMD_SHOW_LAG,       /* SHOW LAG [db] */
+	ADMIN_CMD_SHOW_SEQUENCES, /* SHOW SEQUENCES db */
+	ADMIN_CMD_PAUSE,          /* PAUSE [db] */
+	ADMIN_CMD_RESUME,         /* RESUME [db] */
+	ADMIN_CMD_SWITCH,         /* SWITCH db [TO target|source] [DRY RUN] */
+	ADMIN_CMD_ABORT,          /* ABORT db */
 };
 
 #define ADMIN_CMD_ARG_MAX 64
@@ -31,6 +38,8 @@ enum admin_cmd_kind {
 struct admin_cmd {
 	enum admin_cmd_kind kind;
 	char db[ADMIN_CMD_ARG_MAX]; /* database argument, "" when absent */
+	bool to_source;             /* SWITCH ... TO source (default: TO target) */
+	bool dry_run;               /* SWITCH ... DRY RUN */
 };
 
 /*

@@ -53,6 +53,7 @@ static void client_write_cb(struct bufferevent *bev, void *arg);
 static void client_event_cb(struct bufferevent *bev, short what, void *arg);
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void client_handle_login(struct client *c);
+static void client_relocate(struct client *c);
 
 
 static const char *const state_names[] = {
@@ -304,6 +305,8 @@ void client_reap_all(void)
 		free(c->user);
 		free(c->dbname);
 		free(c->fingerprint);
+		free(c->move_reason);
+		free(c->replay_sql);
 		admin_client_free(c);
 		rt.nclients--;
 		free(c);
@@ -896,6 +899,25 @@ static bool client_sync_params(struct client *c, const struct params *server_par
 	return client_send_buf(c, &b);
 }
 
+/* The settings of a moved session were re-applied on its new server. */
+static void client_replay_done(struct server *s, void *arg, const char *rows, const char *error)
+{
+	struct client *c = arg;
+
+	(void)rows;
+	if (c->server != s || c->state != CL_WAIT)
+		return;
+	if (error) {
+		client_disconnect(c, "08006",
+				  "could not restore the session settings on the new server of database \"%s\": %s",
+				  c->db->name, error);
+		return;
+	}
+	free(c->replay_sql);
+	c->replay_sql = NULL;
+	client_server_ready(c);
+}
+
 void client_server_ready(struct client *c)
 {
 	struct server *s = c->server;
@@ -923,6 +945,14 @@ void client_server_ready(struct client *c)
 			client_set_state(c, CL_IDLE);
 		}
 	} else {
+		if (c->replay_sql) {
+			/* a moved session: its settings first, then its transaction */
+			if (!server_internal_query(s, c->replay_sql, client_replay_done, c)) {
+				client_disconnect(c, "08006", "could not restore the session settings on the new server");
+				return;
+			}
+			return;
+		}
 		if (!client_sync_params(c, &s->reported)) {
 			client_close(c, "could not send");
 			return;
@@ -951,6 +981,8 @@ void client_request_server(struct client *c)
 		return;
 	}
 	client_set_state(c, CL_WAIT);
+	if (pool_db_paused(c->db))
+		c->held = true; /* pool_service() serves it on resume */
 	pool_request_server(c);
 }
 
@@ -997,6 +1029,14 @@ void client_forward(struct client *c)
 		}
 		if (avail - batch < PQ_HEADER_SIZE)
 			break;
+		if (server_at_boundary(s) &&
+		    (pool_db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
+			/* a new transaction while paused or while the session moves: hold it */
+			c->held = true;
+			if (!pool_db_paused(c->db) && s->internal_cb == NULL)
+				client_relocate(c);
+			break;
+		}
 		evbuffer_ptr_set(in, &pos, batch, EVBUFFER_PTR_SET);
 		evbuffer_copyout_from(in, &pos, hdr, sizeof(hdr));
 		if (pq_read_header(hdr, sizeof(hdr), &type, &len, max) != PQ_OK) {
@@ -1039,4 +1079,174 @@ void client_forward(struct client *c)
 	client_move(c, in, out, batch);
 	if (evbuffer_get_length(out) < limit)
 		client_resume_reading(c);
+}
+
+/* ---- moving a session to another server ---- */
+
+/*
+ * One query tells what a session holds: rows starting with 'B' name state
+ * that cannot move, rows starting with 'S' are session settings (SET) to
+ * re-apply with set_config() on the new server.
+ */
+static const char CLIENT_STATE_CHECK_SQL[] =
+	"SELECT 'B' || r FROM (VALUES"
+	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements) THEN 'named prepared statements' END),"
+	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) THEN 'LISTEN' END),"
+	" (CASE WHEN pg_catalog.pg_my_temp_schema() <> 0 AND EXISTS (SELECT 1 FROM pg_catalog.pg_class"
+	"   WHERE relnamespace = pg_catalog.pg_my_temp_schema()) THEN 'temporary tables' END),"
+	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) THEN 'WITH HOLD cursors' END),"
+	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
+	"   AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory locks' END)) AS t(r) WHERE r IS NOT NULL"
+	" UNION ALL SELECT 'S' || name || '=' || setting FROM pg_catalog.pg_settings WHERE source = 'session'";
+
+/* Append set_config('name', 'value', false) for one "name=value" row. */
+static bool add_replay(struct pq_buf *sql, const char *row)
+{
+	const char *eq = strchr(row, '=');
+
+	if (eq == NULL)
+		return false;
+	pq_put_bytes(sql, sql->len == 0 ? "SELECT " : ", ", sql->len == 0 ? 7 : 2);
+	pq_put_bytes(sql, "pg_catalog.set_config(E'", 24);
+	for (const char *p = row; p < eq; p++) {
+		if (*p == '\'' || *p == '\\')
+			pq_put_u8(sql, (uint8_t)*p);
+		pq_put_u8(sql, (uint8_t)*p);
+	}
+	pq_put_bytes(sql, "', E'", 5);
+	for (const char *p = eq + 1; *p; p++) {
+		if (*p == '\'' || *p == '\\')
+			pq_put_u8(sql, (uint8_t)*p);
+		pq_put_u8(sql, (uint8_t)*p);
+	}
+	pq_put_bytes(sql, "', false)", 9);
+	return !sql->failed;
+}
+
+static void client_check_done(struct server *s, void *arg, const char *rows, const char *error)
+{
+	struct client *c = arg;
+	struct pq_buf sql, why;
+	void (*done)(struct client *, void *) = c->move_done;
+	void *done_arg = c->move_arg;
+
+	(void)s;
+	if (c->state == CL_FREE || c->state == CL_CLOSING)
+		return;
+	pq_buf_init(&sql);
+	pq_buf_init(&why);
+	if (error) {
+		pq_put_bytes(&why, "the session check failed: ", 26);
+		pq_put_bytes(&why, error, strlen(error));
+	} else {
+		const char *p = rows;
+
+		while (*p) {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+			char row[1024];
+
+			if (n >= sizeof(row)) {
+				pq_put_bytes(&why, why.len ? ", " : "", why.len ? 2 : 0);
+				pq_put_bytes(&why, "a session setting too long to carry", 35);
+			} else {
+				memcpy(row, p, n);
+				row[n] = '\0';
+				if (row[0] == 'B') {
+					pq_put_bytes(&why, why.len ? ", " : "", why.len ? 2 : 0);
+					pq_put_bytes(&why, row + 1, n - 1);
+				} else if (row[0] == 'S' && !add_replay(&sql, row + 1)) {
+					pq_put_bytes(&why, why.len ? ", " : "", why.len ? 2 : 0);
+					pq_put_bytes(&why, "a session setting pgcutover cannot carry", 40);
+				}
+			}
+			p += n;
+			if (*p == '\n')
+				p++;
+		}
+	}
+	free(c->move_reason);
+	free(c->replay_sql);
+	c->move_reason = NULL;
+	c->replay_sql = NULL;
+	if (why.len > 0 || why.failed || sql.failed) {
+		pq_put_u8(&why, 0);
+		c->move = MOVE_BLOCKED;
+		c->move_reason = why.failed ? strdup("out of memory") : strdup((const char *)why.data);
+	} else {
+		c->move = MOVE_OK;
+		if (sql.len > 0) {
+			pq_put_u8(&sql, 0);
+			c->replay_sql = strdup((const char *)sql.data);
+		}
+	}
+	pq_buf_free(&sql);
+	pq_buf_free(&why);
+	c->move_done = NULL;
+	c->move_arg = NULL;
+	if (done)
+		done(c, done_arg);
+}
+
+bool client_check_movable(struct client *c, void (*done)(struct client *c, void *arg), void *arg)
+{
+	c->move_done = done;
+	c->move_arg = arg;
+	if (c->server == NULL) {
+		/* no server: nothing on a server to lose */
+		c->move = MOVE_OK;
+		return true;
+	}
+	c->move = MOVE_CHECKING;
+	if (!server_internal_query(c->server, CLIENT_STATE_CHECK_SQL, client_check_done, c)) {
+		c->move = MOVE_BLOCKED;
+		free(c->move_reason);
+		c->move_reason = strdup("its server was busy");
+		c->move_done = NULL;
+		return false;
+	}
+	return true;
+}
+
+bool client_apply_move(struct client *c)
+{
+	if (c->state == CL_FREE || c->state == CL_CLOSING)
+		return false;
+	if (c->move != MOVE_OK) {
+		client_disconnect(c, "57P01",
+				  "database \"%s\" moved to its %s and this session held state that cannot be moved (%s): reconnect",
+				  c->db->name, c->db->route == SIDE_TARGET ? "target" : "source",
+				  c->move_reason ? c->move_reason : "not checked");
+		return false;
+	}
+	c->move = MOVE_UNKNOWN;
+	if (c->server) {
+		struct server *s = c->server;
+
+		/* the old server goes; the next transaction gets one on the new side */
+		client_set_state(c, CL_IDLE);
+		c->server = NULL;
+		s->client = NULL;
+		server_release(s);
+	}
+	return true;
+}
+
+/* After the check of a lazy move: move now, then serve what it sent. */
+static void client_relocate_done(struct client *c, void *arg)
+{
+	(void)arg;
+	if (client_apply_move(c) && c->state == CL_IDLE) {
+		c->held = false;
+		client_request_server(c);
+	}
+}
+
+/* The session's server is on the side its database no longer routes to. */
+static void client_relocate(struct client *c)
+{
+	if (c->move == MOVE_CHECKING)
+		return;
+	if (!client_check_movable(c, client_relocate_done, NULL))
+		client_relocate_done(c, NULL);
 }

@@ -35,6 +35,14 @@ enum client_state {
 };
 
 /* Where a client is in the authentication exchange. */
+/* Whether a session's server-side state can be carried to another server. */
+enum client_move {
+	MOVE_UNKNOWN = 0, /* not checked */
+	MOVE_CHECKING,    /* the state check query runs on its server */
+	MOVE_OK,          /* nothing but startup parameters and replayable settings */
+	MOVE_BLOCKED,     /* holds state that cannot move (move_reason says which) */
+};
+
 enum client_auth_step {
 	AUTH_STEP_STARTUP,    /* no startup packet yet */
 	AUTH_STEP_MD5,        /* sent AuthenticationMD5Password */
@@ -76,6 +84,13 @@ struct client {
 	uint64_t connect_time_us;
 	bool read_paused;          /* reading stopped because the server's output is full */
 	bool is_admin;             /* came in on the admin listener */
+	bool held;                 /* has a new transaction waiting while its database is paused */
+	void *admin;               /* admin console session state (admin.c), NULL otherwise */
+	enum client_move move;     /* outcome of the last session state check */
+	char *move_reason;         /* MOVE_BLOCKED: what holds it ("temporary tables") */
+	char *replay_sql;          /* settings to re-apply on the next server (set_config calls) */
+	void (*move_done)(struct client *c, void *arg); /* who asked for the check */
+	void *move_arg;
 };
 
 /* Accept a new client socket (listener callbacks: the proxy port, the admin port). */
@@ -112,6 +127,19 @@ bool client_send(struct client *c, const void *data, size_t len)
 /* Stop reading from this client (its server cannot take more) / start again. */
 void client_pause_reading(struct client *c);
 void client_resume_reading(struct client *c);
+
+/*
+ * Ask the client's server (at a boundary, database held) what session state
+ * it holds; done() is called once c->move is MOVE_OK or MOVE_BLOCKED.  False
+ * when the check could not start (then c->move is MOVE_BLOCKED).
+ */
+bool client_check_movable(struct client *c, void (*done)(struct client *c, void *arg), void *arg);
+/*
+ * Carry out the verdict after the route changed: a movable session leaves its
+ * old server and gets one on the new side at its next transaction; a blocked
+ * one is closed with a FATAL that says why.  Returns true when moved.
+ */
+bool client_apply_move(struct client *c);
 
 /* Free the clients closed since the last call (called by the reaper). */
 void client_reap_all(void);

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
+#include "admin/cutover.h"
+#include "admin/metrics.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
 #include "proxy/listener.h"
@@ -201,8 +203,9 @@ int main(int argc, char **argv)
 	rt.reaper = event_new(rt.base, -1, 0, reaper_cb, NULL);
 	rt.shutdown_timer = evtimer_new(rt.base, shutdown_timer_cb, NULL);
 
-	if (!pool_apply_config(err, sizeof(err)) || !admin_init(err, sizeof(err)) ||
-	    !listener_start(err, sizeof(err))) {
+	if (!pool_apply_config(err, sizeof(err)) ||
+	    !admin_init(err, sizeof(err)) || !listener_start(err, sizeof(err)) ||
+	    !metrics_start(err, sizeof(err))) {
 		log_fatal("%s", err);
 		rc = EXIT_FAILURE;
 		goto out;
@@ -222,6 +225,7 @@ int main(int argc, char **argv)
 		event_free(sigs[i]);
 out:
 	listener_stop();
+	metrics_stop();
 	free_everything();
 	admin_shutdown();
 	event_free(rt.reaper);

@@ -18,6 +18,7 @@
 #include "proxy/client.h"
 #include "proxy/config.h"
 #include "proxy/log.h"
+#include "proxy/route.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -139,6 +140,7 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 {
 	const struct config *cfg = rt.cfg;
 	struct backend_addr (*addrs)[2];
+	enum route_side *routes;
 	struct list_node *n;
 
 	/* parse every conninfo first, so a bad one changes nothing */
@@ -147,12 +149,41 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "out of memory");
 		return false;
 	}
+	routes = calloc(cfg->ndbs ? cfg->ndbs : 1, sizeof(*routes));
+	if (routes == NULL) {
+		free(addrs);
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
 	for (size_t i = 0; i < cfg->ndbs; i++) {
 		char e[512];
+		struct route_state st;
+		bool found = false;
 
+		/* a database seen for the first time starts where its route file says */
+		routes[i] = SIDE_SOURCE;
+		if (find_any_db(cfg->dbs[i].name) == NULL) {
+			if (!route_load(cfg->state_dir, cfg->dbs[i].name, &st, &found, e, sizeof(e))) {
+				snprintf(errbuf, errlen, "%s", e);
+				for (size_t j = 0; j < i; j++) {
+					pool_free_addr(&addrs[j][SIDE_SOURCE]);
+					pool_free_addr(&addrs[j][SIDE_TARGET]);
+				}
+				free(addrs);
+				free(routes);
+				return false;
+			}
+			if (found) {
+				routes[i] = st.side;
+				log_info("database %s: routed to its %s by %s/%s.route (switched at %s)",
+					 cfg->dbs[i].name, route_side_name(st.side), cfg->state_dir,
+					 cfg->dbs[i].name, st.switched_at[0] ? st.switched_at : "an unknown time");
+			}
+		}
 		if (!pool_parse_conninfo(cfg->dbs[i].source, &addrs[i][SIDE_SOURCE], e, sizeof(e)) ||
 		    !pool_parse_conninfo(cfg->dbs[i].target, &addrs[i][SIDE_TARGET], e, sizeof(e))) {
 			snprintf(errbuf, errlen, "database \"%s\": %s", cfg->dbs[i].name, e);
+			free(routes);
 			for (size_t j = 0; j <= i; j++) {
 				pool_free_addr(&addrs[j][SIDE_SOURCE]);
 				pool_free_addr(&addrs[j][SIDE_TARGET]);
@@ -182,7 +213,7 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 				continue;
 			}
 			list_init(&db->pools);
-			db->route = SIDE_SOURCE;
+			db->route = routes[i];
 			list_append(&rt.databases, &db->node);
 		} else {
 			pool_free_addr(&db->addr[SIDE_SOURCE]);
@@ -196,6 +227,7 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 		db->pool_mode = dc->d.pool_mode;
 	}
 	free(addrs);
+	free(routes);
 	/* a larger pool may serve waiting clients now */
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
@@ -328,7 +360,8 @@ static void pool_launch_needed(struct pool *pool)
 
 void pool_service(struct pool *pool)
 {
-	if (rt.exiting)
+	/* a paused database starts no new transaction, so it hands out no server */
+	if (rt.exiting || pool_db_paused(pool->db))
 		return;
 	if (pool->in_service) {
 		pool->service_again = true;
@@ -354,6 +387,60 @@ void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len
 
 		if (fingerprint && c->fp_len == fp_len && memcmp(c->fingerprint, fingerprint, fp_len) == 0)
 			client_disconnect(c, sqlstate, "%s", message);
+	}
+}
+
+int pool_db_in_flight(const struct database *db)
+{
+	const struct list_node *p, *m;
+	int n = 0;
+
+	list_for_each(p, &db->pools) {
+		const struct pool *pool = list_entry(p, struct pool, node);
+
+		list_for_each(m, &pool->active_servers) {
+			const struct server *s = list_entry(m, struct server, node);
+
+			/* an internal query (session check) is pgcutover's own, not a transaction */
+			if (!server_at_boundary(s) && s->internal_cb == NULL)
+				n++;
+		}
+	}
+	return n;
+}
+
+void pool_note_progress(struct database *db)
+{
+	if (pool_db_paused(db) && db->on_progress)
+		db->on_progress(db);
+}
+
+void pool_db_resume(struct database *db)
+{
+	struct list_node *p, *m, *tmp;
+
+	if (pool_db_paused(db))
+		return;
+	list_for_each(p, &db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+
+		/* session pooling: clients held at a boundary with their server */
+		list_for_each_safe(m, tmp, &pool->active_clients) {
+			struct client *c = list_entry(m, struct client, node);
+
+			if (c->held) {
+				c->held = false;
+				client_forward(c);
+			}
+		}
+		/* clients without a server that sent something meanwhile */
+		list_for_each_safe(m, tmp, &pool->idle_clients) {
+			struct client *c = list_entry(m, struct client, node);
+
+			c->held = false;
+			client_request_server(c);
+		}
+		pool_service(pool);
 	}
 }
 

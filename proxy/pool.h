@@ -18,6 +18,7 @@
 struct client;
 struct server;
 struct db_config;
+struct cutover;
 
 enum route_side {
 	SIDE_SOURCE = 0,
@@ -55,7 +56,21 @@ struct database {
 	int pool_size;                /* from the config in force (kept if the section goes) */
 	int pool_mode;                /* enum pool_mode, likewise */
 	struct db_stats stats;
+	bool admin_paused;            /* PAUSE from the admin console */
+	bool switch_paused;           /* a SWITCH holds new transactions */
+	/*
+	 * Called (on the loop) whenever a transaction or request of this database
+	 * ends while it is paused, so PAUSE and SWITCH learn when it has drained.
+	 */
+	void (*on_progress)(struct database *db);
+	struct cutover *on_progress_owner; /* the switch running on this database, if any */
 };
+
+/* New transactions of this database are held (PAUSE or SWITCH). */
+static inline bool pool_db_paused(const struct database *db)
+{
+	return db->admin_paused || db->switch_paused;
+}
 
 struct pool {
 	struct list_node node;          /* in db->pools */
@@ -97,6 +112,16 @@ void pool_service(struct pool *pool);
 /* A server failed to log in: fail the clients waiting for it. */
 void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len,
 		       const char *sqlstate, const char *message);
+/*
+ * Number of transactions or requests of this database still running: servers
+ * linked to a client and not at a transaction boundary.
+ */
+int pool_db_in_flight(const struct database *db);
+/* Something ended: tell the pauser if the database is paused. */
+void pool_note_progress(struct database *db);
+/* Release held clients after PAUSE/SWITCH: forward what they sent meanwhile. */
+void pool_db_resume(struct database *db);
+
 /* Free every database and pool (at exit; clients and servers are gone). */
 void pool_free_all(void);
 

@@ -129,6 +129,8 @@ void rt_begin_shutdown(void)
 		return;
 	rt.shutting_down = true;
 	listener_stop();
+	/* idle servers are not needed any more */
+	log_debug("closing listeners");
 	log_info("shutting down: waiting up to %lld ms for %d clients to finish",
 		 (long long)rt.cfg->shutdown_timeout_ms, rt.nclients);
 	if (rt.nclients == 0) {

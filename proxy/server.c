@@ -209,6 +209,16 @@ void server_close(struct server *s, const char *reason)
 	if (s->state == SV_FREE)
 		return;
 	log_debug("server %s: closing: %s", s->label, reason);
+	if (s->internal_cb) {
+		server_query_cb cb = s->internal_cb;
+
+		s->internal_cb = NULL;
+		cb(s, s->internal_arg, NULL, reason);
+		free(s->internal_rows);
+		free(s->internal_error);
+		s->internal_rows = s->internal_error = NULL;
+		c = s->client;
+	}
 	if (c) {
 		s->client = NULL;
 		c->server = NULL;
@@ -222,6 +232,8 @@ void server_close(struct server *s, const char *reason)
 	server_set_state(s, SV_FREE);
 	pool->nservers--;
 	rt_schedule_reap();
+	if (pool_db_paused(pool->db))
+		pool_note_progress(pool->db);
 	pool_service(pool);
 }
 
@@ -256,6 +268,8 @@ void server_reap_all(void)
 		params_free(&s->startup);
 		params_free(&s->reported);
 		free(s->fingerprint);
+		free(s->internal_rows);
+		free(s->internal_error);
 		free(s);
 	}
 }
@@ -720,6 +734,119 @@ static void server_handle_idle(struct server *s)
 	}
 }
 
+/* ---- internal queries ---- */
+
+bool server_internal_query(struct server *s, const char *sql, server_query_cb done, void *arg)
+{
+	struct pq_buf b;
+
+	if (s->internal_cb || !server_at_boundary(s) || s->state != SV_ACTIVE)
+		return false;
+	pq_buf_init(&b);
+	pq_build_query(&b, sql);
+	if (!server_send_msg(s, &b))
+		return false;
+	s->internal_cb = done;
+	s->internal_arg = arg;
+	s->pending_syncs = 1;
+	return true;
+}
+
+/* Append a row's first column to the collected rows. */
+static bool internal_add_row(struct server *s, const uint8_t *body, size_t len)
+{
+	struct pq_cursor cur;
+	int32_t vlen;
+	const uint8_t *v;
+	size_t old = s->internal_rows ? strlen(s->internal_rows) : 0;
+	char *n;
+
+	pq_cursor_init(&cur, body, len);
+	if (pq_get_u16(&cur) < 1)
+		return true;
+	vlen = pq_get_i32(&cur);
+	if (vlen < 0)
+		return !cur.failed;
+	v = pq_get_bytes(&cur, (size_t)vlen);
+	if (v == NULL)
+		return false;
+	n = realloc(s->internal_rows, old + (size_t)vlen + 2);
+	if (n == NULL)
+		return false;
+	if (old)
+		n[old++] = '\n';
+	memcpy(n + old, v, (size_t)vlen);
+	n[old + (size_t)vlen] = '\0';
+	s->internal_rows = n;
+	return true;
+}
+
+/* Consume the replies of an internal query; call back on ReadyForQuery. */
+static void server_handle_internal(struct server *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+
+	while (s->internal_cb) {
+		uint8_t type;
+		uint32_t len;
+		const uint8_t *msg;
+		enum pq_status st = server_next_msg(s, SERVER_LOGIN_MSG_MAX, &type, &len, &msg);
+		const uint8_t *body;
+
+		if (st == PQ_NEED_MORE)
+			return;
+		if (st != PQ_OK) {
+			server_close(s, "invalid message during an internal query");
+			return;
+		}
+		body = msg + PQ_HEADER_SIZE;
+		switch (type) {
+		case 'D':
+			if (!internal_add_row(s, body, len - 4)) {
+				server_close(s, "malformed row in an internal query");
+				return;
+			}
+			break;
+		case 'E':
+			if (s->internal_error == NULL) {
+				char sqlstate[6], text[300];
+
+				server_error_text(body, len - 4, sqlstate, text, sizeof(text));
+				s->internal_error = strdup(text);
+			}
+			break;
+		case 'S':
+			/* the client learns about it at the next parameter sync */
+			if (!server_take_param(s, body, len - 4)) {
+				server_close(s, "malformed ParameterStatus");
+				return;
+			}
+			break;
+		case 'Z': {
+			server_query_cb cb = s->internal_cb;
+			void *arg = s->internal_arg;
+			char *rows = s->internal_rows, *err = s->internal_error;
+
+			s->txn_status = len >= 5 ? (char)body[0] : 'I';
+			s->pending_syncs = 0;
+			evbuffer_drain(in, len + 1);
+			s->internal_cb = NULL;
+			s->internal_arg = NULL;
+			s->internal_rows = NULL;
+			s->internal_error = NULL;
+			cb(s, arg, err ? NULL : (rows ? rows : ""), err ? err : (s->txn_status == 'I' ? NULL : "left a transaction open"));
+			free(rows);
+			free(err);
+			return;
+		}
+		default:
+			/* RowDescription, CommandComplete, notices */
+			break;
+		}
+		evbuffer_drain(in, len + 1);
+	}
+}
+
 /* ---- forwarding ---- */
 
 /* Track a ParameterStatus passing through to the client. */
@@ -765,6 +892,15 @@ static void server_ready_seen(struct server *s, char status)
 	}
 }
 
+/* After a batch that ended a transaction: a paused database may have drained. */
+static void server_after_boundary(struct server *s)
+{
+	struct database *db = s->pool->db;
+
+	if (pool_db_paused(db) && server_at_boundary(s))
+		pool_note_progress(db);
+}
+
 void server_forward(struct server *s)
 {
 	struct client *c = s->client;
@@ -774,7 +910,7 @@ void server_forward(struct server *s)
 	uint32_t max = (uint32_t)rt.cfg->max_packet_size;
 	bool release = false;
 
-	if (c == NULL || s->state != SV_ACTIVE)
+	if (c == NULL || s->state != SV_ACTIVE || s->internal_cb)
 		return;
 	out = bufferevent_get_output(c->bev);
 	avail = evbuffer_get_length(in);
@@ -838,6 +974,8 @@ void server_forward(struct server *s)
 		s->msg_left = 0;
 		server_set_state(s, SV_IDLE);
 		client_set_state(c, CL_IDLE);
+		if (pool_db_paused(c->db))
+			pool_note_progress(c->db);
 		pool_service(s->pool);
 		/* the client may already have sent its next transaction */
 		if (c->state == CL_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
@@ -846,6 +984,8 @@ void server_forward(struct server *s)
 	}
 	if (evbuffer_get_length(out) < limit)
 		server_resume_reading(s);
+	if (s->msg_left == 0)
+		server_after_boundary(s);
 }
 
 /* ---- callbacks ---- */
@@ -860,7 +1000,10 @@ static void server_read_cb(struct bufferevent *bev, void *arg)
 		server_handle_login(s);
 		break;
 	case SV_ACTIVE:
-		server_forward(s);
+		if (s->internal_cb)
+			server_handle_internal(s);
+		else
+			server_forward(s);
 		break;
 	case SV_RESET:
 		server_handle_reset(s);

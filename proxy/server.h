@@ -17,6 +17,9 @@
 struct bufferevent;
 struct event;
 struct client;
+struct server;
+
+typedef void (*server_query_cb)(struct server *s, void *arg, const char *rows, const char *error);
 
 enum server_state {
 	SV_CONNECT, /* resolving and connecting */
@@ -55,6 +58,10 @@ struct server {
 	uint64_t query_start_us;   /* when the oldest pending request went out */
 	uint64_t idle_since_us;    /* when it became idle, for server_idle_timeout */
 	bool read_paused;          /* reading stopped because the client's output is full */
+	server_query_cb internal_cb; /* set while an internal query runs (see server_internal_query) */
+	void *internal_arg;
+	char *internal_rows;       /* collected first columns of the internal query's rows */
+	char *internal_error;      /* the internal query's error message, if any */
 	unsigned claim_gen;        /* pool_service() pass that promised it to a waiting client */
 	char label[96];            /* "app/alice@127.0.0.1:5432" for logs */
 };
@@ -74,6 +81,23 @@ void server_link(struct server *s, struct client *c);
  * otherwise.
  */
 void server_release(struct server *s);
+
+/*
+ * At a transaction boundary: no request pending, not inside a transaction or
+ * an unsynced extended-protocol sequence, no partial message either way.
+ */
+static inline bool server_at_boundary(const struct server *s)
+{
+	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0;
+}
+
+/*
+ * Run a query of pgcutover's own on a server linked to a client that is held
+ * at a boundary; the replies are consumed, not forwarded.  'done' gets the
+ * first column of each DataRow joined by '\n' (or NULL and an error message).
+ */
+bool server_internal_query(struct server *s, const char *sql, server_query_cb done, void *arg)
+	__attribute__((warn_unused_result));
 
 /* Forward what the server has sent to its client. */
 void server_forward(struct server *s);

@@ -130,6 +130,12 @@ class RawConn:
 
     # -- low level -------------------------------------------------------
 
+    @property
+    def local_port(self):
+        """Our port, as the proxy's log lines name the client (ADDR:PORT)."""
+        name = self.sock.getsockname()
+        return name[1] if isinstance(name, tuple) else None
+
     def send(self, data):
         self.sock.sendall(data)
 

@@ -14,6 +14,8 @@ static const struct unit_test *const suites[] = {
 	unit_tests_pq,
 	unit_tests_crypto,
 	unit_tests_config,
+	unit_tests_route,
+	unit_tests_admin,
 };
 
 int main(int argc, char **argv)

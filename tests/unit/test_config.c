@@ -779,8 +779,8 @@ static void test_config_is_admin(void)
 
 /* Collects config_dump() output as "key=value\n" lines. */
 struct dump_buf {
-	char text[4096];
-	int keys;
+	char text[4096]; /* every line emitted so far */
+	int keys;        /* how many */
 };
 
 static void dump_emit(void *arg, const char *key, const char *value)

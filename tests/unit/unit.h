@@ -59,5 +59,7 @@ extern int unit_failed;
 extern const struct unit_test unit_tests_pq[];
 extern const struct unit_test unit_tests_crypto[];
 extern const struct unit_test unit_tests_config[];
+extern const struct unit_test unit_tests_route[];
+extern const struct unit_test unit_tests_admin[];
 
 #endif /* PGCUTOVER_UNIT_H */

@@ -1,0 +1,1091 @@
+/*
+ * cutover.c - PAUSE/RESUME and the SWITCH state machine.
+ *
+ * Every step that talks to a database goes through a control connection
+ * (admin/control.c: libpq's non-blocking API on the loop), every wait is
+ * bounded by a timer, and every failure before FLIP goes through
+ * cutover_fail(), which resumes traffic on the old side and reports the
+ * phase.  The route file is written on a worker thread (proxy/route.c) and
+ * the route changes only once that write is durable.
+ */
+#include "admin/cutover.h"
+
+#include <event2/event.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "admin/admin.h"
+#include "admin/control.h"
+#include "protocol/pq.h"
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/route.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+#include "proxy/userlist.h"
+
+/* How often the replication position is polled during the lag wait. */
+#define LAG_POLL_MS 5
+/* Time limit of each preflight or sequence query. */
+#define CONTROL_QUERY_TIMEOUT_MS 10000
+/* Switches remembered for SHOW SWITCHES. */
+#define HISTORY_MAX 256
+
+enum cutover_phase {
+	CO_PREFLIGHT,
+	CO_DRAIN,
+	CO_WAIT_LAG,
+	CO_SYNC_SEQUENCES,
+	CO_FLIP,
+	CO_RESUME,
+};
+
+static const char *const phase_names[] = {
+	[CO_PREFLIGHT] = "preflight",
+	[CO_DRAIN] = "drain",
+	[CO_WAIT_LAG] = "lag wait",
+	[CO_SYNC_SEQUENCES] = "sequence sync",
+	[CO_FLIP] = "flip",
+	[CO_RESUME] = "resume",
+};
+
+/* A switch in progress; one per database at most. */
+struct cutover {
+	struct database *db;
+	struct client *requester;     /* admin client waiting for the row; NULL if gone */
+	enum cutover_phase phase;
+	enum route_side from;
+	enum route_side to;
+	bool dry_run;
+	bool aborting;                /* ABORT arrived: fail at the next step */
+	struct control_conn *ctl[2];  /* control connections, indexed by side */
+	struct event *deadline;       /* drain_timeout / lag_timeout */
+	struct event *poll;           /* next lag poll */
+	int pending;                  /* outstanding control queries of the phase */
+	bool failed;                  /* a query of the phase failed (first error kept) */
+	char fail_state[6];
+	char fail_msg[300];
+	uint64_t t_phase;             /* when the current phase started (us) */
+	uint64_t t_pause;             /* when new transactions started being held (us) */
+	char goal_lsn[32];            /* lsn: insert position after the drain */
+	char marker_id[48];           /* marker: the row we wait for */
+	bool lag_done;                /* the lag wait finished */
+	bool seq_done;                /* sequences synced */
+	int checks_pending;           /* session state checks still running */
+	int64_t preflight_lag;        /* bytes, from preflight (-1 unknown) */
+	int nsequences;               /* sequences found at preflight */
+	struct switch_record rec;
+};
+
+/* A PAUSE waiting for its database (or all of them) to drain. */
+struct pause_wait {
+	struct client *requester;
+	struct database *db;          /* NULL = every database */
+	struct pause_wait *next;
+};
+
+static struct switch_record history[HISTORY_MAX];
+static int nhistory;
+static struct pause_wait *pause_waits;
+
+/* Last measured lag per database name (small table; databases are few). */
+struct lag_entry {
+	char db[64];
+	int64_t lag;
+};
+static struct lag_entry lags[256];
+static int nlags;
+
+static void cutover_next(struct cutover *co);
+static void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void pause_check(void);
+static void pause_progress(struct database *db);
+
+static struct cutover *db_cutover(const struct database *db)
+{
+	return db->on_progress_owner;
+}
+
+static uint64_t ms_since(uint64_t t_us)
+{
+	return (rt_now_us() - t_us) / 1000;
+}
+
+static void record_lag(const struct database *db, int64_t lag)
+{
+	for (int i = 0; i < nlags; i++) {
+		if (strcmp(lags[i].db, db->name) == 0) {
+			lags[i].lag = lag;
+			return;
+		}
+	}
+	if (nlags < (int)(sizeof(lags) / sizeof(lags[0]))) {
+		snprintf(lags[nlags].db, sizeof(lags[nlags].db), "%s", db->name);
+		lags[nlags++].lag = lag;
+	}
+}
+
+int64_t cutover_last_lag(const struct database *db)
+{
+	for (int i = 0; i < nlags; i++)
+		if (strcmp(lags[i].db, db->name) == 0)
+			return lags[i].lag;
+	return -1;
+}
+
+const struct switch_record *cutover_history(int *count)
+{
+	*count = nhistory;
+	return history;
+}
+
+const struct switch_record *cutover_running(const struct database *db)
+{
+	struct cutover *co = db_cutover(db);
+
+	return co ? &co->rec : NULL;
+}
+
+const char *cutover_phase_name(const struct database *db)
+{
+	struct cutover *co = db_cutover(db);
+
+	return co ? phase_names[co->phase] : "";
+}
+
+static void history_add(const struct switch_record *rec)
+{
+	if (nhistory == HISTORY_MAX) {
+		memmove(history, history + 1, sizeof(history[0]) * (HISTORY_MAX - 1));
+		nhistory--;
+	}
+	history[nhistory++] = *rec;
+}
+
+/* ---- control connections ---- */
+
+/* The conninfo of one side, logged in as control_user. */
+static char *control_conninfo(const struct database *db, enum route_side side)
+{
+	const char *base = side == SIDE_SOURCE ? db->cfg->source : db->cfg->target;
+	const char *user = db->cfg->d.control_user;
+	const char *secret = userlist_secret(rt.users, user);
+
+	/* libpq needs the password itself: a hash in auth_file cannot log in */
+	if (secret && auth_secret_kind(secret) != AUTH_SECRET_PLAIN)
+		secret = NULL;
+	return control_conninfo_with_user(base, user, secret);
+}
+
+static bool open_controls(struct cutover *co, char *errbuf, size_t errlen)
+{
+	for (int side = 0; side < 2; side++) {
+		char *ci = control_conninfo(co->db, (enum route_side)side);
+		char label[100];
+
+		snprintf(label, sizeof(label), "%s %s", co->db->name, route_side_name((enum route_side)side));
+		co->ctl[side] = ci ? control_conn_new(rt.base, rt.dns, ci, label) : NULL;
+		free(ci);
+		if (co->ctl[side] == NULL) {
+			snprintf(errbuf, errlen, "out of memory");
+			return false;
+		}
+	}
+	return true;
+}
+
+static void cutover_free(struct cutover *co)
+{
+	for (int side = 0; side < 2; side++)
+		if (co->ctl[side])
+			control_conn_free(co->ctl[side]);
+	if (co->deadline)
+		event_free(co->deadline);
+	if (co->poll)
+		event_free(co->poll);
+	free(co);
+}
+
+/* ---- the phases ---- */
+
+/* Count a query of the phase in; its callback counts it out. */
+static void phase_query(struct cutover *co, enum route_side side, const char *sql, control_cb cb)
+{
+	co->pending++;
+	if (!control_conn_query(co->ctl[side], sql, CONTROL_QUERY_TIMEOUT_MS, cb, co)) {
+		co->pending--;
+		cutover_fail(co, "53200", "out of memory");
+	}
+}
+
+/* Keep the first failure of the phase; the phase ends when nothing is pending. */
+static void phase_failed(struct cutover *co, const struct control_result *r, const char *what)
+{
+	if (co->failed)
+		return;
+	co->failed = true;
+	snprintf(co->fail_state, sizeof(co->fail_state), "%s", r->sqlstate[0] ? r->sqlstate : "XX000");
+	snprintf(co->fail_msg, sizeof(co->fail_msg), "%s: %s", what, r->error ? r->error : "unknown error");
+}
+
+static bool phase_settle(struct cutover *co)
+{
+	if (--co->pending > 0)
+		return false;
+	if (co->failed) {
+		cutover_fail(co, co->fail_state, "%s", co->fail_msg);
+		return false;
+	}
+	return true;
+}
+
+/* Sequences of one side: qualified quoted name, plain name, last value, increment. */
+static const char SEQ_LIST_SQL[] =
+	"SELECT pg_catalog.quote_ident(schemaname) || '.' || pg_catalog.quote_ident(sequencename),"
+	" schemaname || '.' || sequencename, last_value, increment_by"
+	" FROM pg_catalog.pg_sequences ORDER BY 1";
+
+/* Whether sequence_sync names this sequence. */
+static bool seq_selected(const struct database *db, const char *name)
+{
+	const char *list = db->cfg->d.sequence_sync;
+	size_t n = strlen(name);
+
+	if (strcmp(list, "all") == 0)
+		return true;
+	if (strcmp(list, "none") == 0)
+		return false;
+	for (const char *p = list; *p;) {
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+
+		while (len > 0 && *p == ' ') {
+			p++;
+			len--;
+		}
+		while (len > 0 && p[len - 1] == ' ')
+			len--;
+		if (len == n && strncmp(p, name, n) == 0)
+			return true;
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+	return false;
+}
+
+static void preflight_target_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	if (!r->ok)
+		phase_failed(co, r, co->to == SIDE_TARGET ? "the target does not answer"
+							  : "the source does not answer");
+	if (phase_settle(co))
+		cutover_next(co);
+}
+
+static void preflight_slot_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+	const struct db_config *dc = co->db->cfg;
+
+	if (!r->ok) {
+		phase_failed(co, r, "could not read the replication slot");
+	} else if (r->res == NULL || PQntuples(r->res) == 0) {
+		struct control_result f = {.ok = false, .sqlstate = "55000"};
+
+		f.error = "it does not exist on the side being switched from";
+		phase_failed(co, &f, "replication slot check");
+	} else if (strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
+		struct control_result f = {.ok = false, .sqlstate = "55000"};
+
+		f.error = "it is not active: is the subscription on the other side enabled and connected?";
+		phase_failed(co, &f, "replication slot check");
+	} else {
+		co->preflight_lag = PQgetisnull(r->res, 0, 1) ? -1 : strtoll(PQgetvalue(r->res, 0, 1), NULL, 10);
+		record_lag(co->db, co->preflight_lag);
+		if (co->preflight_lag > dc->d.max_switch_lag) {
+			static char msg[200];
+			struct control_result f = {.ok = false, .sqlstate = "55000"};
+
+			snprintf(msg, sizeof(msg), "lag is %" PRId64 " bytes, above max_switch_lag (%" PRId64 ")",
+				 co->preflight_lag, dc->d.max_switch_lag);
+			f.error = msg;
+			phase_failed(co, &f, "replication lag check");
+		}
+	}
+	if (phase_settle(co))
+		cutover_next(co);
+}
+
+static void preflight_marker_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	if (!r->ok)
+		phase_failed(co, r, "marker_table check");
+	else if (r->res == NULL || PQntuples(r->res) == 0 || strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
+		struct control_result f = {.ok = false, .sqlstate = "55000",
+					   .error = "marker_table does not exist on both sides"};
+
+		phase_failed(co, &f, "marker_table check");
+	}
+	if (phase_settle(co))
+		cutover_next(co);
+}
+
+static void preflight_seq_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	if (!r->ok)
+		phase_failed(co, r, "could not read sequences");
+	else if (r->res && co->nsequences == 0) {
+		for (int i = 0; i < PQntuples(r->res); i++)
+			if (seq_selected(co->db, PQgetvalue(r->res, i, 1)))
+				co->nsequences++;
+	}
+	if (phase_settle(co))
+		cutover_next(co);
+}
+
+static void start_preflight(struct cutover *co)
+{
+	const struct db_config *dc = co->db->cfg;
+	char sql[600];
+
+	co->phase = CO_PREFLIGHT;
+	co->t_phase = rt_now_us();
+	/* count every query in before any can complete */
+	co->pending = 1;
+	phase_query(co, co->to, "SELECT 1", preflight_target_cb);
+	if (dc->d.lag_method == LAG_LSN) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(),"
+			 " confirmed_flush_lsn)::bigint FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
+			 dc->replication_slot);
+		phase_query(co, co->from, sql, preflight_slot_cb);
+	} else if (dc->d.lag_method == LAG_MARKER) {
+		snprintf(sql, sizeof(sql), "SELECT pg_catalog.to_regclass('%s') IS NOT NULL", dc->d.marker_table);
+		phase_query(co, co->from, sql, preflight_marker_cb);
+		phase_query(co, co->to, sql, preflight_marker_cb);
+	}
+	if (strcmp(dc->d.sequence_sync, "none") != 0) {
+		phase_query(co, co->from, SEQ_LIST_SQL, preflight_seq_cb);
+		phase_query(co, co->to, SEQ_LIST_SQL, preflight_seq_cb);
+	}
+	if (phase_settle(co))
+		cutover_next(co);
+}
+
+/* -- drain -- */
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cutover *co = arg;
+
+	(void)fd;
+	(void)what;
+	if (co->phase == CO_DRAIN)
+		cutover_fail(co, "57014",
+			     "drain_timeout expired with %d transactions still open; they were not interrupted",
+			     pool_db_in_flight(co->db));
+	else if (co->phase == CO_WAIT_LAG)
+		cutover_fail(co, "57014", "lag_timeout expired before the %s caught up",
+			     co->to == SIDE_TARGET ? "target" : "source");
+}
+
+static void arm_deadline(struct cutover *co, int64_t ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	evtimer_del(co->deadline);
+	evtimer_add(co->deadline, &tv);
+}
+
+static void start_lag_wait(struct cutover *co);
+static void start_session_checks(struct cutover *co);
+
+/* Called by the pool on every transaction end while paused. */
+static void cutover_progress(struct database *db)
+{
+	struct cutover *co = db_cutover(db);
+
+	if (co && co->phase == CO_DRAIN && pool_db_in_flight(db) == 0) {
+		co->rec.ms_drain = (int64_t)ms_since(co->t_phase);
+		evtimer_del(co->deadline);
+		start_session_checks(co);
+		start_lag_wait(co);
+	}
+	pause_check();
+}
+
+static void start_drain(struct cutover *co)
+{
+	struct database *db = co->db;
+
+	co->phase = CO_DRAIN;
+	co->t_phase = co->t_pause = rt_now_us();
+	db->switch_paused = true;
+	arm_deadline(co, db->cfg->d.drain_timeout_ms);
+	log_info("switch %s: draining (%d transactions open)", db->name, pool_db_in_flight(db));
+	cutover_progress(db);
+}
+
+/* -- session checks (session pooling) -- */
+
+static void check_done(struct client *c, void *arg)
+{
+	struct cutover *co = arg;
+
+	(void)c;
+	co->checks_pending--;
+	if (co->checks_pending == 0 && co->lag_done && co->seq_done)
+		cutover_next(co);
+}
+
+static void start_session_checks(struct cutover *co)
+{
+	struct list_node *p, *m, *tmp;
+
+	co->checks_pending = 1;
+	list_for_each(p, &co->db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+
+		list_for_each_safe(m, tmp, &pool->active_clients) {
+			struct client *c = list_entry(m, struct client, node);
+
+			if (c->server == NULL || c->server->side != co->from)
+				continue;
+			co->checks_pending++;
+			if (!client_check_movable(c, check_done, co))
+				co->checks_pending--;
+		}
+	}
+	co->checks_pending--;
+}
+
+/* -- lag wait -- */
+
+static void lag_finished(struct cutover *co)
+{
+	co->lag_done = true;
+	co->rec.ms_lag = (int64_t)ms_since(co->t_phase);
+	evtimer_del(co->deadline);
+	if (co->poll)
+		evtimer_del(co->poll);
+	record_lag(co->db, 0);
+	cutover_next(co);
+}
+
+static void lag_poll_cb(evutil_socket_t fd, short what, void *arg);
+
+static void schedule_poll(struct cutover *co)
+{
+	struct timeval tv = {0, LAG_POLL_MS * 1000};
+
+	evtimer_add(co->poll, &tv);
+}
+
+static void lag_check_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	co->pending--;
+	if (co->phase != CO_WAIT_LAG || co->lag_done)
+		return;
+	if (co->aborting) {
+		cutover_fail(co, "57014", "aborted by ABORT from the admin console");
+		return;
+	}
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not poll replication progress: %s", r->error);
+		return;
+	}
+	if (co->db->cfg->d.lag_method == LAG_LSN) {
+		if (r->res == NULL || PQntuples(r->res) == 0) {
+			cutover_fail(co, "55000", "replication slot \"%s\" disappeared",
+				     co->db->cfg->replication_slot);
+			return;
+		}
+		if (strcmp(PQgetvalue(r->res, 0, 1), "t") != 0) {
+			cutover_fail(co, "55000",
+				     "replication slot \"%s\" became inactive: the %s or its subscription is down",
+				     co->db->cfg->replication_slot, co->to == SIDE_TARGET ? "target" : "source");
+			return;
+		}
+		if (!PQgetisnull(r->res, 0, 2))
+			record_lag(co->db, strtoll(PQgetvalue(r->res, 0, 2), NULL, 10));
+		if (strcmp(PQgetvalue(r->res, 0, 0), "t") == 0) {
+			lag_finished(co);
+			return;
+		}
+	} else if (r->res && PQntuples(r->res) > 0) {
+		lag_finished(co);
+		return;
+	}
+	schedule_poll(co);
+}
+
+static void lag_poll_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cutover *co = arg;
+	const struct db_config *dc = co->db->cfg;
+	char sql[600];
+
+	(void)fd;
+	(void)what;
+	if (dc->d.lag_method == LAG_LSN) {
+		snprintf(sql, sizeof(sql),
+			 "SELECT confirmed_flush_lsn >= '%s'::pg_lsn, active,"
+			 " pg_catalog.pg_wal_lsn_diff('%s'::pg_lsn, confirmed_flush_lsn)::bigint"
+			 " FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
+			 co->goal_lsn, co->goal_lsn, dc->replication_slot);
+		co->pending++;
+		if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
+			co->pending--;
+	} else {
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = '%s'", dc->d.marker_table,
+			 co->marker_id);
+		co->pending++;
+		if (!control_conn_query(co->ctl[co->to], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
+			co->pending--;
+	}
+}
+
+static void lag_goal_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	co->pending--;
+	if (co->phase != CO_WAIT_LAG)
+		return;
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not %s on the %s: %s",
+			     co->db->cfg->d.lag_method == LAG_LSN ? "read the WAL position" : "insert the marker row",
+			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
+		return;
+	}
+	if (co->db->cfg->d.lag_method == LAG_LSN) {
+		if (r->res == NULL || PQntuples(r->res) == 0) {
+			cutover_fail(co, "XX000", "could not read the WAL position");
+			return;
+		}
+		snprintf(co->goal_lsn, sizeof(co->goal_lsn), "%s", PQgetvalue(r->res, 0, 0));
+		log_debug("switch %s: waiting for the slot to reach %s", co->db->name, co->goal_lsn);
+	}
+	lag_poll_cb(-1, 0, co);
+}
+
+static void start_lag_wait(struct cutover *co)
+{
+	const struct db_config *dc = co->db->cfg;
+	char sql[600];
+
+	co->phase = CO_WAIT_LAG;
+	co->t_phase = rt_now_us();
+	if (dc->d.lag_method == LAG_NONE) {
+		lag_finished(co);
+		return;
+	}
+	arm_deadline(co, dc->d.lag_timeout_ms);
+	if (dc->d.lag_method == LAG_LSN) {
+		/*
+		 * The insert position covers every commit acknowledged so far (the
+		 * flush position can trail it with synchronous_commit = off); the
+		 * xid makes this transaction's commit synchronous, which flushes the
+		 * WAL up to it so the walsender can send everything at once.
+		 */
+		snprintf(sql, sizeof(sql),
+			 "SET synchronous_commit = on; SELECT pg_catalog.pg_current_wal_insert_lsn()::text,"
+			 " pg_catalog.pg_current_xact_id()");
+	} else {
+		uint8_t raw[12];
+		char hex[25];
+
+		if (!auth_random_bytes(raw, sizeof(raw))) {
+			cutover_fail(co, "XX000", "could not generate a marker id");
+			return;
+		}
+		for (size_t i = 0; i < sizeof(raw); i++)
+			snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+		snprintf(co->marker_id, sizeof(co->marker_id), "%s-%s", co->db->name, hex);
+		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES ('%s')", dc->d.marker_table,
+			 co->marker_id);
+	}
+	co->pending++;
+	if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_goal_cb, co)) {
+		co->pending--;
+		cutover_fail(co, "53200", "out of memory");
+	}
+}
+
+/* -- sequence sync -- */
+
+static void seq_set_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	co->pending--;
+	if (co->phase != CO_SYNC_SEQUENCES)
+		return;
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not set sequences on the %s: %s",
+			     co->to == SIDE_TARGET ? "target" : "source", r->error);
+		return;
+	}
+	co->rec.ms_sequences = (int64_t)ms_since(co->t_phase);
+	co->seq_done = true;
+	cutover_next(co);
+}
+
+static void seq_read_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+	struct pq_buf sql;
+	int64_t margin = co->db->cfg->d.sequence_margin;
+
+	co->pending--;
+	if (co->phase != CO_SYNC_SEQUENCES)
+		return;
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not read sequences on the %s: %s",
+			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
+		return;
+	}
+	pq_buf_init(&sql);
+	co->rec.sequences_synced = 0;
+	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
+		const char *qname = PQgetvalue(r->res, i, 0);
+		char stmt[700];
+		long long v, inc;
+		int n;
+
+		if (!seq_selected(co->db, PQgetvalue(r->res, i, 1)) || PQgetisnull(r->res, i, 2))
+			continue;
+		v = strtoll(PQgetvalue(r->res, i, 2), NULL, 10);
+		inc = strtoll(PQgetvalue(r->res, i, 3), NULL, 10);
+		/* never backwards: ascending take the larger, descending the smaller */
+		n = snprintf(stmt, sizeof(stmt),
+			     "SELECT pg_catalog.setval('%s', %s(%lld, (SELECT CASE WHEN is_called THEN last_value END FROM %s)));",
+			     qname, inc >= 0 ? "GREATEST" : "LEAST",
+			     inc >= 0 ? v + (long long)margin : v - (long long)margin, qname);
+		if (n > 0 && n < (int)sizeof(stmt))
+			pq_put_bytes(&sql, stmt, (size_t)n);
+		co->rec.sequences_synced++;
+	}
+	if (sql.len == 0) {
+		pq_buf_free(&sql);
+		co->rec.ms_sequences = (int64_t)ms_since(co->t_phase);
+		co->seq_done = true;
+		cutover_next(co);
+		return;
+	}
+	pq_put_u8(&sql, 0);
+	if (sql.failed) {
+		pq_buf_free(&sql);
+		cutover_fail(co, "53200", "out of memory");
+		return;
+	}
+	co->pending++;
+	if (!control_conn_query(co->ctl[co->to], (const char *)sql.data, CONTROL_QUERY_TIMEOUT_MS,
+				seq_set_cb, co)) {
+		co->pending--;
+		cutover_fail(co, "53200", "out of memory");
+	}
+	pq_buf_free(&sql);
+}
+
+static void start_sequence_sync(struct cutover *co)
+{
+	co->phase = CO_SYNC_SEQUENCES;
+	co->t_phase = rt_now_us();
+	if (strcmp(co->db->cfg->d.sequence_sync, "none") == 0) {
+		co->seq_done = true;
+		cutover_next(co);
+		return;
+	}
+	co->pending++;
+	if (!control_conn_query(co->ctl[co->from], SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_read_cb, co)) {
+		co->pending--;
+		cutover_fail(co, "53200", "out of memory");
+	}
+}
+
+/* -- flip and resume -- */
+
+static void cutover_finish(struct cutover *co, bool ok);
+
+static void resume_new_side(struct cutover *co)
+{
+	struct database *db = co->db;
+	struct list_node *p, *m, *tmp;
+
+	co->phase = CO_RESUME;
+	list_for_each(p, &db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+
+		list_for_each_safe(m, tmp, &pool->active_clients) {
+			struct client *c = list_entry(m, struct client, node);
+
+			if (c->server && c->server->side == co->to)
+				continue;
+			if (client_apply_move(c))
+				co->rec.sessions_moved++;
+			else
+				co->rec.sessions_closed++;
+		}
+		list_for_each(m, &pool->idle_clients)
+			co->rec.sessions_moved++;
+		list_for_each(m, &pool->waiting_clients)
+			co->rec.sessions_moved++;
+		/* the old side's idle servers go now; busy ones go when released */
+		list_for_each_safe(m, tmp, &pool->idle_servers) {
+			struct server *s = list_entry(m, struct server, node);
+
+			if (s->side != co->to)
+				server_close(s, "the database switched sides");
+		}
+	}
+	cutover_finish(co, true);
+}
+
+static void flip_done(void *arg, bool ok, const char *errmsg)
+{
+	struct cutover *co = arg;
+
+	if (!ok) {
+		cutover_fail(co, "58030", "could not record the new route durably: %s", errmsg);
+		return;
+	}
+	co->db->route = co->to;
+	log_info("switch %s: route is now %s (recorded in %s)", co->db->name, route_side_name(co->to),
+		 rt.cfg->state_dir);
+	resume_new_side(co);
+}
+
+static void start_flip(struct cutover *co)
+{
+	struct route_state st;
+
+	co->phase = CO_FLIP;
+	memset(&st, 0, sizeof(st));
+	st.side = co->to;
+	route_now(&st);
+	snprintf(st.source_lsn, sizeof(st.source_lsn), "%s", co->goal_lsn);
+	if (!route_store_async(rt.base, rt.cfg->state_dir, co->db->name, &st, flip_done, co))
+		cutover_fail(co, "58030", "could not start writing the route file");
+}
+
+/* Advance to the next phase once the current one is complete. */
+static void cutover_next(struct cutover *co)
+{
+	if (co->aborting && co->phase < CO_FLIP) {
+		cutover_fail(co, "57014", "aborted by ABORT from the admin console");
+		return;
+	}
+	switch (co->phase) {
+	case CO_PREFLIGHT:
+		if (co->dry_run) {
+			snprintf(co->rec.result, sizeof(co->rec.result),
+				 "dry run: ok (lag %" PRId64 " bytes, %d sequences to sync)",
+				 co->preflight_lag < 0 ? 0 : co->preflight_lag, co->nsequences);
+			co->rec.sequences_synced = 0;
+			cutover_finish(co, true);
+			return;
+		}
+		start_drain(co);
+		break;
+	case CO_WAIT_LAG:
+		if (co->lag_done)
+			start_sequence_sync(co);
+		break;
+	case CO_SYNC_SEQUENCES:
+		if (co->seq_done && co->checks_pending == 0)
+			start_flip(co);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Leave the database running (on whichever side it is routed to) and report. */
+static void cutover_finish(struct cutover *co, bool ok)
+{
+	struct database *db = co->db;
+	struct client *req = co->requester;
+
+	evtimer_del(co->deadline);
+	evtimer_del(co->poll);
+	if (co->t_pause)
+		co->rec.ms_paused = (int64_t)ms_since(co->t_pause);
+	if (ok && !co->dry_run)
+		snprintf(co->rec.result, sizeof(co->rec.result), "ok");
+	db->switch_paused = false;
+	db->on_progress = db->admin_paused ? pause_progress : NULL;
+	db->on_progress_owner = NULL;
+	history_add(&co->rec);
+	log_info("switch %s %s -> %s: %s (paused %" PRId64 " ms, drain %" PRId64 " ms, lag %" PRId64
+		 " ms, sequences %" PRId64 " ms, %d moved, %d closed)%s%s",
+		 db->name, route_side_name(co->rec.from), route_side_name(co->rec.to), co->rec.result,
+		 co->rec.ms_paused, co->rec.ms_drain, co->rec.ms_lag, co->rec.ms_sequences,
+		 co->rec.sessions_moved, co->rec.sessions_closed, co->rec.error[0] ? ": " : "",
+		 co->rec.error);
+	if (req) {
+		if (ok)
+			admin_reply_switch(req, &co->rec);
+		else
+			admin_reply_error(req, co->fail_state, co->rec.error,
+					  "SHOW SWITCHES has the timings; the database stays on its old side");
+	}
+	/* control connections may be inside a callback: free once it returns */
+	for (int side = 0; side < 2; side++)
+		control_conn_reset(co->ctl[side]);
+	pool_db_resume(db);
+	pause_check();
+	cutover_free(co);
+}
+
+static void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...)
+{
+	char msg[300];
+	va_list ap;
+	struct list_node *p, *m;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(co->fail_state, sizeof(co->fail_state), "%s", sqlstate && sqlstate[0] ? sqlstate : "XX000");
+	snprintf(co->rec.error, sizeof(co->rec.error), "%s failed: %s", phase_names[co->phase], msg);
+	snprintf(co->rec.result, sizeof(co->rec.result), "%s",
+		 co->aborting ? "aborted" : "failed");
+	log_warning("switch %s: %s; traffic resumes on the %s", co->db->name, co->rec.error,
+		    route_side_name(co->db->route));
+	/* forget the session checks: the sessions stay where they are */
+	list_for_each(p, &co->db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+
+		list_for_each(m, &pool->active_clients) {
+			struct client *c = list_entry(m, struct client, node);
+
+			if (c->move_done == check_done) {
+				c->move_done = NULL;
+				c->move_arg = NULL;
+			}
+			if (c->move != MOVE_CHECKING)
+				c->move = MOVE_UNKNOWN;
+		}
+	}
+	cutover_finish(co, false);
+}
+
+/* ---- entry points ---- */
+
+bool cutover_start(struct database *db, enum route_side to, bool dry_run, struct client *requester,
+		   char *errbuf, size_t errlen)
+{
+	struct cutover *co;
+	struct route_state now;
+
+	if (db->on_progress_owner) {
+		snprintf(errbuf, errlen, "database \"%s\" is already switching (phase: %s)", db->name,
+			 cutover_phase_name(db));
+		return false;
+	}
+	if (db->cfg == NULL) {
+		snprintf(errbuf, errlen, "database \"%s\" is no longer configured", db->name);
+		return false;
+	}
+	if (db->route == to && !dry_run) {
+		snprintf(errbuf, errlen, "database \"%s\" is already routed to its %s", db->name,
+			 route_side_name(to));
+		return false;
+	}
+	co = calloc(1, sizeof(*co));
+	if (co == NULL) {
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	co->db = db;
+	co->requester = requester;
+	co->from = db->route;
+	co->to = to;
+	co->dry_run = dry_run;
+	co->preflight_lag = -1;
+	co->deadline = evtimer_new(rt.base, deadline_cb, co);
+	co->poll = evtimer_new(rt.base, lag_poll_cb, co);
+	if (co->deadline == NULL || co->poll == NULL || !open_controls(co, errbuf, errlen)) {
+		cutover_free(co);
+		snprintf(errbuf, errlen, "out of memory");
+		return false;
+	}
+	snprintf(co->rec.db, sizeof(co->rec.db), "%s", db->name);
+	co->rec.from = co->from;
+	co->rec.to = to;
+	co->rec.dry_run = dry_run;
+	route_now(&now);
+	snprintf(co->rec.started, sizeof(co->rec.started), "%s", now.switched_at);
+	snprintf(co->rec.result, sizeof(co->rec.result), "running");
+	db->on_progress = cutover_progress;
+	db->on_progress_owner = co;
+	log_info("switch %s: %s -> %s%s started", db->name, route_side_name(co->from),
+		 route_side_name(to), dry_run ? " (dry run)" : "");
+	start_preflight(co);
+	return true;
+}
+
+bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
+{
+	struct cutover *co = db_cutover(db);
+
+	if (co == NULL) {
+		snprintf(errbuf, errlen, "database \"%s\" is not switching", db->name);
+		return false;
+	}
+	if (co->phase >= CO_FLIP) {
+		snprintf(errbuf, errlen, "the switch of database \"%s\" has already flipped the route", db->name);
+		return false;
+	}
+	co->aborting = true;
+	/* a drain or lag wait ends now; a running query ends at its callback */
+	if (co->phase == CO_DRAIN || (co->phase == CO_WAIT_LAG && co->pending == 0))
+		cutover_fail(co, "57014", "aborted by ABORT from the admin console");
+	return true;
+}
+
+/* ---- PAUSE / RESUME ---- */
+
+static bool drained(const struct database *db)
+{
+	return pool_db_in_flight(db) == 0;
+}
+
+static bool all_drained(void)
+{
+	struct list_node *n;
+
+	list_for_each(n, &rt.databases)
+		if (!drained(list_entry(n, struct database, node)))
+			return false;
+	return true;
+}
+
+/* Answer the PAUSE requests whose databases have drained. */
+static void pause_check(void)
+{
+	struct pause_wait **pp = &pause_waits;
+
+	while (*pp) {
+		struct pause_wait *w = *pp;
+		bool done = w->db ? (drained(w->db) || !w->db->admin_paused) : all_drained();
+
+		if (done) {
+			*pp = w->next;
+			if (w->requester)
+				admin_reply_command(w->requester, "PAUSE");
+			free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
+static void pause_progress(struct database *db)
+{
+	(void)db;
+	pause_check();
+}
+
+static void pause_one(struct database *db)
+{
+	db->admin_paused = true;
+	if (db->on_progress == NULL)
+		db->on_progress = pause_progress;
+}
+
+void cutover_pause(struct database *db, struct client *requester)
+{
+	struct pause_wait *w = calloc(1, sizeof(*w));
+	struct list_node *n;
+
+	if (db)
+		pause_one(db);
+	else
+		list_for_each(n, &rt.databases)
+			pause_one(list_entry(n, struct database, node));
+	if (w == NULL) {
+		admin_reply_error(requester, "53200", "out of memory", NULL);
+		return;
+	}
+	w->requester = requester;
+	w->db = db;
+	w->next = pause_waits;
+	pause_waits = w;
+	pause_check();
+}
+
+static void resume_one(struct database *db)
+{
+	db->admin_paused = false;
+	if (db->on_progress == pause_progress)
+		db->on_progress = NULL;
+	pool_db_resume(db);
+}
+
+void cutover_resume(struct database *db)
+{
+	struct list_node *n;
+
+	if (db)
+		resume_one(db);
+	else
+		list_for_each(n, &rt.databases)
+			resume_one(list_entry(n, struct database, node));
+	/* PAUSE requests still waiting are answered: nothing is paused any more */
+	pause_check();
+}
+
+void cutover_forget_client(struct client *c)
+{
+	struct list_node *n;
+
+	for (struct pause_wait *w = pause_waits; w; w = w->next)
+		if (w->requester == c)
+			w->requester = NULL;
+	list_for_each(n, &rt.databases) {
+		struct cutover *co = db_cutover(list_entry(n, struct database, node));
+
+		if (co && co->requester == c)
+			co->requester = NULL;
+	}
+}
+
+void cutover_shutdown(void)
+{
+	struct list_node *n;
+
+	while (pause_waits) {
+		struct pause_wait *w = pause_waits;
+
+		pause_waits = w->next;
+		free(w);
+	}
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct cutover *co = db_cutover(db);
+
+		if (co) {
+			db->on_progress_owner = NULL;
+			db->on_progress = NULL;
+			cutover_free(co);
+		}
+	}
+	route_shutdown();
+}

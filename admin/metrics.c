@@ -1,0 +1,225 @@
+/*
+ * metrics.c - the /metrics endpoint.
+ *
+ * Everything is computed at scrape time from the live structures, so the
+ * forwarding path pays nothing for metrics beyond the counters it keeps anyway.
+ */
+#include "admin/metrics.h"
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "admin/cutover.h"
+#include "proxy/client.h"
+#include "proxy/config.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/route.h"
+#include "proxy/runtime.h"
+#include "proxy/server.h"
+
+static struct evhttp *http;
+
+static int count(const struct list_node *head)
+{
+	const struct list_node *n;
+	int k = 0;
+
+	list_for_each(n, head)
+		k++;
+	return k;
+}
+
+static void help(struct evbuffer *out, const char *name, const char *type, const char *text)
+{
+	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+void metrics_render(struct evbuffer *out)
+{
+	struct list_node *n, *p, *m;
+	const struct switch_record *h;
+	int nh;
+
+	help(out, "pgcutover_clients", "gauge", "client connections by database and state");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		int active = 0, waiting = 0, idle = 0;
+
+		list_for_each(p, &db->pools) {
+			struct pool *pool = list_entry(p, struct pool, node);
+
+			active += count(&pool->active_clients);
+			waiting += count(&pool->waiting_clients);
+			idle += count(&pool->idle_clients);
+		}
+		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"active\"} %d\n", db->name, active);
+		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"waiting\"} %d\n", db->name, waiting);
+		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"idle\"} %d\n", db->name, idle);
+	}
+	evbuffer_add_printf(out, "pgcutover_clients{database=\"\",state=\"login\"} %d\n", count(&rt.login_clients));
+
+	help(out, "pgcutover_servers", "gauge", "server connections by database, side and state");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		int cnt[2][3] = {{0}};
+
+		list_for_each(p, &db->pools) {
+			struct pool *pool = list_entry(p, struct pool, node);
+			struct list_node *lists[3] = {&pool->active_servers, &pool->idle_servers, &pool->new_servers};
+
+			for (int i = 0; i < 3; i++)
+				list_for_each(m, lists[i])
+					cnt[list_entry(m, struct server, node)->side][i]++;
+		}
+		for (int side = 0; side < 2; side++) {
+			static const char *const st[3] = {"active", "idle", "login"};
+
+			for (int i = 0; i < 3; i++)
+				evbuffer_add_printf(out, "pgcutover_servers{database=\"%s\",side=\"%s\",state=\"%s\"} %d\n",
+						    db->name, route_side_name((enum route_side)side), st[i], cnt[side][i]);
+		}
+	}
+
+	help(out, "pgcutover_transactions_total", "counter", "transactions completed");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out, "pgcutover_transactions_total{database=\"%s\"} %" PRIu64 "\n", db->name,
+				    db->stats.xact_count);
+	}
+	help(out, "pgcutover_queries_total", "counter", "queries (Query and Sync messages) sent to servers");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out, "pgcutover_queries_total{database=\"%s\"} %" PRIu64 "\n", db->name,
+				    db->stats.query_count);
+	}
+	help(out, "pgcutover_bytes_received_total", "counter", "bytes received from clients");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out, "pgcutover_bytes_received_total{database=\"%s\"} %" PRIu64 "\n",
+				    db->name, db->stats.bytes_in);
+	}
+	help(out, "pgcutover_bytes_sent_total", "counter", "bytes sent to clients");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out, "pgcutover_bytes_sent_total{database=\"%s\"} %" PRIu64 "\n",
+				    db->name, db->stats.bytes_out);
+	}
+	help(out, "pgcutover_replication_lag_bytes", "gauge",
+	     "last measured replication lag (by SHOW LAG or a switch)");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		int64_t lag = cutover_last_lag(db);
+
+		if (lag >= 0)
+			evbuffer_add_printf(out, "pgcutover_replication_lag_bytes{database=\"%s\"} %" PRId64 "\n",
+					    db->name, lag);
+	}
+	help(out, "pgcutover_route_target", "gauge", "1 when the database is routed to its target, 0 for its source");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out, "pgcutover_route_target{database=\"%s\"} %d\n", db->name,
+				    db->route == SIDE_TARGET);
+	}
+	help(out, "pgcutover_paused", "gauge", "1 while new transactions of the database are held");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out, "pgcutover_paused{database=\"%s\"} %d\n", db->name, pool_db_paused(db));
+	}
+
+	h = cutover_history(&nh);
+	help(out, "pgcutover_switches_total", "counter", "switches by database and result");
+	for (int i = 0; i < nh; i++) {
+		int same = 0;
+
+		/* one line per (database, result): count the first occurrence only */
+		for (int k = 0; k < i; k++)
+			if (strcmp(h[k].db, h[i].db) == 0 && strcmp(h[k].result, h[i].result) == 0)
+				same = 1;
+		if (same)
+			continue;
+		for (int k = i; k < nh; k++)
+			if (strcmp(h[k].db, h[i].db) == 0 && strcmp(h[k].result, h[i].result) == 0)
+				same++;
+		evbuffer_add_printf(out, "pgcutover_switches_total{database=\"%s\",result=\"%s\"} %d\n", h[i].db,
+				    h[i].result, same);
+	}
+	help(out, "pgcutover_last_switch_phase_milliseconds", "gauge", "phase durations of the latest switch");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		for (int i = nh - 1; i >= 0; i--) {
+			if (strcmp(h[i].db, db->name) != 0)
+				continue;
+			evbuffer_add_printf(out,
+					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"paused\"} %" PRId64 "\n"
+					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"drain\"} %" PRId64 "\n"
+					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"lag_wait\"} %" PRId64 "\n"
+					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"sequence_sync\"} %" PRId64 "\n",
+					    db->name, h[i].ms_paused, db->name, h[i].ms_drain, db->name, h[i].ms_lag,
+					    db->name, h[i].ms_sequences);
+			break;
+		}
+	}
+}
+
+static void metrics_cb(struct evhttp_request *req, void *arg)
+{
+	struct evbuffer *out = evbuffer_new();
+
+	(void)arg;
+	if (out == NULL) {
+		evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+		return;
+	}
+	metrics_render(out);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+			  "text/plain; version=0.0.4");
+	evhttp_send_reply(req, HTTP_OK, "OK", out);
+	evbuffer_free(out);
+}
+
+static void other_cb(struct evhttp_request *req, void *arg)
+{
+	(void)arg;
+	evhttp_send_error(req, HTTP_NOTFOUND, "only /metrics is served here");
+}
+
+bool metrics_start(char *errbuf, size_t errlen)
+{
+	if (rt.cfg->metrics_port == 0)
+		return true;
+	http = evhttp_new(rt.base);
+	if (http == NULL) {
+		snprintf(errbuf, errlen, "could not start the metrics endpoint: out of memory");
+		return false;
+	}
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+	evhttp_set_cb(http, "/metrics", metrics_cb, NULL);
+	evhttp_set_gencb(http, other_cb, NULL);
+	if (evhttp_bind_socket(http, rt.cfg->metrics_addr, (ev_uint16_t)rt.cfg->metrics_port) != 0) {
+		snprintf(errbuf, errlen, "could not listen for metrics on %s:%d", rt.cfg->metrics_addr,
+			 rt.cfg->metrics_port);
+		evhttp_free(http);
+		http = NULL;
+		return false;
+	}
+	log_info("metrics at http://%s:%d/metrics", rt.cfg->metrics_addr, rt.cfg->metrics_port);
+	return true;
+}
+
+void metrics_stop(void)
+{
+	if (http)
+		evhttp_free(http);
+	http = NULL;
+}

@@ -1,0 +1,122 @@
+"""Session pooling limits and routing errors (issue points 6 and 7):
+default_pool_size makes extra clients wait, max_client_conn refuses with
+53300, an unknown database gets 3D000, replication connections are refused."""
+
+import threading
+import time
+
+import psycopg
+import pytest
+
+import wire
+from pgutil import PASSWORDS
+from proxyutil import SLOW
+
+
+def count_servers(source, appname):
+    with source.admin_connect() as c:
+        return c.execute("select count(*) from pg_stat_activity where application_name = %s",
+                         (appname,)).fetchone()[0]
+
+
+def test_client_over_pool_size_waits(proxy_factory, source):
+    p = proxy_factory.new(settings={"default_pool_size": 2})
+    c1 = p.connect(application_name="poolwait")
+    c2 = p.connect(application_name="poolwait")
+    try:
+        c1.execute("select 1")
+        c2.execute("select 1")
+        result = {}
+
+        def third():
+            t0 = time.monotonic()
+            try:
+                with p.connect(application_name="poolwait", connect_timeout=30) as c3:
+                    result["value"] = c3.execute("select 'third'").fetchone()[0]
+            except Exception as e:  # reported below
+                result["value"] = e
+            result["elapsed"] = time.monotonic() - t0
+
+        th = threading.Thread(target=third)
+        th.start()
+        th.join(2.0)
+        assert th.is_alive(), f"the third client did not wait for a server: {result}"
+        assert count_servers(source, "poolwait") == 2
+        c1.close()
+        th.join(15 * SLOW)
+        assert not th.is_alive(), "the third client was not served after a server was freed"
+        assert result["value"] == "third", result
+        assert result["elapsed"] >= 1.5
+    finally:
+        c1.close()
+        c2.close()
+
+
+def test_max_client_conn(proxy_factory):
+    p = proxy_factory.new(settings={"max_client_conn": 3})
+    conns = [p.connect() for _ in range(3)]
+    try:
+        for c in conns:
+            c.execute("select 1")
+        msgs, closed = wire.login_attempt(p.port, {"user": "alice", "database": "app"},
+                                          password=PASSWORDS["alice"])
+        errs = wire.errors(msgs)
+        assert errs, f"4th client not refused: {msgs}"
+        assert errs[0].sqlstate == "53300", errs[0]
+        text = errs[0].fields.get("M", "").lower()
+        assert any(w in text for w in ("max_client_conn", "too many", "no more connections")), text
+        assert closed
+        with pytest.raises(psycopg.OperationalError):
+            p.connect()
+        # the 3 clients are unaffected, and a freed slot is usable again
+        for c in conns:
+            assert c.execute("select 2").fetchone() == (2,)
+        conns.pop().close()
+        deadline = time.monotonic() + 5 * SLOW
+        while True:
+            try:
+                with p.connect() as c:
+                    assert c.execute("select 3").fetchone() == (3,)
+                break
+            except psycopg.OperationalError:
+                # the proxy may not have noticed the close yet
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_unknown_database(proxy):
+    with pytest.raises(psycopg.OperationalError, match='database "nope" does not exist'):
+        proxy.connect(dbname="nope")
+    msgs, closed = wire.login_attempt(proxy.port, {"user": "alice", "database": "nope"},
+                                      password=PASSWORDS["alice"])
+    errs = wire.errors(msgs)
+    assert errs, msgs
+    assert errs[-1].sqlstate == "3D000"
+    assert errs[-1].fields["S"] == "FATAL"
+    assert errs[-1].fields["M"] == 'database "nope" does not exist'
+    assert not any(m.type == "Z" for m in msgs)
+    assert closed
+    with proxy.connect() as c:
+        c.execute("select 1")
+
+
+@pytest.mark.parametrize("value", ["database", "true"])
+def test_replication_connection_refused(proxy, value):
+    msgs, closed = wire.login_attempt(
+        proxy.port, {"user": "pgcutover", "database": "app", "replication": value},
+        password=PASSWORDS["pgcutover"])
+    errs = wire.errors(msgs)
+    assert errs, f"replication={value} was not refused: {msgs}"
+    assert errs[-1].fields["S"] == "FATAL"
+    assert errs[-1].sqlstate in ("08P01", "28000", "0A000", "42501"), errs[-1]
+    assert "replication" in errs[-1].fields["M"].lower(), errs[-1]
+    assert not any(m.type == "Z" for m in msgs)
+    assert closed
+    with pytest.raises(psycopg.OperationalError, match="(?i)replication"):
+        proxy.connect(user="pgcutover", replication=value)
+    with proxy.connect() as c:
+        c.execute("select 1")
