@@ -41,6 +41,10 @@ $(BUILD)/pgcutover: $(MAIN_OBJ) $(LIB_OBJ)
 $(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# a test tool: drives admin/control.c against real servers (tests/integration/test_control.py)
+$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(BUILD)/admin/control.o $(BUILD)/proxy/log.o
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -53,14 +57,14 @@ check-pure:
 unit: $(BUILD)/unit
 	$(BUILD)/unit
 
-integration: all
-	PGCUTOVER_BIN=$(abspath $(BUILD)/pgcutover) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+integration: all $(BUILD)/control_probe
+	PGCUTOVER_BIN=$(abspath $(BUILD)/pgcutover) PGCUTOVER_CONTROL_PROBE=$(abspath $(BUILD)/control_probe) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
 test: all unit integration
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g" \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all build-asan/unit
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all build-asan/unit build-asan/control_probe
 
 test-asan: asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -82,4 +86,4 @@ format-check:
 clean:
 	rm -rf build build-asan
 
--include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/tests/tools/control_probe.d

@@ -487,11 +487,65 @@ static void lag_finished(struct cutover *co)
 
 static void lag_poll_cb(evutil_socket_t fd, short what, void *arg);
 
+/*
+ * A transaction that writes WAL (a transactional logical message, which
+ * subscribers ignore) and commits synchronously: it flushes the WAL up to
+ * itself and wakes the walsenders.  An xid alone is not enough: a
+ * transaction that wrote no WAL of its own commits asynchronously.
+ */
+static const char LAG_NUDGE_SQL[] =
+	"SET synchronous_commit = on; SELECT pg_catalog.pg_logical_emit_message(true, 'pgcutover', 'flush')";
+
 static void schedule_poll(struct cutover *co)
 {
 	struct timeval tv = {0, LAG_POLL_MS * 1000};
 
 	evtimer_add(co->poll, &tv);
+}
+
+/*
+ * The subscriber applies with synchronous_commit = off and reports its flush
+ * position only when something wakes it, so confirmed_flush_lsn can trail by
+ * a wal_writer_delay plus a feedback round (~1 s measured).  A nudge makes it
+ * current: a synchronous commit on the receiving side flushes what it applied,
+ * and one on the sending side wakes the walsender, whose keepalive makes the
+ * subscriber report that flush at once.  Errors are ignored: the poll and the
+ * deadline decide.
+ */
+static void nudge_source_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	(void)r;
+	co->pending--;
+	if (co->phase == CO_WAIT_LAG && !co->lag_done)
+		schedule_poll(co);
+}
+
+static void nudge_target_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	(void)r;
+	co->pending--;
+	if (co->phase != CO_WAIT_LAG || co->lag_done)
+		return;
+	co->pending++;
+	if (!control_conn_query(co->ctl[co->from], LAG_NUDGE_SQL, CONTROL_QUERY_TIMEOUT_MS,
+				nudge_source_cb, co)) {
+		co->pending--;
+		schedule_poll(co);
+	}
+}
+
+static void lag_nudge(struct cutover *co)
+{
+	co->pending++;
+	if (!control_conn_query(co->ctl[co->to], LAG_NUDGE_SQL, CONTROL_QUERY_TIMEOUT_MS,
+				nudge_target_cb, co)) {
+		co->pending--;
+		schedule_poll(co);
+	}
 }
 
 static void lag_check_cb(void *arg, const struct control_result *r)
@@ -527,6 +581,8 @@ static void lag_check_cb(void *arg, const struct control_result *r)
 			lag_finished(co);
 			return;
 		}
+		lag_nudge(co);
+		return;
 	} else if (r->res && PQntuples(r->res) > 0) {
 		lag_finished(co);
 		return;
@@ -600,12 +656,13 @@ static void start_lag_wait(struct cutover *co)
 		/*
 		 * The insert position covers every commit acknowledged so far (the
 		 * flush position can trail it with synchronous_commit = off); the
-		 * xid makes this transaction's commit synchronous, which flushes the
-		 * WAL up to it so the walsender can send everything at once.
+		 * logical message makes this transaction write WAL and commit
+		 * synchronously, which flushes everything before it, so the
+		 * walsender sends it at once instead of after a wal_writer_delay.
 		 */
 		snprintf(sql, sizeof(sql),
 			 "SET synchronous_commit = on; SELECT pg_catalog.pg_current_wal_insert_lsn()::text,"
-			 " pg_catalog.pg_current_xact_id()");
+			 " pg_catalog.pg_logical_emit_message(true, 'pgcutover', 'lag wait')");
 	} else {
 		uint8_t raw[12];
 		char hex[25];
@@ -732,6 +789,11 @@ static void resume_new_side(struct cutover *co)
 	list_for_each(p, &db->pools) {
 		struct pool *pool = list_entry(p, struct pool, node);
 
+		/* sessions without a server move by themselves (counted before the moves add to them) */
+		list_for_each(m, &pool->idle_clients)
+			co->rec.sessions_moved++;
+		list_for_each(m, &pool->waiting_clients)
+			co->rec.sessions_moved++;
 		list_for_each_safe(m, tmp, &pool->active_clients) {
 			struct client *c = list_entry(m, struct client, node);
 
@@ -742,10 +804,6 @@ static void resume_new_side(struct cutover *co)
 			else
 				co->rec.sessions_closed++;
 		}
-		list_for_each(m, &pool->idle_clients)
-			co->rec.sessions_moved++;
-		list_for_each(m, &pool->waiting_clients)
-			co->rec.sessions_moved++;
 		/* the old side's idle servers go now; busy ones go when released */
 		list_for_each_safe(m, tmp, &pool->idle_servers) {
 			struct server *s = list_entry(m, struct server, node);

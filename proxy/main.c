@@ -231,7 +231,7 @@ out:
 	event_free(rt.reaper);
 	event_free(rt.shutdown_timer);
 	if (rt.dns)
-		evdns_base_free(rt.dns, 0);
+		evdns_base_free(rt.dns, 1);
 	event_base_free(rt.base);
 	userlist_free(rt.users);
 	config_free(rt.cfg);

@@ -42,6 +42,7 @@ def _write_userlist(path, carol_secret):
         ("bob", md5_secret("bob", PASSWORDS["bob"])),     # md5 secret
         ("carol", carol_secret),                           # SCRAM secret from pg_authid
         ("tim", PASSWORDS["tim"]),                         # server side trusts tim
+        ("pat", PASSWORDS["pat"]),                         # server asks for cleartext
         ("admin", "admin_pw"),
         ("pgcutover", PASSWORDS["pgcutover"]),
     ]

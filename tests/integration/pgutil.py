@@ -28,6 +28,7 @@ PASSWORDS = {
     "bob": "bob_pw",
     "carol": "carol_pw",
     "tim": "tim_pw",  # trust-authenticated on the servers; only the proxy checks it
+    "pat": "pat_pw",  # cleartext ("password") authentication on the servers
     "pgcutover": "ctl_pw",
 }
 
@@ -123,6 +124,7 @@ local   all          all                         scram-sha-256
 host    all          tim        127.0.0.1/32     trust
 host    all          alice      127.0.0.1/32     scram-sha-256
 host    all          bob        127.0.0.1/32     md5
+host    all          pat        127.0.0.1/32     password
 host    all          all        127.0.0.1/32     scram-sha-256
 host    replication  pgcutover  127.0.0.1/32     scram-sha-256
 host    all          all        ::1/128          scram-sha-256
@@ -201,6 +203,7 @@ host    all          all        ::1/128          scram-sha-256
             c.execute("CREATE ROLE alice LOGIN PASSWORD 'alice_pw'")
             c.execute("CREATE ROLE pgcutover LOGIN SUPERUSER REPLICATION PASSWORD 'ctl_pw'")
             c.execute("CREATE ROLE tim LOGIN")
+            c.execute("CREATE ROLE pat LOGIN PASSWORD 'pat_pw'")
             if carol_secret is None:
                 c.execute("CREATE ROLE carol LOGIN PASSWORD 'carol_pw'")
             else:
@@ -209,7 +212,7 @@ host    all          all        ::1/128          scram-sha-256
             c.execute("CREATE ROLE bob LOGIN PASSWORD 'bob_pw'")
             c.execute("RESET password_encryption")
             c.execute("CREATE DATABASE app OWNER alice")
-            c.execute("GRANT ALL ON DATABASE app TO bob, carol, tim")
+            c.execute("GRANT ALL ON DATABASE app TO bob, carol, tim, pat")
             secret = c.execute(
                 "SELECT rolpassword FROM pg_authid WHERE rolname = 'carol'").fetchone()[0]
             bob_secret = c.execute(
@@ -217,7 +220,7 @@ host    all          all        ::1/128          scram-sha-256
         assert secret.startswith("SCRAM-SHA-256$"), secret
         assert bob_secret == md5_secret("bob", "bob_pw"), bob_secret
         with self.admin_connect(dbname=DBNAME) as c:
-            c.execute("GRANT ALL ON SCHEMA public TO bob, carol, tim")
+            c.execute("GRANT ALL ON SCHEMA public TO bob, carol, tim, pat")
             c.execute("CREATE SCHEMA foo AUTHORIZATION alice")
             c.execute("GRANT ALL ON SCHEMA foo TO bob, carol, tim")
         return secret

@@ -1,7 +1,8 @@
 """Client authentication against auth_file and server login with its secrets.
 
 pg_hba.conf on the servers requires scram-sha-256 for alice and carol, md5 for
-bob and trusts tim, so every server-side login method is really exercised.
+bob, cleartext ("password") for pat and trusts tim, so every server-side
+login method is really exercised.
 userlist.txt holds alice in plaintext, bob as an md5 secret and carol as her
 real SCRAM secret (so pgcutover must reuse the client's SCRAM proof).
 """
@@ -16,9 +17,9 @@ from pgutil import PASSWORDS
 # (An md5 secret cannot answer SCRAM, and a SCRAM secret alone cannot log in
 # to the server unless the client itself did SCRAM, as with PgBouncer.)
 CASES = {
-    "scram-sha-256": ["alice", "carol", "tim"],
-    "md5": ["alice", "bob", "tim"],
-    "trust": ["alice", "bob", "tim"],
+    "scram-sha-256": ["alice", "carol", "tim", "pat"],
+    "md5": ["alice", "bob", "tim", "pat"],
+    "trust": ["alice", "bob", "tim", "pat"],
 }
 EXPECTED_REQUEST = {
     "scram-sha-256": wire.AUTH_SASL,
@@ -119,3 +120,34 @@ def test_psycopg_all_users_default_proxy(proxy):
         with proxy.connect(user=user) as conn:
             assert conn.execute("select current_user").fetchone()[0] == user
             assert conn.info.parameter_status("server_version").startswith("15")
+
+
+def test_server_refuses_login(proxy):
+    """A user pgcutover accepts (it is in auth_file) but the server refuses:
+    the server's error reaches the client, the connection closes, the proxy
+    goes on.  ("admin" has no role on the servers.)"""
+    msgs, closed = wire.login_attempt(proxy.port, {"user": "admin", "database": "app"},
+                                      password="admin_pw")
+    errs = wire.errors(msgs)
+    assert errs, msgs
+    assert errs[-1].sqlstate in ("28P01", "28000"), errs[-1]
+    assert errs[-1].fields["S"] == "FATAL"
+    assert not any(m.type == "Z" for m in msgs)
+    assert closed
+    with pytest.raises(psycopg.OperationalError, match='"admin"'):
+        proxy.connect(user="admin", password="admin_pw")
+    with proxy.connect() as conn:
+        conn.execute("select 1")
+
+
+def test_database_section_user_password(proxy_factory, clusters):
+    """A database section with user/password: clients log in to pgcutover as
+    themselves, the server session belongs to the section's user."""
+    p = proxy_factory.new(databases={"app": {
+        "source": clusters.source.proxy_target(), "target": clusters.target.proxy_target(),
+        "lag_method": "none", "user": "bob", "password": "bob_pw"}})
+    for user in ("alice", "carol"):
+        with p.connect(user=user) as conn:
+            assert conn.execute("select current_user, session_user").fetchone() == ("bob", "bob")
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        p.connect(user="alice", password="wrong")

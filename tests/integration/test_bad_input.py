@@ -6,7 +6,6 @@ import socket
 import struct
 import time
 
-import psycopg
 import pytest
 
 import wire

@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 
-import pytest
 
 from proxyutil import Proxy, pgcutover_bin
 

@@ -13,7 +13,8 @@ from pgutil import PASSWORDS
 
 @pytest.mark.parametrize("side", ["source", "target"])
 @pytest.mark.parametrize("user,method", [
-    ("alice", "SCRAM"), ("bob", "MD5"), ("carol", "SCRAM"), ("tim", "OK"), ("pgcutover", "SCRAM"),
+    ("alice", "SCRAM"), ("bob", "MD5"), ("carol", "SCRAM"), ("tim", "OK"), ("pat", "CLEARTEXT"),
+    ("pgcutover", "SCRAM"),
 ])
 def test_direct_login(clusters, side, user, method):
     c = getattr(clusters, side)
@@ -25,7 +26,8 @@ def test_direct_login(clusters, side, user, method):
         r.send_startup({"user": user, "database": "app"})
         first = r.read_msg()
         code = wire.auth_code(first.payload)
-        assert code == {"SCRAM": wire.AUTH_SASL, "MD5": wire.AUTH_MD5, "OK": wire.AUTH_OK}[method]
+        assert code == {"SCRAM": wire.AUTH_SASL, "MD5": wire.AUTH_MD5, "OK": wire.AUTH_OK,
+                        "CLEARTEXT": wire.AUTH_CLEARTEXT}[method]
         r.authenticate(user, PASSWORDS[user], first=first)
         r.finish_login()
         assert r.scalar("select current_user") == user

@@ -2,6 +2,7 @@
 default_pool_size makes extra clients wait, max_client_conn refuses with
 53300, an unknown database gets 3D000, replication connections are refused."""
 
+import socket
 import threading
 import time
 
@@ -54,8 +55,22 @@ def test_client_over_pool_size_waits(proxy_factory, source):
 
 def test_max_client_conn(proxy_factory):
     p = proxy_factory.new(settings={"max_client_conn": 3})
-    conns = [p.connect() for _ in range(3)]
+    conns = []
+
+    def connect_retrying():
+        # The start-up probe's connection may not have been reaped yet.
+        deadline = time.monotonic() + 5 * SLOW
+        while True:
+            try:
+                return p.connect()
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
     try:
+        for _ in range(3):
+            conns.append(connect_retrying())
         for c in conns:
             c.execute("select 1")
         msgs, closed = wire.login_attempt(p.port, {"user": "alice", "database": "app"},
@@ -72,17 +87,8 @@ def test_max_client_conn(proxy_factory):
         for c in conns:
             assert c.execute("select 2").fetchone() == (2,)
         conns.pop().close()
-        deadline = time.monotonic() + 5 * SLOW
-        while True:
-            try:
-                with p.connect() as c:
-                    assert c.execute("select 3").fetchone() == (3,)
-                break
-            except psycopg.OperationalError:
-                # the proxy may not have noticed the close yet
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        with connect_retrying() as c:   # the proxy may not have seen the close yet
+            assert c.execute("select 3").fetchone() == (3,)
     finally:
         for c in conns:
             c.close()
@@ -120,3 +126,39 @@ def test_replication_connection_refused(proxy, value):
         proxy.connect(user="pgcutover", replication=value)
     with proxy.connect() as c:
         c.execute("select 1")
+
+
+def test_waiting_client_that_leaves(proxy_factory):
+    """A client that gives up while waiting for a server is forgotten: the
+    freed server goes to the next live client, not to the departed one."""
+    p = proxy_factory.new(settings={"default_pool_size": 1})
+    c1 = p.connect()
+    c1.execute("select 1")
+    waiters = []
+    try:
+        for _ in range(3):
+            w = wire.RawConn(port=p.port)
+            waiters.append(w)
+            w.send_startup({"user": "alice", "database": "app"})
+            # pgcutover may hold the login (or the first query) until a
+            # server is free: go as far as it lets us within a second.
+            try:
+                w.authenticate("alice", PASSWORDS["alice"], timeout=1)
+                w.finish_login(timeout=1)
+                w.send(wire.query_msg("select 1"))
+                w.read_msg(timeout=1)
+            except (socket.timeout, TimeoutError):
+                pass
+        time.sleep(0.3)
+        for w in waiters:
+            w.close()
+        time.sleep(0.3)
+        c1.close()
+        t0 = time.monotonic()
+        with p.connect(connect_timeout=20) as c2:
+            assert c2.execute("select 'served'").fetchone()[0] == "served"
+        assert time.monotonic() - t0 < 10 * SLOW
+    finally:
+        c1.close()
+        for w in waiters:
+            w.close()

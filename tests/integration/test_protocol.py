@@ -78,6 +78,23 @@ def test_simple_and_extended_with_params(proxy):
         assert results == [[(3,)], [("last",)]]
 
 
+def test_transaction_status(proxy):
+    """ReadyForQuery's transaction status passes through."""
+    with proxy.connect() as conn:
+        T = pq.TransactionStatus
+        assert conn.info.transaction_status == T.IDLE
+        conn.execute("begin")
+        assert conn.info.transaction_status == T.INTRANS
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            conn.execute("select 1/0")
+        assert conn.info.transaction_status == T.INERROR
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            conn.execute("select 1")
+        conn.execute("rollback")
+        assert conn.info.transaction_status == T.IDLE
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
 def test_prepared_statements(proxy):
     with proxy.connect() as conn:
         cur = conn.cursor()

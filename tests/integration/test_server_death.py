@@ -3,7 +3,6 @@ ErrorResponse naming the database and is closed; other clients go on; new
 clients work."""
 
 import re
-import threading
 import time
 
 import psycopg

@@ -119,7 +119,6 @@ def test_sigterm_lets_running_query_finish(proxy_factory):
         assert result.get("v") == "finished", result
     finally:
         conn.close()
-    t0 = time.monotonic()
     rc = p.wait_exit(5 * SLOW)
     assert rc is not None, "still running 5s after its last client left"
     assert rc == 0, rc

@@ -217,3 +217,16 @@ def test_open_transaction_rolled_back_on_disconnect(proxy_factory):
     finally:
         with p.connect() as c:
             c.execute("drop table leftover_tx")
+
+
+def test_parameter_status_after_set(proxy):
+    """ParameterStatus sent by the server after a SET reaches the client."""
+    with proxy.connect(application_name="before") as conn:
+        assert conn.info.parameter_status("application_name") == "before"
+        conn.execute("set application_name = 'after'")
+        assert conn.info.parameter_status("application_name") == "after"
+        conn.execute("set DateStyle = 'German'")
+        assert conn.info.parameter_status("DateStyle") == "German, DMY"
+        conn.execute("reset all")
+        assert conn.info.parameter_status("application_name") == "before"
+        assert conn.info.parameter_status("DateStyle") == "ISO, MDY"

@@ -1,0 +1,226 @@
+#!/usr/bin/python3
+"""Cutover benchmark: how long do applications stop committing during SWITCH?
+
+Not part of `make test`.  Starts two throwaway PostgreSQL 15 clusters with
+logical replication between them (tests/integration/pgutil.py and
+replication.py), then for each pool mode and each run: a fresh replicated
+database, a fresh pgcutover (lag_method = lsn), pgbench through it
+(tpcb-like + INSERT INTO orders, 16 clients, per-transaction logs with
+--log), `SWITCH db` mid-run.  From the pgbench logs it merges every
+client's transaction completion times and reports the longest gap with no
+committed transaction around the switch, next to the pause the switch
+reports and the lag (SHOW LAG) just before it.  Medians per pool mode at the
+end.
+
+    /usr/bin/python3 bench/cutover.py [--runs 3] [--clients 16] [--seconds 12]
+        [--switch-at 5] [--modes session,transaction] [--query-mode extended]
+
+Target (issue 3): gap <= 250 ms in both pool modes with the lag near zero.
+Exit status 0 when every run switched with zero failed transactions and no
+lost row (whatever the gap), 1 otherwise.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
+
+import proxyutil                                      # noqa: E402
+from pgutil import PASSWORDS, Cluster                 # noqa: E402
+from replication import AdminError, Pgbench, ReplicatedDB, admin  # noqa: E402
+
+TARGET_GAP_MS = 250
+
+
+class Env:
+    def __init__(self, source, target, userlist):
+        self.source = source
+        self.target = target
+        self.userlist = userlist
+
+
+def say(msg=""):
+    print(msg, flush=True)
+
+
+def gaps(times, lo, hi):
+    """Longest gap between consecutive completions overlapping [lo, hi],
+    and the longest one elsewhere (steady state, for comparison)."""
+    times = sorted(times)
+    around, elsewhere = 0.0, 0.0
+    for a, b in zip(times, times[1:]):
+        if b >= lo and a <= hi:
+            around = max(around, b - a)
+        else:
+            elsewhere = max(elsewhere, b - a)
+    return around, elsewhere
+
+
+def one_run(env, mode, i, args):
+    name = f"bench_{mode[:4]}_{i}"
+    db = ReplicatedDB(env.source, env.target, name).create()
+    proxy = None
+    out = {"mode": mode, "run": i, "ok": False}
+    try:
+        proxy = proxyutil.Proxy(env, settings={
+            "pool_mode": mode, "lag_method": "lsn", "default_pool_size": str(args.clients + 4),
+            "max_client_conn": str(args.clients + 50), "drain_timeout": "10s",
+            "lag_timeout": "30s"}, databases={name: db.section("lsn")}, name=f"bench-{mode}")
+        proxy.start()
+        db.truncate_history()
+        with Pgbench(proxy.port, name, clients=args.clients, seconds=args.seconds,
+                     mode=args.query_mode, log=True, appname="pgcutover-bench") as pb:
+            pb.start()
+            time.sleep(args.switch_at)
+            if pb.proc.poll() is not None:
+                out["error"] = "pgbench ended before the switch: " + pb.wait().stdout[-500:]
+                return out
+            lag = admin(proxy.admin_port, f"SHOW LAG {name}")[0]
+            out["lag_bytes"] = int(lag["lag_bytes"]) if lag["lag_bytes"] is not None else None
+            t0 = time.time()
+            try:
+                row = admin(proxy.admin_port, f"SWITCH {name}")[0]
+            except AdminError as e:
+                out["error"] = f"SWITCH failed: {e}"
+                row = None
+            t1 = time.time()
+            try:
+                res = pb.wait(timeout=args.seconds + 30)
+            except AssertionError as e:
+                out["error"] = f"pgbench hung: {str(e)[:200]}"
+                return out
+        if row:
+            out.update(paused_ms=int(row["paused_ms"]), drain_ms=int(row["drain_ms"]),
+                       lag_wait_ms=int(row["lag_wait_ms"]), seq_ms=int(row["sequence_sync_ms"]),
+                       switch_ms=(t1 - t0) * 1000)
+        times = res.completion_times()
+        around, elsewhere = gaps(times, t0, t1)
+        out.update(committed=res.committed, failed=res.failed, gap_ms=around * 1000,
+                   steady_gap_ms=elsewhere * 1000, logged=len(times))
+        hist = db.count("target", "pgbench_history")
+        out["history_ok"] = hist == res.committed
+        problems = []
+        if res.rc != 0 or res.failed or res.aborted:
+            problems.append(f"pgbench rc {res.rc}, failed {res.failed}, aborted {len(res.aborted)}")
+        if not out["history_ok"]:
+            problems.append(f"target has {hist} history rows for {res.committed} committed")
+        if not row or row["result"] != "ok":
+            problems.append("switch not ok")
+        if problems:
+            out["error"] = "; ".join(problems)
+        else:
+            out["ok"] = True
+        return out
+    finally:
+        if proxy is not None and proxy.proc is not None:
+            probs = proxy.stop()
+            if probs or not out.get("ok"):
+                out.setdefault("log_tail", "\n".join(proxy.log().splitlines()[-30:]))
+            proxy.cleanup()
+        db.drop()
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def fmt(v, unit="ms"):
+    return "-" if v is None else f"{v:.0f} {unit}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--clients", type=int, default=16)
+    ap.add_argument("--seconds", type=int, default=12)
+    ap.add_argument("--switch-at", type=float, default=5.0)
+    ap.add_argument("--modes", default="session,transaction")
+    ap.add_argument("--query-mode", default="extended", choices=["simple", "extended"],
+                    help="pgbench -M (prepared statements would close session-pooled "
+                         "sessions at the switch and are not supported in transaction pooling yet)")
+    ap.add_argument("--verbose", action="store_true", help="print the proxy log of failed runs")
+    args = ap.parse_args()
+
+    binary = proxyutil.pgcutover_bin()
+    if not os.access(binary, os.X_OK):
+        say(f"pgcutover not found at {binary}: run `make` first")
+        return 2
+    signal.signal(signal.SIGTERM, on_sigterm)
+    tmp = tempfile.mkdtemp(prefix="pgcutover-bench-", dir="/tmp")
+    os.chmod(tmp, 0o755)
+    clusters = [Cluster("bench-source"), Cluster("bench-target")]
+    results = []
+    try:
+        errors = []
+
+        def boot(c):
+            try:
+                c.init()
+                c.start()
+            except Exception as e:
+                errors.append(e)
+
+        ts = [threading.Thread(target=boot, args=(c,)) for c in clusters]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(180)
+        if errors:
+            raise errors[0]
+        secret = clusters[0].setup_roles()
+        clusters[1].setup_roles(carol_secret=secret)
+        userlist = os.path.join(tmp, "userlist.txt")
+        with open(userlist, "w") as f:
+            f.write(f'"alice" "{PASSWORDS["alice"]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n'
+                    '"admin" "admin_pw"\n')
+        env = Env(clusters[0], clusters[1], userlist)
+        say(f"pgbench tpcb-like + orders insert, {args.clients} clients, {args.seconds}s, "
+            f"-M {args.query_mode}, SWITCH after {args.switch_at:.0f}s; {args.runs} runs per mode")
+        say(f"{'mode':<12}{'run':>4}{'committed':>11}{'failed':>7}{'lag before':>12}"
+            f"{'paused':>9}{'lag wait':>10}{'GAP':>9}{'steady gap':>12}  result")
+        for mode in args.modes.split(","):
+            for i in range(1, args.runs + 1):
+                r = one_run(env, mode.strip(), i, args)
+                results.append(r)
+                say(f"{r['mode']:<12}{i:>4}{r.get('committed', '-')!s:>11}"
+                    f"{r.get('failed', '-')!s:>7}{fmt(r.get('lag_bytes'), 'B'):>12}"
+                    f"{fmt(r.get('paused_ms')):>9}{fmt(r.get('lag_wait_ms')):>10}"
+                    f"{fmt(r.get('gap_ms')):>9}{fmt(r.get('steady_gap_ms')):>12}  "
+                    f"{'ok' if r['ok'] else 'FAILED: ' + r.get('error', '?')}")
+                if not r["ok"] and args.verbose and r.get("log_tail"):
+                    say(r["log_tail"])
+        say()
+        say(f"medians (target: gap <= {TARGET_GAP_MS} ms with lag near zero)")
+        for mode in args.modes.split(","):
+            rs = [r for r in results if r["mode"] == mode.strip() and r.get("gap_ms") is not None]
+            if not rs:
+                say(f"  {mode:<12} no completed run")
+                continue
+            gap = statistics.median(r["gap_ms"] for r in rs)
+            paused = statistics.median(r["paused_ms"] for r in rs if "paused_ms" in r)
+            lagw = statistics.median(r["lag_wait_ms"] for r in rs if "lag_wait_ms" in r)
+            say(f"  {mode:<12} gap {gap:.0f} ms, pause {paused:.0f} ms (lag wait {lagw:.0f} ms) "
+                f"over {len(rs)} runs: {'within' if gap <= TARGET_GAP_MS else 'OVER'} target")
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for c in clusters:
+            c.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if results and all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
