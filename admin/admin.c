@@ -660,6 +660,8 @@ static void lag_cb(void *arg, const struct control_result *r)
 	if (r->ok && r->res && PQntuples(r->res) > 0) {
 		for (int i = 0; i < 4; i++)
 			vals[2 + i] = PQgetisnull(r->res, 0, i) ? NULL : PQgetvalue(r->res, 0, i);
+		if (vals[4])
+			cutover_record_lag(q->db, strtoll(vals[4], NULL, 10));
 	} else if (!r->ok) {
 		log_warning("SHOW LAG %s: %s", q->name, r->error ? r->error : "failed");
 	}

@@ -117,7 +117,7 @@ static uint64_t ms_since(uint64_t t_us)
 	return (rt_now_us() - t_us) / 1000;
 }
 
-static void record_lag(const struct database *db, int64_t lag)
+void cutover_record_lag(const struct database *db, int64_t lag)
 {
 	for (int i = 0; i < nlags; i++) {
 		if (strcmp(lags[i].db, db->name) == 0) {
@@ -310,7 +310,7 @@ static void preflight_slot_cb(void *arg, const struct control_result *r)
 		phase_failed(co, &f, "replication slot check");
 	} else {
 		co->preflight_lag = PQgetisnull(r->res, 0, 1) ? -1 : strtoll(PQgetvalue(r->res, 0, 1), NULL, 10);
-		record_lag(co->db, co->preflight_lag);
+		cutover_record_lag(co->db, co->preflight_lag);
 		if (co->preflight_lag > dc->d.max_switch_lag) {
 			static char msg[200];
 			struct control_result f = {.ok = false, .sqlstate = "55000"};
@@ -481,7 +481,7 @@ static void lag_finished(struct cutover *co)
 	evtimer_del(co->deadline);
 	if (co->poll)
 		evtimer_del(co->poll);
-	record_lag(co->db, 0);
+	cutover_record_lag(co->db, 0);
 	cutover_next(co);
 }
 
@@ -576,7 +576,7 @@ static void lag_check_cb(void *arg, const struct control_result *r)
 			return;
 		}
 		if (!PQgetisnull(r->res, 0, 2))
-			record_lag(co->db, strtoll(PQgetvalue(r->res, 0, 2), NULL, 10));
+			cutover_record_lag(co->db, strtoll(PQgetvalue(r->res, 0, 2), NULL, 10));
 		if (strcmp(PQgetvalue(r->res, 0, 0), "t") == 0) {
 			lag_finished(co);
 			return;
@@ -913,14 +913,16 @@ static void cutover_finish(struct cutover *co, bool ok)
 
 static void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...)
 {
-	char msg[300];
+	char msg[300], state[6];
 	va_list ap;
 	struct list_node *p, *m;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(co->fail_state, sizeof(co->fail_state), "%s", sqlstate && sqlstate[0] ? sqlstate : "XX000");
+	/* sqlstate may be co->fail_state itself: copy before overwriting */
+	snprintf(state, sizeof(state), "%s", sqlstate && strlen(sqlstate) == 5 ? sqlstate : "XX000");
+	memcpy(co->fail_state, state, sizeof(state));
 	snprintf(co->rec.error, sizeof(co->rec.error), "%s failed: %s", phase_names[co->phase], msg);
 	snprintf(co->rec.result, sizeof(co->rec.result), "%s",
 		 co->aborting ? "aborted" : "failed");

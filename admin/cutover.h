@@ -68,6 +68,8 @@ const struct switch_record *cutover_running(const struct database *db);
 /* The name of the phase a database's switch is in ("" when none). */
 const char *cutover_phase_name(const struct database *db);
 
+/* Remember a measured replication lag (SHOW LAG, a switch) for the metrics. */
+void cutover_record_lag(const struct database *db, int64_t lag);
 /* Last measured replication lag of a database, for SHOW LAG and metrics (-1 unknown). */
 int64_t cutover_last_lag(const struct database *db);
 

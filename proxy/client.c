@@ -97,7 +97,8 @@ static bool client_transition_ok(enum client_state from, enum client_state to)
 		return from != CL_FREE;
 	switch (from) {
 	case CL_LOGIN:
-		return to == CL_WAIT_LOGIN || to == CL_ACTIVE; /* CL_ACTIVE: admin console */
+		/* CL_IDLE: welcomed from the pool's cache; CL_ACTIVE: admin console */
+		return to == CL_WAIT_LOGIN || to == CL_IDLE || to == CL_ACTIVE;
 	case CL_WAIT_LOGIN:
 		return to == CL_ACTIVE;
 	case CL_IDLE:
@@ -437,7 +438,13 @@ static void client_event_cb(struct bufferevent *bev, short what, void *arg)
 	struct client *c = arg;
 
 	(void)bev;
-	if (what & BEV_EVENT_EOF)
+	if ((what & BEV_EVENT_EOF) && c->state == CL_LOGIN &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+		/* as PostgreSQL logs it: a client that gave up in the middle of a packet */
+		log_info("client %s: incomplete %s packet", c->addr,
+			 c->auth_step == AUTH_STEP_STARTUP ? "startup" : "authentication");
+		client_close(c, "incomplete packet");
+	} else if (what & BEV_EVENT_EOF)
 		client_close(c, "client closed the connection");
 	else if (what & BEV_EVENT_ERROR)
 		client_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -484,6 +491,7 @@ static void client_refuse_encryption(struct client *c)
 }
 
 static void client_authenticated(struct client *c);
+static bool client_send_welcome(struct client *c, const struct params *server_params);
 static void client_start_auth(struct client *c);
 static void client_handle_auth_msg(struct client *c);
 
@@ -848,6 +856,7 @@ static void client_handle_auth_msg(struct client *c)
 static void client_authenticated(struct client *c)
 {
 	const uint8_t *key = NULL;
+	const struct params *welcome;
 
 	c->auth_step = AUTH_STEP_DONE;
 	if (c->scram_active) {
@@ -872,6 +881,16 @@ static void client_authenticated(struct client *c)
 		c->scram_active = false;
 	}
 	cancel_register(c);
+	welcome = pool_find_welcome(c->pool, c);
+	if (welcome) {
+		/* a server with these parameters logged in before: welcome at once */
+		if (!client_send_welcome(c, welcome))
+			return;
+		client_set_state(c, CL_IDLE);
+		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+			client_request_server(c);
+		return;
+	}
 	client_set_state(c, CL_WAIT_LOGIN);
 	pool_request_server(c);
 }
@@ -899,6 +918,30 @@ static bool client_sync_params(struct client *c, const struct params *server_par
 	return client_send_buf(c, &b);
 }
 
+/*
+ * The welcome: AuthenticationOk, the server's parameters, our cancel key,
+ * ReadyForQuery.  False when the client was closed.
+ */
+static bool client_send_welcome(struct client *c, const struct params *server_params)
+{
+	struct pq_buf b;
+
+	evtimer_del(c->timer);
+	if (!client_send_auth(c, PQ_AUTH_OK, NULL, 0) || !client_sync_params(c, server_params)) {
+		client_close(c, "could not send");
+		return false;
+	}
+	pq_buf_init(&b);
+	pq_build_backend_key(&b, c->cancel_pid, c->cancel_key);
+	pq_build_ready(&b, 'I');
+	if (!client_send_buf(c, &b)) {
+		client_close(c, "could not send");
+		return false;
+	}
+	log_debug("client %s: logged in as %s to %s", c->addr, c->user, c->dbname);
+	return true;
+}
+
 /* The settings of a moved session were re-applied on its new server. */
 static void client_replay_done(struct server *s, void *arg, const char *rows, const char *error)
 {
@@ -921,24 +964,11 @@ static void client_replay_done(struct server *s, void *arg, const char *rows, co
 void client_server_ready(struct client *c)
 {
 	struct server *s = c->server;
-	struct pq_buf b;
 
 	if (c->state == CL_WAIT_LOGIN) {
-		/* the welcome: AuthenticationOk, parameters, our key, ReadyForQuery */
-		evtimer_del(c->timer);
-		if (!client_send_auth(c, PQ_AUTH_OK, NULL, 0) || !client_sync_params(c, &s->reported)) {
-			client_close(c, "could not send");
+		if (!client_send_welcome(c, &s->reported))
 			return;
-		}
-		pq_buf_init(&b);
-		pq_build_backend_key(&b, c->cancel_pid, c->cancel_key);
-		pq_build_ready(&b, 'I');
-		if (!client_send_buf(c, &b)) {
-			client_close(c, "could not send");
-			return;
-		}
 		client_set_state(c, CL_ACTIVE);
-		log_debug("client %s: logged in as %s to %s", c->addr, c->user, c->dbname);
 		if (c->db->pool_mode == POOL_TRANSACTION) {
 			/* the server was only needed for its parameters */
 			client_drop_server(c);
@@ -1029,7 +1059,12 @@ void client_forward(struct client *c)
 		}
 		if (avail - batch < PQ_HEADER_SIZE)
 			break;
-		if (server_at_boundary(s) &&
+		/*
+		 * A new request at a transaction boundary (an internal query only
+		 * runs at one) is held while the database is paused, while the
+		 * session is being checked, or when the session must move first.
+		 */
+		if ((s->internal_cb || server_at_boundary(s)) &&
 		    (pool_db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
 			/* a new transaction while paused or while the session moves: hold it */
 			c->held = true;
@@ -1220,6 +1255,9 @@ bool client_apply_move(struct client *c)
 		return false;
 	}
 	c->move = MOVE_UNKNOWN;
+	log_debug("client %s: moving to the %s (%zu bytes pending)", c->addr,
+		  c->db->route == SIDE_TARGET ? "target" : "source",
+		  evbuffer_get_length(bufferevent_get_input(c->bev)));
 	if (c->server) {
 		struct server *s = c->server;
 

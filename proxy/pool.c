@@ -10,6 +10,8 @@
  */
 #include "proxy/pool.h"
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +269,55 @@ struct pool *pool_get(struct database *db, const char *user)
 	return pool;
 }
 
+static void welcome_free(struct pool_welcome *w)
+{
+	free(w->fingerprint);
+	params_free(&w->params);
+	free(w);
+}
+
+void pool_remember_welcome(struct pool *pool, const struct server *s)
+{
+	struct pool_welcome *w, **pp;
+	int n = 0;
+
+	/* drop an older entry for the same parameters, and the oldest beyond the bound */
+	for (pp = &pool->welcomes; (w = *pp) != NULL;) {
+		if ((w->side == s->side && w->fp_len == s->fp_len &&
+		     memcmp(w->fingerprint, s->fingerprint, s->fp_len) == 0) ||
+		    ++n >= POOL_WELCOME_MAX) {
+			*pp = w->next;
+			welcome_free(w);
+			continue;
+		}
+		pp = &w->next;
+	}
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return;
+	params_init(&w->params);
+	w->side = s->side;
+	w->fp_len = s->fp_len;
+	w->fingerprint = malloc(s->fp_len + 1);
+	if (w->fingerprint == NULL || !params_copy(&w->params, &s->reported)) {
+		welcome_free(w);
+		return;
+	}
+	memcpy(w->fingerprint, s->fingerprint, s->fp_len);
+	w->fingerprint[s->fp_len] = '\0';
+	w->next = pool->welcomes;
+	pool->welcomes = w;
+}
+
+const struct params *pool_find_welcome(const struct pool *pool, const struct client *c)
+{
+	for (const struct pool_welcome *w = pool->welcomes; w; w = w->next)
+		if (w->side == pool->db->route && w->fp_len == c->fp_len &&
+		    memcmp(w->fingerprint, c->fingerprint, c->fp_len) == 0)
+			return &w->params;
+	return NULL;
+}
+
 void pool_request_server(struct client *c)
 {
 	pool_service(c->pool);
@@ -437,6 +488,8 @@ void pool_db_resume(struct database *db)
 		list_for_each_safe(m, tmp, &pool->idle_clients) {
 			struct client *c = list_entry(m, struct client, node);
 
+			log_debug("client %s: resumed (idle, %zu bytes pending)", c->addr,
+				  evbuffer_get_length(bufferevent_get_input(c->bev)));
 			c->held = false;
 			client_request_server(c);
 		}
@@ -455,6 +508,12 @@ void pool_free_all(void)
 			struct pool *pool = list_entry(p, struct pool, node);
 
 			list_remove(&pool->node);
+			while (pool->welcomes) {
+				struct pool_welcome *w = pool->welcomes;
+
+				pool->welcomes = w->next;
+				welcome_free(w);
+			}
 			free(pool->user);
 			free(pool);
 		}

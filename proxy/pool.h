@@ -14,6 +14,10 @@
 #include <stdint.h>
 
 #include "proxy/list.h"
+#include "proxy/params.h"
+
+/* Welcome messages remembered per pool (distinct startup parameter sets). */
+#define POOL_WELCOME_MAX 32
 
 struct client;
 struct server;
@@ -72,6 +76,21 @@ static inline bool pool_db_paused(const struct database *db)
 	return db->admin_paused || db->switch_paused;
 }
 
+/*
+ * The ParameterStatus values a server reported at login, for one set of
+ * startup parameters on one side: a client whose parameters match is welcomed
+ * from here at once, without waiting for a server (it gets one at its first
+ * query), which is how clients log in while a database is paused or its pool
+ * is busy.
+ */
+struct pool_welcome {
+	struct pool_welcome *next;
+	enum route_side side;
+	char *fingerprint;
+	size_t fp_len;
+	struct params params;
+};
+
 struct pool {
 	struct list_node node;          /* in db->pools */
 	struct database *db;
@@ -84,6 +103,7 @@ struct pool {
 	struct list_node idle_clients;    /* CL_IDLE: logged in, no server (transaction pooling) */
 	int nservers;                   /* servers in any state, bounded by the pool size */
 	int nclients;                   /* clients in any of the lists above */
+	struct pool_welcome *welcomes;  /* most recent first, at most POOL_WELCOME_MAX */
 	uint8_t client_key[32];         /* SCRAM ClientKey recovered from a client's login, */
 	bool have_client_key;           /* used to log in to servers with a SCRAM secret */
 	unsigned claim_gen;             /* current pool_service() pass (see server.claim_gen) */
@@ -101,6 +121,11 @@ void pool_free_addr(struct backend_addr *a);
 struct database *pool_find_db(const char *name);
 /* The pool of (db, user), created on first use; NULL when out of memory. */
 struct pool *pool_get(struct database *db, const char *user);
+
+/* Remember what a server reported at login (see struct pool_welcome). */
+void pool_remember_welcome(struct pool *pool, const struct server *s);
+/* The remembered welcome for this client's parameters on the current side, or NULL. */
+const struct params *pool_find_welcome(const struct pool *pool, const struct client *c);
 
 /* A client needs a server: queue it and let pool_service() find one. */
 void pool_request_server(struct client *c);

@@ -655,6 +655,7 @@ static void server_handle_login(struct server *s)
 				s->scram_active = false;
 			}
 			log_debug("server %s: logged in (backend pid %u)", s->label, (unsigned)s->be_pid);
+			pool_remember_welcome(s->pool, s);
 			server_set_state(s, SV_IDLE);
 			pool_service(s->pool);
 			return;
@@ -740,7 +741,9 @@ bool server_internal_query(struct server *s, const char *sql, server_query_cb do
 {
 	struct pq_buf b;
 
-	if (s->internal_cb || !server_at_boundary(s) || s->state != SV_ACTIVE)
+	/* never in the middle of a message the client is still sending */
+	if (s->internal_cb || !server_at_boundary(s) || s->state != SV_ACTIVE ||
+	    (s->client && s->client->msg_left != 0))
 		return false;
 	pq_buf_init(&b);
 	pq_build_query(&b, sql);

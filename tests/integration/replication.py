@@ -352,6 +352,9 @@ class PgbenchResult:
         self.failed = int(m.group(1)) if m else None
         self.aborted = [ln for ln in stdout.splitlines() if "aborted" in ln.lower()]
         self.errors = [ln for ln in stdout.splitlines() if "error" in ln.lower()]
+        # e.g. "WARNING:  there is no transaction in progress": a COMMIT that
+        # reached a server where the transaction was not open.
+        self.warnings = [ln for ln in stdout.splitlines() if "WARNING" in ln]
         self.logs = logs or []          # per-transaction log lines (--log)
 
     def __iter__(self):  # (committed, failed, stdout)
@@ -399,15 +402,23 @@ class Pgbench:
         self.started_at = time.monotonic()
         return self
 
-    def wait(self, timeout=None):
+    def wait(self, timeout=None, on_timeout=None):
+        """Wait for pgbench to end.  on_timeout: a callable whose text joins
+        the error when pgbench hangs (called before pgbench is killed)."""
         timeout = timeout if timeout is not None else self.seconds + 60
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            extra = ""
+            if on_timeout is not None:
+                try:
+                    extra = "\n" + str(on_timeout())
+                except Exception as e:
+                    extra = f"\n(on_timeout failed: {e!r})"
             self.proc.kill()
             self.proc.wait(timeout=10)
             raise AssertionError(f"pgbench did not finish within {timeout}s: "
-                                 f"{self._stdout()}")
+                                 f"{self._stdout()}{extra}")
         logs = []
         if self.log:
             for fn in sorted(os.listdir(self.tmp)):
@@ -550,6 +561,18 @@ def switch(proxy, db, extra="", conn=None):
     return row
 
 
+def stuck_clients(proxy):
+    """SHOW CLIENTS and SHOW SERVERS, for the message of a hung pgbench."""
+    out = []
+    for cmd in ("SHOW CLIENTS", "SHOW SERVERS", "SHOW POOLS"):
+        try:
+            rows = admin(proxy.admin_port, cmd)
+            out.append(f"{cmd}:\n" + "\n".join(str(r) for r in rows))
+        except Exception as e:
+            out.append(f"{cmd}: {e!r}")
+    return "\n".join(out)
+
+
 def wait_until(pred, timeout, interval=0.05, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -638,7 +661,7 @@ def server_port(conn):
     return conn.execute("SELECT inet_server_port()").fetchone()[0]
 
 
-__all__ = ["Writer", "apply_stalled", "cutover_proxy", "switch", "wait_until", "server_port", "SWITCH_COLUMNS",
+__all__ = ["stuck_clients", "Writer", "apply_stalled", "cutover_proxy", "switch", "wait_until", "server_port", "SWITCH_COLUMNS",
            "ReplicatedDB", "Pgbench", "PgbenchResult", "run_pgbench", "admin", "admin_query",
            "admin_connect", "admin_psql", "AdminError", "Rows", "route_of",
            "TPCB_ORDERS_SCRIPT", "TABLES"]
