@@ -30,6 +30,7 @@
 #include "admin/admin.h"
 #include "protocol/pq.h"
 #include "proxy/config.h"
+#include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
@@ -1018,13 +1019,54 @@ void client_request_server(struct client *c)
 
 /* ---- forwarding ---- */
 
-/* Move 'n' bytes of input to the server's output without copying when possible. */
-static void client_move(struct client *c, struct evbuffer *in, struct evbuffer *out, size_t n)
+/* The client-to-server direction's view of each message header (see conn.h). */
+static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t off,
+					  size_t avail, uint8_t type, uint32_t len)
 {
-	if (n == 0)
-		return;
-	evbuffer_remove_buffer(in, out, n);
-	c->db->stats.bytes_in += n;
+	struct client *c = arg;
+	struct server *s = c->server;
+
+	(void)in;
+	(void)off;
+	(void)avail;
+	(void)len;
+	/*
+	 * A new request at a transaction boundary (an internal query only runs
+	 * at one) is held while the database is paused, while the session is
+	 * being checked, or when the session must move first.
+	 */
+	if ((s->internal_cb || server_at_boundary(s)) &&
+	    (pool_db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
+		c->held = true;
+		return CONN_STOP;
+	}
+	switch (type) {
+	case 'X':
+		/* Terminate: what came before goes, the session ends here */
+		return CONN_STOP;
+	case 'Q':
+	case 'F':
+	case 'S':
+		if (s->pending_syncs++ == 0)
+			s->query_start_us = rt_now_us();
+		if (s->xact_start_us == 0)
+			s->xact_start_us = s->query_start_us;
+		if (type == 'S')
+			s->unsynced = false;
+		c->db->stats.query_count++;
+		break;
+	case 'P':
+	case 'B':
+	case 'E':
+	case 'D':
+	case 'C':
+	case 'H':
+		s->unsynced = true;
+		break;
+	default:
+		break;
+	}
+	return CONN_PASS;
 }
 
 void client_forward(struct client *c)
@@ -1032,86 +1074,38 @@ void client_forward(struct client *c)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	struct server *s = c->server;
 	struct evbuffer *out;
-	size_t avail, batch = 0, limit = (size_t)rt.cfg->conn_buffer_size;
+	size_t limit = (size_t)rt.cfg->conn_buffer_size;
 	uint32_t max = (uint32_t)rt.cfg->max_packet_size;
+	struct conn_result res;
 
 	if (s == NULL || c->state != CL_ACTIVE)
 		return;
 	out = bufferevent_get_output(s->bev);
-	avail = evbuffer_get_length(in);
-
-	while (batch < avail) {
-		uint8_t hdr[PQ_HEADER_SIZE], type;
-		uint32_t len;
-		struct evbuffer_ptr pos;
-
-		if (evbuffer_get_length(out) + batch >= limit) {
-			/* the server is not reading fast enough: stop reading the client */
-			client_pause_reading(c);
-			break;
-		}
-		if (c->msg_left > 0) {
-			size_t n = avail - batch < c->msg_left ? avail - batch : c->msg_left;
-
-			batch += n;
-			c->msg_left -= (uint32_t)n;
-			continue;
-		}
-		if (avail - batch < PQ_HEADER_SIZE)
-			break;
-		/*
-		 * A new request at a transaction boundary (an internal query only
-		 * runs at one) is held while the database is paused, while the
-		 * session is being checked, or when the session must move first.
-		 */
-		if ((s->internal_cb || server_at_boundary(s)) &&
-		    (pool_db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
-			/* a new transaction while paused or while the session moves: hold it */
-			c->held = true;
-			if (!pool_db_paused(c->db) && s->internal_cb == NULL)
-				client_relocate(c);
-			break;
-		}
-		evbuffer_ptr_set(in, &pos, batch, EVBUFFER_PTR_SET);
-		evbuffer_copyout_from(in, &pos, hdr, sizeof(hdr));
-		if (pq_read_header(hdr, sizeof(hdr), &type, &len, max) != PQ_OK) {
-			client_move(c, in, out, batch);
-			client_disconnect(c, "08P01",
-					  "invalid message length %u for message type \"%c\" (must be 4 to %u)",
-					  (unsigned)len, type >= 32 && type < 127 ? type : '?', max);
-			return;
-		}
-		switch (type) {
-		case 'X':
-			/* Terminate: forward what came before, then end the session here */
-			client_move(c, in, out, batch);
+	c->held = false; /* client_on_header() says again if it still holds */
+	conn_forward(in, out, &c->msg_left, limit, max, client_on_header, c, &res);
+	c->db->stats.bytes_in += res.moved;
+	switch (res.end) {
+	case CONN_END_BAD_LENGTH:
+		client_disconnect(c, "08P01",
+				  "invalid message length %u for message type \"%c\" (must be 4 to %u)",
+				  (unsigned)res.len, res.type >= 32 && res.type < 127 ? res.type : '?', max);
+		return;
+	case CONN_END_STOPPED:
+		if (!c->held) {
 			client_close(c, "client terminated the session");
 			return;
-		case 'Q':
-		case 'F':
-		case 'S':
-			if (s->pending_syncs++ == 0)
-				s->query_start_us = rt_now_us();
-			if (s->xact_start_us == 0)
-				s->xact_start_us = s->query_start_us;
-			if (type == 'S')
-				s->unsynced = false;
-			c->db->stats.query_count++;
-			break;
-		case 'P':
-		case 'B':
-		case 'E':
-		case 'D':
-		case 'C':
-		case 'H':
-			s->unsynced = true;
-			break;
-		default:
-			break;
 		}
-		c->msg_left = 1 + len;
+		/* held: a lazy move starts now unless a pause or a check holds it */
+		if (!pool_db_paused(c->db) && s->internal_cb == NULL)
+			client_relocate(c);
+		break;
+	case CONN_END_FULL:
+		/* the server is not reading fast enough: stop reading the client */
+		client_pause_reading(c);
+		return;
+	default:
+		break;
 	}
-	client_move(c, in, out, batch);
 	if (evbuffer_get_length(out) < limit)
 		client_resume_reading(c);
 }

@@ -28,6 +28,7 @@
 #include "protocol/pq.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
 #include "proxy/userlist.h"
@@ -904,74 +905,61 @@ static void server_after_boundary(struct server *s)
 		pool_note_progress(db);
 }
 
+/* The server-to-client direction's view of each message header (see conn.h). */
+static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t off,
+					  size_t avail, uint8_t type, uint32_t len)
+{
+	struct server *s = arg;
+	struct client *c = s->client;
+	struct evbuffer_ptr pos;
+	uint8_t status;
+
+	switch (type) {
+	case 'Z':
+		/* ReadyForQuery: the request ends; its status byte tells where the session is */
+		if (len != 5)
+			return CONN_PASS;
+		if (avail < 6)
+			return CONN_STOP; /* wait for the status byte */
+		evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
+		evbuffer_copyout_from(in, &pos, &status, 1);
+		server_ready_seen(s, (char)status);
+		/* transaction pooling: forward up to here, then give the server back */
+		if (c->db->pool_mode == POOL_TRANSACTION && status == 'I' && s->pending_syncs == 0 &&
+		    !s->unsynced && c->msg_left == 0)
+			return CONN_LAST;
+		return CONN_PASS;
+	case 'S':
+		/* ParameterStatus: tracked once it is whole */
+		if (avail < (size_t)len + 1)
+			return CONN_STOP;
+		server_track_param(s, c, in, off, len);
+		return CONN_PASS;
+	default:
+		return CONN_PASS;
+	}
+}
+
 void server_forward(struct server *s)
 {
 	struct client *c = s->client;
 	struct evbuffer *in = bufferevent_get_input(s->bev);
 	struct evbuffer *out;
-	size_t avail, batch = 0, limit = (size_t)rt.cfg->conn_buffer_size;
-	uint32_t max = (uint32_t)rt.cfg->max_packet_size;
-	bool release = false;
+	size_t limit = (size_t)rt.cfg->conn_buffer_size;
+	struct conn_result res;
 
 	if (c == NULL || s->state != SV_ACTIVE || s->internal_cb)
 		return;
 	out = bufferevent_get_output(c->bev);
-	avail = evbuffer_get_length(in);
-
-	while (batch < avail) {
-		uint8_t hdr[PQ_HEADER_SIZE], type;
-		uint32_t len;
-		struct evbuffer_ptr pos;
-
-		if (evbuffer_get_length(out) + batch >= limit) {
-			/* the client is not reading fast enough: stop reading the server */
-			server_pause_reading(s);
-			break;
-		}
-		if (s->msg_left > 0) {
-			size_t n = avail - batch < s->msg_left ? avail - batch : s->msg_left;
-
-			batch += n;
-			s->msg_left -= (uint32_t)n;
-			continue;
-		}
-		if (avail - batch < PQ_HEADER_SIZE)
-			break;
-		evbuffer_ptr_set(in, &pos, batch, EVBUFFER_PTR_SET);
-		evbuffer_copyout_from(in, &pos, hdr, sizeof(hdr));
-		if (pq_read_header(hdr, sizeof(hdr), &type, &len, max) != PQ_OK) {
-			server_close(s, "server sent a message with an invalid length");
-			return;
-		}
-		if (type == 'Z' && len == 5 && avail - batch >= 6) {
-			uint8_t status;
-
-			evbuffer_ptr_set(in, &pos, batch + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
-			evbuffer_copyout_from(in, &pos, &status, 1);
-			server_ready_seen(s, (char)status);
-			if (c->db->pool_mode == POOL_TRANSACTION && status == 'I' &&
-			    s->pending_syncs == 0 && !s->unsynced && c->msg_left == 0) {
-				/* end of transaction: forward up to here, then give the server back */
-				batch += 6;
-				release = true;
-				break;
-			}
-		} else if (type == 'Z') {
-			/* wait until the status byte is here too */
-			if (avail - batch < (size_t)len + 1)
-				break;
-		} else if (type == 'S' && avail - batch >= (size_t)len + 1) {
-			server_track_param(s, c, in, batch, len);
-		} else if (type == 'S') {
-			break; /* track it once it is whole */
-		}
-		s->msg_left = 1 + len;
-	}
-	if (batch > 0) {
-		evbuffer_remove_buffer(in, out, batch);
-		c->db->stats.bytes_out += batch;
-	}
-	if (release) {
+	conn_forward(in, out, &s->msg_left, limit, (uint32_t)rt.cfg->max_packet_size,
+		     server_on_header, s, &res);
+	c->db->stats.bytes_out += res.moved;
+	switch (res.end) {
+	case CONN_END_BAD_LENGTH:
+		server_close(s, "server sent a message with an invalid length");
+		return;
+	case CONN_END_LAST:
+		/* end of a transaction in transaction pooling */
 		c->server = NULL;
 		s->client = NULL;
 		s->msg_left = 0;
@@ -984,9 +972,15 @@ void server_forward(struct server *s)
 		if (c->state == CL_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
 			client_request_server(c);
 		return;
+	case CONN_END_FULL:
+		/* the client is not reading fast enough: stop reading the server */
+		server_pause_reading(s);
+		break;
+	default:
+		if (evbuffer_get_length(out) < limit)
+			server_resume_reading(s);
+		break;
 	}
-	if (evbuffer_get_length(out) < limit)
-		server_resume_reading(s);
 	if (s->msg_left == 0)
 		server_after_boundary(s);
 }

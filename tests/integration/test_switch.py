@@ -325,7 +325,7 @@ def test_route_survives_sigkill_and_reload(proxy_factory, rdb):
     assert route_of(p.admin_port, DB) == ("target", "running")
     mark = p.log_mark()
     p.signal(signal.SIGHUP)
-    p.wait_log(r"reload", since=mark, timeout=5)
+    assert p.wait_log(r"reload", since=mark, timeout=5), "no log line for the SIGHUP reload"
     assert route_of(p.admin_port, DB) == ("target", "running")
     with p.connect(dbname=DB) as c:
         assert server_port(c) == rdb.target.port
