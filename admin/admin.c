@@ -898,7 +898,7 @@ static void do_abort(struct client *c, const char *name)
 	if (cutover_abort(db, err, sizeof(err)))
 		send_simple(c, "ABORT");
 	else
-		send_error(c, "55000", err, "ABORT stops a switch during its drain or lag wait");
+		send_error(c, "55000", err, "ABORT stops a switch before its flip (preflight, drain, lag wait, sequence sync)");
 }
 
 static void admin_run(struct client *c, const char *query, size_t len)

@@ -400,6 +400,10 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	else if (co->phase == CO_WAIT_LAG)
 		cutover_fail(co, "57014", "lag_timeout expired before the %s caught up",
 			     co->to == SIDE_TARGET ? "target" : "source");
+	else if (co->phase == CO_SYNC_SEQUENCES)
+		cutover_fail(co, "57014",
+			     "the sequence sync and the session checks did not finish within lag_timeout (%d checks left)",
+			     co->checks_pending);
 }
 
 static void arm_deadline(struct cutover *co, int64_t ms)
@@ -764,6 +768,8 @@ static void start_sequence_sync(struct cutover *co)
 {
 	co->phase = CO_SYNC_SEQUENCES;
 	co->t_phase = rt_now_us();
+	/* the pause stays bounded: sequences and session checks share one deadline */
+	arm_deadline(co, co->db->cfg->d.lag_timeout_ms);
 	if (strcmp(co->db->cfg->d.sequence_sync, "none") == 0) {
 		co->seq_done = true;
 		cutover_next(co);
@@ -815,11 +821,39 @@ static void resume_new_side(struct cutover *co)
 	cutover_finish(co, true);
 }
 
+/* After a failed flip: the old route written back (best effort, see flip_done). */
+static void unflip_done(void *arg, bool ok, const char *errmsg)
+{
+	char *db = arg;
+
+	if (ok)
+		log_info("database %s: route file restored to the old side after a failed flip", db);
+	else
+		log_error("database %s: could not restore the route file after a failed flip: %s;"
+			  " check state_dir before restarting pgcutover", db, errmsg);
+	free(db);
+}
+
 static void flip_done(void *arg, bool ok, const char *errmsg)
 {
 	struct cutover *co = arg;
 
 	if (!ok) {
+		/*
+		 * The write may have failed after the rename (at the directory
+		 * fsync), leaving a file that names the new side: put the old side
+		 * back so that a restart agrees with where traffic stays.
+		 */
+		struct route_state st;
+		char *db = strdup(co->db->name);
+
+		memset(&st, 0, sizeof(st));
+		st.side = co->from;
+		route_now(&st);
+		if (db && !route_store_async(rt.base, rt.cfg->state_dir, db, &st, unflip_done, db)) {
+			log_error("database %s: could not restore the route file after a failed flip", db);
+			free(db);
+		}
 		cutover_fail(co, "58030", "could not record the new route durably: %s", errmsg);
 		return;
 	}

@@ -15,6 +15,8 @@
 #include "proxy/client.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -226,6 +228,13 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 		return;
 	}
 	evutil_make_socket_nonblocking(fd);
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+		int on = 1;
+
+		/* small protocol messages must not wait for Nagle (as PostgreSQL does) */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	}
 	rt.nclients++;
 	c->state = CL_LOGIN;
 	list_append(&rt.login_clients, &c->node);
@@ -1125,7 +1134,10 @@ static const char CLIENT_STATE_CHECK_SQL[] =
 	"   WHERE relnamespace = pg_catalog.pg_my_temp_schema()) THEN 'temporary tables' END),"
 	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) THEN 'WITH HOLD cursors' END),"
 	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
-	"   AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory locks' END)) AS t(r) WHERE r IS NOT NULL"
+	"   AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory locks' END),"
+	" (CASE WHEN current_user <> session_user OR session_user <> (SELECT usename FROM"
+	"   pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid())"
+	"   THEN 'SET ROLE or SET SESSION AUTHORIZATION' END)) AS t(r) WHERE r IS NOT NULL"
 	" UNION ALL SELECT 'S' || name || '=' || setting FROM pg_catalog.pg_settings WHERE source = 'session'";
 
 /* Append set_config('name', 'value', false) for one "name=value" row. */

@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -1033,6 +1035,17 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 	char reason[256];
 
 	if (what & BEV_EVENT_CONNECTED) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		evutil_socket_t fd = bufferevent_getfd(bev);
+
+		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 && ss.ss_family != AF_UNIX) {
+			int on = 1;
+
+			/* small protocol messages must not wait for Nagle (as libpq does) */
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+		}
 		server_send_startup(s);
 		return;
 	}

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 import wire
-from pgutil import PASSWORDS, free_port
+from pgutil import PASSWORDS
 from replication import (SWITCH_COLUMNS, AdminError, ReplicatedDB, admin, admin_connect,
                          admin_psql, admin_query, cutover_proxy, route_of, server_port,
                          wait_until)

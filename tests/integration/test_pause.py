@@ -7,7 +7,6 @@ import threading
 import time
 import urllib.request
 
-import psycopg
 import pytest
 
 from replication import admin, admin_connect, admin_query

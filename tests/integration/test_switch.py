@@ -9,17 +9,17 @@ dirty and the next test starts from a fresh copy of the source.
 import os
 import re
 import signal
+import threading
 import time
 import urllib.request
 
-import psycopg
 import pytest
 
 import wire
 from pgutil import PASSWORDS
 from replication import (SWITCH_COLUMNS, AdminError, Pgbench, ReplicatedDB, admin,
-                         admin_connect, admin_query, cutover_proxy, route_of, server_port,
-                         stuck_clients, switch, wait_until)
+                         cutover_proxy, route_of, server_port, stuck_clients, switch,
+                         wait_until)
 
 DB = "cut_switch"
 
@@ -262,7 +262,6 @@ def test_session_in_transaction_moves_at_its_boundary(proxy_factory, rdb):
     try:
         c.execute("BEGIN")
         c.execute("INSERT INTO orders (note) VALUES ('in-flight')")
-        import threading
         out = {}
 
         def do_switch():

@@ -17,7 +17,6 @@ import re
 import threading
 import time
 
-import psycopg
 import pytest
 
 from pgutil import Cluster, free_port
