@@ -77,6 +77,10 @@ deps:
 demo: all
 	$(PYTHON) tests/demo.py
 
+# direct / PgBouncer / pgcutover side by side (bench/README.md); not part of test
+bench: all
+	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
 format:
 	clang-format -i $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC)
 

@@ -76,6 +76,10 @@ TARGET_TPS_TXN_HIGH = 1.1  # ... at 64 and 256 clients in transaction pooling
 TARGET_CPU = 0.7          # pgcutover CPU per transaction / PgBouncer's
 
 
+# Proxies started and not yet stopped: main() stops them whatever happens.
+LIVE = []
+
+
 def say(msg=""):
     print(msg, flush=True)
 
@@ -198,6 +202,7 @@ target = host=127.0.0.1 port={pg_port} dbname={DBNAME}
         self.proc = subprocess.Popen(self.argv, cwd=self.dir, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True, **kw)
+        LIVE.append(self)
         if not wait_port("127.0.0.1", self.port, 15, self.proc):
             raise RuntimeError(f"{self.name} did not start:\n{self.log_tail()}")
         return self
@@ -233,6 +238,8 @@ target = host=127.0.0.1 port={pg_port} dbname={DBNAME}
         if self.log is not None:
             self.log.close()
             self.log = None
+        if self in LIVE:
+            LIVE.remove(self)
 
 
 def chown_pg(path, recursive=False):
@@ -389,7 +396,7 @@ log_disconnections = off
     with open(hba) as f:
         rules = f.read()
     with open(hba, "w") as f:
-        f.write(f"local all postgres trust\nhost all {USER} 127.0.0.1/32 md5\n" + rules)
+        f.write(f"host all {USER} 127.0.0.1/32 md5\n" + rules)
     c.start()
     with c.admin_connect() as conn:
         conn.execute("SET password_encryption = 'md5'")
@@ -434,14 +441,16 @@ def ensure_pgbouncer():
 
 
 def raise_fd_limit():
+    """Raise this process's fd limit (the proxies inherit it) to NOFILE, or
+    to the hard limit when the hard limit cannot be raised."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = NOFILE
-    if os.geteuid() != 0 and hard != resource.RLIM_INFINITY:
-        want = min(want, hard)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, max(want, hard)
-                                                    if hard != resource.RLIM_INFINITY
-                                                    else hard))
+    inf = resource.RLIM_INFINITY
+    if soft != inf and soft < NOFILE:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE,
+                               (NOFILE, hard if hard == inf or hard > NOFILE else NOFILE))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
@@ -461,16 +470,34 @@ def skipped(kind, mode, proto):
     return None
 
 
+def start_proxies(args, cluster, workdir):
+    """One PgBouncer and one pgcutover per pool mode, md5, equal settings."""
+    proxies = {}
+    for mode in args.modes:
+        size = max(args.clients) + 4 if mode == "session" else args.txn_pool_size
+        for kind in PROXIES:
+            proxies[(kind, mode)] = Proxy(kind, mode, workdir, cluster.port, "md5", size,
+                                          max(args.clients) + 100).start()
+    return proxies
+
+
+def serve(args, cluster, workdir):
+    """--serve: the cluster and the proxies of the pgbench part, left running
+    for experiments by hand (strace, perf) until Ctrl-C or the time is up."""
+    proxies = start_proxies(args, cluster, workdir)
+    say(f"PGPASSWORD={PASSWORD}; pgbench -h 127.0.0.1 -U {USER} -p PORT {DBNAME}")
+    say(f"  direct             port {cluster.port}")
+    for (kind, mode), px in proxies.items():
+        say(f"  {kind:<10} {mode:<11} port {px.port}  pid {px.pid}  config {px.ini}")
+    say(f"running for {args.serve} s (Ctrl-C ends it)")
+    time.sleep(args.serve)
+
+
 def bench_rounds(args, cluster, workdir, results):
     """The interleaved pgbench runs.  results[(target, mode, script, proto,
     clients)] = list of run dicts; target 'direct' has mode None."""
     max_clients = max(args.clients)
-    proxies = {}
-    for mode in args.modes:
-        size = max_clients + 4 if mode == "session" else args.txn_pool_size
-        for kind in PROXIES:
-            proxies[(kind, mode)] = Proxy(kind, mode, workdir, cluster.port, "md5", size,
-                                          max_clients + 100).start()
+    proxies = start_proxies(args, cluster, workdir)
     # Warm-up: PostgreSQL's cache, and every proxy's server pool filled as far
     # as the largest point will use it, so that no measured run pays backend
     # forks that another does not.
@@ -720,6 +747,9 @@ def parse_args(argv):
     ap.add_argument("--cutover", action="store_true", help="end with bench/cutover.py")
     ap.add_argument("--cutover-timeout", type=int, default=1200)
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
+    ap.add_argument("--serve", type=int, metavar="SECONDS",
+                    help="only start the cluster and the proxies, print their ports and "
+                         "keep them running this long (for strace/perf by hand)")
     args = ap.parse_args(argv)
     args.rounds = args.rounds or (3 if args.full else 1)
     args.duration = args.duration or (3 if args.quick else 5)
@@ -774,6 +804,9 @@ def main(argv):
     try:
         say(f"starting PostgreSQL (max_connections {max_conn}) and pgbench -i -s {SCALE}")
         cluster = setup_cluster(max_conn)
+        if args.serve:
+            serve(args, cluster, workdir)
+            return 0
         if not args.no_pgbench:
             broken = bench_rounds(args, cluster, workdir, results)
         if not args.no_rss:
@@ -786,6 +819,8 @@ def main(argv):
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for px in list(LIVE):
+            px.stop()
         if cluster is not None:
             cluster.cleanup()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -145,6 +145,16 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 	enum route_side *routes;
 	struct list_node *n;
 
+	/* a database in the middle of a switch cannot go away under it */
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (db->on_progress_owner && config_find_db(cfg, db->name) == NULL) {
+			snprintf(errbuf, errlen, "database \"%s\" is switching and cannot be removed now",
+				 db->name);
+			return false;
+		}
+	}
 	/* parse every conninfo first, so a bad one changes nothing */
 	addrs = calloc(cfg->ndbs ? cfg->ndbs : 1, sizeof(*addrs));
 	if (addrs == NULL) {
