@@ -74,6 +74,7 @@ struct cutover {
 	uint64_t t_pause;             /* when new transactions started being held (us) */
 	char goal_lsn[32];            /* lsn: insert position after the drain */
 	char marker_id[48];           /* marker: the row we wait for */
+	bool reached;                 /* preflight: both sides answered */
 	bool lag_done;                /* the lag wait finished */
 	bool seq_done;                /* sequences synced */
 	int checks_pending;           /* session state checks still running */
@@ -291,6 +292,17 @@ static void preflight_target_cb(void *arg, const struct control_result *r)
 		cutover_next(co);
 }
 
+static void preflight_from_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	if (!r->ok)
+		phase_failed(co, r, co->from == SIDE_SOURCE ? "the source does not answer"
+							    : "the target does not answer");
+	if (phase_settle(co))
+		cutover_next(co);
+}
+
 static void preflight_slot_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
@@ -356,16 +368,14 @@ static void preflight_seq_cb(void *arg, const struct control_result *r)
 		cutover_next(co);
 }
 
-static void start_preflight(struct cutover *co)
+/* Preflight, second step: both sides answered; now the replication and sequences. */
+static void preflight_checks(struct cutover *co)
 {
 	const struct db_config *dc = co->db->cfg;
 	char sql[600];
 
-	co->phase = CO_PREFLIGHT;
-	co->t_phase = rt_now_us();
 	/* count every query in before any can complete */
 	co->pending = 1;
-	phase_query(co, co->to, "SELECT 1", preflight_target_cb);
 	if (dc->d.lag_method == LAG_LSN) {
 		snprintf(sql, sizeof(sql),
 			 "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(),"
@@ -380,6 +390,29 @@ static void start_preflight(struct cutover *co)
 	if (strcmp(dc->d.sequence_sync, "none") != 0) {
 		phase_query(co, co->from, SEQ_LIST_SQL, preflight_seq_cb);
 		phase_query(co, co->to, SEQ_LIST_SQL, preflight_seq_cb);
+	}
+	if (phase_settle(co))
+		cutover_next(co);
+}
+
+/*
+ * Preflight, first step: both sides answer as control_user, within
+ * server_connect_timeout.  Only then are the other checks queued, so that
+ * an unreachable side costs one timeout, not one per queued query.
+ */
+static void start_preflight(struct cutover *co)
+{
+	co->phase = CO_PREFLIGHT;
+	co->t_phase = rt_now_us();
+	co->pending = 1;
+	for (int side = 0; side < 2; side++) {
+		co->pending++;
+		if (!control_conn_query(co->ctl[side], "SELECT 1", rt.cfg->server_connect_timeout_ms,
+					side == (int)co->to ? preflight_target_cb : preflight_from_cb, co)) {
+			co->pending--;
+			cutover_fail(co, "53200", "out of memory");
+			return;
+		}
 	}
 	if (phase_settle(co))
 		cutover_next(co);
@@ -885,6 +918,11 @@ static void cutover_next(struct cutover *co)
 	}
 	switch (co->phase) {
 	case CO_PREFLIGHT:
+		if (!co->reached) {
+			co->reached = true;
+			preflight_checks(co);
+			return;
+		}
 		if (co->dry_run) {
 			snprintf(co->rec.result, sizeof(co->rec.result),
 				 "dry run: ok (lag %" PRId64 " bytes, %d sequences to sync)",

@@ -159,7 +159,7 @@ pool_mode = {mode}
 default_pool_size = {pool_size}
 max_client_conn = {max_clients}
 server_idle_timeout = 0
-server_lifetime = 0
+server_lifetime = 86400
 ignore_startup_parameters = extra_float_digits
 """
             self.argv = [PGBOUNCER, self.ini]

@@ -307,7 +307,8 @@ void server_release(struct server *s)
 	if (s->read_paused)
 		server_resume_reading(s);
 	if (!server_clean(s)) {
-		server_terminate(s, "released in the middle of a transaction or request");
+		server_terminate(s, s->side != s->pool->db->route ? "its database switched sides"
+				    : "released in the middle of a transaction or request");
 		return;
 	}
 	if (s->pool->db->pool_mode == POOL_TRANSACTION && c && c->state != CL_FREE &&

@@ -281,7 +281,8 @@ def test_session_in_transaction_moves_at_its_boundary(proxy_factory, rdb):
         assert not t.is_alive()
         assert "row" in out, out
         assert out["row"]["result"] == "ok"
-        assert ms(out["row"], "drain_ms") >= 400, out["row"]
+        # the drain waited for the COMMIT (its length depends on how long the preflight took)
+        assert 0 < ms(out["row"], "drain_ms") <= ms(out["row"], "paused_ms"), out["row"]
         assert server_port(c) == rdb.target.port
         with rdb.tgt() as tc:
             assert tc.execute("SELECT count(*) FROM orders WHERE note = 'in-flight'").fetchone()[0] == 1
