@@ -189,7 +189,7 @@ sequence_sync = none
 source = host=127.0.0.1 port={pg_port} dbname={DBNAME}
 target = host=127.0.0.1 port={pg_port} dbname={DBNAME}
 """
-            self.argv = [PGCUTOVER, self.ini]
+            self.argv = [os.path.join(workdir, "pgcutover"), self.ini]
         with open(self.ini, "w") as f:
             f.write(text)
         chown_pg(self.dir, recursive=True)
@@ -281,8 +281,10 @@ def pgbench(port, script, proto, clients, duration, proxy=None):
         if m:
             out[k] = float(m.group(1))
     if p.returncode != 0 or "tps" not in out or not out.get("txns"):
-        last = [ln for ln in p.stdout.splitlines() if ln.strip()][-3:]
-        return {"error": f"pgbench exit {p.returncode}: " + " | ".join(last)[:300]}
+        lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
+        errs = [ln for ln in lines if "ERROR:" in ln or "FATAL:" in ln] or \
+               [ln for ln in lines if "error" in ln.lower()] or lines[-3:]
+        return {"error": f"pgbench exit {p.returncode}: {errs[0][:300]}"}
     if out.get("failed"):
         out["error"] = f"{int(out['failed'])} failed transactions"
     if proxy:
@@ -378,8 +380,9 @@ def measure_rss(kind, workdir, pg_port, counts):
 
 # -- the run ----------------------------------------------------------------------
 
-def setup_cluster(max_conn):
-    c = Cluster("bench")
+def setup_cluster(c, max_conn):
+    """initdb and start `c` for the bench: room for every pool at once, md5
+    for the bench user, and the pgbench tables at scale SCALE."""
     c.init()
     # Later lines of postgresql.conf win over pgutil's.
     with open(os.path.join(c.datadir, "postgresql.conf"), "a") as f:
@@ -404,7 +407,6 @@ log_disconnections = off
         conn.execute(f"CREATE DATABASE {DBNAME} OWNER {USER}")
     run([pg_bin("pgbench"), "-i", "-q", "-s", str(SCALE), "-h", "127.0.0.1", "-p",
          str(c.port), "-U", USER, DBNAME], timeout=900, env=pg_env())
-    return c
 
 
 def machine_info():
@@ -509,7 +511,9 @@ def bench_rounds(args, cluster, workdir, results):
         r = pgbench(px.port, "select-only", "simple", max_clients, 2)
         if "error" in r:
             raise RuntimeError(f"warm-up through {px.name} failed: {r['error']}\n{px.log_tail()}")
-    broken = {}  # (kind, mode, proto) -> error: not retried in later rounds
+    # (kind, mode, script, proto) -> (clients, error): a point that failed is
+    # not retried, nor the same one at more clients.
+    broken = {}
     pts = points(args)
     nruns = args.rounds * len(pts) * (1 + len(args.modes) * len(PROXIES))
     done, t_start = 0, time.monotonic()
@@ -520,8 +524,9 @@ def bench_rounds(args, cluster, workdir, results):
             for kind, mode in plan:
                 done += 1
                 key = (kind, mode, script, proto, clients)
+                bad = broken.get((kind, mode, script, proto))
                 if kind != "direct" and (skipped(kind, mode, proto)
-                                         or (kind, mode, proto) in broken):
+                                         or (bad and clients >= bad[0])):
                     continue
                 px = proxies.get((kind, mode))
                 port = px.port if px else cluster.port
@@ -532,7 +537,9 @@ def bench_rounds(args, cluster, workdir, results):
                 if "error" in r and "tps" not in r:
                     say(f"{label}: FAILED: {r['error']}")
                     if kind != "direct":
-                        broken[(kind, mode, proto)] = r["error"]
+                        bad = broken.get((kind, mode, script, proto))
+                        if not bad or clients < bad[0]:
+                            broken[(kind, mode, script, proto)] = (clients, r["error"])
                         if not px.alive():
                             raise RuntimeError(f"{px.name} died:\n{px.log_tail()}")
                 else:
@@ -576,7 +583,8 @@ def build_table(args, results, broken):
                 why = skipped(kind, mode, proto)
                 if why:
                     return why
-                if (kind, mode, proto) in broken and med(runs, field) is None:
+                bad = broken.get((kind, mode, script, proto))
+                if bad and clients >= bad[0] and med(runs, field) is None:
                     return "fails"
                 return f_num(med(runs, field), fmt)
 
@@ -659,16 +667,17 @@ def write_report(path, info, args, argv, table, rss_md, targets, broken, cutover
                  load):
     dirty = ("; **C sources or Makefile modified in the working tree:** "
              + ", ".join(info["dirty"])) if info["dirty"] else ""
-    notes = [f"- {k} with `-M {p}` in {m} pooling: {e}" for (k, m, p), e in broken.items()]
+    notes = [f"- {k}, {sc} `-M {p}` in {m} pooling, from {c} clients on: {e}"
+             for (k, m, sc, p), (c, e) in broken.items()]
     if "transaction" in args.modes and "prepared" in args.protocols:
         notes.insert(0, "- pgcutover with `-M prepared` in transaction pooling: not run, "
                         "named prepared statements are not supported there yet.")
     text = f"""# pgcutover benchmark — {info['date']}, commit {info['commit']}
 
 - machine: {info['cpu']}, {info['cores']} cores, {info['mem_gb']} GB; Linux {info['kernel']}
-- load average (1 min) before / after: {load[0]:.2f} / {load[1]:.2f}
+- load average (1 min) before / after (this run's own load included): {load[0]:.2f} / {load[1]:.2f}
 - {info['pg']}; {info['pgbouncer']}; {info['pgcutover']} (commit {info['commit']}{dirty})
-- command: `bench/run.py {' '.join(argv)}`; {args.rounds} round(s), pgbench -T {args.duration}
+- command: `bench/run.py{' ' + ' '.join(argv) if argv else ''}`; {args.rounds} round(s), pgbench -T {args.duration}
   per run, medians over the rounds; direct / PgBouncer / pgcutover back to back per point
 - pgbench scale {SCALE}, `-n -j 2` (`-j 1` at one client); md5 client authentication on
   both proxies and on the server; pool size {max(args.clients) + 4} in session pooling (one
@@ -794,16 +803,20 @@ def main(argv):
     # servers between runs) while pgbench also runs directly.
     max_conn = 2 * (max_clients + 4) + 2 * args.txn_pool_size + max_clients + 30
     workdir = tempfile.mkdtemp(prefix="pgcutover-bench-run-", dir="/tmp")
-    os.chmod(workdir, 0o755)
-    with open(os.path.join(workdir, "userlist.txt"), "w") as f:
-        f.write(f'"{USER}" "{PASSWORD}"\n"admin" "admin_pw"\n')
-    chown_pg(workdir, recursive=True)
     cluster = None
     results, broken, rss = {}, {}, {}
     t0 = time.monotonic()
     try:
+        os.chmod(workdir, 0o755)
+        # A private copy: a `make` elsewhere during the run cannot swap the
+        # binary under the proxies, and perf finds its symbols.
+        shutil.copy2(PGCUTOVER, os.path.join(workdir, "pgcutover"))
+        with open(os.path.join(workdir, "userlist.txt"), "w") as f:
+            f.write(f'"{USER}" "{PASSWORD}"\n"admin" "admin_pw"\n')
+        chown_pg(workdir, recursive=True)
         say(f"starting PostgreSQL (max_connections {max_conn}) and pgbench -i -s {SCALE}")
-        cluster = setup_cluster(max_conn)
+        cluster = Cluster("bench")
+        setup_cluster(cluster, max_conn)
         if args.serve:
             serve(args, cluster, workdir)
             return 0
