@@ -21,6 +21,7 @@ import threading
 import time
 
 import psycopg
+import pytest
 from psycopg import sql
 
 from pgutil import PASSWORDS, pg_bin
@@ -665,3 +666,26 @@ __all__ = ["stuck_clients", "Writer", "apply_stalled", "cutover_proxy", "switch"
            "ReplicatedDB", "Pgbench", "PgbenchResult", "run_pgbench", "admin", "admin_query",
            "admin_connect", "admin_psql", "AdminError", "Rows", "route_of",
            "TPCB_ORDERS_SCRIPT", "TABLES"]
+
+
+def replicated_fixtures(dbname, reset=None):
+    """The two fixtures a test module of the cutover needs, for database
+    `dbname`: `repl` (module scope: the replicated database, created once and
+    dropped at the end) and `rdb` (per test: replication re-enabled and caught
+    up, then `reset(repl)` if given).  Use: `repl, rdb = replicated_fixtures(DB)`."""
+
+    @pytest.fixture(scope="module")
+    def repl(clusters):
+        db = ReplicatedDB(clusters.source, clusters.target, dbname)
+        db.create()
+        yield db
+        db.drop()
+
+    @pytest.fixture
+    def rdb(repl):
+        repl.prepare()
+        if reset is not None:
+            reset(repl)
+        return repl
+
+    return repl, rdb

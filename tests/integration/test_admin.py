@@ -17,7 +17,7 @@ import pytest
 
 import wire
 from pgutil import PASSWORDS
-from replication import (SWITCH_COLUMNS, AdminError, ReplicatedDB, admin, admin_connect,
+from replication import (replicated_fixtures, SWITCH_COLUMNS, AdminError, admin, admin_connect,
                          admin_psql, admin_query, cutover_proxy, route_of, server_port,
                          wait_until)
 
@@ -55,18 +55,7 @@ MALFORMED = ["SHOW", "SWITCH", "SWITCH x TO nowhere", "FOO", "SHOW NOTHING", "SH
              f"SWITCH {DB} TO", "ABORT"]
 
 
-@pytest.fixture(scope="module")
-def repl(clusters):
-    db = ReplicatedDB(clusters.source, clusters.target, DB)
-    db.create()
-    yield db
-    db.drop()
-
-
-@pytest.fixture
-def rdb(repl):
-    repl.prepare()
-    return repl
+repl, rdb = replicated_fixtures(DB)
 
 
 @pytest.fixture

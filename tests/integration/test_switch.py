@@ -17,25 +17,14 @@ import pytest
 
 import wire
 from pgutil import PASSWORDS
-from replication import (SWITCH_COLUMNS, AdminError, Pgbench, ReplicatedDB, admin,
+from replication import (replicated_fixtures, SWITCH_COLUMNS, AdminError, Pgbench, admin,
                          cutover_proxy, route_of, server_port, stuck_clients, switch,
                          wait_until)
 
 DB = "cut_switch"
 
 
-@pytest.fixture(scope="module")
-def repl(clusters):
-    db = ReplicatedDB(clusters.source, clusters.target, DB)
-    db.create()
-    yield db
-    db.drop()
-
-
-@pytest.fixture
-def rdb(repl):
-    repl.prepare()
-    return repl
+repl, rdb = replicated_fixtures(DB)
 
 
 def ms(row, key):

@@ -20,26 +20,18 @@ import time
 import pytest
 
 from pgutil import Cluster, free_port
-from replication import (AdminError, ReplicatedDB, Writer, admin, admin_connect, admin_query,
+from replication import (replicated_fixtures, AdminError, ReplicatedDB, Writer, admin, admin_connect, admin_query,
                          apply_stalled, cutover_proxy, route_of, server_port, switch, wait_until)
 
 DB = "cut_fail"
 
 
-@pytest.fixture(scope="module")
-def repl(clusters):
-    db = ReplicatedDB(clusters.source, clusters.target, DB)
-    db.create()
-    yield db
-    db.drop()
-
-
-@pytest.fixture
-def rdb(repl):
-    repl.prepare()
+def _truncate_orders(repl):
     with repl.src() as s:
         s.execute("TRUNCATE orders")
-    return repl
+
+
+repl, rdb = replicated_fixtures(DB, reset=_truncate_orders)
 
 
 def assert_on_source_and_running(p, db, writer=None):
