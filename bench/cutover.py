@@ -27,7 +27,6 @@ import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,7 +35,7 @@ sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
 
 import proxyutil                                      # noqa: E402
-from pgutil import PASSWORDS, Cluster                 # noqa: E402
+from pgutil import PASSWORDS, Cluster, boot_pair      # noqa: E402
 from replication import AdminError, Pgbench, ReplicatedDB, admin  # noqa: E402
 
 TARGET_GAP_MS = 250
@@ -161,24 +160,7 @@ def main():
     clusters = [Cluster("bench-source"), Cluster("bench-target")]
     results = []
     try:
-        errors = []
-
-        def boot(c):
-            try:
-                c.init()
-                c.start()
-            except Exception as e:
-                errors.append(e)
-
-        ts = [threading.Thread(target=boot, args=(c,)) for c in clusters]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(180)
-        if errors:
-            raise errors[0]
-        secret = clusters[0].setup_roles()
-        clusters[1].setup_roles(carol_secret=secret)
+        boot_pair(clusters[0], clusters[1])
         userlist = os.path.join(tmp, "userlist.txt")
         with open(userlist, "w") as f:
             f.write(f'"alice" "{PASSWORDS["alice"]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n'

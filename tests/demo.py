@@ -23,7 +23,6 @@ import os
 import signal
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -33,7 +32,7 @@ sys.path.insert(0, os.path.join(HERE, "integration"))
 os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
 
 import proxyutil                                      # noqa: E402
-from pgutil import PASSWORDS, Cluster                 # noqa: E402
+from pgutil import PASSWORDS, Cluster, boot_pair      # noqa: E402
 from replication import (AdminError, Pgbench, ReplicatedDB, admin,  # noqa: E402
                          route_of, wait_until)
 
@@ -85,26 +84,7 @@ def main():
         t0 = time.monotonic()
         source, target = Cluster("demo-source"), Cluster("demo-target")
         clusters += [source, target]
-        errors = []
-
-        def boot(c):
-            try:
-                c.init()
-                c.start()
-            except Exception as e:
-                errors.append(e)
-
-        threads = [threading.Thread(target=boot, args=(c,)) for c in clusters]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(180)
-        if errors:
-            raise errors[0]
-        if any(t.is_alive() for t in threads):
-            raise RuntimeError("PostgreSQL did not start within 180 s")
-        secret = source.setup_roles()
-        target.setup_roles(carol_secret=secret)
+        boot_pair(source, target)
         say(f"source PostgreSQL on 127.0.0.1:{source.port}, target on 127.0.0.1:{target.port} "
             f"({time.monotonic() - t0:.1f}s)")
 

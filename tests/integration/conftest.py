@@ -20,7 +20,7 @@ import threading
 import pytest
 
 import proxyutil
-from pgutil import PASSWORDS, Cluster, md5_secret
+from pgutil import PASSWORDS, Cluster, boot_pair, md5_secret
 from proxyutil import ProxyFactory, pgcutover_bin
 
 DEFAULT_TEST_TIMEOUT = 180
@@ -59,24 +59,7 @@ def clusters():
     tmp = tempfile.mkdtemp(prefix="pgcutover-suite-", dir="/tmp")
     os.chmod(tmp, 0o755)
     try:
-        errors = []
-
-        def boot(c):
-            try:
-                c.init()
-                c.start()
-            except Exception as e:  # reported below, from the main thread
-                errors.append(e)
-
-        threads = [threading.Thread(target=boot, args=(c,)) for c in (source, target)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=180)
-        if errors:
-            raise errors[0]
-        carol_secret = source.setup_roles()
-        target.setup_roles(carol_secret=carol_secret)
+        carol_secret = boot_pair(source, target)
         userlist = os.path.join(tmp, "userlist.txt")
         _write_userlist(userlist, carol_secret)
         yield ClusterEnv(source, target, userlist, carol_secret)

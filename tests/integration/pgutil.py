@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import psycopg
@@ -224,6 +225,33 @@ host    all          all        ::1/128          scram-sha-256
             c.execute("CREATE SCHEMA foo AUTHORIZATION alice")
             c.execute("GRANT ALL ON SCHEMA foo TO bob, carol, tim")
         return secret
+
+
+def boot_pair(source, target, timeout=180):
+    """initdb and start both clusters in parallel, then give them the suite's
+    roles and `app` database, carol with the same SCRAM secret on both.
+    Returns carol's secret.  Raises the first failure."""
+    errors = []
+
+    def boot(c):
+        try:
+            c.init()
+            c.start()
+        except Exception as e:  # re-raised below, from the calling thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=boot, args=(c,)) for c in (source, target)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    if errors:
+        raise errors[0]
+    if any(t.is_alive() for t in threads):
+        raise RuntimeError(f"PostgreSQL did not start within {timeout} s")
+    secret = source.setup_roles()
+    target.setup_roles(carol_secret=secret)
+    return secret
 
 
 def wait_port(host, port, timeout, proc=None):
