@@ -41,13 +41,6 @@ from replication import AdminError, Pgbench, ReplicatedDB, admin  # noqa: E402
 TARGET_GAP_MS = 250
 
 
-class Env:
-    def __init__(self, source, target, userlist):
-        self.source = source
-        self.target = target
-        self.userlist = userlist
-
-
 def say(msg=""):
     print(msg, flush=True)
 
@@ -165,7 +158,7 @@ def main():
         with open(userlist, "w") as f:
             f.write(f'"alice" "{PASSWORDS["alice"]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n'
                     '"admin" "admin_pw"\n')
-        env = Env(clusters[0], clusters[1], userlist)
+        env = proxyutil.ClusterEnv(clusters[0], clusters[1], userlist)
         say(f"pgbench tpcb-like + orders insert, {args.clients} clients, {args.seconds}s, "
             f"-M {args.query_mode}, SWITCH after {args.switch_at:.0f}s; {args.runs} runs per mode")
         say(f"{'mode':<12}{'run':>4}{'committed':>11}{'failed':>7}{'lag before':>12}"

@@ -42,15 +42,6 @@ SECONDS = 10
 SWITCH_AT = 4.0
 
 
-class Env:
-    """What proxyutil.Proxy needs: the clusters and a userlist."""
-
-    def __init__(self, source, target, userlist):
-        self.source = source
-        self.target = target
-        self.userlist = userlist
-
-
 def say(msg=""):
     print(msg, flush=True)
 
@@ -98,7 +89,7 @@ def main():
         # -- 3. pgcutover --------------------------------------------------------
         userlist = os.path.join(tmp, "userlist.txt")
         write_userlist(userlist)
-        proxy = proxyutil.Proxy(Env(source, target, userlist),
+        proxy = proxyutil.Proxy(proxyutil.ClusterEnv(source, target, userlist),
                                 settings={"pool_mode": "session", "lag_method": "lsn",
                                           "drain_timeout": "5s", "lag_timeout": "30s"},
                                 databases={DB: db.section("lsn")}, name="demo")

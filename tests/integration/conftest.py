@@ -21,19 +21,9 @@ import pytest
 
 import proxyutil
 from pgutil import PASSWORDS, Cluster, boot_pair, md5_secret
-from proxyutil import ProxyFactory, pgcutover_bin
+from proxyutil import ClusterEnv, ProxyFactory, pgcutover_bin
 
 DEFAULT_TEST_TIMEOUT = 180
-
-
-class ClusterEnv:
-    """What the session fixture hands out: both clusters and the userlist."""
-
-    def __init__(self, source, target, userlist, carol_secret):
-        self.source = source
-        self.target = target
-        self.userlist = userlist
-        self.carol_secret = carol_secret
 
 
 def _write_userlist(path, carol_secret):

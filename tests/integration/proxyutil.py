@@ -56,6 +56,17 @@ BASE_ORDER = [
 ]
 
 
+class ClusterEnv:
+    """What a Proxy needs to know of its surroundings: the source and target
+    clusters and the userlist.txt it reads (carol's SCRAM secret when known)."""
+
+    def __init__(self, source, target, userlist, carol_secret=None):
+        self.source = source
+        self.target = target
+        self.userlist = userlist
+        self.carol_secret = carol_secret
+
+
 class Proxy:
     def __init__(self, env, settings=None, databases=None, name="proxy"):
         """env: the session's ClusterEnv.  settings: [pgcutover] overrides (a
