@@ -260,6 +260,10 @@ void server_reap_all(void)
 {
 	struct list_node *n, *tmp;
 
+	if (rt.exiting)
+		list_for_each_safe(n, tmp, &cancel_conns)
+			cancel_done(list_entry(n, struct cancel_conn, node));
+
 	list_for_each_safe(n, tmp, &reap_servers) {
 		struct server *s = list_entry(n, struct server, node);
 
@@ -1098,12 +1102,17 @@ static void server_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* A short-lived connection that carries one CancelRequest. */
 struct cancel_conn {
+	struct list_node node; /* on cancel_conns until done */
 	struct bufferevent *bev;
 	uint8_t packet[16];
 };
 
+/* Cancel requests in flight, freed at exit if a server has not closed yet. */
+static struct list_node cancel_conns = {&cancel_conns, &cancel_conns};
+
 static void cancel_done(struct cancel_conn *cc)
 {
+	list_remove(&cc->node);
 	bufferevent_free(cc->bev);
 	free(cc);
 }
@@ -1152,6 +1161,7 @@ void server_send_cancel(struct server *s)
 		free(cc);
 		return;
 	}
+	list_append(&cancel_conns, &cc->node);
 	bufferevent_setcb(cc->bev, NULL, cancel_write_cb, cancel_event_cb, cc);
 	bufferevent_set_timeouts(cc->bev, &tv, &tv);
 	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
