@@ -121,6 +121,7 @@ static void free_everything(void)
 	}
 	client_reap_all();
 	server_reap_all();
+	server_cancel_free_all();
 	pool_free_all();
 }
 

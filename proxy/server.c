@@ -260,10 +260,6 @@ void server_reap_all(void)
 {
 	struct list_node *n, *tmp;
 
-	if (rt.exiting)
-		list_for_each_safe(n, tmp, &cancel_conns)
-			cancel_done(list_entry(n, struct cancel_conn, node));
-
 	list_for_each_safe(n, tmp, &reap_servers) {
 		struct server *s = list_entry(n, struct server, node);
 
@@ -1135,6 +1131,14 @@ static void cancel_write_cb(struct bufferevent *bev, void *arg)
 	(void)bev;
 	(void)arg;
 	/* written: wait for the server to close (event callback) */
+}
+
+void server_cancel_free_all(void)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &cancel_conns)
+		cancel_done(list_entry(n, struct cancel_conn, node));
 }
 
 void server_send_cancel(struct server *s)

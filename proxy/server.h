@@ -113,6 +113,9 @@ void server_resume_reading(struct server *s);
 /* Send a CancelRequest for this server's backend on a new connection. */
 void server_send_cancel(struct server *s);
 
+/* At exit: free cancel requests whose server has not closed the connection yet. */
+void server_cancel_free_all(void);
+
 /* Free the servers closed since the last call (called by the reaper). */
 void server_reap_all(void);
 
