@@ -9,7 +9,6 @@
 #include "admin/admin.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -986,13 +985,13 @@ static void admin_run(struct client *c, const char *query, size_t len)
 
 static void admin_continue(struct client *c)
 {
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (sock_in_len(&c->sock) > 0)
 		admin_handle_input(c);
 }
 
 void admin_handle_input(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = sock_in(&c->sock);
 
 	while (c->state == CL_ACTIVE && !admin_busy(c)) {
 		uint8_t hdr[PQ_HEADER_SIZE], type;
@@ -1077,6 +1076,6 @@ void admin_client_start(struct client *c)
 	}
 	client_set_state(c, CL_ACTIVE);
 	log_info("admin %s: %s logged in to the admin console", c->addr, c->user);
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+	if (sock_in_len(&c->sock) > 0)
 		admin_handle_input(c);
 }

@@ -19,7 +19,6 @@
 #include <netinet/tcp.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,9 +50,9 @@ static struct list_node reap_clients = {&reap_clients, &reap_clients};
 /* Cancel-key hash table: BackendKeyData we handed out -> client. */
 static struct client *cancel_table[CANCEL_BUCKETS];
 
-static void client_read_cb(struct bufferevent *bev, void *arg);
-static void client_write_cb(struct bufferevent *bev, void *arg);
-static void client_event_cb(struct bufferevent *bev, short what, void *arg);
+static void client_read_cb(struct sock *sk, void *arg);
+static void client_write_cb(struct sock *sk, void *arg);
+static void client_event_cb(struct sock *sk, int what, void *arg);
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void client_handle_login(struct client *c);
 static void client_relocate(struct client *c);
@@ -214,20 +213,17 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 	format_addr(sa, c->addr, sizeof(c->addr));
 	c->is_admin = is_admin;
 	c->connect_time_us = rt_now_us();
-	c->bev = bufferevent_socket_new(rt.base, fd, BEV_OPT_CLOSE_ON_FREE);
 	c->timer = evtimer_new(rt.base, client_timer_cb, c);
-	if (c->bev == NULL || c->timer == NULL) {
+	/* input is bounded: reading stops when it holds this much unforwarded */
+	if (c->timer == NULL ||
+	    !sock_init(&c->sock, fd, limit, client_read_cb, client_write_cb, client_event_cb, c)) {
 		log_error("could not accept a client: out of memory");
-		if (c->bev)
-			bufferevent_free(c->bev);
-		else
-			close(fd);
+		close(fd);
 		if (c->timer)
 			event_free(c->timer);
 		free(c);
 		return;
 	}
-	evutil_make_socket_nonblocking(fd);
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
 		int on = 1;
 
@@ -238,12 +234,6 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 	rt.nclients++;
 	c->state = CL_LOGIN;
 	list_append(&rt.login_clients, &c->node);
-
-	/* input is bounded: reading stops when it holds this much unforwarded */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, limit);
-	bufferevent_setwatermark(c->bev, EV_WRITE, limit / 2, 0);
-	bufferevent_setcb(c->bev, client_read_cb, client_write_cb, client_event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 
 	tv.tv_sec = rt.cfg->client_login_timeout_ms / 1000;
 	tv.tv_usec = (rt.cfg->client_login_timeout_ms % 1000) * 1000;
@@ -281,8 +271,7 @@ static void client_finish(struct client *c)
 
 	client_drop_server(c);
 	cancel_unregister(c);
-	bufferevent_disable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	sock_disable(&c->sock);
 	evtimer_del(c->timer);
 	client_set_state(c, CL_FREE);
 	rt_schedule_reap();
@@ -307,7 +296,7 @@ void client_reap_all(void)
 		struct client *c = list_entry(n, struct client, node);
 
 		list_remove(&c->node);
-		bufferevent_free(c->bev);
+		sock_free(&c->sock);
 		event_free(c->timer);
 		if (c->scram_active)
 			auth_scram_server_free(&c->scram);
@@ -330,7 +319,7 @@ bool client_send(struct client *c, const void *data, size_t len)
 {
 	if (c->state == CL_FREE)
 		return false;
-	return bufferevent_write(c->bev, data, len) == 0;
+	return sock_write(&c->sock, data, len);
 }
 
 static bool client_send_buf(struct client *c, struct pq_buf *b)
@@ -366,25 +355,25 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 	/* stop reading, flush the error, then close (or give up after a while) */
 	client_drop_server(c);
 	cancel_unregister(c);
-	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	sock_set_reading(&c->sock, false);
+	sock_set_out_low(&c->sock, 0);
 	client_set_state(c, CL_CLOSING);
 	evtimer_del(c->timer);
 	evtimer_add(c->timer, &tv);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (sock_out_len(&c->sock) == 0)
 		client_finish(c);
 }
 
 size_t client_output_len(const struct client *c)
 {
-	return evbuffer_get_length(bufferevent_get_output(c->bev));
+	return sock_out_len(&c->sock);
 }
 
 void client_pause_reading(struct client *c)
 {
 	if (!c->read_paused) {
 		c->read_paused = true;
-		bufferevent_disable(c->bev, EV_READ);
+		sock_set_reading(&c->sock, false);
 	}
 }
 
@@ -392,17 +381,17 @@ void client_resume_reading(struct client *c)
 {
 	if (c->read_paused) {
 		c->read_paused = false;
-		bufferevent_enable(c->bev, EV_READ);
+		sock_set_reading(&c->sock, true);
 	}
 }
 
 /* ---- libevent callbacks ---- */
 
-static void client_read_cb(struct bufferevent *bev, void *arg)
+static void client_read_cb(struct sock *sk, void *arg)
 {
 	struct client *c = arg;
 
-	(void)bev;
+	(void)sk;
 	switch (c->state) {
 	case CL_LOGIN:
 		client_handle_login(c);
@@ -426,13 +415,13 @@ static void client_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void client_write_cb(struct bufferevent *bev, void *arg)
+static void client_write_cb(struct sock *sk, void *arg)
 {
 	struct client *c = arg;
 	struct server *s = c->server;
 
 	if (c->state == CL_CLOSING) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (sock_out_len(sk) == 0)
 			client_finish(c);
 		return;
 	}
@@ -443,21 +432,20 @@ static void client_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void client_event_cb(struct bufferevent *bev, short what, void *arg)
+static void client_event_cb(struct sock *sk, int what, void *arg)
 {
 	struct client *c = arg;
 
-	(void)bev;
-	if ((what & BEV_EVENT_EOF) && c->state == CL_LOGIN &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	if ((what & SOCK_EOF) && c->state == CL_LOGIN &&
+	    sock_in_len(&c->sock) > 0) {
 		/* as PostgreSQL logs it: a client that gave up in the middle of a packet */
 		log_info("client %s: incomplete %s packet", c->addr,
 			 c->auth_step == AUTH_STEP_STARTUP ? "startup" : "authentication");
 		client_close(c, "incomplete packet");
-	} else if (what & BEV_EVENT_EOF)
+	} else if (what & SOCK_EOF)
 		client_close(c, "client closed the connection");
-	else if (what & BEV_EVENT_ERROR)
-		client_close(c, evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	else if (what & SOCK_ERROR)
+		client_close(c, strerror(sock_errno(sk)));
 }
 
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -594,7 +582,7 @@ static bool client_admit(struct client *c)
 
 static void client_handle_startup(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = sock_in(&c->sock);
 
 	while (c->state == CL_LOGIN && c->auth_step == AUTH_STEP_STARTUP) {
 		size_t avail = evbuffer_get_length(in);
@@ -756,7 +744,7 @@ static void client_start_auth(struct client *c)
 
 static void client_handle_auth_msg(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = sock_in(&c->sock);
 	uint8_t hdr[PQ_HEADER_SIZE], type;
 	const uint8_t *msg;
 	uint32_t len;
@@ -897,7 +885,7 @@ static void client_authenticated(struct client *c)
 		if (!client_send_welcome(c, welcome))
 			return;
 		client_set_state(c, CL_IDLE);
-		if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		if (sock_in_len(&c->sock) > 0)
 			client_request_server(c);
 		return;
 	}
@@ -1000,7 +988,7 @@ void client_server_ready(struct client *c)
 		client_set_state(c, CL_ACTIVE);
 	}
 	/* anything the client sent meanwhile */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+	if (sock_in_len(&c->sock) > 0) {
 		if (c->state == CL_ACTIVE)
 			client_forward(c);
 		else if (c->state == CL_IDLE)
@@ -1011,7 +999,7 @@ void client_server_ready(struct client *c)
 /* An idle client (transaction pooling) sent something: it needs a server. */
 void client_request_server(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = sock_in(&c->sock);
 	uint8_t type;
 
 	if (evbuffer_get_length(in) == 0)
@@ -1080,7 +1068,7 @@ static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t
 
 void client_forward(struct client *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer *in = sock_in(&c->sock);
 	struct server *s = c->server;
 	struct evbuffer *out;
 	size_t limit = (size_t)rt.cfg->conn_buffer_size;
@@ -1089,10 +1077,12 @@ void client_forward(struct client *c)
 
 	if (s == NULL || c->state != CL_ACTIVE)
 		return;
-	out = bufferevent_get_output(s->bev);
+	out = sock_out(&s->sock);
 	c->held = false; /* client_on_header() says again if it still holds */
 	conn_forward(in, out, &c->msg_left, limit, max, client_on_header, c, &res);
 	c->db->stats.bytes_in += res.moved;
+	if (res.moved > 0)
+		sock_schedule_flush(&s->sock);
 	switch (res.end) {
 	case CONN_END_BAD_LENGTH:
 		client_disconnect(c, "08P01",
@@ -1263,7 +1253,7 @@ bool client_apply_move(struct client *c)
 	c->move = MOVE_UNKNOWN;
 	log_debug("client %s: moving to the %s (%zu bytes pending)", c->addr,
 		  c->db->route == SIDE_TARGET ? "target" : "source",
-		  evbuffer_get_length(bufferevent_get_input(c->bev)));
+		  sock_in_len(&c->sock));
 	if (c->server) {
 		struct server *s = c->server;
 

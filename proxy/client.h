@@ -17,8 +17,8 @@
 #include "proxy/auth_crypto.h"
 #include "proxy/list.h"
 #include "proxy/params.h"
+#include "proxy/sock.h"
 
-struct bufferevent;
 struct event;
 struct pool;
 struct server;
@@ -54,7 +54,7 @@ enum client_auth_step {
 struct client {
 	struct list_node node;     /* on the list of its state */
 	enum client_state state;
-	struct bufferevent *bev;   /* the socket and its input/output buffers */
+	struct sock sock;          /* the socket and its input/output buffers */
 	struct event *timer;       /* client_login_timeout, then the closing deadline */
 	char addr[64];             /* peer address for logs ("127.0.0.1:51234", "unix") */
 

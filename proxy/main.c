@@ -22,6 +22,7 @@
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/sock.h"
 #include "proxy/userlist.h"
 #include "proxy/version.h"
 
@@ -201,6 +202,10 @@ int main(int argc, char **argv)
 					     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (rt.dns == NULL)
 		rt.dns = evdns_base_new(rt.base, 0); /* no resolv.conf: numeric hosts still work */
+	if (!sock_module_init(rt.base)) {
+		log_fatal("could not set up the output flush: out of memory");
+		return EXIT_FAILURE;
+	}
 	rt.reaper = event_new(rt.base, -1, 0, reaper_cb, NULL);
 	rt.shutdown_timer = evtimer_new(rt.base, shutdown_timer_cb, NULL);
 
@@ -229,6 +234,7 @@ out:
 	metrics_stop();
 	free_everything();
 	admin_shutdown();
+	sock_module_free();
 	event_free(rt.reaper);
 	event_free(rt.shutdown_timer);
 	if (rt.dns)

@@ -11,7 +11,6 @@
 #include "proxy/pool.h"
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -499,7 +498,7 @@ void pool_db_resume(struct database *db)
 			struct client *c = list_entry(m, struct client, node);
 
 			log_debug("client %s: resumed (idle, %zu bytes pending)", c->addr,
-				  evbuffer_get_length(bufferevent_get_input(c->bev)));
+				  sock_in_len(&c->sock));
 			c->held = false;
 			client_request_server(c);
 		}

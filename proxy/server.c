@@ -44,9 +44,9 @@
 
 static struct list_node reap_servers = {&reap_servers, &reap_servers};
 
-static void server_read_cb(struct bufferevent *bev, void *arg);
-static void server_write_cb(struct bufferevent *bev, void *arg);
-static void server_event_cb(struct bufferevent *bev, short what, void *arg);
+static void server_read_cb(struct sock *sk, void *arg);
+static void server_write_cb(struct sock *sk, void *arg);
+static void server_event_cb(struct sock *sk, int what, void *arg);
 static void server_timer_cb(evutil_socket_t fd, short what, void *arg);
 
 static const char *const state_names[] = {
@@ -151,16 +151,15 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 	list_init(&s->node);
 	params_init(&s->startup);
 	params_init(&s->reported);
+	s->sock.fd = -1; /* sock_free() of a sock never initialised closes nothing */
 	s->pool = pool;
 	s->side = db->route;
 	a = &db->addr[s->side];
 	s->fingerprint = malloc(fp_len + 1);
-	s->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
 	s->timer = evtimer_new(rt.base, server_timer_cb, s);
-	if (s->fingerprint == NULL || s->bev == NULL || s->timer == NULL ||
-	    !params_copy(&s->startup, startup)) {
-		if (s->bev)
-			bufferevent_free(s->bev);
+	if (s->fingerprint == NULL || s->timer == NULL || !params_copy(&s->startup, startup) ||
+	    !sock_init(&s->sock, -1, limit, server_read_cb, server_write_cb, server_event_cb, s)) {
+		sock_free(&s->sock);
 		if (s->timer)
 			event_free(s->timer);
 		params_free(&s->startup);
@@ -177,10 +176,6 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 	list_append(&pool->new_servers, &s->node);
 	pool->nservers++;
 
-	bufferevent_setwatermark(s->bev, EV_READ, 0, limit);
-	bufferevent_setwatermark(s->bev, EV_WRITE, limit / 2, 0);
-	bufferevent_setcb(s->bev, server_read_cb, server_write_cb, server_event_cb, s);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	set_timer_ms(s->timer, rt.cfg->server_connect_timeout_ms);
 
 	log_debug("server %s: connecting", s->label);
@@ -190,11 +185,13 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 		if (!unix_addr(a, &sun)) {
 			rc = -1;
 		} else {
-			rc = bufferevent_socket_connect(s->bev, (struct sockaddr *)&sun, sizeof(sun));
+			sock_connect(&s->sock, (struct sockaddr *)&sun, sizeof(sun));
+			rc = 0;
 		}
 	} else {
 		/* numeric addresses connect at once; names resolve through evdns */
-		rc = bufferevent_socket_connect_hostname(s->bev, rt.dns, AF_UNSPEC, a->host, a->port);
+		sock_connect_hostname(&s->sock, rt.dns, a->host, a->port);
+		rc = 0;
 	}
 	if (rc != 0) {
 		/* the error event was not delivered: report through the same path later */
@@ -229,8 +226,7 @@ void server_close(struct server *s, const char *reason)
 				  "server connection for database \"%s\" was lost: %s", pool->db->name,
 				  reason);
 	}
-	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-	bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+	sock_disable(&s->sock);
 	evtimer_del(s->timer);
 	server_set_state(s, SV_FREE);
 	pool->nservers--;
@@ -248,9 +244,9 @@ static void server_terminate(struct server *s, const char *reason)
 	pq_buf_init(&b);
 	pq_build_terminate(&b);
 	if (!b.failed) {
-		bufferevent_write(s->bev, b.data, b.len);
 		/* best effort: the socket is non-blocking and the reaper frees it next */
-		evbuffer_write(bufferevent_get_output(s->bev), bufferevent_getfd(s->bev));
+		if (sock_write(&s->sock, b.data, b.len))
+			sock_flush_now(&s->sock);
 	}
 	pq_buf_free(&b);
 	server_close(s, reason);
@@ -264,7 +260,7 @@ void server_reap_all(void)
 		struct server *s = list_entry(n, struct server, node);
 
 		list_remove(&s->node);
-		bufferevent_free(s->bev);
+		sock_free(&s->sock);
 		event_free(s->timer);
 		if (s->scram_active)
 			auth_scram_client_free(&s->scram);
@@ -289,7 +285,7 @@ void server_link(struct server *s, struct client *c)
 static bool server_clean(const struct server *s)
 {
 	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0 &&
-	       evbuffer_get_length(bufferevent_get_input(s->bev)) == 0 &&
+	       sock_in_len(&s->sock) == 0 &&
 	       s->side == s->pool->db->route && !s->pool->db->removed;
 }
 
@@ -321,7 +317,7 @@ void server_release(struct server *s)
 	/* the client left: wipe its session state before anyone else gets it */
 	pq_buf_init(&b);
 	pq_build_query(&b, "DISCARD ALL");
-	if (b.failed || bufferevent_write(s->bev, b.data, b.len) != 0) {
+	if (b.failed || !sock_write(&s->sock, b.data, b.len)) {
 		pq_buf_free(&b);
 		server_close(s, "could not send the reset query");
 		return;
@@ -333,14 +329,14 @@ void server_release(struct server *s)
 
 size_t server_output_len(const struct server *s)
 {
-	return evbuffer_get_length(bufferevent_get_output(s->bev));
+	return sock_out_len(&s->sock);
 }
 
 void server_pause_reading(struct server *s)
 {
 	if (!s->read_paused) {
 		s->read_paused = true;
-		bufferevent_disable(s->bev, EV_READ);
+		sock_set_reading(&s->sock, false);
 	}
 }
 
@@ -348,7 +344,7 @@ void server_resume_reading(struct server *s)
 {
 	if (s->read_paused) {
 		s->read_paused = false;
-		bufferevent_enable(s->bev, EV_READ);
+		sock_set_reading(&s->sock, true);
 	}
 }
 
@@ -362,7 +358,7 @@ void server_resume_reading(struct server *s)
 static enum pq_status server_next_msg(struct server *s, uint32_t max, uint8_t *type,
 				      uint32_t *len, const uint8_t **msg)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = sock_in(&s->sock);
 	uint8_t hdr[PQ_HEADER_SIZE];
 	enum pq_status st;
 
@@ -453,7 +449,7 @@ static void server_send_startup(struct server *s)
 	pq_buf_init(&b);
 	pq_build_startup(&b, kv, n / 2);
 	free(kv);
-	if (b.failed || bufferevent_write(s->bev, b.data, b.len) != 0) {
+	if (b.failed || !sock_write(&s->sock, b.data, b.len)) {
 		pq_buf_free(&b);
 		server_close(s, "could not send the startup packet");
 		return;
@@ -485,7 +481,7 @@ static void server_login_failed(struct server *s, const char *sqlstate, const ch
 
 static bool server_send_msg(struct server *s, struct pq_buf *b)
 {
-	bool ok = !b->failed && bufferevent_write(s->bev, b->data, b->len) == 0;
+	bool ok = !b->failed && sock_write(&s->sock, b->data, b->len);
 
 	pq_buf_free(b);
 	return ok;
@@ -606,7 +602,7 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 
 static void server_handle_login(struct server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = sock_in(&s->sock);
 
 	while (s->state == SV_LOGIN) {
 		uint8_t type;
@@ -674,7 +670,7 @@ static void server_handle_login(struct server *s)
 /* Consume the reply to DISCARD ALL; back to the pool on ReadyForQuery. */
 static void server_handle_reset(struct server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = sock_in(&s->sock);
 
 	while (s->state == SV_RESET) {
 		uint8_t type;
@@ -716,7 +712,7 @@ static void server_handle_reset(struct server *s)
 /* An idle server spoke: parameter changes and notices are fine, anything else ends it. */
 static void server_handle_idle(struct server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = sock_in(&s->sock);
 
 	while (s->state == SV_IDLE) {
 		uint8_t type;
@@ -791,7 +787,7 @@ static bool internal_add_row(struct server *s, const uint8_t *body, size_t len)
 /* Consume the replies of an internal query; call back on ReadyForQuery. */
 static void server_handle_internal(struct server *s)
 {
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = sock_in(&s->sock);
 
 	while (s->internal_cb) {
 		uint8_t type;
@@ -946,17 +942,19 @@ static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t
 void server_forward(struct server *s)
 {
 	struct client *c = s->client;
-	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer *in = sock_in(&s->sock);
 	struct evbuffer *out;
 	size_t limit = (size_t)rt.cfg->conn_buffer_size;
 	struct conn_result res;
 
 	if (c == NULL || s->state != SV_ACTIVE || s->internal_cb)
 		return;
-	out = bufferevent_get_output(c->bev);
+	out = sock_out(&c->sock);
 	conn_forward(in, out, &s->msg_left, limit, (uint32_t)rt.cfg->max_packet_size,
 		     server_on_header, s, &res);
 	c->db->stats.bytes_out += res.moved;
+	if (res.moved > 0)
+		sock_schedule_flush(&c->sock);
 	switch (res.end) {
 	case CONN_END_BAD_LENGTH:
 		server_close(s, "server sent a message with an invalid length");
@@ -972,7 +970,7 @@ void server_forward(struct server *s)
 			pool_note_progress(c->db);
 		pool_service(s->pool);
 		/* the client may already have sent its next transaction */
-		if (c->state == CL_IDLE && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		if (c->state == CL_IDLE && sock_in_len(&c->sock) > 0)
 			client_request_server(c);
 		return;
 	case CONN_END_FULL:
@@ -990,11 +988,11 @@ void server_forward(struct server *s)
 
 /* ---- callbacks ---- */
 
-static void server_read_cb(struct bufferevent *bev, void *arg)
+static void server_read_cb(struct sock *sk, void *arg)
 {
 	struct server *s = arg;
 
-	(void)bev;
+	(void)sk;
 	switch (s->state) {
 	case SV_LOGIN:
 		server_handle_login(s);
@@ -1017,12 +1015,12 @@ static void server_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void server_write_cb(struct bufferevent *bev, void *arg)
+static void server_write_cb(struct sock *sk, void *arg)
 {
 	struct server *s = arg;
 	struct client *c = s->client;
 
-	(void)bev;
+	(void)sk;
 	/* the server caught up: let its client's input flow again */
 	if (c && c->read_paused && server_output_len(s) < (size_t)rt.cfg->conn_buffer_size) {
 		client_resume_reading(c);
@@ -1030,15 +1028,15 @@ static void server_write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void server_event_cb(struct bufferevent *bev, short what, void *arg)
+static void server_event_cb(struct sock *sk, int what, void *arg)
 {
 	struct server *s = arg;
 	char reason[256];
 
-	if (what & BEV_EVENT_CONNECTED) {
+	if (what & SOCK_CONNECTED) {
 		struct sockaddr_storage ss;
 		socklen_t sslen = sizeof(ss);
-		evutil_socket_t fd = bufferevent_getfd(bev);
+		evutil_socket_t fd = sk->fd;
 
 		if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0 && ss.ss_family != AF_UNIX) {
 			int on = 1;
@@ -1050,12 +1048,12 @@ static void server_event_cb(struct bufferevent *bev, short what, void *arg)
 		server_send_startup(s);
 		return;
 	}
-	if (what & BEV_EVENT_ERROR) {
-		int dns_err = bufferevent_socket_get_dns_error(bev);
+	if (what & SOCK_ERROR) {
+		int dns_err = sock_dns_error(sk);
 
 		snprintf(reason, sizeof(reason), "%s",
 			 dns_err ? evutil_gai_strerror(dns_err)
-				 : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+				 : strerror(sock_errno(sk)));
 	} else {
 		snprintf(reason, sizeof(reason), "server closed the connection unexpectedly");
 	}

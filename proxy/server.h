@@ -13,8 +13,8 @@
 #include "proxy/list.h"
 #include "proxy/params.h"
 #include "proxy/pool.h"
+#include "proxy/sock.h"
 
-struct bufferevent;
 struct event;
 struct client;
 struct server;
@@ -33,7 +33,7 @@ enum server_state {
 struct server {
 	struct list_node node;     /* on the pool list of its state */
 	enum server_state state;
-	struct bufferevent *bev;
+	struct sock sock;          /* the socket and its input/output buffers */
 	struct event *timer;       /* connect/login deadline, then idle timeout */
 	struct pool *pool;
 	struct client *client;     /* linked client while SV_ACTIVE */
