@@ -176,17 +176,26 @@ def no_message(r, wait=0.3):
 
 UNMOVABLE = {
     "temp_table": ["CREATE TEMP TABLE t_moving (x int)"],
-    "prepared": ["PREPARE stmt_moving AS SELECT 1"],
-    "listen": ["LISTEN moving_channel"],
     "with_hold_cursor": ["BEGIN", "DECLARE cur_moving CURSOR WITH HOLD FOR SELECT 1", "COMMIT"],
     "advisory_lock": ["SELECT pg_advisory_lock(4242)"],
+}
+
+# State that moves with the session since issue 4 (test_session_move.py
+# covers it in depth): each kind's statements, then a query that must give
+# the same rows on the target after the switch.
+MOVABLE = {
+    "prepared": (["PREPARE stmt_moving AS SELECT 1"], "EXECUTE stmt_moving", [["1"]]),
+    "listen": (["LISTEN moving_channel"],
+               "SELECT count(*) FROM pg_listening_channels() WHERE pg_listening_channels = "
+               "'moving_channel'", [["1"]]),
 }
 
 
 @pytest.mark.timeout(90)
 def test_session_moving(proxy_factory, rdb):
     """Session pooling: idle sessions move to the target with their SET
-    settings; sessions whose state cannot move are closed with 57P01."""
+    settings, prepared statements and LISTENs; sessions whose state cannot
+    move are closed with 57P01."""
     p = cutover_proxy(proxy_factory, rdb, pool_mode="session")
 
     # A psycopg session with settings of its own.
@@ -206,12 +215,18 @@ def test_session_moving(proxy_factory, rdb):
         for q in stmts:
             r.query_values(q)
         stuck[kind] = r
+    movers = {}
+    for kind, (stmts, _, _) in MOVABLE.items():
+        r = raw_login(p)
+        for q in stmts:
+            r.query_values(q)
+        movers[kind] = r
 
     try:
         t0 = time.monotonic()
         row = switch(p, rdb)
         check_switch_row(row, (time.monotonic() - t0) * 1000)
-        assert ms(row, "sessions_moved") == 2, row        # a and plain
+        assert ms(row, "sessions_moved") == 2 + len(MOVABLE), row   # a, plain, movers
         assert ms(row, "sessions_closed") == len(UNMOVABLE), row
 
         # The unmovable sessions got FATAL 57P01 "... moved ... reconnect", then EOF.
@@ -227,6 +242,13 @@ def test_session_moving(proxy_factory, rdb):
         assert no_message(plain)
         assert plain.scalar("SELECT inet_server_port()") == str(rdb.target.port)
 
+        # So do the sessions with prepared statements or LISTENs, state included.
+        for kind, (_, check, rows) in MOVABLE.items():
+            r = movers[kind]
+            assert no_message(r), kind
+            assert r.scalar("SELECT inet_server_port()") == str(rdb.target.port), kind
+            assert r.query_values(check) == rows, kind
+
         # The psycopg session kept its settings, on a new backend on the target.
         assert server_port(a) == rdb.target.port
         assert a.execute("SHOW search_path").fetchone()[0] == "moved_schema, public"
@@ -237,7 +259,7 @@ def test_session_moving(proxy_factory, rdb):
     finally:
         a.close()
         plain.close()
-        for r in stuck.values():
+        for r in list(stuck.values()) + list(movers.values()):
             r.close()
 
 
