@@ -346,8 +346,8 @@ static void show_pools(struct client *c)
 
 static void client_row(struct admin_rs *rs, struct client *cl)
 {
-	char since[32], pid[16];
-	const char *vals[7];
+	char since[32], pid[16], nstmts[16];
+	const char *vals[9];
 	uint64_t age = (rt_now_us() - cl->connect_time_us) / 1000000u;
 
 	snprintf(since, sizeof(since), "%" PRIu64, age);
@@ -359,17 +359,23 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 	vals[4] = since;
 	vals[5] = cl->server ? pid : NULL;
 	vals[6] = cl->is_admin ? "admin" : "client";
+	/* named prepared statements it holds (protocol and SQL level), and whether it could move */
+	snprintf(nstmts, sizeof(nstmts), "%u",
+		 (unsigned)(cl->sess.stmts.count + cl->sess.sql_stmts.count));
+	vals[7] = nstmts;
+	vals[8] = cl->is_admin ? "no" : client_movable(cl);
 	rs_row(rs, vals);
 }
 
 static void show_clients(struct client *c)
 {
 	static const char *const cols[] = {"user",        "database",    "state", "addr",
-					   "connected_s", "backend_pid", "type"};
+					   "connected_s", "backend_pid", "type", "prepared_statements",
+					   "movable"};
 	struct admin_rs rs;
 	struct list_node *n, *p, *m;
 
-	rs_begin(&rs, 7, cols);
+	rs_begin(&rs, 9, cols);
 	list_for_each(m, &rt.login_clients)
 		client_row(&rs, list_entry(m, struct client, node));
 	list_for_each(n, &rt.databases) {

@@ -201,6 +201,34 @@ void pq_build_sasl_initial(struct pq_buf *b, const char *mechanism, const void *
 /* SASLResponse ('p'): raw data. */
 void pq_build_sasl_response(struct pq_buf *b, const void *data, size_t len);
 
+/* Parse ('P'): a statement name, then 'rest' = query NUL, int16 count, int32 types. */
+void pq_build_parse(struct pq_buf *b, const char *name, const void *rest, size_t rest_len);
+/* Close ('C') of a statement ('S') or portal ('P'). */
+void pq_build_close(struct pq_buf *b, char kind, const char *name);
+
+/* ---- a glance at SQL text ---- */
+
+/*
+ * What pq_sql_token() found.  The proxy never parses SQL; it only looks at
+ * the first words of a statement to see whether it may change session state
+ * (SET, LISTEN, PREPARE...), the way PostgreSQL's own lexer splits words.
+ */
+enum pq_sql_tok {
+	PQ_SQL_END,    /* nothing but blanks and comments left */
+	PQ_SQL_WORD,   /* an unquoted word: out holds it folded to lower case */
+	PQ_SQL_QUOTED, /* a "quoted identifier": out holds it as written, "" undoubled */
+	PQ_SQL_OTHER,  /* any other character (out holds it), or a word too long for out */
+};
+
+/*
+ * Read the next token of sql[0..len) from *off, skipping blanks, -- comments
+ * and (nested) block comments; *off moves past it.  Words longer than
+ * outlen - 1 bytes come back as PQ_SQL_OTHER.  Text cut off in the middle (a
+ * prefix of a longer query) simply ends the scan.
+ */
+enum pq_sql_tok pq_sql_token(const uint8_t *sql, size_t len, size_t *off, char *out,
+			     size_t outlen);
+
 /* Human-readable name of a message type for logs ("Query", "DataRow", ...). */
 const char *pq_msg_name(uint8_t type, bool from_backend);
 

@@ -36,6 +36,7 @@
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/track.h"
 #include "proxy/userlist.h"
 
 /* Authentication messages are small; anything larger is an attack or a bug. */
@@ -210,6 +211,7 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 	list_init(&c->node);
 	params_init(&c->startup);
 	params_init(&c->reported);
+	session_init(&c->sess);
 	format_addr(sa, c->addr, sizeof(c->addr));
 	c->is_admin = is_admin;
 	c->connect_time_us = rt_now_us();
@@ -305,8 +307,7 @@ void client_reap_all(void)
 		free(c->user);
 		free(c->dbname);
 		free(c->fingerprint);
-		free(c->move_reason);
-		free(c->replay_sql);
+		session_free(&c->sess);
 		admin_client_free(c);
 		rt.nclients--;
 		free(c);
@@ -940,28 +941,63 @@ static bool client_send_welcome(struct client *c, const struct params *server_pa
 	return true;
 }
 
-/* The settings of a moved session were re-applied on its new server. */
-static void client_replay_done(struct server *s, void *arg, const char *rows, const char *error)
+/* ---- a server for the session ---- */
+
+/*
+ * What a newly linked server must run before the client's next message, or
+ * NULL.  Session pooling: the state of a session that moved.  Transaction
+ * pooling: the client's own settings, replacing another client's.
+ */
+static char *client_restore_sql(struct client *c, const struct server *s, bool *oom)
+{
+	const struct session *ss = &c->sess;
+
+	*oom = false;
+	if (c->db->pool_mode == POOL_SESSION)
+		return ss->restore ? session_restore_sql(ss, false, oom) : NULL;
+	if (s->sess_owner == ss->id && s->sess_gen == ss->gen)
+		return NULL;
+	if (s->sess_owner == 0 && ss->settings.count == 0)
+		return NULL;
+	return session_restore_sql(ss, s->sess_owner != 0, oom);
+}
+
+/* A server is linked and holds the session's state: the client's requests go on. */
+static void client_resume_linked(struct client *c)
+{
+	if (!client_sync_params(c, &c->server->reported)) {
+		client_close(c, "could not send");
+		return;
+	}
+	if (sock_in_len(&c->sock) > 0)
+		client_forward(c);
+}
+
+/* The new server now holds the session's state: carry on with the client's request. */
+static void client_restore_done(struct server *s, void *arg, const char *rows, const char *error)
 {
 	struct client *c = arg;
 
 	(void)rows;
-	if (c->server != s || c->state != CL_WAIT)
+	if (c->server != s || c->state != CL_ACTIVE)
 		return;
 	if (error) {
 		client_disconnect(c, "08006",
-				  "could not restore the session settings on the new server of database \"%s\": %s",
+				  "could not restore the session on the new server of database \"%s\": %s",
 				  c->db->name, error);
 		return;
 	}
-	free(c->replay_sql);
-	c->replay_sql = NULL;
-	client_server_ready(c);
+	c->sess.restore = false;
+	s->sess_owner = c->sess.settings.count > 0 ? c->sess.id : 0;
+	s->sess_gen = c->sess.gen;
+	client_resume_linked(c);
 }
 
 void client_server_ready(struct client *c)
 {
 	struct server *s = c->server;
+	bool oom;
+	char *sql;
 
 	if (c->state == CL_WAIT_LOGIN) {
 		if (!client_send_welcome(c, &s->reported))
@@ -972,28 +1008,44 @@ void client_server_ready(struct client *c)
 			client_drop_server(c);
 			client_set_state(c, CL_IDLE);
 		}
-	} else {
-		if (c->replay_sql) {
-			/* a moved session: its settings first, then its transaction */
-			if (!server_internal_query(s, c->replay_sql, client_replay_done, c)) {
-				client_disconnect(c, "08006", "could not restore the session settings on the new server");
-				return;
-			}
-			return;
+		/* anything the client sent meanwhile */
+		if (sock_in_len(&c->sock) > 0) {
+			if (c->state == CL_ACTIVE)
+				client_forward(c);
+			else if (c->state == CL_IDLE)
+				client_request_server(c);
 		}
-		if (!client_sync_params(c, &s->reported)) {
-			client_close(c, "could not send");
-			return;
-		}
-		client_set_state(c, CL_ACTIVE);
+		return;
 	}
-	/* anything the client sent meanwhile */
-	if (sock_in_len(&c->sock) > 0) {
-		if (c->state == CL_ACTIVE)
-			client_forward(c);
-		else if (c->state == CL_IDLE)
-			client_request_server(c);
+	/* linked: off the waiting list, its requests held while a restore runs */
+	client_set_state(c, CL_ACTIVE);
+	sql = client_restore_sql(c, s, &oom);
+	if (sql) {
+		/* settings (and LISTENs, SQL statements) first, then the request */
+		bool ok = server_internal_query(s, sql, client_restore_done, c);
+
+		free(sql);
+		if (!ok)
+			client_disconnect(c, "08006",
+					  "could not restore the session on the new server of database \"%s\"",
+					  c->db->name);
+		return;
 	}
+	if (oom) {
+		client_disconnect(c, "53200", "out of memory");
+		return;
+	}
+	c->sess.restore = false;
+	client_resume_linked(c);
+}
+
+/* Queue for a server now, with or without a request (a LISTEN session after a move). */
+static void client_wait_for_server(struct client *c)
+{
+	client_set_state(c, CL_WAIT);
+	if (pool_db_paused(c->db))
+		c->held = true; /* pool_service() serves it on resume */
+	pool_request_server(c);
 }
 
 /* An idle client (transaction pooling) sent something: it needs a server. */
@@ -1008,39 +1060,21 @@ void client_request_server(struct client *c)
 		client_close(c, "client terminated the session");
 		return;
 	}
-	client_set_state(c, CL_WAIT);
-	if (pool_db_paused(c->db))
-		c->held = true; /* pool_service() serves it on resume */
-	pool_request_server(c);
+	client_wait_for_server(c);
 }
 
 /* ---- forwarding ---- */
 
-/* The client-to-server direction's view of each message header (see conn.h). */
-static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t off,
-					  size_t avail, uint8_t type, uint32_t len)
+/* Whether named prepared statements are tracked (and, in transaction pooling, renamed). */
+static bool client_tracks_statements(const struct client *c)
 {
-	struct client *c = arg;
-	struct server *s = c->server;
+	return c->db->pool_mode == POOL_SESSION || rt.cfg->max_prepared_statements > 0;
+}
 
-	(void)in;
-	(void)off;
-	(void)avail;
-	(void)len;
-	/*
-	 * A new request at a transaction boundary (an internal query only runs
-	 * at one) is held while the database is paused, while the session is
-	 * being checked, or when the session must move first.
-	 */
-	if ((s->internal_cb || server_at_boundary(s)) &&
-	    (pool_db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
-		c->held = true;
-		return CONN_STOP;
-	}
+/* Account for a request as it goes to the server (see struct server). */
+void client_count_request(struct client *c, struct server *s, uint8_t type)
+{
 	switch (type) {
-	case 'X':
-		/* Terminate: what came before goes, the session ends here */
-		return CONN_STOP;
 	case 'Q':
 	case 'F':
 	case 'S':
@@ -1050,6 +1084,8 @@ static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t
 			s->xact_start_us = s->query_start_us;
 		if (type == 'S')
 			s->unsynced = false;
+		s->syncs_sent++;
+		s->ps_unqueued = 0;
 		c->db->stats.query_count++;
 		break;
 	case 'P':
@@ -1063,7 +1099,146 @@ static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t
 	default:
 		break;
 	}
+}
+
+/*
+ * Copy the first bytes of a message's body (at most 'max') into buf, when
+ * they have arrived; *n is how many.  False when they have not: the
+ * direction waits for them (they are few, and the input holds far more).
+ */
+static bool client_peek_body(struct evbuffer *in, size_t off, size_t avail, uint32_t len,
+			     uint8_t *buf, size_t max, size_t *n)
+{
+	struct evbuffer_ptr pos;
+	size_t want = len - 4 < max ? len - 4 : max;
+
+	if (avail < PQ_HEADER_SIZE + want)
+		return false;
+	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(in, &pos, buf, want);
+	*n = want;
+	return true;
+}
+
+/* Bytes of a body looked at to classify a statement or find a name. */
+#define CLIENT_PEEK 256
+
+/*
+ * Look at a message that may create, use or drop prepared statements or
+ * change session state.  Returns CONN_PASS, or CONN_STOP with c->stop set.
+ */
+static enum conn_verdict client_track(struct client *c, struct server *s, struct evbuffer *in,
+				      size_t off, size_t avail, uint8_t type, uint32_t len)
+{
+	uint8_t buf[CLIENT_PEEK];
+	size_t n;
+	bool txn = c->db->pool_mode == POOL_TRANSACTION;
+	const uint8_t *nul;
+	enum session_kind kind;
+
+	switch (type) {
+	case 'Q':
+		if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
+			goto need_more;
+		kind = session_classify(buf, n);
+		if (kind == SK_PLAIN)
+			return CONN_PASS;
+		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD) && client_tracks_statements(c))
+			goto rewrite;
+		c->sess.dirty = true;
+		return CONN_PASS;
+	case 'P':
+		if (!client_tracks_statements(c))
+			goto classify_parse;
+		if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
+			goto need_more;
+		if (buf[0] != '\0')
+			goto rewrite; /* a named statement: remember it (and rename it) */
+		kind = session_classify(buf + 1, n - 1);
+		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD))
+			goto rewrite;
+		if (kind != SK_PLAIN)
+			c->sess.dirty = true;
+		s->ps_unqueued++;
+		return CONN_PASS;
+	case 'B':
+		if (!client_tracks_statements(c))
+			return CONN_PASS;
+		/* session pooling, everything on this server, nothing stateful: nothing to do */
+		if (!txn && c->sess.stmts.missing == 0 && c->sess.stmts.stateful == 0)
+			return CONN_PASS;
+		if (c->sess.stmts.count == 0)
+			return CONN_PASS;
+		if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
+			goto need_more;
+		nul = memchr(buf, '\0', n); /* end of the portal name */
+		if (nul == NULL || nul + 1 >= buf + n)
+			goto rewrite; /* long names: the slow path reads them whole */
+		if (nul[1] == '\0')
+			return CONN_PASS; /* the unnamed statement */
+		goto rewrite;
+	case 'D':
+	case 'C':
+		if (!client_tracks_statements(c))
+			return CONN_PASS;
+		if (type == 'D' && (c->sess.stmts.count == 0 || (!txn && c->sess.stmts.missing == 0)))
+			return CONN_PASS;
+		if (!client_peek_body(in, off, avail, len, buf, 2, &n))
+			goto need_more;
+		if (n == 2 && buf[0] == 'S' && buf[1] != '\0')
+			goto rewrite;
+		if (type == 'C')
+			s->ps_unqueued++;
+		return CONN_PASS;
+	case 'F':
+		c->sess.dirty = true; /* a function call: cannot vouch for it */
+		return CONN_PASS;
+	default:
+		return CONN_PASS;
+	}
+classify_parse:
+	if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
+		goto need_more;
+	nul = memchr(buf, '\0', n);
+	if (nul == NULL || session_classify(nul + 1, (size_t)(buf + n - nul - 1)) != SK_PLAIN)
+		c->sess.dirty = true;
 	return CONN_PASS;
+need_more:
+	c->stop = STOP_NEED_MORE;
+	return CONN_STOP;
+rewrite:
+	c->stop = STOP_REWRITE;
+	return CONN_STOP;
+}
+
+/* The client-to-server direction's view of each message header (see conn.h). */
+static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t off,
+					  size_t avail, uint8_t type, uint32_t len)
+{
+	struct client *c = arg;
+	struct server *s = c->server;
+	enum conn_verdict v;
+
+	/*
+	 * A new request at a transaction boundary (an internal query only runs
+	 * at one) is held while the database is paused, while the session is
+	 * being checked, or when the session must move first.
+	 */
+	if ((s->internal_cb || server_at_boundary(s)) &&
+	    (pool_db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
+		c->held = true;
+		c->stop = STOP_HELD;
+		return CONN_STOP;
+	}
+	if (type == 'X') {
+		/* Terminate: what came before goes, the session ends here */
+		c->stop = STOP_TERMINATE;
+		return CONN_STOP;
+	}
+	v = client_track(c, s, in, off, avail, type, len);
+	if (v == CONN_PASS)
+		client_count_request(c, s, type);
+	return v;
 }
 
 void client_forward(struct client *c)
@@ -1079,10 +1254,27 @@ void client_forward(struct client *c)
 		return;
 	out = sock_out(&s->sock);
 	c->held = false; /* client_on_header() says again if it still holds */
-	conn_forward(in, out, &c->msg_left, limit, max, client_on_header, c, &res);
-	c->db->stats.bytes_in += res.moved;
-	if (res.moved > 0)
-		sock_schedule_flush(&s->sock);
+	for (;;) {
+		c->stop = STOP_NONE;
+		conn_forward(in, out, &c->msg_left, limit, max, client_on_header, c, &res);
+		c->db->stats.bytes_in += res.moved;
+		if (res.moved > 0)
+			sock_schedule_flush(&s->sock);
+		if (res.end != CONN_END_STOPPED || c->stop != STOP_REWRITE)
+			break;
+		/* a prepared-statement message: rewritten, then the batch goes on */
+		switch (track_client_message(c, s)) {
+		case TRACK_DONE:
+			sock_schedule_flush(&s->sock);
+			continue;
+		case TRACK_WAIT:
+			c->stop = STOP_NEED_MORE;
+			break;
+		case TRACK_CLOSED:
+			return;
+		}
+		break;
+	}
 	switch (res.end) {
 	case CONN_END_BAD_LENGTH:
 		client_disconnect(c, "08P01",
@@ -1090,12 +1282,12 @@ void client_forward(struct client *c)
 				  (unsigned)res.len, res.type >= 32 && res.type < 127 ? res.type : '?', max);
 		return;
 	case CONN_END_STOPPED:
-		if (!c->held) {
+		if (c->stop == STOP_TERMINATE) {
 			client_close(c, "client terminated the session");
 			return;
 		}
 		/* held: a lazy move starts now unless a pause or a check holds it */
-		if (!pool_db_paused(c->db) && s->internal_cb == NULL)
+		if (c->stop == STOP_HELD && !pool_db_paused(c->db) && s->internal_cb == NULL)
 			client_relocate(c);
 		break;
 	case CONN_END_FULL:
@@ -1109,110 +1301,90 @@ void client_forward(struct client *c)
 		client_resume_reading(c);
 }
 
+/* ---- what the session holds ---- */
+
+/* The answer to the capture query that ran at a boundary (client_capture). */
+static void client_capture_done(struct server *s, void *arg, const char *rows, const char *error)
+{
+	struct client *c = arg;
+	bool txn;
+
+	if (c->state == CL_FREE || c->state == CL_CLOSING || c->server != s)
+		return;
+	txn = c->db->pool_mode == POOL_TRANSACTION;
+	if (error) {
+		log_warning("client %s: could not read its session state: %s", c->addr, error);
+		free(c->sess.untracked);
+		c->sess.untracked = strdup("its session state could not be read");
+		c->sess.dirty = false;
+	} else if (!session_apply_capture(&c->sess, rows, !txn)) {
+		client_disconnect(c, "53200", "out of memory");
+		return;
+	}
+	/* the server holds exactly what was just read */
+	s->sess_owner = c->sess.settings.count > 0 ? c->sess.id : 0;
+	s->sess_gen = c->sess.gen;
+	if (txn) {
+		server_txn_done(s);
+		return;
+	}
+	if (sock_in_len(&c->sock) > 0)
+		client_forward(c);
+}
+
+bool client_capture(struct client *c)
+{
+	struct server *s = c->server;
+	bool txn = c->db->pool_mode == POOL_TRANSACTION;
+
+	if (s == NULL)
+		return false;
+	return server_internal_query(s, txn ? SESSION_CAPTURE_SETTINGS : SESSION_CAPTURE_FULL,
+				     client_capture_done, c);
+}
+
 /* ---- moving a session to another server ---- */
 
-/*
- * One query tells what a session holds: rows starting with 'B' name state
- * that cannot move, rows starting with 'S' are session settings (SET) to
- * re-apply with set_config() on the new server.
- */
-static const char CLIENT_STATE_CHECK_SQL[] =
-	"SELECT 'B' || r FROM (VALUES"
-	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_prepared_statements) THEN 'named prepared statements' END),"
-	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_listening_channels()) THEN 'LISTEN' END),"
-	" (CASE WHEN pg_catalog.pg_my_temp_schema() <> 0 AND EXISTS (SELECT 1 FROM pg_catalog.pg_class"
-	"   WHERE relnamespace = pg_catalog.pg_my_temp_schema()) THEN 'temporary tables' END),"
-	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) THEN 'WITH HOLD cursors' END),"
-	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
-	"   AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory locks' END),"
-	" (CASE WHEN current_user <> session_user OR session_user <> (SELECT usename FROM"
-	"   pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid())"
-	"   THEN 'SET ROLE or SET SESSION AUTHORIZATION' END)) AS t(r) WHERE r IS NOT NULL"
-	" UNION ALL SELECT 'S' || name || '=' || setting FROM pg_catalog.pg_settings WHERE source = 'session'";
-
-/* Append set_config('name', 'value', false) for one "name=value" row. */
-static bool add_replay(struct pq_buf *sql, const char *row)
+/* Why a session cannot move, or NULL. */
+static const char *client_blocked_reason(const struct client *c)
 {
-	const char *eq = strchr(row, '=');
+	return c->sess.untracked ? c->sess.untracked : c->sess.blocked;
+}
 
-	if (eq == NULL)
-		return false;
-	pq_put_bytes(sql, sql->len == 0 ? "SELECT " : ", ", sql->len == 0 ? 7 : 2);
-	pq_put_bytes(sql, "pg_catalog.set_config(E'", 24);
-	for (const char *p = row; p < eq; p++) {
-		if (*p == '\'' || *p == '\\')
-			pq_put_u8(sql, (uint8_t)*p);
-		pq_put_u8(sql, (uint8_t)*p);
-	}
-	pq_put_bytes(sql, "', E'", 5);
-	for (const char *p = eq + 1; *p; p++) {
-		if (*p == '\'' || *p == '\\')
-			pq_put_u8(sql, (uint8_t)*p);
-		pq_put_u8(sql, (uint8_t)*p);
-	}
-	pq_put_bytes(sql, "', false)", 9);
-	return !sql->failed;
+const char *client_movable(const struct client *c)
+{
+	const char *why = client_blocked_reason(c);
+
+	if (c->db && c->db->pool_mode == POOL_TRANSACTION)
+		return c->sess.untracked ? c->sess.untracked : "yes";
+	return why ? why : "yes";
 }
 
 static void client_check_done(struct server *s, void *arg, const char *rows, const char *error)
 {
 	struct client *c = arg;
-	struct pq_buf sql, why;
 	void (*done)(struct client *, void *) = c->move_done;
 	void *done_arg = c->move_arg;
 
 	(void)s;
 	if (c->state == CL_FREE || c->state == CL_CLOSING)
 		return;
-	pq_buf_init(&sql);
-	pq_buf_init(&why);
 	if (error) {
-		pq_put_bytes(&why, "the session check failed: ", 26);
-		pq_put_bytes(&why, error, strlen(error));
-	} else {
-		const char *p = rows;
+		size_t n = strlen(error) + 32;
+		char *why = malloc(n);
 
-		while (*p) {
-			const char *nl = strchr(p, '\n');
-			size_t n = nl ? (size_t)(nl - p) : strlen(p);
-			char row[1024];
-
-			if (n >= sizeof(row)) {
-				pq_put_bytes(&why, why.len ? ", " : "", why.len ? 2 : 0);
-				pq_put_bytes(&why, "a session setting too long to carry", 35);
-			} else {
-				memcpy(row, p, n);
-				row[n] = '\0';
-				if (row[0] == 'B') {
-					pq_put_bytes(&why, why.len ? ", " : "", why.len ? 2 : 0);
-					pq_put_bytes(&why, row + 1, n - 1);
-				} else if (row[0] == 'S' && !add_replay(&sql, row + 1)) {
-					pq_put_bytes(&why, why.len ? ", " : "", why.len ? 2 : 0);
-					pq_put_bytes(&why, "a session setting pgcutover cannot carry", 40);
-				}
-			}
-			p += n;
-			if (*p == '\n')
-				p++;
-		}
-	}
-	free(c->move_reason);
-	free(c->replay_sql);
-	c->move_reason = NULL;
-	c->replay_sql = NULL;
-	if (why.len > 0 || why.failed || sql.failed) {
-		pq_put_u8(&why, 0);
+		if (why)
+			snprintf(why, n, "the session check failed: %s", error);
+		free(c->sess.untracked);
+		c->sess.untracked = why;
 		c->move = MOVE_BLOCKED;
-		c->move_reason = why.failed ? strdup("out of memory") : strdup((const char *)why.data);
+	} else if (!session_apply_capture(&c->sess, rows, true)) {
+		free(c->sess.untracked);
+		c->sess.untracked = NULL;
+		c->move = MOVE_BLOCKED;
 	} else {
-		c->move = MOVE_OK;
-		if (sql.len > 0) {
-			pq_put_u8(&sql, 0);
-			c->replay_sql = strdup((const char *)sql.data);
-		}
+		c->move = client_blocked_reason(c) ? MOVE_BLOCKED : MOVE_OK;
 	}
-	pq_buf_free(&sql);
-	pq_buf_free(&why);
 	c->move_done = NULL;
 	c->move_arg = NULL;
 	if (done)
@@ -1229,10 +1401,10 @@ bool client_check_movable(struct client *c, void (*done)(struct client *c, void 
 		return true;
 	}
 	c->move = MOVE_CHECKING;
-	if (!server_internal_query(c->server, CLIENT_STATE_CHECK_SQL, client_check_done, c)) {
+	if (!server_internal_query(c->server, SESSION_CAPTURE_FULL, client_check_done, c)) {
 		c->move = MOVE_BLOCKED;
-		free(c->move_reason);
-		c->move_reason = strdup("its server was busy");
+		if (c->sess.untracked == NULL)
+			c->sess.untracked = strdup("its server was busy");
 		c->move_done = NULL;
 		return false;
 	}
@@ -1244,16 +1416,17 @@ bool client_apply_move(struct client *c)
 	if (c->state == CL_FREE || c->state == CL_CLOSING)
 		return false;
 	if (c->move != MOVE_OK) {
+		const char *why = client_blocked_reason(c);
+
 		client_disconnect(c, "57P01",
 				  "database \"%s\" moved to its %s and this session held state that cannot be moved (%s): reconnect",
 				  c->db->name, c->db->route == SIDE_TARGET ? "target" : "source",
-				  c->move_reason ? c->move_reason : "not checked");
+				  why ? why : "not checked");
 		return false;
 	}
 	c->move = MOVE_UNKNOWN;
 	log_debug("client %s: moving to the %s (%zu bytes pending)", c->addr,
-		  c->db->route == SIDE_TARGET ? "target" : "source",
-		  sock_in_len(&c->sock));
+		  c->db->route == SIDE_TARGET ? "target" : "source", sock_in_len(&c->sock));
 	if (c->server) {
 		struct server *s = c->server;
 
@@ -1262,6 +1435,12 @@ bool client_apply_move(struct client *c)
 		c->server = NULL;
 		s->client = NULL;
 		server_release(s);
+		/* what it held is re-established there: settings now, statements when used */
+		c->sess.restore = true;
+		ps_map_new_server(&c->sess.stmts);
+		/* a listener waits for notifications, not for itself: it needs its server now */
+		if (c->sess.listens.count > 0 && c->state == CL_IDLE)
+			client_wait_for_server(c);
 	}
 	return true;
 }

@@ -17,6 +17,7 @@
 #include "proxy/auth_crypto.h"
 #include "proxy/list.h"
 #include "proxy/params.h"
+#include "proxy/session.h"
 #include "proxy/sock.h"
 
 struct event;
@@ -41,6 +42,15 @@ enum client_move {
 	MOVE_CHECKING,    /* the state check query runs on its server */
 	MOVE_OK,          /* nothing but startup parameters and replayable settings */
 	MOVE_BLOCKED,     /* holds state that cannot move (move_reason says which) */
+};
+
+/* Why the client-to-server direction stopped before a message (client_forward). */
+enum client_stop {
+	STOP_NONE = 0,
+	STOP_HELD,      /* a new transaction while paused, checked, or due to move */
+	STOP_TERMINATE, /* Terminate: the session ends here */
+	STOP_NEED_MORE, /* the start of the message is needed to decide, and has not arrived */
+	STOP_REWRITE,   /* the message must be rewritten or preceded (prepared statements) */
 };
 
 enum client_auth_step {
@@ -87,8 +97,8 @@ struct client {
 	bool held;                 /* has a new transaction waiting while its database is paused */
 	void *admin;               /* admin console session state (admin.c), NULL otherwise */
 	enum client_move move;     /* outcome of the last session state check */
-	char *move_reason;         /* MOVE_BLOCKED: what holds it ("temporary tables") */
-	char *replay_sql;          /* settings to re-apply on the next server (set_config calls) */
+	enum client_stop stop;     /* why forwarding stopped before the current message */
+	struct session sess;       /* what its server-side session holds (see session.h) */
 	void (*move_done)(struct client *c, void *arg); /* who asked for the check */
 	void *move_arg;
 };
@@ -120,6 +130,9 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 /* Close without sending anything (peer gone). */
 void client_close(struct client *c, const char *reason);
 
+/* Account for a request (Query, Sync, Parse...) as it goes to the client's server. */
+void client_count_request(struct client *c, struct server *s, uint8_t type);
+
 /* Send bytes the proxy built itself. */
 bool client_send(struct client *c, const void *data, size_t len)
 	__attribute__((warn_unused_result));
@@ -140,6 +153,15 @@ bool client_check_movable(struct client *c, void (*done)(struct client *c, void 
  * one is closed with a FATAL that says why.  Returns true when moved.
  */
 bool client_apply_move(struct client *c);
+
+/*
+ * At a transaction boundary after a statement that may have changed session
+ * state: ask the server what the session now holds (session.h).  False when
+ * it could not start.
+ */
+bool client_capture(struct client *c) __attribute__((warn_unused_result));
+/* "yes", or why the session could not move to another server now (SHOW CLIENTS). */
+const char *client_movable(const struct client *c);
 
 /* Free the clients closed since the last call (called by the reaper). */
 void client_reap_all(void);

@@ -293,6 +293,8 @@ static const struct config_key config_keys[] = {
 	 CONFIG_GB},
 	{"conn_buffer_size", KT_SIZE, SCOPE_MAIN, CFG(conn_buffer_size), NO_OFFSET, NO_OFFSET, CONFIG_KB,
 	 CONFIG_GB},
+	{"max_prepared_statements", KT_INT, SCOPE_MAIN, CFG(max_prepared_statements), NO_OFFSET,
+	 NO_OFFSET, 0, 100000},
 
 	{"control_user", KT_STRING, SCOPE_BOTH, CFG_DEF(control_user), DB_DEF(control_user),
 	 CFG_DEF(control_user), 1, 0},
@@ -1284,6 +1286,7 @@ static struct config *config_new(void)
 	cfg->server_idle_timeout_ms = 600 * 1000;
 	cfg->max_packet_size = CONFIG_GB - 1; /* PostgreSQL's MaxAllocSize */
 	cfg->conn_buffer_size = 256 * CONFIG_KB;
+	cfg->max_prepared_statements = 200;
 
 	cfg->defaults.control_user = strdup("pgcutover");
 	cfg->defaults.drain_timeout_ms = 10 * 1000;

@@ -84,6 +84,12 @@ struct config {
 	int64_t server_idle_timeout_ms;   /* close pooled server connections idle this long; 0 = never */
 	int64_t max_packet_size;          /* largest message accepted from either side */
 	int64_t conn_buffer_size;         /* per-direction output limit before backpressure */
+	/*
+	 * Transaction pooling: named prepared statements kept per server
+	 * connection (least recently used first out); 0 passes them through
+	 * untouched, as PgBouncer before 1.21 did.
+	 */
+	int max_prepared_statements;
 
 	struct db_defaults defaults;      /* [pgcutover] values of the overridable keys */
 

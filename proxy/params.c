@@ -13,6 +13,12 @@ void params_init(struct params *p)
 	memset(p, 0, sizeof(*p));
 }
 
+void params_init_exact(struct params *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->exact = true;
+}
+
 void params_free(struct params *p)
 {
 	for (size_t i = 0; i < p->count; i++) {
@@ -21,13 +27,14 @@ void params_free(struct params *p)
 	}
 	free(p->names);
 	free(p->values);
-	params_init(p);
+	p->names = p->values = NULL;
+	p->count = p->cap = 0;
 }
 
 static ssize_t params_find(const struct params *p, const char *name)
 {
 	for (size_t i = 0; i < p->count; i++)
-		if (strcasecmp(p->names[i], name) == 0)
+		if ((p->exact ? strcmp(p->names[i], name) : strcasecmp(p->names[i], name)) == 0)
 			return (ssize_t)i;
 	return -1;
 }

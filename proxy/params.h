@@ -15,9 +15,12 @@ struct params {
 	char **values; /* malloc'd strings, parallel to names */
 	size_t count;
 	size_t cap;
+	bool exact;    /* names compare exactly (identifiers), not case-insensitively (GUCs) */
 };
 
 void params_init(struct params *p);
+/* A list whose names are case-sensitive identifiers (channels, statement names). */
+void params_init_exact(struct params *p);
 void params_free(struct params *p);
 /* Set or replace; names compare case-insensitively as GUC names do. */
 bool params_set(struct params *p, const char *name, const char *value)

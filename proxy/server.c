@@ -33,6 +33,7 @@
 #include "proxy/conn.h"
 #include "proxy/log.h"
 #include "proxy/runtime.h"
+#include "proxy/track.h"
 #include "proxy/userlist.h"
 
 /* Largest message accepted from a server during login (parameters, errors). */
@@ -152,6 +153,8 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 	params_init(&s->startup);
 	params_init(&s->reported);
 	s->sock.fd = -1; /* sock_free() of a sock never initialised closes nothing */
+	ps_queue_init(&s->psq);
+	ps_cache_init(&s->psc);
 	s->pool = pool;
 	s->side = db->route;
 	a = &db->addr[s->side];
@@ -206,8 +209,9 @@ void server_close(struct server *s, const char *reason)
 	struct client *c = s->client;
 	struct pool *pool = s->pool;
 
-	if (s->state == SV_FREE)
+	if (s->state == SV_FREE || s->closing)
 		return;
+	s->closing = true;
 	log_debug("server %s: closing: %s", s->label, reason);
 	if (s->internal_cb) {
 		server_query_cb cb = s->internal_cb;
@@ -266,6 +270,8 @@ void server_reap_all(void)
 			auth_scram_client_free(&s->scram);
 		params_free(&s->startup);
 		params_free(&s->reported);
+		ps_queue_free(&s->psq);
+		ps_cache_free(&s->psc);
 		free(s->fingerprint);
 		free(s->internal_rows);
 		free(s->internal_error);
@@ -285,8 +291,27 @@ void server_link(struct server *s, struct client *c)
 static bool server_clean(const struct server *s)
 {
 	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0 &&
+	       !s->ps_broken && s->psq.count == 0 &&
 	       sock_in_len(&s->sock) == 0 &&
 	       s->side == s->pool->db->route && !s->pool->db->removed;
+}
+
+/*
+ * The client left while a query of pgcutover's own ran for it (a session
+ * capture): once the answer is in, the server is released as usual.
+ */
+static void server_internal_orphaned(struct server *s, void *arg, const char *rows,
+				     const char *error)
+{
+	(void)arg;
+	(void)error;
+	if (s->closing)
+		return; /* server_close() is finishing it */
+	if (rows == NULL) {
+		server_close(s, "an internal query failed after its client left");
+		return;
+	}
+	server_release(s);
 }
 
 void server_release(struct server *s)
@@ -300,6 +325,12 @@ void server_release(struct server *s)
 	}
 	if (s->state != SV_ACTIVE)
 		return;
+	if (s->internal_cb && s->msg_left == 0 && !s->unsynced && s->pending_syncs == 1) {
+		/* let pgcutover's own query finish rather than lose a clean server */
+		s->internal_cb = server_internal_orphaned;
+		s->internal_arg = NULL;
+		return;
+	}
 	if (s->read_paused)
 		server_resume_reading(s);
 	if (!server_clean(s)) {
@@ -324,6 +355,9 @@ void server_release(struct server *s)
 	}
 	pq_buf_free(&b);
 	s->pending_syncs = 1;
+	/* DISCARD ALL drops every statement and setting */
+	ps_cache_clear(&s->psc);
+	s->sess_owner = 0;
 	server_set_state(s, SV_RESET);
 }
 
@@ -840,8 +874,16 @@ static void server_handle_internal(struct server *s)
 			cb(s, arg, err ? NULL : (rows ? rows : ""), err ? err : (s->txn_status == 'I' ? NULL : "left a transaction open"));
 			free(rows);
 			free(err);
+			/* what the server sent after it (a notification) is handled now, not at its next read */
+			if (s->state != SV_FREE && s->internal_cb == NULL && sock_in_len(&s->sock) > 0)
+				server_read_cb(&s->sock, s);
 			return;
 		}
+		case 'A':
+			/* a notification for a listening client arrives whatever runs */
+			if (s->client && !client_send(s->client, msg, (size_t)len + 1))
+				log_warning("server %s: could not pass on a notification", s->label);
+			break;
 		default:
 			/* RowDescription, CommandComplete, notices */
 			break;
@@ -923,11 +965,25 @@ static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t
 		evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
 		evbuffer_copyout_from(in, &pos, &status, 1);
 		server_ready_seen(s, (char)status);
-		/* transaction pooling: forward up to here, then give the server back */
-		if (c->db->pool_mode == POOL_TRANSACTION && status == 'I' && s->pending_syncs == 0 &&
-		    !s->unsynced && c->msg_left == 0)
-			return CONN_LAST;
+		track_server_ready(s);
+		if (status == 'I' && s->pending_syncs == 0 && !s->unsynced && c->msg_left == 0) {
+			/* a statement may have changed the session: ask what it holds now */
+			if (c->sess.dirty) {
+				s->capture_next = true;
+				return CONN_LAST;
+			}
+			/* transaction pooling: forward up to here, then give the server back */
+			if (c->db->pool_mode == POOL_TRANSACTION)
+				return CONN_LAST;
+		}
 		return CONN_PASS;
+	case '1':
+	case '3':
+	case 'E':
+		/* answers to prepared-statement messages, when some need handling */
+		if (s->psq.count == 0)
+			return CONN_PASS;
+		return track_server_answer(s, in, off, type, len);
 	case 'S':
 		/* ParameterStatus: tracked once it is whole */
 		if (avail < (size_t)len + 1)
@@ -950,29 +1006,36 @@ void server_forward(struct server *s)
 	if (c == NULL || s->state != SV_ACTIVE || s->internal_cb)
 		return;
 	out = sock_out(&c->sock);
-	conn_forward(in, out, &s->msg_left, limit, (uint32_t)rt.cfg->max_packet_size,
-		     server_on_header, s, &res);
-	c->db->stats.bytes_out += res.moved;
-	if (res.moved > 0)
-		sock_schedule_flush(&c->sock);
+	for (;;) {
+		conn_forward(in, out, &s->msg_left, limit, (uint32_t)rt.cfg->max_packet_size,
+			     server_on_header, s, &res);
+		c->db->stats.bytes_out += res.moved;
+		if (res.moved > 0)
+			sock_schedule_flush(&c->sock);
+		if (res.end != CONN_END_STOPPED || !s->swallow)
+			break;
+		/* pgcutover's own ParseComplete or CloseComplete: the client never sees it */
+		s->swallow = false;
+		evbuffer_drain(in, PQ_HEADER_SIZE);
+		ps_queue_pop(&s->psq);
+	}
 	switch (res.end) {
 	case CONN_END_BAD_LENGTH:
 		server_close(s, "server sent a message with an invalid length");
 		return;
 	case CONN_END_LAST:
-		/* end of a transaction in transaction pooling */
-		c->server = NULL;
-		s->client = NULL;
-		s->msg_left = 0;
-		server_set_state(s, SV_IDLE);
-		client_set_state(c, CL_IDLE);
-		if (pool_db_paused(c->db))
-			pool_note_progress(c->db);
-		pool_service(s->pool);
-		/* the client may already have sent its next transaction */
-		if (c->state == CL_IDLE && sock_in_len(&c->sock) > 0)
-			client_request_server(c);
-		return;
+		if (s->capture_next) {
+			s->capture_next = false;
+			if (client_capture(c))
+				return; /* client_capture_done() carries on */
+			log_warning("server %s: could not ask for the session state", s->label);
+			c->sess.dirty = false;
+		}
+		if (c->db->pool_mode == POOL_TRANSACTION) {
+			server_txn_done(s);
+			return;
+		}
+		break;
 	case CONN_END_FULL:
 		/* the client is not reading fast enough: stop reading the server */
 		server_pause_reading(s);
@@ -984,6 +1047,23 @@ void server_forward(struct server *s)
 	}
 	if (s->msg_left == 0)
 		server_after_boundary(s);
+}
+
+void server_txn_done(struct server *s)
+{
+	struct client *c = s->client;
+
+	c->server = NULL;
+	s->client = NULL;
+	s->msg_left = 0;
+	server_set_state(s, SV_IDLE);
+	client_set_state(c, CL_IDLE);
+	if (pool_db_paused(c->db))
+		pool_note_progress(c->db);
+	pool_service(s->pool);
+	/* the client may already have sent its next transaction */
+	if (c->state == CL_IDLE && sock_in_len(&c->sock) > 0)
+		client_request_server(c);
 }
 
 /* ---- callbacks ---- */

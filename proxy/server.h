@@ -13,6 +13,7 @@
 #include "proxy/list.h"
 #include "proxy/params.h"
 #include "proxy/pool.h"
+#include "proxy/prepared.h"
 #include "proxy/sock.h"
 
 struct event;
@@ -63,6 +64,24 @@ struct server {
 	char *internal_rows;       /* collected first columns of the internal query's rows */
 	char *internal_error;      /* the internal query's error message, if any */
 	unsigned claim_gen;        /* pool_service() pass that promised it to a waiting client */
+
+	/*
+	 * Prepared statements and session state.  Requests are numbered by the
+	 * Sync-like messages (Sync, Query, FunctionCall) that end them: syncs_sent
+	 * counts those forwarded, syncs_done the ReadyForQuery seen, so the
+	 * answers the server sends now belong to batch number syncs_done.
+	 */
+	uint32_t syncs_sent;
+	uint32_t syncs_done;
+	uint32_t ps_unqueued;      /* Parse/Close passed since the last queued one in this batch */
+	struct ps_queue psq;       /* Parse/Close answers still to come that need handling */
+	struct ps_cache psc;       /* transaction pooling: statements prepared here, by pgcutover's names */
+	bool swallow;              /* the message at the head of the input is pgcutover's own answer */
+	bool ps_broken;            /* the statement books disagree with the server: do not reuse it */
+	bool closing;              /* server_close() is running: callbacks must not close again */
+	bool capture_next;         /* at this boundary, ask what the client's session now holds */
+	uint64_t sess_owner;       /* transaction pooling: client (session id) whose settings it holds; 0 = none */
+	uint32_t sess_gen;         /* that client's settings generation */
 	char label[96];            /* "app/alice@127.0.0.1:5432" for logs */
 };
 
@@ -98,6 +117,12 @@ static inline bool server_at_boundary(const struct server *s)
  */
 bool server_internal_query(struct server *s, const char *sql, server_query_cb done, void *arg)
 	__attribute__((warn_unused_result));
+
+/*
+ * Transaction pooling: the linked client's transaction is over; the server
+ * goes back to the pool and the client waits for its next one.
+ */
+void server_txn_done(struct server *s);
 
 /* Forward what the server has sent to its client. */
 void server_forward(struct server *s);

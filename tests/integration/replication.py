@@ -379,14 +379,14 @@ class Pgbench:
 
     def __init__(self, port, dbname, clients=8, seconds=5, mode="simple", log=False,
                  extra=(), host="127.0.0.1", user="alice", script=TPCB_ORDERS_SCRIPT,
-                 appname="pgbench-cutover"):
+                 appname="pgbench-cutover", jobs=None):
         self.tmp = tempfile.mkdtemp(prefix="pgcutover-pgbench-", dir="/tmp")
         self.script_path = os.path.join(self.tmp, "tpcb_orders.sql")
         with open(self.script_path, "w") as f:
             f.write(script)
         self.seconds = seconds
         self.argv = [pg_bin("pgbench"), "-n", "-h", host, "-p", str(port), "-U", user,
-                     "-M", mode, "-c", str(clients), "-j", str(min(2, clients)),
+                     "-M", mode, "-c", str(clients), "-j", str(jobs or min(2, clients)),
                      "-T", str(seconds), "-f", self.script_path]
         if log:
             self.argv += ["--log", "--log-prefix", os.path.join(self.tmp, "pgbench_log")]

@@ -89,3 +89,16 @@ def test_pgbench_reconnect_more_clients_than_servers(proxy_factory, pgbench_tabl
                         appname="pgbench-pool3", sample=sample)
     check_output(r, 200)
     assert counts and max(counts) <= 3, f"up to {max(counts)} server connections for a pool of 3"
+
+
+@pytest.mark.parametrize("script", [[], ["-S"]], ids=["tpcb", "select-only"])
+def test_pgbench_prepared_transaction_pooling(proxy_factory, pgbench_tables, script):
+    """Named prepared statements in transaction pooling (issue 4): 8 clients
+    on a pool of 3, each preparing P_0, P_1... under the same names; every
+    transaction may land on another server, where pgcutover prepares the
+    statement under a name of its own.  One thread per client: pgbench
+    prepares with a blocking PQprepare, and a thread serving several clients
+    would wait for a server another of its clients holds (with any pooler)."""
+    p = proxy_factory.new(settings={"pool_mode": "transaction", "default_pool_size": 3})
+    r = run_pgbench(p, script + ["-M", "prepared", "-c", "8", "-j", "8", "-t", "100"])
+    check_output(r, 800)

@@ -202,7 +202,12 @@ def test_pgbench_prepared_through_switch(proxy_factory, rdb, pool_mode):
     p = cutover_proxy(proxy_factory, rdb, pool_mode=pool_mode, **section)
     rdb.truncate_history()
 
-    with Pgbench(p.port, DB, clients=clients, seconds=6, mode="prepared") as pb:
+    # pgbench prepares each statement with a blocking PQprepare at its first
+    # use: in transaction pooling with fewer servers than clients, one thread
+    # serving several clients would wait for a server that another of its own
+    # clients holds (with any pooler), so every client gets its own thread.
+    jobs = clients if pool_mode == "transaction" else None
+    with Pgbench(p.port, DB, clients=clients, seconds=6, mode="prepared", jobs=jobs) as pb:
         pb.start()
         try:
             wait_until(lambda: pb.proc.poll() is not None or
@@ -708,6 +713,7 @@ def test_jdbc_through_switch(proxy_factory, rdb, jdbc_classes, pool_mode):
     test runs SWITCH: zero failures, it ends on the target, its session
     setting held all along, and every row it committed is on the target."""
     p = cutover_proxy(proxy_factory, rdb, pool_mode=pool_mode)
+    rdb.truncate_history()  # orders of earlier tests would count below
     with JdbcRun(jdbc_classes, p) as j:
         j.start()
         j.wait_for("READY", 40 * SLOW)

@@ -1,0 +1,498 @@
+/*
+ * prepared.c - statement registry, client maps, server caches, answer queues
+ * (see prepared.h).
+ *
+ * Everything here is chained hash tables that double when they fill up, and
+ * one ring buffer; no structure grows without a bound the caller controls.
+ */
+#include "proxy/prepared.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- hashing ---- */
+
+/* FNV-1a, 64 bits: statement texts and names are short, and this is cheap. */
+static uint64_t hash_bytes(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint32_t hash_ptr(const void *p)
+{
+	uint64_t v = (uint64_t)(uintptr_t)p;
+
+	v ^= v >> 33;
+	v *= 0xff51afd7ed558ccdULL;
+	v ^= v >> 33;
+	return (uint32_t)v;
+}
+
+/* ---- the statement registry ---- */
+
+static struct ps_stmt **reg_buckets;
+static uint32_t reg_nbuckets;
+static size_t reg_count;
+
+size_t ps_stmt_count(void)
+{
+	return reg_count;
+}
+
+static bool reg_grow(void)
+{
+	uint32_t n = reg_nbuckets ? reg_nbuckets * 2 : 256;
+	struct ps_stmt **nb = calloc(n, sizeof(*nb));
+
+	if (nb == NULL)
+		return false;
+	for (uint32_t i = 0; i < reg_nbuckets; i++) {
+		struct ps_stmt *st = reg_buckets[i], *next;
+
+		for (; st; st = next) {
+			next = st->hnext;
+			st->hnext = nb[st->hash & (n - 1)];
+			nb[st->hash & (n - 1)] = st;
+		}
+	}
+	free(reg_buckets);
+	reg_buckets = nb;
+	reg_nbuckets = n;
+	return true;
+}
+
+struct ps_stmt *ps_stmt_get(const uint8_t *body, size_t len, uint8_t kind)
+{
+	uint64_t h = hash_bytes(body, len);
+	struct ps_stmt *st;
+
+	if (reg_nbuckets) {
+		for (st = reg_buckets[h & (reg_nbuckets - 1)]; st; st = st->hnext) {
+			if (st->hash == h && st->len == len && memcmp(st->body, body, len) == 0) {
+				st->refs++;
+				return st;
+			}
+		}
+	}
+	if (len > UINT32_MAX || (reg_count >= reg_nbuckets && !reg_grow()))
+		return NULL;
+	st = malloc(sizeof(*st) + len);
+	if (st == NULL)
+		return NULL;
+	st->hash = h;
+	st->refs = 1;
+	st->kind = kind;
+	st->len = (uint32_t)len;
+	memcpy(st->body, body, len);
+	st->hnext = reg_buckets[h & (reg_nbuckets - 1)];
+	reg_buckets[h & (reg_nbuckets - 1)] = st;
+	reg_count++;
+	return st;
+}
+
+void ps_stmt_ref(struct ps_stmt *st)
+{
+	st->refs++;
+}
+
+void ps_stmt_put(struct ps_stmt *st)
+{
+	struct ps_stmt **p;
+
+	if (st == NULL || --st->refs > 0)
+		return;
+	for (p = &reg_buckets[st->hash & (reg_nbuckets - 1)]; *p; p = &(*p)->hnext) {
+		if (*p == st) {
+			*p = st->hnext;
+			break;
+		}
+	}
+	reg_count--;
+	free(st);
+	if (reg_count == 0) {
+		/* the last one: give the table back too (and keep leak checkers quiet) */
+		free(reg_buckets);
+		reg_buckets = NULL;
+		reg_nbuckets = 0;
+	}
+}
+
+/* ---- a client's names ---- */
+
+void ps_map_init(struct ps_map *m)
+{
+	memset(m, 0, sizeof(*m));
+}
+
+static void entry_free(struct ps_map *m, struct ps_entry *e)
+{
+	if (e->epoch != m->epoch)
+		m->missing--;
+	if (e->stmt->kind != 0)
+		m->stateful--;
+	ps_stmt_put(e->stmt);
+	free(e);
+	m->count--;
+}
+
+void ps_map_clear(struct ps_map *m)
+{
+	for (uint32_t i = 0; i < m->nbuckets; i++) {
+		struct ps_entry *e = m->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			entry_free(m, e);
+		}
+		m->buckets[i] = NULL;
+	}
+}
+
+void ps_map_free(struct ps_map *m)
+{
+	ps_map_clear(m);
+	free(m->buckets);
+	m->buckets = NULL;
+	m->nbuckets = 0;
+}
+
+struct ps_entry *ps_map_find(const struct ps_map *m, const char *name)
+{
+	struct ps_entry *e;
+
+	if (m->nbuckets == 0)
+		return NULL;
+	for (e = m->buckets[hash_bytes(name, strlen(name)) & (m->nbuckets - 1)]; e; e = e->next)
+		if (strcmp(e->name, name) == 0)
+			return e;
+	return NULL;
+}
+
+static bool map_grow(struct ps_map *m)
+{
+	uint32_t n = m->nbuckets ? m->nbuckets * 2 : 16;
+	struct ps_entry **nb = calloc(n, sizeof(*nb));
+
+	if (nb == NULL)
+		return false;
+	for (uint32_t i = 0; i < m->nbuckets; i++) {
+		struct ps_entry *e = m->buckets[i], *next;
+
+		for (; e; e = next) {
+			uint64_t h = hash_bytes(e->name, strlen(e->name));
+
+			next = e->next;
+			e->next = nb[h & (n - 1)];
+			nb[h & (n - 1)] = e;
+		}
+	}
+	free(m->buckets);
+	m->buckets = nb;
+	m->nbuckets = n;
+	return true;
+}
+
+struct ps_entry *ps_map_set(struct ps_map *m, const char *name, struct ps_stmt *st, bool present)
+{
+	size_t nlen = strlen(name);
+	struct ps_entry *e;
+
+	ps_stmt_ref(st); /* first: the entry replaced may hold the last other reference */
+	ps_map_remove(m, name);
+	if (m->count >= m->nbuckets && !map_grow(m)) {
+		ps_stmt_put(st);
+		return NULL;
+	}
+	e = malloc(sizeof(*e) + nlen + 1);
+	if (e == NULL) {
+		ps_stmt_put(st);
+		return NULL;
+	}
+	memcpy(e->name, name, nlen + 1);
+	e->stmt = st;
+	e->epoch = present ? m->epoch : m->epoch - 1;
+	if (!present)
+		m->missing++;
+	if (st->kind != 0)
+		m->stateful++;
+	m->count++;
+	e->next = m->buckets[hash_bytes(name, nlen) & (m->nbuckets - 1)];
+	m->buckets[hash_bytes(name, nlen) & (m->nbuckets - 1)] = e;
+	return e;
+}
+
+bool ps_map_remove(struct ps_map *m, const char *name)
+{
+	struct ps_entry **p;
+
+	if (m->nbuckets == 0)
+		return false;
+	for (p = &m->buckets[hash_bytes(name, strlen(name)) & (m->nbuckets - 1)]; *p;
+	     p = &(*p)->next) {
+		if (strcmp((*p)->name, name) == 0) {
+			struct ps_entry *e = *p;
+
+			*p = e->next;
+			entry_free(m, e);
+			return true;
+		}
+	}
+	return false;
+}
+
+void ps_map_new_server(struct ps_map *m)
+{
+	m->epoch++;
+	m->missing = m->count;
+	/* an entry whose epoch wrapped around to the new value is not really there */
+	for (uint32_t i = 0; i < m->nbuckets; i++)
+		for (struct ps_entry *e = m->buckets[i]; e; e = e->next)
+			if (e->epoch == m->epoch)
+				e->epoch = m->epoch - 1;
+}
+
+void ps_map_mark(struct ps_map *m, struct ps_entry *e, bool present)
+{
+	if (present && e->epoch != m->epoch) {
+		e->epoch = m->epoch;
+		m->missing--;
+	} else if (!present && e->epoch == m->epoch) {
+		e->epoch = m->epoch - 1;
+		m->missing++;
+	}
+}
+
+void ps_map_each(const struct ps_map *m, void (*fn)(struct ps_entry *e, void *arg), void *arg)
+{
+	for (uint32_t i = 0; i < m->nbuckets; i++)
+		for (struct ps_entry *e = m->buckets[i]; e; e = e->next)
+			fn(e, arg);
+}
+
+/* ---- a server's statements (transaction pooling) ---- */
+
+void ps_cache_init(struct ps_cache *c)
+{
+	memset(c, 0, sizeof(*c));
+}
+
+static void lru_unlink(struct ps_cache *c, struct ps_cached *e)
+{
+	if (e->prev)
+		e->prev->next = e->next;
+	else
+		c->head = e->next;
+	if (e->next)
+		e->next->prev = e->prev;
+	else
+		c->tail = e->prev;
+	e->prev = e->next = NULL;
+}
+
+static void lru_push_front(struct ps_cache *c, struct ps_cached *e)
+{
+	e->prev = NULL;
+	e->next = c->head;
+	if (c->head)
+		c->head->prev = e;
+	c->head = e;
+	if (c->tail == NULL)
+		c->tail = e;
+}
+
+struct ps_cached *ps_cache_find(struct ps_cache *c, const struct ps_stmt *st)
+{
+	struct ps_cached *e;
+
+	if (c->nbuckets == 0)
+		return NULL;
+	for (e = c->buckets[hash_ptr(st) & (c->nbuckets - 1)]; e; e = e->hnext) {
+		if (e->stmt == st) {
+			if (c->head != e) {
+				lru_unlink(c, e);
+				lru_push_front(c, e);
+			}
+			return e;
+		}
+	}
+	return NULL;
+}
+
+static bool cache_grow(struct ps_cache *c)
+{
+	uint32_t n = c->nbuckets ? c->nbuckets * 2 : 32;
+	struct ps_cached **nb = calloc(n, sizeof(*nb));
+
+	if (nb == NULL)
+		return false;
+	for (struct ps_cached *e = c->head; e; e = e->next) {
+		uint32_t b = hash_ptr(e->stmt) & (n - 1);
+
+		e->hnext = nb[b];
+		nb[b] = e;
+	}
+	free(c->buckets);
+	c->buckets = nb;
+	c->nbuckets = n;
+	return true;
+}
+
+struct ps_cached *ps_cache_add(struct ps_cache *c, struct ps_stmt *st)
+{
+	struct ps_cached *e;
+	uint32_t b;
+
+	if (c->count >= c->nbuckets && !cache_grow(c))
+		return NULL;
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return NULL;
+	ps_stmt_ref(st);
+	e->stmt = st;
+	e->sname = c->next_sname++;
+	b = hash_ptr(st) & (c->nbuckets - 1);
+	e->hnext = c->buckets[b];
+	c->buckets[b] = e;
+	lru_push_front(c, e);
+	c->count++;
+	return e;
+}
+
+/* Unhash and free one entry. */
+static void cache_drop(struct ps_cache *c, struct ps_cached *e)
+{
+	struct ps_cached **p;
+
+	for (p = &c->buckets[hash_ptr(e->stmt) & (c->nbuckets - 1)]; *p; p = &(*p)->hnext) {
+		if (*p == e) {
+			*p = e->hnext;
+			break;
+		}
+	}
+	lru_unlink(c, e);
+	ps_stmt_put(e->stmt);
+	free(e);
+	c->count--;
+}
+
+void ps_cache_remove(struct ps_cache *c, const struct ps_stmt *st)
+{
+	struct ps_cached *e;
+
+	if (c->nbuckets == 0)
+		return;
+	for (e = c->buckets[hash_ptr(st) & (c->nbuckets - 1)]; e; e = e->hnext) {
+		if (e->stmt == st) {
+			cache_drop(c, e);
+			return;
+		}
+	}
+}
+
+bool ps_cache_evict(struct ps_cache *c, const struct ps_stmt *keep, uint32_t *sname)
+{
+	struct ps_cached *e = c->tail;
+
+	if (e && e->stmt == keep)
+		e = e->prev;
+	if (e == NULL)
+		return false;
+	*sname = e->sname;
+	cache_drop(c, e);
+	return true;
+}
+
+void ps_cache_clear(struct ps_cache *c)
+{
+	while (c->head)
+		cache_drop(c, c->head);
+}
+
+void ps_cache_free(struct ps_cache *c)
+{
+	ps_cache_clear(c);
+	free(c->buckets);
+	c->buckets = NULL;
+	c->nbuckets = 0;
+}
+
+void ps_server_name(uint32_t sname, char *buf, size_t len)
+{
+	snprintf(buf, len, PS_SERVER_PREFIX "%u", (unsigned)sname);
+}
+
+/* ---- answers still to come ---- */
+
+void ps_queue_init(struct ps_queue *q)
+{
+	memset(q, 0, sizeof(*q));
+}
+
+void ps_queue_free(struct ps_queue *q)
+{
+	while (q->count)
+		ps_queue_pop(q);
+	free(q->items);
+	q->items = NULL;
+	q->cap = 0;
+}
+
+bool ps_queue_push(struct ps_queue *q, enum ps_pending_kind kind, uint32_t sync_no,
+		   uint32_t skip, struct ps_stmt *st, const char *name)
+{
+	struct ps_pending *it;
+
+	if (q->count >= PS_QUEUE_MAX)
+		return false;
+	if (q->count == q->cap) {
+		uint32_t n = q->cap ? q->cap * 2 : 16;
+		struct ps_pending *ni = malloc(n * sizeof(*ni));
+
+		if (ni == NULL)
+			return false;
+		for (uint32_t i = 0; i < q->count; i++)
+			ni[i] = q->items[(q->head + i) & (q->cap - 1)];
+		free(q->items);
+		q->items = ni;
+		q->head = 0;
+		q->cap = n;
+	}
+	it = &q->items[(q->head + q->count) & (q->cap - 1)];
+	it->kind = (uint8_t)kind;
+	it->sync_no = sync_no;
+	it->skip = skip;
+	it->stmt = st;
+	it->name = NULL;
+	if (name) {
+		it->name = strdup(name);
+		if (it->name == NULL)
+			return false;
+	}
+	if (st)
+		ps_stmt_ref(st);
+	q->count++;
+	return true;
+}
+
+void ps_queue_pop(struct ps_queue *q)
+{
+	struct ps_pending *it;
+
+	if (q->count == 0)
+		return;
+	it = &q->items[q->head];
+	ps_stmt_put(it->stmt);
+	free(it->name);
+	it->stmt = NULL;
+	it->name = NULL;
+	q->head = (q->head + 1) & (q->cap - 1);
+	q->count--;
+}
