@@ -10,6 +10,7 @@
  */
 #include "admin/cutover.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -80,6 +81,7 @@ struct cutover {
 	int checks_pending;           /* session state checks still running */
 	int64_t preflight_lag;        /* bytes, from preflight (-1 unknown) */
 	int nsequences;               /* sequences found at preflight */
+	struct pq_buf seq_sql;        /* sequence sync: the setval batch for the side switched to */
 	struct switch_record rec;
 };
 
@@ -210,6 +212,7 @@ static void cutover_free(struct cutover *co)
 		event_free(co->deadline);
 	if (co->poll)
 		event_free(co->poll);
+	pq_buf_free(&co->seq_sql);
 	free(co);
 }
 
@@ -740,10 +743,127 @@ static void seq_set_cb(void *arg, const struct control_result *r)
 	cutover_next(co);
 }
 
+/* A whole number the server printed (last_value, increment_by), strictly parsed. */
+static bool seq_parse_int(const char *text, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(text, &end, 10);
+	return errno == 0 && end != text && *end == '\0';
+}
+
+/*
+ * One statement of the batch run on the side switched to: set sequence
+ * 'qname' (already quoted by quote_ident) so that the next value it hands out
+ * is max(its own next value, the other side's next value + sequence_margin),
+ * min(...) and - margin for a descending sequence; never backwards.
+ *
+ * "Next value" depends on is_called: after nextval() or setval(v) it is
+ * last_value + increment; after ALTER SEQUENCE ... RESTART [WITH v] or
+ * setval(v, false) (is_called false) it is last_value itself.  The other
+ * side's next value arrives as (last, called, inc); the side's own is read by
+ * the statement from the sequence relation, together with its bounds from
+ * pg_sequence.  Arithmetic is in numeric, so a sequence at its bound does not
+ * overflow; a result past the bound sets the sequence exhausted (is_called at
+ * its bound), as it is on the other side.  The WHERE leaves a sequence that
+ * is already far enough untouched (is_called and last_value included).  The
+ * sequence is named by its tableoid, so no name is pasted into a literal.
+ */
+static void seq_append_set(struct pq_buf *sql, const char *qname, long long last, bool called,
+			   long long inc, int64_t margin)
+{
+	char other[80];
+	char stmt[1600];
+	int n;
+
+	/* the other side's next value, plus the margin in the sequence's direction */
+	if (called)
+		snprintf(other, sizeof(other), "(%lld::numeric + %lld)", last, inc);
+	else
+		snprintf(other, sizeof(other), "%lld::numeric", last);
+	n = snprintf(stmt, sizeof(stmt),
+		     "SELECT pg_catalog.setval(w.seq,"
+		     " CASE WHEN w.n > w.mx THEN w.mx WHEN w.n < w.mn THEN w.mn"
+		     " WHEN w.n - w.inc BETWEEN w.mn AND w.mx THEN w.n - w.inc ELSE w.n END::bigint,"
+		     " w.n > w.mx OR w.n < w.mn OR w.n - w.inc BETWEEN w.mn AND w.mx)"
+		     " FROM (SELECT v.seq, v.nxt, v.inc, v.mn, v.mx,"
+		     " CASE WHEN v.inc > 0 THEN GREATEST(v.nxt, %s + %" PRId64 ")"
+		     " ELSE LEAST(v.nxt, %s - %" PRId64 ") END AS n"
+		     " FROM (SELECT t.tableoid::pg_catalog.regclass AS seq, p.seqincrement::numeric AS inc,"
+		     " p.seqmin::numeric AS mn, p.seqmax::numeric AS mx,"
+		     " CASE WHEN t.is_called THEN t.last_value::numeric + p.seqincrement"
+		     " ELSE t.last_value::numeric END AS nxt"
+		     " FROM %s t JOIN pg_catalog.pg_sequence p ON p.seqrelid = t.tableoid) v) w"
+		     " WHERE w.n <> w.nxt;",
+		     other, margin, other, margin, qname);
+	if (n > 0 && n < (int)sizeof(stmt))
+		pq_put_bytes(sql, stmt, (size_t)n);
+	else
+		sql->failed = true;
+}
+
+/* Sequence sync, last step: the batch of seq_append_set() statements, one transaction. */
+static void seq_send_batch(struct cutover *co)
+{
+	if (co->seq_sql.len == 0) {
+		co->rec.ms_sequences = (int64_t)ms_since(co->t_phase);
+		co->seq_done = true;
+		cutover_next(co);
+		return;
+	}
+	pq_put_u8(&co->seq_sql, 0);
+	if (co->seq_sql.failed) {
+		cutover_fail(co, "53200", "out of memory");
+		return;
+	}
+	co->pending++;
+	if (!control_conn_query(co->ctl[co->to], (const char *)co->seq_sql.data, CONTROL_QUERY_TIMEOUT_MS,
+				seq_set_cb, co)) {
+		co->pending--;
+		cutover_fail(co, "53200", "out of memory");
+	}
+}
+
+/* Rows of the sequence relations read by step 2: name, last_value, is_called, increment. */
+static void seq_raw_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	co->pending--;
+	if (co->phase != CO_SYNC_SEQUENCES)
+		return;
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not read sequences on the %s: %s",
+			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
+		return;
+	}
+	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
+		long long last, inc;
+
+		if (!seq_parse_int(PQgetvalue(r->res, i, 1), &last) ||
+		    !seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
+			cutover_fail(co, "XX000", "could not read sequence %s: unexpected value \"%s\"",
+				     PQgetvalue(r->res, i, 0), PQgetvalue(r->res, i, 1));
+			return;
+		}
+		seq_append_set(&co->seq_sql, PQgetvalue(r->res, i, 0), last,
+			       strcmp(PQgetvalue(r->res, i, 2), "t") == 0, inc, co->db->cfg->d.sequence_margin);
+	}
+	seq_send_batch(co);
+}
+
+/*
+ * Sequence sync, step 1: SEQ_LIST_SQL on the side switched from.  pg_sequences
+ * shows last_value only when is_called is true; a sequence it shows as NULL
+ * (never used, or after RESTART or setval(v, false)) still has a next value,
+ * which step 2 reads from the sequence relation itself (one UNION ALL query,
+ * only when there is such a sequence).
+ */
 static void seq_read_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
-	struct pq_buf sql;
+	struct pq_buf raw;
 	int64_t margin = co->db->cfg->d.sequence_margin;
 
 	co->pending--;
@@ -754,47 +874,63 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
 		return;
 	}
-	pq_buf_init(&sql);
+	pq_buf_init(&raw);
+	pq_buf_reset(&co->seq_sql);
 	co->rec.sequences_synced = 0;
 	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
 		const char *qname = PQgetvalue(r->res, i, 0);
-		char stmt[700];
-		long long v, inc;
-		int n;
+		long long last, inc;
 
-		if (!seq_selected(co->db, PQgetvalue(r->res, i, 1)) || PQgetisnull(r->res, i, 2))
+		if (!seq_selected(co->db, PQgetvalue(r->res, i, 1)))
 			continue;
-		v = strtoll(PQgetvalue(r->res, i, 2), NULL, 10);
-		inc = strtoll(PQgetvalue(r->res, i, 3), NULL, 10);
-		/* never backwards: ascending take the larger, descending the smaller */
-		n = snprintf(stmt, sizeof(stmt),
-			     "SELECT pg_catalog.setval('%s', %s(%lld, (SELECT CASE WHEN is_called THEN last_value END FROM %s)));",
-			     qname, inc >= 0 ? "GREATEST" : "LEAST",
-			     inc >= 0 ? v + (long long)margin : v - (long long)margin, qname);
-		if (n > 0 && n < (int)sizeof(stmt))
-			pq_put_bytes(&sql, stmt, (size_t)n);
+		if (!seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
+			pq_buf_free(&raw);
+			cutover_fail(co, "XX000", "could not read sequence %s: unexpected increment \"%s\"",
+				     qname, PQgetvalue(r->res, i, 3));
+			return;
+		}
 		co->rec.sequences_synced++;
+		if (PQgetisnull(r->res, i, 2)) {
+			char part[700];
+			int n = snprintf(part, sizeof(part),
+					 "%sSELECT pg_catalog.quote_ident(n.nspname) || '.' ||"
+					 " pg_catalog.quote_ident(c.relname), s.last_value, s.is_called, %lld"
+					 " FROM %s s JOIN pg_catalog.pg_class c ON c.oid = s.tableoid"
+					 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+					 raw.len ? " UNION ALL " : "", inc, qname);
+
+			if (n > 0 && n < (int)sizeof(part))
+				pq_put_bytes(&raw, part, (size_t)n);
+			else
+				raw.failed = true;
+			continue;
+		}
+		if (!seq_parse_int(PQgetvalue(r->res, i, 2), &last)) {
+			pq_buf_free(&raw);
+			cutover_fail(co, "XX000", "could not read sequence %s: unexpected value \"%s\"", qname,
+				     PQgetvalue(r->res, i, 2));
+			return;
+		}
+		seq_append_set(&co->seq_sql, qname, last, true, inc, margin);
 	}
-	if (sql.len == 0) {
-		pq_buf_free(&sql);
-		co->rec.ms_sequences = (int64_t)ms_since(co->t_phase);
-		co->seq_done = true;
-		cutover_next(co);
+	if (raw.len == 0 && !raw.failed) {
+		pq_buf_free(&raw);
+		seq_send_batch(co);
 		return;
 	}
-	pq_put_u8(&sql, 0);
-	if (sql.failed) {
-		pq_buf_free(&sql);
+	pq_put_u8(&raw, 0);
+	if (raw.failed) {
+		pq_buf_free(&raw);
 		cutover_fail(co, "53200", "out of memory");
 		return;
 	}
 	co->pending++;
-	if (!control_conn_query(co->ctl[co->to], (const char *)sql.data, CONTROL_QUERY_TIMEOUT_MS,
-				seq_set_cb, co)) {
+	if (!control_conn_query(co->ctl[co->from], (const char *)raw.data, CONTROL_QUERY_TIMEOUT_MS,
+				seq_raw_cb, co)) {
 		co->pending--;
 		cutover_fail(co, "53200", "out of memory");
 	}
-	pq_buf_free(&sql);
+	pq_buf_free(&raw);
 }
 
 static void start_sequence_sync(struct cutover *co)
