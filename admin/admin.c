@@ -409,7 +409,7 @@ static void show_servers(struct client *c)
 			for (int i = 0; i < 3; i++) {
 				list_for_each(m, lists[i]) {
 					struct server *s = list_entry(m, struct server, node);
-					const struct backend_addr *a = &db->addr[s->side];
+					const struct backend_addr *a = &s->addr;
 					char addr[300], pid[16];
 					const char *vals[7];
 

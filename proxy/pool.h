@@ -54,6 +54,13 @@ struct database {
 	char *name;                   /* the name clients put in dbname */
 	const struct db_config *cfg;  /* its section in rt.cfg; refreshed on reload */
 	struct backend_addr addr[2];  /* indexed by enum route_side */
+	/*
+	 * Bumped when a reload changes that side's address (host, port, dbname,
+	 * credentials): servers opened with an older generation are retired, idle
+	 * ones at once, busy ones when released, so that no new session or
+	 * transaction lands on the old address (see server_current()).
+	 */
+	unsigned addr_gen[2];
 	enum route_side route;        /* the side new server connections go to */
 	struct list_node pools;       /* struct pool of this database */
 	bool removed;                 /* dropped from the config: refuse new clients */
@@ -117,6 +124,9 @@ bool pool_apply_config(char *errbuf, size_t errlen) __attribute__((warn_unused_r
 bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf,
 			 size_t errlen) __attribute__((warn_unused_result));
 void pool_free_addr(struct backend_addr *a);
+/* A deep copy (a server keeps the address it connected to); false when out of memory. */
+bool pool_copy_addr(struct backend_addr *dst, const struct backend_addr *src)
+	__attribute__((warn_unused_result));
 
 struct database *pool_find_db(const char *name);
 /* The pool of (db, user), created on first use; NULL when out of memory. */

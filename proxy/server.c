@@ -154,15 +154,18 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 	s->sock.fd = -1; /* sock_free() of a sock never initialised closes nothing */
 	s->pool = pool;
 	s->side = db->route;
-	a = &db->addr[s->side];
+	s->addr_gen = db->addr_gen[s->side];
+	a = &s->addr;
 	s->fingerprint = malloc(fp_len + 1);
 	s->timer = evtimer_new(rt.base, server_timer_cb, s);
 	if (s->fingerprint == NULL || s->timer == NULL || !params_copy(&s->startup, startup) ||
+	    !pool_copy_addr(&s->addr, &db->addr[s->side]) ||
 	    !sock_init(&s->sock, -1, limit, server_read_cb, server_write_cb, server_event_cb, s)) {
 		sock_free(&s->sock);
 		if (s->timer)
 			event_free(s->timer);
 		params_free(&s->startup);
+		pool_free_addr(&s->addr);
 		free(s->fingerprint);
 		free(s);
 		return NULL;
@@ -266,6 +269,7 @@ void server_reap_all(void)
 			auth_scram_client_free(&s->scram);
 		params_free(&s->startup);
 		params_free(&s->reported);
+		pool_free_addr(&s->addr);
 		free(s->fingerprint);
 		free(s->internal_rows);
 		free(s->internal_error);
@@ -285,8 +289,7 @@ void server_link(struct server *s, struct client *c)
 static bool server_clean(const struct server *s)
 {
 	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0 &&
-	       sock_in_len(&s->sock) == 0 &&
-	       s->side == s->pool->db->route && !s->pool->db->removed;
+	       sock_in_len(&s->sock) == 0 && server_current(s) && !s->pool->db->removed;
 }
 
 void server_release(struct server *s)
@@ -304,6 +307,7 @@ void server_release(struct server *s)
 		server_resume_reading(s);
 	if (!server_clean(s)) {
 		server_terminate(s, s->side != s->pool->db->route ? "its database switched sides"
+				    : !server_current(s) ? "its address changed in a reload"
 				    : "released in the middle of a transaction or request");
 		return;
 	}
@@ -408,7 +412,7 @@ static void server_error_text(const uint8_t *body, size_t len, char *sqlstate, c
 static void server_credentials(const struct server *s, const char **user, const char **secret)
 {
 	const struct database *db = s->pool->db;
-	const struct backend_addr *a = &db->addr[s->side];
+	const struct backend_addr *a = &s->addr;
 
 	if (a->user) {
 		*user = a->user;
@@ -426,7 +430,7 @@ static void server_credentials(const struct server *s, const char **user, const 
 
 static void server_send_startup(struct server *s)
 {
-	const struct backend_addr *a = &s->pool->db->addr[s->side];
+	const struct backend_addr *a = &s->addr;
 	const char *user, *secret;
 	const char **kv;
 	size_t n = 0;
@@ -697,7 +701,7 @@ static void server_handle_reset(struct server *s)
 			s->pending_syncs = 0;
 			s->xact_start_us = 0;
 			evbuffer_drain(in, len + 1);
-			if (s->txn_status != 'I' || s->side != s->pool->db->route) {
+			if (s->txn_status != 'I' || !server_current(s)) {
 				server_terminate(s, "not reusable after reset");
 				return;
 			}
@@ -1058,7 +1062,7 @@ static void server_event_cb(struct sock *sk, int what, void *arg)
 		snprintf(reason, sizeof(reason), "server closed the connection unexpectedly");
 	}
 	if (s->state == SV_CONNECT || s->state == SV_LOGIN) {
-		const struct backend_addr *a = &s->pool->db->addr[s->side];
+		const struct backend_addr *a = &s->addr;
 
 		server_login_failed(s, "08006", "could not connect to the %s of database \"%s\" (%s:%d): %s",
 				    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
@@ -1141,7 +1145,7 @@ void server_cancel_free_all(void)
 
 void server_send_cancel(struct server *s)
 {
-	const struct backend_addr *a = &s->pool->db->addr[s->side];
+	const struct backend_addr *a = &s->addr;
 	struct cancel_conn *cc = calloc(1, sizeof(*cc));
 	struct pq_buf b;
 	struct timeval tv = {SERVER_CANCEL_TIMEOUT_SEC, 0};
