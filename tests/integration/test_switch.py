@@ -17,9 +17,9 @@ import pytest
 
 import wire
 from pgutil import PASSWORDS
-from replication import (replicated_fixtures, SWITCH_COLUMNS, AdminError, Pgbench, admin,
-                         cutover_proxy, route_of, server_port, stuck_clients, switch,
-                         wait_until)
+from replication import (replicated_fixtures, SWITCH_COLUMNS, AdminError, Pgbench, Writer, admin,
+                         apply_stalled, cutover_proxy, route_of, server_port, stuck_clients,
+                         switch, wait_until)
 
 DB = "cut_switch"
 
@@ -418,3 +418,139 @@ def test_metrics(proxy_factory, rdb):
     # SHOW LAG measured the lag before the switch: the gauge had it then.
     assert samples(before, "pgcutover_replication_lag_bytes"), \
         "pgcutover_replication_lag_bytes has no sample after SHOW LAG measured the lag"
+
+
+@pytest.mark.timeout(60)
+def test_show_stats_and_metrics_agree(proxy_factory, rdb):
+    """SHOW STATS and /metrics read the same counters: for the same database
+    they give the same numbers (read while the client is connected and idle)."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction", lag_method="none")
+    pairs = {"total_xact_count": "pgcutover_transactions_total",
+             "total_query_count": "pgcutover_queries_total",
+             "total_received": "pgcutover_bytes_received_total",
+             "total_sent": "pgcutover_bytes_sent_total"}
+    with p.connect(dbname=DB) as c:
+        for i in range(7):
+            c.execute("SELECT %s::int", (i,))          # extended protocol
+        c.execute("BEGIN")
+        c.execute("SELECT 1")
+        c.execute("COMMIT")
+        c.execute("SELECT repeat('x', 100000)")
+        stats = {r["database"]: r for r in admin(p.admin_port, "SHOW STATS")}[DB]
+        text = scrape(p)
+        again = {r["database"]: r for r in admin(p.admin_port, "SHOW STATS")}[DB]
+    assert stats == again, "the counters moved while nothing ran"
+    assert int(stats["total_xact_count"]) >= 9 and int(stats["total_sent"]) > 100000, stats
+    for col, metric in pairs.items():
+        assert int(stats[col]) == sum(of_db(text, metric).values()), (col, metric, stats, text)
+
+
+def proxy_backends(cluster, dbname=DB):
+    """Client backends of `dbname` that are not pgcutover's control user or
+    the suite's superuser: the proxy's pooled server connections."""
+    with cluster.admin_connect() as s:
+        return s.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                         "AND backend_type = 'client backend' "
+                         "AND usename NOT IN ('pgcutover', 'postgres')", (dbname,)).fetchone()[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_no_backend_left_on_source_after_switch(proxy_factory, rdb, pool_mode):
+    p = cutover_proxy(proxy_factory, rdb, pool_mode=pool_mode, lag_method="none")
+    clients = [p.connect(dbname=DB) for _ in range(4)]
+    try:
+        for c in clients:
+            assert server_port(c) == rdb.source.port
+        with p.connect(dbname=DB) as gone:      # leaves an idle pooled server behind
+            gone.execute("SELECT 1")
+        assert proxy_backends(rdb.source) >= (5 if pool_mode == "session" else 1)
+        row = switch(p, rdb)
+        assert row["result"] == "ok", row
+        for c in clients:
+            assert server_port(c) == rdb.target.port
+        wait_until(lambda: proxy_backends(rdb.source) == 0, 5,
+                   what="no proxy backend left on the source")
+        assert [r for r in admin(p.admin_port, "SHOW SERVERS")
+                if r["database"] == DB and r["side"] != "target"] == []
+    finally:
+        for c in clients:
+            c.close()
+
+
+@pytest.mark.timeout(60)
+def test_moved_session_gets_parameter_status(proxy_factory, rdb):
+    """The target reports TimeZone differently (a database default set on the
+    target only): a session moved at the switch receives a ParameterStatus
+    with the new value, as PostgreSQL sends when a reported setting changes,
+    without reconnecting."""
+    with rdb.tgt() as t:
+        t.execute(f"ALTER DATABASE {DB} SET TimeZone = 'Asia/Tokyo'")
+    try:
+        p = cutover_proxy(proxy_factory, rdb, pool_mode="session", lag_method="none")
+        with p.connect(dbname=DB) as c:
+            before = c.info.parameter_status("TimeZone")
+            assert before and before != "Asia/Tokyo", before
+            pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+            row = switch(p, rdb)
+            assert row["result"] == "ok" and ms(row, "sessions_moved") == 1, row
+            assert server_port(c) == rdb.target.port
+            assert c.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
+            assert c.info.parameter_status("TimeZone") == "Asia/Tokyo"
+            assert c.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
+        # a raw client sees the message itself, before its next query's answer
+        r = raw_login(p)
+        try:
+            assert r.params.get("TimeZone") == "Asia/Tokyo", r.params
+        finally:
+            r.close()
+    finally:
+        with rdb.tgt() as t:
+            t.execute(f"ALTER DATABASE {DB} RESET TimeZone")
+
+
+@pytest.mark.timeout(60)
+def test_dry_run_measures_and_changes_nothing(proxy_factory, rdb):
+    """DRY RUN reports the lag it measured (a real one: the apply worker is
+    held and WAL written) and the number of sequences to sync, pauses nothing
+    and changes nothing."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session")
+    with p.connect(dbname=DB) as c:
+        for _ in range(3):
+            c.execute("INSERT INTO orders (note) VALUES ('dry run')")
+    with rdb.src() as s:
+        nseq = s.execute("SELECT count(*) FROM pg_sequences").fetchone()[0]
+    assert nseq >= 1
+    w = Writer(p, DB, note="dry-run-writer")
+    w.start()
+    try:
+        wait_until(lambda: len(w.ids) >= 5, 10, what="writer running")
+        with apply_stalled(rdb):
+            with rdb.src() as s:
+                s.execute("SELECT pg_logical_emit_message(false, 'pgcutover-test', "
+                          "repeat('x', 50000))")
+            lag_before = rdb.lag_bytes()
+            target_seqs = rdb.sequence_values("target")
+            row = switch(p, rdb, "DRY RUN")
+            lag_after = rdb.lag_bytes()
+            assert rdb.sequence_values("target") == target_seqs
+        n = len(w.ids)
+        wait_until(lambda: len(w.ids) > n + 5, 10, what="writer going on")
+    finally:
+        w.stop()
+    m = re.fullmatch(r"dry run: ok \(lag (\d+) bytes, (\d+) sequences to sync\)", row["result"])
+    assert m, row
+    lag, sequences = int(m.group(1)), int(m.group(2))
+    assert 50000 <= lag_before <= lag <= lag_after, (lag_before, lag, lag_after)
+    assert sequences == nseq, (sequences, nseq)
+    assert (row["db"], row["from"], row["to"]) == (DB, "source", "target"), row
+    for k in ("paused_ms", "drain_ms", "lag_wait_ms", "sequence_sync_ms", "sequences_synced",
+              "sessions_moved", "sessions_closed"):
+        assert ms(row, k) == 0, (k, row)
+    assert not row["error"], row
+    # nothing paused, flipped or written
+    assert w.max_latency < 1.0, w.max_latency
+    assert w.ports == {rdb.source.port}, w.ports
+    assert route_of(p.admin_port, DB) == ("source", "running")
+    assert not os.path.exists(route_file(p))
+    assert admin(p.admin_port, "SHOW SWITCHES")[-1]["result"] == row["result"]
