@@ -34,7 +34,10 @@
 #define LAG_POLL_MS 5
 /* Time limit of each preflight or sequence query. */
 #define CONTROL_QUERY_TIMEOUT_MS 10000
-/* Switches remembered for SHOW SWITCHES. */
+/*
+ * Switches remembered for SHOW SWITCHES (the oldest go first); the metrics
+ * count every switch in db->stats.switches, not in this list.
+ */
 #define HISTORY_MAX 256
 
 enum cutover_phase {
@@ -1098,6 +1101,14 @@ static void cutover_finish(struct cutover *co, bool ok)
 	db->on_progress = db->admin_paused ? pause_progress : NULL;
 	db->on_progress_owner = NULL;
 	history_add(&co->rec);
+	db->stats.switches[co->dry_run ? SWITCH_DRY_RUN : ok ? SWITCH_OK : SWITCH_FAILED]++;
+	if (!co->dry_run) {
+		db->stats.have_last_switch = true;
+		db->stats.last_switch_ms[0] = co->rec.ms_paused;
+		db->stats.last_switch_ms[1] = co->rec.ms_drain;
+		db->stats.last_switch_ms[2] = co->rec.ms_lag;
+		db->stats.last_switch_ms[3] = co->rec.ms_sequences;
+	}
 	log_info("switch %s %s -> %s: %s (paused %" PRId64 " ms, drain %" PRId64 " ms, lag %" PRId64
 		 " ms, sequences %" PRId64 " ms, %d moved, %d closed)%s%s",
 		 db->name, route_side_name(co->rec.from), route_side_name(co->rec.to), co->rec.result,

@@ -39,6 +39,14 @@ struct backend_addr {
 	char *sslmode;  /* kept for the TLS work; only disable/allow/prefer work for now */
 };
 
+/* Result classes of the switch counters: a bounded label set for the metrics. */
+enum switch_class {
+	SWITCH_OK,      /* a switch that flipped the route */
+	SWITCH_FAILED,  /* a switch that failed or was aborted before its flip */
+	SWITCH_DRY_RUN, /* a DRY RUN, whatever its outcome */
+	SWITCH_NCLASSES
+};
+
 /* Per-database counters behind SHOW STATS and the metrics. */
 struct db_stats {
 	uint64_t xact_count;    /* transactions completed (ReadyForQuery 'I' after work) */
@@ -47,6 +55,13 @@ struct db_stats {
 	uint64_t bytes_out;     /* bytes sent to clients */
 	uint64_t xact_time_us;  /* summed transaction time */
 	uint64_t query_time_us; /* summed query time */
+	/*
+	 * Switches since start by result class: monotonic counters, kept apart
+	 * from the bounded history of SHOW SWITCHES so that they never go down.
+	 */
+	uint64_t switches[SWITCH_NCLASSES];
+	bool have_last_switch;     /* the phase times below are those of a real switch */
+	int64_t last_switch_ms[4]; /* paused, drain, lag wait, sequence sync of the latest one */
 };
 
 struct database {

@@ -18,7 +18,7 @@ import pytest
 import wire
 from pgutil import PASSWORDS
 from replication import (replicated_fixtures, SWITCH_COLUMNS, AdminError, Pgbench, Writer, admin,
-                         apply_stalled, cutover_proxy, route_of, server_port, stuck_clients,
+                         admin_connect, admin_query, apply_stalled, cutover_proxy, route_of, server_port, stuck_clients,
                          switch, wait_until)
 
 DB = "cut_switch"
@@ -368,6 +368,30 @@ def samples(text, name):
     return out
 
 
+RESULT_CLASSES = {"ok", "failed", "dry_run"}
+
+
+def switch_counts(text, db=DB):
+    """{result: value} of pgcutover_switches_total for one database."""
+    out = {}
+    for labels, v in samples(text, "pgcutover_switches_total").items():
+        if f'database="{db}"' in labels:
+            out[re.search(r'result="([^"]*)"', labels).group(1)] = int(v)
+    return out
+
+
+def assert_bounded_labels(text):
+    """The result label takes one of a few fixed values (never a number or a
+    message), and no label value of the switch metrics carries digits."""
+    for name in ("pgcutover_switches_total", "pgcutover_last_switch_phase_milliseconds"):
+        for labels in samples(text, name):
+            for key, value in re.findall(r'(\w+)="([^"]*)"', labels):
+                if key == "result":
+                    assert value in RESULT_CLASSES, labels
+                if key != "database":
+                    assert not re.search(r"\d", value), labels
+
+
 def of_db(text, name):
     s = {k: v for k, v in samples(text, name).items() if f'database="{DB}"' in k}
     assert s, f"no {name} sample for {DB}:\n{text}"
@@ -402,6 +426,8 @@ def test_metrics(proxy_factory, rdb):
         assert sum(of_db(before, "pgcutover_bytes_received_total").values()) > 0
         assert sum(of_db(before, "pgcutover_bytes_sent_total").values()) > 0
         switches_before = sum(samples(before, "pgcutover_switches_total").values())
+        # the counters exist from the start, one per result class, at 0
+        assert switch_counts(before) == {"ok": 0, "failed": 0, "dry_run": 0}, before
 
         row = switch(p, rdb)
         assert row["result"] == "ok"
@@ -410,6 +436,8 @@ def test_metrics(proxy_factory, rdb):
         assert re.search(rf"^{name}(\{{|\s)", after, re.M), f"{name} missing after a switch:\n{after}"
     assert list(of_db(after, "pgcutover_route_target").values()) == [1.0]
     assert sum(samples(after, "pgcutover_switches_total").values()) == switches_before + 1
+    assert switch_counts(after) == {"ok": 1, "failed": 0, "dry_run": 0}, after
+    assert_bounded_labels(after)
     phases = of_db(after, "pgcutover_last_switch_phase_milliseconds")
     assert any('phase="lag_wait"' in k or 'phase="lag wait"' in k or "lag" in k for k in phases), phases
     assert all(v >= 0 for v in phases.values())
@@ -554,3 +582,29 @@ def test_dry_run_measures_and_changes_nothing(proxy_factory, rdb):
     assert route_of(p.admin_port, DB) == ("source", "running")
     assert not os.path.exists(route_file(p))
     assert admin(p.admin_port, "SHOW SWITCHES")[-1]["result"] == row["result"]
+
+
+@pytest.mark.timeout(120)
+def test_switch_counters_outlive_the_bounded_history(proxy_factory, rdb):
+    """SHOW SWITCHES keeps the last 256 switches; pgcutover_switches_total
+    counts every one, by result class.  Preflight fails at once here (a slot
+    that does not exist): 260 dry runs, then 2 real switches that fail."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", replication_slot="no_such_slot",
+                      sequence_sync="none")
+    dry_runs = 260
+    with admin_connect(p.admin_port) as a:
+        for _ in range(dry_runs):
+            with pytest.raises(AdminError) as ei:
+                admin_query(a, f"SWITCH {DB} DRY RUN")
+            assert ei.value.sqlstate == "55000", ei.value
+        for _ in range(2):
+            with pytest.raises(AdminError):
+                admin_query(a, f"SWITCH {DB}")
+        history = admin_query(a, "SHOW SWITCHES")
+    assert len(history) == 256, len(history)
+    assert all(r["result"] == "failed" for r in history[-2:]), history[-2:]
+    text = scrape(p)
+    assert switch_counts(text) == {"ok": 0, "failed": 2, "dry_run": dry_runs}, text
+    assert_bounded_labels(text)
+    # phase times are those of the latest real switch, not of a dry run
+    assert set(of_db(text, "pgcutover_last_switch_phase_milliseconds").values()) == {0.0}
