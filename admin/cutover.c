@@ -21,6 +21,7 @@
 
 #include "admin/admin.h"
 #include "admin/control.h"
+#include "admin/sqlquote.h"
 #include "protocol/pq.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
@@ -383,13 +384,29 @@ static void preflight_checks(struct cutover *co)
 	/* count every query in before any can complete */
 	co->pending = 1;
 	if (dc->d.lag_method == LAG_LSN) {
+		char slot[160];
+
+		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot))) {
+			co->pending = 0;
+			cutover_fail(co, "22023", "replication_slot is too long");
+			return;
+		}
 		snprintf(sql, sizeof(sql),
 			 "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(),"
-			 " confirmed_flush_lsn)::bigint FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
-			 dc->replication_slot);
+			 " confirmed_flush_lsn)::bigint FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+			 slot);
 		phase_query(co, co->from, sql, preflight_slot_cb);
 	} else if (dc->d.lag_method == LAG_MARKER) {
-		snprintf(sql, sizeof(sql), "SELECT pg_catalog.to_regclass('%s') IS NOT NULL", dc->d.marker_table);
+		char table[300], lit[340];
+
+		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
+		    !sqlquote_literal(table, lit, sizeof(lit))) {
+			co->pending = 0;
+			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+				     dc->d.marker_table);
+			return;
+		}
+		snprintf(sql, sizeof(sql), "SELECT pg_catalog.to_regclass(%s) IS NOT NULL", lit);
 		phase_query(co, co->from, sql, preflight_marker_cb);
 		phase_query(co, co->to, sql, preflight_marker_cb);
 	}
@@ -642,17 +659,32 @@ static void lag_poll_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (dc->d.lag_method == LAG_LSN) {
+		char slot[160], goal[80];
+
+		/* both were quoted once already (preflight, lag goal): they fit */
+		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot)) ||
+		    !sqlquote_literal(co->goal_lsn, goal, sizeof(goal))) {
+			cutover_fail(co, "22023", "replication_slot is too long");
+			return;
+		}
 		snprintf(sql, sizeof(sql),
-			 "SELECT confirmed_flush_lsn >= '%s'::pg_lsn, active,"
-			 " pg_catalog.pg_wal_lsn_diff('%s'::pg_lsn, confirmed_flush_lsn)::bigint"
-			 " FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
-			 co->goal_lsn, co->goal_lsn, dc->replication_slot);
+			 "SELECT confirmed_flush_lsn >= %s::pg_lsn, active,"
+			 " pg_catalog.pg_wal_lsn_diff(%s::pg_lsn, confirmed_flush_lsn)::bigint"
+			 " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+			 goal, goal, slot);
 		co->pending++;
 		if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
 			co->pending--;
 	} else {
-		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = '%s'", dc->d.marker_table,
-			 co->marker_id);
+		char table[300], id[100];
+
+		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
+		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
+			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+				     dc->d.marker_table);
+			return;
+		}
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = %s", table, id);
 		co->pending++;
 		if (!control_conn_query(co->ctl[co->to], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
 			co->pending--;
@@ -708,7 +740,7 @@ static void start_lag_wait(struct cutover *co)
 			 " pg_catalog.pg_logical_emit_message(true, 'pgcutover', 'lag wait')");
 	} else {
 		uint8_t raw[12];
-		char hex[25];
+		char hex[25], table[300], id[100];
 
 		if (!auth_random_bytes(raw, sizeof(raw))) {
 			cutover_fail(co, "XX000", "could not generate a marker id");
@@ -717,8 +749,13 @@ static void start_lag_wait(struct cutover *co)
 		for (size_t i = 0; i < sizeof(raw); i++)
 			snprintf(hex + 2 * i, 3, "%02x", raw[i]);
 		snprintf(co->marker_id, sizeof(co->marker_id), "%s-%s", co->db->name, hex);
-		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES ('%s')", dc->d.marker_table,
-			 co->marker_id);
+		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
+		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
+			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+				     dc->d.marker_table);
+			return;
+		}
+		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES (%s)", table, id);
 	}
 	co->pending++;
 	if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_goal_cb, co)) {

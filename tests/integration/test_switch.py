@@ -608,3 +608,19 @@ def test_switch_counters_outlive_the_bounded_history(proxy_factory, rdb):
     assert_bounded_labels(text)
     # phase times are those of the latest real switch, not of a dry run
     assert set(of_db(text, "pgcutover_last_switch_phase_milliseconds").values()) == {0.0}
+
+
+@pytest.mark.timeout(60)
+def test_marker_lag_with_a_schema_qualified_marker_table(proxy_factory, rdb):
+    """marker_table may be schema-qualified; each part is read as SQL reads an
+    unquoted name (folded to lower case) and quoted in the control queries."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction", lag_method="marker",
+                      marker_table="Public.PgCutover_Marker")
+    with rdb.tgt() as t:
+        before = t.execute("SELECT count(*) FROM public.pgcutover_marker").fetchone()[0]
+    row = switch(p, rdb)
+    assert row["result"] == "ok", row
+    with rdb.tgt() as t:
+        ids = [r[0] for r in t.execute("SELECT id FROM public.pgcutover_marker")]
+    assert len(ids) == before + 1, ids
+    assert any(re.fullmatch(rf"{DB}-[0-9a-f]{{24}}", i) for i in ids), ids
