@@ -5,6 +5,14 @@
  * with a result set (all columns text) or an ErrorResponse, then
  * ReadyForQuery.  A malformed or unknown command gets 42601 with a hint
  * pointing at SHOW HELP; the session goes on.
+ *
+ * And the extended protocol, so that drivers work with their defaults:
+ * Parse checks the command and keeps its text under the statement name,
+ * Bind makes a portal of it (no parameters: the commands take none), Describe
+ * answers from the command's fixed columns, Execute runs the command then
+ * (never earlier: PAUSE or SWITCH must not run at Describe), Sync answers
+ * ReadyForQuery.  After an error every message up to the next Sync is
+ * ignored, as PostgreSQL does.
  */
 #include "admin/admin.h"
 
@@ -31,13 +39,32 @@
 
 #include <libpq-fe.h>
 
+/* Columns of a result set, from its static array of names. */
+#define NCOLS(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
 /* Admin queries are short; a longer one is refused. */
 #define ADMIN_QUERY_MAX 8192
 
-/* Per admin session: whether a command is still being answered. */
+/* Prepared statements and portals one admin session may hold (extended protocol). */
+#define ADMIN_STMT_MAX 64
+#define ADMIN_PORTAL_MAX 16
+
+/* A prepared statement or a portal: its name ("" = the unnamed one) and command text. */
+struct admin_named {
+	char *name;
+	char *query;
+};
+
+/* Per admin session: whether a command is still being answered, and the extended protocol's state. */
 struct admin_session {
-	bool busy;   /* an asynchronous command runs: later queries wait */
-	bool in_run; /* inside admin_run(): a reply made now is finished by the caller */
+	bool busy;     /* an asynchronous command runs: later queries wait */
+	bool in_run;   /* inside admin_run(): a reply made now is finished by the caller */
+	bool ext_exec; /* an Execute runs the command: its RowDescription is not sent */
+	bool ext_skip; /* an extended-protocol message failed: ignore everything until Sync */
+	struct admin_named stmts[ADMIN_STMT_MAX];     /* Parse'd, until Close or the end */
+	int nstmts;
+	struct admin_named portals[ADMIN_PORTAL_MAX]; /* Bind'ed, until Close or Sync */
+	int nportals;
 };
 
 /*
@@ -59,6 +86,7 @@ struct admin_job {
 static struct admin_job *jobs;
 
 static void admin_continue(struct client *c);
+static void named_clear(struct admin_named *set, int *n);
 
 bool admin_init(char *errbuf, size_t errlen)
 {
@@ -86,6 +114,12 @@ void admin_client_free(struct client *c)
 	for (struct admin_job *j = jobs; j; j = j->next)
 		if (j->requester == c)
 			j->requester = NULL;
+	if (c->admin) {
+		struct admin_session *a = c->admin;
+
+		named_clear(a->stmts, &a->nstmts);
+		named_clear(a->portals, &a->nportals);
+	}
 	free(c->admin);
 	c->admin = NULL;
 }
@@ -111,6 +145,38 @@ void admin_close_all(void)
 
 	list_for_each_safe(n, tmp, &rt.admin_clients)
 		client_close(list_entry(n, struct client, node), "shutdown");
+}
+
+/* ---- output ---- */
+
+/*
+ * Every reply of the console goes through here.  While an Execute runs, the
+ * command's RowDescription is dropped (the extended protocol sends it at
+ * Describe, never at Execute), and an ErrorResponse starts the state that
+ * ignores messages until Sync.  The buffers are our own, well formed.
+ */
+static bool admin_send(struct client *c, const uint8_t *data, size_t len)
+{
+	struct admin_session *a = c->admin;
+	size_t off = 0, keep = 0;
+
+	if (a == NULL || !a->ext_exec)
+		return client_send(c, data, len);
+	while (off + PQ_HEADER_SIZE <= len) {
+		uint8_t type = data[off];
+		uint32_t mlen = (uint32_t)data[off + 1] << 24 | (uint32_t)data[off + 2] << 16 |
+				(uint32_t)data[off + 3] << 8 | data[off + 4];
+
+		if (type == 'E')
+			a->ext_skip = true;
+		if (type == 'T') {
+			if (off > keep && !client_send(c, data + keep, off - keep))
+				return false;
+			keep = off + 1 + mlen;
+		}
+		off += 1 + (size_t)mlen;
+	}
+	return keep >= len || client_send(c, data + keep, len - keep);
 }
 
 /* ---- result sets ---- */
@@ -140,7 +206,7 @@ static void rs_row(struct admin_rs *rs, const char *const *values)
 static void rs_send(struct client *c, struct admin_rs *rs)
 {
 	pq_build_command_complete(&rs->b, "SHOW");
-	if (rs->b.failed || !client_send(c, rs->b.data, rs->b.len))
+	if (rs->b.failed || !admin_send(c, rs->b.data, rs->b.len))
 		client_close(c, "could not send");
 	pq_buf_free(&rs->b);
 }
@@ -151,7 +217,7 @@ static void send_simple(struct client *c, const char *tag)
 
 	pq_buf_init(&b);
 	pq_build_command_complete(&b, tag);
-	if (b.failed || !client_send(c, b.data, b.len))
+	if (b.failed || !admin_send(c, b.data, b.len))
 		client_close(c, "could not send");
 	pq_buf_free(&b);
 }
@@ -162,7 +228,7 @@ static void send_error(struct client *c, const char *sqlstate, const char *msg, 
 
 	pq_buf_init(&b);
 	pq_build_error(&b, "ERROR", sqlstate, msg, NULL, hint);
-	if (b.failed || !client_send(c, b.data, b.len))
+	if (b.failed || !admin_send(c, b.data, b.len))
 		client_close(c, "could not send");
 	pq_buf_free(&b);
 }
@@ -173,23 +239,37 @@ static void send_ready(struct client *c)
 
 	pq_buf_init(&b);
 	pq_build_ready(&b, 'I');
-	if (b.failed || !client_send(c, b.data, b.len))
+	if (b.failed || !admin_send(c, b.data, b.len))
 		client_close(c, "could not send");
 	pq_buf_free(&b);
 }
 
 /* ---- asynchronous replies ---- */
 
-/* A command that was answered later: send ReadyForQuery and take the next query. */
+/*
+ * A command has been answered: a Query ends with ReadyForQuery, an Execute
+ * without (Sync sends it).
+ */
+static void admin_command_end(struct client *c)
+{
+	struct admin_session *a = c->admin;
+
+	if (a && a->ext_exec)
+		a->ext_exec = false;
+	else
+		send_ready(c);
+}
+
+/* A command that was answered later: end it and take the next message. */
 static void admin_done(struct client *c)
 {
 	struct admin_session *a = c->admin;
 
 	admin_set_busy(c, false);
 	if (a && a->in_run)
-		return; /* answered before admin_run() returned: it sends ReadyForQuery */
+		return; /* answered before admin_run() returned: the caller ends it */
 	if (c->state == CL_ACTIVE) {
-		send_ready(c);
+		admin_command_end(c);
 		admin_continue(c);
 	}
 }
@@ -267,14 +347,16 @@ static int count_list(const struct list_node *head)
 	return k;
 }
 
+static const char *const databases_cols[] = {
+	"name", "route", "state", "source", "target", "clients", "waiting_clients", "servers",
+};
+
 static void show_databases(struct client *c)
 {
-	static const char *const cols[] = {"name",   "route",   "state",           "source",
-					   "target", "clients", "waiting_clients", "servers"};
 	struct admin_rs rs;
 	struct list_node *n, *p;
 
-	rs_begin(&rs, 8, cols);
+	rs_begin(&rs, NCOLS(databases_cols), databases_cols);
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 		char src[300], tgt[300], ncl[16], nwait[16], nsv[16];
@@ -308,15 +390,17 @@ static void show_databases(struct client *c)
 	rs_send(c, &rs);
 }
 
+static const char *const pools_cols[] = {
+	"database", "user", "cl_active", "cl_waiting", "cl_idle", "sv_active", "sv_idle",
+	"sv_login", "pool_mode", "pool_size",
+};
+
 static void show_pools(struct client *c)
 {
-	static const char *const cols[] = {"database",  "user",      "cl_active", "cl_waiting",
-					   "cl_idle",   "sv_active", "sv_idle",   "sv_login",
-					   "pool_mode", "pool_size"};
 	struct admin_rs rs;
 	struct list_node *n, *p;
 
-	rs_begin(&rs, 10, cols);
+	rs_begin(&rs, NCOLS(pools_cols), pools_cols);
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
@@ -367,15 +451,17 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 	rs_row(rs, vals);
 }
 
+static const char *const clients_cols[] = {
+	"user", "database", "state", "addr", "connected_s", "backend_pid", "type",
+	"prepared_statements", "movable",
+};
+
 static void show_clients(struct client *c)
 {
-	static const char *const cols[] = {"user",        "database",    "state", "addr",
-					   "connected_s", "backend_pid", "type", "prepared_statements",
-					   "movable"};
 	struct admin_rs rs;
 	struct list_node *n, *p, *m;
 
-	rs_begin(&rs, 9, cols);
+	rs_begin(&rs, NCOLS(clients_cols), clients_cols);
 	list_for_each(m, &rt.login_clients)
 		client_row(&rs, list_entry(m, struct client, node));
 	list_for_each(n, &rt.databases) {
@@ -396,14 +482,16 @@ static void show_clients(struct client *c)
 	rs_send(c, &rs);
 }
 
+static const char *const servers_cols[] = {
+	"user", "database", "side", "state", "addr", "backend_pid", "client",
+};
+
 static void show_servers(struct client *c)
 {
-	static const char *const cols[] = {"user",  "database",    "side",  "state",
-					   "addr",  "backend_pid", "client"};
 	struct admin_rs rs;
 	struct list_node *n, *p, *m;
 
-	rs_begin(&rs, 7, cols);
+	rs_begin(&rs, NCOLS(servers_cols), servers_cols);
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
@@ -415,7 +503,7 @@ static void show_servers(struct client *c)
 			for (int i = 0; i < 3; i++) {
 				list_for_each(m, lists[i]) {
 					struct server *s = list_entry(m, struct server, node);
-					const struct backend_addr *a = &db->addr[s->side];
+					const struct backend_addr *a = &s->addr;
 					char addr[300], pid[16];
 					const char *vals[7];
 
@@ -436,15 +524,17 @@ static void show_servers(struct client *c)
 	rs_send(c, &rs);
 }
 
+static const char *const stats_cols[] = {
+	"database", "total_xact_count", "total_query_count", "total_received", "total_sent",
+	"avg_xact_time_us", "avg_query_time_us",
+};
+
 static void show_stats(struct client *c)
 {
-	static const char *const cols[] = {"database",       "total_xact_count", "total_query_count",
-					   "total_received", "total_sent",       "avg_xact_time_us",
-					   "avg_query_time_us"};
 	struct admin_rs rs;
 	struct list_node *n;
 
-	rs_begin(&rs, 7, cols);
+	rs_begin(&rs, NCOLS(stats_cols), stats_cols);
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 		const struct db_stats *st = &db->stats;
@@ -472,34 +562,43 @@ static void config_row(void *arg, const char *key, const char *value)
 	rs_row(arg, vals);
 }
 
+static const char *const config_cols[] = {
+	"key", "value",
+};
+
 static void show_config(struct client *c)
 {
-	static const char *const cols[] = {"key", "value"};
 	struct admin_rs rs;
 
-	rs_begin(&rs, 2, cols);
+	rs_begin(&rs, NCOLS(config_cols), config_cols);
 	config_dump(rt.cfg, config_row, &rs);
 	rs_send(c, &rs);
 }
 
+static const char *const help_cols[] = {
+	"command", "description",
+};
+
 static void show_help(struct client *c)
 {
-	static const char *const cols[] = {"command", "description"};
 	struct admin_rs rs;
 
-	rs_begin(&rs, 2, cols);
+	rs_begin(&rs, NCOLS(help_cols), help_cols);
 	for (int i = 0; admin_cmd_help[i][0]; i++)
 		rs_row(&rs, admin_cmd_help[i]);
 	rs_send(c, &rs);
 }
 
+static const char *const version_cols[] = {
+	"version",
+};
+
 static void show_version(struct client *c)
 {
-	static const char *const cols[] = {"version"};
 	const char *vals[1] = {"pgcutover " PGCUTOVER_VERSION};
 	struct admin_rs rs;
 
-	rs_begin(&rs, 1, cols);
+	rs_begin(&rs, NCOLS(version_cols), version_cols);
 	rs_row(&rs, vals);
 	rs_send(c, &rs);
 }
@@ -676,10 +775,12 @@ static void lag_cb(void *arg, const struct control_result *r)
 		job_finish(j);
 }
 
+static const char *const lag_cols[] = {
+	"db", "method", "source_position", "target_position", "lag_bytes", "measured_at",
+};
+
 static void show_lag(struct client *c, const char *name)
 {
-	static const char *const cols[] = {"db", "method", "source_position", "target_position",
-					   "lag_bytes", "measured_at"};
 	struct admin_job *j;
 	struct list_node *n;
 	int found = 0;
@@ -691,7 +792,7 @@ static void show_lag(struct client *c, const char *name)
 		send_error(c, "3D000", msg, "SHOW DATABASES lists the databases");
 		return;
 	}
-	j = job_new(c, false, 6, cols);
+	j = job_new(c, false, NCOLS(lag_cols), lag_cols);
 	if (j == NULL) {
 		send_error(c, "53200", "out of memory", NULL);
 		return;
@@ -797,9 +898,12 @@ static void seq_cb(void *arg, const struct control_result *r)
 	}
 }
 
+static const char *const sequences_cols[] = {
+	"sequence", "source_value", "target_value", "target_behind",
+};
+
 static void show_sequences(struct client *c, const char *name)
 {
-	static const char *const cols[] = {"sequence", "source_value", "target_value", "target_behind"};
 	struct database *db = pool_find_db(name);
 	struct admin_job *j;
 
@@ -810,7 +914,7 @@ static void show_sequences(struct client *c, const char *name)
 		send_error(c, "3D000", msg, "SHOW DATABASES lists the databases");
 		return;
 	}
-	j = job_new(c, true, 4, cols);
+	j = job_new(c, true, NCOLS(sequences_cols), sequences_cols);
 	if (j == NULL) {
 		send_error(c, "53200", "out of memory", NULL);
 		return;
@@ -921,7 +1025,7 @@ static void admin_run(struct client *c, const char *query, size_t len)
 
 		pq_buf_init(&b);
 		pq_build_empty_query(&b);
-		if (b.failed || !client_send(c, b.data, b.len))
+		if (b.failed || !admin_send(c, b.data, b.len))
 			client_close(c, "could not send");
 		pq_buf_free(&b);
 		break;
@@ -995,14 +1099,383 @@ static void admin_continue(struct client *c)
 		admin_handle_input(c);
 }
 
+/* -- extended query protocol -- */
+
+static int named_find(const struct admin_named *set, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(set[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+static void named_remove(struct admin_named *set, int *n, int i)
+{
+	free(set[i].name);
+	free(set[i].query);
+	set[i] = set[--*n];
+}
+
+static void named_clear(struct admin_named *set, int *n)
+{
+	while (*n > 0)
+		named_remove(set, n, *n - 1);
+}
+
+/* Store name -> query; an unnamed one replaces its predecessor, a named one must be new. */
+static bool named_put(struct client *c, struct admin_named *set, int *n, int max, const char *name,
+		      const char *query, const char *what, const char *dup_state)
+{
+	int i = named_find(set, *n, name);
+	char msg[200];
+	char *nm, *q;
+
+	if (i >= 0 && name[0]) {
+		snprintf(msg, sizeof(msg), "%s \"%s\" already exists", what, name);
+		send_error(c, dup_state, msg, "Close it first, or use another name");
+		return false;
+	}
+	if (i >= 0)
+		named_remove(set, n, i);
+	if (*n == max) {
+		snprintf(msg, sizeof(msg), "too many %ss on this admin session (at most %d)", what, max);
+		send_error(c, "54000", msg, "Close the ones no longer needed");
+		return false;
+	}
+	nm = strdup(name);
+	q = strdup(query);
+	if (nm == NULL || q == NULL) {
+		free(nm);
+		free(q);
+		send_error(c, "53200", "out of memory", NULL);
+		return false;
+	}
+	set[*n].name = nm;
+	set[*n].query = q;
+	++*n;
+	return true;
+}
+
+/* A one-byte reply without a body: ParseComplete, BindComplete, CloseComplete, NoData. */
+static void send_bare(struct client *c, uint8_t type)
+{
+	struct pq_buf b;
+
+	pq_buf_init(&b);
+	pq_msg_begin(&b, type);
+	pq_msg_end(&b);
+	if (b.failed || !admin_send(c, b.data, b.len))
+		client_close(c, "could not send");
+	pq_buf_free(&b);
+}
+
+/* The result columns of a command (false: it returns no rows). */
+static bool command_columns(enum admin_cmd_kind kind, int *ncols, const char *const **cols)
+{
+#define COLS(a)                 \
+	do {                    \
+		*ncols = NCOLS(a); \
+		*cols = (a);       \
+		return true;       \
+	} while (0)
+	switch (kind) {
+	case ADMIN_CMD_SHOW_HELP:
+		COLS(help_cols);
+	case ADMIN_CMD_SHOW_VERSION:
+		COLS(version_cols);
+	case ADMIN_CMD_SHOW_DATABASES:
+		COLS(databases_cols);
+	case ADMIN_CMD_SHOW_CLIENTS:
+		COLS(clients_cols);
+	case ADMIN_CMD_SHOW_SERVERS:
+		COLS(servers_cols);
+	case ADMIN_CMD_SHOW_POOLS:
+		COLS(pools_cols);
+	case ADMIN_CMD_SHOW_STATS:
+		COLS(stats_cols);
+	case ADMIN_CMD_SHOW_CONFIG:
+		COLS(config_cols);
+	case ADMIN_CMD_SHOW_LAG:
+		COLS(lag_cols);
+	case ADMIN_CMD_SHOW_SEQUENCES:
+		COLS(sequences_cols);
+	case ADMIN_CMD_SHOW_SWITCHES:
+	case ADMIN_CMD_SWITCH:
+		COLS(switch_cols);
+	default:
+		return false;
+	}
+#undef COLS
+}
+
+/* Fail an extended-protocol message: the error, then nothing until Sync. */
+static void ext_fail(struct client *c, const char *sqlstate, const char *msg, const char *hint)
+{
+	send_error(c, sqlstate, msg, hint);
+	((struct admin_session *)c->admin)->ext_skip = true;
+}
+
+static void ext_bad_message(struct client *c, uint8_t type)
+{
+	char msg[100];
+
+	snprintf(msg, sizeof(msg), "invalid %s message", pq_msg_name(type, false));
+	ext_fail(c, "08P01", msg, NULL);
+}
+
+/* Parse: name, query, parameter types. */
+static void ext_parse(struct client *c, const uint8_t *body, size_t len)
+{
+	struct admin_session *a = c->admin;
+	struct pq_cursor cur;
+	const char *name, *query;
+	uint16_t ntypes;
+	struct admin_cmd cmd;
+	char err[256];
+
+	pq_cursor_init(&cur, body, len);
+	name = pq_get_str(&cur);
+	query = pq_get_str(&cur);
+	ntypes = pq_get_u16(&cur);
+	for (uint16_t i = 0; i < ntypes; i++)
+		(void)pq_get_u32(&cur);
+	if (!pq_cursor_done(&cur)) {
+		ext_bad_message(c, 'P');
+		return;
+	}
+	if (ntypes > 0) {
+		ext_fail(c, "0A000", "admin console commands take no parameters",
+			 "Write the values into the command text");
+		return;
+	}
+	if (!admin_cmd_parse(query, strlen(query), &cmd, err, sizeof(err))) {
+		ext_fail(c, "42601", err, "SHOW HELP lists the commands");
+		return;
+	}
+	if (!named_put(c, a->stmts, &a->nstmts, ADMIN_STMT_MAX, name, query, "prepared statement",
+		       "42P05")) {
+		a->ext_skip = true;
+		return;
+	}
+	send_bare(c, '1');
+}
+
+/* Bind: portal, statement, parameter formats, parameters, result formats. */
+static void ext_bind(struct client *c, const uint8_t *body, size_t len)
+{
+	struct admin_session *a = c->admin;
+	struct pq_cursor cur;
+	const char *portal, *stmt;
+	uint16_t nfmt, nparams, nres;
+	bool binary = false;
+	int i;
+	char msg[200];
+
+	pq_cursor_init(&cur, body, len);
+	portal = pq_get_str(&cur);
+	stmt = pq_get_str(&cur);
+	nfmt = pq_get_u16(&cur);
+	for (uint16_t k = 0; k < nfmt; k++)
+		(void)pq_get_u16(&cur);
+	nparams = pq_get_u16(&cur);
+	for (uint16_t k = 0; k < nparams && !cur.failed; k++) {
+		int32_t plen = pq_get_i32(&cur);
+
+		if (plen > 0)
+			(void)pq_get_bytes(&cur, (size_t)plen);
+	}
+	nres = pq_get_u16(&cur);
+	for (uint16_t k = 0; k < nres; k++)
+		binary |= pq_get_u16(&cur) != 0;
+	if (!pq_cursor_done(&cur)) {
+		ext_bad_message(c, 'B');
+		return;
+	}
+	i = named_find(a->stmts, a->nstmts, stmt);
+	if (i < 0) {
+		snprintf(msg, sizeof(msg), "prepared statement \"%s\" does not exist", stmt);
+		ext_fail(c, "26000", msg, NULL);
+		return;
+	}
+	if (nparams > 0) {
+		ext_fail(c, "0A000", "admin console commands take no parameters",
+			 "Write the values into the command text");
+		return;
+	}
+	if (binary) {
+		ext_fail(c, "0A000", "the admin console sends its results in text format only", NULL);
+		return;
+	}
+	if (!named_put(c, a->portals, &a->nportals, ADMIN_PORTAL_MAX, portal, a->stmts[i].query, "portal",
+		       "42P03")) {
+		a->ext_skip = true;
+		return;
+	}
+	send_bare(c, '2');
+}
+
+/* Describe: 'S' statement (ParameterDescription, then columns) or 'P' portal (columns). */
+static void ext_describe(struct client *c, const uint8_t *body, size_t len)
+{
+	struct admin_session *a = c->admin;
+	struct pq_cursor cur;
+	uint8_t what;
+	const char *name;
+	const struct admin_named *n = NULL;
+	struct admin_cmd cmd;
+	const char *const *cols;
+	int ncols, i;
+	struct pq_buf b;
+	char err[256];
+
+	pq_cursor_init(&cur, body, len);
+	what = pq_get_u8(&cur);
+	name = pq_get_str(&cur);
+	if (!pq_cursor_done(&cur) || (what != 'S' && what != 'P')) {
+		ext_bad_message(c, 'D');
+		return;
+	}
+	if (what == 'S' && (i = named_find(a->stmts, a->nstmts, name)) >= 0)
+		n = &a->stmts[i];
+	else if (what == 'P' && (i = named_find(a->portals, a->nportals, name)) >= 0)
+		n = &a->portals[i];
+	if (n == NULL) {
+		snprintf(err, sizeof(err), "%s \"%s\" does not exist",
+			 what == 'S' ? "prepared statement" : "portal", name);
+		ext_fail(c, what == 'S' ? "26000" : "34000", err, NULL);
+		return;
+	}
+	/* checked at Parse already */
+	if (!admin_cmd_parse(n->query, strlen(n->query), &cmd, err, sizeof(err))) {
+		ext_fail(c, "42601", err, "SHOW HELP lists the commands");
+		return;
+	}
+	pq_buf_init(&b);
+	if (what == 'S') {
+		pq_msg_begin(&b, 't');
+		pq_put_u16(&b, 0);
+		pq_msg_end(&b);
+	}
+	if (command_columns(cmd.kind, &ncols, &cols)) {
+		pq_build_row_description(&b, ncols, cols);
+	} else {
+		pq_msg_begin(&b, 'n');
+		pq_msg_end(&b);
+	}
+	if (b.failed || !admin_send(c, b.data, b.len))
+		client_close(c, "could not send");
+	pq_buf_free(&b);
+}
+
+/* Execute: portal, row limit (the console's results are small: always sent whole). */
+static void ext_execute(struct client *c, const uint8_t *body, size_t len)
+{
+	struct admin_session *a = c->admin;
+	struct pq_cursor cur;
+	const char *portal;
+	char q[ADMIN_QUERY_MAX];
+	int i;
+
+	pq_cursor_init(&cur, body, len);
+	portal = pq_get_str(&cur);
+	(void)pq_get_i32(&cur);
+	if (!pq_cursor_done(&cur)) {
+		ext_bad_message(c, 'E');
+		return;
+	}
+	i = named_find(a->portals, a->nportals, portal);
+	if (i < 0) {
+		snprintf(q, sizeof(q), "portal \"%s\" does not exist", portal);
+		ext_fail(c, "34000", q, NULL);
+		return;
+	}
+	/* a copy: the command may end the session, and with it the portal */
+	snprintf(q, sizeof(q), "%s", a->portals[i].query);
+	a->ext_exec = true;
+	a->in_run = true;
+	admin_run(c, q, strlen(q));
+	if (c->admin) {
+		((struct admin_session *)c->admin)->in_run = false;
+		if (c->state == CL_ACTIVE && !admin_busy(c))
+			admin_command_end(c);
+	}
+}
+
+/* Close: 'S' statement or 'P' portal; closing one that does not exist is no error. */
+static void ext_close(struct client *c, const uint8_t *body, size_t len)
+{
+	struct admin_session *a = c->admin;
+	struct pq_cursor cur;
+	uint8_t what;
+	const char *name;
+	int i;
+
+	pq_cursor_init(&cur, body, len);
+	what = pq_get_u8(&cur);
+	name = pq_get_str(&cur);
+	if (!pq_cursor_done(&cur) || (what != 'S' && what != 'P')) {
+		ext_bad_message(c, 'C');
+		return;
+	}
+	if (what == 'S' && (i = named_find(a->stmts, a->nstmts, name)) >= 0)
+		named_remove(a->stmts, &a->nstmts, i);
+	else if (what == 'P' && (i = named_find(a->portals, a->nportals, name)) >= 0)
+		named_remove(a->portals, &a->nportals, i);
+	send_bare(c, '3');
+}
+
+/* Sync: the end of the (implicit) transaction: portals go, errors are forgotten. */
+static void ext_sync(struct client *c)
+{
+	struct admin_session *a = c->admin;
+
+	a->ext_skip = false;
+	named_clear(a->portals, &a->nportals);
+	send_ready(c);
+}
+
+/* One extended-protocol message (its body copied out of the input buffer). */
+static void ext_message(struct client *c, uint8_t type, const uint8_t *body, size_t len)
+{
+	switch (type) {
+	case 'P':
+		ext_parse(c, body, len);
+		break;
+	case 'B':
+		ext_bind(c, body, len);
+		break;
+	case 'D':
+		ext_describe(c, body, len);
+		break;
+	case 'E':
+		ext_execute(c, body, len);
+		break;
+	case 'C':
+		ext_close(c, body, len);
+		break;
+	case 'H':
+		/* Flush: every reply is already on its way out */
+		break;
+	case 'S':
+		ext_sync(c);
+		break;
+	default:
+		break;
+	}
+}
+
 void admin_handle_input(struct client *c)
 {
 	struct evbuffer *in = sock_in(&c->sock);
 
 	while (c->state == CL_ACTIVE && !admin_busy(c)) {
+		struct admin_session *a = c->admin;
 		uint8_t hdr[PQ_HEADER_SIZE], type;
 		uint32_t len;
 		const uint8_t *msg;
+		/* a copy of the message body: replies may recurse, the input buffer moves */
+		uint8_t body[ADMIN_QUERY_MAX];
+		size_t blen;
 
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
 			return;
@@ -1018,28 +1491,29 @@ void admin_handle_input(struct client *c)
 			client_close(c, "admin session ended");
 			return;
 		}
-		if (type != 'Q') {
+		if (strchr("QPBDECHS", type) == NULL || type == '\0') {
 			client_disconnect(c, "0A000",
-					  "the admin console supports only the simple query protocol (got %s)",
+					  "the admin console does not support %s messages",
 					  pq_msg_name(type, false));
 			return;
 		}
-		{
-			/* copy the query out and consume it before running: replies may recurse */
-			char q[ADMIN_QUERY_MAX];
-			size_t qlen = len - 4;
-
-			memcpy(q, msg + PQ_HEADER_SIZE, qlen);
-			evbuffer_drain(in, len + 1);
-			if (qlen == 0 || q[qlen - 1] != '\0') {
-				client_disconnect(c, "08P01", "invalid Query message");
-				return;
-			}
-			((struct admin_session *)c->admin)->in_run = true;
-			admin_run(c, q, strlen(q));
-			if (c->admin)
-				((struct admin_session *)c->admin)->in_run = false;
+		blen = len - 4;
+		memcpy(body, msg + PQ_HEADER_SIZE, blen);
+		evbuffer_drain(in, len + 1);
+		if (a->ext_skip && type != 'S')
+			continue; /* after an error, everything up to Sync is ignored */
+		if (type != 'Q') {
+			ext_message(c, type, body, blen);
+			continue;
 		}
+		if (blen == 0 || body[blen - 1] != '\0') {
+			client_disconnect(c, "08P01", "invalid Query message");
+			return;
+		}
+		a->in_run = true;
+		admin_run(c, (const char *)body, strlen((const char *)body));
+		if (c->admin)
+			((struct admin_session *)c->admin)->in_run = false;
 		if (c->state == CL_ACTIVE && !admin_busy(c))
 			send_ready(c);
 	}
@@ -1069,7 +1543,7 @@ void admin_client_start(struct client *c)
 		pq_build_param_status(&b, params[i][0], params[i][1]);
 	pq_build_backend_key(&b, 0, 0);
 	pq_build_ready(&b, 'I');
-	if (b.failed || !client_send(c, b.data, b.len)) {
+	if (b.failed || !admin_send(c, b.data, b.len)) {
 		pq_buf_free(&b);
 		client_close(c, "could not send");
 		return;

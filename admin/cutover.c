@@ -10,6 +10,7 @@
  */
 #include "admin/cutover.h"
 
+#include <errno.h>
 #include <event2/event.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -20,6 +21,7 @@
 
 #include "admin/admin.h"
 #include "admin/control.h"
+#include "admin/sqlquote.h"
 #include "protocol/pq.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
@@ -33,7 +35,10 @@
 #define LAG_POLL_MS 5
 /* Time limit of each preflight or sequence query. */
 #define CONTROL_QUERY_TIMEOUT_MS 10000
-/* Switches remembered for SHOW SWITCHES. */
+/*
+ * Switches remembered for SHOW SWITCHES (the oldest go first); the metrics
+ * count every switch in db->stats.switches, not in this list.
+ */
 #define HISTORY_MAX 256
 
 enum cutover_phase {
@@ -80,6 +85,7 @@ struct cutover {
 	int checks_pending;           /* session state checks still running */
 	int64_t preflight_lag;        /* bytes, from preflight (-1 unknown) */
 	int nsequences;               /* sequences found at preflight */
+	struct pq_buf seq_sql;        /* sequence sync: the setval batch for the side switched to */
 	struct switch_record rec;
 };
 
@@ -210,6 +216,7 @@ static void cutover_free(struct cutover *co)
 		event_free(co->deadline);
 	if (co->poll)
 		event_free(co->poll);
+	pq_buf_free(&co->seq_sql);
 	free(co);
 }
 
@@ -377,13 +384,29 @@ static void preflight_checks(struct cutover *co)
 	/* count every query in before any can complete */
 	co->pending = 1;
 	if (dc->d.lag_method == LAG_LSN) {
+		char slot[160];
+
+		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot))) {
+			co->pending = 0;
+			cutover_fail(co, "22023", "replication_slot is too long");
+			return;
+		}
 		snprintf(sql, sizeof(sql),
 			 "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(),"
-			 " confirmed_flush_lsn)::bigint FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
-			 dc->replication_slot);
+			 " confirmed_flush_lsn)::bigint FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+			 slot);
 		phase_query(co, co->from, sql, preflight_slot_cb);
 	} else if (dc->d.lag_method == LAG_MARKER) {
-		snprintf(sql, sizeof(sql), "SELECT pg_catalog.to_regclass('%s') IS NOT NULL", dc->d.marker_table);
+		char table[300], lit[340];
+
+		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
+		    !sqlquote_literal(table, lit, sizeof(lit))) {
+			co->pending = 0;
+			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+				     dc->d.marker_table);
+			return;
+		}
+		snprintf(sql, sizeof(sql), "SELECT pg_catalog.to_regclass(%s) IS NOT NULL", lit);
 		phase_query(co, co->from, sql, preflight_marker_cb);
 		phase_query(co, co->to, sql, preflight_marker_cb);
 	}
@@ -636,17 +659,32 @@ static void lag_poll_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (dc->d.lag_method == LAG_LSN) {
+		char slot[160], goal[80];
+
+		/* both were quoted once already (preflight, lag goal): they fit */
+		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot)) ||
+		    !sqlquote_literal(co->goal_lsn, goal, sizeof(goal))) {
+			cutover_fail(co, "22023", "replication_slot is too long");
+			return;
+		}
 		snprintf(sql, sizeof(sql),
-			 "SELECT confirmed_flush_lsn >= '%s'::pg_lsn, active,"
-			 " pg_catalog.pg_wal_lsn_diff('%s'::pg_lsn, confirmed_flush_lsn)::bigint"
-			 " FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
-			 co->goal_lsn, co->goal_lsn, dc->replication_slot);
+			 "SELECT confirmed_flush_lsn >= %s::pg_lsn, active,"
+			 " pg_catalog.pg_wal_lsn_diff(%s::pg_lsn, confirmed_flush_lsn)::bigint"
+			 " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+			 goal, goal, slot);
 		co->pending++;
 		if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
 			co->pending--;
 	} else {
-		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = '%s'", dc->d.marker_table,
-			 co->marker_id);
+		char table[300], id[100];
+
+		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
+		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
+			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+				     dc->d.marker_table);
+			return;
+		}
+		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = %s", table, id);
 		co->pending++;
 		if (!control_conn_query(co->ctl[co->to], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
 			co->pending--;
@@ -702,7 +740,7 @@ static void start_lag_wait(struct cutover *co)
 			 " pg_catalog.pg_logical_emit_message(true, 'pgcutover', 'lag wait')");
 	} else {
 		uint8_t raw[12];
-		char hex[25];
+		char hex[25], table[300], id[100];
 
 		if (!auth_random_bytes(raw, sizeof(raw))) {
 			cutover_fail(co, "XX000", "could not generate a marker id");
@@ -711,8 +749,13 @@ static void start_lag_wait(struct cutover *co)
 		for (size_t i = 0; i < sizeof(raw); i++)
 			snprintf(hex + 2 * i, 3, "%02x", raw[i]);
 		snprintf(co->marker_id, sizeof(co->marker_id), "%s-%s", co->db->name, hex);
-		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES ('%s')", dc->d.marker_table,
-			 co->marker_id);
+		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
+		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
+			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+				     dc->d.marker_table);
+			return;
+		}
+		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES (%s)", table, id);
 	}
 	co->pending++;
 	if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_goal_cb, co)) {
@@ -740,10 +783,127 @@ static void seq_set_cb(void *arg, const struct control_result *r)
 	cutover_next(co);
 }
 
+/* A whole number the server printed (last_value, increment_by), strictly parsed. */
+static bool seq_parse_int(const char *text, long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoll(text, &end, 10);
+	return errno == 0 && end != text && *end == '\0';
+}
+
+/*
+ * One statement of the batch run on the side switched to: set sequence
+ * 'qname' (already quoted by quote_ident) so that the next value it hands out
+ * is max(its own next value, the other side's next value + sequence_margin),
+ * min(...) and - margin for a descending sequence; never backwards.
+ *
+ * "Next value" depends on is_called: after nextval() or setval(v) it is
+ * last_value + increment; after ALTER SEQUENCE ... RESTART [WITH v] or
+ * setval(v, false) (is_called false) it is last_value itself.  The other
+ * side's next value arrives as (last, called, inc); the side's own is read by
+ * the statement from the sequence relation, together with its bounds from
+ * pg_sequence.  Arithmetic is in numeric, so a sequence at its bound does not
+ * overflow; a result past the bound sets the sequence exhausted (is_called at
+ * its bound), as it is on the other side.  The WHERE leaves a sequence that
+ * is already far enough untouched (is_called and last_value included).  The
+ * sequence is named by its tableoid, so no name is pasted into a literal.
+ */
+static void seq_append_set(struct pq_buf *sql, const char *qname, long long last, bool called,
+			   long long inc, int64_t margin)
+{
+	char other[80];
+	char stmt[1600];
+	int n;
+
+	/* the other side's next value, plus the margin in the sequence's direction */
+	if (called)
+		snprintf(other, sizeof(other), "(%lld::numeric + %lld)", last, inc);
+	else
+		snprintf(other, sizeof(other), "%lld::numeric", last);
+	n = snprintf(stmt, sizeof(stmt),
+		     "SELECT pg_catalog.setval(w.seq,"
+		     " CASE WHEN w.n > w.mx THEN w.mx WHEN w.n < w.mn THEN w.mn"
+		     " WHEN w.n - w.inc BETWEEN w.mn AND w.mx THEN w.n - w.inc ELSE w.n END::bigint,"
+		     " w.n > w.mx OR w.n < w.mn OR w.n - w.inc BETWEEN w.mn AND w.mx)"
+		     " FROM (SELECT v.seq, v.nxt, v.inc, v.mn, v.mx,"
+		     " CASE WHEN v.inc > 0 THEN GREATEST(v.nxt, %s + %" PRId64 ")"
+		     " ELSE LEAST(v.nxt, %s - %" PRId64 ") END AS n"
+		     " FROM (SELECT t.tableoid::pg_catalog.regclass AS seq, p.seqincrement::numeric AS inc,"
+		     " p.seqmin::numeric AS mn, p.seqmax::numeric AS mx,"
+		     " CASE WHEN t.is_called THEN t.last_value::numeric + p.seqincrement"
+		     " ELSE t.last_value::numeric END AS nxt"
+		     " FROM %s t JOIN pg_catalog.pg_sequence p ON p.seqrelid = t.tableoid) v) w"
+		     " WHERE w.n <> w.nxt;",
+		     other, margin, other, margin, qname);
+	if (n > 0 && n < (int)sizeof(stmt))
+		pq_put_bytes(sql, stmt, (size_t)n);
+	else
+		sql->failed = true;
+}
+
+/* Sequence sync, last step: the batch of seq_append_set() statements, one transaction. */
+static void seq_send_batch(struct cutover *co)
+{
+	if (co->seq_sql.len == 0) {
+		co->rec.ms_sequences = (int64_t)ms_since(co->t_phase);
+		co->seq_done = true;
+		cutover_next(co);
+		return;
+	}
+	pq_put_u8(&co->seq_sql, 0);
+	if (co->seq_sql.failed) {
+		cutover_fail(co, "53200", "out of memory");
+		return;
+	}
+	co->pending++;
+	if (!control_conn_query(co->ctl[co->to], (const char *)co->seq_sql.data, CONTROL_QUERY_TIMEOUT_MS,
+				seq_set_cb, co)) {
+		co->pending--;
+		cutover_fail(co, "53200", "out of memory");
+	}
+}
+
+/* Rows of the sequence relations read by step 2: name, last_value, is_called, increment. */
+static void seq_raw_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	co->pending--;
+	if (co->phase != CO_SYNC_SEQUENCES)
+		return;
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not read sequences on the %s: %s",
+			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
+		return;
+	}
+	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
+		long long last, inc;
+
+		if (!seq_parse_int(PQgetvalue(r->res, i, 1), &last) ||
+		    !seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
+			cutover_fail(co, "XX000", "could not read sequence %s: unexpected value \"%s\"",
+				     PQgetvalue(r->res, i, 0), PQgetvalue(r->res, i, 1));
+			return;
+		}
+		seq_append_set(&co->seq_sql, PQgetvalue(r->res, i, 0), last,
+			       strcmp(PQgetvalue(r->res, i, 2), "t") == 0, inc, co->db->cfg->d.sequence_margin);
+	}
+	seq_send_batch(co);
+}
+
+/*
+ * Sequence sync, step 1: SEQ_LIST_SQL on the side switched from.  pg_sequences
+ * shows last_value only when is_called is true; a sequence it shows as NULL
+ * (never used, or after RESTART or setval(v, false)) still has a next value,
+ * which step 2 reads from the sequence relation itself (one UNION ALL query,
+ * only when there is such a sequence).
+ */
 static void seq_read_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
-	struct pq_buf sql;
+	struct pq_buf raw;
 	int64_t margin = co->db->cfg->d.sequence_margin;
 
 	co->pending--;
@@ -754,47 +914,63 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
 		return;
 	}
-	pq_buf_init(&sql);
+	pq_buf_init(&raw);
+	pq_buf_reset(&co->seq_sql);
 	co->rec.sequences_synced = 0;
 	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
 		const char *qname = PQgetvalue(r->res, i, 0);
-		char stmt[700];
-		long long v, inc;
-		int n;
+		long long last, inc;
 
-		if (!seq_selected(co->db, PQgetvalue(r->res, i, 1)) || PQgetisnull(r->res, i, 2))
+		if (!seq_selected(co->db, PQgetvalue(r->res, i, 1)))
 			continue;
-		v = strtoll(PQgetvalue(r->res, i, 2), NULL, 10);
-		inc = strtoll(PQgetvalue(r->res, i, 3), NULL, 10);
-		/* never backwards: ascending take the larger, descending the smaller */
-		n = snprintf(stmt, sizeof(stmt),
-			     "SELECT pg_catalog.setval('%s', %s(%lld, (SELECT CASE WHEN is_called THEN last_value END FROM %s)));",
-			     qname, inc >= 0 ? "GREATEST" : "LEAST",
-			     inc >= 0 ? v + (long long)margin : v - (long long)margin, qname);
-		if (n > 0 && n < (int)sizeof(stmt))
-			pq_put_bytes(&sql, stmt, (size_t)n);
+		if (!seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
+			pq_buf_free(&raw);
+			cutover_fail(co, "XX000", "could not read sequence %s: unexpected increment \"%s\"",
+				     qname, PQgetvalue(r->res, i, 3));
+			return;
+		}
 		co->rec.sequences_synced++;
+		if (PQgetisnull(r->res, i, 2)) {
+			char part[700];
+			int n = snprintf(part, sizeof(part),
+					 "%sSELECT pg_catalog.quote_ident(n.nspname) || '.' ||"
+					 " pg_catalog.quote_ident(c.relname), s.last_value, s.is_called, %lld"
+					 " FROM %s s JOIN pg_catalog.pg_class c ON c.oid = s.tableoid"
+					 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
+					 raw.len ? " UNION ALL " : "", inc, qname);
+
+			if (n > 0 && n < (int)sizeof(part))
+				pq_put_bytes(&raw, part, (size_t)n);
+			else
+				raw.failed = true;
+			continue;
+		}
+		if (!seq_parse_int(PQgetvalue(r->res, i, 2), &last)) {
+			pq_buf_free(&raw);
+			cutover_fail(co, "XX000", "could not read sequence %s: unexpected value \"%s\"", qname,
+				     PQgetvalue(r->res, i, 2));
+			return;
+		}
+		seq_append_set(&co->seq_sql, qname, last, true, inc, margin);
 	}
-	if (sql.len == 0) {
-		pq_buf_free(&sql);
-		co->rec.ms_sequences = (int64_t)ms_since(co->t_phase);
-		co->seq_done = true;
-		cutover_next(co);
+	if (raw.len == 0 && !raw.failed) {
+		pq_buf_free(&raw);
+		seq_send_batch(co);
 		return;
 	}
-	pq_put_u8(&sql, 0);
-	if (sql.failed) {
-		pq_buf_free(&sql);
+	pq_put_u8(&raw, 0);
+	if (raw.failed) {
+		pq_buf_free(&raw);
 		cutover_fail(co, "53200", "out of memory");
 		return;
 	}
 	co->pending++;
-	if (!control_conn_query(co->ctl[co->to], (const char *)sql.data, CONTROL_QUERY_TIMEOUT_MS,
-				seq_set_cb, co)) {
+	if (!control_conn_query(co->ctl[co->from], (const char *)raw.data, CONTROL_QUERY_TIMEOUT_MS,
+				seq_raw_cb, co)) {
 		co->pending--;
 		cutover_fail(co, "53200", "out of memory");
 	}
-	pq_buf_free(&sql);
+	pq_buf_free(&raw);
 }
 
 static void start_sequence_sync(struct cutover *co)
@@ -962,6 +1138,14 @@ static void cutover_finish(struct cutover *co, bool ok)
 	db->on_progress = db->admin_paused ? pause_progress : NULL;
 	db->on_progress_owner = NULL;
 	history_add(&co->rec);
+	db->stats.switches[co->dry_run ? SWITCH_DRY_RUN : ok ? SWITCH_OK : SWITCH_FAILED]++;
+	if (!co->dry_run) {
+		db->stats.have_last_switch = true;
+		db->stats.last_switch_ms[0] = co->rec.ms_paused;
+		db->stats.last_switch_ms[1] = co->rec.ms_drain;
+		db->stats.last_switch_ms[2] = co->rec.ms_lag;
+		db->stats.last_switch_ms[3] = co->rec.ms_sequences;
+	}
 	log_info("switch %s %s -> %s: %s (paused %" PRId64 " ms, drain %" PRId64 " ms, lag %" PRId64
 		 " ms, sequences %" PRId64 " ms, %d moved, %d closed)%s%s",
 		 db->name, route_side_name(co->rec.from), route_side_name(co->rec.to), co->rec.result,

@@ -41,8 +41,6 @@ static void help(struct evbuffer *out, const char *name, const char *type, const
 void metrics_render(struct evbuffer *out)
 {
 	struct list_node *n, *p, *m;
-	const struct switch_record *h;
-	int nh;
 
 	help(out, "pgcutover_clients", "gauge", "client connections by database and state");
 	list_for_each(n, &rt.databases) {
@@ -136,39 +134,29 @@ void metrics_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "pgcutover_paused{database=\"%s\"} %d\n", db->name, pool_db_paused(db));
 	}
 
-	h = cutover_history(&nh);
-	help(out, "pgcutover_switches_total", "counter", "switches by database and result");
-	for (int i = 0; i < nh; i++) {
-		int same = 0;
-
-		/* one line per (database, result): count the first occurrence only */
-		for (int k = 0; k < i; k++)
-			if (strcmp(h[k].db, h[i].db) == 0 && strcmp(h[k].result, h[i].result) == 0)
-				same = 1;
-		if (same)
-			continue;
-		for (int k = i; k < nh; k++)
-			if (strcmp(h[k].db, h[i].db) == 0 && strcmp(h[k].result, h[i].result) == 0)
-				same++;
-		evbuffer_add_printf(out, "pgcutover_switches_total{database=\"%s\",result=\"%s\"} %d\n", h[i].db,
-				    h[i].result, same);
-	}
-	help(out, "pgcutover_last_switch_phase_milliseconds", "gauge", "phase durations of the latest switch");
+	help(out, "pgcutover_switches_total", "counter",
+	     "switches since start by database and result (ok, failed: failed or aborted, dry_run)");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
+		static const char *const classes[SWITCH_NCLASSES] = {
+			[SWITCH_OK] = "ok", [SWITCH_FAILED] = "failed", [SWITCH_DRY_RUN] = "dry_run"};
 
-		for (int i = nh - 1; i >= 0; i--) {
-			if (strcmp(h[i].db, db->name) != 0)
-				continue;
+		for (int k = 0; k < SWITCH_NCLASSES; k++)
+			evbuffer_add_printf(out, "pgcutover_switches_total{database=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+					    db->name, classes[k], db->stats.switches[k]);
+	}
+	help(out, "pgcutover_last_switch_phase_milliseconds", "gauge",
+	     "phase durations of the latest switch (dry runs excluded)");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		static const char *const phases[4] = {"paused", "drain", "lag_wait", "sequence_sync"};
+
+		if (!db->stats.have_last_switch)
+			continue;
+		for (int k = 0; k < 4; k++)
 			evbuffer_add_printf(out,
-					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"paused\"} %" PRId64 "\n"
-					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"drain\"} %" PRId64 "\n"
-					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"lag_wait\"} %" PRId64 "\n"
-					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"sequence_sync\"} %" PRId64 "\n",
-					    db->name, h[i].ms_paused, db->name, h[i].ms_drain, db->name, h[i].ms_lag,
-					    db->name, h[i].ms_sequences);
-			break;
-		}
+					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"%s\"} %" PRId64 "\n",
+					    db->name, phases[k], db->stats.last_switch_ms[k]);
 	}
 }
 

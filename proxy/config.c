@@ -383,36 +383,52 @@ struct loader {
 static void ld_verror(struct loader *ld, int line, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 
-static void ld_verror(struct loader *ld, int line, const char *fmt, va_list ap)
+static bool errors_vadd(struct config_errors *errs, const char *path, int line, const char *fmt,
+		       va_list ap) __attribute__((format(printf, 4, 0)));
+
+static bool errors_vadd(struct config_errors *errs, const char *path, int line, const char *fmt,
+		       va_list ap)
 {
-	struct config_errors *errs = ld->errs;
 	struct config_error *items;
 	char *msg = NULL, *full = NULL;
 	int rc;
 
-	if (vasprintf(&msg, fmt, ap) < 0) {
-		ld->oom = true;
-		return;
-	}
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return false;
 	if (line > 0)
-		rc = asprintf(&full, "%s:%d: %s", ld->path, line, msg);
+		rc = asprintf(&full, "%s:%d: %s", path, line, msg);
 	else
-		rc = asprintf(&full, "%s: %s", ld->path, msg);
+		rc = asprintf(&full, "%s: %s", path, msg);
 	free(msg);
-	if (rc < 0) {
-		ld->oom = true;
-		return;
-	}
+	if (rc < 0)
+		return false;
 	items = realloc(errs->items, (errs->count + 1) * sizeof(*items));
 	if (items == NULL) {
 		free(full);
-		ld->oom = true;
-		return;
+		return false;
 	}
 	errs->items = items;
 	items[errs->count].line = line;
 	items[errs->count].message = full;
 	errs->count++;
+	return true;
+}
+
+bool config_errors_add(struct config_errors *errs, const char *path, int line, const char *fmt, ...)
+{
+	va_list ap;
+	bool ok;
+
+	va_start(ap, fmt);
+	ok = errors_vadd(errs, path, line, fmt, ap);
+	va_end(ap);
+	return ok;
+}
+
+static void ld_verror(struct loader *ld, int line, const char *fmt, va_list ap)
+{
+	if (!errors_vadd(ld->errs, ld->path, line, fmt, ap))
+		ld->oom = true;
 }
 
 /* Records one error at 'line' (0 = not tied to a line). */
@@ -1201,6 +1217,7 @@ static void ld_finish(struct loader *ld)
 	}
 	cfg->defaults.pool_size = cfg->default_pool_size;
 	cfg->defaults.pool_mode = cfg->pool_mode;
+	cfg->auth_file_line = main_line_of(ld, "auth_file");
 
 	if (cfg->listen_port == cfg->admin_port)
 		ld_error(ld, main_line_of(ld, "admin_port"),
@@ -1223,6 +1240,8 @@ static void ld_finish(struct loader *ld)
 			if (k->db_off != NO_OFFSET && k->inherit_off != NO_OFFSET && !st->key_line[j])
 				inherit(ld, k, db);
 		}
+		db->source_line = key_line(ld, i, "source") ? abs(key_line(ld, i, "source")) : db->line;
+		db->target_line = key_line(ld, i, "target") ? abs(key_line(ld, i, "target")) : db->line;
 		if (db->source == NULL && key_line(ld, i, "source") == 0)
 			ld_error(ld, db->line, "database \"%s\" has no source", db->name);
 		if (db->target == NULL && key_line(ld, i, "target") == 0)
@@ -1239,7 +1258,7 @@ static void ld_finish(struct loader *ld)
  * Puts the errors of this load in line order (stable; those tied to no line
  * last), since the checks after parsing add theirs at the end.
  */
-static void sort_errors(struct config_errors *errs, size_t from)
+void config_errors_sort(struct config_errors *errs, size_t from)
 {
 	for (size_t i = from + 1; i < errs->count; i++) {
 		struct config_error e = errs->items[i];
@@ -1340,6 +1359,18 @@ static bool set_file_path(struct config *cfg, const char *path)
 
 struct config *config_load(const char *path, struct config_errors *errs)
 {
+	size_t before = errs->count;
+	struct config *cfg = config_load_keep(path, errs);
+
+	if (cfg && errs->count > before) {
+		config_free(cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+struct config *config_load_keep(const char *path, struct config_errors *errs)
+{
 	struct loader ld;
 	int rc;
 
@@ -1380,11 +1411,12 @@ struct config *config_load(const char *path, struct config_errors *errs)
 	free(ld.dbst);
 	if (ld.oom)
 		ld_error(&ld, 0, "out of memory");
-	if (errs->count > ld.errs_before || ld.oom) {
-		sort_errors(errs, ld.errs_before);
+	if (ld.oom) {
+		config_errors_sort(errs, ld.errs_before);
 		config_free(ld.cfg);
 		return NULL;
 	}
+	config_errors_sort(errs, ld.errs_before);
 	return ld.cfg;
 }
 

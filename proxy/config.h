@@ -57,6 +57,8 @@ struct db_config {
 	char *password;         /* ... with this password, instead of the client's; NULL when unset */
 	struct db_defaults d;   /* the defaults with this section's overrides applied */
 	int line;               /* line of the section header, for messages */
+	int source_line;        /* line of its source = (the header's when unset), ... */
+	int target_line;        /* ... and of target =: checks made later cite them */
 };
 
 struct config {
@@ -92,6 +94,7 @@ struct config {
 	int max_prepared_statements;
 
 	struct db_defaults defaults;      /* [pgcutover] values of the overridable keys */
+	int auth_file_line;               /* line of auth_file = (or of [pgcutover]), for messages */
 
 	struct db_config *dbs;
 	size_t ndbs;
@@ -117,8 +120,20 @@ struct config_errors {
  * returned config are absolute; every string is malloc'd and owned by it.
  */
 struct config *config_load(const char *path, struct config_errors *errs);
+/*
+ * The same, but a config with errors is returned too (NULL only when the
+ * file cannot be read, or out of memory), so that the checks other modules
+ * make (connection strings, auth_file) can still report theirs: --check
+ * prints every error.  Such a config must never be put in force.
+ */
+struct config *config_load_keep(const char *path, struct config_errors *errs);
 void config_free(struct config *cfg);
 void config_errors_free(struct config_errors *errs);
+/* Append "path:line: message" (line 0: "path: message"); false when out of memory. */
+bool config_errors_add(struct config_errors *errs, const char *path, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5), warn_unused_result));
+/* Put errors[from..] in line order (stable; those tied to no line last). */
+void config_errors_sort(struct config_errors *errs, size_t from);
 
 /* Lookup by the name clients use; NULL when there is no such section. */
 const struct db_config *config_find_db(const struct config *cfg, const char *name);

@@ -35,6 +35,38 @@ void pool_free_addr(struct backend_addr *a)
 	memset(a, 0, sizeof(*a));
 }
 
+/* strdup of an optional string: NULL stays NULL; false when out of memory. */
+static bool dup_opt(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src == NULL || *dst != NULL;
+}
+
+bool pool_copy_addr(struct backend_addr *dst, const struct backend_addr *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->port = src->port;
+	if (dup_opt(&dst->host, src->host) && dup_opt(&dst->dbname, src->dbname) &&
+	    dup_opt(&dst->user, src->user) && dup_opt(&dst->password, src->password) &&
+	    dup_opt(&dst->sslmode, src->sslmode))
+		return true;
+	pool_free_addr(dst);
+	return false;
+}
+
+static bool str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* Whether two addresses reach the same backend as the same login. */
+static bool addr_equal(const struct backend_addr *a, const struct backend_addr *b)
+{
+	return a->port == b->port && str_eq(a->host, b->host) && str_eq(a->dbname, b->dbname) &&
+	       str_eq(a->user, b->user) && str_eq(a->password, b->password) &&
+	       str_eq(a->sslmode, b->sslmode);
+}
+
 static char *dup_nonempty(const char *s)
 {
 	return s && s[0] ? strdup(s) : NULL;
@@ -137,6 +169,34 @@ static struct database *find_any_db(const char *name)
 	return NULL;
 }
 
+static void welcomes_drop_side(struct pool *pool, enum route_side side);
+
+/*
+ * A reload moved one side of a database elsewhere: its idle servers close
+ * now, busy ones when they are released (server_current() fails for them),
+ * and what the old servers reported at login no longer welcomes clients.
+ */
+static void retire_side(struct database *db, enum route_side side)
+{
+	struct list_node *p, *m, *tmp;
+
+	db->addr_gen[side]++;
+	log_info("database %s: its %s is now %s:%d/%s; server connections to the old address are retired",
+		 db->name, route_side_name(side), db->addr[side].host, db->addr[side].port,
+		 db->addr[side].dbname ? db->addr[side].dbname : db->name);
+	list_for_each(p, &db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+
+		welcomes_drop_side(pool, side);
+		list_for_each_safe(m, tmp, &pool->idle_servers) {
+			struct server *s = list_entry(m, struct server, node);
+
+			if (!server_current(s))
+				server_close(s, "its address changed in a reload");
+		}
+	}
+}
+
 bool pool_apply_config(char *errbuf, size_t errlen)
 {
 	const struct config *cfg = rt.cfg;
@@ -213,6 +273,7 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 	for (size_t i = 0; i < cfg->ndbs; i++) {
 		const struct db_config *dc = &cfg->dbs[i];
 		struct database *db = find_any_db(dc->name);
+		bool changed[2] = {false, false};
 
 		if (db == NULL) {
 			db = calloc(1, sizeof(*db));
@@ -227,11 +288,17 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 			db->route = routes[i];
 			list_append(&rt.databases, &db->node);
 		} else {
-			pool_free_addr(&db->addr[SIDE_SOURCE]);
-			pool_free_addr(&db->addr[SIDE_TARGET]);
+			for (int side = 0; side < 2; side++) {
+				if (!addr_equal(&db->addr[side], &addrs[i][side]))
+					changed[side] = true;
+				pool_free_addr(&db->addr[side]);
+			}
 		}
 		db->addr[SIDE_SOURCE] = addrs[i][SIDE_SOURCE];
 		db->addr[SIDE_TARGET] = addrs[i][SIDE_TARGET];
+		for (int side = 0; side < 2; side++)
+			if (changed[side])
+				retire_side(db, (enum route_side)side);
 		db->cfg = dc;
 		db->removed = false;
 		db->pool_size = dc->d.pool_size;
@@ -285,11 +352,28 @@ static void welcome_free(struct pool_welcome *w)
 	free(w);
 }
 
+static void welcomes_drop_side(struct pool *pool, enum route_side side)
+{
+	struct pool_welcome *w, **pp;
+
+	for (pp = &pool->welcomes; (w = *pp) != NULL;) {
+		if (w->side == side) {
+			*pp = w->next;
+			welcome_free(w);
+		} else {
+			pp = &w->next;
+		}
+	}
+}
+
 void pool_remember_welcome(struct pool *pool, const struct server *s)
 {
 	struct pool_welcome *w, **pp;
 	int n = 0;
 
+	/* a server opened before a reload moved its side speaks for the old address */
+	if (!server_current(s))
+		return;
 	/* drop an older entry for the same parameters, and the oldest beyond the bound */
 	for (pp = &pool->welcomes; (w = *pp) != NULL;) {
 		if ((w->side == s->side && w->fp_len == s->fp_len &&
@@ -355,14 +439,19 @@ static struct client *first_waiter_for(struct pool *pool, const struct server *s
 /* Link idle servers to waiting clients; true when it linked one. */
 static bool pool_assign_one(struct pool *pool)
 {
-	struct list_node *n;
+	struct list_node *n, *tmp;
 
-	list_for_each(n, &pool->idle_servers) {
+	list_for_each_safe(n, tmp, &pool->idle_servers) {
 		struct server *s = list_entry(n, struct server, node);
 		struct client *c;
 
 		if (s->side != pool->db->route)
 			continue;
+		if (!server_current(s)) {
+			/* idle again after a reload moved its side (transaction pooling) */
+			server_close(s, "its address changed in a reload");
+			continue;
+		}
 		c = first_waiter_for(pool, s);
 		if (c == NULL)
 			continue;
@@ -391,7 +480,7 @@ static void pool_launch_needed(struct pool *pool)
 
 		list_for_each(m, &pool->new_servers) {
 			s = list_entry(m, struct server, node);
-			if (s->claim_gen != gen && same_fp(s, c) && s->side == pool->db->route) {
+			if (s->claim_gen != gen && same_fp(s, c) && server_current(s)) {
 				s->claim_gen = gen;
 				covered = true;
 				break;

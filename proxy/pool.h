@@ -39,6 +39,14 @@ struct backend_addr {
 	char *sslmode;  /* kept for the TLS work; only disable/allow/prefer work for now */
 };
 
+/* Result classes of the switch counters: a bounded label set for the metrics. */
+enum switch_class {
+	SWITCH_OK,      /* a switch that flipped the route */
+	SWITCH_FAILED,  /* a switch that failed or was aborted before its flip */
+	SWITCH_DRY_RUN, /* a DRY RUN, whatever its outcome */
+	SWITCH_NCLASSES
+};
+
 /* Per-database counters behind SHOW STATS and the metrics. */
 struct db_stats {
 	uint64_t xact_count;    /* transactions completed (ReadyForQuery 'I' after work) */
@@ -47,6 +55,13 @@ struct db_stats {
 	uint64_t bytes_out;     /* bytes sent to clients */
 	uint64_t xact_time_us;  /* summed transaction time */
 	uint64_t query_time_us; /* summed query time */
+	/*
+	 * Switches since start by result class: monotonic counters, kept apart
+	 * from the bounded history of SHOW SWITCHES so that they never go down.
+	 */
+	uint64_t switches[SWITCH_NCLASSES];
+	bool have_last_switch;     /* the phase times below are those of a real switch */
+	int64_t last_switch_ms[4]; /* paused, drain, lag wait, sequence sync of the latest one */
 };
 
 struct database {
@@ -54,6 +69,13 @@ struct database {
 	char *name;                   /* the name clients put in dbname */
 	const struct db_config *cfg;  /* its section in rt.cfg; refreshed on reload */
 	struct backend_addr addr[2];  /* indexed by enum route_side */
+	/*
+	 * Bumped when a reload changes that side's address (host, port, dbname,
+	 * credentials): servers opened with an older generation are retired, idle
+	 * ones at once, busy ones when released, so that no new session or
+	 * transaction lands on the old address (see server_current()).
+	 */
+	unsigned addr_gen[2];
 	enum route_side route;        /* the side new server connections go to */
 	struct list_node pools;       /* struct pool of this database */
 	bool removed;                 /* dropped from the config: refuse new clients */
@@ -117,6 +139,9 @@ bool pool_apply_config(char *errbuf, size_t errlen) __attribute__((warn_unused_r
 bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf,
 			 size_t errlen) __attribute__((warn_unused_result));
 void pool_free_addr(struct backend_addr *a);
+/* A deep copy (a server keeps the address it connected to); false when out of memory. */
+bool pool_copy_addr(struct backend_addr *dst, const struct backend_addr *src)
+	__attribute__((warn_unused_result));
 
 struct database *pool_find_db(const char *name);
 /* The pool of (db, user), created on first use; NULL when out of memory. */

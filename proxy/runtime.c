@@ -33,58 +33,71 @@ void rt_schedule_reap(void)
 		event_active(rt.reaper, EV_TIMEOUT, 0);
 }
 
-/* Load a config plus what it names (userlist, conninfo strings); print errors. */
+/*
+ * Load a config plus what it names (the connection strings, auth_file) and
+ * print every error of all of them, each with its line, in line order: the
+ * file's own errors do not hide those of what it names (--check shows all).
+ */
 struct config *rt_load_config(const char *path, struct userlist **users, bool to_log)
 {
 	struct config_errors errs = {0};
-	struct config *cfg = config_load(path, &errs);
-	char *uerr = NULL;
-	bool ok = cfg != NULL;
+	struct config *cfg = config_load_keep(path, &errs);
+	bool oom = false;
 
+	*users = NULL;
+	if (cfg) {
+		for (size_t i = 0; i < cfg->ndbs; i++) {
+			const struct db_config *db = &cfg->dbs[i];
+			const char *sides[2] = {db->source, db->target};
+			const int lines[2] = {db->source_line, db->target_line};
+
+			for (int k = 0; k < 2; k++) {
+				struct backend_addr a;
+				char e[512];
+
+				if (sides[k] == NULL) /* missing: reported by config_load */
+					continue;
+				if (pool_parse_conninfo(sides[k], &a, e, sizeof(e))) {
+					pool_free_addr(&a);
+					continue;
+				}
+				if (!config_errors_add(&errs, cfg->path, lines[k], "database \"%s\": %s",
+						       db->name, e))
+					oom = true;
+			}
+		}
+		if (cfg->auth_file) {
+			char *uerr = NULL;
+
+			*users = userlist_load(cfg->auth_file, &uerr);
+			if (*users == NULL &&
+			    !config_errors_add(&errs, cfg->path, cfg->auth_file_line, "%s",
+					       uerr ? uerr : "could not load auth_file"))
+				oom = true;
+			free(uerr);
+		}
+		config_errors_sort(&errs, 0);
+	}
 	for (size_t i = 0; i < errs.count; i++) {
 		if (to_log)
 			log_error("%s", errs.items[i].message);
 		else
 			fprintf(stderr, "%s\n", errs.items[i].message);
 	}
-	config_errors_free(&errs);
-	if (cfg) {
-		/* conninfo strings are checked here too, so --check catches them */
-		for (size_t i = 0; i < cfg->ndbs; i++) {
-			const char *sides[2] = {cfg->dbs[i].source, cfg->dbs[i].target};
-
-			for (int k = 0; k < 2; k++) {
-				struct backend_addr a;
-				char e[512];
-
-				if (pool_parse_conninfo(sides[k], &a, e, sizeof(e))) {
-					pool_free_addr(&a);
-					continue;
-				}
-				ok = false;
-				if (to_log)
-					log_error("%s:%d: %s", cfg->path, cfg->dbs[i].line, e);
-				else
-					fprintf(stderr, "%s:%d: %s\n", cfg->path, cfg->dbs[i].line, e);
-			}
-		}
-		*users = userlist_load(cfg->auth_file, &uerr);
-		if (*users == NULL) {
-			ok = false;
-			if (to_log)
-				log_error("%s", uerr ? uerr : "could not load auth_file");
-			else
-				fprintf(stderr, "%s\n", uerr ? uerr : "could not load auth_file");
-			free(uerr);
-		}
+	if (oom) {
+		if (to_log)
+			log_error("%s: out of memory while checking the configuration", path);
+		else
+			fprintf(stderr, "%s: out of memory while checking the configuration\n", path);
 	}
-	if (!ok) {
-		if (cfg && *users)
+	if (cfg == NULL || errs.count > 0 || oom) {
+		if (*users)
 			userlist_free(*users);
 		*users = NULL;
 		config_free(cfg);
-		return NULL;
+		cfg = NULL;
 	}
+	config_errors_free(&errs);
 	return cfg;
 }
 

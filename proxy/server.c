@@ -157,15 +157,18 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 	ps_cache_init(&s->psc);
 	s->pool = pool;
 	s->side = db->route;
-	a = &db->addr[s->side];
+	s->addr_gen = db->addr_gen[s->side];
+	a = &s->addr;
 	s->fingerprint = malloc(fp_len + 1);
 	s->timer = evtimer_new(rt.base, server_timer_cb, s);
 	if (s->fingerprint == NULL || s->timer == NULL || !params_copy(&s->startup, startup) ||
+	    !pool_copy_addr(&s->addr, &db->addr[s->side]) ||
 	    !sock_init(&s->sock, -1, limit, server_read_cb, server_write_cb, server_event_cb, s)) {
 		sock_free(&s->sock);
 		if (s->timer)
 			event_free(s->timer);
 		params_free(&s->startup);
+		pool_free_addr(&s->addr);
 		free(s->fingerprint);
 		free(s);
 		return NULL;
@@ -272,6 +275,7 @@ void server_reap_all(void)
 		params_free(&s->reported);
 		ps_queue_free(&s->psq);
 		ps_cache_free(&s->psc);
+		pool_free_addr(&s->addr);
 		free(s->fingerprint);
 		free(s->internal_rows);
 		free(s->internal_error);
@@ -292,8 +296,7 @@ static bool server_clean(const struct server *s)
 {
 	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0 &&
 	       !s->ps_broken && s->psq.count == 0 &&
-	       sock_in_len(&s->sock) == 0 &&
-	       s->side == s->pool->db->route && !s->pool->db->removed;
+	       sock_in_len(&s->sock) == 0 && server_current(s) && !s->pool->db->removed;
 }
 
 /*
@@ -335,6 +338,7 @@ void server_release(struct server *s)
 		server_resume_reading(s);
 	if (!server_clean(s)) {
 		server_terminate(s, s->side != s->pool->db->route ? "its database switched sides"
+				    : !server_current(s) ? "its address changed in a reload"
 				    : "released in the middle of a transaction or request");
 		return;
 	}
@@ -442,7 +446,7 @@ static void server_error_text(const uint8_t *body, size_t len, char *sqlstate, c
 static void server_credentials(const struct server *s, const char **user, const char **secret)
 {
 	const struct database *db = s->pool->db;
-	const struct backend_addr *a = &db->addr[s->side];
+	const struct backend_addr *a = &s->addr;
 
 	if (a->user) {
 		*user = a->user;
@@ -460,7 +464,7 @@ static void server_credentials(const struct server *s, const char **user, const 
 
 static void server_send_startup(struct server *s)
 {
-	const struct backend_addr *a = &s->pool->db->addr[s->side];
+	const struct backend_addr *a = &s->addr;
 	const char *user, *secret;
 	const char **kv;
 	size_t n = 0;
@@ -731,7 +735,7 @@ static void server_handle_reset(struct server *s)
 			s->pending_syncs = 0;
 			s->xact_start_us = 0;
 			evbuffer_drain(in, len + 1);
-			if (s->txn_status != 'I' || s->side != s->pool->db->route) {
+			if (s->txn_status != 'I' || !server_current(s)) {
 				server_terminate(s, "not reusable after reset");
 				return;
 			}
@@ -1138,7 +1142,7 @@ static void server_event_cb(struct sock *sk, int what, void *arg)
 		snprintf(reason, sizeof(reason), "server closed the connection unexpectedly");
 	}
 	if (s->state == SV_CONNECT || s->state == SV_LOGIN) {
-		const struct backend_addr *a = &s->pool->db->addr[s->side];
+		const struct backend_addr *a = &s->addr;
 
 		server_login_failed(s, "08006", "could not connect to the %s of database \"%s\" (%s:%d): %s",
 				    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
@@ -1221,7 +1225,7 @@ void server_cancel_free_all(void)
 
 void server_send_cancel(struct server *s)
 {
-	const struct backend_addr *a = &s->pool->db->addr[s->side];
+	const struct backend_addr *a = &s->addr;
 	struct cancel_conn *cc = calloc(1, sizeof(*cc));
 	struct pq_buf b;
 	struct timeval tv = {SERVER_CANCEL_TIMEOUT_SEC, 0};

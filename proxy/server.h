@@ -39,6 +39,8 @@ struct server {
 	struct pool *pool;
 	struct client *client;     /* linked client while SV_ACTIVE */
 	enum route_side side;      /* which side of the database it is connected to */
+	unsigned addr_gen;         /* db->addr_gen[side] when opened (see server_current) */
+	struct backend_addr addr;  /* where it connected: a reload may move db->addr since */
 
 	char *fingerprint;         /* startup parameters it was opened with (see params.h) */
 	size_t fp_len;
@@ -84,6 +86,18 @@ struct server {
 	uint32_t sess_gen;         /* that client's settings generation */
 	char label[96];            /* "app/alice@127.0.0.1:5432" for logs */
 };
+
+/*
+ * Whether new work may go to this server: it is on the side its database is
+ * routed to, at the address in force (no reload moved that side since it
+ * was opened).
+ */
+static inline bool server_current(const struct server *s)
+{
+	const struct database *db = s->pool->db;
+
+	return s->side == db->route && s->addr_gen == db->addr_gen[s->side];
+}
 
 /* Open a new server connection for this pool, with these startup parameters. */
 struct server *server_launch(struct pool *pool, const struct params *startup,

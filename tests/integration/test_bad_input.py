@@ -200,7 +200,12 @@ def test_second_ssl_request_refused(bproxy, bystander):
         c.try_send(struct.pack("!II", 8, wire.SSL_REQUEST))
         data = c.raw_response(timeout=10 * SLOW)
         assert c.eof, "connection not closed after a second SSLRequest"
-        assert data[:1] in (b"", b"E"), f"second SSLRequest answered {data[:40]!r}"
+        # an ErrorResponse first, not a silent close
+        assert data[:1] == b"E", f"second SSLRequest answered {data[:40]!r}"
+        (length,) = struct.unpack("!I", data[1:5])
+        fields = wire.parse_error_fields(data[5:1 + length])
+        assert fields.get("C") == "08P01" and fields.get("S") == "FATAL", fields
+        assert fields.get("M"), fields
         assert_logged(bproxy, c.local_port, mark)
     still_serves(bproxy, bystander)
 

@@ -449,3 +449,36 @@ def test_cancel_with_wrong_key_is_ignored(proxy, source):
         msgs = c.read_until_ready(timeout=15)
         errs = wire.errors(msgs)
         assert errs and errs[0].sqlstate == "57014", msgs
+
+
+def test_backend_key_data_is_pgcutover_own(proxy, source):
+    """The client's BackendKeyData is pgcutover's own, not the server's: its
+    process id is not the backend's pg_backend_pid() (nor any backend's of
+    the proxy's pools), and every session gets a key of its own."""
+    conns = [wire.RawConn(port=proxy.port) for _ in range(3)]
+    try:
+        keys, backends = [], []
+        for c in conns:
+            c.login("alice", PASSWORDS["alice"])
+            assert c.key is not None, "no BackendKeyData"
+            keys.append(c.key)
+            backends.append(int(c.scalar("select pg_backend_pid()")))
+        with source.admin_connect() as admin:
+            pids = {r[0] for r in admin.execute(
+                "select pid from pg_stat_activity where usename = 'alice'")}
+        assert set(backends) <= pids, (backends, pids)
+        for (pid, _), backend in zip(keys, backends):
+            assert pid != backend, (pid, backend)
+            assert pid not in pids, f"client key pid {pid} is a real backend's"
+        assert len(set(keys)) == len(keys), keys
+        # the proxy's key still cancels (it is mapped to the server's)
+        c = conns[0]
+        c.send(wire.query_msg("select pg_sleep(30) /* own key */"))
+        with source.admin_connect() as admin:
+            wait_for_activity(admin, "select pg_sleep(30) /* own key */")
+        wire.cancel_request("127.0.0.1", proxy.port, *keys[0])
+        errs = wire.errors(c.read_until_ready(timeout=15))
+        assert errs and errs[0].sqlstate == "57014", errs
+    finally:
+        for c in conns:
+            c.close()

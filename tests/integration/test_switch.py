@@ -17,9 +17,9 @@ import pytest
 
 import wire
 from pgutil import PASSWORDS
-from replication import (replicated_fixtures, SWITCH_COLUMNS, AdminError, Pgbench, admin,
-                         cutover_proxy, route_of, server_port, stuck_clients, switch,
-                         wait_until)
+from replication import (replicated_fixtures, SWITCH_COLUMNS, AdminError, Pgbench, Writer, admin,
+                         admin_connect, admin_query, apply_stalled, cutover_proxy, route_of, server_port, stuck_clients,
+                         switch, wait_until)
 
 DB = "cut_switch"
 
@@ -390,6 +390,30 @@ def samples(text, name):
     return out
 
 
+RESULT_CLASSES = {"ok", "failed", "dry_run"}
+
+
+def switch_counts(text, db=DB):
+    """{result: value} of pgcutover_switches_total for one database."""
+    out = {}
+    for labels, v in samples(text, "pgcutover_switches_total").items():
+        if f'database="{db}"' in labels:
+            out[re.search(r'result="([^"]*)"', labels).group(1)] = int(v)
+    return out
+
+
+def assert_bounded_labels(text):
+    """The result label takes one of a few fixed values (never a number or a
+    message), and no label value of the switch metrics carries digits."""
+    for name in ("pgcutover_switches_total", "pgcutover_last_switch_phase_milliseconds"):
+        for labels in samples(text, name):
+            for key, value in re.findall(r'(\w+)="([^"]*)"', labels):
+                if key == "result":
+                    assert value in RESULT_CLASSES, labels
+                if key != "database":
+                    assert not re.search(r"\d", value), labels
+
+
 def of_db(text, name):
     s = {k: v for k, v in samples(text, name).items() if f'database="{DB}"' in k}
     assert s, f"no {name} sample for {DB}:\n{text}"
@@ -424,6 +448,8 @@ def test_metrics(proxy_factory, rdb):
         assert sum(of_db(before, "pgcutover_bytes_received_total").values()) > 0
         assert sum(of_db(before, "pgcutover_bytes_sent_total").values()) > 0
         switches_before = sum(samples(before, "pgcutover_switches_total").values())
+        # the counters exist from the start, one per result class, at 0
+        assert switch_counts(before) == {"ok": 0, "failed": 0, "dry_run": 0}, before
 
         row = switch(p, rdb)
         assert row["result"] == "ok"
@@ -432,6 +458,8 @@ def test_metrics(proxy_factory, rdb):
         assert re.search(rf"^{name}(\{{|\s)", after, re.M), f"{name} missing after a switch:\n{after}"
     assert list(of_db(after, "pgcutover_route_target").values()) == [1.0]
     assert sum(samples(after, "pgcutover_switches_total").values()) == switches_before + 1
+    assert switch_counts(after) == {"ok": 1, "failed": 0, "dry_run": 0}, after
+    assert_bounded_labels(after)
     phases = of_db(after, "pgcutover_last_switch_phase_milliseconds")
     assert any('phase="lag_wait"' in k or 'phase="lag wait"' in k or "lag" in k for k in phases), phases
     assert all(v >= 0 for v in phases.values())
@@ -440,3 +468,181 @@ def test_metrics(proxy_factory, rdb):
     # SHOW LAG measured the lag before the switch: the gauge had it then.
     assert samples(before, "pgcutover_replication_lag_bytes"), \
         "pgcutover_replication_lag_bytes has no sample after SHOW LAG measured the lag"
+
+
+@pytest.mark.timeout(60)
+def test_show_stats_and_metrics_agree(proxy_factory, rdb):
+    """SHOW STATS and /metrics read the same counters: for the same database
+    they give the same numbers (read while the client is connected and idle)."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction", lag_method="none")
+    pairs = {"total_xact_count": "pgcutover_transactions_total",
+             "total_query_count": "pgcutover_queries_total",
+             "total_received": "pgcutover_bytes_received_total",
+             "total_sent": "pgcutover_bytes_sent_total"}
+    with p.connect(dbname=DB) as c:
+        for i in range(7):
+            c.execute("SELECT %s::int", (i,))          # extended protocol
+        c.execute("BEGIN")
+        c.execute("SELECT 1")
+        c.execute("COMMIT")
+        c.execute("SELECT repeat('x', 100000)")
+        stats = {r["database"]: r for r in admin(p.admin_port, "SHOW STATS")}[DB]
+        text = scrape(p)
+        again = {r["database"]: r for r in admin(p.admin_port, "SHOW STATS")}[DB]
+    assert stats == again, "the counters moved while nothing ran"
+    assert int(stats["total_xact_count"]) >= 9 and int(stats["total_sent"]) > 100000, stats
+    for col, metric in pairs.items():
+        assert int(stats[col]) == sum(of_db(text, metric).values()), (col, metric, stats, text)
+
+
+def proxy_backends(cluster, dbname=DB):
+    """Client backends of `dbname` that are not pgcutover's control user or
+    the suite's superuser: the proxy's pooled server connections."""
+    with cluster.admin_connect() as s:
+        return s.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                         "AND backend_type = 'client backend' "
+                         "AND usename NOT IN ('pgcutover', 'postgres')", (dbname,)).fetchone()[0]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_no_backend_left_on_source_after_switch(proxy_factory, rdb, pool_mode):
+    p = cutover_proxy(proxy_factory, rdb, pool_mode=pool_mode, lag_method="none")
+    clients = [p.connect(dbname=DB) for _ in range(4)]
+    try:
+        for c in clients:
+            assert server_port(c) == rdb.source.port
+        with p.connect(dbname=DB) as gone:      # leaves an idle pooled server behind
+            gone.execute("SELECT 1")
+        assert proxy_backends(rdb.source) >= (5 if pool_mode == "session" else 1)
+        row = switch(p, rdb)
+        assert row["result"] == "ok", row
+        for c in clients:
+            assert server_port(c) == rdb.target.port
+        wait_until(lambda: proxy_backends(rdb.source) == 0, 5,
+                   what="no proxy backend left on the source")
+        assert [r for r in admin(p.admin_port, "SHOW SERVERS")
+                if r["database"] == DB and r["side"] != "target"] == []
+    finally:
+        for c in clients:
+            c.close()
+
+
+@pytest.mark.timeout(60)
+def test_moved_session_gets_parameter_status(proxy_factory, rdb):
+    """The target reports TimeZone differently (a database default set on the
+    target only): a session moved at the switch receives a ParameterStatus
+    with the new value, as PostgreSQL sends when a reported setting changes,
+    without reconnecting."""
+    with rdb.tgt() as t:
+        t.execute(f"ALTER DATABASE {DB} SET TimeZone = 'Asia/Tokyo'")
+    try:
+        p = cutover_proxy(proxy_factory, rdb, pool_mode="session", lag_method="none")
+        with p.connect(dbname=DB) as c:
+            before = c.info.parameter_status("TimeZone")
+            assert before and before != "Asia/Tokyo", before
+            pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
+            row = switch(p, rdb)
+            assert row["result"] == "ok" and ms(row, "sessions_moved") == 1, row
+            assert server_port(c) == rdb.target.port
+            assert c.execute("SELECT pg_backend_pid()").fetchone()[0] != pid
+            assert c.info.parameter_status("TimeZone") == "Asia/Tokyo"
+            assert c.execute("SHOW TimeZone").fetchone()[0] == "Asia/Tokyo"
+        # a raw client sees the message itself, before its next query's answer
+        r = raw_login(p)
+        try:
+            assert r.params.get("TimeZone") == "Asia/Tokyo", r.params
+        finally:
+            r.close()
+    finally:
+        with rdb.tgt() as t:
+            t.execute(f"ALTER DATABASE {DB} RESET TimeZone")
+
+
+@pytest.mark.timeout(60)
+def test_dry_run_measures_and_changes_nothing(proxy_factory, rdb):
+    """DRY RUN reports the lag it measured (a real one: the apply worker is
+    held and WAL written) and the number of sequences to sync, pauses nothing
+    and changes nothing."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session")
+    with p.connect(dbname=DB) as c:
+        for _ in range(3):
+            c.execute("INSERT INTO orders (note) VALUES ('dry run')")
+    with rdb.src() as s:
+        nseq = s.execute("SELECT count(*) FROM pg_sequences").fetchone()[0]
+    assert nseq >= 1
+    w = Writer(p, DB, note="dry-run-writer")
+    w.start()
+    try:
+        wait_until(lambda: len(w.ids) >= 5, 10, what="writer running")
+        with apply_stalled(rdb):
+            with rdb.src() as s:
+                s.execute("SELECT pg_logical_emit_message(false, 'pgcutover-test', "
+                          "repeat('x', 50000))")
+            lag_before = rdb.lag_bytes()
+            target_seqs = rdb.sequence_values("target")
+            row = switch(p, rdb, "DRY RUN")
+            lag_after = rdb.lag_bytes()
+            assert rdb.sequence_values("target") == target_seqs
+        n = len(w.ids)
+        wait_until(lambda: len(w.ids) > n + 5, 10, what="writer going on")
+    finally:
+        w.stop()
+    m = re.fullmatch(r"dry run: ok \(lag (\d+) bytes, (\d+) sequences to sync\)", row["result"])
+    assert m, row
+    lag, sequences = int(m.group(1)), int(m.group(2))
+    assert 50000 <= lag_before <= lag <= lag_after, (lag_before, lag, lag_after)
+    assert sequences == nseq, (sequences, nseq)
+    assert (row["db"], row["from"], row["to"]) == (DB, "source", "target"), row
+    for k in ("paused_ms", "drain_ms", "lag_wait_ms", "sequence_sync_ms", "sequences_synced",
+              "sessions_moved", "sessions_closed"):
+        assert ms(row, k) == 0, (k, row)
+    assert not row["error"], row
+    # nothing paused, flipped or written
+    assert w.max_latency < 1.0, w.max_latency
+    assert w.ports == {rdb.source.port}, w.ports
+    assert route_of(p.admin_port, DB) == ("source", "running")
+    assert not os.path.exists(route_file(p))
+    assert admin(p.admin_port, "SHOW SWITCHES")[-1]["result"] == row["result"]
+
+
+@pytest.mark.timeout(120)
+def test_switch_counters_outlive_the_bounded_history(proxy_factory, rdb):
+    """SHOW SWITCHES keeps the last 256 switches; pgcutover_switches_total
+    counts every one, by result class.  Preflight fails at once here (a slot
+    that does not exist): 260 dry runs, then 2 real switches that fail."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", replication_slot="no_such_slot",
+                      sequence_sync="none")
+    dry_runs = 260
+    with admin_connect(p.admin_port) as a:
+        for _ in range(dry_runs):
+            with pytest.raises(AdminError) as ei:
+                admin_query(a, f"SWITCH {DB} DRY RUN")
+            assert ei.value.sqlstate == "55000", ei.value
+        for _ in range(2):
+            with pytest.raises(AdminError):
+                admin_query(a, f"SWITCH {DB}")
+        history = admin_query(a, "SHOW SWITCHES")
+    assert len(history) == 256, len(history)
+    assert all(r["result"] == "failed" for r in history[-2:]), history[-2:]
+    text = scrape(p)
+    assert switch_counts(text) == {"ok": 0, "failed": 2, "dry_run": dry_runs}, text
+    assert_bounded_labels(text)
+    # phase times are those of the latest real switch, not of a dry run
+    assert set(of_db(text, "pgcutover_last_switch_phase_milliseconds").values()) == {0.0}
+
+
+@pytest.mark.timeout(60)
+def test_marker_lag_with_a_schema_qualified_marker_table(proxy_factory, rdb):
+    """marker_table may be schema-qualified; each part is read as SQL reads an
+    unquoted name (folded to lower case) and quoted in the control queries."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction", lag_method="marker",
+                      marker_table="Public.PgCutover_Marker")
+    with rdb.tgt() as t:
+        before = t.execute("SELECT count(*) FROM public.pgcutover_marker").fetchone()[0]
+    row = switch(p, rdb)
+    assert row["result"] == "ok", row
+    with rdb.tgt() as t:
+        ids = [r[0] for r in t.execute("SELECT id FROM public.pgcutover_marker")]
+    assert len(ids) == before + 1, ids
+    assert any(re.fullmatch(rf"{DB}-[0-9a-f]{{24}}", i) for i in ids), ids

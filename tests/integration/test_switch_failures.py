@@ -13,6 +13,7 @@ cluster, dedicated to that test, stopped with `pg_ctl -m immediate` while
 the switch waits for its lag.
 """
 
+import os
 import re
 import threading
 import time
@@ -259,3 +260,122 @@ def test_target_down_during_lag_wait(proxy_factory, clusters, third_cluster):
         check_sqlstate(out["error"])
     finally:
         db.drop()
+
+
+# -- preflight refusals ----------------------------------------------------------
+
+def lag_wal(db, nbytes):
+    """Write about nbytes of WAL on the source (a non-transactional logical
+    message, which subscribers ignore)."""
+    with db.src() as s:
+        s.execute("SELECT pg_logical_emit_message(false, 'pgcutover-test', repeat('x', %s))",
+                  (nbytes,))
+
+
+def preflight_refusal(proxy_factory, rdb, expect, **section):
+    """A switch refused at preflight: 55000, the phase and `expect` in the
+    message, no pause for a writer running across it, still on the source."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", **section)
+    w = Writer(p, DB, note="refusal-writer")
+    w.start()
+    try:
+        wait_until(lambda: len(w.ids) >= 5, 10, what="writer running")
+        err, took = expect_switch_error(p, rdb)
+        assert err.sqlstate == "55000", err
+        assert err.message.startswith("preflight failed"), err
+        assert re.search(expect, err.message), err
+        assert took < 15, took
+        n = len(w.ids)
+        wait_until(lambda: len(w.ids) > n + 5, 10, what="writer going on")
+    finally:
+        w.stop()
+    assert w.max_latency < 1.0, f"a refused switch paused traffic ({w.max_latency:.2f}s)"
+    assert_on_source_and_running(p, rdb, w)
+    assert not os.path.exists(os.path.join(p.dir, "state", f"{DB}.route"))
+    return p, err
+
+
+@pytest.mark.timeout(60)
+def test_preflight_refuses_a_missing_slot(proxy_factory, rdb):
+    preflight_refusal(proxy_factory, rdb, r"replication slot check: it does not exist",
+                      replication_slot="no_such_slot")
+
+
+@pytest.mark.timeout(60)
+def test_preflight_refuses_an_inactive_slot(proxy_factory, rdb):
+    rdb.set_subscription(False)
+    try:
+        preflight_refusal(proxy_factory, rdb, r"replication slot check: it is not active")
+    finally:
+        rdb.set_subscription(True)
+
+
+@pytest.mark.timeout(60)
+def test_preflight_refuses_lag_above_max_switch_lag(proxy_factory, rdb):
+    with apply_stalled(rdb):
+        lag_wal(rdb, 200_000)
+        assert rdb.lag_bytes() > 100_000
+        _, err = preflight_refusal(proxy_factory, rdb,
+                                   r"replication lag check: lag is \d+ bytes, above "
+                                   r"max_switch_lag \(65536\)", max_switch_lag="64kB")
+    lag = int(re.search(r"lag is (\d+) bytes", err.message).group(1))
+    assert lag > 100_000, err
+
+
+# -- ABORT during the drain ------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_abort_during_drain(proxy_factory, rdb):
+    """A transaction held open keeps the switch in its drain; ABORT ends the
+    switch there (the error names the drain), traffic resumes on the source
+    and the open transaction commits there."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", drain_timeout="30s")
+    w = Writer(p, DB, note="abort-drain-writer")
+    out = {}
+    with p.connect(dbname=DB) as open_tx:
+        open_tx.execute("BEGIN")
+        open_tx.execute("INSERT INTO orders (note) VALUES ('abort-drain-tx-1')")
+        w.start()
+        try:
+            wait_until(lambda: len(w.ids) >= 5, 10, what="writer running")
+            mark = p.log_mark()
+
+            def run():
+                t0 = time.monotonic()
+                try:
+                    out["row"] = switch(p, rdb)
+                except AdminError as e:
+                    out["error"] = e
+                out["took"] = time.monotonic() - t0
+
+            t = threading.Thread(target=run)
+            t.start()
+            assert p.wait_log(rf"switch {DB}: draining \(1 transactions open\)", since=mark,
+                              timeout=10), p.log_since(mark)
+            time.sleep(0.3)
+            assert route_of(p.admin_port, DB)[1] == "switching"
+            assert t.is_alive(), out
+            t_abort = time.monotonic()
+            with admin_connect(p.admin_port) as a:
+                assert admin_query(a, f"ABORT {DB}").status == "ABORT"
+            t.join(10)
+            assert not t.is_alive(), "SWITCH did not return after ABORT"
+            assert time.monotonic() - t_abort < 3, "ABORT took effect late"
+            assert "error" in out, out
+            assert out["error"].message.startswith("drain failed"), out["error"]
+            assert "abort" in out["error"].message.lower(), out["error"]
+            n = len(w.ids)
+            wait_until(lambda: len(w.ids) > n + 5, 10, what="writer going on after the abort")
+            # the open transaction is still there, on the source, and commits
+            open_tx.execute("INSERT INTO orders (note) VALUES ('abort-drain-tx-2')")
+            assert server_port(open_tx) == rdb.source.port
+            open_tx.execute("COMMIT")
+        finally:
+            w.stop()
+    with rdb.src() as s:
+        assert s.execute("SELECT count(*) FROM orders WHERE note LIKE 'abort-drain-tx-%'"
+                         ).fetchone()[0] == 2
+    assert_on_source_and_running(p, rdb, w)
+    last = admin(p.admin_port, "SHOW SWITCHES")[-1]
+    assert last["result"] == "aborted" and last["error"].startswith("drain failed"), last
+    check_sqlstate(out["error"])

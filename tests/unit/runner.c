@@ -17,6 +17,7 @@ static const struct unit_test *const suites[] = {
 	unit_tests_route,
 	unit_tests_admin,
 	unit_tests_session,
+	unit_tests_sqlquote,
 };
 
 int main(int argc, char **argv)

@@ -965,6 +965,55 @@ static void test_userlist_errors(void)
 	fx_done(&fx);
 }
 
+/* config_load_keep: a config with errors comes back for later checks; key lines recorded. */
+static void test_config_load_keep(void)
+{
+	struct fx fx;
+	struct config *keep;
+	const char *path;
+
+	fx_init(&fx);
+	path = fx_write(&fx, "pgcutover.ini",
+			"[pgcutover]\n"                             /* 1 */
+			"auth_file = users.txt\n"                   /* 2 */
+			"bogus = 1\n"                               /* 3 */
+			"[database \"a\"]\n"                        /* 4 */
+			"lag_method = none\n"                       /* 5: lsn needs a slot */
+			"target = host=127.0.0.1 port=2\n"          /* 6 */
+			"source = host=127.0.0.1 port=1\n"          /* 7 */
+			"[database \"b\"]\n"                        /* 8 */
+			"lag_method = none\n"                       /* 9 */
+			"source = host=x\n"                         /* 10 */
+			"target = host=y\n");                       /* 11 */
+	UT_ASSERT(path != NULL);
+	keep = config_load_keep(path, &fx.errs);
+	UT_ASSERT(keep != NULL);
+	UT_EQ_INT(fx.errs.count, 1);
+	UT_ASSERT(fx_has_error(&fx, 3, "bogus"));
+	UT_EQ_INT(keep->auth_file_line, 2);
+	UT_EQ_INT(keep->ndbs, 2);
+	UT_EQ_INT(keep->dbs[0].source_line, 7);
+	UT_EQ_INT(keep->dbs[0].target_line, 6);
+	UT_EQ_INT(keep->dbs[1].source_line, 10);
+	UT_EQ_INT(keep->dbs[1].target_line, 11);
+	/* errors added later are sorted in with the file's own */
+	UT_ASSERT(config_errors_add(&fx.errs, path, 0, "tied to no line"));
+	UT_ASSERT(config_errors_add(&fx.errs, path, 6, "conninfo of a"));
+	UT_ASSERT(config_errors_add(&fx.errs, path, 2, "auth_file"));
+	config_errors_sort(&fx.errs, 0);
+	UT_EQ_INT(fx.errs.count, 4);
+	UT_EQ_INT(fx.errs.items[0].line, 2);
+	UT_EQ_INT(fx.errs.items[1].line, 3);
+	UT_EQ_INT(fx.errs.items[2].line, 6);
+	UT_EQ_INT(fx.errs.items[3].line, 0);
+	config_free(keep);
+	config_errors_free(&fx.errs);
+	/* config_load itself still refuses it */
+	UT_ASSERT(config_load(path, &fx.errs) == NULL);
+	UT_EQ_INT(fx.errs.count, 1);
+	fx_done(&fx);
+}
+
 const struct unit_test unit_tests_config[] = {
 	{"config_product_example", test_config_product_example},
 	{"config_inherit_any_order", test_config_inherit_any_order},
@@ -979,6 +1028,7 @@ const struct unit_test unit_tests_config[] = {
 	{"config_parse_duration", test_config_parse_duration},
 	{"config_parse_size", test_config_parse_size},
 	{"config_is_admin", test_config_is_admin},
+	{"config_load_keep", test_config_load_keep},
 	{"config_dump", test_config_dump},
 	{"config_shipped_example", test_config_shipped_example},
 	{"userlist_parse", test_userlist_parse},

@@ -62,5 +62,6 @@ extern const struct unit_test unit_tests_config[];
 extern const struct unit_test unit_tests_route[];
 extern const struct unit_test unit_tests_admin[];
 extern const struct unit_test unit_tests_session[];
+extern const struct unit_test unit_tests_sqlquote[];
 
 #endif /* PGCUTOVER_UNIT_H */
