@@ -14,6 +14,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/tls.h"
 #include "proxy/userlist.h"
 
 struct runtime rt;
@@ -34,12 +35,15 @@ void rt_schedule_reap(void)
 }
 
 /* Load a config plus what it names (userlist, conninfo strings); print errors. */
-struct config *rt_load_config(const char *path, struct userlist **users, bool to_log)
+struct config *rt_load_config(const char *path, struct userlist **users, struct tls_contexts **tls,
+			      bool to_log)
 {
 	struct config_errors errs = {0};
 	struct config *cfg = config_load(path, &errs);
 	char *uerr = NULL;
 	bool ok = cfg != NULL;
+
+	*tls = NULL;
 
 	for (size_t i = 0; i < errs.count; i++) {
 		if (to_log)
@@ -77,11 +81,26 @@ struct config *rt_load_config(const char *path, struct userlist **users, bool to
 				fprintf(stderr, "%s\n", uerr ? uerr : "could not load auth_file");
 			free(uerr);
 		}
+		/* certificates and keys are read now: a bad one is a config error */
+		if (ok) {
+			char e[512];
+
+			*tls = tls_contexts_build(cfg, e, sizeof(e));
+			if (*tls == NULL) {
+				ok = false;
+				if (to_log)
+					log_error("%s: %s", cfg->path, e);
+				else
+					fprintf(stderr, "%s: %s\n", cfg->path, e);
+			}
+		}
 	}
 	if (!ok) {
 		if (cfg && *users)
 			userlist_free(*users);
 		*users = NULL;
+		tls_contexts_free(*tls);
+		*tls = NULL;
 		config_free(cfg);
 		return NULL;
 	}
@@ -91,7 +110,8 @@ struct config *rt_load_config(const char *path, struct userlist **users, bool to
 bool rt_reload(char *errbuf, size_t errlen)
 {
 	struct userlist *users = NULL;
-	struct config *cfg = rt_load_config(rt.cfg->path, &users, true), *old = rt.cfg;
+	struct tls_contexts *tls = NULL;
+	struct config *cfg = rt_load_config(rt.cfg->path, &users, &tls, true), *old = rt.cfg;
 	char err[512];
 
 	if (cfg == NULL) {
@@ -104,6 +124,7 @@ bool rt_reload(char *errbuf, size_t errlen)
 		rt.cfg = old;
 		config_free(cfg);
 		userlist_free(users);
+		tls_contexts_free(tls);
 		log_error("configuration reload failed: %s: keeping the old configuration", err);
 		snprintf(errbuf, errlen, "configuration reload failed: %s", err);
 		return false;
@@ -116,6 +137,9 @@ bool rt_reload(char *errbuf, size_t errlen)
 		log_error("could not open log_file \"%s\": %s", cfg->log_file, strerror(errno));
 	userlist_free(rt.users);
 	rt.users = users;
+	/* connections keep the context they were made from: new ones get the new certificates */
+	tls_contexts_free(rt.tls);
+	rt.tls = tls;
 	config_free(old);
 	log_info("configuration reloaded from %s", cfg->path);
 	return true;
