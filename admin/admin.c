@@ -347,7 +347,7 @@ static void show_pools(struct client *c)
 static void client_row(struct admin_rs *rs, struct client *cl)
 {
 	char since[32], pid[16];
-	const char *vals[7];
+	const char *vals[8];
 	uint64_t age = (rt_now_us() - cl->connect_time_us) / 1000000u;
 
 	snprintf(since, sizeof(since), "%" PRIu64, age);
@@ -359,17 +359,18 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 	vals[4] = since;
 	vals[5] = cl->server ? pid : NULL;
 	vals[6] = cl->is_admin ? "admin" : "client";
+	vals[7] = sock_tls_version(&cl->sock); /* NULL: plaintext */
 	rs_row(rs, vals);
 }
 
 static void show_clients(struct client *c)
 {
 	static const char *const cols[] = {"user",        "database",    "state", "addr",
-					   "connected_s", "backend_pid", "type"};
+					   "connected_s", "backend_pid", "type",  "tls"};
 	struct admin_rs rs;
 	struct list_node *n, *p, *m;
 
-	rs_begin(&rs, 7, cols);
+	rs_begin(&rs, 8, cols);
 	list_for_each(m, &rt.login_clients)
 		client_row(&rs, list_entry(m, struct client, node));
 	list_for_each(n, &rt.databases) {
@@ -392,12 +393,12 @@ static void show_clients(struct client *c)
 
 static void show_servers(struct client *c)
 {
-	static const char *const cols[] = {"user",  "database",    "side",  "state",
-					   "addr",  "backend_pid", "client"};
+	static const char *const cols[] = {"user",  "database",    "side",   "state",
+					   "addr",  "backend_pid", "client", "tls"};
 	struct admin_rs rs;
 	struct list_node *n, *p, *m;
 
-	rs_begin(&rs, 7, cols);
+	rs_begin(&rs, 8, cols);
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
@@ -411,7 +412,7 @@ static void show_servers(struct client *c)
 					struct server *s = list_entry(m, struct server, node);
 					const struct backend_addr *a = &db->addr[s->side];
 					char addr[300], pid[16];
-					const char *vals[7];
+					const char *vals[8];
 
 					snprintf(addr, sizeof(addr), "%s:%d", a->host, a->port);
 					snprintf(pid, sizeof(pid), "%u", (unsigned)s->be_pid);
@@ -422,6 +423,7 @@ static void show_servers(struct client *c)
 					vals[4] = addr;
 					vals[5] = pid;
 					vals[6] = s->client ? s->client->addr : NULL;
+					vals[7] = sock_tls_version(&s->sock);
 					rs_row(&rs, vals);
 				}
 			}

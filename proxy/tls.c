@@ -122,8 +122,16 @@ static bool tls_load_cert(SSL_CTX *ctx, const char *side, const char *cert, cons
 		return false;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		snprintf(errbuf, errlen, "could not load %s_tls_key_file \"%s\": %s", side, key,
-			 tls_last_error());
+		unsigned long e = ERR_peek_last_error();
+
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+			snprintf(errbuf, errlen,
+				 "%s_tls_key_file \"%s\" does not match %s_tls_cert_file \"%s\"", side,
+				 key, side, cert);
+		else
+			snprintf(errbuf, errlen, "could not load %s_tls_key_file \"%s\": %s", side, key,
+				 tls_last_error());
+		ERR_clear_error();
 		return false;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
