@@ -348,6 +348,11 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 	log_info("client %s%s%s%s%s: closing: %s (%s)", c->addr, c->user ? " " : "",
 		 c->user ? c->user : "", c->dbname ? "@" : "", c->dbname ? c->dbname : "", msg,
 		 sqlstate);
+	if (sock_tls_handshaking(&c->sock)) {
+		/* no channel to say it on yet: plaintext is not what the client expects */
+		client_finish(c);
+		return;
+	}
 
 	pq_buf_init(&b);
 	pq_build_error(&b, "FATAL", sqlstate, msg, NULL, NULL);

@@ -191,6 +191,12 @@ static inline bool sock_is_tls(const struct sock *s)
 	return s->tls != NULL;
 }
 
+/* The TLS handshake started and has not completed (nor failed). */
+static inline bool sock_tls_handshaking(const struct sock *s)
+{
+	return (s->tls_wait & SOCK_TLS_HANDSHAKE) != 0;
+}
+
 /* "TLSv1.3" once TLS is up, else NULL (for SHOW CLIENTS / SERVERS). */
 const char *sock_tls_version(const struct sock *s);
 /* The cipher suite once TLS is up, else NULL (for logs). */

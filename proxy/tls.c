@@ -152,6 +152,7 @@ static SSL_CTX *tls_build_client_side(const struct config *cfg, char *errbuf, si
 	/* as PostgreSQL: no session cache, no tickets (nothing to resume across reloads) */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET | SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_num_tickets(ctx, 0); /* TLS 1.3 would send two after each handshake */
 	SSL_CTX_set_dh_auto(ctx, 1);
 	if (!tls_load_cert(ctx, "client", cfg->client_tls_cert_file, cfg->client_tls_key_file, errbuf,
 			   errlen))

@@ -315,6 +315,21 @@ def test_garbage_instead_of_client_hello(tls_proxy):
     assert psql(tls_proxy.conninfo(sslmode="require"), "select 1").returncode == 0
 
 
+def test_stalled_handshake_closed_at_login_timeout(proxy_factory, pki):
+    """'S', then nothing: client_login_timeout covers the handshake too."""
+    p = proxy_factory.new(settings=client_tls(pki, "require", client_login_timeout="1s"))
+    with wire.RawConn(port=p.port) as c:
+        ssl_request(c.sock)
+        assert c.read_bytes(1) == b"S"
+        t0 = time.monotonic()
+        # closed, and nothing in plaintext after 'S': the FATAL cannot go in clear
+        assert c.raw_response(timeout=10 * SLOW) == b""
+        assert c.eof
+        assert time.monotonic() - t0 < 5 * SLOW
+    r = psql(p.conninfo(sslmode="require"), "select 1")
+    assert r.returncode == 0, r.stderr
+
+
 def test_large_results_over_tls(tls_proxy):
     """Many records each way: COPY out and in, a wide row."""
     with tls_proxy.connect(sslmode="require") as c:
