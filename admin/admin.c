@@ -431,7 +431,7 @@ static void show_pools(struct client *c)
 static void client_row(struct admin_rs *rs, struct client *cl)
 {
 	char since[32], pid[16], nstmts[16];
-	const char *vals[9];
+	const char *vals[10];
 	uint64_t age = (rt_now_us() - cl->connect_time_us) / 1000000u;
 
 	snprintf(since, sizeof(since), "%" PRIu64, age);
@@ -443,16 +443,17 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 	vals[4] = since;
 	vals[5] = cl->server ? pid : NULL;
 	vals[6] = cl->is_admin ? "admin" : "client";
+	vals[7] = sock_tls_version(&cl->sock); /* NULL: plaintext */
 	/* named prepared statements it holds (protocol and SQL level), and whether it could move */
 	snprintf(nstmts, sizeof(nstmts), "%u",
 		 (unsigned)(cl->sess.stmts.count + cl->sess.sql_stmts.count));
-	vals[7] = nstmts;
-	vals[8] = cl->is_admin ? "no" : client_movable(cl);
+	vals[8] = nstmts;
+	vals[9] = cl->is_admin ? "no" : client_movable(cl);
 	rs_row(rs, vals);
 }
 
 static const char *const clients_cols[] = {
-	"user", "database", "state", "addr", "connected_s", "backend_pid", "type",
+	"user", "database", "state", "addr", "connected_s", "backend_pid", "type", "tls",
 	"prepared_statements", "movable",
 };
 
@@ -483,7 +484,7 @@ static void show_clients(struct client *c)
 }
 
 static const char *const servers_cols[] = {
-	"user", "database", "side", "state", "addr", "backend_pid", "client",
+	"user", "database", "side", "state", "addr", "backend_pid", "client", "tls",
 };
 
 static void show_servers(struct client *c)
@@ -505,7 +506,7 @@ static void show_servers(struct client *c)
 					struct server *s = list_entry(m, struct server, node);
 					const struct backend_addr *a = &s->addr;
 					char addr[300], pid[16];
-					const char *vals[7];
+					const char *vals[8];
 
 					snprintf(addr, sizeof(addr), "%s:%d", a->host, a->port);
 					snprintf(pid, sizeof(pid), "%u", (unsigned)s->be_pid);
@@ -516,6 +517,7 @@ static void show_servers(struct client *c)
 					vals[4] = addr;
 					vals[5] = pid;
 					vals[6] = s->client ? s->client->addr : NULL;
+					vals[7] = sock_tls_version(&s->sock);
 					rs_row(&rs, vals);
 				}
 			}

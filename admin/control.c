@@ -1484,3 +1484,35 @@ char *control_conninfo_with_user(const char *base, const char *user, const char 
 	}
 	return s.p;
 }
+
+char *control_conninfo_with_defaults(const char *base, const char *const *defaults)
+{
+	PQconninfoOption *opts = PQconninfoParse(base ? base : "", NULL);
+	struct control_str s = {0};
+
+	if (opts == NULL)
+		return NULL;
+	for (size_t i = 0; defaults[i] != NULL; i += 2) {
+		const char *kw = defaults[i], *v = defaults[i + 1];
+		bool set = false;
+
+		if (v == NULL)
+			continue;
+		for (const PQconninfoOption *o = opts; o->keyword != NULL; o++)
+			if (o->val != NULL && strcmp(o->keyword, kw) == 0)
+				set = true;
+		if (set)
+			continue;
+		control_str_cat(&s, kw);
+		control_str_cat(&s, "=");
+		control_str_quoted(&s, v);
+		control_str_cat(&s, " ");
+	}
+	PQconninfoFree(opts);
+	control_str_cat(&s, base ? base : "");
+	if (s.failed) {
+		free(s.p);
+		return NULL;
+	}
+	return s.p;
+}

@@ -91,4 +91,15 @@ const char *control_conn_label(const struct control_conn *cc);
 char *control_conninfo_with_user(const char *base, const char *user, const char *password)
 	__attribute__((warn_unused_result));
 
+/*
+ * base (a key=value conninfo) with each keyword of 'defaults' (a NULL-ended
+ * list of keyword, value pairs; a NULL value is skipped) that base does not
+ * set itself put in front of it, quoted by libpq's rules: how the control
+ * connections get the server_tls_* settings while a database's own sslmode
+ * or sslrootcert still wins.  Returns a malloc'd string, or NULL when base
+ * does not parse or memory runs out.
+ */
+char *control_conninfo_with_defaults(const char *base, const char *const *defaults)
+	__attribute__((warn_unused_result));
+
 #endif /* PGCUTOVER_CONTROL_H */

@@ -177,17 +177,48 @@ static void history_add(const struct switch_record *rec)
 
 /* ---- control connections ---- */
 
-/* The conninfo of one side, logged in as control_user. */
+/*
+ * The conninfo of one side, logged in as control_user, with the TLS settings
+ * pgcutover's own server connections use (server_tls_*), so that the
+ * preflight and lag queries reach a TLS-only server the same way; what the
+ * conninfo sets itself wins.  The CA file goes only with verify-ca and
+ * verify-full: libpq verifies the chain in require mode too once it has one.
+ */
 static char *control_conninfo(const struct database *db, enum route_side side)
 {
 	const char *base = side == SIDE_SOURCE ? db->cfg->source : db->cfg->target;
 	const char *user = db->cfg->d.control_user;
 	const char *secret = userlist_secret(rt.users, user);
+	const struct config *cfg = rt.cfg;
+	enum tls_sslmode mode = cfg->server_tls_sslmode;
+	const char *defaults[9];
+	char *ci, *out;
+	size_t n = 0;
 
 	/* libpq needs the password itself: a hash in auth_file cannot log in */
 	if (secret && auth_secret_kind(secret) != AUTH_SECRET_PLAIN)
 		secret = NULL;
-	return control_conninfo_with_user(base, user, secret);
+	ci = control_conninfo_with_user(base, user, secret);
+	if (ci == NULL)
+		return NULL;
+	if (db->addr[side].sslmode && !config_parse_sslmode(db->addr[side].sslmode, &mode))
+		mode = cfg->server_tls_sslmode;
+	defaults[n++] = "sslmode";
+	defaults[n++] = config_sslmode_name(cfg->server_tls_sslmode);
+	if (mode >= SSLMODE_VERIFY_CA && cfg->server_tls_ca_file[0]) {
+		defaults[n++] = "sslrootcert";
+		defaults[n++] = cfg->server_tls_ca_file;
+	}
+	if (cfg->server_tls_cert_file[0]) {
+		defaults[n++] = "sslcert";
+		defaults[n++] = cfg->server_tls_cert_file;
+		defaults[n++] = "sslkey";
+		defaults[n++] = cfg->server_tls_key_file;
+	}
+	defaults[n] = NULL;
+	out = control_conninfo_with_defaults(ci, defaults);
+	free(ci);
+	return out;
 }
 
 static bool open_controls(struct cutover *co, char *errbuf, size_t errlen)

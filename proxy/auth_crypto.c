@@ -35,6 +35,13 @@ static const char err_cbind_unsupported[] = "SCRAM channel binding is not suppor
 static const char err_authzid[] = "SCRAM authorization identity is not supported";
 static const char err_mext[] = "SCRAM mandatory extensions are not supported";
 static const char err_cbind_mismatch[] = "SCRAM channel binding check failed";
+static const char err_cbind_type[] = "unsupported SCRAM channel-binding type (expected tls-server-end-point)";
+static const char err_cbind_unselected[] =
+	"malformed SCRAM message (channel binding data sent without selecting SCRAM-SHA-256-PLUS)";
+static const char err_cbind_missing[] =
+	"malformed SCRAM message (SCRAM-SHA-256-PLUS selected but no channel binding data sent)";
+static const char err_cbind_downgrade[] =
+	"SCRAM channel binding negotiation error: the client supports channel binding but thinks the server does not, and this server does";
 static const char err_nonce_mismatch[] = "malformed SCRAM message (nonce mismatch)";
 static const char err_wrong_password[] = "password authentication failed";
 static const char err_order[] = "SCRAM exchange out of order";
@@ -564,9 +571,22 @@ bool auth_scram_server_set_nonce_for_tests(struct auth_scram_server *s, const ch
 	return true;
 }
 
+bool auth_scram_server_set_channel_binding(struct auth_scram_server *s, const uint8_t *data,
+					   size_t len, bool selected)
+{
+	if (s->state != AUTH_SCRAM_SERVER_INIT || len == 0 || len > sizeof(s->cbind_data))
+		return false;
+	memcpy(s->cbind_data, data, len);
+	s->cbind_len = len;
+	s->cbind_offered = true;
+	s->cbind_selected = selected;
+	return true;
+}
+
 char *auth_scram_server_first(struct auth_scram_server *s, const char *msg, size_t len,
 			      const char **err)
 {
+	static const char tsep[] = "p=tls-server-end-point,";
 	struct scram_cursor cur = {msg, msg + len};
 	const char *val, *bare, *cnonce;
 	size_t val_len, cnonce_len, snonce_len, cap;
@@ -586,14 +606,30 @@ char *auth_scram_server_first(struct auth_scram_server *s, const char *msg, size
 
 	/* gs2-header: gs2-cbind-flag "," [authzid] "," */
 	if (scram_at_attr(&cur, 'p')) {
-		set_err(err, err_cbind_unsupported);
-		goto fail;
+		if (!s->cbind_selected) {
+			set_err(err, s->cbind_offered ? err_cbind_unselected : err_cbind_unsupported);
+			goto fail;
+		}
+		if (len < sizeof(tsep) - 1 || memcmp(msg, tsep, sizeof(tsep) - 1) != 0) {
+			set_err(err, err_cbind_type);
+			goto fail;
+		}
+		cur.p = msg + sizeof(tsep) - 1;
+	} else {
+		if (len < 2 || (msg[0] != 'n' && msg[0] != 'y') || msg[1] != ',') {
+			set_err(err, err_malformed);
+			goto fail;
+		}
+		if (s->cbind_selected) {
+			set_err(err, err_cbind_missing);
+			goto fail;
+		}
+		if (msg[0] == 'y' && s->cbind_offered) {
+			set_err(err, err_cbind_downgrade);
+			goto fail;
+		}
+		cur.p = msg + 2;
 	}
-	if (len < 2 || (msg[0] != 'n' && msg[0] != 'y') || msg[1] != ',') {
-		set_err(err, err_malformed);
-		goto fail;
-	}
-	cur.p = msg + 2;
 	if (scram_at_attr(&cur, 'a')) {
 		set_err(err, err_authzid);
 		goto fail;
@@ -603,8 +639,9 @@ char *auth_scram_server_first(struct auth_scram_server *s, const char *msg, size
 		goto fail;
 	}
 	cur.p++;
-	memcpy(s->gs2_header, msg, 3);
-	s->gs2_header[3] = '\0';
+	/* at most sizeof(tsep) + 1 bytes: an authzid was refused above */
+	memcpy(s->gs2_header, msg, (size_t)(cur.p - msg));
+	s->gs2_header[cur.p - msg] = '\0';
 
 	/* client-first-message-bare: [m=...,] n=user,r=nonce[,ext...] */
 	bare = cur.p;
@@ -678,7 +715,9 @@ char *auth_scram_server_final(struct auth_scram_server *s, const char *msg, size
 	struct scram_cursor cur = {msg, msg + len};
 	const char *cbind, *nonce, *proof_b64 = NULL;
 	size_t cbind_len, nonce_len, proof_b64_len = 0, without_proof_len = 0, n, am_len = 0;
-	uint8_t cbind_data[16], proof[AUTH_SCRAM_KEY_LEN], client_sig[AUTH_SCRAM_KEY_LEN];
+	uint8_t cbind_data[sizeof(s->gs2_header) + AUTH_SCRAM_CBIND_MAX];
+	uint8_t proof[AUTH_SCRAM_KEY_LEN], client_sig[AUTH_SCRAM_KEY_LEN];
+	size_t hlen;
 	uint8_t client_key[AUTH_SCRAM_KEY_LEN], check[AUTH_SCRAM_KEY_LEN];
 	uint8_t server_sig[AUTH_SCRAM_KEY_LEN];
 	char sig_b64[AUTH_B64_ENCODED_LEN(AUTH_SCRAM_KEY_LEN) + 1];
@@ -697,13 +736,20 @@ char *auth_scram_server_final(struct auth_scram_server *s, const char *msg, size
 		goto fail;
 	}
 
-	/* c=<b64 gs2 header>: without channel binding it is exactly the first message's header. */
+	/*
+	 * c=<b64 gs2 header + channel binding data>: the first message's header,
+	 * followed with SCRAM-SHA-256-PLUS by the hash of our certificate.
+	 */
 	if (!scram_read_attr(&cur, 'c', &cbind, &cbind_len) ||
 	    !auth_b64_decode(cbind, cbind_len, cbind_data, sizeof(cbind_data), &n)) {
-		set_err(err, err_malformed);
+		set_err(err, s->cbind_selected ? err_cbind_mismatch : err_malformed);
 		goto fail;
 	}
-	if (n != strlen(s->gs2_header) || memcmp(cbind_data, s->gs2_header, n) != 0) {
+	hlen = strlen(s->gs2_header);
+	if (n != hlen + (s->cbind_selected ? s->cbind_len : 0) ||
+	    memcmp(cbind_data, s->gs2_header, hlen) != 0 ||
+	    (s->cbind_selected &&
+	     CRYPTO_memcmp(cbind_data + hlen, s->cbind_data, s->cbind_len) != 0)) {
 		set_err(err, err_cbind_mismatch);
 		goto fail;
 	}

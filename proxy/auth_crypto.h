@@ -164,15 +164,24 @@ enum auth_scram_server_state {
 	AUTH_SCRAM_SERVER_FAILED,      /* any error: the exchange cannot continue */
 };
 
+/* Longest channel binding data (a tls-server-end-point hash: SHA-512). */
+#define AUTH_SCRAM_CBIND_MAX 64
+
 /*
  * Server side: pgcutover authenticating a client (RFC 5802 / RFC 7677,
- * SCRAM-SHA-256 only, no channel binding).  Embed it in the client
- * connection; init, then server_first, server_final, and always free.
+ * SCRAM-SHA-256, and SCRAM-SHA-256-PLUS with tls-server-end-point channel
+ * binding on TLS connections, see auth_scram_server_set_channel_binding()).
+ * Embed it in the client connection; init, then server_first, server_final,
+ * and always free.
  */
 struct auth_scram_server {
 	enum auth_scram_server_state state;  /* which message is legal next */
 	struct auth_scram_secret secret;  /* a copy: the userlist may be reloaded meanwhile */
-	char gs2_header[4];               /* "n,," or "y,,": c= of the final must repeat it */
+	char gs2_header[32];              /* "n,,", "y,," or "p=tls-server-end-point,,": c= repeats it */
+	bool cbind_offered;               /* TLS: PLUS was offered, so a "y" flag is a downgrade */
+	bool cbind_selected;              /* the client chose SCRAM-SHA-256-PLUS: "p=" required */
+	uint8_t cbind_data[AUTH_SCRAM_CBIND_MAX]; /* what c= must carry after the gs2 header */
+	size_t cbind_len;
 	char *client_first_bare;          /* malloc'd; first part of the AuthMessage */
 	size_t client_first_bare_len;
 	char *server_first;               /* malloc'd; middle part of the AuthMessage */
@@ -189,10 +198,23 @@ struct auth_scram_server {
 void auth_scram_server_init(struct auth_scram_server *s, const struct auth_scram_secret *secret);
 
 /*
+ * On a TLS connection, where SCRAM-SHA-256-PLUS was offered: 'data' is the
+ * tls-server-end-point hash of our certificate, and 'selected' says whether
+ * the client chose SCRAM-SHA-256-PLUS.  Call after init, before
+ * server_first.  Selected, the client-first must carry
+ * "p=tls-server-end-point" and the final's c= that header plus 'data'; not
+ * selected, a "y" flag (the client thinks we cannot bind) is refused as a
+ * downgrade, as PostgreSQL does.  False when len is 0 or too long.
+ */
+AUTH_MUST_CHECK bool auth_scram_server_set_channel_binding(struct auth_scram_server *s,
+							   const uint8_t *data, size_t len,
+							   bool selected);
+
+/*
  * Processes the client-first-message (the data of SASLInitialResponse,
  * msg[0..len), not NUL-terminated).  Accepts the gs2 header "n,," or "y,,"
- * (pgcutover never offers SCRAM-SHA-256-PLUS, so "y" is honest), refuses
- * channel binding "p=..." and an authzid, ignores the n= user name (as
+ * ("y" only when no channel binding was offered), "p=tls-server-end-point,,"
+ * only when SCRAM-SHA-256-PLUS was selected, refuses an authzid, ignores the n= user name (as
  * PostgreSQL does: the startup packet's user counts), requires r=, refuses a
  * mandatory extension m= and ignores optional trailing extensions.
  * Returns the malloc'd server-first-message "r=<nonce>,s=<salt>,i=<iter>",

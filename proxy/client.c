@@ -2,7 +2,8 @@
  * client.c - client connections.
  *
  * A client arrives in CL_LOGIN: pgcutover reads its startup packet (answering
- * SSLRequest and GSSENCRequest with 'N', forwarding CancelRequest), checks the
+ * SSLRequest with 'S' and a TLS handshake when client_tls_sslmode allows it,
+ * else 'N', GSSENCRequest with 'N', forwarding CancelRequest), checks the
  * database and the limits, and authenticates it against auth_file.  It then
  * waits for a server (CL_WAIT_LOGIN); the first server linked to it provides
  * the ParameterStatus values of the welcome.  From then on the client is
@@ -37,6 +38,7 @@
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/track.h"
+#include "proxy/tls.h"
 #include "proxy/userlist.h"
 
 /* Authentication messages are small; anything larger is an attack or a bug. */
@@ -214,6 +216,7 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 	session_init(&c->sess);
 	format_addr(sa, c->addr, sizeof(c->addr));
 	c->is_admin = is_admin;
+	c->is_unix = sa->sa_family == AF_UNIX;
 	c->connect_time_us = rt_now_us();
 	c->timer = evtimer_new(rt.base, client_timer_cb, c);
 	/* input is bounded: reading stops when it holds this much unforwarded */
@@ -346,6 +349,11 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 	log_info("client %s%s%s%s%s: closing: %s (%s)", c->addr, c->user ? " " : "",
 		 c->user ? c->user : "", c->dbname ? "@" : "", c->dbname ? c->dbname : "", msg,
 		 sqlstate);
+	if (sock_tls_handshaking(&c->sock)) {
+		/* no channel to say it on yet: plaintext is not what the client expects */
+		client_finish(c);
+		return;
+	}
 
 	pq_buf_init(&b);
 	pq_build_error(&b, "FATAL", sqlstate, msg, NULL, NULL);
@@ -437,6 +445,16 @@ static void client_event_cb(struct sock *sk, int what, void *arg)
 {
 	struct client *c = arg;
 
+	if (what & SOCK_TLS_READY) {
+		log_debug("client %s: TLS established (%s, %s)", c->addr, sock_tls_version(sk),
+			  sock_tls_cipher(sk));
+		return; /* the startup packet comes next, through read events */
+	}
+	if ((what & SOCK_ERROR) && c->state == CL_LOGIN && sock_tls_error(sk)) {
+		log_info("client %s: TLS handshake or read failed: %s", c->addr, sock_tls_error(sk));
+		client_close(c, "TLS failure");
+		return;
+	}
 	if ((what & SOCK_EOF) && c->state == CL_LOGIN &&
 	    sock_in_len(&c->sock) > 0) {
 		/* as PostgreSQL logs it: a client that gave up in the middle of a packet */
@@ -446,7 +464,7 @@ static void client_event_cb(struct sock *sk, int what, void *arg)
 	} else if (what & SOCK_EOF)
 		client_close(c, "client closed the connection");
 	else if (what & SOCK_ERROR)
-		client_close(c, strerror(sock_errno(sk)));
+		client_close(c, sock_error_text(sk));
 }
 
 static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -487,6 +505,37 @@ static void client_refuse_encryption(struct client *c)
 {
 	if (!client_send(c, "N", 1))
 		client_close(c, "could not send");
+}
+
+/* Whether an SSLRequest from this client gets 'S' (never on the unix socket, as PostgreSQL). */
+static bool client_tls_offered(const struct client *c)
+{
+	return !c->is_unix && rt.cfg->client_tls_sslmode != SSLMODE_DISABLE &&
+	       tls_client_ctx(rt.tls) != NULL;
+}
+
+/*
+ * Answer SSLRequest with 'S' and start the handshake.  The 'S' goes out in
+ * plaintext and is flushed first; any byte the client sent after its
+ * SSLRequest arrived before the handshake and would otherwise be taken for
+ * part of the encrypted session (CVE-2021-23214), so it is refused.
+ */
+static void client_start_tls(struct client *c)
+{
+	if (sock_in_len(&c->sock) > 0) {
+		client_disconnect(c, "08P01",
+				  "received unencrypted data after SSL request: this could be either a client-software bug or evidence of an attempted man-in-the-middle attack");
+		return;
+	}
+	if (!client_send(c, "S", 1)) {
+		client_close(c, "could not send");
+		return;
+	}
+	sock_flush_now(&c->sock);
+	if (sock_out_len(&c->sock) > 0 || !sock_start_tls_accept(&c->sock, tls_client_ctx(rt.tls))) {
+		log_warning("client %s: could not start TLS", c->addr);
+		client_close(c, "could not start TLS");
+	}
 }
 
 static void client_authenticated(struct client *c);
@@ -631,6 +680,10 @@ static void client_handle_startup(struct client *c)
 			}
 			*done = true;
 			evbuffer_drain(in, len);
+			if (su.code == PQ_SSL_REQUEST_CODE && client_tls_offered(c)) {
+				client_start_tls(c);
+				return; /* the handshake runs; then the startup packet */
+			}
 			client_refuse_encryption(c);
 			continue;
 		}
@@ -644,6 +697,13 @@ static void client_handle_startup(struct client *c)
 		if (!client_take_startup(c, &su))
 			return;
 		evbuffer_drain(in, len);
+		if (!sock_is_tls(&c->sock) && !c->is_unix &&
+		    rt.cfg->client_tls_sslmode >= SSLMODE_REQUIRE) {
+			client_disconnect(c, "28000",
+					  "TLS is required: client_tls_sslmode is %s, so plaintext connections are refused",
+					  config_sslmode_name(rt.cfg->client_tls_sslmode));
+			return;
+		}
 		if (!client_admit(c))
 			return;
 		log_debug("client %s: login as %s to %s", c->addr, c->user, c->dbname);
@@ -681,6 +741,8 @@ static void client_start_scram(struct client *c, const char *secret)
 {
 	struct auth_scram_secret sec;
 	static const char *const mechs[] = {"SCRAM-SHA-256", NULL};
+	/* on TLS, channel binding first, as PostgreSQL lists them */
+	static const char *const mechs_plus[] = {"SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", NULL};
 	struct pq_buf b;
 	bool ok = false;
 
@@ -709,8 +771,13 @@ static void client_start_scram(struct client *c, const char *secret)
 	}
 	auth_scram_server_init(&c->scram, &sec);
 	c->scram_active = true;
+	c->scram_plus = false;
+	if (sock_is_tls(&c->sock)) {
+		c->cbind_len = 0;
+		c->scram_plus = tls_server_end_point(c->sock.tls, c->cbind, &c->cbind_len);
+	}
 	pq_buf_init(&b);
-	pq_build_auth_sasl(&b, mechs);
+	pq_build_auth_sasl(&b, c->scram_plus ? mechs_plus : mechs);
 	if (!client_send_buf(c, &b)) {
 		client_close(c, "could not send");
 		return;
@@ -718,11 +785,58 @@ static void client_start_scram(struct client *c, const char *secret)
 	c->auth_step = AUTH_STEP_SCRAM_FIRST;
 }
 
+/*
+ * client_tls_sslmode verify-ca / verify-full: the handshake verified the
+ * certificate's chain; verify-full also wants its CN to be the user name, as
+ * PostgreSQL's clientcert=verify-full.  The password (auth_type) is asked
+ * for as well: the certificate is an additional check, except with
+ * auth_type = trust, where it is the only one.  False when disconnected.
+ */
+static bool client_check_certificate(struct client *c)
+{
+	enum tls_sslmode mode = rt.cfg->client_tls_sslmode;
+	char cn[256];
+
+	if (mode < SSLMODE_VERIFY_CA || c->is_unix)
+		return true;
+	/* a reload may have raised the mode after this client's handshake */
+	if (!sock_is_tls(&c->sock) || !sock_tls_peer_verified(&c->sock)) {
+		client_disconnect(c, "28000",
+				  "connection requires a valid client certificate (client_tls_sslmode is %s)",
+				  config_sslmode_name(mode));
+		return false;
+	}
+	if (mode == SSLMODE_VERIFY_FULL) {
+		if (!tls_peer_common_name(c->sock.tls, cn, sizeof(cn))) {
+			client_disconnect(c, "28000",
+					  "certificate authentication failed for user \"%s\": the client certificate has no usable common name",
+					  c->user);
+			return false;
+		}
+		if (strcmp(cn, c->user) != 0) {
+			client_disconnect(c, "28000",
+					  "certificate authentication failed for user \"%s\": the client certificate is for \"%s\"",
+					  c->user, cn);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void client_start_auth(struct client *c)
 {
 	const char *secret = userlist_secret(rt.users, c->user);
 	enum auth_type type = rt.cfg->auth_type;
 
+	if (!client_check_certificate(c))
+		return;
+	if (type == AUTH_TRUST && c->is_admin) {
+		/*
+		 * The admin console (TCP only) always checks a password from
+		 * auth_file, whatever auth_type says: SCRAM, or md5 for an md5 secret.
+		 */
+		type = secret && auth_secret_kind(secret) == AUTH_SECRET_MD5 ? AUTH_MD5 : AUTH_SCRAM;
+	}
 	if (type == AUTH_TRUST) {
 		client_authenticated(c);
 		return;
@@ -801,9 +915,22 @@ static void client_handle_auth_msg(struct client *c)
 			client_disconnect(c, "08P01", "malformed SASLInitialResponse message");
 			return;
 		}
-		if (strcmp(mech, "SCRAM-SHA-256") != 0) {
+		if (c->scram_plus && strcmp(mech, "SCRAM-SHA-256-PLUS") == 0) {
+			/* tls-server-end-point: the client-first must bind to our certificate */
+			if (!auth_scram_server_set_channel_binding(&c->scram, c->cbind, c->cbind_len,
+								   true)) {
+				client_disconnect(c, "XX000", "could not set up SCRAM channel binding");
+				return;
+			}
+		} else if (strcmp(mech, "SCRAM-SHA-256") != 0) {
 			client_disconnect(c, "28000",
 					  "client selected an invalid SASL authentication mechanism");
+			return;
+		} else if (c->scram_plus &&
+			   !auth_scram_server_set_channel_binding(&c->scram, c->cbind, c->cbind_len,
+								  false)) {
+			/* offered but not chosen: a "y" flag is then a downgrade */
+			client_disconnect(c, "XX000", "could not set up SCRAM channel binding");
 			return;
 		}
 		data = pq_get_bytes(&cur, (size_t)dlen);

@@ -80,11 +80,15 @@ struct client {
 	struct server *server;     /* linked server while CL_ACTIVE */
 
 	enum client_auth_step auth_step;
-	bool ssl_done;             /* answered an SSLRequest already: a second one is refused */
+	bool ssl_done;             /* answered an SSLRequest already: a second one is refused
+				    * (inside TLS too); sock.tls is set when we answered 'S' */
 	bool gss_done;             /* answered a GSSENCRequest already */
 	uint8_t md5_salt[4];
 	struct auth_scram_server scram; /* SCRAM exchange state while authenticating */
 	bool scram_active;         /* 'scram' holds memory to free */
+	bool scram_plus;           /* SCRAM-SHA-256-PLUS offered: TLS, and cbind holds its data */
+	uint8_t cbind[64];         /* tls-server-end-point hash of our certificate (TLS_END_POINT_MAX) */
+	size_t cbind_len;
 
 	uint32_t cancel_pid;       /* BackendKeyData we gave the client */
 	uint32_t cancel_key;
@@ -94,6 +98,7 @@ struct client {
 	uint64_t connect_time_us;
 	bool read_paused;          /* reading stopped because the server's output is full */
 	bool is_admin;             /* came in on the admin listener */
+	bool is_unix;              /* came in on the unix socket: TLS is neither offered nor required */
 	bool held;                 /* has a new transaction waiting while its database is paused */
 	void *admin;               /* admin console session state (admin.c), NULL otherwise */
 	enum client_move move;     /* outcome of the last session state check */

@@ -213,6 +213,83 @@ const char *config_lag_method_name(enum lag_method m)
 	return "unknown";
 }
 
+const char *config_sslmode_name(enum tls_sslmode m)
+{
+	switch (m) {
+	case SSLMODE_DISABLE:
+		return "disable";
+	case SSLMODE_ALLOW:
+		return "allow";
+	case SSLMODE_PREFER:
+		return "prefer";
+	case SSLMODE_REQUIRE:
+		return "require";
+	case SSLMODE_VERIFY_CA:
+		return "verify-ca";
+	case SSLMODE_VERIFY_FULL:
+		return "verify-full";
+	}
+	return "unknown";
+}
+
+bool config_parse_sslmode(const char *s, enum tls_sslmode *out)
+{
+	for (int m = SSLMODE_DISABLE; m <= SSLMODE_VERIFY_FULL; m++) {
+		if (strcasecmp(s, config_sslmode_name((enum tls_sslmode)m)) == 0) {
+			*out = (enum tls_sslmode)m;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The protocol words and what each stands for. */
+static const struct {
+	const char *name;
+	unsigned mask;
+} tls_protocol_words[] = {
+	{"secure", CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
+	{"default", CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
+	{"all", CONFIG_TLS_V1_0 | CONFIG_TLS_V1_1 | CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
+	{"legacy", CONFIG_TLS_V1_0 | CONFIG_TLS_V1_1 | CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
+	{"tlsv1", CONFIG_TLS_V1_0},
+	{"tlsv1.0", CONFIG_TLS_V1_0},
+	{"tlsv1.1", CONFIG_TLS_V1_1},
+	{"tlsv1.2", CONFIG_TLS_V1_2},
+	{"tlsv1.3", CONFIG_TLS_V1_3},
+};
+
+bool config_parse_tls_protocols(const char *s, unsigned *mask)
+{
+	unsigned m = 0;
+
+	for (;;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		size_t i, n = sizeof(tls_protocol_words) / sizeof(tls_protocol_words[0]);
+
+		while (len > 0 && isspace((unsigned char)*s)) {
+			s++;
+			len--;
+		}
+		while (len > 0 && isspace((unsigned char)s[len - 1]))
+			len--;
+		for (i = 0; i < n; i++) {
+			if (strlen(tls_protocol_words[i].name) == len &&
+			    strncasecmp(s, tls_protocol_words[i].name, len) == 0)
+				break;
+		}
+		if (i == n)
+			return false;
+		m |= tls_protocol_words[i].mask;
+		if (comma == NULL)
+			break;
+		s = comma + 1;
+	}
+	*mask = m;
+	return m != 0;
+}
+
 /* ---------------------------------------------------------------------- */
 /* The keys                                                               */
 /* ---------------------------------------------------------------------- */
@@ -234,6 +311,8 @@ enum key_type {
 	KT_POOL_MODE,  /* enum pool_mode */
 	KT_AUTH_TYPE,  /* enum auth_type */
 	KT_LAG_METHOD, /* enum lag_method */
+	KT_SSLMODE,    /* enum tls_sslmode; max = the highest mode allowed, min 1 = no allow */
+	KT_TLS_PROTOCOLS, /* char *; normalised comma list of tlsv1.x */
 };
 
 /* Where a key may appear. */
@@ -295,6 +374,22 @@ static const struct config_key config_keys[] = {
 	 CONFIG_GB},
 	{"max_prepared_statements", KT_INT, SCOPE_MAIN, CFG(max_prepared_statements), NO_OFFSET,
 	 NO_OFFSET, 0, 100000},
+	{"client_tls_sslmode", KT_SSLMODE, SCOPE_MAIN, CFG(client_tls_sslmode), NO_OFFSET, NO_OFFSET, 0,
+	 SSLMODE_VERIFY_FULL},
+	{"client_tls_cert_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_cert_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"client_tls_key_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_key_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"client_tls_ca_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_ca_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"client_tls_protocols", KT_TLS_PROTOCOLS, SCOPE_MAIN, CFG(client_tls_protocols), NO_OFFSET,
+	 NO_OFFSET, 0, 0},
+	{"client_tls_ciphers", KT_STRING, SCOPE_MAIN, CFG(client_tls_ciphers), NO_OFFSET, NO_OFFSET, 1, 0},
+	{"server_tls_sslmode", KT_SSLMODE, SCOPE_MAIN, CFG(server_tls_sslmode), NO_OFFSET, NO_OFFSET, 1,
+	 SSLMODE_VERIFY_FULL},
+	{"server_tls_ca_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_ca_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"server_tls_cert_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_cert_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"server_tls_key_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_key_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"server_tls_protocols", KT_TLS_PROTOCOLS, SCOPE_MAIN, CFG(server_tls_protocols), NO_OFFSET,
+	 NO_OFFSET, 0, 0},
+	{"server_tls_ciphers", KT_STRING, SCOPE_MAIN, CFG(server_tls_ciphers), NO_OFFSET, NO_OFFSET, 1, 0},
 
 	{"control_user", KT_STRING, SCOPE_BOTH, CFG_DEF(control_user), DB_DEF(control_user),
 	 CFG_DEF(control_user), 1, 0},
@@ -1015,6 +1110,39 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 			return false;
 		}
 		return true;
+	case KT_SSLMODE: {
+		enum tls_sslmode m;
+
+		if (!config_parse_sslmode(value, &m) || (k->min > 0 && m == SSLMODE_ALLOW)) {
+			bad_value(ld, k, value,
+				  k->min > 0 ? "expected disable, prefer, require, verify-ca or verify-full"
+					     : "expected disable, allow, prefer, require, verify-ca or verify-full");
+			return false;
+		}
+		*(enum tls_sslmode *)field = m;
+		return true;
+	}
+	case KT_TLS_PROTOCOLS: {
+		unsigned mask;
+		char buf[64] = "";
+
+		if (!config_parse_tls_protocols(value, &mask)) {
+			bad_value(ld, k, value,
+				  "expected secure, all, or a comma list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3");
+			return false;
+		}
+		for (size_t i = 0; i < 4; i++) {
+			static const char *const names[4] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
+
+			if (mask & (1u << i)) {
+				if (buf[0])
+					strcat(buf, ",");
+				strcat(buf, names[i]);
+			}
+		}
+		set_string(field, ld_strdup(ld, buf));
+		return true;
+	}
 	case KT_INT:
 	case KT_PORT:
 	case KT_INT64: {
@@ -1205,16 +1333,71 @@ static int main_line_of(const struct loader *ld, const char *key)
 	return ld->main_line;
 }
 
+/* A TLS file that is set must be readable: --check says so, naming its line. */
+static void check_tls_file(struct loader *ld, const char *key, const char *path)
+{
+	FILE *f;
+
+	if (path == NULL || path[0] == '\0')
+		return;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		ld_error(ld, main_line_of(ld, key), "could not read %s \"%s\": %s", key, path,
+			 strerror(errno));
+		return;
+	}
+	fclose(f);
+}
+
+static bool is_set(const char *s)
+{
+	return s != NULL && s[0] != '\0';
+}
+
+/* The TLS keys that only make sense together. */
+static void check_tls(struct loader *ld)
+{
+	const struct config *cfg = ld->cfg;
+
+	if (cfg->client_tls_sslmode != SSLMODE_DISABLE &&
+	    (!is_set(cfg->client_tls_cert_file) || !is_set(cfg->client_tls_key_file)))
+		ld_error(ld, main_line_of(ld, "client_tls_sslmode"),
+			 "client_tls_sslmode %s needs client_tls_cert_file and client_tls_key_file",
+			 config_sslmode_name(cfg->client_tls_sslmode));
+	if (cfg->client_tls_sslmode >= SSLMODE_VERIFY_CA && !is_set(cfg->client_tls_ca_file))
+		ld_error(ld, main_line_of(ld, "client_tls_sslmode"),
+			 "client_tls_sslmode %s needs client_tls_ca_file to verify client certificates",
+			 config_sslmode_name(cfg->client_tls_sslmode));
+	if (is_set(cfg->client_tls_cert_file) != is_set(cfg->client_tls_key_file))
+		ld_error(ld, main_line_of(ld, is_set(cfg->client_tls_cert_file) ? "client_tls_cert_file"
+									 : "client_tls_key_file"),
+			 "client_tls_cert_file and client_tls_key_file must be set together");
+	if (is_set(cfg->server_tls_cert_file) != is_set(cfg->server_tls_key_file))
+		ld_error(ld, main_line_of(ld, is_set(cfg->server_tls_cert_file) ? "server_tls_cert_file"
+									 : "server_tls_key_file"),
+			 "server_tls_cert_file and server_tls_key_file must be set together");
+	check_tls_file(ld, "client_tls_cert_file", cfg->client_tls_cert_file);
+	check_tls_file(ld, "client_tls_key_file", cfg->client_tls_key_file);
+	check_tls_file(ld, "client_tls_ca_file", cfg->client_tls_ca_file);
+	check_tls_file(ld, "server_tls_ca_file", cfg->server_tls_ca_file);
+	check_tls_file(ld, "server_tls_cert_file", cfg->server_tls_cert_file);
+	check_tls_file(ld, "server_tls_key_file", cfg->server_tls_key_file);
+}
+
 /* Inheritance, path resolution and the checks that involve several keys. */
 static void ld_finish(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	char **paths[] = {&cfg->auth_file, &cfg->state_dir, &cfg->log_file, &cfg->unix_socket_dir};
+	char **paths[] = {&cfg->auth_file,	    &cfg->state_dir,	    &cfg->log_file,
+			  &cfg->unix_socket_dir,    &cfg->client_tls_cert_file, &cfg->client_tls_key_file,
+			  &cfg->client_tls_ca_file, &cfg->server_tls_ca_file,   &cfg->server_tls_cert_file,
+			  &cfg->server_tls_key_file};
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
 		if (*paths[i] != NULL)
 			set_string(paths[i], resolve_path(ld, cfg->dir, *paths[i]));
 	}
+	check_tls(ld);
 	cfg->defaults.pool_size = cfg->default_pool_size;
 	cfg->defaults.pool_mode = cfg->pool_mode;
 	cfg->auth_file_line = main_line_of(ld, "auth_file");
@@ -1306,6 +1489,18 @@ static struct config *config_new(void)
 	cfg->max_packet_size = CONFIG_GB - 1; /* PostgreSQL's MaxAllocSize */
 	cfg->conn_buffer_size = 256 * CONFIG_KB;
 	cfg->max_prepared_statements = 200;
+	cfg->client_tls_sslmode = SSLMODE_DISABLE;
+	cfg->client_tls_cert_file = strdup("");
+	cfg->client_tls_key_file = strdup("");
+	cfg->client_tls_ca_file = strdup("");
+	cfg->client_tls_protocols = strdup("tlsv1.2,tlsv1.3");
+	cfg->client_tls_ciphers = strdup(CONFIG_TLS_DEFAULT_CIPHERS);
+	cfg->server_tls_sslmode = SSLMODE_PREFER;
+	cfg->server_tls_ca_file = strdup("");
+	cfg->server_tls_cert_file = strdup("");
+	cfg->server_tls_key_file = strdup("");
+	cfg->server_tls_protocols = strdup("tlsv1.2,tlsv1.3");
+	cfg->server_tls_ciphers = strdup(CONFIG_TLS_DEFAULT_CIPHERS);
 
 	cfg->defaults.control_user = strdup("pgcutover");
 	cfg->defaults.drain_timeout_ms = 10 * 1000;
@@ -1321,7 +1516,10 @@ static struct config *config_new(void)
 	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->admin_addr || !cfg->admin_users ||
 	    !cfg->auth_file || !cfg->state_dir || !cfg->metrics_addr || !cfg->log_file ||
 	    !cfg->defaults.control_user || !cfg->defaults.sequence_sync ||
-	    !cfg->defaults.marker_table) {
+	    !cfg->defaults.marker_table || !cfg->client_tls_cert_file || !cfg->client_tls_key_file ||
+	    !cfg->client_tls_ca_file || !cfg->client_tls_protocols || !cfg->client_tls_ciphers ||
+	    !cfg->server_tls_ca_file || !cfg->server_tls_cert_file || !cfg->server_tls_key_file ||
+	    !cfg->server_tls_protocols || !cfg->server_tls_ciphers) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -1453,6 +1651,16 @@ void config_free(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->metrics_addr);
 	free(cfg->log_file);
+	free(cfg->client_tls_cert_file);
+	free(cfg->client_tls_key_file);
+	free(cfg->client_tls_ca_file);
+	free(cfg->client_tls_protocols);
+	free(cfg->client_tls_ciphers);
+	free(cfg->server_tls_ca_file);
+	free(cfg->server_tls_cert_file);
+	free(cfg->server_tls_key_file);
+	free(cfg->server_tls_protocols);
+	free(cfg->server_tls_ciphers);
 	db_defaults_free(&cfg->defaults);
 	free(cfg);
 }
@@ -1521,6 +1729,9 @@ void config_dump(const struct config *cfg,
 			break;
 		case KT_LAG_METHOD:
 			value = config_lag_method_name(*(const enum lag_method *)field);
+			break;
+		case KT_SSLMODE:
+			value = config_sslmode_name(*(const enum tls_sslmode *)field);
 			break;
 		default:
 			value = *(char *const *)field;

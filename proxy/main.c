@@ -23,6 +23,7 @@
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/sock.h"
+#include "proxy/tls.h"
 #include "proxy/userlist.h"
 #include "proxy/version.h"
 
@@ -169,12 +170,13 @@ int main(int argc, char **argv)
 	}
 	log_level_current = (enum log_level)level;
 
-	rt.cfg = rt_load_config(argv[optind], &rt.users, false);
+	rt.cfg = rt_load_config(argv[optind], &rt.users, &rt.tls, false);
 	if (check) {
 		if (rt.cfg == NULL)
 			return EXIT_FAILURE;
 		printf("configuration file %s is valid\n", rt.cfg->path);
 		userlist_free(rt.users);
+		tls_contexts_free(rt.tls);
 		config_free(rt.cfg);
 		return EXIT_SUCCESS;
 	}
@@ -241,6 +243,7 @@ out:
 		evdns_base_free(rt.dns, 1);
 	event_base_free(rt.base);
 	userlist_free(rt.users);
+	tls_contexts_free(rt.tls);
 	config_free(rt.cfg);
 	log_close();
 	return rc;

@@ -128,12 +128,15 @@ bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *e
 		}
 		out->port = (int)p;
 	}
-	if (out->sslmode && strcmp(out->sslmode, "disable") != 0 &&
-	    strcmp(out->sslmode, "allow") != 0 && strcmp(out->sslmode, "prefer") != 0) {
-		snprintf(errbuf, errlen,
-			 "connection string \"%s\": sslmode \"%s\" needs TLS to the server, which this version does not support yet",
-			 conninfo, out->sslmode);
-		ok = false;
+	if (out->sslmode) {
+		enum tls_sslmode m;
+
+		if (!config_parse_sslmode(out->sslmode, &m)) {
+			snprintf(errbuf, errlen,
+				 "connection string \"%s\": invalid sslmode \"%s\" (expected disable, allow, prefer, require, verify-ca or verify-full)",
+				 conninfo, out->sslmode);
+			ok = false;
+		}
 	}
 	PQconninfoFree(opts);
 	if (!ok)

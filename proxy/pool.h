@@ -36,7 +36,7 @@ struct backend_addr {
 	char *dbname;   /* database name on that server */
 	char *user;     /* optional: log in as this user instead of the client's */
 	char *password; /* optional: with this password */
-	char *sslmode;  /* kept for the TLS work; only disable/allow/prefer work for now */
+	char *sslmode;  /* optional: overrides server_tls_sslmode for this side (checked by the parser) */
 };
 
 /* Result classes of the switch counters: a bounded label set for the metrics. */

@@ -14,6 +14,7 @@
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
+#include "proxy/tls.h"
 #include "proxy/userlist.h"
 
 struct runtime rt;
@@ -34,17 +35,20 @@ void rt_schedule_reap(void)
 }
 
 /*
- * Load a config plus what it names (the connection strings, auth_file) and
- * print every error of all of them, each with its line, in line order: the
- * file's own errors do not hide those of what it names (--check shows all).
+ * Load a config plus what it names (the connection strings, auth_file, TLS
+ * certificates and keys) and print every error of all of them, each with its
+ * line, in line order: the file's own errors do not hide those of what it
+ * names (--check shows all).
  */
-struct config *rt_load_config(const char *path, struct userlist **users, bool to_log)
+struct config *rt_load_config(const char *path, struct userlist **users, struct tls_contexts **tls,
+			      bool to_log)
 {
 	struct config_errors errs = {0};
 	struct config *cfg = config_load_keep(path, &errs);
 	bool oom = false;
 
 	*users = NULL;
+	*tls = NULL;
 	if (cfg) {
 		for (size_t i = 0; i < cfg->ndbs; i++) {
 			const struct db_config *db = &cfg->dbs[i];
@@ -76,6 +80,14 @@ struct config *rt_load_config(const char *path, struct userlist **users, bool to
 				oom = true;
 			free(uerr);
 		}
+		/* certificates and keys are read now: a bad one is a config error */
+		if (errs.count == 0 && !oom) {
+			char e[512];
+
+			*tls = tls_contexts_build(cfg, e, sizeof(e));
+			if (*tls == NULL && !config_errors_add(&errs, cfg->path, 0, "%s", e))
+				oom = true;
+		}
 		config_errors_sort(&errs, 0);
 	}
 	for (size_t i = 0; i < errs.count; i++) {
@@ -94,6 +106,8 @@ struct config *rt_load_config(const char *path, struct userlist **users, bool to
 		if (*users)
 			userlist_free(*users);
 		*users = NULL;
+		tls_contexts_free(*tls);
+		*tls = NULL;
 		config_free(cfg);
 		cfg = NULL;
 	}
@@ -104,7 +118,8 @@ struct config *rt_load_config(const char *path, struct userlist **users, bool to
 bool rt_reload(char *errbuf, size_t errlen)
 {
 	struct userlist *users = NULL;
-	struct config *cfg = rt_load_config(rt.cfg->path, &users, true), *old = rt.cfg;
+	struct tls_contexts *tls = NULL;
+	struct config *cfg = rt_load_config(rt.cfg->path, &users, &tls, true), *old = rt.cfg;
 	char err[512];
 
 	if (cfg == NULL) {
@@ -117,6 +132,7 @@ bool rt_reload(char *errbuf, size_t errlen)
 		rt.cfg = old;
 		config_free(cfg);
 		userlist_free(users);
+		tls_contexts_free(tls);
 		log_error("configuration reload failed: %s: keeping the old configuration", err);
 		snprintf(errbuf, errlen, "configuration reload failed: %s", err);
 		return false;
@@ -129,6 +145,9 @@ bool rt_reload(char *errbuf, size_t errlen)
 		log_error("could not open log_file \"%s\": %s", cfg->log_file, strerror(errno));
 	userlist_free(rt.users);
 	rt.users = users;
+	/* connections keep the context they were made from: new ones get the new certificates */
+	tls_contexts_free(rt.tls);
+	rt.tls = tls;
 	config_free(old);
 	log_info("configuration reloaded from %s", cfg->path);
 	return true;

@@ -18,12 +18,14 @@ struct evdns_base;
 struct event;
 struct config;
 struct userlist;
+struct tls_contexts;
 
 struct runtime {
 	struct event_base *base;  /* the one event loop */
 	struct evdns_base *dns;   /* asynchronous resolver: no DNS lookup blocks the loop */
 	struct config *cfg;       /* configuration in force, replaced whole on reload */
 	struct userlist *users;   /* auth_file contents, reloaded with the config */
+	struct tls_contexts *tls; /* SSL_CTXs built from cfg (certificates re-read on reload) */
 	struct list_node databases;     /* struct database, one per [database] section */
 	struct list_node login_clients; /* clients still in startup or authentication */
 	struct list_node admin_clients; /* logged-in admin console sessions */
@@ -41,10 +43,12 @@ extern struct runtime rt;
 uint64_t rt_now_us(void);
 
 /*
- * Load a configuration and what it names (auth_file, conninfo strings).
- * Errors go to the log (to_log) or to stderr (--check); NULL when any.
+ * Load a configuration and what it names (auth_file, conninfo strings, TLS
+ * certificates and keys into *tls).  Errors go to the log (to_log) or to
+ * stderr (--check); NULL when any.
  */
-struct config *rt_load_config(const char *path, struct userlist **users, bool to_log);
+struct config *rt_load_config(const char *path, struct userlist **users, struct tls_contexts **tls,
+			      bool to_log);
 /* Reload the configuration (SIGHUP, RELOAD); false with a message, old config kept. */
 bool rt_reload(char *errbuf, size_t errlen);
 /* Stop accepting and exit once clients are gone (SIGTERM, SHUTDOWN). */

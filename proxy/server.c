@@ -3,7 +3,8 @@
  *
  * A server connection is opened by pool_service() for the startup parameters
  * of the client that needs it: it connects (resolving host names with evdns,
- * never blocking the loop), sends a StartupMessage carrying exactly those
+ * never blocking the loop), negotiates TLS as its sslmode says (SSLRequest,
+ * one byte of answer, a handshake), sends a StartupMessage carrying exactly those
  * parameters, and answers the server's authentication request with the
  * credentials of its pool's user.  Once logged in it is SV_IDLE in its pool;
  * linked to a client it is SV_ACTIVE and its messages are forwarded in batches
@@ -16,7 +17,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <stdio.h>
@@ -34,6 +34,7 @@
 #include "proxy/log.h"
 #include "proxy/runtime.h"
 #include "proxy/track.h"
+#include "proxy/tls.h"
 #include "proxy/userlist.h"
 
 /* Largest message accepted from a server during login (parameters, errors). */
@@ -44,6 +45,11 @@
 #define SERVER_CANCEL_TIMEOUT_SEC 10
 
 static struct list_node reap_servers = {&reap_servers, &reap_servers};
+
+/* SSLRequest: length 8, code 1234.5679. */
+static const uint8_t ssl_request[8] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
+
+static void server_reap_cancels(void);
 
 static void server_read_cb(struct sock *sk, void *arg);
 static void server_write_cb(struct sock *sk, void *arg);
@@ -281,6 +287,7 @@ void server_reap_all(void)
 		free(s->internal_error);
 		free(s);
 	}
+	server_reap_cancels();
 }
 
 void server_link(struct server *s, struct client *c)
@@ -462,6 +469,97 @@ static void server_credentials(const struct server *s, const char **user, const 
 	}
 }
 
+/*
+ * The TLS mode towards one side of a database: its conninfo's sslmode, else
+ * server_tls_sslmode.  *name says which, for messages.  "allow" is taken as
+ * "prefer" (TLS is asked for first); a unix socket never uses TLS (as libpq).
+ */
+static enum tls_sslmode side_sslmode(const struct backend_addr *a, const char **name)
+{
+	enum tls_sslmode m;
+
+	*name = "server_tls_sslmode";
+	if (a->host[0] == '/')
+		return SSLMODE_DISABLE;
+	if (a->sslmode && config_parse_sslmode(a->sslmode, &m)) {
+		*name = "the database's sslmode";
+		return m == SSLMODE_ALLOW ? SSLMODE_PREFER : m;
+	}
+	return rt.cfg->server_tls_sslmode;
+}
+
+static enum sock_tls_verify sslmode_verify(enum tls_sslmode m)
+{
+	return m == SSLMODE_VERIFY_FULL ? SOCK_TLS_VERIFY_FULL
+	       : m == SSLMODE_VERIFY_CA ? SOCK_TLS_VERIFY_CA
+					 : SOCK_TLS_VERIFY_NONE;
+}
+
+static void server_send_startup(struct server *s);
+static void server_login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Connected: ask for TLS first when the mode says so, else log in at once. */
+static void server_begin_login(struct server *s)
+{
+	const char *who;
+
+	if (side_sslmode(&s->pool->db->addr[s->side], &who) == SSLMODE_DISABLE) {
+		server_send_startup(s);
+		return;
+	}
+	if (!sock_write(&s->sock, ssl_request, sizeof(ssl_request))) {
+		server_close(s, "could not send the SSL request");
+		return;
+	}
+	s->tls_step = SERVER_TLS_ASKED;
+}
+
+/* The server's one-byte answer to our SSLRequest. */
+static void server_handle_tls_answer(struct server *s)
+{
+	struct evbuffer *in = sock_in(&s->sock);
+	const struct backend_addr *a = &s->pool->db->addr[s->side];
+	const char *who, *side = s->side == SIDE_SOURCE ? "source" : "target";
+	enum tls_sslmode mode = side_sslmode(a, &who);
+	uint8_t answer;
+
+	if (evbuffer_remove(in, &answer, 1) != 1)
+		return;
+	if (answer == 'S') {
+		/* bytes before the handshake would be taken for encrypted ones (CVE-2021-23222) */
+		if (evbuffer_get_length(in) > 0) {
+			server_login_failed(s, "08P01",
+					    "the %s of database \"%s\" sent unencrypted data after its SSL response",
+					    side, s->pool->db->name);
+			return;
+		}
+		s->tls_step = SERVER_TLS_HANDSHAKE;
+		if (!sock_start_tls_connect(&s->sock, tls_server_ctx(rt.tls), a->host,
+					    sslmode_verify(mode)))
+			server_login_failed(s, "08006", "could not start TLS with the %s of database \"%s\"",
+					    side, s->pool->db->name);
+		return;
+	}
+	s->tls_step = SERVER_TLS_NONE;
+	if (answer != 'N') {
+		server_login_failed(s, "08P01",
+				    "the %s of database \"%s\" sent an invalid answer to the SSL request",
+				    side, s->pool->db->name);
+		return;
+	}
+	if (mode >= SSLMODE_REQUIRE) {
+		server_login_failed(s, "08006",
+				    "the %s of database \"%s\" (%s:%d) does not support TLS but %s is %s",
+				    side, s->pool->db->name, a->host, a->port, who,
+				    config_sslmode_name(mode));
+		return;
+	}
+	log_debug("server %s: server refused TLS, going on in plaintext (%s is %s)", s->label, who,
+		  config_sslmode_name(mode));
+	server_send_startup(s);
+}
+
 static void server_send_startup(struct server *s)
 {
 	const struct backend_addr *a = &s->addr;
@@ -497,9 +595,6 @@ static void server_send_startup(struct server *s)
 }
 
 /* Login failed: the clients waiting for this server hear why. */
-static void server_login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 static void server_login_failed(struct server *s, const char *sqlstate, const char *fmt, ...)
 {
 	char msg[400];
@@ -1094,6 +1189,9 @@ static void server_read_cb(struct sock *sk, void *arg)
 		server_handle_idle(s);
 		break;
 	case SV_CONNECT:
+		if (s->tls_step == SERVER_TLS_ASKED)
+			server_handle_tls_answer(s);
+		break;
 	case SV_FREE:
 		break;
 	}
@@ -1129,22 +1227,26 @@ static void server_event_cb(struct sock *sk, int what, void *arg)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 			setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 		}
+		server_begin_login(s);
+		return;
+	}
+	if (what & SOCK_TLS_READY) {
+		s->tls_step = SERVER_TLS_NONE;
+		log_debug("server %s: TLS established (%s, %s)", s->label, sock_tls_version(sk),
+			  sock_tls_cipher(sk));
 		server_send_startup(s);
 		return;
 	}
-	if (what & SOCK_ERROR) {
-		int dns_err = sock_dns_error(sk);
-
-		snprintf(reason, sizeof(reason), "%s",
-			 dns_err ? evutil_gai_strerror(dns_err)
-				 : strerror(sock_errno(sk)));
-	} else {
+	if (what & SOCK_ERROR)
+		snprintf(reason, sizeof(reason), "%s", sock_error_text(sk));
+	else
 		snprintf(reason, sizeof(reason), "server closed the connection unexpectedly");
-	}
 	if (s->state == SV_CONNECT || s->state == SV_LOGIN) {
 		const struct backend_addr *a = &s->addr;
 
-		server_login_failed(s, "08006", "could not connect to the %s of database \"%s\" (%s:%d): %s",
+		server_login_failed(s, "08006", "could not %s the %s of database \"%s\" (%s:%d): %s",
+				    s->tls_step == SERVER_TLS_HANDSHAKE ? "establish TLS with"
+									: "connect to",
 				    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
 				    a->host, a->port, reason);
 		return;
@@ -1178,41 +1280,127 @@ static void server_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- cancel ---- */
 
-/* A short-lived connection that carries one CancelRequest. */
+/* Where a cancel connection is. */
+enum cancel_step {
+	CANCEL_CONNECTING, /* TCP or unix connect in progress */
+	CANCEL_TLS_ASKED,  /* SSLRequest sent, waiting for 'S' or 'N' */
+	CANCEL_TLS,        /* handshake running */
+	CANCEL_SENT,       /* CancelRequest sent: waiting for the server to close */
+};
+
+/*
+ * A short-lived connection that carries one CancelRequest, over TLS when
+ * the side's sslmode asks for it, as the backend's own connection did (the
+ * cancel key is a secret: it goes encrypted whenever it can).
+ */
 struct cancel_conn {
-	struct list_node node; /* on cancel_conns until done */
-	struct bufferevent *bev;
+	struct list_node node;    /* on cancel_conns while in flight, then on reap_cancels */
+	struct sock sock;
+	struct event *timer;      /* gives up after SERVER_CANCEL_TIMEOUT_SEC */
+	enum cancel_step step;
+	enum tls_sslmode mode;    /* the side's sslmode when the cancel was sent */
+	char *host;               /* for SNI and verify-full */
 	uint8_t packet[16];
 };
 
 /* Cancel requests in flight, freed at exit if a server has not closed yet. */
 static struct list_node cancel_conns = {&cancel_conns, &cancel_conns};
+/* Cancel connections finished in a callback, freed by the reaper. */
+static struct list_node reap_cancels = {&reap_cancels, &reap_cancels};
 
-static void cancel_done(struct cancel_conn *cc)
+/* Done (answered, failed or timed out): no more callbacks; the reaper frees it. */
+static void cancel_finish(struct cancel_conn *cc, const char *why)
+{
+	if (why)
+		log_debug("cancel request to %s: %s", cc->host, why);
+	sock_disable(&cc->sock);
+	evtimer_del(cc->timer);
+	list_remove(&cc->node);
+	list_append(&reap_cancels, &cc->node);
+	rt_schedule_reap();
+}
+
+static void cancel_free(struct cancel_conn *cc)
 {
 	list_remove(&cc->node);
-	bufferevent_free(cc->bev);
+	sock_free(&cc->sock);
+	if (cc->timer)
+		event_free(cc->timer);
+	free(cc->host);
 	free(cc);
 }
 
-static void cancel_event_cb(struct bufferevent *bev, short what, void *arg)
+static void server_reap_cancels(void)
+{
+	struct list_node *n, *tmp;
+
+	list_for_each_safe(n, tmp, &reap_cancels)
+		cancel_free(list_entry(n, struct cancel_conn, node));
+}
+
+static void cancel_send_packet(struct cancel_conn *cc)
+{
+	if (!sock_write(&cc->sock, cc->packet, sizeof(cc->packet))) {
+		cancel_finish(cc, "could not send");
+		return;
+	}
+	cc->step = CANCEL_SENT;
+}
+
+static void cancel_read_cb(struct sock *sk, void *arg)
+{
+	struct cancel_conn *cc = arg;
+	struct evbuffer *in = sock_in(sk);
+	uint8_t answer;
+
+	if (cc->step != CANCEL_TLS_ASKED) {
+		evbuffer_drain(in, evbuffer_get_length(in)); /* nothing is expected */
+		return;
+	}
+	if (evbuffer_remove(in, &answer, 1) != 1)
+		return;
+	if (answer == 'S' && evbuffer_get_length(in) == 0) {
+		cc->step = CANCEL_TLS;
+		if (!sock_start_tls_connect(sk, tls_server_ctx(rt.tls), cc->host,
+					    sslmode_verify(cc->mode)))
+			cancel_finish(cc, "could not start TLS");
+		return;
+	}
+	if (answer == 'N' && cc->mode < SSLMODE_REQUIRE) {
+		cancel_send_packet(cc);
+		return;
+	}
+	cancel_finish(cc, answer == 'N' ? "server does not support TLS, which its sslmode requires"
+					: "invalid answer to the SSL request");
+}
+
+static void cancel_event_cb(struct sock *sk, int what, void *arg)
 {
 	struct cancel_conn *cc = arg;
 
-	(void)bev;
-	if (what & BEV_EVENT_CONNECTED) {
-		bufferevent_write(cc->bev, cc->packet, sizeof(cc->packet));
+	if (what & SOCK_CONNECTED) {
+		if (cc->mode == SSLMODE_DISABLE) {
+			cancel_send_packet(cc);
+		} else if (sock_write(sk, ssl_request, sizeof(ssl_request))) {
+			cc->step = CANCEL_TLS_ASKED;
+		} else {
+			cancel_finish(cc, "could not send");
+		}
+		return;
+	}
+	if (what & SOCK_TLS_READY) {
+		cancel_send_packet(cc);
 		return;
 	}
 	/* the server closes the connection once it has the request */
-	cancel_done(cc);
+	cancel_finish(cc, (what & SOCK_ERROR) ? sock_error_text(sk) : NULL);
 }
 
-static void cancel_write_cb(struct bufferevent *bev, void *arg)
+static void cancel_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
-	(void)bev;
-	(void)arg;
-	/* written: wait for the server to close (event callback) */
+	(void)fd;
+	(void)what;
+	cancel_finish(arg, "timed out");
 }
 
 void server_cancel_free_all(void)
@@ -1220,7 +1408,8 @@ void server_cancel_free_all(void)
 	struct list_node *n, *tmp;
 
 	list_for_each_safe(n, tmp, &cancel_conns)
-		cancel_done(list_entry(n, struct cancel_conn, node));
+		cancel_free(list_entry(n, struct cancel_conn, node));
+	server_reap_cancels();
 }
 
 void server_send_cancel(struct server *s)
@@ -1229,10 +1418,12 @@ void server_send_cancel(struct server *s)
 	struct cancel_conn *cc = calloc(1, sizeof(*cc));
 	struct pq_buf b;
 	struct timeval tv = {SERVER_CANCEL_TIMEOUT_SEC, 0};
-	int rc;
+	const char *who;
 
 	if (cc == NULL)
 		return;
+	list_init(&cc->node);
+	cc->sock.fd = -1;
 	pq_buf_init(&b);
 	pq_build_cancel_request(&b, s->be_pid, s->be_key);
 	if (b.failed || b.len != sizeof(cc->packet)) {
@@ -1242,26 +1433,28 @@ void server_send_cancel(struct server *s)
 	}
 	memcpy(cc->packet, b.data, b.len);
 	pq_buf_free(&b);
-	cc->bev = bufferevent_socket_new(rt.base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (cc->bev == NULL) {
-		free(cc);
+	cc->mode = side_sslmode(a, &who);
+	cc->host = strdup(a->host);
+	cc->timer = evtimer_new(rt.base, cancel_timer_cb, cc);
+	if (cc->host == NULL || cc->timer == NULL ||
+	    !sock_init(&cc->sock, -1, 256, cancel_read_cb, NULL, cancel_event_cb, cc)) {
+		log_warning("server %s: could not send a cancel request: out of memory", s->label);
+		cancel_free(cc);
 		return;
 	}
 	list_append(&cancel_conns, &cc->node);
-	bufferevent_setcb(cc->bev, NULL, cancel_write_cb, cancel_event_cb, cc);
-	bufferevent_set_timeouts(cc->bev, &tv, &tv);
-	bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
+	evtimer_add(cc->timer, &tv);
+	cc->step = CANCEL_CONNECTING;
 	if (a->host[0] == '/') {
 		struct sockaddr_un sun;
 
-		rc = unix_addr(a, &sun) ? bufferevent_socket_connect(cc->bev, (struct sockaddr *)&sun,
-								     sizeof(sun))
-					: -1;
+		if (!unix_addr(a, &sun)) {
+			log_warning("server %s: could not send a cancel request", s->label);
+			cancel_free(cc);
+			return;
+		}
+		sock_connect(&cc->sock, (struct sockaddr *)&sun, sizeof(sun));
 	} else {
-		rc = bufferevent_socket_connect_hostname(cc->bev, rt.dns, AF_UNSPEC, a->host, a->port);
-	}
-	if (rc != 0) {
-		log_warning("server %s: could not send a cancel request", s->label);
-		cancel_done(cc);
+		sock_connect_hostname(&cc->sock, rt.dns, a->host, a->port);
 	}
 }

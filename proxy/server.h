@@ -31,6 +31,13 @@ enum server_state {
 	SV_FREE,    /* closed; on the reap list */
 };
 
+/* Where the TLS negotiation of a server connection is (in SV_CONNECT). */
+enum server_tls_step {
+	SERVER_TLS_NONE = 0,  /* not negotiating: plaintext, or TLS already up */
+	SERVER_TLS_ASKED,     /* SSLRequest sent, waiting for the one-byte answer */
+	SERVER_TLS_HANDSHAKE, /* the server said 'S': handshake running */
+};
+
 struct server {
 	struct list_node node;     /* on the pool list of its state */
 	enum server_state state;
@@ -41,6 +48,7 @@ struct server {
 	enum route_side side;      /* which side of the database it is connected to */
 	unsigned addr_gen;         /* db->addr_gen[side] when opened (see server_current) */
 	struct backend_addr addr;  /* where it connected: a reload may move db->addr since */
+	enum server_tls_step tls_step; /* TLS negotiation before the StartupMessage */
 
 	char *fingerprint;         /* startup parameters it was opened with (see params.h) */
 	size_t fp_len;

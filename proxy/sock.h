@@ -19,6 +19,17 @@
  *   - reports EOF, errors and a completed connect through one callback, always
  *     from its own event, never from inside the caller of sock_connect_*().
  *
+ * A sock may switch to TLS (sock_start_tls_accept(), sock_start_tls_connect())
+ * once the plaintext preamble (SSLRequest and its one-byte answer) is done.
+ * The handshake is non-blocking and driven by the sock's own event; its end
+ * is reported as SOCK_TLS_READY or SOCK_ERROR (sock_tls_error() says why).
+ * From then on the same buffers carry plaintext: reads go through SSL_read
+ * into the reserved input space, writes through SSL_write of the queued
+ * output, and an SSL call that needs the other direction (a read that must
+ * write, a write that must read) becomes the event interest sock_update()
+ * registers.  A plaintext sock pays one predictable branch per read, write
+ * and update for this.
+ *
  * The struct is embedded in its owner (a client or a server) so that opening
  * a connection allocates nothing but its two evbuffers.
  */
@@ -34,6 +45,8 @@
 
 struct evbuffer;
 struct evbuffer_cb_entry;
+struct ssl_st;     /* OpenSSL's SSL, kept out of this header */
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 struct evdns_base;
 struct sock;
 struct sock_dns;
@@ -42,7 +55,24 @@ struct sock_dns;
 enum sock_what {
 	SOCK_CONNECTED = 1, /* sock_connect*() completed */
 	SOCK_EOF = 2,       /* the peer closed its side; what arrived before was delivered */
-	SOCK_ERROR = 4,     /* a socket, connect or DNS error: see sock_errno(), sock_dns_error() */
+	SOCK_ERROR = 4,     /* a socket, connect, DNS or TLS error: see sock_errno(), sock_dns_error(),
+			     * sock_tls_error() */
+	SOCK_TLS_READY = 8, /* the TLS handshake of sock_start_tls_*() completed */
+};
+
+/* What sock_start_tls_connect() checks of the server's certificate. */
+enum sock_tls_verify {
+	SOCK_TLS_VERIFY_NONE = 0, /* encryption only (sslmode prefer/require) */
+	SOCK_TLS_VERIFY_CA,       /* the chain must lead to a trusted CA (verify-ca) */
+	SOCK_TLS_VERIFY_FULL,     /* ... and name the host we connected to (verify-full) */
+};
+
+/* Bits of sock.tls_wait: the TLS states that change what a sock waits for. */
+enum {
+	SOCK_TLS_HANDSHAKE = 1,   /* handshaking: tls_hs_want says which event */
+	SOCK_TLS_READ_WRITE = 2,  /* SSL_read wanted writability (WANT_WRITE) */
+	SOCK_TLS_WRITE_READ = 4,  /* SSL_write wanted readability (WANT_READ) */
+	SOCK_TLS_ACTIVE = 8,      /* TLS is on: sock_update() asks SSL for buffered input */
 };
 
 typedef void (*sock_io_fn)(struct sock *s, void *arg);
@@ -71,6 +101,11 @@ struct sock {
 	struct evbuffer_cb_entry *in_cb; /* armed only while the input is full (see in_full_watch) */
 	struct sock *flush_next;     /* chain of socks with output to flush */
 	struct sock_dns *dns;        /* host name lookup in progress, if any */
+	struct ssl_st *tls;          /* the TLS session once sock_start_tls_*() ran; NULL: plaintext */
+	unsigned char tls_wait;      /* SOCK_TLS_* bits; 0 for every plaintext sock (the one branch) */
+	short tls_hs_want;           /* during the handshake: EV_READ or EV_WRITE, as SSL asked */
+	unsigned long tls_err;       /* OpenSSL error code of a TLS failure, 0 = none */
+	long tls_verify;             /* the peer verification result at that failure (X509_V_OK...) */
 	sock_io_fn read_fn;          /* new input arrived */
 	sock_io_fn write_fn;         /* the output drained to out_low (backpressure release) */
 	sock_event_fn event_fn;      /* connected, EOF or error */
@@ -133,6 +168,54 @@ size_t sock_out_len(const struct sock *s);
 /* The errno of the last SOCK_ERROR (0 for a DNS failure) and the resolver's code. */
 int sock_errno(const struct sock *s);
 int sock_dns_error(const struct sock *s);
+
+/*
+ * Switch a connected sock to TLS as the server (the client sent SSLRequest
+ * and we flushed 'S'), or as the client (the server answered 'S').  Both
+ * input and output must be empty: plaintext already buffered must not be
+ * taken for TLS data (CVE-2021-23214 / CVE-2021-23222), so the caller checks
+ * and refuses first.  The outcome arrives as SOCK_TLS_READY or SOCK_ERROR,
+ * from the sock's own event.  For a connect, 'host' is the name or address
+ * connected to: sent as SNI when it is a name, and checked against the
+ * certificate with SOCK_TLS_VERIFY_FULL.  False when SSL_new fails (out of
+ * memory) or the buffers are not empty; nothing was started then.
+ */
+bool sock_start_tls_accept(struct sock *s, struct ssl_ctx_st *ctx)
+	__attribute__((warn_unused_result));
+bool sock_start_tls_connect(struct sock *s, struct ssl_ctx_st *ctx, const char *host,
+			    enum sock_tls_verify verify) __attribute__((warn_unused_result));
+
+/* Whether the sock speaks TLS (handshake done or running). */
+static inline bool sock_is_tls(const struct sock *s)
+{
+	return s->tls != NULL;
+}
+
+/* The TLS handshake started and has not completed (nor failed). */
+static inline bool sock_tls_handshaking(const struct sock *s)
+{
+	return (s->tls_wait & SOCK_TLS_HANDSHAKE) != 0;
+}
+
+/* "TLSv1.3" once TLS is up, else NULL (for SHOW CLIENTS / SERVERS). */
+const char *sock_tls_version(const struct sock *s);
+/* The cipher suite once TLS is up, else NULL (for logs). */
+const char *sock_tls_cipher(const struct sock *s);
+/* TLS is up and the peer presented a certificate that verified. */
+bool sock_tls_peer_verified(const struct sock *s);
+
+/*
+ * Why the last TLS operation failed, readable ("certificate verify failed:
+ * unable to get local issuer certificate"), or NULL when no TLS error was
+ * recorded.  Valid until the next call.
+ */
+const char *sock_tls_error(const struct sock *s);
+
+/*
+ * The reason of the last SOCK_ERROR as text: the TLS error, the resolver's,
+ * or strerror(errno).  Valid until the next call.
+ */
+const char *sock_error_text(const struct sock *s);
 
 /* Flush every sock with queued output now (the end-of-iteration event does this). */
 void sock_flush_all(void);

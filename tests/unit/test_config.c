@@ -807,7 +807,7 @@ static void check_dump(struct fx *fx)
 		       "pool_mode = Transaction\n" MIN_DB);
 	memset(&b, 0, sizeof(b));
 	config_dump(fx->cfg, dump_emit, &b);
-	UT_EQ_INT(b.keys, 30);
+	UT_EQ_INT(b.keys, 42);
 	UT_ASSERT(strncmp(b.text, "listen_addr=127.0.0.1\nlisten_port=6432\n", 39) == 0);
 	UT_ASSERT(strstr(b.text, "\nunix_socket_dir=\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nauth_type=scram-sha-256\n") != NULL);
@@ -825,6 +825,11 @@ static void check_dump(struct fx *fx)
 	UT_ASSERT(strstr(b.text, "\nlag_method=marker\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nsequence_margin=0\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nmarker_table=pgcutover_marker\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nclient_tls_sslmode=disable\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nclient_tls_protocols=tlsv1.2,tlsv1.3\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nclient_tls_ciphers=HIGH:!aNULL\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nserver_tls_sslmode=prefer\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nserver_tls_ca_file=\n") != NULL);
 	UT_ASSERT(strstr(b.text, "source=") == NULL); /* database keys are not [pgcutover]'s */
 	UT_EQ_STR(config_pool_mode_name(POOL_SESSION), "session");
 	UT_EQ_STR(config_auth_type_name(AUTH_MD5), "md5");
@@ -1014,7 +1019,73 @@ static void test_config_load_keep(void)
 	fx_done(&fx);
 }
 
+/* The TLS keys: values, combinations, unreadable files (each error names its line). */
+static void check_tls_keys(struct fx *fx)
+{
+	unsigned mask = 0;
+
+	FX_LOAD_FAILS(fx, "[pgcutover]\n"
+			  "client_tls_sslmode = verify-everything\n"      /* 2 */
+			  "server_tls_sslmode = allow\n"                  /* 3 */
+			  "client_tls_protocols = tlsv1.2, sslv3\n"       /* 4 */
+			  "server_tls_protocols = \n"                     /* 5 */
+			  "client_tls_ciphers =\n"                        /* 6 */
+			  "server_tls_cert_file = nowhere/cert.pem\n"     /* 7 */
+			  MIN_DB);
+	UT_ASSERT(fx_has_error(fx, 2, "\"client_tls_sslmode\": \"verify-everything\" (expected "
+				      "disable, allow, prefer, require, verify-ca or verify-full)"));
+	UT_ASSERT(fx_has_error(fx, 3, "\"server_tls_sslmode\": \"allow\" (expected disable, prefer"));
+	UT_ASSERT(fx_has_error(fx, 4, "\"client_tls_protocols\": \"tlsv1.2, sslv3\""));
+	UT_ASSERT(fx_has_error(fx, 5, "\"server_tls_protocols\""));
+	UT_ASSERT(fx_has_error(fx, 6, "\"client_tls_ciphers\": \"\" (must not be empty)"));
+	UT_ASSERT(fx_has_error(fx, 7, "server_tls_cert_file and server_tls_key_file must be set together"));
+	UT_ASSERT(fx_has_error(fx, 7, "could not read server_tls_cert_file \""));
+	UT_ASSERT(fx_has_error(fx, 7, "/nowhere/cert.pem\": No such file or directory"));
+
+	/* a mode that needs files without them */
+	FX_LOAD_FAILS(fx, "[pgcutover]\n"
+			  "client_tls_sslmode = verify-full\n" /* 2 */
+			  MIN_DB);
+	UT_ASSERT(fx_has_error(fx, 2, "client_tls_sslmode verify-full needs client_tls_cert_file and "
+				      "client_tls_key_file"));
+	UT_ASSERT(fx_has_error(fx, 2, "needs client_tls_ca_file"));
+
+	/* readable files, relative to the config's directory; lists normalised */
+	UT_ASSERT(fx_write(fx, "c.pem", "x\n") != NULL);
+	UT_ASSERT(fx_write(fx, "k.pem", "x\n") != NULL);
+	FX_LOAD_OK(fx, "[pgcutover]\n"
+		       "client_tls_sslmode = REQUIRE\n"
+		       "client_tls_cert_file = c.pem\n"
+		       "client_tls_key_file = ./k.pem\n"
+		       "client_tls_protocols = TLSv1.3\n"
+		       "server_tls_sslmode = verify-full\n"
+		       "server_tls_protocols = all\n" MIN_DB);
+	UT_EQ_INT(fx->cfg->client_tls_sslmode, SSLMODE_REQUIRE);
+	UT_EQ_INT(fx->cfg->server_tls_sslmode, SSLMODE_VERIFY_FULL);
+	UT_EQ_STR(fx->cfg->client_tls_protocols, "tlsv1.3");
+	UT_EQ_STR(fx->cfg->server_tls_protocols, "tlsv1.0,tlsv1.1,tlsv1.2,tlsv1.3");
+	UT_ASSERT(strstr(fx->cfg->client_tls_key_file, "/k.pem") != NULL &&
+		  fx->cfg->client_tls_key_file[0] == '/');
+
+	UT_ASSERT(config_parse_tls_protocols("secure", &mask));
+	UT_EQ_INT(mask, CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3);
+	UT_ASSERT(config_parse_tls_protocols(" tlsv1 , tlsv1.2", &mask));
+	UT_EQ_INT(mask, CONFIG_TLS_V1_0 | CONFIG_TLS_V1_2);
+	UT_ASSERT(!config_parse_tls_protocols("tlsv1.2,", &mask));
+	UT_ASSERT(!config_parse_tls_protocols("", &mask));
+}
+
+static void test_config_tls_keys(void)
+{
+	struct fx fx;
+
+	fx_init(&fx);
+	check_tls_keys(&fx);
+	fx_done(&fx);
+}
+
 const struct unit_test unit_tests_config[] = {
+	{"config_tls_keys", test_config_tls_keys},
 	{"config_product_example", test_config_product_example},
 	{"config_inherit_any_order", test_config_inherit_any_order},
 	{"config_unknown_key", test_config_unknown_key},

@@ -947,7 +947,130 @@ static void test_scram_mock(void)
 	auth_scram_client_free(&c);
 }
 
+/*
+ * SCRAM-SHA-256-PLUS (tls-server-end-point): the gs2 flags each negotiation
+ * allows, and c= carrying the header plus the binding data.  A zero proof
+ * that gets as far as "wrong password" has passed the channel binding check.
+ */
+static char *plus_final(const uint8_t *cb, size_t cblen, const char *header)
+{
+	uint8_t raw[128];
+	char enc[AUTH_B64_ENCODED_LEN(sizeof(raw)) + 1], *out;
+	size_t hl = strlen(header);
+
+	memcpy(raw, header, hl);
+	memcpy(raw + hl, cb, cblen);
+	auth_b64_encode(raw, hl + cblen, enc);
+	if (asprintf(&out, "c=%s,r=CNSN,p=" ZERO_PROOF_32, enc) < 0)
+		return NULL;
+	return out;
+}
+
+static void test_scram_channel_binding(void)
+{
+	static const char hdr[] = "p=tls-server-end-point,,";
+	struct auth_scram_secret secret;
+	struct auth_scram_server s;
+	uint8_t cb[32], other[32];
+	const char *err;
+	bool wrong;
+	char *r, *fin;
+
+	for (size_t i = 0; i < sizeof(cb); i++) {
+		cb[i] = (uint8_t)(i + 1);
+		other[i] = (uint8_t)(i + 2);
+	}
+	UT_ASSERT(auth_scram_parse_secret(PG_SECRET_PENCIL, &secret));
+
+	/* selected: the p= header, then c= = header + our binding data */
+	auth_scram_server_init(&s, &secret);
+	UT_ASSERT(auth_scram_server_set_nonce_for_tests(&s, "SN"));
+	UT_ASSERT(auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), true));
+	r = srv_first(&s, "p=tls-server-end-point,,n=,r=CN", &err);
+	UT_ASSERT(r != NULL);
+	free(r);
+	fin = plus_final(cb, sizeof(cb), hdr);
+	r = srv_final(&s, fin, &wrong, &err);
+	free(fin);
+	UT_ASSERT(r == NULL && wrong); /* binding accepted, zero proof refused */
+	auth_scram_server_free(&s);
+
+	/* selected: another certificate's hash, or the header alone, fails the binding */
+	for (int k = 0; k < 2; k++) {
+		auth_scram_server_init(&s, &secret);
+		UT_ASSERT(auth_scram_server_set_nonce_for_tests(&s, "SN"));
+		UT_ASSERT(auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), true));
+		r = srv_first(&s, "p=tls-server-end-point,,n=,r=CN", &err);
+		free(r);
+		fin = plus_final(other, k == 0 ? sizeof(other) : 0, hdr);
+		r = srv_final(&s, fin, &wrong, &err);
+		free(fin);
+		UT_ASSERT(r == NULL && !wrong);
+		UT_EQ_STR(err, "SCRAM channel binding check failed");
+		auth_scram_server_free(&s);
+	}
+
+	/* selected: no binding data, or another binding type, is refused at the first message */
+	{
+		static const struct {
+			const char *first;
+			const char *err;
+		} bad[] = {
+			{"n,,n=,r=CN", "malformed SCRAM message (SCRAM-SHA-256-PLUS selected but no channel binding data sent)"},
+			{"y,,n=,r=CN", "malformed SCRAM message (SCRAM-SHA-256-PLUS selected but no channel binding data sent)"},
+			{"p=tls-unique,,n=,r=CN", "unsupported SCRAM channel-binding type (expected tls-server-end-point)"},
+			{"p=tls-server-end-point", "unsupported SCRAM channel-binding type (expected tls-server-end-point)"},
+			{"p=tls-server-end-point,a=x,n=,r=CN", "SCRAM authorization identity is not supported"},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			auth_scram_server_init(&s, &secret);
+			UT_ASSERT(auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), true));
+			err = NULL;
+			r = srv_first(&s, bad[i].first, &err);
+			auth_scram_server_free(&s);
+			if (r) {
+				free(r);
+				UT_FAIL("accepted \"%s\"", bad[i].first);
+			}
+			if (err == NULL || strcmp(err, bad[i].err) != 0)
+				UT_FAIL("\"%s\": \"%s\", expected \"%s\"", bad[i].first, err ? err : "(null)",
+					bad[i].err);
+		}
+	}
+
+	/* offered, not selected: "n" is fine, "y" is a downgrade, "p" is refused */
+	auth_scram_server_init(&s, &secret);
+	UT_ASSERT(auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), false));
+	r = srv_first(&s, "n,,n=,r=CN", &err);
+	UT_ASSERT(r != NULL);
+	free(r);
+	auth_scram_server_free(&s);
+	auth_scram_server_init(&s, &secret);
+	UT_ASSERT(auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), false));
+	r = srv_first(&s, "y,,n=,r=CN", &err);
+	UT_ASSERT(r == NULL);
+	UT_ASSERT(strstr(err, "SCRAM channel binding negotiation error") == err);
+	auth_scram_server_free(&s);
+	auth_scram_server_init(&s, &secret);
+	UT_ASSERT(auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), false));
+	r = srv_first(&s, "p=tls-server-end-point,,n=,r=CN", &err);
+	UT_ASSERT(r == NULL);
+	UT_EQ_STR(err, "malformed SCRAM message (channel binding data sent without selecting SCRAM-SHA-256-PLUS)");
+	auth_scram_server_free(&s);
+
+	/* misuse: no data, too much, or too late */
+	auth_scram_server_init(&s, &secret);
+	UT_ASSERT(!auth_scram_server_set_channel_binding(&s, cb, 0, true));
+	UT_ASSERT(!auth_scram_server_set_channel_binding(&s, cb, AUTH_SCRAM_CBIND_MAX + 1, true));
+	r = srv_first(&s, "n,,n=,r=CN", &err);
+	free(r);
+	UT_ASSERT(!auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), true));
+	auth_scram_server_free(&s);
+}
+
 const struct unit_test unit_tests_crypto[] = {
+	{"crypto_scram_channel_binding", test_scram_channel_binding},
 	{"crypto_random_bytes", test_random_bytes},
 	{"crypto_base64", test_base64},
 	{"crypto_secret_kind", test_secret_kind},
