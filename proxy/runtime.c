@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "proxy/config.h"
+#include "proxy/limits.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -117,6 +118,7 @@ bool rt_reload(char *errbuf, size_t errlen)
 	userlist_free(rt.users);
 	rt.users = users;
 	config_free(old);
+	limits_reconfigure();
 	log_info("configuration reloaded from %s", cfg->path);
 	return true;
 }
