@@ -530,8 +530,8 @@ static bool pool_make_room(struct pool *pool)
 					  why == ROOM_DB_FULL ? "max_db_connections" : "max_user_connections");
 			return false;
 		}
-		/* one fewer server each time round: this ends */
-		server_close(victim, why_text[why]);
+		/* one fewer server each time round: this ends; an idle server is at a boundary */
+		server_terminate(victim, why_text[why]);
 	}
 }
 
@@ -614,19 +614,27 @@ static void pool_service_siblings(struct pool *pool)
 	if (!by_db && !by_user)
 		return;
 	service_depth++;
-	list_for_each(n, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		if (!by_user && db != pool->db)
-			continue;
-		list_for_each(p, &db->pools) {
+	if (by_db) {
+		list_for_each(p, &pool->db->pools) {
 			struct pool *other = list_entry(p, struct pool, node);
 
-			if (other == pool || list_empty(&other->waiting_clients))
-				continue;
-			if ((by_db && db == pool->db) ||
-			    (by_user && strcmp(other->user, pool->user) == 0))
+			if (other != pool && !list_empty(&other->waiting_clients))
 				pool_service_pass(other);
+		}
+	}
+	if (by_user) {
+		list_for_each(n, &rt.databases) {
+			struct database *db = list_entry(n, struct database, node);
+
+			if (by_db && db == pool->db)
+				continue; /* done above */
+			list_for_each(p, &db->pools) {
+				struct pool *other = list_entry(p, struct pool, node);
+
+				if (other != pool && !list_empty(&other->waiting_clients) &&
+				    strcmp(other->user, pool->user) == 0)
+					pool_service_pass(other);
+			}
 		}
 	}
 	service_depth--;

@@ -236,8 +236,7 @@ void server_close(struct server *s, const char *reason)
 	pool_service(pool);
 }
 
-/* Close politely: Terminate first, so the server logs no "unexpected EOF". */
-static void server_terminate(struct server *s, const char *reason)
+void server_terminate(struct server *s, const char *reason)
 {
 	struct pq_buf b;
 

@@ -22,7 +22,7 @@ import pytest
 
 import wire
 from pgutil import PASSWORDS, free_port
-from proxyutil import SLOW
+from proxyutil import SLOW, is_sanitizer_build
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -295,7 +295,9 @@ def test_slowloris_bounded_memory_and_closed_on_time(proxy_factory):
         per_conn_kb = (rss_during - rss_before) / n
         print(f"slowloris: RSS {rss_before} kB -> {rss_during} kB with {n} connections: "
               f"{per_conn_kb:.2f} kB each")
-        assert per_conn_kb < 20, f"{per_conn_kb:.1f} kB per login-phase connection"
+        # (ASan's redzones and quarantine make the sanitizer build's figures meaningless)
+        assert per_conn_kb < 20 or is_sanitizer_build(), \
+            f"{per_conn_kb:.1f} kB per login-phase connection"
         big = wire.startup_packet({"user": "alice", "database": "app",
                                    "application_name": "b" * (10000 - 60)})
         assert len(big) <= 10004
@@ -308,7 +310,8 @@ def test_slowloris_bounded_memory_and_closed_on_time(proxy_factory):
         big_kb = (rss_big - rss_during) / n_big
         print(f"slowloris: {n_big} connections holding 9000 bytes of a startup packet: "
               f"{big_kb:.2f} kB each")
-        assert big_kb < 20, f"{big_kb:.1f} kB per connection holding a partial startup packet"
+        assert big_kb < 20 or is_sanitizer_build(), \
+            f"{big_kb:.1f} kB per connection holding a partial startup packet"
         still_serves_raw(p)
         # every one is closed at client_login_timeout (counted from its connect)
         open_socks = set(socks)
