@@ -230,6 +230,8 @@ static bool check_wait(struct client *c, uint64_t now)
 {
 	struct pool *pool = c->pool;
 	int64_t ms = query_wait_ms(c->db);
+	/* why no server came, when the side it waits for failed to connect */
+	const char *why = pool->retry_side == c->db->route ? pool->last_error : "";
 	char when[32];
 
 	if (ms <= 0 || pool_db_paused(c->db) || now - c->wait_start_us < (uint64_t)ms * 1000)
@@ -237,7 +239,7 @@ static bool check_wait(struct client *c, uint64_t now)
 	format_ms(when, sizeof(when), ms);
 	client_disconnect(c, "08P01",
 			  "query_wait_timeout (%s) expired while waiting for a server connection of database \"%s\"%s%s",
-			  when, c->db->name, pool->last_error[0] ? ": " : "", pool->last_error);
+			  when, c->db->name, why[0] ? ": " : "", why);
 	return true;
 }
 

@@ -572,21 +572,24 @@ def test_query_wait_timeout_pool_full(proxy_factory):
 
 @pytest.mark.timeout(60)
 def test_query_wait_timeout_does_not_count_while_paused(proxy_factory):
-    """A client held by PAUSE for 3x query_wait_timeout gets no error: its
-    query runs after RESUME."""
-    p = proxy_factory.new(settings={"pool_mode": "transaction", "query_wait_timeout": "1s"})
-    with p.connect() as warm:
-        warm.execute("select 1")
-    admin_cmd(p, "PAUSE app")
+    """pool_size 1, session pooling, query_wait_timeout 2s: a client waits
+    behind a session while the database is PAUSEd for 3 s, then 0.7 s more
+    after RESUME until the session leaves.  Only those 0.7 s count: no error."""
+    p = proxy_factory.new(settings={"default_pool_size": 1, "query_wait_timeout": "2s"})
+    holder = p.connect()
+    holder.execute("select 1")
     result = {}
 
     def client():
+        t0 = time.monotonic()
         try:
             with p.connect(connect_timeout=30) as conn:
                 result["value"] = conn.execute("select 'after the pause'").fetchone()[0]
         except Exception as e:  # reported below
             result["value"] = e
+        result["elapsed"] = time.monotonic() - t0
 
+    admin_cmd(p, "PAUSE app")
     th = threading.Thread(target=client)
     th.start()
     try:
@@ -594,9 +597,15 @@ def test_query_wait_timeout_does_not_count_while_paused(proxy_factory):
         assert th.is_alive(), f"the held client did not wait: {result}"
     finally:
         admin_cmd(p, "RESUME app")
+    try:
+        time.sleep(0.7)
+        assert th.is_alive(), f"the client did not wait for the pool's only server: {result}"
+    finally:
+        holder.close()
         th.join(10 * SLOW)
     assert not th.is_alive()
     assert result["value"] == "after the pause", result
+    assert result["elapsed"] >= 3.5, result
 
 
 # -- idle_transaction_timeout ------------------------------------------------------------------
@@ -782,3 +791,50 @@ def test_max_user_connections(proxy_factory, clusters, source):
     print(f"max_user_connections: at most {sampler.max} backends of alice")
     assert sampler.max == 2, sampler.max
     assert all(s.error is None for s in alices + [bob]), [s.error for s in alices + [bob]]
+
+
+@pytest.mark.timeout(60)
+def test_query_wait_timeout_does_not_count_while_a_switch_holds(proxy_factory, clusters):
+    """A SWITCH that holds new transactions for 3x query_wait_timeout (its
+    drain waits for an open transaction, then fails): the client held
+    meanwhile gets no error, and its query runs on the source afterwards."""
+    dbs = {"app": {"source": clusters.source.proxy_target(),
+                   "target": clusters.target.proxy_target(), "lag_method": "none",
+                   "sequence_sync": "none", "drain_timeout": "3s"}}
+    p = proxy_factory.new(settings={"pool_mode": "transaction", "query_wait_timeout": "1s"},
+                          databases=dbs)
+    result, switch_out = {}, {}
+    with p.connect() as open_tx:
+        open_tx.execute("begin")
+        open_tx.execute("select 1")
+
+        def run_switch():
+            try:
+                switch_out["rows"] = admin_cmd(p, "SWITCH app")
+            except psycopg.Error as e:
+                switch_out["error"] = e
+
+        def client():
+            t0 = time.monotonic()
+            try:
+                with p.connect(connect_timeout=30) as conn:
+                    result["value"] = conn.execute("select inet_server_port()").fetchone()[0]
+            except Exception as e:  # reported below
+                result["value"] = e
+            result["elapsed"] = time.monotonic() - t0
+
+        sw = threading.Thread(target=run_switch)
+        sw.start()
+        mark = p.log_mark()
+        assert p.wait_log(r"switch app", since=0, timeout=5), p.log()[-2000:]
+        time.sleep(0.3)
+        th = threading.Thread(target=client)
+        th.start()
+        sw.join(15 * SLOW)
+        th.join(10 * SLOW)
+        open_tx.execute("commit")
+    assert not sw.is_alive() and not th.is_alive()
+    assert "error" in switch_out and "drain" in str(switch_out["error"]), switch_out
+    assert result["value"] == clusters.source.port, result
+    assert result["elapsed"] >= 2.0, result      # it was held, for more than 1 s
+    assert "query_wait_timeout" not in p.log_since(mark)

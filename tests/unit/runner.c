@@ -16,6 +16,7 @@ static const struct unit_test *const suites[] = {
 	unit_tests_config,
 	unit_tests_route,
 	unit_tests_admin,
+	unit_tests_limits,
 };
 
 int main(int argc, char **argv)

@@ -61,5 +61,6 @@ extern const struct unit_test unit_tests_crypto[];
 extern const struct unit_test unit_tests_config[];
 extern const struct unit_test unit_tests_route[];
 extern const struct unit_test unit_tests_admin[];
+extern const struct unit_test unit_tests_limits[];
 
 #endif /* PGCUTOVER_UNIT_H */
