@@ -378,6 +378,31 @@ def test_client_stalled_in_the_middle_of_a_message(proxy_factory, source, where)
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["stalls", "disconnects"])
+def test_partial_message_never_reaches_the_server_completed(proxy_factory, source, how):
+    """A client that stalls (client_message_timeout) or disconnects 2 bytes
+    short of the end of a Query: its server is closed as it is.  (Sending it
+    a Terminate instead would complete the query with "X\\0", and this one,
+    whose tail is a comment, would then run and commit.)"""
+    p = proxy_factory.new(settings={"client_message_timeout": "1s"})
+    app = f"partial-{how}"
+    with p.connect() as setup:
+        setup.execute("create table if not exists limits_partial (who text)")
+        setup.execute("delete from limits_partial where who = %s", (how,))
+    text = f"insert into limits_partial values ('{how}') --".encode()
+    with logged_in(p, app=app, timeout=15) as c:
+        c.send(b"Q" + struct.pack("!I", 4 + len(text) + 2) + text)
+        if how == "stalls":
+            err = fatal_then_close(c, 10 * SLOW)
+            assert "client_message_timeout" in err.fields["M"], err
+    wait_until(lambda: count_backends(source, app) == 0, 5, "the server to be closed")
+    with p.connect() as check:
+        n = check.execute("select count(*) from limits_partial where who = %s",
+                          (how,)).fetchone()[0]
+    assert n == 0, "the partial query was completed and ran"
+
+
+@pytest.mark.timeout(60)
 def test_client_message_timeout_spares_idle_and_progressing_clients(proxy_factory):
     """Idle between messages for 3x the timeout, a Query trickling in for 3x
     the timeout (a gap of 0.3 s at a time), and a COPY whose rows arrive one
