@@ -22,8 +22,13 @@
 /* Every regular message starts with a type byte and a 4-byte length. */
 #define PQ_HEADER_SIZE 5
 
-/* PostgreSQL refuses a startup packet longer than this (MAX_STARTUP_PACKET_LENGTH). */
-#define PQ_STARTUP_MAX 10000
+/*
+ * The longest startup packet accepted, length word included: PostgreSQL
+ * refuses one whose length after the length word exceeds
+ * MAX_STARTUP_PACKET_LENGTH (10000), so do we (08P01 "invalid length of
+ * startup packet"), before reading its body.
+ */
+#define PQ_STARTUP_MAX (10000 + 4)
 
 /* Protocol versions and special request codes carried in the startup packet. */
 #define PQ_PROTOCOL(major, minor) (((uint32_t)(major) << 16) | (uint32_t)(minor))

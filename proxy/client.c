@@ -43,6 +43,16 @@
 
 /* Authentication messages are small; anything larger is an attack or a bug. */
 #define CLIENT_AUTH_MSG_MAX 8192
+/*
+ * Bytes asked of recv() at once until the client has logged in.  Each read
+ * reserves that much in the input evbuffer, whose chains libevent allocates
+ * in powers of two from 1 kB with a ~48-byte header: a full-size (16 kB)
+ * read costs a 32 kB chain however few bytes arrive, so a client that sends
+ * a few bytes and stalls (slowloris) would hold one; 960 bytes fill exactly
+ * one 1 kB chain.  Startup and authentication messages are small (at most
+ * PQ_STARTUP_MAX and CLIENT_AUTH_MSG_MAX), so this costs a few reads at most.
+ */
+#define CLIENT_LOGIN_READ_SIZE 960
 /* How long a client may take to read its last error before we drop it. */
 #define CLIENT_CLOSE_FLUSH_SEC 5
 /* Buckets of the cancel-key table (a power of two). */
@@ -133,6 +143,8 @@ void client_set_state(struct client *c, enum client_state st)
 		c->pool->nclients++;
 	c->state = st;
 	list_append(client_state_list(c, st), &c->node);
+	if (st == CL_WAIT || st == CL_WAIT_LOGIN)
+		c->wait_start_us = rt_now_us(); /* query_wait_timeout counts from here */
 }
 
 /* ---- cancel keys ---- */
@@ -218,6 +230,7 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 	c->is_admin = is_admin;
 	c->is_unix = sa->sa_family == AF_UNIX;
 	c->connect_time_us = rt_now_us();
+	c->last_input_us = c->connect_time_us;
 	c->timer = evtimer_new(rt.base, client_timer_cb, c);
 	/* input is bounded: reading stops when it holds this much unforwarded */
 	if (c->timer == NULL ||
@@ -236,6 +249,7 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 		setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
 	}
+	sock_set_read_size(&c->sock, CLIENT_LOGIN_READ_SIZE);
 	rt.nclients++;
 	c->state = CL_LOGIN;
 	list_append(&rt.login_clients, &c->node);
@@ -401,6 +415,7 @@ static void client_read_cb(struct sock *sk, void *arg)
 	struct client *c = arg;
 
 	(void)sk;
+	c->last_input_us = rt_now_us(); /* client_message_timeout (limits.c) */
 	switch (c->state) {
 	case CL_LOGIN:
 		client_handle_login(c);
@@ -985,6 +1000,7 @@ static void client_authenticated(struct client *c)
 	const struct params *welcome;
 
 	c->auth_step = AUTH_STEP_DONE;
+	sock_set_read_size(&c->sock, 0); /* logged in: full-size reads again */
 	if (c->scram_active) {
 		key = auth_scram_server_client_key(&c->scram);
 	}

@@ -96,6 +96,17 @@ struct client {
 
 	uint32_t msg_left;         /* bytes of the current message still to forward */
 	uint64_t connect_time_us;
+	/*
+	 * When it began waiting for a server (CL_WAIT, CL_WAIT_LOGIN), for
+	 * query_wait_timeout; the janitor (limits.c) moves it forward while the
+	 * database is paused, so that time held by PAUSE or SWITCH does not count.
+	 */
+	uint64_t wait_start_us;
+	/*
+	 * When bytes last arrived, for client_message_timeout; the janitor moves
+	 * it forward while pgcutover itself is not reading (backpressure).
+	 */
+	uint64_t last_input_us;
 	bool read_paused;          /* reading stopped because the server's output is full */
 	bool is_admin;             /* came in on the admin listener */
 	bool is_unix;              /* came in on the unix socket: TLS is neither offered nor required */

@@ -390,6 +390,13 @@ static const struct config_key config_keys[] = {
 	{"server_tls_protocols", KT_TLS_PROTOCOLS, SCOPE_MAIN, CFG(server_tls_protocols), NO_OFFSET,
 	 NO_OFFSET, 0, 0},
 	{"server_tls_ciphers", KT_STRING, SCOPE_MAIN, CFG(server_tls_ciphers), NO_OFFSET, NO_OFFSET, 1, 0},
+	/* limits and timeouts (docs/security.md); at least 100ms so a refusing server is not hammered */
+	{"server_login_retry", KT_DURATION, SCOPE_MAIN, CFG(server_login_retry_ms), NO_OFFSET, NO_OFFSET,
+	 100, CONFIG_DURATION_MAX_MS},
+	{"client_message_timeout", KT_DURATION, SCOPE_MAIN, CFG(client_message_timeout_ms), NO_OFFSET,
+	 NO_OFFSET, 0, CONFIG_DURATION_MAX_MS},
+	{"max_user_connections", KT_INT, SCOPE_MAIN, CFG(max_user_connections), NO_OFFSET, NO_OFFSET, 0,
+	 INT_MAX},
 
 	{"control_user", KT_STRING, SCOPE_BOTH, CFG_DEF(control_user), DB_DEF(control_user),
 	 CFG_DEF(control_user), 1, 0},
@@ -407,6 +414,13 @@ static const struct config_key config_keys[] = {
 	 CFG_DEF(sequence_margin), 0, NO_MAX},
 	{"marker_table", KT_TABLE, SCOPE_BOTH, CFG_DEF(marker_table), DB_DEF(marker_table),
 	 CFG_DEF(marker_table), 0, 0},
+	{"query_wait_timeout", KT_DURATION, SCOPE_BOTH, CFG_DEF(query_wait_timeout_ms),
+	 DB_DEF(query_wait_timeout_ms), CFG_DEF(query_wait_timeout_ms), 0, CONFIG_DURATION_MAX_MS},
+	{"idle_transaction_timeout", KT_DURATION, SCOPE_BOTH, CFG_DEF(idle_transaction_timeout_ms),
+	 DB_DEF(idle_transaction_timeout_ms), CFG_DEF(idle_transaction_timeout_ms), 0,
+	 CONFIG_DURATION_MAX_MS},
+	{"max_db_connections", KT_INT, SCOPE_BOTH, CFG_DEF(max_db_connections),
+	 DB_DEF(max_db_connections), CFG_DEF(max_db_connections), 0, INT_MAX},
 
 	{"source", KT_STRING, SCOPE_DB, NO_OFFSET, DB(source), NO_OFFSET, 1, 0},
 	{"target", KT_STRING, SCOPE_DB, NO_OFFSET, DB(target), NO_OFFSET, 1, 0},
@@ -1501,6 +1515,9 @@ static struct config *config_new(void)
 	cfg->server_tls_key_file = strdup("");
 	cfg->server_tls_protocols = strdup("tlsv1.2,tlsv1.3");
 	cfg->server_tls_ciphers = strdup(CONFIG_TLS_DEFAULT_CIPHERS);
+	cfg->server_login_retry_ms = 15 * 1000;     /* PgBouncer's default */
+	cfg->client_message_timeout_ms = 60 * 1000; /* see docs/security.md for why */
+	cfg->max_user_connections = 0;
 
 	cfg->defaults.control_user = strdup("pgcutover");
 	cfg->defaults.drain_timeout_ms = 10 * 1000;
@@ -1510,6 +1527,9 @@ static struct config *config_new(void)
 	cfg->defaults.sequence_sync = strdup("all");
 	cfg->defaults.sequence_margin = 0;
 	cfg->defaults.marker_table = strdup("pgcutover_marker");
+	cfg->defaults.query_wait_timeout_ms = 120 * 1000; /* PgBouncer's default */
+	cfg->defaults.idle_transaction_timeout_ms = 0;
+	cfg->defaults.max_db_connections = 0;
 	cfg->defaults.pool_size = cfg->default_pool_size;
 	cfg->defaults.pool_mode = cfg->pool_mode;
 

@@ -77,6 +77,17 @@ struct db_defaults {
 	char *marker_table;        /* lag_method=marker: table to insert markers into */
 	int pool_size;             /* server connections per (database, user) */
 	enum pool_mode pool_mode;
+	/*
+	 * Limits (docs/security.md, "Limits and timeouts"); 0 = off for each.
+	 * A client waiting for a server longer than query_wait_timeout_ms is
+	 * closed (time held by PAUSE or SWITCH does not count); one idle inside
+	 * a transaction longer than idle_transaction_timeout_ms is closed and
+	 * its transaction rolled back; max_db_connections bounds the server
+	 * connections of the database across all its pools.
+	 */
+	int64_t query_wait_timeout_ms;
+	int64_t idle_transaction_timeout_ms;
+	int max_db_connections;
 };
 
 /* One [database "name"] section. */
@@ -139,6 +150,9 @@ struct config {
 	char *server_tls_key_file;        /* its private key */
 	char *server_tls_protocols;
 	char *server_tls_ciphers;
+	int64_t server_login_retry_ms;    /* after a connection error, wait this long before the next */
+	int64_t client_message_timeout_ms;/* a message may stay incomplete this long with no byte; 0 = off */
+	int max_user_connections;         /* server connections per user across databases; 0 = unlimited */
 
 	struct db_defaults defaults;      /* [pgcutover] values of the overridable keys */
 	int auth_file_line;               /* line of auth_file = (or of [pgcutover]), for messages */

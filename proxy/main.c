@@ -17,6 +17,7 @@
 #include "admin/metrics.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
+#include "proxy/limits.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -210,6 +211,10 @@ int main(int argc, char **argv)
 	}
 	rt.reaper = event_new(rt.base, -1, 0, reaper_cb, NULL);
 	rt.shutdown_timer = evtimer_new(rt.base, shutdown_timer_cb, NULL);
+	if (!limits_init()) {
+		log_fatal("could not start the timeout checks: out of memory");
+		return EXIT_FAILURE;
+	}
 
 	if (!pool_apply_config(err, sizeof(err)) ||
 	    !admin_init(err, sizeof(err)) || !listener_start(err, sizeof(err)) ||
@@ -237,6 +242,7 @@ out:
 	free_everything();
 	admin_shutdown();
 	sock_module_free();
+	limits_free();
 	event_free(rt.reaper);
 	event_free(rt.shutdown_timer);
 	if (rt.dns)

@@ -7,10 +7,18 @@
  * connected directly: RESET of any startup setting returns the client's own
  * value.  When the pool is full and the only idle servers were opened for
  * other parameters, one of them is closed and a new one opened.
+ *
+ * Opening a server is also bounded by max_db_connections (per database,
+ * across its users' pools) and max_user_connections (per user, across
+ * databases): above them an idle server of another pool that counts
+ * against the same limit is closed to make room, as PgBouncer does, or the
+ * client waits until a server frees up; and by server_login_retry: after a
+ * connection error the pool waits before its next attempt.
  */
 #include "proxy/pool.h"
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +330,23 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 
 /* ---- pools ---- */
 
+/* server_login_retry is over: try again for the clients still waiting. */
+static void pool_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *pool = arg;
+	const struct list_node *n;
+	int waiting = 0;
+
+	(void)fd;
+	(void)what;
+	list_for_each(n, &pool->waiting_clients)
+		waiting++;
+	if (waiting > 0)
+		log_info("pool %s/%s: server_login_retry is over: trying again for %d waiting clients",
+			 pool->db->name, pool->user, waiting);
+	pool_service(pool);
+}
+
 struct pool *pool_get(struct database *db, const char *user)
 {
 	struct list_node *n;
@@ -333,7 +358,10 @@ struct pool *pool_get(struct database *db, const char *user)
 			return pool;
 	}
 	pool = calloc(1, sizeof(*pool));
-	if (pool == NULL || (pool->user = strdup(user)) == NULL) {
+	if (pool == NULL || (pool->user = strdup(user)) == NULL ||
+	    (pool->retry_timer = evtimer_new(rt.base, pool_retry_cb, pool)) == NULL) {
+		if (pool)
+			free(pool->user);
 		free(pool);
 		return NULL;
 	}
@@ -377,6 +405,7 @@ void pool_remember_welcome(struct pool *pool, const struct server *s)
 	/* a server opened before a reload moved its side speaks for the old address */
 	if (!server_current(s))
 		return;
+	pool->last_error[0] = '\0'; /* the side answers again */
 	/* drop an older entry for the same parameters, and the oldest beyond the bound */
 	for (pp = &pool->welcomes; (w = *pp) != NULL;) {
 		if ((w->side == s->side && w->fp_len == s->fp_len &&
@@ -465,17 +494,152 @@ static bool pool_assign_one(struct pool *pool)
 	return false;
 }
 
+/* ---- room for another server ---- */
+
+/* Why a pool may not open another server now. */
+enum pool_room {
+	ROOM_OK,
+	ROOM_POOL_FULL, /* the pool holds pool_size servers */
+	ROOM_DB_FULL,   /* its database holds max_db_connections */
+	ROOM_USER_FULL, /* its user holds max_user_connections */
+};
+
+int pool_db_max_connections(const struct database *db)
+{
+	/* a database dropped from the config keeps the [pgcutover] default */
+	return db->cfg ? db->cfg->d.max_db_connections : rt.cfg->defaults.max_db_connections;
+}
+
+/* Servers in any state of every pool of db. */
+static int db_nservers(const struct database *db)
+{
+	const struct list_node *p;
+	int n = 0;
+
+	list_for_each(p, &db->pools)
+		n += list_entry(p, const struct pool, node)->nservers;
+	return n;
+}
+
+/* Servers in any state of every pool of this user, over all databases. */
+static int user_nservers(const char *user)
+{
+	const struct list_node *n, *p;
+	int count = 0;
+
+	list_for_each(n, &rt.databases) {
+		const struct database *db = list_entry(n, const struct database, node);
+
+		list_for_each(p, &db->pools) {
+			const struct pool *pool = list_entry(p, const struct pool, node);
+
+			if (strcmp(pool->user, user) == 0)
+				count += pool->nservers;
+		}
+	}
+	return count;
+}
+
+static enum pool_room pool_room(const struct pool *pool)
+{
+	int max_db = pool_db_max_connections(pool->db);
+	int max_user = rt.cfg->max_user_connections;
+
+	if (pool->nservers >= pool->db->pool_size)
+		return ROOM_POOL_FULL;
+	if (max_db > 0 && db_nservers(pool->db) >= max_db)
+		return ROOM_DB_FULL;
+	if (max_user > 0 && user_nservers(pool->user) >= max_user)
+		return ROOM_USER_FULL;
+	return ROOM_OK;
+}
+
+/* Whether closing a server of 'other' makes room of kind 'why' for 'pool'. */
+static bool counts_against(const struct pool *pool, const struct pool *other, enum pool_room why)
+{
+	if (other == pool)
+		return true;
+	if (why == ROOM_DB_FULL)
+		return other->db == pool->db;
+	if (why == ROOM_USER_FULL)
+		return strcmp(other->user, pool->user) == 0;
+	return false;
+}
+
+/*
+ * The idle server to close so that 'pool' may open one: its own oldest idle
+ * server first (nobody waiting in it wants that one: pool_assign_one() ran),
+ * else the longest idle of another pool under the same limit.  NULL when
+ * there is none: the client waits for a server to free up.
+ */
+static struct server *room_victim(struct pool *pool, enum pool_room why)
+{
+	struct server *best = NULL;
+	const struct list_node *n, *p;
+
+	if (!list_empty(&pool->idle_servers))
+		return list_entry(list_first(&pool->idle_servers), struct server, node);
+	if (why == ROOM_POOL_FULL)
+		return NULL;
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		list_for_each(p, &db->pools) {
+			struct pool *other = list_entry(p, struct pool, node);
+			struct server *s;
+
+			if (!counts_against(pool, other, why) || list_empty(&other->idle_servers))
+				continue;
+			/* idle lists are in the order servers went idle: the first waited longest */
+			s = list_entry(list_first(&other->idle_servers), struct server, node);
+			if (best == NULL || s->idle_since_us < best->idle_since_us)
+				best = s;
+		}
+	}
+	return best;
+}
+
+/* Close idle servers until 'pool' may open one; false when it must wait instead. */
+static bool pool_make_room(struct pool *pool)
+{
+	static const char *const why_text[] = {
+		[ROOM_POOL_FULL] = "replaced by a server for other startup parameters",
+		[ROOM_DB_FULL] = "closed to make room for another user under max_db_connections",
+		[ROOM_USER_FULL] = "closed to make room for another database under max_user_connections",
+	};
+
+	for (;;) {
+		enum pool_room why = pool_room(pool);
+		struct server *victim;
+
+		if (why == ROOM_OK)
+			return true;
+		victim = room_victim(pool, why);
+		if (victim == NULL) {
+			if (why != ROOM_POOL_FULL)
+				log_debug("pool %s/%s: waiting for a server to free up (%s reached)",
+					  pool->db->name, pool->user,
+					  why == ROOM_DB_FULL ? "max_db_connections" : "max_user_connections");
+			return false;
+		}
+		/* one fewer server each time round: this ends; an idle server is at a boundary */
+		server_terminate(victim, why_text[why]);
+	}
+}
+
 /*
  * Open servers for the clients still waiting: each waiting client is covered
  * by a server that is being opened or reset for its parameters, or gets a new
- * one while the pool has room, or one that replaces an idle server nobody
- * waits for.
+ * one while there is room (pool_make_room()).  Nothing is opened while the
+ * side waits out server_login_retry.
  */
 static void pool_launch_needed(struct pool *pool)
 {
 	struct list_node *n, *m;
 	unsigned gen = ++pool->claim_gen;
 
+	if (pool_retry_pending(pool))
+		return;
 	list_for_each(n, &pool->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
 		struct server *s = NULL;
@@ -491,15 +655,8 @@ static void pool_launch_needed(struct pool *pool)
 		}
 		if (covered)
 			continue;
-		if (pool->nservers >= pool->db->pool_size) {
-			/* full: an idle server opened for other parameters makes room */
-			struct list_node *first = list_first(&pool->idle_servers);
-
-			if (first == NULL)
-				break;
-			server_close(list_entry(first, struct server, node),
-				     "replaced by a server for other startup parameters");
-		}
+		if (!pool_make_room(pool))
+			break;
 		s = server_launch(pool, &c->startup, c->fingerprint, c->fp_len);
 		if (s == NULL) {
 			log_error("pool %s/%s: could not open a server connection: out of memory",
@@ -510,7 +667,8 @@ static void pool_launch_needed(struct pool *pool)
 	}
 }
 
-void pool_service(struct pool *pool)
+/* One pool_service() pass over one pool. */
+static void pool_service_pass(struct pool *pool)
 {
 	/* a paused database starts no new transaction, so it hands out no server */
 	if (rt.exiting || pool_db_paused(pool->db))
@@ -529,6 +687,60 @@ void pool_service(struct pool *pool)
 	pool->in_service = false;
 }
 
+/* Nesting of pool_service(): only the outermost call services the siblings. */
+static int service_depth;
+
+/*
+ * Under max_db_connections or max_user_connections, what frees up in one
+ * pool (a server that closes, or turns idle with nobody in its pool waiting)
+ * may be what clients of another pool under the same limit wait for: give
+ * those pools a pass too.  Only pools with waiting clients, and only when a
+ * limit is set, so the common case costs nothing.
+ */
+static void pool_service_siblings(struct pool *pool)
+{
+	bool by_db = pool_db_max_connections(pool->db) > 0;
+	bool by_user = rt.cfg->max_user_connections > 0;
+	struct list_node *n, *p;
+
+	if (!by_db && !by_user)
+		return;
+	service_depth++;
+	if (by_db) {
+		list_for_each(p, &pool->db->pools) {
+			struct pool *other = list_entry(p, struct pool, node);
+
+			if (other != pool && !list_empty(&other->waiting_clients))
+				pool_service_pass(other);
+		}
+	}
+	if (by_user) {
+		list_for_each(n, &rt.databases) {
+			struct database *db = list_entry(n, struct database, node);
+
+			if (by_db && db == pool->db)
+				continue; /* done above */
+			list_for_each(p, &db->pools) {
+				struct pool *other = list_entry(p, struct pool, node);
+
+				if (other != pool && !list_empty(&other->waiting_clients) &&
+				    strcmp(other->user, pool->user) == 0)
+					pool_service_pass(other);
+			}
+		}
+	}
+	service_depth--;
+}
+
+void pool_service(struct pool *pool)
+{
+	service_depth++;
+	pool_service_pass(pool);
+	service_depth--;
+	if (service_depth == 0 && !rt.exiting)
+		pool_service_siblings(pool);
+}
+
 void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len,
 		       const char *sqlstate, const char *message)
 {
@@ -540,6 +752,23 @@ void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len
 		if (fingerprint && c->fp_len == fp_len && memcmp(c->fingerprint, fingerprint, fp_len) == 0)
 			client_disconnect(c, sqlstate, "%s", message);
 	}
+}
+
+void pool_connect_failed(struct pool *pool, enum route_side side, const char *message)
+{
+	int64_t ms = rt.cfg->server_login_retry_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+	snprintf(pool->last_error, sizeof(pool->last_error), "%s", message);
+	pool->retry_side = side;
+	/* counted from the latest failure */
+	evtimer_add(pool->retry_timer, &tv);
+}
+
+bool pool_retry_pending(const struct pool *pool)
+{
+	return pool->retry_side == pool->db->route &&
+	       event_pending(pool->retry_timer, EV_TIMEOUT, NULL);
 }
 
 int pool_db_in_flight(const struct database *db)
@@ -615,6 +844,7 @@ void pool_free_all(void)
 				pool->welcomes = w->next;
 				welcome_free(w);
 			}
+			event_free(pool->retry_timer);
 			free(pool->user);
 			free(pool);
 		}

@@ -23,6 +23,7 @@ struct client;
 struct server;
 struct db_config;
 struct cutover;
+struct event;
 
 enum route_side {
 	SIDE_SOURCE = 0,
@@ -131,6 +132,15 @@ struct pool {
 	unsigned claim_gen;             /* current pool_service() pass (see server.claim_gen) */
 	bool in_service;                /* pool_service() is running: do not recurse */
 	bool service_again;             /* something changed meanwhile: run another pass */
+	/*
+	 * server_login_retry: after a connection error (refused, timeout, reset)
+	 * the pool opens no server on that side until retry_timer fires, so a
+	 * server that is down is not hammered; waiting clients keep waiting,
+	 * bounded by query_wait_timeout, whose error quotes last_error.
+	 */
+	struct event *retry_timer;      /* pending while the pool waits before its next attempt */
+	enum route_side retry_side;     /* the side that failed: a switch to the other retries at once */
+	char last_error[256];           /* the last connection error; "" after a successful login */
 };
 
 /* Create the databases of rt.cfg, or refresh them after a reload. */
@@ -147,7 +157,10 @@ struct database *pool_find_db(const char *name);
 /* The pool of (db, user), created on first use; NULL when out of memory. */
 struct pool *pool_get(struct database *db, const char *user);
 
-/* Remember what a server reported at login (see struct pool_welcome). */
+/*
+ * A server logged in: remember what it reported (see struct pool_welcome);
+ * the pool's last connection error is forgotten.
+ */
 void pool_remember_welcome(struct pool *pool, const struct server *s);
 /* The remembered welcome for this client's parameters on the current side, or NULL. */
 const struct params *pool_find_welcome(const struct pool *pool, const struct client *c);
@@ -162,6 +175,18 @@ void pool_service(struct pool *pool);
 /* A server failed to log in: fail the clients waiting for it. */
 void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len,
 		       const char *sqlstate, const char *message);
+/*
+ * A server of this pool could not connect ('message' says why: refused,
+ * server_connect_timeout, reset before login): open no other on that side
+ * for server_login_retry.  The waiting clients are not failed: they are
+ * served once an attempt succeeds, or get query_wait_timeout's error.
+ * Call it before closing the server, so that closing opens no replacement.
+ */
+void pool_connect_failed(struct pool *pool, enum route_side side, const char *message);
+/* The pool waits out server_login_retry on its current side. */
+bool pool_retry_pending(const struct pool *pool);
+/* The max_db_connections in force for db (0 = unlimited). */
+int pool_db_max_connections(const struct database *db);
 /*
  * Number of transactions or requests of this database still running: servers
  * linked to a client and not at a transaction boundary.

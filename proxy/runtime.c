@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "proxy/config.h"
+#include "proxy/limits.h"
 #include "proxy/listener.h"
 #include "proxy/log.h"
 #include "proxy/pool.h"
@@ -149,6 +150,7 @@ bool rt_reload(char *errbuf, size_t errlen)
 	tls_contexts_free(rt.tls);
 	rt.tls = tls;
 	config_free(old);
+	limits_reconfigure();
 	log_info("configuration reloaded from %s", cfg->path);
 	return true;
 }

@@ -249,8 +249,7 @@ void server_close(struct server *s, const char *reason)
 	pool_service(pool);
 }
 
-/* Close politely: Terminate first, so the server logs no "unexpected EOF". */
-static void server_terminate(struct server *s, const char *reason)
+void server_terminate(struct server *s, const char *reason)
 {
 	struct pq_buf b;
 
@@ -343,6 +342,14 @@ void server_release(struct server *s)
 	}
 	if (s->read_paused)
 		server_resume_reading(s);
+	if (c && c->msg_left > 0) {
+		/*
+		 * The server saw part of a client message: a Terminate now would be
+		 * read as the rest of it, so the connection just closes.
+		 */
+		server_close(s, "its client left in the middle of a message");
+		return;
+	}
 	if (!server_clean(s)) {
 		server_terminate(s, s->side != s->pool->db->route ? "its database switched sides"
 				    : !server_current(s) ? "its address changed in a reload"
@@ -610,6 +617,30 @@ static void server_login_failed(struct server *s, const char *sqlstate, const ch
 	/* fail the waiting clients first, so that closing does not open a replacement for them */
 	pool_login_failed(pool, fp, fp_len, sqlstate, msg);
 	server_close(s, "login failed");
+}
+
+/*
+ * A connection error before login completed (refused, server_connect_timeout,
+ * reset or closed without an ErrorResponse): unlike a login refused by the
+ * server, this says nothing about the clients, so they keep waiting while
+ * the pool waits server_login_retry before its next attempt.
+ */
+static void server_connect_failed(struct server *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void server_connect_failed(struct server *s, const char *fmt, ...)
+{
+	char msg[400];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	log_warning("server %s: %s: next attempt after server_login_retry (%lld ms)", s->label, msg,
+		    (long long)rt.cfg->server_login_retry_ms);
+	/* first, so that closing opens no replacement at once */
+	pool_connect_failed(s->pool, s->side, msg);
+	server_close(s, "could not connect");
 }
 
 static bool server_send_msg(struct server *s, struct pq_buf *b)
@@ -1244,11 +1275,16 @@ static void server_event_cb(struct sock *sk, int what, void *arg)
 	if (s->state == SV_CONNECT || s->state == SV_LOGIN) {
 		const struct backend_addr *a = &s->addr;
 
-		server_login_failed(s, "08006", "could not %s the %s of database \"%s\" (%s:%d): %s",
-				    s->tls_step == SERVER_TLS_HANDSHAKE ? "establish TLS with"
-									: "connect to",
-				    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
-				    a->host, a->port, reason);
+		/* a TLS handshake that fails is a configuration problem: waiting clients hear it now */
+		if (s->tls_step == SERVER_TLS_HANDSHAKE)
+			server_login_failed(s, "08006",
+					    "could not establish TLS with the %s of database \"%s\" (%s:%d): %s",
+					    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
+					    a->host, a->port, reason);
+		else
+			server_connect_failed(s, "could not connect to the %s of database \"%s\" (%s:%d): %s",
+					      s->side == SIDE_SOURCE ? "source" : "target",
+					      s->pool->db->name, a->host, a->port, reason);
 		return;
 	}
 	/* deliver what arrived before the end */
@@ -1266,9 +1302,10 @@ static void server_timer_cb(evutil_socket_t fd, short what, void *arg)
 	switch (s->state) {
 	case SV_CONNECT:
 	case SV_LOGIN:
-		server_login_failed(s, "08006",
-				    "could not connect to the %s of database \"%s\": server_connect_timeout expired",
-				    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name);
+		server_connect_failed(s,
+				      "could not connect to the %s of database \"%s\": server_connect_timeout (%lld ms) expired",
+				      s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
+				      (long long)rt.cfg->server_connect_timeout_ms);
 		break;
 	case SV_IDLE:
 		server_terminate(s, "server_idle_timeout expired");

@@ -151,6 +151,12 @@ void server_forward(struct server *s);
 
 /* Close the connection; clients linked to it are told and closed. */
 void server_close(struct server *s, const char *reason);
+/*
+ * Close politely: a Terminate first, so the server logs no "unexpected EOF".
+ * Only at a message boundary (an idle server, or one whose client sent whole
+ * messages only), or the Terminate would be read as part of a message.
+ */
+void server_terminate(struct server *s, const char *reason);
 
 /* Bytes queued towards the server; the reading pause/resume pair for backpressure. */
 size_t server_output_len(const struct server *s);

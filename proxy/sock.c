@@ -124,6 +124,7 @@ bool sock_init(struct sock *s, evutil_socket_t fd, size_t limit, sock_io_fn read
 	memset(s, 0, sizeof(*s));
 	s->fd = fd;
 	s->in_limit = limit;
+	s->read_size = SOCK_READ_CHUNK;
 	s->out_low = limit / 2;
 	s->read_fn = read_fn;
 	s->write_fn = write_fn;
@@ -463,8 +464,8 @@ static void sock_read(struct sock *s)
 		return;
 	}
 	room = s->in_limit - have;
-	if (room > SOCK_READ_CHUNK)
-		room = SOCK_READ_CHUNK;
+	if (room > s->read_size)
+		room = s->read_size;
 	if (evbuffer_reserve_space(s->in, (ev_ssize_t)room, &v, 1) < 1) {
 		s->err = ENOMEM;
 		if (s->event_fn)
@@ -851,6 +852,11 @@ static void sock_event_cb(evutil_socket_t fd, short what, void *arg)
 		sock_flush(s);
 	if ((what & EV_READ) && !s->closed)
 		sock_read(s);
+}
+
+void sock_set_read_size(struct sock *s, size_t n)
+{
+	s->read_size = n > 0 ? n : SOCK_READ_CHUNK;
 }
 
 void sock_set_reading(struct sock *s, bool on)

@@ -95,6 +95,7 @@ struct sock {
 	int dns_err;                 /* the resolver's error code, for SOCK_ERROR after a lookup */
 	int port;                    /* port to connect to once a host name is resolved */
 	size_t in_limit;             /* stop reading when the input holds this much */
+	size_t read_size;            /* bytes asked of recv() at once (sock_set_read_size()) */
 	size_t out_low;              /* call write_fn when a flush leaves at most this much queued */
 	struct evbuffer *in;         /* bytes received, not consumed yet */
 	struct evbuffer *out;        /* bytes to send */
@@ -146,6 +147,12 @@ void sock_flush_now(struct sock *s);
 
 /* The owner wants input (true) or does not (false: backpressure, waiting). */
 void sock_set_reading(struct sock *s, bool on);
+/*
+ * Bytes asked of recv() at once (0: the default, 16 kB).  Each read reserves
+ * that much buffer space, which stays allocated while a partial message sits
+ * in the input: a connection that is not trusted yet reads in small pieces.
+ */
+void sock_set_read_size(struct sock *s, size_t n);
 /* Call write_fn when the output drains to 'low' bytes (0: only when empty). */
 static inline void sock_set_out_low(struct sock *s, size_t low)
 {

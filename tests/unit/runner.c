@@ -18,6 +18,7 @@ static const struct unit_test *const suites[] = {
 	unit_tests_admin,
 	unit_tests_session,
 	unit_tests_sqlquote,
+	unit_tests_limits,
 };
 
 int main(int argc, char **argv)

@@ -239,6 +239,12 @@ static void check_product_example(struct fx *fx)
 	UT_EQ_INT(c->server_idle_timeout_ms, 600000);
 	UT_EQ_INT(c->max_packet_size, 1073741823);
 	UT_EQ_INT(c->conn_buffer_size, 256 * 1024);
+	UT_EQ_INT(c->server_login_retry_ms, 15000);
+	UT_EQ_INT(c->client_message_timeout_ms, 60000);
+	UT_EQ_INT(c->max_user_connections, 0);
+	UT_EQ_INT(c->defaults.query_wait_timeout_ms, 120000);
+	UT_EQ_INT(c->defaults.idle_transaction_timeout_ms, 0);
+	UT_EQ_INT(c->defaults.max_db_connections, 0);
 	UT_EQ_STR(c->defaults.marker_table, "pgcutover_marker");
 	UT_EQ_STR(c->defaults.control_user, "pgcutover");
 	UT_EQ_INT(c->defaults.drain_timeout_ms, 10000);
@@ -777,6 +783,78 @@ static void test_config_is_admin(void)
 	fx_done(&fx);
 }
 
+/* The limits and timeouts: units, 0 = off, per-database overrides, bad values by line. */
+static void check_limits(struct fx *fx)
+{
+	const struct db_config *db;
+
+	FX_LOAD_OK(fx, "[pgcutover]\n"
+		       "server_login_retry = 250ms\n"
+		       "client_message_timeout = 0\n"
+		       "max_user_connections = 40\n"
+		       "query_wait_timeout = 2min\n"
+		       "idle_transaction_timeout = 30s\n"
+		       "max_db_connections = 50\n"
+		       "[database \"a\"]\n"
+		       "source = host=s\n"
+		       "target = host=t\n"
+		       "lag_method = none\n"
+		       "query_wait_timeout = 0\n"
+		       "idle_transaction_timeout = 1500ms\n"
+		       "max_db_connections = 5\n"
+		       "[database \"b\"]\n"
+		       "source = host=s\n"
+		       "target = host=t\n"
+		       "lag_method = none\n");
+	UT_EQ_INT(fx->cfg->server_login_retry_ms, 250);
+	UT_EQ_INT(fx->cfg->client_message_timeout_ms, 0);
+	UT_EQ_INT(fx->cfg->max_user_connections, 40);
+	db = config_find_db(fx->cfg, "a");
+	UT_ASSERT(db != NULL);
+	UT_EQ_INT(db->d.query_wait_timeout_ms, 0);
+	UT_EQ_INT(db->d.idle_transaction_timeout_ms, 1500);
+	UT_EQ_INT(db->d.max_db_connections, 5);
+	db = config_find_db(fx->cfg, "b");
+	UT_ASSERT(db != NULL);
+	UT_EQ_INT(db->d.query_wait_timeout_ms, 120000);
+	UT_EQ_INT(db->d.idle_transaction_timeout_ms, 30000);
+	UT_EQ_INT(db->d.max_db_connections, 50);
+
+	FX_LOAD_FAILS(fx, "[pgcutover]\n"
+			  "server_login_retry = 0\n"          /* 2 */
+			  "client_message_timeout = 5 min\n"  /* 3: fine */
+			  "max_user_connections = -1\n"       /* 4 */
+			  "query_wait_timeout = 10 years\n"   /* 5 */
+			  "idle_transaction_timeout = 25d\n"  /* 6 */
+			  "max_db_connections = lots\n"       /* 7 */
+			  "[database \"db\"]\n"
+			  "source = host=s\n"
+			  "target = host=t\n"
+			  "lag_method = none\n"
+			  "server_login_retry = 1s\n"         /* 12 */
+			  "max_user_connections = 3\n"        /* 13 */
+			  "query_wait_timeout = 3000000s\n");  /* 14 */
+	UT_ASSERT(fx_has_error(fx, 2, "\"server_login_retry\": \"0\" (must be between 100ms and"));
+	UT_ASSERT(fx_has_error(fx, 4, "\"max_user_connections\": \"-1\" (expected an integer "
+				      "between 0 and"));
+	UT_ASSERT(fx_has_error(fx, 5, "\"query_wait_timeout\": \"10 years\" (expected a duration"));
+	UT_ASSERT(fx_has_error(fx, 6, "\"idle_transaction_timeout\""));
+	UT_ASSERT(fx_has_error(fx, 7, "\"max_db_connections\": \"lots\""));
+	UT_ASSERT(fx_has_error(fx, 12, "parameter \"server_login_retry\" cannot be set in a [database"));
+	UT_ASSERT(fx_has_error(fx, 13, "parameter \"max_user_connections\" cannot be set in a"));
+	UT_ASSERT(fx_has_error(fx, 14, "\"query_wait_timeout\": \"3000000s\" (must be between 0"));
+	UT_EQ_INT(fx->errs.count, 8);
+}
+
+static void test_config_limits(void)
+{
+	struct fx fx;
+
+	fx_init(&fx);
+	check_limits(&fx);
+	fx_done(&fx);
+}
+
 /* Collects config_dump() output as "key=value\n" lines. */
 struct dump_buf {
 	char text[4096]; /* every line emitted so far */
@@ -807,7 +885,7 @@ static void check_dump(struct fx *fx)
 		       "pool_mode = Transaction\n" MIN_DB);
 	memset(&b, 0, sizeof(b));
 	config_dump(fx->cfg, dump_emit, &b);
-	UT_EQ_INT(b.keys, 42);
+	UT_EQ_INT(b.keys, 48);
 	UT_ASSERT(strncmp(b.text, "listen_addr=127.0.0.1\nlisten_port=6432\n", 39) == 0);
 	UT_ASSERT(strstr(b.text, "\nunix_socket_dir=\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nauth_type=scram-sha-256\n") != NULL);
@@ -830,6 +908,12 @@ static void check_dump(struct fx *fx)
 	UT_ASSERT(strstr(b.text, "\nclient_tls_ciphers=HIGH:!aNULL\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nserver_tls_sslmode=prefer\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nserver_tls_ca_file=\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nserver_login_retry=15s\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nclient_message_timeout=1min\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nmax_user_connections=0\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nquery_wait_timeout=2min\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nidle_transaction_timeout=0\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nmax_db_connections=0\n") != NULL);
 	UT_ASSERT(strstr(b.text, "source=") == NULL); /* database keys are not [pgcutover]'s */
 	UT_EQ_STR(config_pool_mode_name(POOL_SESSION), "session");
 	UT_EQ_STR(config_auth_type_name(AUTH_MD5), "md5");
@@ -1101,6 +1185,7 @@ const struct unit_test unit_tests_config[] = {
 	{"config_is_admin", test_config_is_admin},
 	{"config_load_keep", test_config_load_keep},
 	{"config_dump", test_config_dump},
+	{"config_limits", test_config_limits},
 	{"config_shipped_example", test_config_shipped_example},
 	{"userlist_parse", test_userlist_parse},
 	{"userlist_errors", test_userlist_errors},

@@ -213,6 +213,11 @@ static void test_startup_len_bounds(void)
 	UT_EQ_INT(pq_read_startup_len(w, 4, &len), PQ_OK);
 	put32(w, PQ_STARTUP_MAX + 1);
 	UT_EQ_INT(pq_read_startup_len(w, 4, &len), PQ_ERR_LENGTH);
+	/* exactly PostgreSQL's bound: 10000 bytes after the length word */
+	put32(w, 10004);
+	UT_EQ_INT(pq_read_startup_len(w, 4, &len), PQ_OK);
+	put32(w, 10005);
+	UT_EQ_INT(pq_read_startup_len(w, 4, &len), PQ_ERR_LENGTH);
 	put32(w, 0x80000000u);
 	UT_EQ_INT(pq_read_startup_len(w, 4, &len), PQ_ERR_LENGTH);
 }
