@@ -37,11 +37,21 @@ def app(source, target, **kw):
     return {"app": d}
 
 
+APPNAME = "reload-test"
+
+
+def connect(p):
+    """A session of this module: its servers carry APPNAME, so that backends
+    other modules' proxies leave behind (a query still sleeping) do not count."""
+    return p.connect(application_name=APPNAME)
+
+
 def alice_backends(cluster):
-    """alice's backends in `app` on a cluster (the proxy's server connections)."""
+    """alice's backends in `app` on a cluster opened for this module's sessions."""
     with cluster.admin_connect() as c:
         return c.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = 'alice' "
-                         "AND datname = 'app'").fetchone()[0]
+                         "AND datname = 'app' AND application_name = %s",
+                         (APPNAME,)).fetchone()[0]
 
 
 def wait_no_backends(cluster, what, timeout=5):
@@ -67,7 +77,7 @@ def test_reload_retires_idle_pooled_servers(proxy_factory, source, target):
     after a reload points the source elsewhere, her next session runs there
     and the pooled server to the old address is closed at once."""
     p = proxy_factory.new(databases=app(source, target))
-    with p.connect() as c:
+    with connect(p) as c:
         assert server_port(c) == source.port
     wait_servers(p, lambda rows: [r["state"] for r in rows] == ["idle"], "alice's server not pooled")
     old_pid = servers(p)[0]["backend_pid"]
@@ -75,7 +85,7 @@ def test_reload_retires_idle_pooled_servers(proxy_factory, source, target):
     mark = reload(p, app(target, target))
     # the idle server to the old address is gone without waiting for a client
     wait_servers(p, lambda rows: rows == [], "the idle server to the old source was kept")
-    with p.connect() as c:
+    with connect(p) as c:
         assert server_port(c) == target.port
         pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
     assert str(pid) != old_pid
@@ -91,20 +101,20 @@ def test_reload_retires_busy_server_when_released(proxy_factory, source, target)
     """A session in progress during the reload keeps its server (its state
     stays); when it ends, that server is closed instead of pooled."""
     p = proxy_factory.new(databases=app(source, target))
-    with p.connect() as c:
+    with connect(p) as c:
         c.execute("SET application_name = 'kept-through-reload'")
         assert server_port(c) == source.port
         reload(p, app(target, target))
         assert server_port(c) == source.port
         assert c.execute("SHOW application_name").fetchone()[0] == "kept-through-reload"
         # a second session meanwhile goes to the new address
-        with p.connect() as d:
+        with connect(p) as d:
             assert server_port(d) == target.port
     wait_servers(p, lambda rows: all(r["addr"] == f"127.0.0.1:{target.port}" for r in rows),
                  "a server to the old source stayed after its session ended")
     wait_no_backends(source, "the old source's server was kept after its session ended")
     for _ in range(2):
-        with p.connect() as c:
+        with connect(p) as c:
             assert server_port(c) == target.port
 
 
@@ -114,7 +124,7 @@ def test_reload_transaction_pooling_next_transaction_moves(proxy_factory, source
     transaction; the first transaction after the reload runs at the new address,
     in the same client session."""
     p = proxy_factory.new(settings={"pool_mode": "transaction"}, databases=app(source, target))
-    with p.connect() as c:
+    with connect(p) as c:
         for _ in range(3):
             assert server_port(c) == source.port
         reload(p, app(target, target))
@@ -131,7 +141,7 @@ def test_reload_changed_target_applies_to_next_switch(proxy_factory, source, tar
     mistake); the operator fixes it and reloads; the next SWITCH goes to the
     corrected target."""
     p = proxy_factory.new(databases=app(source, source))
-    with p.connect() as c:
+    with connect(p) as c:
         assert server_port(c) == source.port
     reload(p, app(source, target))
     assert [r["target"] for r in admin(p.admin_port, "SHOW DATABASES") if r["name"] == "app"] \
@@ -139,6 +149,6 @@ def test_reload_changed_target_applies_to_next_switch(proxy_factory, source, tar
     row = admin(p.admin_port, "SWITCH app")[0]
     assert row["result"] == "ok", row
     assert route_of(p.admin_port, "app") == ("target", "running")
-    with p.connect() as c:
+    with connect(p) as c:
         assert server_port(c) == target.port
     admin(p.admin_port, "SWITCH app TO source")
