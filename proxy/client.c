@@ -143,6 +143,8 @@ void client_set_state(struct client *c, enum client_state st)
 		c->pool->nclients++;
 	c->state = st;
 	list_append(client_state_list(c, st), &c->node);
+	/* between transactions its (empty) buffers go back: idle clients cost little */
+	sock_set_idle(&c->sock, st == CL_IDLE);
 	if (st == CL_WAIT || st == CL_WAIT_LOGIN)
 		c->wait_start_us = rt_now_us(); /* query_wait_timeout counts from here */
 }
@@ -223,8 +225,6 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 		return;
 	}
 	list_init(&c->node);
-	params_init(&c->startup);
-	params_init(&c->reported);
 	session_init(&c->sess);
 	format_addr(sa, c->addr, sizeof(c->addr));
 	c->is_admin = is_admin;
@@ -272,6 +272,29 @@ void client_accept_admin(int fd, const struct sockaddr *sa, int salen)
 	client_create(fd, sa, true);
 }
 
+/*
+ * The login deadline is over (logged in, or closing): a logged-in client
+ * keeps no timer, so thousands of idle clients cost no timer events.
+ */
+static void client_drop_timer(struct client *c)
+{
+	if (c->timer) {
+		event_free(c->timer);
+		c->timer = NULL;
+	}
+}
+
+/* What only authentication needed goes once it is over. */
+static void client_free_login(struct client *c)
+{
+	if (c->login == NULL)
+		return;
+	if (c->login->scram_active)
+		auth_scram_server_free(&c->login->scram);
+	free(c->login);
+	c->login = NULL;
+}
+
 /* Unlink the server, if any, and give it back to its pool. */
 static void client_drop_server(struct client *c)
 {
@@ -291,7 +314,7 @@ static void client_finish(struct client *c)
 	client_drop_server(c);
 	cancel_unregister(c);
 	sock_disable(&c->sock);
-	evtimer_del(c->timer);
+	client_drop_timer(c);
 	client_set_state(c, CL_FREE);
 	rt_schedule_reap();
 	/* a waiting client leaving can let the pool replace an idle server */
@@ -316,14 +339,13 @@ void client_reap_all(void)
 
 		list_remove(&c->node);
 		sock_free(&c->sock);
-		event_free(c->timer);
-		if (c->scram_active)
-			auth_scram_server_free(&c->scram);
-		params_free(&c->startup);
-		params_free(&c->reported);
+		if (c->timer)
+			event_free(c->timer);
+		client_free_login(c);
+		params_snap_put(c->startup);
+		params_snap_put(c->reported);
 		free(c->user);
 		free(c->dbname);
-		free(c->fingerprint);
 		session_free(&c->sess);
 		admin_client_free(c);
 		rt.nclients--;
@@ -381,8 +403,10 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 	sock_set_reading(&c->sock, false);
 	sock_set_out_low(&c->sock, 0);
 	client_set_state(c, CL_CLOSING);
-	evtimer_del(c->timer);
-	evtimer_add(c->timer, &tv);
+	if (c->timer == NULL)
+		c->timer = evtimer_new(rt.base, client_timer_cb, c);
+	if (c->timer)
+		evtimer_add(c->timer, &tv);
 	if (sock_out_len(&c->sock) == 0)
 		client_finish(c);
 }
@@ -554,7 +578,7 @@ static void client_start_tls(struct client *c)
 }
 
 static void client_authenticated(struct client *c);
-static bool client_send_welcome(struct client *c, const struct params *server_params);
+static bool client_send_welcome(struct client *c, struct params_snap *server_params);
 static void client_start_auth(struct client *c);
 static void client_handle_auth_msg(struct client *c);
 
@@ -565,7 +589,9 @@ static bool client_take_startup(struct client *c, const struct pq_startup *su)
 	const char *name, *value, *unsupported[16];
 	int nunsupported = 0;
 	bool replication = false;
+	struct params startup;
 
+	params_init(&startup);
 	pq_cursor_init(&cur, su->params, su->params_len);
 	while (pq_startup_next(&cur, &name, &value)) {
 		if (strcmp(name, "user") == 0) {
@@ -581,10 +607,17 @@ static bool client_take_startup(struct client *c, const struct pq_startup *su)
 			/* protocol options: none supported, reported in NegotiateProtocolVersion */
 			if (nunsupported < 16)
 				unsupported[nunsupported++] = name;
-		} else if (!params_set(&c->startup, name, value)) {
+		} else if (!params_set(&startup, name, value)) {
+			params_free(&startup);
 			client_disconnect(c, "53200", "out of memory");
 			return false;
 		}
+	}
+	c->startup = params_snap_get(&startup);
+	params_free(&startup);
+	if (c->startup == NULL) {
+		client_disconnect(c, "53200", "out of memory");
+		return false;
 	}
 	if (c->user == NULL || c->user[0] == '\0') {
 		client_disconnect(c, "28000", "no PostgreSQL user name specified in startup packet");
@@ -613,11 +646,6 @@ static bool client_take_startup(struct client *c, const struct pq_startup *su)
 			client_close(c, "could not send");
 			return false;
 		}
-	}
-	c->fingerprint = params_fingerprint(&c->startup, &c->fp_len);
-	if (c->fingerprint == NULL) {
-		client_disconnect(c, "53200", "out of memory");
-		return false;
 	}
 	return true;
 }
@@ -784,15 +812,21 @@ static void client_start_scram(struct client *c, const char *secret)
 		client_disconnect(c, "XX000", "could not prepare SCRAM authentication");
 		return;
 	}
-	auth_scram_server_init(&c->scram, &sec);
-	c->scram_active = true;
-	c->scram_plus = false;
+	if (c->login == NULL)
+		c->login = calloc(1, sizeof(*c->login));
+	if (c->login == NULL) {
+		client_disconnect(c, "53200", "out of memory");
+		return;
+	}
+	auth_scram_server_init(&c->login->scram, &sec);
+	c->login->scram_active = true;
+	c->login->scram_plus = false;
 	if (sock_is_tls(&c->sock)) {
-		c->cbind_len = 0;
-		c->scram_plus = tls_server_end_point(c->sock.tls, c->cbind, &c->cbind_len);
+		c->login->cbind_len = 0;
+		c->login->scram_plus = tls_server_end_point(c->sock.tls, c->login->cbind, &c->login->cbind_len);
 	}
 	pq_buf_init(&b);
-	pq_build_auth_sasl(&b, c->scram_plus ? mechs_plus : mechs);
+	pq_build_auth_sasl(&b, c->login->scram_plus ? mechs_plus : mechs);
 	if (!client_send_buf(c, &b)) {
 		client_close(c, "could not send");
 		return;
@@ -930,9 +964,9 @@ static void client_handle_auth_msg(struct client *c)
 			client_disconnect(c, "08P01", "malformed SASLInitialResponse message");
 			return;
 		}
-		if (c->scram_plus && strcmp(mech, "SCRAM-SHA-256-PLUS") == 0) {
+		if (c->login->scram_plus && strcmp(mech, "SCRAM-SHA-256-PLUS") == 0) {
 			/* tls-server-end-point: the client-first must bind to our certificate */
-			if (!auth_scram_server_set_channel_binding(&c->scram, c->cbind, c->cbind_len,
+			if (!auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind, c->login->cbind_len,
 								   true)) {
 				client_disconnect(c, "XX000", "could not set up SCRAM channel binding");
 				return;
@@ -941,15 +975,15 @@ static void client_handle_auth_msg(struct client *c)
 			client_disconnect(c, "28000",
 					  "client selected an invalid SASL authentication mechanism");
 			return;
-		} else if (c->scram_plus &&
-			   !auth_scram_server_set_channel_binding(&c->scram, c->cbind, c->cbind_len,
+		} else if (c->login->scram_plus &&
+			   !auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind, c->login->cbind_len,
 								  false)) {
 			/* offered but not chosen: a "y" flag is then a downgrade */
 			client_disconnect(c, "XX000", "could not set up SCRAM channel binding");
 			return;
 		}
 		data = pq_get_bytes(&cur, (size_t)dlen);
-		reply = auth_scram_server_first(&c->scram, (const char *)data, (size_t)dlen, &err);
+		reply = auth_scram_server_first(&c->login->scram, (const char *)data, (size_t)dlen, &err);
 		if (reply == NULL) {
 			client_disconnect(c, "08P01", "%s", err ? err : "malformed SCRAM message");
 			return;
@@ -968,7 +1002,7 @@ static void client_handle_auth_msg(struct client *c)
 		bool wrong = false;
 		size_t dlen = pq_cursor_left(&cur);
 
-		reply = auth_scram_server_final(&c->scram, (const char *)pq_get_bytes(&cur, dlen), dlen,
+		reply = auth_scram_server_final(&c->login->scram, (const char *)pq_get_bytes(&cur, dlen), dlen,
 						&wrong, &err);
 		if (reply == NULL) {
 			if (wrong)
@@ -997,15 +1031,16 @@ static void client_handle_auth_msg(struct client *c)
 static void client_authenticated(struct client *c)
 {
 	const uint8_t *key = NULL;
-	const struct params *welcome;
+	struct params_snap *welcome;
 
 	c->auth_step = AUTH_STEP_DONE;
 	sock_set_read_size(&c->sock, 0); /* logged in: full-size reads again */
-	if (c->scram_active) {
-		key = auth_scram_server_client_key(&c->scram);
+	if (c->login && c->login->scram_active) {
+		key = auth_scram_server_client_key(&c->login->scram);
 	}
 	if (c->is_admin) {
-		evtimer_del(c->timer);
+		client_drop_timer(c);
+		client_free_login(c);
 		admin_client_start(c);
 		return;
 	}
@@ -1018,10 +1053,7 @@ static void client_authenticated(struct client *c)
 		memcpy(c->pool->client_key, key, sizeof(c->pool->client_key));
 		c->pool->have_client_key = true;
 	}
-	if (c->scram_active) {
-		auth_scram_server_free(&c->scram);
-		c->scram_active = false;
-	}
+	client_free_login(c);
 	cancel_register(c);
 	welcome = pool_find_welcome(c->pool, c);
 	if (welcome) {
@@ -1037,22 +1069,32 @@ static void client_authenticated(struct client *c)
 	pool_request_server(c);
 }
 
-/* Tell the client every server parameter whose value it has not seen yet. */
-static bool client_sync_params(struct client *c, const struct params *server_params)
+/*
+ * Tell the client every server parameter whose value it has not seen yet;
+ * afterwards it has seen exactly 'snap'.  The same snapshot (the common
+ * case, every transaction in transaction pooling) costs one comparison.
+ */
+static bool client_sync_params(struct client *c, struct params_snap *snap)
 {
+	const struct params *server_params;
 	struct pq_buf b;
 
+	if (snap == c->reported)
+		return true;
+	if (snap == NULL)
+		return false;
+	server_params = &snap->p;
 	pq_buf_init(&b);
 	for (size_t i = 0; i < server_params->count; i++) {
 		const char *name = server_params->names[i], *value = server_params->values[i];
-		const char *known = params_get(&c->reported, name);
+		const char *known = c->reported ? params_get(&c->reported->p, name) : NULL;
 
 		if (known && strcmp(known, value) == 0)
 			continue;
 		pq_build_param_status(&b, name, value);
-		if (!params_set(&c->reported, name, value))
-			b.failed = true;
 	}
+	params_snap_put(c->reported);
+	c->reported = params_snap_ref(snap);
 	if (b.len == 0) {
 		pq_buf_free(&b);
 		return true;
@@ -1060,15 +1102,37 @@ static bool client_sync_params(struct client *c, const struct params *server_par
 	return client_send_buf(c, &b);
 }
 
+bool client_set_reported(struct client *c, const char *name, const char *value)
+{
+	struct params p;
+	struct params_snap *snap;
+	const char *old = c->reported ? params_get(&c->reported->p, name) : NULL;
+
+	if (old && strcmp(old, value) == 0)
+		return true;
+	params_init(&p);
+	if ((c->reported && !params_copy(&p, &c->reported->p)) || !params_set(&p, name, value)) {
+		params_free(&p);
+		return false;
+	}
+	snap = params_snap_get(&p);
+	params_free(&p);
+	if (snap == NULL)
+		return false;
+	params_snap_put(c->reported);
+	c->reported = snap;
+	return true;
+}
+
 /*
  * The welcome: AuthenticationOk, the server's parameters, our cancel key,
  * ReadyForQuery.  False when the client was closed.
  */
-static bool client_send_welcome(struct client *c, const struct params *server_params)
+static bool client_send_welcome(struct client *c, struct params_snap *server_params)
 {
 	struct pq_buf b;
 
-	evtimer_del(c->timer);
+	client_drop_timer(c);
 	if (!client_send_auth(c, PQ_AUTH_OK, NULL, 0) || !client_sync_params(c, server_params)) {
 		client_close(c, "could not send");
 		return false;
@@ -1100,7 +1164,7 @@ static char *client_restore_sql(struct client *c, const struct server *s, bool *
 		return ss->restore ? session_restore_sql(ss, false, oom) : NULL;
 	if (s->sess_owner == ss->id && s->sess_gen == ss->gen)
 		return NULL;
-	if (s->sess_owner == 0 && ss->settings.count == 0)
+	if (s->sess_owner == 0 && session_st(ss)->settings.count == 0)
 		return NULL;
 	return session_restore_sql(ss, s->sess_owner != 0, oom);
 }
@@ -1108,7 +1172,7 @@ static char *client_restore_sql(struct client *c, const struct server *s, bool *
 /* A server is linked and holds the session's state: the client's requests go on. */
 static void client_resume_linked(struct client *c)
 {
-	if (!client_sync_params(c, &c->server->reported)) {
+	if (!client_sync_params(c, server_reported(c->server))) {
 		client_close(c, "could not send");
 		return;
 	}
@@ -1131,7 +1195,7 @@ static void client_restore_done(struct server *s, void *arg, const char *rows, c
 		return;
 	}
 	c->sess.restore = false;
-	s->sess_owner = c->sess.settings.count > 0 ? c->sess.id : 0;
+	s->sess_owner = session_st(&c->sess)->settings.count > 0 ? c->sess.id : 0;
 	s->sess_gen = c->sess.gen;
 	client_resume_linked(c);
 }
@@ -1143,7 +1207,7 @@ void client_server_ready(struct client *c)
 	char *sql;
 
 	if (c->state == CL_WAIT_LOGIN) {
-		if (!client_send_welcome(c, &s->reported))
+		if (!client_send_welcome(c, server_reported(s)))
 			return;
 		client_set_state(c, CL_ACTIVE);
 		if (c->db->pool_mode == POOL_TRANSACTION) {
@@ -1263,8 +1327,10 @@ static bool client_peek_body(struct evbuffer *in, size_t off, size_t avail, uint
 	return true;
 }
 
-/* Bytes of a body looked at to classify a statement or find a name. */
+/* Bytes of a body looked at to find a statement name (Bind: portal and statement). */
 #define CLIENT_PEEK 256
+/* Bytes of a query looked at to classify it: its first words, after a comment or two. */
+#define CLIENT_CLASSIFY_PEEK 64
 
 /*
  * Look at a message that may create, use or drop prepared statements or
@@ -1281,7 +1347,7 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 
 	switch (type) {
 	case 'Q':
-		if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
+		if (!client_peek_body(in, off, avail, len, buf, CLIENT_CLASSIFY_PEEK, &n))
 			goto need_more;
 		kind = session_classify(buf, n);
 		if (kind == SK_PLAIN)
@@ -1293,7 +1359,7 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 	case 'P':
 		if (!client_tracks_statements(c))
 			goto classify_parse;
-		if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
+		if (!client_peek_body(in, off, avail, len, buf, CLIENT_CLASSIFY_PEEK, &n))
 			goto need_more;
 		if (buf[0] != '\0')
 			goto rewrite; /* a named statement: remember it (and rename it) */
@@ -1340,7 +1406,7 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 		return CONN_PASS;
 	}
 classify_parse:
-	if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
+	if (!client_peek_body(in, off, avail, len, buf, CLIENT_CLASSIFY_PEEK, &n))
 		goto need_more;
 	nul = memchr(buf, '\0', n);
 	if (nul == NULL || session_classify(nul + 1, (size_t)(buf + n - nul - 1)) != SK_PLAIN)
@@ -1465,7 +1531,7 @@ static void client_capture_done(struct server *s, void *arg, const char *rows, c
 		return;
 	}
 	/* the server holds exactly what was just read */
-	s->sess_owner = c->sess.settings.count > 0 ? c->sess.id : 0;
+	s->sess_owner = session_st(&c->sess)->settings.count > 0 ? c->sess.id : 0;
 	s->sess_gen = c->sess.gen;
 	if (txn) {
 		server_txn_done(s);
@@ -1582,7 +1648,7 @@ bool client_apply_move(struct client *c)
 		c->sess.restore = true;
 		ps_map_new_server(&c->sess.stmts);
 		/* a listener waits for notifications, not for itself: it needs its server now */
-		if (c->sess.listens.count > 0 && c->state == CL_IDLE)
+		if (session_st(&c->sess)->listens.count > 0 && c->state == CL_IDLE)
 			client_wait_for_server(c);
 	}
 	return true;

@@ -61,6 +61,15 @@ enum client_auth_step {
 	AUTH_STEP_DONE,
 };
 
+/* What only a SCRAM login needs: allocated for it, freed when it is over. */
+struct client_login {
+	struct auth_scram_server scram; /* the exchange */
+	bool scram_active;         /* 'scram' holds memory to free */
+	bool scram_plus;           /* SCRAM-SHA-256-PLUS offered: TLS, and cbind holds its data */
+	uint8_t cbind[64];         /* tls-server-end-point hash of our certificate (TLS_END_POINT_MAX) */
+	size_t cbind_len;
+};
+
 struct client {
 	struct list_node node;     /* on the list of its state */
 	enum client_state state;
@@ -70,10 +79,12 @@ struct client {
 
 	char *user;                /* from the startup packet */
 	char *dbname;              /* from the startup packet (defaults to user) */
-	struct params startup;     /* every other startup parameter, as sent */
-	char *fingerprint;         /* params_fingerprint(&startup): which servers fit */
-	size_t fp_len;
-	struct params reported;    /* ParameterStatus values this client has been told */
+	/*
+	 * Every other startup parameter, as sent, interned: the servers opened
+	 * with the same snapshot are the ones that fit this client.
+	 */
+	struct params_snap *startup;
+	struct params_snap *reported; /* ParameterStatus values it has been told (interned) */
 
 	struct database *db;
 	struct pool *pool;
@@ -84,11 +95,7 @@ struct client {
 				    * (inside TLS too); sock.tls is set when we answered 'S' */
 	bool gss_done;             /* answered a GSSENCRequest already */
 	uint8_t md5_salt[4];
-	struct auth_scram_server scram; /* SCRAM exchange state while authenticating */
-	bool scram_active;         /* 'scram' holds memory to free */
-	bool scram_plus;           /* SCRAM-SHA-256-PLUS offered: TLS, and cbind holds its data */
-	uint8_t cbind[64];         /* tls-server-end-point hash of our certificate (TLS_END_POINT_MAX) */
-	size_t cbind_len;
+	struct client_login *login; /* SCRAM state while authenticating; NULL otherwise */
 
 	uint32_t cancel_pid;       /* BackendKeyData we gave the client */
 	uint32_t cancel_key;
@@ -148,6 +155,10 @@ void client_close(struct client *c, const char *reason);
 
 /* Account for a request (Query, Sync, Parse...) as it goes to the client's server. */
 void client_count_request(struct client *c, struct server *s, uint8_t type);
+
+/* A ParameterStatus passed to the client: its view of name changes to value. */
+bool client_set_reported(struct client *c, const char *name, const char *value)
+	__attribute__((warn_unused_result));
 
 /* Send bytes the proxy built itself. */
 bool client_send(struct client *c, const void *data, size_t len)

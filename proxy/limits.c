@@ -126,8 +126,8 @@ void limits_free(void)
 
 bool limits_client_mid_message(const struct client *c)
 {
-	struct evbuffer *in = sock_in(&c->sock);
-	size_t len = evbuffer_get_length(in), pos = c->msg_left;
+	struct evbuffer *in = c->sock.in; /* NULL: an idle client gave its buffers back */
+	size_t len = in ? evbuffer_get_length(in) : 0, pos = c->msg_left;
 
 	/* the front of the input continues the message being forwarded */
 	if (len < pos)

@@ -132,3 +132,120 @@ char *params_fingerprint(const struct params *p, size_t *len_out)
 	*len_out = off;
 	return out;
 }
+
+/* ---- interned snapshots ---- */
+
+static struct params_snap **snap_buckets;
+static size_t snap_nbuckets, snap_count;
+
+size_t params_snap_count(void)
+{
+	return snap_count;
+}
+
+static unsigned long long snap_hash(const char *fp, size_t n)
+{
+	unsigned long long h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)fp[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static bool snap_grow(void)
+{
+	size_t n = snap_nbuckets ? snap_nbuckets * 2 : 64;
+	struct params_snap **nb = calloc(n, sizeof(*nb));
+
+	if (nb == NULL)
+		return false;
+	for (size_t i = 0; i < snap_nbuckets; i++) {
+		struct params_snap *s = snap_buckets[i], *next;
+
+		for (; s; s = next) {
+			next = s->hnext;
+			s->hnext = nb[s->hash & (n - 1)];
+			nb[s->hash & (n - 1)] = s;
+		}
+	}
+	free(snap_buckets);
+	snap_buckets = nb;
+	snap_nbuckets = n;
+	return true;
+}
+
+struct params_snap *params_snap_get(const struct params *p)
+{
+	size_t fp_len;
+	char *fp = params_fingerprint(p, &fp_len);
+	unsigned long long h;
+	struct params_snap *s;
+
+	if (fp == NULL)
+		return NULL;
+	h = snap_hash(fp, fp_len);
+	if (snap_nbuckets) {
+		for (s = snap_buckets[h & (snap_nbuckets - 1)]; s; s = s->hnext) {
+			if (s->hash == h && s->fp_len == fp_len && memcmp(s->fingerprint, fp, fp_len) == 0) {
+				free(fp);
+				s->refs++;
+				return s;
+			}
+		}
+	}
+	if (snap_count >= snap_nbuckets && !snap_grow()) {
+		free(fp);
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		free(fp);
+		return NULL;
+	}
+	params_init(&s->p);
+	if (!params_copy(&s->p, p)) {
+		params_free(&s->p);
+		free(s);
+		free(fp);
+		return NULL;
+	}
+	s->refs = 1;
+	s->hash = h;
+	s->fingerprint = fp;
+	s->fp_len = fp_len;
+	s->hnext = snap_buckets[h & (snap_nbuckets - 1)];
+	snap_buckets[h & (snap_nbuckets - 1)] = s;
+	snap_count++;
+	return s;
+}
+
+struct params_snap *params_snap_ref(struct params_snap *s)
+{
+	if (s)
+		s->refs++;
+	return s;
+}
+
+void params_snap_put(struct params_snap *s)
+{
+	struct params_snap **pp;
+
+	if (s == NULL || --s->refs > 0)
+		return;
+	for (pp = &snap_buckets[s->hash & (snap_nbuckets - 1)]; *pp; pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			break;
+		}
+	}
+	params_free(&s->p);
+	free(s->fingerprint);
+	free(s);
+	if (--snap_count == 0) {
+		free(snap_buckets);
+		snap_buckets = NULL;
+		snap_nbuckets = 0;
+	}
+}

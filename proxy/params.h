@@ -36,4 +36,27 @@ bool params_copy(struct params *dst, const struct params *src)
  */
 char *params_fingerprint(const struct params *p, size_t *len_out);
 
+/*
+ * An immutable list interned by its fingerprint, shared by everyone who
+ * holds the same one: thousands of clients that sent the same startup
+ * parameters, or were told the same server parameters, hold one copy, and
+ * "same parameters" is a pointer comparison.
+ */
+struct params_snap {
+	struct params_snap *hnext; /* bucket chain of the intern table */
+	unsigned refs;
+	unsigned long long hash;   /* of the fingerprint */
+	struct params p;           /* the list itself (never changed) */
+	char *fingerprint;         /* params_fingerprint(&p) */
+	size_t fp_len;
+};
+
+/* The interned snapshot of p, with a reference taken; NULL when out of memory. */
+struct params_snap *params_snap_get(const struct params *p);
+struct params_snap *params_snap_ref(struct params_snap *s);
+/* Drop a reference (NULL is fine); the last one frees it. */
+void params_snap_put(struct params_snap *s);
+/* Snapshots alive (tests). */
+size_t params_snap_count(void);
+
 #endif /* PGCUTOVER_PARAMS_H */

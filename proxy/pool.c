@@ -378,8 +378,8 @@ struct pool *pool_get(struct database *db, const char *user)
 
 static void welcome_free(struct pool_welcome *w)
 {
-	free(w->fingerprint);
-	params_free(&w->params);
+	params_snap_put(w->startup);
+	params_snap_put(w->params);
 	free(w);
 }
 
@@ -397,7 +397,7 @@ static void welcomes_drop_side(struct pool *pool, enum route_side side)
 	}
 }
 
-void pool_remember_welcome(struct pool *pool, const struct server *s)
+void pool_remember_welcome(struct pool *pool, struct server *s)
 {
 	struct pool_welcome *w, **pp;
 	int n = 0;
@@ -408,8 +408,7 @@ void pool_remember_welcome(struct pool *pool, const struct server *s)
 	pool->last_error[0] = '\0'; /* the side answers again */
 	/* drop an older entry for the same parameters, and the oldest beyond the bound */
 	for (pp = &pool->welcomes; (w = *pp) != NULL;) {
-		if ((w->side == s->side && w->fp_len == s->fp_len &&
-		     memcmp(w->fingerprint, s->fingerprint, s->fp_len) == 0) ||
+		if ((w->side == s->side && w->startup == s->startup) ||
 		    ++n >= POOL_WELCOME_MAX) {
 			*pp = w->next;
 			welcome_free(w);
@@ -420,26 +419,22 @@ void pool_remember_welcome(struct pool *pool, const struct server *s)
 	w = calloc(1, sizeof(*w));
 	if (w == NULL)
 		return;
-	params_init(&w->params);
 	w->side = s->side;
-	w->fp_len = s->fp_len;
-	w->fingerprint = malloc(s->fp_len + 1);
-	if (w->fingerprint == NULL || !params_copy(&w->params, &s->reported)) {
+	w->startup = params_snap_ref(s->startup);
+	w->params = params_snap_ref(server_reported(s));
+	if (w->params == NULL) {
 		welcome_free(w);
 		return;
 	}
-	memcpy(w->fingerprint, s->fingerprint, s->fp_len);
-	w->fingerprint[s->fp_len] = '\0';
 	w->next = pool->welcomes;
 	pool->welcomes = w;
 }
 
-const struct params *pool_find_welcome(const struct pool *pool, const struct client *c)
+struct params_snap *pool_find_welcome(const struct pool *pool, const struct client *c)
 {
 	for (const struct pool_welcome *w = pool->welcomes; w; w = w->next)
-		if (w->side == pool->db->route && w->fp_len == c->fp_len &&
-		    memcmp(w->fingerprint, c->fingerprint, c->fp_len) == 0)
-			return &w->params;
+		if (w->side == pool->db->route && w->startup == c->startup)
+			return w->params;
 	return NULL;
 }
 
@@ -450,8 +445,7 @@ void pool_request_server(struct client *c)
 
 static bool same_fp(const struct server *s, const struct client *c)
 {
-	return s->fingerprint && s->fp_len == c->fp_len &&
-	       memcmp(s->fingerprint, c->fingerprint, c->fp_len) == 0;
+	return s->startup == c->startup;
 }
 
 /* The first waiting client whose startup parameters this server was opened with. */
@@ -657,7 +651,7 @@ static void pool_launch_needed(struct pool *pool)
 			continue;
 		if (!pool_make_room(pool))
 			break;
-		s = server_launch(pool, &c->startup, c->fingerprint, c->fp_len);
+		s = server_launch(pool, c->startup);
 		if (s == NULL) {
 			log_error("pool %s/%s: could not open a server connection: out of memory",
 				  pool->db->name, pool->user);
@@ -741,7 +735,7 @@ void pool_service(struct pool *pool)
 		pool_service_siblings(pool);
 }
 
-void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len,
+void pool_login_failed(struct pool *pool, const struct params_snap *startup,
 		       const char *sqlstate, const char *message)
 {
 	struct list_node *n, *tmp;
@@ -749,7 +743,7 @@ void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len
 	list_for_each_safe(n, tmp, &pool->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
 
-		if (fingerprint && c->fp_len == fp_len && memcmp(c->fingerprint, fingerprint, fp_len) == 0)
+		if (startup && c->startup == startup)
 			client_disconnect(c, sqlstate, "%s", message);
 	}
 }

@@ -109,9 +109,8 @@ static inline bool pool_db_paused(const struct database *db)
 struct pool_welcome {
 	struct pool_welcome *next;
 	enum route_side side;
-	char *fingerprint;
-	size_t fp_len;
-	struct params params;
+	struct params_snap *startup; /* the startup parameters (interned: compared by pointer) */
+	struct params_snap *params;  /* what the server reported */
 };
 
 struct pool {
@@ -161,9 +160,9 @@ struct pool *pool_get(struct database *db, const char *user);
  * A server logged in: remember what it reported (see struct pool_welcome);
  * the pool's last connection error is forgotten.
  */
-void pool_remember_welcome(struct pool *pool, const struct server *s);
+void pool_remember_welcome(struct pool *pool, struct server *s);
 /* The remembered welcome for this client's parameters on the current side, or NULL. */
-const struct params *pool_find_welcome(const struct pool *pool, const struct client *c);
+struct params_snap *pool_find_welcome(const struct pool *pool, const struct client *c);
 
 /* A client needs a server: queue it and let pool_service() find one. */
 void pool_request_server(struct client *c);
@@ -173,8 +172,8 @@ void pool_request_server(struct client *c);
  */
 void pool_service(struct pool *pool);
 /* A server failed to log in: fail the clients waiting for it. */
-void pool_login_failed(struct pool *pool, const char *fingerprint, size_t fp_len,
-		       const char *sqlstate, const char *message);
+void pool_login_failed(struct pool *pool, const struct params_snap *startup, const char *sqlstate,
+		       const char *message);
 /*
  * A server of this pool could not connect ('message' says why: refused,
  * server_connect_timeout, reset before login): open no other on that side

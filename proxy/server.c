@@ -143,8 +143,7 @@ static bool unix_addr(const struct backend_addr *a, struct sockaddr_un *sun)
 	       (int)sizeof(sun->sun_path);
 }
 
-struct server *server_launch(struct pool *pool, const struct params *startup,
-			     const char *fingerprint, size_t fp_len)
+struct server *server_launch(struct pool *pool, struct params_snap *startup)
 {
 	struct database *db = pool->db;
 	const struct backend_addr *a;
@@ -156,7 +155,6 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 	if (s == NULL)
 		return NULL;
 	list_init(&s->node);
-	params_init(&s->startup);
 	params_init(&s->reported);
 	s->sock.fd = -1; /* sock_free() of a sock never initialised closes nothing */
 	ps_queue_init(&s->psq);
@@ -165,23 +163,19 @@ struct server *server_launch(struct pool *pool, const struct params *startup,
 	s->side = db->route;
 	s->addr_gen = db->addr_gen[s->side];
 	a = &s->addr;
-	s->fingerprint = malloc(fp_len + 1);
+	s->startup = params_snap_ref(startup);
 	s->timer = evtimer_new(rt.base, server_timer_cb, s);
-	if (s->fingerprint == NULL || s->timer == NULL || !params_copy(&s->startup, startup) ||
+	if (s->timer == NULL ||
 	    !pool_copy_addr(&s->addr, &db->addr[s->side]) ||
 	    !sock_init(&s->sock, -1, limit, server_read_cb, server_write_cb, server_event_cb, s)) {
 		sock_free(&s->sock);
 		if (s->timer)
 			event_free(s->timer);
-		params_free(&s->startup);
+		params_snap_put(s->startup);
 		pool_free_addr(&s->addr);
-		free(s->fingerprint);
 		free(s);
 		return NULL;
 	}
-	memcpy(s->fingerprint, fingerprint, fp_len);
-	s->fingerprint[fp_len] = '\0';
-	s->fp_len = fp_len;
 	snprintf(s->label, sizeof(s->label), "%s/%s@%s:%d", db->name, pool->user, a->host, a->port);
 
 	s->state = SV_CONNECT;
@@ -276,12 +270,12 @@ void server_reap_all(void)
 		event_free(s->timer);
 		if (s->scram_active)
 			auth_scram_client_free(&s->scram);
-		params_free(&s->startup);
+		params_snap_put(s->startup);
 		params_free(&s->reported);
+		params_snap_put(s->reported_snap);
 		ps_queue_free(&s->psq);
 		ps_cache_free(&s->psc);
 		pool_free_addr(&s->addr);
-		free(s->fingerprint);
 		free(s->internal_rows);
 		free(s->internal_error);
 		free(s);
@@ -425,6 +419,25 @@ static enum pq_status server_next_msg(struct server *s, uint32_t max, uint8_t *t
 	return *msg ? PQ_OK : PQ_ERR_LENGTH;
 }
 
+/* A reported parameter changed: its interned copy is stale. */
+static bool server_set_reported(struct server *s, const char *name, const char *value)
+{
+	const char *old = params_get(&s->reported, name);
+
+	if (old && strcmp(old, value) == 0)
+		return true;
+	params_snap_put(s->reported_snap);
+	s->reported_snap = NULL;
+	return params_set(&s->reported, name, value);
+}
+
+struct params_snap *server_reported(struct server *s)
+{
+	if (s->reported_snap == NULL)
+		s->reported_snap = params_snap_get(&s->reported);
+	return s->reported_snap;
+}
+
 /* Record a ParameterStatus body; false when malformed. */
 static bool server_take_param(struct server *s, const uint8_t *body, size_t len)
 {
@@ -436,7 +449,7 @@ static bool server_take_param(struct server *s, const uint8_t *body, size_t len)
 	value = pq_get_str(&cur);
 	if (!pq_cursor_done(&cur))
 		return false;
-	return params_set(&s->reported, name, value);
+	return server_set_reported(s, name, value);
 }
 
 /* The message of an ErrorResponse, for logs and for clients waiting on a login. */
@@ -576,7 +589,7 @@ static void server_send_startup(struct server *s)
 	struct pq_buf b;
 
 	server_credentials(s, &user, &secret);
-	kv = calloc(2 * (s->startup.count + 2), sizeof(*kv));
+	kv = calloc(2 * (s->startup->p.count + 2), sizeof(*kv));
 	if (kv == NULL) {
 		server_close(s, "out of memory");
 		return;
@@ -585,9 +598,9 @@ static void server_send_startup(struct server *s)
 	kv[n++] = user;
 	kv[n++] = "database";
 	kv[n++] = a->dbname ? a->dbname : s->pool->db->name;
-	for (size_t i = 0; i < s->startup.count; i++) {
-		kv[n++] = s->startup.names[i];
-		kv[n++] = s->startup.values[i];
+	for (size_t i = 0; i < s->startup->p.count; i++) {
+		kv[n++] = s->startup->p.names[i];
+		kv[n++] = s->startup->p.values[i];
 	}
 	pq_buf_init(&b);
 	pq_build_startup(&b, kv, n / 2);
@@ -607,15 +620,13 @@ static void server_login_failed(struct server *s, const char *sqlstate, const ch
 	char msg[400];
 	va_list ap;
 	struct pool *pool = s->pool;
-	char *fp = s->fingerprint;
-	size_t fp_len = s->fp_len;
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warning("server %s: login failed: %s", s->label, msg);
 	/* fail the waiting clients first, so that closing does not open a replacement for them */
-	pool_login_failed(pool, fp, fp_len, sqlstate, msg);
+	pool_login_failed(pool, s->startup, sqlstate, msg);
 	server_close(s, "login failed");
 }
 
@@ -1044,7 +1055,7 @@ static void server_track_param(struct server *s, struct client *c, struct evbuff
 	if (!pq_cursor_done(&cur))
 		return;
 	/* the client sees this message too, so both views change together */
-	if (!params_set(&s->reported, name, value) || !params_set(&c->reported, name, value))
+	if (!server_set_reported(s, name, value) || !client_set_reported(c, name, value))
 		log_warning("server %s: out of memory tracking parameter %s", s->label, name);
 }
 

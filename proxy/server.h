@@ -50,10 +50,9 @@ struct server {
 	struct backend_addr addr;  /* where it connected: a reload may move db->addr since */
 	enum server_tls_step tls_step; /* TLS negotiation before the StartupMessage */
 
-	char *fingerprint;         /* startup parameters it was opened with (see params.h) */
-	size_t fp_len;
-	struct params startup;     /* those parameters, sent in its StartupMessage */
+	struct params_snap *startup; /* startup parameters it was opened with (interned, see params.h) */
 	struct params reported;    /* ParameterStatus values the server has reported */
+	struct params_snap *reported_snap; /* 'reported' interned; NULL when it changed since */
 
 	uint32_t be_pid;           /* BackendKeyData from the server: for cancel requests */
 	uint32_t be_key;
@@ -108,8 +107,10 @@ static inline bool server_current(const struct server *s)
 }
 
 /* Open a new server connection for this pool, with these startup parameters. */
-struct server *server_launch(struct pool *pool, const struct params *startup,
-			     const char *fingerprint, size_t fp_len);
+struct server *server_launch(struct pool *pool, struct params_snap *startup);
+
+/* The parameters the server reported, interned (what a client is told); NULL when out of memory. */
+struct params_snap *server_reported(struct server *s);
 
 void server_set_state(struct server *s, enum server_state st);
 const char *server_state_name(enum server_state st);

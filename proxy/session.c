@@ -122,21 +122,31 @@ bool session_is_discard_all(const uint8_t *sql, size_t len)
 
 static uint64_t next_session_id = 1;
 
+const struct session_state session_nothing = {{NULL, NULL, 0, 0, false},
+					      {NULL, NULL, 0, 0, true},
+					      {NULL, NULL, 0, 0, true}};
+
+static void state_free(struct session_state *st)
+{
+	if (st == NULL)
+		return;
+	params_free(&st->settings);
+	params_free(&st->listens);
+	params_free(&st->sql_stmts);
+	free(st);
+}
+
 void session_init(struct session *ss)
 {
 	memset(ss, 0, sizeof(*ss));
-	params_init(&ss->settings);
-	params_init_exact(&ss->listens);
-	params_init_exact(&ss->sql_stmts);
 	ps_map_init(&ss->stmts);
 	ss->id = next_session_id++;
 }
 
 void session_free(struct session *ss)
 {
-	params_free(&ss->settings);
-	params_free(&ss->listens);
-	params_free(&ss->sql_stmts);
+	state_free(ss->st);
+	ss->st = NULL;
 	ps_map_free(&ss->stmts);
 	free(ss->blocked);
 	free(ss->untracked);
@@ -145,16 +155,17 @@ void session_free(struct session *ss)
 
 bool session_has_state(const struct session *ss)
 {
-	return ss->settings.count > 0 || ss->listens.count > 0 || ss->sql_stmts.count > 0;
+	const struct session_state *st = session_st(ss);
+
+	return st->settings.count > 0 || st->listens.count > 0 || st->sql_stmts.count > 0;
 }
 
 void session_reset(struct session *ss)
 {
-	if (ss->settings.count > 0)
+	if (session_st(ss)->settings.count > 0)
 		ss->gen++;
-	params_free(&ss->settings);
-	params_free(&ss->listens);
-	params_free(&ss->sql_stmts);
+	state_free(ss->st);
+	ss->st = NULL;
 }
 
 /* ---- capture ---- */
@@ -341,21 +352,53 @@ bool session_apply_capture(struct session *ss, const char *rows, bool full)
 	}
 	ok = ok && !why.failed;
 	if (ok) {
-		changed = settings.count != ss->settings.count;
+		const struct session_state *old_st = session_st(ss);
+		struct session_state *st = ss->st;
+
+		changed = settings.count != old_st->settings.count;
 		for (size_t i = 0; !changed && i < settings.count; i++) {
-			const char *old = params_get(&ss->settings, settings.names[i]);
+			const char *old = params_get(&old_st->settings, settings.names[i]);
 
 			changed = old == NULL || strcmp(old, settings.values[i]) != 0;
 		}
 		if (changed)
 			ss->gen++;
-		params_free(&ss->settings);
-		ss->settings = settings;
+		if (!full) {
+			/* a settings-only capture keeps what the last full one found */
+			params_free(&listens);
+			params_free(&sql_stmts);
+			listens = st ? st->listens : session_nothing.listens;
+			sql_stmts = st ? st->sql_stmts : session_nothing.sql_stmts;
+			if (st) {
+				params_init_exact(&st->listens);
+				params_init_exact(&st->sql_stmts);
+			}
+		}
+		if (st == NULL && (settings.count || listens.count || sql_stmts.count)) {
+			st = calloc(1, sizeof(*st));
+			if (st == NULL) {
+				params_free(&settings);
+				params_free(&listens);
+				params_free(&sql_stmts);
+				params_free(&names);
+				pq_buf_free(&why);
+				return false;
+			}
+			ss->st = st;
+		}
+		if (st) {
+			params_free(&st->settings);
+			params_free(&st->listens);
+			params_free(&st->sql_stmts);
+			st->settings = settings;
+			st->listens = listens;
+			st->sql_stmts = sql_stmts;
+			if (settings.count == 0 && listens.count == 0 && sql_stmts.count == 0) {
+				state_free(st);
+				ss->st = NULL;
+			}
+		}
 		if (full) {
-			params_free(&ss->listens);
-			params_free(&ss->sql_stmts);
-			ss->listens = listens;
-			ss->sql_stmts = sql_stmts;
 			free(ss->blocked);
 			ss->blocked = NULL;
 			if (why.len > 0) {
@@ -363,9 +406,6 @@ bool session_apply_capture(struct session *ss, const char *rows, bool full)
 				ss->blocked = why.failed ? NULL : strdup((const char *)why.data);
 				ok = ss->blocked != NULL;
 			}
-		} else {
-			params_free(&listens);
-			params_free(&sql_stmts);
 		}
 		ss->dirty = false;
 	} else {
@@ -409,29 +449,31 @@ char *session_restore_sql(const struct session *ss, bool reset, bool *oom)
 	struct pq_buf b;
 	char *out;
 
+	const struct session_state *st = session_st(ss);
+
 	*oom = false;
 	if (!reset && !session_has_state(ss))
 		return NULL;
 	pq_buf_init(&b);
 	if (reset)
 		pq_put_bytes(&b, "RESET ALL; RESET ROLE; ", 23);
-	for (size_t i = 0; i < ss->settings.count; i++) {
+	for (size_t i = 0; i < st->settings.count; i++) {
 		pq_put_bytes(&b, i == 0 ? "SELECT " : ", ", i == 0 ? 7 : 2);
 		pq_put_bytes(&b, "pg_catalog.set_config(", 22);
-		put_literal(&b, ss->settings.names[i]);
+		put_literal(&b, st->settings.names[i]);
 		pq_put_bytes(&b, ", ", 2);
-		put_literal(&b, ss->settings.values[i]);
+		put_literal(&b, st->settings.values[i]);
 		pq_put_bytes(&b, ", false)", 8);
 	}
-	if (ss->settings.count > 0)
+	if (st->settings.count > 0)
 		pq_put_bytes(&b, "; ", 2);
-	for (size_t i = 0; i < ss->listens.count; i++) {
+	for (size_t i = 0; i < st->listens.count; i++) {
 		pq_put_bytes(&b, "LISTEN ", 7);
-		put_ident(&b, ss->listens.names[i]);
+		put_ident(&b, st->listens.names[i]);
 		pq_put_bytes(&b, "; ", 2);
 	}
-	for (size_t i = 0; i < ss->sql_stmts.count; i++) {
-		const char *text = ss->sql_stmts.values[i];
+	for (size_t i = 0; i < st->sql_stmts.count; i++) {
+		const char *text = st->sql_stmts.values[i];
 		size_t n = strlen(text);
 
 		/* strip a trailing semicolon: statements are joined with our own */

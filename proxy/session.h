@@ -50,10 +50,15 @@ bool session_parse_deallocate(const uint8_t *sql, size_t len, bool *all, char *n
 /* "DISCARD ALL", alone. */
 bool session_is_discard_all(const uint8_t *sql, size_t len);
 
-struct session {
+/* What a capture found the session holds; allocated only when it holds any. */
+struct session_state {
 	struct params settings;  /* committed session settings: name -> value as pg_settings shows it */
 	struct params listens;   /* channels LISTENed (the values are empty) */
 	struct params sql_stmts; /* SQL-level PREPAREd statements: name -> the PREPARE text */
+};
+
+struct session {
+	struct session_state *st; /* NULL while it holds nothing: most sessions, at no cost */
 	struct ps_map stmts;     /* protocol-level named statements (Parse) */
 	uint64_t id;             /* unique per client: whose settings a server carries */
 	uint32_t gen;            /* bumped whenever settings change */
@@ -62,6 +67,13 @@ struct session {
 	char *blocked;           /* what the last capture found that cannot move; NULL if nothing */
 	char *untracked;         /* why pgcutover lost track (a Parse too large to hold); NULL if not */
 };
+
+/* The state, or an empty one (never NULL, never to be changed). */
+extern const struct session_state session_nothing;
+static inline const struct session_state *session_st(const struct session *ss)
+{
+	return ss->st ? ss->st : &session_nothing;
+}
 
 void session_init(struct session *ss);
 void session_free(struct session *ss);

@@ -118,6 +118,68 @@ static void in_drained_cb(struct evbuffer *buf, const struct evbuffer_cb_info *i
 	}
 }
 
+/* Make sure both buffers exist (sock_trim() may have given them back); false when out of memory. */
+static bool sock_buffers(struct sock *s)
+{
+	if (s->in == NULL) {
+		s->in = evbuffer_new();
+		if (s->in == NULL)
+			return false;
+		s->in_cb = evbuffer_add_cb(s->in, in_drained_cb, s);
+		if (s->in_cb == NULL) {
+			evbuffer_free(s->in);
+			s->in = NULL;
+			return false;
+		}
+		evbuffer_cb_clear_flags(s->in, s->in_cb, EVBUFFER_CB_ENABLED);
+		s->in_full_watch = false;
+	}
+	if (s->out == NULL) {
+		s->out = evbuffer_new();
+		if (s->out == NULL)
+			return false;
+	}
+	return true;
+}
+
+struct evbuffer *sock_in(struct sock *s)
+{
+	/* a trimmed sock is asked for its input only once bytes come: 200 bytes cannot fail to fit */
+	if (s->in == NULL && !sock_buffers(s))
+		abort();
+	return s->in;
+}
+
+struct evbuffer *sock_out(struct sock *s)
+{
+	if (s->out == NULL && !sock_buffers(s))
+		abort();
+	return s->out;
+}
+
+/*
+ * An idle owner (a client between transactions) gives its empty buffers
+ * back: thousands of idle clients then hold no evbuffer at all.
+ */
+static void sock_trim(struct sock *s)
+{
+	if (!s->trim_idle || s->in == NULL || s->out == NULL || s->in_flush_list || s->tls ||
+	    evbuffer_get_length(s->in) > 0 || evbuffer_get_length(s->out) > 0)
+		return;
+	evbuffer_free(s->in); /* and in_cb */
+	evbuffer_free(s->out);
+	s->in = s->out = NULL;
+	s->in_cb = NULL;
+	s->in_full_watch = false;
+}
+
+void sock_set_idle(struct sock *s, bool idle)
+{
+	s->trim_idle = idle;
+	if (idle)
+		sock_trim(s);
+}
+
 bool sock_init(struct sock *s, evutil_socket_t fd, size_t limit, sock_io_fn read_fn,
 	       sock_io_fn write_fn, sock_event_fn event_fn, void *arg)
 {
@@ -131,20 +193,10 @@ bool sock_init(struct sock *s, evutil_socket_t fd, size_t limit, sock_io_fn read
 	s->event_fn = event_fn;
 	s->arg = arg;
 	s->want_read = true;
-	s->in = evbuffer_new();
-	s->out = evbuffer_new();
-	if (s->in)
-		s->in_cb = evbuffer_add_cb(s->in, in_drained_cb, s);
-	if (s->in == NULL || s->out == NULL || s->in_cb == NULL) {
-		if (s->in)
-			evbuffer_free(s->in);
-		if (s->out)
-			evbuffer_free(s->out);
-		s->in = s->out = NULL;
+	if (!sock_buffers(s)) {
 		s->closed = true;
 		return false;
 	}
-	evbuffer_cb_clear_flags(s->in, s->in_cb, EVBUFFER_CB_ENABLED);
 	if (fd >= 0) {
 		evutil_make_socket_nonblocking(fd);
 		sock_update(s);
@@ -158,7 +210,7 @@ static short sock_io_want(struct sock *s)
 	short want = 0;
 
 	if (s->want_read && !s->eof) {
-		if (evbuffer_get_length(s->in) < s->in_limit) {
+		if (s->in == NULL || evbuffer_get_length(s->in) < s->in_limit) {
 			want |= EV_READ;
 		} else if (!s->in_full_watch) {
 			/* full: resume by itself once the owner consumes some */
@@ -380,7 +432,7 @@ void sock_schedule_flush(struct sock *s)
 
 bool sock_write(struct sock *s, const void *data, size_t len)
 {
-	if (s->out == NULL || s->closed)
+	if (s->closed || !sock_buffers(s))
 		return false;
 	if (evbuffer_add(s->out, data, len) != 0)
 		return false;
@@ -398,7 +450,7 @@ static bool sock_write_out(struct sock *s)
 {
 	if (s->tls)
 		return sock_write_out_tls(s);
-	while (evbuffer_get_length(s->out) > 0) {
+	while (s->out && evbuffer_get_length(s->out) > 0) {
 		int n = evbuffer_write(s->out, s->fd);
 
 		if (n > 0)
@@ -434,10 +486,12 @@ static void sock_flush(struct sock *s)
 			s->event_fn(s, SOCK_ERROR, s->arg);
 		return;
 	}
-	if (evbuffer_get_length(s->out) <= s->out_low && s->write_fn)
+	if (sock_out_len(s) <= s->out_low && s->write_fn)
 		s->write_fn(s, s->arg);
-	if (!s->closed)
+	if (!s->closed) {
 		sock_update(s);
+		sock_trim(s);
+	}
 }
 
 void sock_flush_all(void)
@@ -455,10 +509,17 @@ void sock_flush_all(void)
 /* Read once; deliver the bytes, the EOF or the error. */
 static void sock_read(struct sock *s)
 {
-	size_t have = evbuffer_get_length(s->in), room;
+	size_t have, room;
 	struct evbuffer_iovec v;
 	ssize_t n;
 
+	if (!sock_buffers(s)) {
+		s->err = ENOMEM;
+		if (s->event_fn)
+			s->event_fn(s, SOCK_ERROR, s->arg);
+		return;
+	}
+	have = evbuffer_get_length(s->in);
 	if (!s->want_read || s->eof || have >= s->in_limit) {
 		sock_update(s);
 		return;
@@ -575,6 +636,12 @@ static void sock_read_tls(struct sock *s)
 	size_t got = 0;
 
 	s->tls_wait &= (unsigned char)~SOCK_TLS_READ_WRITE;
+	if (!sock_buffers(s)) {
+		s->err = ENOMEM;
+		if (s->event_fn)
+			s->event_fn(s, SOCK_ERROR, s->arg);
+		return;
+	}
 	for (;;) {
 		size_t have = evbuffer_get_length(s->in), room;
 		struct evbuffer_iovec v;
@@ -695,7 +762,7 @@ static bool sock_is_ip(const char *host)
 static bool sock_tls_new(struct sock *s, SSL_CTX *ctx)
 {
 	if (s->tls || s->closed || s->fd < 0 || s->connecting || ctx == NULL ||
-	    evbuffer_get_length(s->in) > 0 || evbuffer_get_length(s->out) > 0)
+	    sock_in_len(s) > 0 || sock_out_len(s) > 0)
 		return false;
 	ERR_clear_error();
 	s->tls = SSL_new(ctx);

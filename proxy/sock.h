@@ -90,6 +90,7 @@ struct sock {
 	bool closed;                 /* sock_disable()d: no more I/O, no more callbacks */
 	bool in_flush_list;          /* on the list of socks to flush at the end of this iteration */
 	bool in_full_watch;          /* in_cb is armed: the input was full, reading stopped */
+	bool trim_idle;              /* the owner is idle: give empty buffers back (sock_trim) */
 	bool err_pending;            /* 'err' is still to be reported from our own event */
 	int err;                     /* errno of the last failure (0: a DNS failure, see dns_err) */
 	int dns_err;                 /* the resolver's error code, for SOCK_ERROR after a lookup */
@@ -159,15 +160,11 @@ static inline void sock_set_out_low(struct sock *s, size_t low)
 	s->out_low = low;
 }
 
-static inline struct evbuffer *sock_in(const struct sock *s)
-{
-	return s->in;
-}
-
-static inline struct evbuffer *sock_out(const struct sock *s)
-{
-	return s->out;
-}
+/* The buffers (created again if an idle sock gave them back). */
+struct evbuffer *sock_in(struct sock *s);
+struct evbuffer *sock_out(struct sock *s);
+/* The owner is idle (true): empty buffers are given back until it is busy again. */
+void sock_set_idle(struct sock *s, bool idle);
 
 size_t sock_in_len(const struct sock *s);
 size_t sock_out_len(const struct sock *s);

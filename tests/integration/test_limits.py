@@ -361,8 +361,8 @@ def test_client_stalled_in_the_middle_of_a_message(proxy_factory, source, where)
         assert count_backends(source, app) == 1
         t0 = time.monotonic()
         if where == "body":
-            # more than the first 256 bytes pgcutover reads to classify a
-            # query before it forwards it: the server sees part of it
+            # more than the first bytes pgcutover reads to classify a query
+            # before it forwards it (64): the server sees part of it
             c.send(b"Q" + struct.pack("!I", 1000) + b"select 1 " + b" " * 300)
         else:
             c.send(b"Q\0\0")
@@ -392,7 +392,7 @@ def test_partial_message_never_reaches_the_server_completed(proxy_factory, sourc
         setup.execute("create table if not exists limits_partial (who text)")
         setup.execute("delete from limits_partial where who = %s", (how,))
     # long enough that pgcutover forwards its start before the end arrives
-    # (it reads the first 256 bytes of a query before passing it on)
+    # (it reads the first 64 bytes of a query before passing it on)
     text = f"insert into limits_partial values ('{how}') --".encode() + b"x" * 300
     with logged_in(p, app=app, timeout=15) as c:
         c.send(b"Q" + struct.pack("!I", 4 + len(text) + 2) + text)

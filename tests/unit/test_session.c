@@ -137,10 +137,10 @@ static void test_capture_and_restore(void)
 					true));
 	UT_ASSERT(ss.gen != gen);
 	UT_ASSERT(ss.blocked == NULL);
-	UT_EQ_INT(ss.settings.count, 3);
-	UT_EQ_STR(params_get(&ss.settings, "statement_timeout"), "1777");
-	UT_EQ_INT(ss.listens.count, 1);
-	UT_EQ_INT(ss.sql_stmts.count, 1);
+	UT_EQ_INT(session_st(&ss)->settings.count, 3);
+	UT_EQ_STR(params_get(&session_st(&ss)->settings, "statement_timeout"), "1777");
+	UT_EQ_INT(session_st(&ss)->listens.count, 1);
+	UT_EQ_INT(session_st(&ss)->sql_stmts.count, 1);
 	/* the server no longer had "gone" (a DEALLOCATE), so neither do we */
 	UT_ASSERT(ps_map_find(&ss.stmts, "gone") == NULL);
 	UT_ASSERT(ps_map_find(&ss.stmts, "kept") != NULL);
@@ -171,10 +171,10 @@ static void test_capture_and_restore(void)
 	UT_ASSERT(strstr(ss.blocked, "temporary tables") != NULL);
 	UT_ASSERT(strstr(ss.blocked, "multi-statement") != NULL);
 	UT_ASSERT(strstr(ss.blocked, "did not track") != NULL);
-	UT_EQ_INT(ss.sql_stmts.count, 0);
+	UT_EQ_INT(session_st(&ss)->sql_stmts.count, 0);
 	/* a settings-only capture (transaction pooling) keeps listens and the verdict */
 	UT_ASSERT(session_apply_capture(&ss, "Swork_mem=4096", false));
-	UT_EQ_INT(ss.settings.count, 1);
+	UT_EQ_INT(session_st(&ss)->settings.count, 1);
 	UT_ASSERT(ss.blocked != NULL);
 	session_reset(&ss);
 	UT_ASSERT(!session_has_state(&ss));
