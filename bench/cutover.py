@@ -137,9 +137,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=12)
     ap.add_argument("--switch-at", type=float, default=5.0)
     ap.add_argument("--modes", default="session,transaction")
-    ap.add_argument("--query-mode", default="extended", choices=["simple", "extended"],
-                    help="pgbench -M (prepared statements would close session-pooled "
-                         "sessions at the switch and are not supported in transaction pooling yet)")
+    ap.add_argument("--query-mode", default="extended", choices=["simple", "extended", "prepared"],
+                    help="pgbench -M (prepared: named statements move with the sessions; in "
+                         "transaction pooling pgbench then runs one thread per client)")
     ap.add_argument("--verbose", action="store_true", help="print the proxy log of failed runs")
     args = ap.parse_args()
 

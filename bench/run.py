@@ -264,10 +264,21 @@ RX = {
 }
 
 
-def pgbench(port, script, proto, clients, duration, proxy=None):
+def jobs_for(mode, proto, clients):
+    """pgbench threads.  -M prepared prepares each statement with a blocking
+    PQprepare at its first use: in transaction pooling with fewer servers than
+    clients, a thread serving several clients would wait for a server another
+    of its own clients holds in a transaction (with any pooler), so those
+    points get one thread per client."""
+    if mode == "transaction" and proto == "prepared":
+        return clients
+    return min(2, clients)
+
+
+def pgbench(port, script, proto, clients, duration, proxy=None, jobs=None):
     """One pgbench run; returns {tps, lat, txns, cpu_us} or {error}."""
     argv = [pg_bin("pgbench"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, "-n",
-            "-T", str(duration), "-c", str(clients), "-j", str(min(2, clients)),
+            "-T", str(duration), "-c", str(clients), "-j", str(jobs or min(2, clients)),
             "-M", proto, "-b", script, DBNAME]
     before = proxy.cpu_ticks() if proxy else None
     try:
@@ -467,8 +478,6 @@ def points(args):
 
 def skipped(kind, mode, proto):
     """Why a (proxy, pool mode, -M) combination is not run, or None."""
-    if mode == "transaction" and proto == "prepared" and kind == "pgcutover":
-        return "not supported yet"
     return None
 
 
@@ -530,7 +539,8 @@ def bench_rounds(args, cluster, workdir, results):
                     continue
                 px = proxies.get((kind, mode))
                 port = px.port if px else cluster.port
-                r = pgbench(port, script, proto, clients, args.duration, px)
+                r = pgbench(port, script, proto, clients, args.duration, px,
+                            jobs_for(mode, proto, clients))
                 results.setdefault(key, []).append(r)
                 label = f"[{rnd + 1}/{args.rounds} {done}/{nruns}] {script} -M {proto} " \
                         f"c={clients} {kind}{'/' + mode if mode else ''}"
@@ -670,8 +680,13 @@ def write_report(path, info, args, argv, table, rss_md, targets, broken, cutover
     notes = [f"- {k}, {sc} `-M {p}` in {m} pooling, from {c} clients on: {e}"
              for (k, m, sc, p), (c, e) in broken.items()]
     if "transaction" in args.modes and "prepared" in args.protocols:
-        notes.insert(0, "- pgcutover with `-M prepared` in transaction pooling: not run, "
-                        "named prepared statements are not supported there yet.")
+        notes.insert(0, "- `-M prepared` in transaction pooling runs with one pgbench thread per "
+                        "client (`-j` = `-c`) through both proxies: pgbench prepares with a "
+                        "blocking PQprepare, and a thread serving several clients would wait "
+                        "for a server another of its clients holds. PgBouncer 1.18 has no "
+                        "prepared-statement support in transaction pooling (1.21 added "
+                        "`max_prepared_statements`); pgcutover renames each client's "
+                        "statements to its own per server.")
     text = f"""# pgcutover benchmark — {info['date']}, commit {info['commit']}
 
 - machine: {info['cpu']}, {info['cores']} cores, {info['mem_gb']} GB; Linux {info['kernel']}
