@@ -788,11 +788,7 @@ static void start_lag_wait(struct cutover *co)
 		}
 		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES (%s)", table, id);
 	}
-	co->pending++;
-	if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_goal_cb, co)) {
-		co->pending--;
-		cutover_fail(co, "53200", "out of memory");
-	}
+	phase_query(co, co->from, sql, lag_goal_cb);
 }
 
 /* -- sequence sync -- */
@@ -888,12 +884,7 @@ static void seq_send_batch(struct cutover *co)
 		cutover_fail(co, "53200", "out of memory");
 		return;
 	}
-	co->pending++;
-	if (!control_conn_query(co->ctl[co->to], (const char *)co->seq_sql.data, CONTROL_QUERY_TIMEOUT_MS,
-				seq_set_cb, co)) {
-		co->pending--;
-		cutover_fail(co, "53200", "out of memory");
-	}
+	phase_query(co, co->to, (const char *)co->seq_sql.data, seq_set_cb);
 }
 
 /* Rows of the sequence relations read by step 2: name, last_value, is_called, increment. */
@@ -995,12 +986,7 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 		cutover_fail(co, "53200", "out of memory");
 		return;
 	}
-	co->pending++;
-	if (!control_conn_query(co->ctl[co->from], (const char *)raw.data, CONTROL_QUERY_TIMEOUT_MS,
-				seq_raw_cb, co)) {
-		co->pending--;
-		cutover_fail(co, "53200", "out of memory");
-	}
+	phase_query(co, co->from, (const char *)raw.data, seq_raw_cb);
 	pq_buf_free(&raw);
 }
 
@@ -1015,11 +1001,7 @@ static void start_sequence_sync(struct cutover *co)
 		cutover_next(co);
 		return;
 	}
-	co->pending++;
-	if (!control_conn_query(co->ctl[co->from], SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_read_cb, co)) {
-		co->pending--;
-		cutover_fail(co, "53200", "out of memory");
-	}
+	phase_query(co, co->from, SEQ_LIST_SQL, seq_read_cb);
 }
 
 /* -- flip and resume -- */

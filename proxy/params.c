@@ -8,6 +8,8 @@
 #include <strings.h>
 #include <sys/types.h>
 
+#include "proxy/hash.h"
+
 void params_init(struct params *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -143,17 +145,6 @@ size_t params_snap_count(void)
 	return snap_count;
 }
 
-static unsigned long long snap_hash(const char *fp, size_t n)
-{
-	unsigned long long h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)fp[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
-
 static bool snap_grow(void)
 {
 	size_t n = snap_nbuckets ? snap_nbuckets * 2 : 64;
@@ -185,7 +176,7 @@ struct params_snap *params_snap_get(const struct params *p)
 
 	if (fp == NULL)
 		return NULL;
-	h = snap_hash(fp, fp_len);
+	h = hash_bytes(fp, fp_len);
 	if (snap_nbuckets) {
 		for (s = snap_buckets[h & (snap_nbuckets - 1)]; s; s = s->hnext) {
 			if (s->hash == h && s->fp_len == fp_len && memcmp(s->fingerprint, fp, fp_len) == 0) {

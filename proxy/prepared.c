@@ -11,20 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/hash.h"
+
 /* ---- hashing ---- */
 
-/* FNV-1a, 64 bits: statement texts and names are short, and this is cheap. */
-static uint64_t hash_bytes(const void *p, size_t n)
-{
-	const uint8_t *b = p;
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= b[i];
-		h *= 0x100000001b3ULL;
-	}
-	return h;
-}
 
 static uint32_t hash_ptr(const void *p)
 {
