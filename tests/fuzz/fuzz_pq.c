@@ -265,8 +265,8 @@ static void same_as_built(struct pq_buf *b, uint8_t type, const uint8_t *body, s
 
 /* What the reference parser of an error body finds. */
 struct ref_error {
-	bool valid;
-	const char *severity, *sqlstate, *message, *detail, *hint;
+	bool valid;       /* the body has the layout: fields, then a final 0 byte */
+	const char *severity, *sqlstate, *message, *detail, *hint; /* as pq_error_fields */
 };
 
 /*
@@ -920,11 +920,11 @@ struct event {
 /* A stream framed as the proxy frames its input buffer. */
 struct stream {
 	const uint8_t *all;  /* every byte the peer will send */
-	size_t total;
+	size_t total;        /* how many */
 	bool from_backend;   /* server side (typed messages from the start) */
 	uint32_t max_len;    /* pq_read_header's limit */
-	struct event ev[FUZZ_MAX_EVENTS];
-	size_t nev;
+	struct event ev[FUZZ_MAX_EVENTS]; /* what the run saw, to compare with the other run */
+	size_t nev;          /* entries of ev used */
 };
 
 static void add_event(struct stream *s, int kind, int status, uint8_t type, uint32_t len)
