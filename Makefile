@@ -6,6 +6,8 @@
 #   make test-asan  the whole suite against the sanitizer build
 #   make deps       install the Debian packages needed to build and test
 #   make demo       pgcutover in front of a local PostgreSQL it starts
+#   make fuzz       libFuzzer targets (clang), FUZZ_SECONDS each (build-fuzz/)
+#   make fuzz-replay  every fuzz seed and regression input, with this build's flags
 
 PKGS      := libevent openssl libpq inih
 CC        ?= cc
@@ -31,7 +33,7 @@ MAIN_OBJ  := $(BUILD)/proxy/main.o
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all clean test unit integration asan test-asan deps demo check-pure \
-        format format-check bench
+        format format-check bench fuzz fuzz-build fuzz-run fuzz-replay
 
 all: check-pure $(BUILD)/pgcutover
 
@@ -60,11 +62,12 @@ unit: $(BUILD)/unit
 integration: all $(BUILD)/control_probe
 	PGCUTOVER_BIN=$(abspath $(BUILD)/pgcutover) PGCUTOVER_CONTROL_PROBE=$(abspath $(BUILD)/control_probe) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
-test: all unit integration
+test: all unit fuzz-replay integration
 
 asan:
 	$(MAKE) BUILD=build-asan CC=clang CFLAGS="-O1 -g" \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all build-asan/unit build-asan/control_probe
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all build-asan/unit build-asan/control_probe \
+		$(FUZZ_TARGETS:%=build-asan/fuzz-replay/%)
 
 test-asan: asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
@@ -87,7 +90,70 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC)
 
+# ---- fuzzing (docs/fuzzing.md) ----
+#
+# tests/fuzz/fuzz_NAME.c is one target, with its inputs in tests/fuzz/fuzz_NAME/
+# (seeds/ and regressions/).  FUZZ_DEPS_<target> lists the objects it links
+# besides itself, so that each target carries only the code it exercises.
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
+FUZZ_DEPS_fuzz_pq           := protocol/pq
+FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth_crypto proxy/userlist
+FUZZ_DEPS_fuzz_config       := proxy/config
+FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
+# pool_parse_conninfo lives in proxy/pool.c, which needs the whole proxy
+FUZZ_DEPS_fuzz_conninfo     := $(LIB_SRC:%.c=%)
+# -max_len per target: a little above the largest input the code treats specially
+FUZZ_MAXLEN_fuzz_pq           := 12000
+FUZZ_MAXLEN_fuzz_startup_auth := 2048
+FUZZ_MAXLEN_fuzz_config       := 4096
+FUZZ_MAXLEN_fuzz_admin_cmd    := 512
+FUZZ_MAXLEN_fuzz_conninfo     := 1024
+
+FUZZ_SECONDS ?= 60
+FUZZ_CC      ?= clang
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+# extra libFuzzer options for every target, e.g. FUZZ_ARGS=-use_value_profile=1
+FUZZ_ARGS    ?=
+
+# libFuzzer binaries: $(BUILD)/<target> (only built with BUILD=build-fuzz, see fuzz)
+define FUZZ_RULES
+$$(BUILD)/$(1): $$(BUILD)/tests/fuzz/$(1).o $$(FUZZ_DEPS_$(1):%=$$(BUILD)/%.o)
+	$$(CC) $$(ALL_LDFLAGS) -fsanitize=fuzzer -o $$@ $$^ $$(LDLIBS)
+
+$$(BUILD)/fuzz-replay/$(1): $$(BUILD)/tests/fuzz/$(1).o $$(BUILD)/tests/fuzz/replay_main.o $$(FUZZ_DEPS_$(1):%=$$(BUILD)/%.o)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_RULES,$(t))))
+
+# Replays every seed and regression input through the targets, built with
+# this build's compiler and flags (gcc for test, clang + sanitizers for
+# test-asan); fails when any input crashes or breaks an invariant.
+fuzz-replay: $(FUZZ_TARGETS:%=$(BUILD)/fuzz-replay/%)
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		$(BUILD)/fuzz-replay/$$t tests/fuzz/$$t/seeds tests/fuzz/$$t/regressions; \
+	done
+
+# Builds the libFuzzer binaries into build-fuzz/ and runs each for
+# FUZZ_SECONDS on a working copy of its seeds and regressions
+# (build-fuzz/corpus/<target>), so that the corpora in git stay as they are.
+fuzz:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) CFLAGS="-O1 -g" \
+		SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-build
+	$(MAKE) BUILD=$(FUZZ_BUILD) fuzz-run
+
+fuzz-build: $(FUZZ_TARGETS:%=$(BUILD)/%)
+
+fuzz-run:
+	@fail=""; \
+	$(foreach t,$(FUZZ_TARGETS),sh tests/fuzz/run.sh $(BUILD) $(t) $(FUZZ_SECONDS) \
+		$(or $(FUZZ_MAXLEN_$(t)),4096) $(FUZZ_ARGS) || fail="$$fail $(t)";) \
+	if [ -n "$$fail" ]; then echo "fuzz: failed:$$fail"; exit 1; fi
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/tests/tools/control_probe.d
+-include $(FUZZ_SRC:%.c=$(BUILD)/%.d) $(BUILD)/tests/fuzz/replay_main.d

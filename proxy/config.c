@@ -12,6 +12,8 @@
  *   - parses section headers itself ([pgcutover], [database "name"]) and
  *     hands inih a blank line instead, so long database names survive;
  *   - removes leading whitespace, so indentation never means continuation;
+ *   - removes a byte order mark from line 1 and refuses a second one, which
+ *     inih would remove too and then read the line differently from us;
  *   - reports lines inih would reject (no '=') itself, so that every such
  *     line is reported rather than only the first;
  *   - for a line too long for inih's buffer, splits it with the same rules
@@ -832,6 +834,12 @@ static void begin_section(struct loader *ld, char *line)
 	}
 }
 
+/* A UTF-8 byte order mark at s; strncmp stops at the end of a shorter line. */
+static bool starts_with_bom(const char *s)
+{
+	return strncmp(s, "\xEF\xBB\xBF", 3) == 0;
+}
+
 /*
  * inih's reader: hands it the next line, prepared as the comment at the top
  * of this file says.  'num' is the size of inih's line buffer.
@@ -864,10 +872,21 @@ static char *ld_reader(char *str, int num, void *stream)
 		return str;
 	}
 	s = ld->buf;
-	if (ld->lineno == 1 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
+	if (ld->lineno == 1 && starts_with_bom(s))
 		s += 3; /* UTF-8 byte order mark */
 	s = lskip(s);
 	rstrip(s);
+	/*
+	 * inih strips a byte order mark from the start of line 1 as well.  Had
+	 * we handed it one more (a second mark, or one after blanks), it would
+	 * strip that one and then see the line differently from us: "[x]" or
+	 * "; x = y" after it is a key line to us, a section or a comment that
+	 * inih skips without a word.  So such a line is an error of its own.
+	 */
+	if (ld->lineno == 1 && starts_with_bom(s)) {
+		ld_error(ld, ld->lineno, "syntax error: unexpected byte order mark");
+		return str;
+	}
 
 	if (*s == '\0' || *s == ';' || *s == '#')
 		return str;

@@ -697,6 +697,38 @@ static void test_config_syntax_details(void)
 	fx_done(&fx);
 }
 
+/*
+ * Found by fuzzing (tests/fuzz/fuzz_config/regressions/double-bom-section):
+ * inih strips a byte order mark from line 1 itself, so a second one (or one
+ * after blanks) used to reach inih at the start of the line; inih stripped
+ * it and took "[x = y]" for a section header, which it skips without a
+ * word, while a long line of the same text was reported.  Now it is an
+ * error whatever follows.
+ */
+static void check_second_bom(struct fx *fx)
+{
+	FX_LOAD_FAILS(fx, "\xEF\xBB\xBF\xEF\xBB\xBF[x = y]\n[pgcutover]\n" MIN_DB);
+	UT_EQ_INT(fx->errs.count, 1);
+	UT_ASSERT(fx_has_error(fx, 1, "unexpected byte order mark"));
+	FX_LOAD_FAILS(fx, "\xEF\xBB\xBF  \xEF\xBB\xBF; listen_port = 1\n[pgcutover]\n" MIN_DB);
+	UT_ASSERT(fx_has_error(fx, 1, "unexpected byte order mark"));
+	FX_LOAD_FAILS(fx, " \xEF\xBB\xBF[pgcutover]\n" MIN_DB);
+	UT_ASSERT(fx_has_error(fx, 1, "unexpected byte order mark"));
+	/* one mark, and a mark on a later line, are what they were */
+	FX_LOAD_OK(fx, "\xEF\xBB\xBF[pgcutover]\n" MIN_DB);
+	FX_LOAD_FAILS(fx, "[pgcutover]\n\xEF\xBB\xBFlisten_port = 1\n" MIN_DB);
+	UT_ASSERT(fx_has_error(fx, 2, "unrecognized configuration parameter"));
+}
+
+static void test_config_second_bom(void)
+{
+	struct fx fx;
+
+	fx_init(&fx);
+	check_second_bom(&fx);
+	fx_done(&fx);
+}
+
 static void test_config_parse_duration(void)
 {
 	static const struct {
@@ -1180,6 +1212,7 @@ const struct unit_test unit_tests_config[] = {
 	{"config_missing_file", test_config_missing_file},
 	{"config_paths", test_config_paths},
 	{"config_syntax_details", test_config_syntax_details},
+	{"config_second_bom", test_config_second_bom},
 	{"config_parse_duration", test_config_parse_duration},
 	{"config_parse_size", test_config_parse_size},
 	{"config_is_admin", test_config_is_admin},
