@@ -789,25 +789,12 @@ static void client_start_scram(struct client *c, const char *secret)
 	struct pq_buf b;
 	bool ok = false;
 
-	if (secret) {
-		switch (auth_secret_kind(secret)) {
-		case AUTH_SECRET_SCRAM:
-			ok = auth_scram_parse_secret(secret, &sec);
-			break;
-		case AUTH_SECRET_PLAIN: {
-			uint8_t salt[16];
-
-			ok = auth_random_bytes(salt, sizeof(salt)) &&
-			     auth_scram_secret_from_password(secret, salt, sizeof(salt),
-							     AUTH_SCRAM_DEFAULT_ITERATIONS, &sec);
-			break;
-		}
-		case AUTH_SECRET_MD5:
-			/* as in PostgreSQL, an MD5 hash cannot serve scram-sha-256 */
-			ok = false;
-			break;
-		}
-	}
+	/*
+	 * The user's SCRAM secret; a plaintext password's is derived once per
+	 * user and kept.  As in PostgreSQL, an MD5 hash cannot serve SCRAM.
+	 */
+	if (secret)
+		ok = userlist_scram_secret(rt.users, c->user, &sec);
 	if (!ok && !auth_scram_mock_secret(c->user, &sec)) {
 		client_disconnect(c, "XX000", "could not prepare SCRAM authentication");
 		return;

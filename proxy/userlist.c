@@ -15,11 +15,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proxy/auth_crypto.h"
+
 /* One line of the file. */
 struct userlist_entry {
 	char *user;   /* unquoted: "" already turned into " */
 	char *secret; /* exactly as written; wiped before it is freed */
 	int line; /* where it was read: sorts duplicates so that the last one wins */
+	/*
+	 * For a plaintext password: the SCRAM secret derived from it at the
+	 * first SCRAM login (one salt per user for the life of this userlist,
+	 * as a stored verifier has), so that a client cannot make pgcutover run
+	 * 4096 PBKDF2 rounds on the loop at every login attempt.
+	 */
+	struct auth_scram_secret *scram;
 };
 
 struct userlist {
@@ -54,6 +63,10 @@ static void free_entries(struct userlist_entry *items, size_t count)
 	for (size_t i = 0; i < count; i++) {
 		free(items[i].user);
 		free_secret(items[i].secret);
+		if (items[i].scram) {
+			memset(items[i].scram, 0, sizeof(*items[i].scram));
+			free(items[i].scram);
+		}
 	}
 	free(items);
 }
@@ -196,7 +209,7 @@ struct userlist *userlist_load(const char *path, char **errmsg)
 		return NULL;
 	}
 	for (;;) {
-		struct userlist_entry e = {NULL, NULL, 0};
+		struct userlist_entry e = {NULL, NULL, 0, NULL};
 		const char *why;
 		bool oom = false;
 		ssize_t n;
@@ -278,6 +291,39 @@ const char *userlist_secret(const struct userlist *ul, const char *user)
 		return NULL;
 	e = bsearch(user, ul->items, ul->count, sizeof(ul->items[0]), key_cmp);
 	return e ? e->secret : NULL;
+}
+
+bool userlist_scram_secret(struct userlist *ul, const char *user, struct auth_scram_secret *out)
+{
+	struct userlist_entry *e;
+
+	if (ul == NULL || ul->count == 0 || user == NULL)
+		return false;
+	e = bsearch(user, ul->items, ul->count, sizeof(ul->items[0]), key_cmp);
+	if (e == NULL)
+		return false;
+	switch (auth_secret_kind(e->secret)) {
+	case AUTH_SECRET_SCRAM:
+		return auth_scram_parse_secret(e->secret, out);
+	case AUTH_SECRET_PLAIN:
+		if (e->scram == NULL) {
+			uint8_t salt[16];
+			struct auth_scram_secret *sec = malloc(sizeof(*sec));
+
+			if (sec == NULL || !auth_random_bytes(salt, sizeof(salt)) ||
+			    !auth_scram_secret_from_password(e->secret, salt, sizeof(salt),
+							     AUTH_SCRAM_DEFAULT_ITERATIONS, sec)) {
+				free(sec);
+				return false;
+			}
+			e->scram = sec;
+		}
+		*out = *e->scram;
+		return true;
+	case AUTH_SECRET_MD5:
+		break;
+	}
+	return false;
 }
 
 size_t userlist_count(const struct userlist *ul)

@@ -15,6 +15,7 @@
 #ifndef PGCUTOVER_USERLIST_H
 #define PGCUTOVER_USERLIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct userlist;
@@ -29,6 +30,16 @@ struct userlist *userlist_load(const char *path, char **errmsg)
 
 /* The secret of 'user', or NULL when the file does not list it. */
 const char *userlist_secret(const struct userlist *ul, const char *user);
+
+struct auth_scram_secret;
+
+/*
+ * The SCRAM secret to check 'user' against: parsed from a SCRAM-SHA-256$
+ * entry, or derived from a plaintext password once and kept (false for an
+ * md5 entry, an unknown user, or out of memory).
+ */
+bool userlist_scram_secret(struct userlist *ul, const char *user, struct auth_scram_secret *out)
+	__attribute__((warn_unused_result));
 
 /* How many distinct users the file lists. */
 size_t userlist_count(const struct userlist *ul);

@@ -9,6 +9,7 @@
 #include "unit.h"
 
 #include "proxy/config.h"
+#include "proxy/auth_crypto.h"
 #include "proxy/userlist.h"
 
 #include <limits.h>
@@ -1200,7 +1201,30 @@ static void test_config_tls_keys(void)
 	fx_done(&fx);
 }
 
+/* A plaintext password's SCRAM secret is derived once per user and kept. */
+static void test_userlist_scram_cached(void)
+{
+	struct fx fx;
+	struct auth_scram_secret a, b, c, m;
+
+	fx_init(&fx);
+	UT_ASSERT(fx_userlist(&fx, "\"alice\" \"pw\"\n\"bob\" \"pw\"\n"
+				   "\"md\" \"md5fb8c9f33a5cd3d3c7b3bfaa6a8b0d4a5\"\n") != NULL);
+	UT_ASSERT(userlist_scram_secret(fx.ul, "alice", &a));
+	UT_ASSERT(userlist_scram_secret(fx.ul, "alice", &b));
+	UT_ASSERT(userlist_scram_secret(fx.ul, "bob", &c));
+	/* the same salt and keys again for alice; bob, with the same password, has his own salt */
+	UT_ASSERT(a.salt_len == b.salt_len && memcmp(a.salt, b.salt, a.salt_len) == 0);
+	UT_EQ_MEM(a.stored_key, b.stored_key, sizeof(a.stored_key));
+	UT_ASSERT(memcmp(a.salt, c.salt, a.salt_len) != 0);
+	/* an md5 entry cannot serve SCRAM; an unknown user has none */
+	UT_ASSERT(!userlist_scram_secret(fx.ul, "md", &m));
+	UT_ASSERT(!userlist_scram_secret(fx.ul, "nobody", &m));
+	fx_done(&fx);
+}
+
 const struct unit_test unit_tests_config[] = {
+	{"config_userlist_scram_cached", test_userlist_scram_cached},
 	{"config_tls_keys", test_config_tls_keys},
 	{"config_product_example", test_config_product_example},
 	{"config_inherit_any_order", test_config_inherit_any_order},
