@@ -1479,6 +1479,9 @@ void client_forward(struct client *c)
 		case TRACK_WAIT:
 			c->stop = STOP_NEED_MORE;
 			break;
+		case TRACK_WAIT_SERVER:
+			c->stop = STOP_WAIT_SERVER;
+			break;
 		case TRACK_CLOSED:
 			return;
 		}

@@ -471,6 +471,8 @@ bool ps_queue_push(struct ps_queue *q, enum ps_pending_kind kind, uint32_t sync_
 	it->skip = skip;
 	it->stmt = st;
 	it->name = NULL;
+	it->prev = NULL;
+	it->prev_present = false;
 	if (name) {
 		it->name = strdup(name);
 		if (it->name == NULL)
@@ -490,9 +492,20 @@ void ps_queue_pop(struct ps_queue *q)
 		return;
 	it = &q->items[q->head];
 	ps_stmt_put(it->stmt);
+	ps_stmt_put(it->prev);
 	free(it->name);
 	it->stmt = NULL;
+	it->prev = NULL;
 	it->name = NULL;
 	q->head = (q->head + 1) & (q->cap - 1);
 	q->count--;
+}
+
+void ps_pending_set_prev(struct ps_pending *it, struct ps_stmt *prev, bool present)
+{
+	if (prev)
+		ps_stmt_ref(prev);
+	ps_stmt_put(it->prev);
+	it->prev = prev;
+	it->prev_present = present;
 }

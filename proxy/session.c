@@ -175,7 +175,22 @@ void session_reset(struct session *ss)
 	" UNION ALL SELECT 'Srole=' || pg_catalog.current_setting('role')"                          \
 	" WHERE pg_catalog.current_setting('role') <> 'none'"
 
-const char SESSION_CAPTURE_SETTINGS[] = CAPTURE_SETTINGS_SQL;
+/*
+ * Transaction pooling: LISTENs and SQL-level prepared statements cannot
+ * follow a client to its next server (README: LISTEN needs session pooling,
+ * PREPARE lives within a transaction), and left on this one they would reach
+ * the next client of the server: its notifications, statements it could
+ * EXECUTE, names its own PREPARE would find taken (42P05).  So they go first
+ * (UNLISTEN takes effect at the end of this query's implicit transaction).
+ * Protocol-level statements (pgcutover's own, renamed) are not touched.
+ * Everything is schema-qualified: the client's search_path is in force.
+ */
+const char SESSION_CAPTURE_SETTINGS[] =
+	"UNLISTEN *; "
+	"DO $pgcutover$DECLARE r record; BEGIN"
+	" FOR r IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP"
+	" EXECUTE pg_catalog.format('DEALLOCATE %I', r.name); END LOOP; END$pgcutover$; "
+	CAPTURE_SETTINGS_SQL;
 
 /*
  * B rows: state that cannot move; S: settings; L: channels; P: SQL-level

@@ -86,7 +86,9 @@ void session_reset(struct session *ss);
 /*
  * The capture queries.  FULL also reports what cannot move and the names of
  * protocol-level statements (session pooling); SETTINGS only the settings
- * (transaction pooling, where nothing else survives a transaction anyway).
+ * (transaction pooling, where nothing else survives a transaction), after
+ * dropping the LISTENs and SQL-level statements the transaction left, which
+ * would otherwise reach the server's next client.
  */
 extern const char SESSION_CAPTURE_FULL[];
 extern const char SESSION_CAPTURE_SETTINGS[];
