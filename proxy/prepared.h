@@ -68,6 +68,7 @@ struct ps_map {
 
 void ps_map_init(struct ps_map *m);
 void ps_map_free(struct ps_map *m);
+/* Names compare on their first 63 bytes, as PostgreSQL's (NAMEDATALEN - 1). */
 struct ps_entry *ps_map_find(const struct ps_map *m, const char *name);
 /*
  * Name 'name' -> 'st' (a new reference is taken), replacing an older meaning;

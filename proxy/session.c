@@ -4,6 +4,7 @@
  */
 #include "proxy/session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -249,8 +250,11 @@ struct reconcile {
 static void reconcile_entry(struct ps_entry *e, void *arg)
 {
 	struct reconcile *r = arg;
+	char key[64];
 
-	if (!ps_map_present(r->m, e) || params_get(r->names, e->name))
+	/* the server shows the first 63 bytes of a name (see prepared.c) */
+	snprintf(key, sizeof(key), "%.63s", e->name);
+	if (!ps_map_present(r->m, e) || params_get(r->names, key))
 		return;
 	if (r->ngone == r->cap) {
 		size_t n = r->cap ? r->cap * 2 : 8;

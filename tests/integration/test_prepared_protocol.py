@@ -853,11 +853,13 @@ def test_switch_with_many_statements(proxy_factory, rdb):
     since works, the settings hold, SHOW CLIENTS prepared_statements stays
     right and moves with Close and Parse.  Before the switch the client also
     met the protocol's corners: a failed re-Parse of an existing name (42P05
-    and 42601) and a Close skipped after an error."""
+    and 42601), a Close skipped after an error, and a statement name longer
+    than the 63 bytes PostgreSQL keeps (pg_prepared_statements shows it cut)."""
     p = cutover_proxy(proxy_factory, rdb, pool_mode="session")
     r = login(p.port, dbname=DB)
+    names = [f"m_{j}" for j in range(48)] + ["m_48_" + "long" * 32]
     try:
-        msgs = [parse(f"m_{j}", f"SELECT $1::int + {j}, inet_server_port()", [INT4])
+        msgs = [parse(names[j], f"SELECT $1::int + {j}, inet_server_port()", [INT4])
                 for j in range(49)]
         msgs.append(parse("m_set", "SET work_mem = '3MB'"))
         got = exchange(r, msgs + [SYNC], "prepare 50")
@@ -873,8 +875,8 @@ def test_switch_with_many_statements(proxy_factory, rdb):
         assert sqlstates(got) == ["42601"], got
         got = exchange(r, [*run("m_2", ["x"]), close("S", "m_3"), SYNC], "skipped Close")
         assert sqlstates(got) == ["22P02"], got
-        for j in range(0, 49, 7):
-            got = exchange(r, [*run(f"m_{j}", [1]), SYNC], f"m_{j} before")
+        for j in range(0, 49, 8):
+            got = exchange(r, [*run(names[j], [1]), SYNC], f"{names[j]} before")
             assert got[1] == ("D", (str(1 + j), str(rdb.source.port))), got
         wait_prepared_count(p, r, 51)
         assert client_row(p, r)["movable"] == "yes", client_row(p, r)
@@ -882,10 +884,10 @@ def test_switch_with_many_statements(proxy_factory, rdb):
         row = switch(p, rdb)
         assert row["result"] == "ok" and str(row["sessions_closed"]) == "0", row
 
-        got = exchange(r, [describe("S", "m_48"), SYNC], "Describe after the switch")
+        got = exchange(r, [describe("S", names[48]), SYNC], "Describe after the switch")
         assert types(got) == ["t", "T", "Z"], got
         for j in range(49):
-            got = exchange(r, [*run(f"m_{j}", [j]), SYNC], f"m_{j} after")
+            got = exchange(r, [*run(names[j], [j]), SYNC], f"{names[j]} after")
             assert got[1] == ("D", (str(2 * j), str(rdb.target.port))), (j, got)
         quiet(r, "after the switch")
         assert simple(r, "EXECUTE m_sql(21)") == [["42", str(rdb.target.port)]]
@@ -1096,3 +1098,38 @@ def test_txn_listen_and_sql_prepare_do_not_leak(proxy_factory):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", MODES)
+def test_pipeline_in_small_pieces(pair_factory, mode):
+    """The same pipelines sent a few bytes at a time (every message header,
+    name and first keyword split across reads), with a portal name longer
+    than what pgcutover peeks at (256 bytes) and a statement name of 200
+    bytes: the same answers as directly."""
+    pr = pair_factory(mode, name="pieces")
+    long_portal = "p" * 300
+    long_name = "s" * 200
+    msgs = [parse(long_name, "SELECT $1::int * 2", [INT4]), parse("pc_b", "SELECT 'b'"),
+            bind(long_name, [21], portal=long_portal), describe("P", long_portal),
+            execute(long_portal), describe("S", long_name), *run("pc_b"),
+            parse("pc_c", "SELECT 'c'"), parse("", "DEALLOCATE pc_c"), bind(""), execute(),
+            query("SELECT 1"), *run(long_name, [4]), *run("pc_c"), SYNC,
+            query("DEALLOCATE " + long_name[:63]), *run(long_name, [5]), SYNC]
+
+    def send_slowly(r, data, size):
+        for i in range(0, len(data), size):
+            r.send(data[i:i + size])
+            time.sleep(0.002)
+
+    data = b"".join(msgs)
+    zs = syncs_in(data)
+    for size in (1, 3, 7):
+        with pr.fresh_server():
+            send_slowly(pr.direct, data, size)
+            d = read_until(pr.direct, zs, f"pieces of {size} (direct)")
+            send_slowly(pr.proxy, data, size)
+            x = read_until(pr.proxy, zs, f"pieces of {size} (through pgcutover)")
+        assert x == d, f"pieces of {size}:\n through pgcutover: {x}\n directly:          {d}"
+        # put the names back for the next round
+        pr.step([close("S", long_name), close("S", "pc_b"), SYNC], "reset")
