@@ -177,21 +177,16 @@ void session_reset(struct session *ss)
 	" WHERE pg_catalog.current_setting('role') <> 'none'"
 
 /*
- * Transaction pooling: LISTENs and SQL-level prepared statements cannot
- * follow a client to its next server (README: LISTEN needs session pooling,
- * PREPARE lives within a transaction), and left on this one they would reach
- * the next client of the server: its notifications, statements it could
- * EXECUTE, names its own PREPARE would find taken (42P05).  So they go first
- * (UNLISTEN takes effect at the end of this query's implicit transaction).
- * Protocol-level statements (pgcutover's own, renamed) are not touched.
- * Everything is schema-qualified: the client's search_path is in force.
+ * Transaction pooling also reports what the transaction left that cannot
+ * follow the client (README: LISTEN needs session pooling, SQL PREPARE lives
+ * within a transaction) and would otherwise reach the server's next client:
+ * an 'X' row when it LISTENs, 'X<name>' per SQL-level statement (see
+ * session_cleanup_sql).
  */
 const char SESSION_CAPTURE_SETTINGS[] =
-	"UNLISTEN *; "
-	"DO $pgcutover$DECLARE r record; BEGIN"
-	" FOR r IN SELECT name FROM pg_catalog.pg_prepared_statements WHERE from_sql LOOP"
-	" EXECUTE pg_catalog.format('DEALLOCATE %I', r.name); END LOOP; END$pgcutover$; "
-	CAPTURE_SETTINGS_SQL;
+	CAPTURE_SETTINGS_SQL
+	" UNION ALL SELECT 'X' FROM (SELECT 1 FROM pg_catalog.pg_listening_channels() LIMIT 1) AS l"
+	" UNION ALL SELECT 'X' || name FROM pg_catalog.pg_prepared_statements WHERE from_sql";
 
 /*
  * B rows: state that cannot move; S: settings; L: channels; P: SQL-level
@@ -461,6 +456,51 @@ static void put_ident(struct pq_buf *b, const char *s)
 		pq_put_u8(b, (uint8_t)*s);
 	}
 	pq_put_u8(b, '"');
+}
+
+char *session_cleanup_sql(const char *rows, bool *oom)
+{
+	struct pq_buf b;
+	bool unlisten = false;
+	char *out;
+
+	*oom = false;
+	pq_buf_init(&b);
+	for (const char *p = rows; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (n == 1 && p[0] == 'X') {
+			unlisten = true;
+		} else if (n > 1 && p[0] == 'X') {
+			char *name = strndup(p + 1, n - 1);
+
+			if (name == NULL) {
+				pq_buf_free(&b);
+				*oom = true;
+				return NULL;
+			}
+			pq_put_bytes(&b, "DEALLOCATE ", 11);
+			put_ident(&b, name);
+			pq_put_bytes(&b, "; ", 2);
+			free(name);
+		}
+		p += n;
+		if (*p == '\n')
+			p++;
+	}
+	if (unlisten)
+		pq_put_bytes(&b, "UNLISTEN *; ", 12);
+	if (b.len == 0 && !b.failed) {
+		pq_buf_free(&b);
+		return NULL;
+	}
+	pq_put_u8(&b, 0);
+	out = b.failed ? NULL : strdup((const char *)b.data);
+	pq_buf_free(&b);
+	if (out == NULL)
+		*oom = true;
+	return out;
 }
 
 char *session_restore_sql(const struct session *ss, bool reset, bool *oom)

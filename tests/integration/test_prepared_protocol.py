@@ -1133,3 +1133,51 @@ def test_pipeline_in_small_pieces(pair_factory, mode):
         assert x == d, f"pieces of {size}:\n through pgcutover: {x}\n directly:          {d}"
         # put the names back for the next round
         pr.step([close("S", long_name), close("S", "pc_b"), SYNC], "reset")
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", MODES)
+def test_psycopg_pipeline_mode(proxy_factory, source, mode):
+    """psycopg's pipeline mode with prepare_threshold=0 (every query a named
+    statement, many per Sync): a batch with a failing statement in the
+    middle (the rest of the pipeline is aborted, as directly), the
+    transaction it rolls back (psycopg then sends DEALLOCATE ALL and
+    prepares again), and batches after it: the same outcomes as directly."""
+    p = proxy_for(proxy_factory, mode, f"psy-pipeline-{mode}")
+
+    def script(conninfo):
+        out = []
+        with psycopg.connect(conninfo, prepare_threshold=0) as c:
+            for rnd in range(3):
+                try:
+                    with c.pipeline() as pl:
+                        curs = []
+                        for i in range(6):
+                            cur = c.cursor()
+                            if rnd == 1 and i == 3:
+                                cur.execute("SELECT 1 / %s::int", (0,))
+                            else:
+                                cur.execute("SELECT %s::int * 2, %s::text", (i, f"r{rnd}"))
+                            curs.append(cur)
+                        pl.sync()
+                        for cur in curs:
+                            out.append(cur.fetchall())
+                except psycopg.Error as e:
+                    out.append(("error", e.sqlstate))
+                    c.rollback()
+                c.commit()
+                out.append([tuple(r) for r in c.execute(
+                    "SELECT %s::int, count(*) FROM pg_prepared_statements "
+                    "WHERE name LIKE '_pg3%%'", (rnd,)).fetchall()])
+        return out
+
+    direct = script(source.conninfo())
+    assert ("error", "22012") in direct, direct
+    got = script(p.conninfo())
+    if mode == "transaction":
+        # the server holds pgcutover's names, not _pg3_*: compare without the counts
+        direct = [x for x in direct if not (isinstance(x, list) and x and len(x[0]) == 2
+                                            and isinstance(x[0][1], int))]
+        got = [x for x in got if not (isinstance(x, list) and x and len(x[0]) == 2
+                                      and isinstance(x[0][1], int))]
+    assert got == direct
