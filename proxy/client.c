@@ -1466,6 +1466,9 @@ void client_forward(struct client *c)
 		case TRACK_WAIT:
 			c->stop = STOP_NEED_MORE;
 			break;
+		case TRACK_WAIT_SERVER:
+			c->stop = STOP_WAIT_SERVER;
+			break;
 		case TRACK_CLOSED:
 			return;
 		}
@@ -1499,6 +1502,22 @@ void client_forward(struct client *c)
 
 /* ---- what the session holds ---- */
 
+/* Transaction pooling: what the client's transaction left was dropped; the server goes back. */
+static void client_cleanup_done(struct server *s, void *arg, const char *rows, const char *error)
+{
+	struct client *c = arg;
+
+	(void)rows;
+	if (c->state == CL_FREE || c->state == CL_CLOSING || c->server != s)
+		return;
+	if (error) {
+		log_warning("client %s: could not drop the LISTENs and statements its transaction left: %s",
+			    c->addr, error);
+		s->ps_broken = true; /* they would reach the next client: nobody gets this server */
+	}
+	server_txn_done(s);
+}
+
 /* The answer to the capture query that ran at a boundary (client_capture). */
 static void client_capture_done(struct server *s, void *arg, const char *rows, const char *error)
 {
@@ -1513,6 +1532,9 @@ static void client_capture_done(struct server *s, void *arg, const char *rows, c
 		free(c->sess.untracked);
 		c->sess.untracked = strdup("its session state could not be read");
 		c->sess.dirty = false;
+		/* transaction pooling: what it set would reach the next client: nobody gets this server */
+		if (txn)
+			s->ps_broken = true;
 	} else if (!session_apply_capture(&c->sess, rows, !txn)) {
 		client_disconnect(c, "53200", "out of memory");
 		return;
@@ -1521,6 +1543,20 @@ static void client_capture_done(struct server *s, void *arg, const char *rows, c
 	s->sess_owner = session_st(&c->sess)->settings.count > 0 ? c->sess.id : 0;
 	s->sess_gen = c->sess.gen;
 	if (txn) {
+		bool oom;
+		char *sql = error ? NULL : session_cleanup_sql(rows, &oom);
+
+		if (sql) {
+			/* LISTENs or SQL statements the transaction left go before anyone else comes */
+			bool ok = server_internal_query(s, sql, client_cleanup_done, c);
+
+			free(sql);
+			if (ok)
+				return;
+			s->ps_broken = true;
+		} else if (!error && oom) {
+			s->ps_broken = true;
+		}
 		server_txn_done(s);
 		return;
 	}

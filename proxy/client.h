@@ -51,6 +51,7 @@ enum client_stop {
 	STOP_TERMINATE, /* Terminate: the session ends here */
 	STOP_NEED_MORE, /* the start of the message is needed to decide, and has not arrived */
 	STOP_REWRITE,   /* the message must be rewritten or preceded (prepared statements) */
+	STOP_WAIT_SERVER, /* the message waits for the server's pending answers (server_forward resumes) */
 };
 
 enum client_auth_step {

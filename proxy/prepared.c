@@ -117,6 +117,24 @@ void ps_stmt_put(struct ps_stmt *st)
 
 /* ---- a client's names ---- */
 
+/*
+ * PostgreSQL keys prepared statements by the first NAMEDATALEN - 1 (63)
+ * bytes of their name: a Parse of a longer name and a DEALLOCATE, Bind or
+ * Close of its first 63 bytes name the same statement.  The client's map
+ * compares names the same way.
+ */
+#define PS_NAME_SIGNIFICANT 63
+
+static uint64_t name_hash(const char *name)
+{
+	return hash_bytes(name, strnlen(name, PS_NAME_SIGNIFICANT));
+}
+
+static bool name_eq(const char *a, const char *b)
+{
+	return strncmp(a, b, PS_NAME_SIGNIFICANT) == 0;
+}
+
 void ps_map_init(struct ps_map *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -160,8 +178,8 @@ struct ps_entry *ps_map_find(const struct ps_map *m, const char *name)
 
 	if (m->nbuckets == 0)
 		return NULL;
-	for (e = m->buckets[hash_bytes(name, strlen(name)) & (m->nbuckets - 1)]; e; e = e->next)
-		if (strcmp(e->name, name) == 0)
+	for (e = m->buckets[name_hash(name) & (m->nbuckets - 1)]; e; e = e->next)
+		if (name_eq(e->name, name))
 			return e;
 	return NULL;
 }
@@ -177,7 +195,7 @@ static bool map_grow(struct ps_map *m)
 		struct ps_entry *e = m->buckets[i], *next;
 
 		for (; e; e = next) {
-			uint64_t h = hash_bytes(e->name, strlen(e->name));
+			uint64_t h = name_hash(e->name);
 
 			next = e->next;
 			e->next = nb[h & (n - 1)];
@@ -214,8 +232,8 @@ struct ps_entry *ps_map_set(struct ps_map *m, const char *name, struct ps_stmt *
 	if (st->kind != 0)
 		m->stateful++;
 	m->count++;
-	e->next = m->buckets[hash_bytes(name, nlen) & (m->nbuckets - 1)];
-	m->buckets[hash_bytes(name, nlen) & (m->nbuckets - 1)] = e;
+	e->next = m->buckets[name_hash(name) & (m->nbuckets - 1)];
+	m->buckets[name_hash(name) & (m->nbuckets - 1)] = e;
 	return e;
 }
 
@@ -225,9 +243,8 @@ bool ps_map_remove(struct ps_map *m, const char *name)
 
 	if (m->nbuckets == 0)
 		return false;
-	for (p = &m->buckets[hash_bytes(name, strlen(name)) & (m->nbuckets - 1)]; *p;
-	     p = &(*p)->next) {
-		if (strcmp((*p)->name, name) == 0) {
+	for (p = &m->buckets[name_hash(name) & (m->nbuckets - 1)]; *p; p = &(*p)->next) {
+		if (name_eq((*p)->name, name)) {
 			struct ps_entry *e = *p;
 
 			*p = e->next;
@@ -461,6 +478,8 @@ bool ps_queue_push(struct ps_queue *q, enum ps_pending_kind kind, uint32_t sync_
 	it->skip = skip;
 	it->stmt = st;
 	it->name = NULL;
+	it->prev = NULL;
+	it->prev_present = false;
 	if (name) {
 		it->name = strdup(name);
 		if (it->name == NULL)
@@ -480,9 +499,20 @@ void ps_queue_pop(struct ps_queue *q)
 		return;
 	it = &q->items[q->head];
 	ps_stmt_put(it->stmt);
+	ps_stmt_put(it->prev);
 	free(it->name);
 	it->stmt = NULL;
+	it->prev = NULL;
 	it->name = NULL;
 	q->head = (q->head + 1) & (q->cap - 1);
 	q->count--;
+}
+
+void ps_pending_set_prev(struct ps_pending *it, struct ps_stmt *prev, bool present)
+{
+	if (prev)
+		ps_stmt_ref(prev);
+	ps_stmt_put(it->prev);
+	it->prev = prev;
+	it->prev_present = present;
 }

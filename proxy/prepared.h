@@ -68,6 +68,7 @@ struct ps_map {
 
 void ps_map_init(struct ps_map *m);
 void ps_map_free(struct ps_map *m);
+/* Names compare on their first 63 bytes, as PostgreSQL's (NAMEDATALEN - 1). */
 struct ps_entry *ps_map_find(const struct ps_map *m, const char *name);
 /*
  * Name 'name' -> 'st' (a new reference is taken), replacing an older meaning;
@@ -133,16 +134,28 @@ enum ps_pending_kind {
 	PS_PARSE_HIDDEN, /* a Parse pgcutover injected: swallow the ParseComplete */
 	PS_PARSE_SYNTH,  /* the client's Parse was answered by a Close of nothing: its
 			    CloseComplete becomes the client's ParseComplete */
-	PS_CLOSE_FWD,    /* the client's Close: pass the CloseComplete */
+	PS_CLOSE_FWD,    /* the client's Close of one of its names: pass the CloseComplete */
 	PS_CLOSE_HIDDEN, /* a Close pgcutover injected (eviction): swallow it */
+	PS_PARSE_DEALLOC, /* the client's unnamed Parse of a DEALLOCATE of one of its names,
+			     rewritten (transaction pooling): pass the ParseComplete */
 };
 
 struct ps_pending {
 	uint8_t kind;         /* enum ps_pending_kind */
+	bool prev_present;    /* prev was prepared on the client's current server */
 	uint32_t sync_no;     /* which Sync-delimited batch it belongs to (see server.h) */
 	uint32_t skip;        /* answers to pass first: Parse/Close forwarded untracked before it */
-	struct ps_stmt *stmt; /* a reference, or NULL (client Close) */
-	char *name;           /* the client's name, for undoing a failed Parse; NULL otherwise */
+	struct ps_stmt *stmt; /* a reference, or NULL (client Close, DEALLOCATE, placeholder) */
+	char *name;           /* the client's name, for undoing; NULL otherwise */
+	/*
+	 * PS_PARSE_FWD, PS_PARSE_SYNTH, PS_CLOSE_FWD, PS_PARSE_DEALLOC: what
+	 * 'name' meant before this message changed it (a reference; NULL: no
+	 * statement).  When the server skips the message (an error earlier in
+	 * the batch) or rejects it (42P05, a syntax error), the name means that
+	 * again, as it does on the server: PostgreSQL keeps a statement whose
+	 * re-Parse failed, and one whose Close it never ran.
+	 */
+	struct ps_stmt *prev;
 };
 
 struct ps_queue {
@@ -167,5 +180,17 @@ static inline struct ps_pending *ps_queue_head(struct ps_queue *q)
 }
 /* Drop the oldest item, releasing what it holds. */
 void ps_queue_pop(struct ps_queue *q);
+/* The newest item (NULL when empty). */
+static inline struct ps_pending *ps_queue_tail(struct ps_queue *q)
+{
+	return q->count ? &q->items[(q->head + q->count - 1) & (q->cap - 1)] : NULL;
+}
+/* The i-th oldest item (i < count). */
+static inline struct ps_pending *ps_queue_at(struct ps_queue *q, uint32_t i)
+{
+	return &q->items[(q->head + i) & (q->cap - 1)];
+}
+/* Record on an item what its name meant before (takes a new reference to prev). */
+void ps_pending_set_prev(struct ps_pending *it, struct ps_stmt *prev, bool present);
 
 #endif /* PGCUTOVER_PREPARED_H */

@@ -1188,20 +1188,30 @@ void server_forward(struct server *s)
 	}
 	if (s->msg_left == 0)
 		server_after_boundary(s);
+	/* a DEALLOCATE held until the server's transaction state was known (track.c) goes now */
+	if (s->client == c && c->stop == STOP_WAIT_SERVER && s->pending_syncs == 0 &&
+	    c->state == CL_ACTIVE)
+		client_forward(c);
 }
 
 void server_txn_done(struct server *s)
 {
 	struct client *c = s->client;
+	struct pool *pool = s->pool;
 
 	c->server = NULL;
 	s->client = NULL;
 	s->msg_left = 0;
-	server_set_state(s, SV_IDLE);
 	client_set_state(c, CL_IDLE);
+	if (s->ps_broken) {
+		/* its statements are not what pgcutover's books say: nobody else gets it */
+		server_terminate(s, "its prepared statements are not what pgcutover expects");
+	} else {
+		server_set_state(s, SV_IDLE);
+	}
 	if (pool_db_paused(c->db))
 		pool_note_progress(c->db);
-	pool_service(s->pool);
+	pool_service(pool);
 	/* the client may already have sent its next transaction */
 	if (c->state == CL_IDLE && sock_in_len(&c->sock) > 0)
 		client_request_server(c);

@@ -4,6 +4,7 @@
  */
 #include "proxy/session.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -175,7 +176,17 @@ void session_reset(struct session *ss)
 	" UNION ALL SELECT 'Srole=' || pg_catalog.current_setting('role')"                          \
 	" WHERE pg_catalog.current_setting('role') <> 'none'"
 
-const char SESSION_CAPTURE_SETTINGS[] = CAPTURE_SETTINGS_SQL;
+/*
+ * Transaction pooling also reports what the transaction left that cannot
+ * follow the client (README: LISTEN needs session pooling, SQL PREPARE lives
+ * within a transaction) and would otherwise reach the server's next client:
+ * an 'X' row when it LISTENs, 'X<name>' per SQL-level statement (see
+ * session_cleanup_sql).
+ */
+const char SESSION_CAPTURE_SETTINGS[] =
+	CAPTURE_SETTINGS_SQL
+	" UNION ALL SELECT 'X' FROM (SELECT 1 FROM pg_catalog.pg_listening_channels() LIMIT 1) AS l"
+	" UNION ALL SELECT 'X' || name FROM pg_catalog.pg_prepared_statements WHERE from_sql";
 
 /*
  * B rows: state that cannot move; S: settings; L: channels; P: SQL-level
@@ -234,8 +245,11 @@ struct reconcile {
 static void reconcile_entry(struct ps_entry *e, void *arg)
 {
 	struct reconcile *r = arg;
+	char key[64];
 
-	if (!ps_map_present(r->m, e) || params_get(r->names, e->name))
+	/* the server shows the first 63 bytes of a name (see prepared.c) */
+	snprintf(key, sizeof(key), "%.63s", e->name);
+	if (!ps_map_present(r->m, e) || params_get(r->names, key))
 		return;
 	if (r->ngone == r->cap) {
 		size_t n = r->cap ? r->cap * 2 : 8;
@@ -442,6 +456,51 @@ static void put_ident(struct pq_buf *b, const char *s)
 		pq_put_u8(b, (uint8_t)*s);
 	}
 	pq_put_u8(b, '"');
+}
+
+char *session_cleanup_sql(const char *rows, bool *oom)
+{
+	struct pq_buf b;
+	bool unlisten = false;
+	char *out;
+
+	*oom = false;
+	pq_buf_init(&b);
+	for (const char *p = rows; *p;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+
+		if (n == 1 && p[0] == 'X') {
+			unlisten = true;
+		} else if (n > 1 && p[0] == 'X') {
+			char *name = strndup(p + 1, n - 1);
+
+			if (name == NULL) {
+				pq_buf_free(&b);
+				*oom = true;
+				return NULL;
+			}
+			pq_put_bytes(&b, "DEALLOCATE ", 11);
+			put_ident(&b, name);
+			pq_put_bytes(&b, "; ", 2);
+			free(name);
+		}
+		p += n;
+		if (*p == '\n')
+			p++;
+	}
+	if (unlisten)
+		pq_put_bytes(&b, "UNLISTEN *; ", 12);
+	if (b.len == 0 && !b.failed) {
+		pq_buf_free(&b);
+		return NULL;
+	}
+	pq_put_u8(&b, 0);
+	out = b.failed ? NULL : strdup((const char *)b.data);
+	pq_buf_free(&b);
+	if (out == NULL)
+		*oom = true;
+	return out;
 }
 
 char *session_restore_sql(const struct session *ss, bool reset, bool *oom)

@@ -85,8 +85,10 @@ void session_reset(struct session *ss);
 
 /*
  * The capture queries.  FULL also reports what cannot move and the names of
- * protocol-level statements (session pooling); SETTINGS only the settings
- * (transaction pooling, where nothing else survives a transaction anyway).
+ * protocol-level statements (session pooling); SETTINGS the settings, and
+ * the LISTENs and SQL-level statements the transaction left (transaction
+ * pooling, where nothing but settings follows a client: see
+ * session_cleanup_sql).
  */
 extern const char SESSION_CAPTURE_FULL[];
 extern const char SESSION_CAPTURE_SETTINGS[];
@@ -100,6 +102,15 @@ extern const char SESSION_CAPTURE_SETTINGS[];
  */
 bool session_apply_capture(struct session *ss, const char *rows, bool full)
 	__attribute__((warn_unused_result));
+
+/*
+ * Transaction pooling, after a SETTINGS capture: the query that drops the
+ * LISTENs and SQL-level statements the client's transaction left on the
+ * server, so that they never reach its next client (its notifications,
+ * statements it could EXECUTE, names its PREPARE would find taken).  NULL
+ * when there are none (nearly always) or out of memory (*oom tells which).
+ */
+char *session_cleanup_sql(const char *rows, bool *oom);
 
 /*
  * The query that gives a new server this session's settings, LISTENs and

@@ -147,59 +147,168 @@ static bool track_restore(struct client *c, struct server *s, struct ps_entry *e
 }
 
 /*
+ * Transaction pooling, DEALLOCATE of one of the client's names, which the
+ * server does not have: an empty statement is prepared under a fresh name of
+ * pgcutover's and the client's DEALLOCATE drops that one, so the client gets
+ * the CommandComplete it would get directly.  An empty query never fails to
+ * parse, not even in a failed transaction (PostgreSQL refuses only real
+ * statements there); preparing the client's own text instead could fail (a
+ * table dropped since) and make the server skip until a Sync, which a simple
+ * Query never sends: the session would hang.  *sname gets the name.
+ */
+static bool track_placeholder(struct client *c, struct server *s, char *sname, size_t len)
+{
+	static const uint8_t empty[3] = {0, 0, 0}; /* query "", no parameter types */
+	struct pq_buf b;
+
+	/* server names are never reused on a connection (see struct ps_cache) */
+	ps_server_name(s->psc.next_sname++, sname, len);
+	pq_buf_init(&b);
+	pq_build_parse(&b, sname, empty, sizeof(empty));
+	if (!track_send(s, &b)) {
+		track_oom(c);
+		return false;
+	}
+	if (!track_expect(s, PS_PARSE_HIDDEN, NULL, NULL)) {
+		track_queue_full(c);
+		return false;
+	}
+	return true;
+}
+
+/* DEALLOCATE ALL (discard: DISCARD ALL) runs on the server: every statement goes, in our books too. */
+static void track_forget_all(struct client *c, struct server *s, bool discard)
+{
+	/* the server drops every statement it has, the client's and others' */
+	ps_map_clear(&c->sess.stmts);
+	ps_cache_clear(&s->psc);
+	if (discard) {
+		/* and every setting */
+		session_reset(&c->sess);
+		c->sess.dirty = false;
+		s->sess_owner = 0;
+		s->sess_gen = c->sess.gen;
+	}
+}
+
+/*
+ * A DEALLOCATE pgcutover cannot follow exactly (one of several statements
+ * in a Query, or of a name of pgcutover's own that is not the client's):
+ * statements of the server's cache may be gone, and other clients would
+ * get "prepared statement pgcutover_N does not exist".  The server is not
+ * reused after this transaction (server_clean).
+ */
+static void track_untrusted(struct client *c, struct server *s)
+{
+	log_debug("client %s: a DEALLOCATE pgcutover cannot follow: server %s is not reused", c->addr,
+		  s->label);
+	s->ps_broken = true;
+}
+
+/*
  * Transaction pooling: DEALLOCATE or DISCARD ALL in 'sql' (the text of a
- * Query, or of an unnamed Parse).  *replace gets a query to send instead
- * (malloc'd) or stays NULL to send the original.  False when disconnected.
+ * Query when 'simple', or of an unnamed Parse).  *replace gets a query to
+ * send instead (malloc'd) or stays NULL to send the original.  For a Parse,
+ * *queued says whether its answer was queued (PS_PARSE_DEALLOC).  False
+ * when disconnected.
  */
 static bool track_txn_forget(struct client *c, struct server *s, const uint8_t *sql, size_t len,
-			     char **replace)
+			     bool simple, char **replace, bool *queued)
 {
-	char name[256];
+	char name[256], sname[32];
 	bool all;
+	/* the server's transaction state, when no answer is pending ('E': failed, 'T': in one) */
+	char known = s->pending_syncs == 0 ? s->txn_status : '?';
 
 	*replace = NULL;
+	*queued = false;
 	if (session_parse_deallocate(sql, len, &all, name, sizeof(name))) {
 		struct ps_entry *e;
 		struct ps_cached *ce;
-		char sname[32];
 
+		if (known == 'E')
+			return true; /* 25P02, as directly: nothing is deallocated */
 		if (all) {
-			/* the server drops every statement it has, the client's and others' */
-			ps_map_clear(&c->sess.stmts);
-			ps_cache_clear(&s->psc);
+			track_forget_all(c, s, false);
 			return true;
 		}
 		e = ps_map_find(&c->sess.stmts, name);
-		if (e == NULL)
-			return true; /* not ours: the server answers as it would directly */
-		/* make the server have it, so that DEALLOCATE of it succeeds as the client expects */
-		ce = track_ensure(c, s, e->stmt);
-		if (ce == NULL)
+		if (e == NULL) {
+			/* not ours: the server answers as it would directly */
+			if (strncmp(name, PS_SERVER_PREFIX, strlen(PS_SERVER_PREFIX)) == 0)
+				track_untrusted(c, s); /* ...and may drop one of pgcutover's */
+			return true;
+		}
+		/*
+		 * A simple Query goes alone, in a known state (track_query waits),
+		 * so a statement the server has can simply be dropped there (its
+		 * next user prepares it again).  A Parse may be skipped (an error
+		 * earlier in its batch) or fail (25P02): it drops a placeholder, and
+		 * its queue item gives the client its name back if it fails.
+		 */
+		ce = simple ? ps_cache_find(&s->psc, e->stmt) : NULL;
+		if (ce) {
+			ps_server_name(ce->sname, sname, sizeof(sname));
+			ps_cache_remove(&s->psc, e->stmt);
+		} else if (!track_placeholder(c, s, sname, sizeof(sname))) {
 			return false;
-		ps_server_name(ce->sname, sname, sizeof(sname));
+		}
+		if (!simple) {
+			if (!track_expect(s, PS_PARSE_DEALLOC, NULL, name)) {
+				track_queue_full(c);
+				return false;
+			}
+			ps_pending_set_prev(ps_queue_tail(&s->psq), e->stmt, false);
+			*queued = true;
+		}
 		*replace = malloc(strlen(sname) + 16);
 		if (*replace == NULL) {
 			track_oom(c);
 			return false;
 		}
 		snprintf(*replace, strlen(sname) + 16, "DEALLOCATE %s", sname);
-		ps_cache_remove(&s->psc, e->stmt);
 		ps_map_remove(&c->sess.stmts, name);
 		return true;
 	}
 	if (session_is_discard_all(sql, len)) {
-		/* everything goes, on the server and in our books */
-		ps_map_clear(&c->sess.stmts);
-		ps_cache_clear(&s->psc);
-		session_reset(&c->sess);
-		c->sess.dirty = false;
-		s->sess_owner = 0;
-		s->sess_gen = c->sess.gen;
+		/* in a transaction block it fails (25001, 25P02): nothing goes */
+		if (known == 'T' || known == 'E')
+			return true;
+		track_forget_all(c, s, true);
 		return true;
 	}
+	/* DEALLOCATE among several statements: which ones go is not known */
+	if (session_classify(sql, len) == SK_DEALLOCATE)
+		track_untrusted(c, s);
 	/* another DISCARD, or more than one statement: ask the server afterwards */
 	c->sess.dirty = true;
 	return true;
+}
+
+/*
+ * Transaction pooling: a Bind of a named statement whose text is a
+ * DEALLOCATE or DISCARD (psycopg with prepare_threshold=0 prepares them
+ * too): when executed it drops statements on the server, which pgcutover's
+ * books must follow.  (A prepared "DEALLOCATE name" of one of the client's
+ * names gets 26000: the server knows the statement by pgcutover's name.)
+ */
+static void track_txn_bind_dropping(struct client *c, struct server *s, const struct ps_stmt *st)
+{
+	const uint8_t *sql = st->body;
+	size_t len = strnlen((const char *)sql, st->len);
+	char name[256];
+	bool all;
+
+	if (session_parse_deallocate(sql, len, &all, name, sizeof(name))) {
+		if (all)
+			track_forget_all(c, s, false);
+		else if (strncmp(name, PS_SERVER_PREFIX, strlen(PS_SERVER_PREFIX)) == 0)
+			track_untrusted(c, s);
+	} else if (session_is_discard_all(sql, len)) {
+		track_forget_all(c, s, true);
+	} else if (st->kind == SK_DEALLOCATE) {
+		track_untrusted(c, s);
+	}
 }
 
 /* Replace the message at the head of the input by one built in b. */
@@ -219,10 +328,19 @@ static enum track_result track_query(struct client *c, struct server *s, const u
 	const uint8_t *sql = msg + PQ_HEADER_SIZE;
 	size_t len = strnlen((const char *)sql, total - PQ_HEADER_SIZE);
 	char *replace;
+	bool queued;
 	struct pq_buf b;
 	enum track_result r;
 
-	if (!track_txn_forget(c, s, sql, len, &replace))
+	/*
+	 * What a DEALLOCATE or DISCARD ALL needs depends on the server's
+	 * transaction state (failed: it must go as it is; a Parse put before it
+	 * would fail and make the server skip the Query for good): wait for the
+	 * answers to queries the client pipelined before it.
+	 */
+	if (s->pending_syncs > 0)
+		return TRACK_WAIT_SERVER;
+	if (!track_txn_forget(c, s, sql, len, true, &replace, &queued))
 		return TRACK_CLOSED;
 	if (replace == NULL)
 		return track_pass(c, s, 'Q', total);
@@ -242,7 +360,9 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 	size_t rest_len;
 	int16_t nparams;
 	enum session_kind kind;
-	struct ps_stmt *st;
+	struct ps_stmt *st, *prev;
+	struct ps_entry *old;
+	bool prev_present;
 	struct pq_buf b;
 	enum track_result r = TRACK_DONE;
 
@@ -260,10 +380,13 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 	if (name[0] == '\0') {
 		/* the unnamed statement: only DEALLOCATE / DISCARD ALL come here (transaction pooling) */
 		char *replace;
+		bool queued;
 
-		if (!track_txn_forget(c, s, (const uint8_t *)query, strlen(query), &replace))
+		if (!track_txn_forget(c, s, (const uint8_t *)query, strlen(query), false, &replace,
+				      &queued))
 			return TRACK_CLOSED;
-		s->ps_unqueued++;
+		if (!queued)
+			s->ps_unqueued++;
 		if (replace == NULL)
 			return track_pass(c, s, 'P', total);
 		pq_buf_init(&b);
@@ -276,17 +399,30 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 		free(replace);
 		return track_replace(c, s, 'P', total, &b);
 	}
+	/*
+	 * What the name meant before: if the server rejects this Parse (42P05
+	 * for a name it has, a syntax error) or skips it, the name keeps that
+	 * meaning, as on the server (track_undo).
+	 */
+	old = ps_map_find(&c->sess.stmts, name);
+	prev = old ? old->stmt : NULL;
+	prev_present = old && ps_map_present(&c->sess.stmts, old);
+	if (prev)
+		ps_stmt_ref(prev); /* ps_map_set() below may drop the entry's reference */
 	st = ps_stmt_get(rest, rest_len, (uint8_t)kind);
 	if (st == NULL || ps_map_set(&c->sess.stmts, name, st, true) == NULL) {
 		ps_stmt_put(st);
+		ps_stmt_put(prev);
 		return track_oom(c);
 	}
 	if (!track_txn(c)) {
 		/* session pooling: the server keeps the client's own name */
-		if (!track_expect(s, PS_PARSE_FWD, st, name))
+		if (!track_expect(s, PS_PARSE_FWD, st, name)) {
 			r = track_queue_full(c);
-		else
+		} else {
+			ps_pending_set_prev(ps_queue_tail(&s->psq), prev, prev_present);
 			r = track_pass(c, s, 'P', total);
+		}
 	} else {
 		struct ps_cached *e = ps_cache_find(&s->psc, st);
 
@@ -298,6 +434,7 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 				pq_buf_free(&b);
 				r = track_queue_full(c);
 			} else {
+				ps_pending_set_prev(ps_queue_tail(&s->psq), prev, prev_present);
 				r = track_replace(c, s, 'P', total, &b);
 			}
 		} else {
@@ -306,11 +443,11 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 			if (e == NULL) {
 				r = TRACK_CLOSED;
 			} else {
-				struct ps_pending *last = &s->psq.items[(s->psq.head + s->psq.count - 1) &
-									 (s->psq.cap - 1)];
+				struct ps_pending *last = ps_queue_tail(&s->psq);
 
 				/* track_ensure queued a hidden Parse: it is the client's own after all */
 				last->kind = PS_PARSE_FWD;
+				ps_pending_set_prev(last, prev, prev_present);
 				last->name = strdup(name);
 				if (last->name == NULL) {
 					r = track_oom(c);
@@ -323,6 +460,7 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 		}
 	}
 	ps_stmt_put(st);
+	ps_stmt_put(prev);
 	return r;
 }
 
@@ -369,6 +507,9 @@ static enum track_result track_use(struct client *c, struct server *s, uint8_t t
 	evbuffer_drain(sock_in(&c->sock), prefix);
 	if (!track_send(s, &b))
 		return track_oom(c);
+	/* last: this may free e and the cache entry */
+	if (type == 'B' && (e->stmt->kind == SK_DEALLOCATE || e->stmt->kind == SK_DISCARD))
+		track_txn_bind_dropping(c, s, e->stmt);
 	c->msg_left = (uint32_t)(total - prefix);
 	client_count_request(c, s, type);
 	return TRACK_DONE;
@@ -378,14 +519,27 @@ static enum track_result track_close(struct client *c, struct server *s, const u
 				     size_t total)
 {
 	const char *name = (const char *)msg + PQ_HEADER_SIZE + 1;
+	struct ps_entry *e;
 	struct pq_buf b;
 
 	if (total < PQ_HEADER_SIZE + 2 || memchr(name, '\0', total - PQ_HEADER_SIZE - 1) == NULL) {
 		client_disconnect(c, "08P01", "invalid Close message format");
 		return TRACK_CLOSED;
 	}
-	ps_map_remove(&c->sess.stmts, name);
-	s->ps_unqueued++; /* its CloseComplete goes to the client as it is */
+	e = ps_map_find(&c->sess.stmts, name);
+	if (e == NULL) {
+		s->ps_unqueued++; /* not ours: its CloseComplete goes to the client as it is */
+	} else {
+		/*
+		 * Queued with what the name meant: if an error earlier in the batch
+		 * makes the server skip this Close, the statement stays there, and
+		 * so it does in the client's books (track_undo).
+		 */
+		if (!track_expect(s, PS_CLOSE_FWD, NULL, name))
+			return track_queue_full(c);
+		ps_pending_set_prev(ps_queue_tail(&s->psq), e->stmt, ps_map_present(&c->sess.stmts, e));
+		ps_map_remove(&c->sess.stmts, name);
+	}
 	if (!track_txn(c) || strncmp(name, PS_SERVER_PREFIX, strlen(PS_SERVER_PREFIX)) != 0)
 		return track_pass(c, s, 'C', total);
 	/* a client name that looks like one of ours must not close ours */
@@ -457,7 +611,24 @@ enum track_result track_client_message(struct client *c, struct server *s)
 
 /* ---- the server's answers ---- */
 
-/* An answer that will not come (the server skips after an error): undo what was assumed. */
+/* The client's name means 'prev' again (or nothing), as it does on the server. */
+static void track_restore_name(struct client *c, const struct ps_pending *it)
+{
+	if (it->prev == NULL) {
+		ps_map_remove(&c->sess.stmts, it->name);
+		return;
+	}
+	if (ps_map_set(&c->sess.stmts, it->name, it->prev, it->prev_present) == NULL)
+		log_warning("client %s: out of memory restoring prepared statement \"%s\"", c->addr,
+			    it->name);
+}
+
+/*
+ * An answer that will not come (the server skips after an error, or the
+ * message itself failed): undo what was assumed.  Items are undone newest
+ * first (track_undo_oldest), so the client's map is exactly as this message
+ * found it.
+ */
 static void track_undo(struct server *s, const struct ps_pending *it)
 {
 	struct client *c = s->client;
@@ -466,11 +637,17 @@ static void track_undo(struct server *s, const struct ps_pending *it)
 	switch (it->kind) {
 	case PS_PARSE_FWD:
 	case PS_PARSE_SYNTH:
-		/* the client's Parse failed: as directly, the name does not exist */
+		/* the client's Parse failed: as directly, the name means what it did before */
 		if (e && e->stmt == it->stmt)
-			ps_map_remove(&c->sess.stmts, it->name);
+			track_restore_name(c, it);
 		if (it->kind == PS_PARSE_FWD)
 			ps_cache_remove(&s->psc, it->stmt);
+		break;
+	case PS_CLOSE_FWD:
+	case PS_PARSE_DEALLOC:
+		/* the client's Close or DEALLOCATE did not happen: the statement stays */
+		if (c && e == NULL)
+			track_restore_name(c, it);
 		break;
 	case PS_PARSE_HIDDEN:
 		ps_cache_remove(&s->psc, it->stmt);
@@ -483,15 +660,23 @@ static void track_undo(struct server *s, const struct ps_pending *it)
 	}
 }
 
+/* Undo the n oldest items, newest first, and drop them. */
+static void track_undo_oldest(struct server *s, uint32_t n)
+{
+	for (uint32_t i = n; i-- > 0;)
+		track_undo(s, ps_queue_at(&s->psq, i));
+	while (n-- > 0)
+		ps_queue_pop(&s->psq);
+}
+
 /* An ErrorResponse: the server skips what is left of this batch. */
 static void track_error(struct server *s)
 {
-	struct ps_pending *it;
+	uint32_t n = 0;
 
-	while ((it = ps_queue_head(&s->psq)) != NULL && it->sync_no == s->syncs_done) {
-		track_undo(s, it);
-		ps_queue_pop(&s->psq);
-	}
+	while (n < s->psq.count && ps_queue_at(&s->psq, n)->sync_no == s->syncs_done)
+		n++;
+	track_undo_oldest(s, n);
 }
 
 enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, size_t off,
@@ -510,7 +695,8 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 		it->skip--;
 		return CONN_PASS;
 	}
-	expect = it->kind == PS_PARSE_FWD || it->kind == PS_PARSE_HIDDEN ? '1' : '3';
+	expect = it->kind == PS_PARSE_FWD || it->kind == PS_PARSE_HIDDEN ||
+			 it->kind == PS_PARSE_DEALLOC ? '1' : '3';
 	if (type != expect || len != 4) {
 		/* our books and the server disagree: this server is not reused */
 		log_error("server %s: unexpected %s while tracking prepared statements", s->label,
@@ -543,13 +729,14 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 
 void track_server_ready(struct server *s)
 {
-	struct ps_pending *it;
+	uint32_t n = 0;
 
 	s->syncs_done++;
 	/* anything of the finished batch still queued was never answered */
-	while ((it = ps_queue_head(&s->psq)) != NULL && (int32_t)(it->sync_no - s->syncs_done) < 0) {
-		log_debug("server %s: a tracked message of a finished batch got no answer", s->label);
-		track_undo(s, it);
-		ps_queue_pop(&s->psq);
-	}
+	while (n < s->psq.count && (int32_t)(ps_queue_at(&s->psq, n)->sync_no - s->syncs_done) < 0)
+		n++;
+	if (n > 0)
+		log_debug("server %s: %u tracked messages of a finished batch got no answer", s->label,
+			  (unsigned)n);
+	track_undo_oldest(s, n);
 }

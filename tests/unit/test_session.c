@@ -219,6 +219,22 @@ static void test_stmt_registry_and_map(void)
 	UT_ASSERT(!ps_map_remove(&m, "s8"));
 	UT_EQ_INT(m.count, 99);
 	UT_ASSERT(ps_map_find(&m, "S1") == NULL); /* names are case-sensitive */
+	/* as in PostgreSQL, only the first 63 bytes of a name count */
+	{
+		char longer[200], cut[64];
+
+		memset(longer, 'n', sizeof(longer) - 1);
+		longer[sizeof(longer) - 1] = '\0';
+		memcpy(cut, longer, 63);
+		cut[63] = '\0';
+		UT_ASSERT(ps_map_set(&m, longer, sa, true) != NULL);
+		e = ps_map_find(&m, cut);
+		UT_ASSERT(e != NULL && strcmp(e->name, longer) == 0);
+		cut[62] = 'x';
+		UT_ASSERT(ps_map_find(&m, cut) == NULL);
+		UT_ASSERT(ps_map_remove(&m, longer));
+		UT_EQ_INT(m.count, 99);
+	}
 	ps_map_free(&m);
 	ps_stmt_put(sa);
 	ps_stmt_put(sb);
@@ -264,6 +280,35 @@ static void test_server_cache_lru(void)
 	UT_EQ_INT(ps_stmt_count(), 0);
 }
 
+static void test_cleanup_sql(void)
+{
+	bool oom;
+	char *sql;
+
+	/* settings only: nothing to drop (the usual case) */
+	UT_ASSERT(session_cleanup_sql("Sstatement_timeout=1\nSsearch_path=a", &oom) == NULL && !oom);
+	UT_ASSERT(session_cleanup_sql("", &oom) == NULL && !oom);
+	sql = session_cleanup_sql("Swork_mem=1MB\nX\nXq1\nXMy \"odd\" name", &oom);
+	UT_ASSERT(sql != NULL);
+	UT_EQ_STR(sql, "DEALLOCATE \"q1\"; DEALLOCATE \"My \"\"odd\"\" name\"; UNLISTEN *; ");
+	free(sql);
+	sql = session_cleanup_sql("X", &oom);
+	UT_ASSERT(sql != NULL);
+	UT_EQ_STR(sql, "UNLISTEN *; ");
+	free(sql);
+	/* settings-only captures ignore those rows */
+	{
+		struct session ss;
+
+		session_init(&ss);
+		UT_ASSERT(session_apply_capture(&ss, "Swork_mem=1MB\nX\nXq1", false));
+		UT_EQ_INT(session_st(&ss)->settings.count, 1);
+		UT_EQ_INT(session_st(&ss)->sql_stmts.count, 0);
+		UT_EQ_INT(session_st(&ss)->listens.count, 0);
+		session_free(&ss);
+	}
+}
+
 static void test_answer_queue(void)
 {
 	static const uint8_t a[] = "SELECT 1\0\0\0";
@@ -295,6 +340,7 @@ const struct unit_test unit_tests_session[] = {
 	{"session_capture_restore", test_capture_and_restore},
 	{"session_stmt_map", test_stmt_registry_and_map},
 	{"session_server_cache", test_server_cache_lru},
+	{"session_cleanup_sql", test_cleanup_sql},
 	{"session_answer_queue", test_answer_queue},
 	{NULL, NULL},
 };
