@@ -819,6 +819,11 @@ static void server_handle_login(struct server *s)
 			pq_cursor_init(&cur, body, blen);
 			s->be_pid = pq_get_u32(&cur);
 			s->be_key = pq_get_u32(&cur);
+			if (!pq_cursor_done(&cur)) {
+				/* a key we cannot trust would cancel nothing, or someone else */
+				server_login_failed(s, "08P01", "server sent a malformed BackendKeyData");
+				return;
+			}
 			break;
 		}
 		case 'Z':
@@ -1039,24 +1044,28 @@ static void server_handle_internal(struct server *s)
 static void server_track_param(struct server *s, struct client *c, struct evbuffer *in,
 			       size_t off, uint32_t len)
 {
-	uint8_t buf[SERVER_PARAM_MSG_MAX];
+	uint8_t small[SERVER_PARAM_MSG_MAX], *buf = small;
 	struct evbuffer_ptr pos;
 	struct pq_cursor cur;
 	const char *name, *value;
 
-	if (len - 4 > sizeof(buf))
+	/* the usual few bytes on the stack; a long value (a search_path) on the heap */
+	if (len - 4 > sizeof(small) && (buf = malloc(len - 4)) == NULL) {
+		log_warning("server %s: out of memory tracking a parameter", s->label);
 		return;
+	}
 	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
-	if (evbuffer_copyout_from(in, &pos, buf, len - 4) != (ssize_t)(len - 4))
-		return;
-	pq_cursor_init(&cur, buf, len - 4);
-	name = pq_get_str(&cur);
-	value = pq_get_str(&cur);
-	if (!pq_cursor_done(&cur))
-		return;
-	/* the client sees this message too, so both views change together */
-	if (!server_set_reported(s, name, value) || !client_set_reported(c, name, value))
-		log_warning("server %s: out of memory tracking parameter %s", s->label, name);
+	if (evbuffer_copyout_from(in, &pos, buf, len - 4) == (ssize_t)(len - 4)) {
+		pq_cursor_init(&cur, buf, len - 4);
+		name = pq_get_str(&cur);
+		value = pq_get_str(&cur);
+		/* the client sees this message too, so both views change together */
+		if (pq_cursor_done(&cur) &&
+		    (!server_set_reported(s, name, value) || !client_set_reported(c, name, value)))
+			log_warning("server %s: out of memory tracking parameter %s", s->label, name);
+	}
+	if (buf != small)
+		free(buf);
 }
 
 /* A ReadyForQuery passed: account for the request it ends. */
@@ -1126,9 +1135,9 @@ static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t
 			return CONN_PASS;
 		return track_server_answer(s, in, off, type, len);
 	case 'S':
-		/* ParameterStatus: tracked once it is whole */
+		/* ParameterStatus: tracked once it is whole (one larger than the input cannot be) */
 		if (avail < (size_t)len + 1)
-			return CONN_STOP;
+			return (size_t)len + 1 > s->sock.in_limit ? CONN_PASS : CONN_STOP;
 		server_track_param(s, c, in, off, len);
 		return CONN_PASS;
 	default:
