@@ -143,7 +143,7 @@ void client_set_state(struct client *c, enum client_state st)
 		c->pool->nclients++;
 	c->state = st;
 	list_append(client_state_list(c, st), &c->node);
-	/* between transactions its (empty) buffers go back: idle clients cost little */
+	/* between transactions its (empty) buffers may go back: idle clients cost little */
 	sock_set_idle(&c->sock, st == CL_IDLE);
 	if (st == CL_WAIT || st == CL_WAIT_LOGIN)
 		c->wait_start_us = rt_now_us(); /* query_wait_timeout counts from here */
@@ -1048,6 +1048,7 @@ static void client_authenticated(struct client *c)
 		if (!client_send_welcome(c, welcome))
 			return;
 		client_set_state(c, CL_IDLE);
+		sock_trim_soon(&c->sock); /* logged in and idle: its buffers go once the welcome is out */
 		if (sock_in_len(&c->sock) > 0)
 			client_request_server(c);
 		return;
@@ -1201,6 +1202,7 @@ void client_server_ready(struct client *c)
 			/* the server was only needed for its parameters */
 			client_drop_server(c);
 			client_set_state(c, CL_IDLE);
+			sock_trim_soon(&c->sock);
 		}
 		/* anything the client sent meanwhile */
 		if (sock_in_len(&c->sock) > 0) {

@@ -265,6 +265,9 @@ static bool sweep_once(struct list_node *list, enum sweep_list kind, uint64_t no
 			return true;
 		if (kind == SWEEP_ACTIVE && check_idle_in_transaction(c, now))
 			return true;
+		/* idle since at least the last sweep: its empty buffers go back */
+		if (kind == SWEEP_OTHER)
+			sock_trim(&c->sock);
 	}
 	return false;
 }

@@ -91,6 +91,8 @@ struct sock {
 	bool in_flush_list;          /* on the list of socks to flush at the end of this iteration */
 	bool in_full_watch;          /* in_cb is armed: the input was full, reading stopped */
 	bool trim_idle;              /* the owner is idle: give empty buffers back (sock_trim) */
+	bool trim_soon;              /* ... right after the next flush (sock_trim_soon) */
+	bool bulk;                   /* the last read filled what it asked: a transfer is on */
 	bool err_pending;            /* 'err' is still to be reported from our own event */
 	int err;                     /* errno of the last failure (0: a DNS failure, see dns_err) */
 	int dns_err;                 /* the resolver's error code, for SOCK_ERROR after a lookup */
@@ -163,8 +165,15 @@ static inline void sock_set_out_low(struct sock *s, size_t low)
 /* The buffers (created again if an idle sock gave them back). */
 struct evbuffer *sock_in(struct sock *s);
 struct evbuffer *sock_out(struct sock *s);
-/* The owner is idle (true): empty buffers are given back until it is busy again. */
+/*
+ * The owner is idle (true) or busy: an idle sock's empty buffers may be given
+ * back, by sock_trim() (the janitor's periodic sweep, so that a client
+ * between two close transactions does not free and allocate them each time)
+ * or by sock_trim_soon() (once what is queued has been sent: after a login).
+ */
 void sock_set_idle(struct sock *s, bool idle);
+void sock_trim(struct sock *s);
+void sock_trim_soon(struct sock *s);
 
 size_t sock_in_len(const struct sock *s);
 size_t sock_out_len(const struct sock *s);
