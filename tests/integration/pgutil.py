@@ -40,11 +40,22 @@ def pg_bin(name):
     return os.path.join(PG_BINDIR, name)
 
 
+_HANDED_OUT = set()
+
+
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
-    """A TCP port nobody listens on right now (bind to port 0, read it back)."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port nobody listens on right now (bind to port 0, read it back),
+    and not one this process handed out before: ports picked for a server
+    that is not started yet (listen_port and admin_port of one proxy) are
+    otherwise free for the kernel to give out again."""
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh free port after 100 tries")
 
 
 def md5_secret(user, password):
