@@ -1,7 +1,8 @@
 /*
  * limits.c - the janitor: one periodic sweep over the logged-in clients that
  * enforces query_wait_timeout, idle_transaction_timeout and
- * client_message_timeout (see limits.h).
+ * client_message_timeout, and over the idle servers for server_idle_timeout
+ * (see limits.h).
  *
  * A sweep rather than a timer per connection, because these clocks restart
  * on the hot path (every read, every ReadyForQuery): a sweep only needs the
@@ -83,6 +84,7 @@ void limits_reconfigure(void)
 	struct timeval tv;
 
 	consider(&smallest, cfg->client_message_timeout_ms);
+	consider(&smallest, cfg->server_idle_timeout_ms);
 	consider(&smallest, cfg->defaults.query_wait_timeout_ms);
 	consider(&smallest, cfg->defaults.idle_transaction_timeout_ms);
 	for (size_t i = 0; i < cfg->ndbs; i++) {
@@ -245,6 +247,29 @@ static bool check_wait(struct client *c, uint64_t now)
 
 /* ---- the sweep ---- */
 
+/*
+ * server_idle_timeout: idle lists are stacks (server_set_state), so the
+ * servers idle longest are at the tail and the walk stops at the first one
+ * still young.  The pool outlives the close (pools go only at shutdown); its
+ * pool_service() may open a server for a client waiting with other startup
+ * parameters, which the freed room is for.
+ */
+static void sweep_idle_servers(struct pool *pool, uint64_t now)
+{
+	uint64_t limit_us = (uint64_t)rt.cfg->server_idle_timeout_ms * 1000;
+	struct list_node *n;
+
+	if (rt.cfg->server_idle_timeout_ms <= 0)
+		return;
+	while ((n = list_last(&pool->idle_servers)) != NULL) {
+		struct server *s = list_entry(n, struct server, node);
+
+		if (now - s->idle_since_us < limit_us)
+			break;
+		server_terminate(s, "server_idle_timeout expired");
+	}
+}
+
 enum sweep_list {
 	SWEEP_WAITING, /* CL_WAIT, CL_WAIT_LOGIN: query_wait_timeout */
 	SWEEP_ACTIVE,  /* CL_ACTIVE: idle_transaction_timeout */
@@ -304,6 +329,7 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 			sweep_list(&pool->waiting_clients, SWEEP_WAITING, now);
 			sweep_list(&pool->active_clients, SWEEP_ACTIVE, now);
 			sweep_list(&pool->idle_clients, SWEEP_OTHER, now);
+			sweep_idle_servers(pool, now);
 		}
 	}
 	sweep_list(&rt.admin_clients, SWEEP_OTHER, now);

@@ -1,7 +1,7 @@
 /*
- * limits.h - the timeouts that apply to logged-in clients, checked by one
- * periodic sweep (the janitor) rather than by a timer per connection, so
- * that the forwarding path only stores a timestamp:
+ * limits.h - the timeouts that apply to logged-in clients and idle servers,
+ * checked by one periodic sweep (the janitor) rather than by a timer per
+ * connection, so that the forwarding path only stores a timestamp:
  *
  *   query_wait_timeout        a client waits for a server longer than this
  *                             (time its database is held by PAUSE or SWITCH
@@ -11,6 +11,7 @@
  *   client_message_timeout    a client leaves a message incomplete this long
  *                             with no byte arriving while pgcutover reads:
  *                             FATAL 08P01, its server closed if it saw part
+ *   server_idle_timeout       a server idle in its pool this long is closed
  *
  * client_login_timeout and server_connect_timeout keep their timers on the
  * connections (client.c, server.c); server_login_retry, max_db_connections

@@ -572,7 +572,7 @@ static struct server *room_victim(struct pool *pool, enum pool_room why)
 	const struct list_node *n, *p;
 
 	if (!list_empty(&pool->idle_servers))
-		return list_entry(list_first(&pool->idle_servers), struct server, node);
+		return list_entry(list_last(&pool->idle_servers), struct server, node);
 	if (why == ROOM_POOL_FULL)
 		return NULL;
 	list_for_each(n, &rt.databases) {
@@ -584,8 +584,8 @@ static struct server *room_victim(struct pool *pool, enum pool_room why)
 
 			if (!counts_against(pool, other, why) || list_empty(&other->idle_servers))
 				continue;
-			/* idle lists are in the order servers went idle: the first waited longest */
-			s = list_entry(list_first(&other->idle_servers), struct server, node);
+			/* idle lists are stacks (server_set_state): the last waited longest */
+			s = list_entry(list_last(&other->idle_servers), struct server, node);
 			if (best == NULL || s->idle_since_us < best->idle_since_us)
 				best = s;
 		}

@@ -110,19 +110,18 @@ void server_set_state(struct server *s, enum server_state st)
 			  state_names[st]);
 	if (list_linked(&s->node))
 		list_remove(&s->node);
-	if (s->state == SV_IDLE && st != SV_IDLE)
-		evtimer_del(s->timer);
 	s->state = st;
-	list_append(server_state_list(s, st), &s->node);
-	if (st == SV_IDLE) {
-		s->idle_since_us = rt_now_us();
-		if (rt.cfg->server_idle_timeout_ms > 0) {
-			struct timeval tv = {rt.cfg->server_idle_timeout_ms / 1000,
-					     (rt.cfg->server_idle_timeout_ms % 1000) * 1000};
-
-			evtimer_add(s->timer, &tv);
-		}
-	}
+	/*
+	 * Idle servers are a stack: the next client gets the one that went idle
+	 * last, whose backend is still warm in the CPU caches, and the servers
+	 * nobody needs sink to the tail, where server_idle_timeout closes them.
+	 */
+	if (st == SV_IDLE)
+		list_prepend(server_state_list(s, st), &s->node);
+	else
+		list_append(server_state_list(s, st), &s->node);
+	if (st == SV_IDLE)
+		s->idle_since_us = rt_now_us(); /* server_idle_timeout: limits.c */
 }
 
 /* ---- lifecycle ---- */
@@ -1336,9 +1335,6 @@ static void server_timer_cb(evutil_socket_t fd, short what, void *arg)
 				      "could not connect to the %s of database \"%s\": server_connect_timeout (%lld ms) expired",
 				      s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
 				      (long long)rt.cfg->server_connect_timeout_ms);
-		break;
-	case SV_IDLE:
-		server_terminate(s, "server_idle_timeout expired");
 		break;
 	default:
 		break;

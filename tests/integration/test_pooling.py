@@ -162,3 +162,44 @@ def test_waiting_client_that_leaves(proxy_factory):
         c1.close()
         for w in waiters:
             w.close()
+
+
+@pytest.mark.timeout(60)
+def test_idle_servers_are_a_stack_and_the_unused_ones_time_out(proxy_factory, source):
+    """Transaction pooling, three servers opened by three concurrent
+    transactions: afterwards a lone client keeps getting the server that went
+    idle last (the same backend pid every time), so the two it does not need
+    stay unused and server_idle_timeout closes them while it keeps working;
+    its own server survives because it is never idle that long."""
+    app = "pool-lifo"
+    p = proxy_factory.new(settings={"pool_mode": "transaction", "default_pool_size": 3,
+                                    "server_idle_timeout": "1500ms"})
+    mark = p.log_mark()
+    conns = [p.connect(application_name=app, autocommit=False) for _ in range(3)]
+    try:
+        # three open transactions at once: three servers
+        pids = {c.execute("select pg_backend_pid()").fetchone()[0] for c in conns}
+        assert len(pids) == 3, pids
+        for c in conns:
+            c.rollback()
+        for c in conns[1:]:
+            c.close()
+        lone = conns[0]
+        lone.autocommit = True
+        assert count_servers(source, app) == 3
+        seen = []
+        deadline = time.monotonic() + 4.5 * SLOW
+        while time.monotonic() < deadline:
+            seen.append(lone.execute("select pg_backend_pid()").fetchone()[0])
+            if len(seen) > 10 and count_servers(source, app) == 1:
+                break
+            time.sleep(0.1)
+        assert len(set(seen)) == 1, f"the lone client went round the servers: {seen}"
+        assert seen[0] in pids
+        assert count_servers(source, app) == 1, "the unused servers were not closed"
+        assert p.wait_log(r"server_idle_timeout expired", since=mark), p.log_since(mark)
+        # the survivor is the lone client's, and it still answers
+        assert lone.execute("select pg_backend_pid()").fetchone()[0] == seen[0]
+    finally:
+        for c in conns:
+            c.close()
