@@ -85,10 +85,10 @@ bench: all
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 format:
-	clang-format -i $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC)
+	clang-format -i $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC) $(wildcard tests/fuzz/*.c)
 
 format-check:
-	clang-format --dry-run -Werror $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC)
+	clang-format --dry-run -Werror $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC) $(wildcard tests/fuzz/*.c)
 
 # ---- fuzzing (docs/fuzzing.md) ----
 #

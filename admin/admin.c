@@ -46,7 +46,7 @@
 #define ADMIN_QUERY_MAX 8192
 
 /* Prepared statements and portals one admin session may hold (extended protocol). */
-#define ADMIN_STMT_MAX 64
+#define ADMIN_STMT_MAX   64
 #define ADMIN_PORTAL_MAX 16
 
 /* A prepared statement or a portal: its name ("" = the unnamed one) and command text. */
@@ -61,7 +61,7 @@ struct admin_session {
 	bool in_run;   /* inside admin_run(): a reply made now is finished by the caller */
 	bool ext_exec; /* an Execute runs the command: its RowDescription is not sent */
 	bool ext_skip; /* an extended-protocol message failed: ignore everything until Sync */
-	struct admin_named stmts[ADMIN_STMT_MAX];     /* Parse'd, until Close or the end */
+	struct admin_named stmts[ADMIN_STMT_MAX]; /* Parse'd, until Close or the end */
 	int nstmts;
 	struct admin_named portals[ADMIN_PORTAL_MAX]; /* Bind'ed, until Close or Sync */
 	int nportals;
@@ -72,13 +72,13 @@ struct admin_session {
  * databases, answered once all of them are back.
  */
 struct admin_job {
-	struct client *requester;   /* NULL once the admin client left */
-	int pending;                /* control queries still out */
-	bool sequences;             /* SHOW SEQUENCES (else SHOW LAG) */
-	struct admin_rs *rs;        /* rows so far */
+	struct client *requester; /* NULL once the admin client left */
+	int pending;              /* control queries still out */
+	bool sequences;           /* SHOW SEQUENCES (else SHOW LAG) */
+	struct admin_rs *rs;      /* rows so far */
 	struct control_conn *ctl[64];
 	int nctl;
-	PGresult *seq[2];           /* SHOW SEQUENCES: each side's list */
+	PGresult *seq[2]; /* SHOW SEQUENCES: each side's list */
 	char seq_error[300];
 	struct admin_job *next;
 };
@@ -287,8 +287,19 @@ void admin_reply_error(struct client *c, const char *sqlstate, const char *msg, 
 }
 
 static const char *const switch_cols[] = {
-	"db", "from", "to", "started", "result", "paused_ms", "drain_ms", "lag_wait_ms",
-	"sequence_sync_ms", "sequences_synced", "sessions_moved", "sessions_closed", "error",
+	"db",
+	"from",
+	"to",
+	"started",
+	"result",
+	"paused_ms",
+	"drain_ms",
+	"lag_wait_ms",
+	"sequence_sync_ms",
+	"sequences_synced",
+	"sessions_moved",
+	"sessions_closed",
+	"error",
 };
 #define SWITCH_NCOLS 13
 
@@ -379,7 +390,9 @@ static void show_databases(struct client *c)
 		snprintf(nsv, sizeof(nsv), "%d", servers);
 		vals[0] = db->name;
 		vals[1] = side_name(db->route);
-		vals[2] = db->on_progress_owner ? "switching" : pool_db_paused(db) ? "paused" : "running";
+		vals[2] = db->on_progress_owner ? "switching"
+			  : pool_db_paused(db)  ? "paused"
+						: "running";
 		vals[3] = src;
 		vals[4] = tgt;
 		vals[5] = ncl;
@@ -391,8 +404,8 @@ static void show_databases(struct client *c)
 }
 
 static const char *const pools_cols[] = {
-	"database", "user", "cl_active", "cl_waiting", "cl_idle", "sv_active", "sv_idle",
-	"sv_login", "pool_mode", "pool_size",
+	"database",  "user",    "cl_active", "cl_waiting", "cl_idle",
+	"sv_active", "sv_idle", "sv_login",  "pool_mode",  "pool_size",
 };
 
 static void show_pools(struct client *c)
@@ -453,8 +466,10 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 }
 
 static const char *const clients_cols[] = {
-	"user", "database", "state", "addr", "connected_s", "backend_pid", "type", "tls",
-	"prepared_statements", "movable",
+	"user",    "database",    "state",
+	"addr",    "connected_s", "backend_pid",
+	"type",    "tls",         "prepared_statements",
+	"movable",
 };
 
 static void show_clients(struct client *c)
@@ -527,8 +542,8 @@ static void show_servers(struct client *c)
 }
 
 static const char *const stats_cols[] = {
-	"database", "total_xact_count", "total_query_count", "total_received", "total_sent",
-	"avg_xact_time_us", "avg_query_time_us",
+	"database",   "total_xact_count", "total_query_count", "total_received",
+	"total_sent", "avg_xact_time_us", "avg_query_time_us",
 };
 
 static void show_stats(struct client *c)
@@ -547,8 +562,10 @@ static void show_stats(struct client *c)
 		snprintf(v[1], 24, "%" PRIu64, st->query_count);
 		snprintf(v[2], 24, "%" PRIu64, st->bytes_in);
 		snprintf(v[3], 24, "%" PRIu64, st->bytes_out);
-		snprintf(v[4], 24, "%" PRIu64, st->xact_count ? st->xact_time_us / st->xact_count : 0);
-		snprintf(v[5], 24, "%" PRIu64, st->query_count ? st->query_time_us / st->query_count : 0);
+		snprintf(v[4], 24, "%" PRIu64,
+			 st->xact_count ? st->xact_time_us / st->xact_count : 0);
+		snprintf(v[5], 24, "%" PRIu64,
+			 st->query_count ? st->query_time_us / st->query_count : 0);
 		vals[0] = db->name;
 		for (int i = 0; i < 6; i++)
 			vals[1 + i] = v[i];
@@ -565,7 +582,8 @@ static void config_row(void *arg, const char *key, const char *value)
 }
 
 static const char *const config_cols[] = {
-	"key", "value",
+	"key",
+	"value",
 };
 
 static void show_config(struct client *c)
@@ -578,7 +596,8 @@ static void show_config(struct client *c)
 }
 
 static const char *const help_cols[] = {
-	"command", "description",
+	"command",
+	"description",
 };
 
 static void show_help(struct client *c)
@@ -628,7 +647,8 @@ static void kill_db(struct client *c, const char *name)
 						  "terminating connection: database \"%s\" was killed from the admin console",
 						  db->name);
 		list_for_each_safe(m, tmp, &pool->idle_servers)
-			server_close(list_entry(m, struct server, node), "KILL from the admin console");
+			server_close(list_entry(m, struct server, node),
+				     "KILL from the admin console");
 	}
 	log_info("admin %s: KILL %s", c->addr, db->name);
 	send_simple(c, "KILL");
@@ -646,7 +666,8 @@ static void show_switches(struct client *c)
 	for (int i = 0; i < n; i++)
 		switch_row(&rs, &h[i]);
 	list_for_each(m, &rt.databases) {
-		const struct switch_record *r = cutover_running(list_entry(m, struct database, node));
+		const struct switch_record *r =
+			cutover_running(list_entry(m, struct database, node));
 
 		if (r)
 			switch_row(&rs, r);
@@ -694,7 +715,8 @@ static void job_finish(struct admin_job *j)
 	job_unlink(j);
 	if (c) {
 		if (j->seq_error[0]) {
-			admin_reply_error(c, "08006", j->seq_error, "check that control_user can log in to both sides");
+			admin_reply_error(c, "08006", j->seq_error,
+					  "check that control_user can log in to both sides");
 		} else {
 			rs_send(c, j->rs);
 			admin_done(c);
@@ -710,7 +732,8 @@ static void job_finish(struct admin_job *j)
 	event_base_once(rt.base, -1, EV_TIMEOUT, job_free_cb, j, NULL);
 }
 
-static struct admin_job *job_new(struct client *c, bool sequences, int ncols, const char *const *cols)
+static struct admin_job *job_new(struct client *c, bool sequences, int ncols,
+				 const char *const *cols)
 {
 	struct admin_job *j = calloc(1, sizeof(*j));
 
@@ -726,7 +749,8 @@ static struct admin_job *job_new(struct client *c, bool sequences, int ncols, co
 	return j;
 }
 
-static struct control_conn *job_ctl(struct admin_job *j, const struct database *db, enum route_side side)
+static struct control_conn *job_ctl(struct admin_job *j, const struct database *db,
+				    enum route_side side)
 {
 	const char *base = side == SIDE_SOURCE ? db->cfg->source : db->cfg->target;
 	const char *user = db->cfg->d.control_user;
@@ -872,7 +896,9 @@ static void seq_finish(struct admin_job *j)
 		vals[0] = name;
 		vals[1] = sv;
 		vals[2] = tv;
-		vals[3] = sv && (tv == NULL || strtoll(tv, NULL, 10) < strtoll(sv, NULL, 10)) ? "yes" : "no";
+		vals[3] = sv && (tv == NULL || strtoll(tv, NULL, 10) < strtoll(sv, NULL, 10))
+				  ? "yes"
+				  : "no";
 		rs_row(j->rs, vals);
 	}
 	job_finish(j);
@@ -885,8 +911,10 @@ static void seq_cb(void *arg, const struct control_result *r)
 
 	if (!r->ok) {
 		if (!j->seq_error[0])
-			snprintf(j->seq_error, sizeof(j->seq_error), "could not read sequences on the %s: %s",
-				 route_side_name((enum route_side)q->side), r->error ? r->error : "failed");
+			snprintf(j->seq_error, sizeof(j->seq_error),
+				 "could not read sequences on the %s: %s",
+				 route_side_name((enum route_side)q->side),
+				 r->error ? r->error : "failed");
 	} else if (r->res) {
 		/* the result is only ours during the callback: keep a copy */
 		j->seq[q->side] = PQcopyResult(r->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
@@ -901,7 +929,10 @@ static void seq_cb(void *arg, const struct control_result *r)
 }
 
 static const char *const sequences_cols[] = {
-	"sequence", "source_value", "target_value", "target_behind",
+	"sequence",
+	"source_value",
+	"target_value",
+	"target_behind",
 };
 
 static void show_sequences(struct client *c, const char *name)
@@ -988,13 +1019,14 @@ static void do_switch(struct client *c, const struct admin_cmd *cmd)
 
 	if (db == NULL)
 		return;
-	log_info("admin %s: SWITCH %s TO %s%s", c->addr, db->name, cmd->to_source ? "source" : "target",
-		 cmd->dry_run ? " DRY RUN" : "");
+	log_info("admin %s: SWITCH %s TO %s%s", c->addr, db->name,
+		 cmd->to_source ? "source" : "target", cmd->dry_run ? " DRY RUN" : "");
 	admin_set_busy(c, true);
 	if (!cutover_start(db, cmd->to_source ? SIDE_SOURCE : SIDE_TARGET, cmd->dry_run, c, err,
 			   sizeof(err))) {
 		admin_set_busy(c, false);
-		send_error(c, "55000", err, "SHOW DATABASES and SHOW SWITCHES show where each database is");
+		send_error(c, "55000", err,
+			   "SHOW DATABASES and SHOW SWITCHES show where each database is");
 	}
 }
 
@@ -1009,7 +1041,8 @@ static void do_abort(struct client *c, const char *name)
 	if (cutover_abort(db, err, sizeof(err)))
 		send_simple(c, "ABORT");
 	else
-		send_error(c, "55000", err, "ABORT stops a switch before its flip (preflight, drain, lag wait, sequence sync)");
+		send_error(c, "55000", err,
+			   "ABORT stops a switch before its flip (preflight, drain, lag wait, sequence sync)");
 }
 
 static void admin_run(struct client *c, const char *query, size_t len)
@@ -1061,7 +1094,8 @@ static void admin_run(struct client *c, const char *query, size_t len)
 		if (rt_reload(err, sizeof(err)))
 			send_simple(c, "RELOAD");
 		else
-			send_error(c, "F0000", err, "fix the configuration file and run RELOAD again");
+			send_error(c, "F0000", err,
+				   "fix the configuration file and run RELOAD again");
 		break;
 	case ADMIN_CMD_SHUTDOWN:
 		log_info("admin %s: SHUTDOWN", c->addr);
@@ -1140,7 +1174,8 @@ static bool named_put(struct client *c, struct admin_named *set, int *n, int max
 	if (i >= 0)
 		named_remove(set, n, i);
 	if (*n == max) {
-		snprintf(msg, sizeof(msg), "too many %ss on this admin session (at most %d)", what, max);
+		snprintf(msg, sizeof(msg), "too many %ss on this admin session (at most %d)", what,
+			 max);
 		send_error(c, "54000", msg, "Close the ones no longer needed");
 		return false;
 	}
@@ -1174,8 +1209,8 @@ static void send_bare(struct client *c, uint8_t type)
 /* The result columns of a command (false: it returns no rows). */
 static bool command_columns(enum admin_cmd_kind kind, int *ncols, const char *const **cols)
 {
-#define COLS(a)                 \
-	do {                    \
+#define COLS(a)                    \
+	do {                       \
 		*ncols = NCOLS(a); \
 		*cols = (a);       \
 		return true;       \
@@ -1305,11 +1340,12 @@ static void ext_bind(struct client *c, const uint8_t *body, size_t len)
 		return;
 	}
 	if (binary) {
-		ext_fail(c, "0A000", "the admin console sends its results in text format only", NULL);
+		ext_fail(c, "0A000", "the admin console sends its results in text format only",
+			 NULL);
 		return;
 	}
-	if (!named_put(c, a->portals, &a->nportals, ADMIN_PORTAL_MAX, portal, a->stmts[i].query, "portal",
-		       "42P03")) {
+	if (!named_put(c, a->portals, &a->nportals, ADMIN_PORTAL_MAX, portal, a->stmts[i].query,
+		       "portal", "42P03")) {
 		a->ext_skip = true;
 		return;
 	}
@@ -1482,7 +1518,8 @@ void admin_handle_input(struct client *c)
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
 			return;
 		if (pq_read_header(hdr, sizeof(hdr), &type, &len, ADMIN_QUERY_MAX) != PQ_OK) {
-			client_disconnect(c, "08P01", "invalid message length %u on the admin console (at most %d)",
+			client_disconnect(c, "08P01",
+					  "invalid message length %u on the admin console (at most %d)",
 					  (unsigned)len, ADMIN_QUERY_MAX);
 			return;
 		}
@@ -1536,7 +1573,8 @@ void admin_client_start(struct client *c)
 
 	if (!config_is_admin(rt.cfg, c->user)) {
 		client_disconnect(c, "28000",
-				  "user \"%s\" is not allowed to use the admin console: only admin_users may", c->user);
+				  "user \"%s\" is not allowed to use the admin console: only admin_users may",
+				  c->user);
 		return;
 	}
 	pq_buf_init(&b);

@@ -24,7 +24,8 @@ const char *const admin_cmd_help[][2] = {
 	{"SHOW SWITCHES", "every switch since start, with the milliseconds of each phase"},
 	{"PAUSE [db]", "hold new transactions; returns once in-flight ones have finished"},
 	{"RESUME [db]", "release held transactions"},
-	{"SWITCH db [TO target|source] [DRY RUN]", "the cutover: preflight, drain, lag wait, sequence sync, flip, resume"},
+	{"SWITCH db [TO target|source] [DRY RUN]",
+	 "the cutover: preflight, drain, lag wait, sequence sync, flip, resume"},
 	{"ABORT db", "stop a switch that has not flipped yet; traffic resumes on the old side"},
 	{"RELOAD", "re-read the configuration file and auth_file"},
 	{"KILL db", "disconnect every client of a database"},
@@ -55,7 +56,8 @@ static int tokenize(const char *q, size_t len, struct token *toks, char *errbuf,
 			/* only trailing semicolons (and blanks) may follow */
 			for (i++; i < len; i++) {
 				if (q[i] != ';' && !isspace((unsigned char)q[i])) {
-					snprintf(errbuf, errlen, "only one command per query is allowed");
+					snprintf(errbuf, errlen,
+						 "only one command per query is allowed");
 					return -1;
 				}
 			}
@@ -118,10 +120,10 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		const char *word;
 		enum admin_cmd_kind kind;
 	} shows[] = {
-		{"HELP", ADMIN_CMD_SHOW_HELP},       {"VERSION", ADMIN_CMD_SHOW_VERSION},
+		{"HELP", ADMIN_CMD_SHOW_HELP},           {"VERSION", ADMIN_CMD_SHOW_VERSION},
 		{"DATABASES", ADMIN_CMD_SHOW_DATABASES}, {"CLIENTS", ADMIN_CMD_SHOW_CLIENTS},
-		{"SERVERS", ADMIN_CMD_SHOW_SERVERS}, {"POOLS", ADMIN_CMD_SHOW_POOLS},
-		{"STATS", ADMIN_CMD_SHOW_STATS},     {"CONFIG", ADMIN_CMD_SHOW_CONFIG},
+		{"SERVERS", ADMIN_CMD_SHOW_SERVERS},     {"POOLS", ADMIN_CMD_SHOW_POOLS},
+		{"STATS", ADMIN_CMD_SHOW_STATS},         {"CONFIG", ADMIN_CMD_SHOW_CONFIG},
 		{"SWITCHES", ADMIN_CMD_SHOW_SWITCHES},
 	};
 
@@ -142,7 +144,8 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 	}
 	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "SEQUENCES")) {
 		if (n != 3) {
-			snprintf(errbuf, errlen, "SHOW SEQUENCES needs a database: SHOW SEQUENCES db");
+			snprintf(errbuf, errlen,
+				 "SHOW SEQUENCES needs a database: SHOW SEQUENCES db");
 			return false;
 		}
 		out->kind = ADMIN_CMD_SHOW_SEQUENCES;
@@ -164,14 +167,17 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		int i = 2;
 
 		if (n < 2) {
-			snprintf(errbuf, errlen, "SWITCH needs a database: SWITCH db [TO target|source] [DRY RUN]");
+			snprintf(errbuf, errlen,
+				 "SWITCH needs a database: SWITCH db [TO target|source] [DRY RUN]");
 			return false;
 		}
 		out->kind = ADMIN_CMD_SWITCH;
 		take_ident(&toks[1], out->db);
 		if (i < n && is_word(&toks[i], "TO")) {
-			if (i + 1 >= n || !(is_word(&toks[i + 1], "TARGET") || is_word(&toks[i + 1], "SOURCE"))) {
-				snprintf(errbuf, errlen, "SWITCH %s TO needs target or source", out->db);
+			if (i + 1 >= n ||
+			    !(is_word(&toks[i + 1], "TARGET") || is_word(&toks[i + 1], "SOURCE"))) {
+				snprintf(errbuf, errlen, "SWITCH %s TO needs target or source",
+					 out->db);
 				return false;
 			}
 			out->to_source = is_word(&toks[i + 1], "SOURCE");
@@ -186,7 +192,8 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 			i += 2;
 		}
 		if (i != n) {
-			snprintf(errbuf, errlen, "unexpected \"%s\" in SWITCH: SWITCH db [TO target|source] [DRY RUN]",
+			snprintf(errbuf, errlen,
+				 "unexpected \"%s\" in SWITCH: SWITCH db [TO target|source] [DRY RUN]",
 				 toks[i].text);
 			return false;
 		}

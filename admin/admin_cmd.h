@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 enum admin_cmd_kind {
-	ADMIN_CMD_EMPTY,          /* an empty query: answered with EmptyQueryResponse */
+	ADMIN_CMD_EMPTY, /* an empty query: answered with EmptyQueryResponse */
 	ADMIN_CMD_SHOW_HELP,
 	ADMIN_CMD_SHOW_VERSION,
 	ADMIN_CMD_SHOW_DATABASES,
@@ -23,7 +23,7 @@ enum admin_cmd_kind {
 	ADMIN_CMD_SHOW_CONFIG,
 	ADMIN_CMD_RELOAD,
 	ADMIN_CMD_SHUTDOWN,
-	ADMIN_CMD_KILL,           /* KILL db */
+	ADMIN_CMD_KILL, /* KILL db */
 	ADMIN_CMD_SHOW_SWITCHES,
 	ADMIN_CMD_SHOW_LAG,       /* SHOW LAG [db] */
 	ADMIN_CMD_SHOW_SEQUENCES, /* SHOW SEQUENCES db */

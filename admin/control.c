@@ -66,11 +66,11 @@ struct control_query {
  * several addresses becomes as many entries, so libpq still tries them all.
  */
 struct control_host {
-	char *host;      /* as given: a name, a numeric address, a socket directory or "" */
-	char *addr;      /* hostaddr given for this entry, "" when none */
-	char *port;      /* this entry's port when ports are given per host, else NULL */
-	bool needs_dns;  /* a name with no hostaddr: evdns must resolve it */
-	char **found;    /* addresses evdns found for it (numeric strings) */
+	char *host;     /* as given: a name, a numeric address, a socket directory or "" */
+	char *addr;     /* hostaddr given for this entry, "" when none */
+	char *port;     /* this entry's port when ports are given per host, else NULL */
+	bool needs_dns; /* a name with no hostaddr: evdns must resolve it */
+	char **found;   /* addresses evdns found for it (numeric strings) */
 	int nfound;
 };
 
@@ -80,9 +80,9 @@ struct control_host {
  * after the control_conn is gone: cc is then NULL and the callback only frees.
  */
 struct control_dns {
-	struct control_conn *cc;                  /* owner, NULL once abandoned */
-	struct evdns_getaddrinfo_request *req;    /* for cancelling; NULL if answered at once */
-	int index;                                /* which control_host it resolves */
+	struct control_conn *cc;               /* owner, NULL once abandoned */
+	struct evdns_getaddrinfo_request *req; /* for cancelling; NULL if answered at once */
+	int index;                             /* which control_host it resolves */
 };
 
 struct control_conn {
@@ -95,34 +95,34 @@ struct control_conn {
 				     * enforces in blocking calls; 0 = none */
 
 	enum control_state state;
-	PGconn *conn;               /* NULL while DOWN or RESOLVING */
-	struct event *io_ev;        /* on PQsocket(conn), recreated when the socket may change */
-	short io_what;              /* EV_READ/EV_WRITE io_ev waits for */
-	struct event *timer;        /* the head query's deadline, or the connect timeout if sooner */
-	struct event *kick;         /* runs control_service() from the loop */
+	PGconn *conn;        /* NULL while DOWN or RESOLVING */
+	struct event *io_ev; /* on PQsocket(conn), recreated when the socket may change */
+	short io_what;       /* EV_READ/EV_WRITE io_ev waits for */
+	struct event *timer; /* the head query's deadline, or the connect timeout if sooner */
+	struct event *kick;  /* runs control_service() from the loop */
 
-	struct control_query *head;  /* running (once started) or next to run */
+	struct control_query *head;   /* running (once started) or next to run */
 	struct control_query **tailp; /* where the next query is linked */
-	bool head_started;           /* head's deadline is counting */
-	int64_t head_deadline_us;    /* monotonic; 0 = none */
-	int64_t connect_deadline_us; /* monotonic; 0 = none */
+	bool head_started;            /* head's deadline is counting */
+	int64_t head_deadline_us;     /* monotonic; 0 = none */
+	int64_t connect_deadline_us;  /* monotonic; 0 = none */
 
 	struct control_host *hosts; /* host list being resolved or connected to */
 	int nhosts;
-	int port_mode;              /* 0: no port, 1: one port for all, 2: one per host */
-	char *port_all;             /* the single port when port_mode == 1 */
-	bool passthrough;           /* lists libpq will reject anyway: pass them unchanged */
-	int resolve_next;           /* next control_host to look at for resolving */
+	int port_mode;                   /* 0: no port, 1: one port for all, 2: one per host */
+	char *port_all;                  /* the single port when port_mode == 1 */
+	bool passthrough;                /* lists libpq will reject anyway: pass them unchanged */
+	int resolve_next;                /* next control_host to look at for resolving */
 	struct control_dns *dns_pending; /* the lookup in flight */
-	char dns_error[256];        /* the last failed lookup, reported if no host is left */
+	char dns_error[256];             /* the last failed lookup, reported if no host is left */
 
-	bool flushing;              /* the query is not all sent yet */
-	PGresult *last;             /* last result of the running query */
-	char err_state[6];          /* first error of the running query: its SQLSTATE */
-	char *err_msg;              /* and its primary message; NULL when none */
+	bool flushing;     /* the query is not all sent yet */
+	PGresult *last;    /* last result of the running query */
+	char err_state[6]; /* first error of the running query: its SQLSTATE */
+	char *err_msg;     /* and its primary message; NULL when none */
 
-	int in_callback;            /* a query callback is running */
-	bool free_pending;          /* control_conn_free() was called from a callback */
+	int in_callback;   /* a query callback is running */
+	bool free_pending; /* control_conn_free() was called from a callback */
 };
 
 static void control_service(struct control_conn *cc);
@@ -503,11 +503,11 @@ static void control_finish(struct control_conn *cc, bool ok, const char *sqlstat
 }
 
 /* Fail the head query with a formatted message, after closing the connection if close. */
-static void control_fail(struct control_conn *cc, bool close, const char *sqlstate,
-			 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void control_fail(struct control_conn *cc, bool close, const char *sqlstate, const char *fmt,
+			 ...) __attribute__((format(printf, 4, 5)));
 
-static void control_fail(struct control_conn *cc, bool close, const char *sqlstate,
-			 const char *fmt, ...)
+static void control_fail(struct control_conn *cc, bool close, const char *sqlstate, const char *fmt,
+			 ...)
 {
 	char msg[CONTROL_MSG_MAX];
 	va_list ap;
@@ -716,7 +716,10 @@ out:
 static bool control_skip_keyword(const char *kw)
 {
 	static const char *const skip[] = {
-		"host", "hostaddr", "port", "connect_timeout",
+		"host",
+		"hostaddr",
+		"port",
+		"connect_timeout",
 	};
 
 	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++) {
@@ -848,7 +851,8 @@ static void control_connect_start(struct control_conn *cc)
 	free(as.p);
 	free(ps.p);
 	if (cc->conn == NULL) {
-		control_fail(cc, true, "08006", "could not start a control connection: out of memory");
+		control_fail(cc, true, "08006",
+			     "could not start a control connection: out of memory");
 		return;
 	}
 	PQsetNoticeProcessor(cc->conn, control_notice, cc);
@@ -973,7 +977,8 @@ static void control_resolve_next(struct control_conn *cc)
 	cc->dns_pending = NULL;
 	free(d);
 	snprintf(cc->dns_error, sizeof(cc->dns_error),
-		 "could not translate host name \"%s\" to address: lookup failed", cc->hosts[i].host);
+		 "could not translate host name \"%s\" to address: lookup failed",
+		 cc->hosts[i].host);
 	event_active(cc->kick, EV_TIMEOUT, 0);
 }
 
@@ -1141,7 +1146,8 @@ static void control_query_io(struct control_conn *cc, short what)
 				if (primary != NULL)
 					control_one_line(line, sizeof(line), primary);
 				else
-					control_first_line(line, sizeof(line), PQresultErrorMessage(res));
+					control_first_line(line, sizeof(line),
+							   PQresultErrorMessage(res));
 				cc->err_msg = strdup(line[0] ? line : "query failed");
 				/* an error libpq made up itself (no SQLSTATE) is about the connection */
 				snprintf(cc->err_state, sizeof(cc->err_state), "%s",
@@ -1271,8 +1277,9 @@ static void control_service(struct control_conn *cc)
 		return;
 	if (!cc->head_started) {
 		cc->head_started = true;
-		cc->head_deadline_us =
-			cc->head->timeout_ms > 0 ? control_now_us() + cc->head->timeout_ms * 1000 : 0;
+		cc->head_deadline_us = cc->head->timeout_ms > 0
+					       ? control_now_us() + cc->head->timeout_ms * 1000
+					       : 0;
 		control_arm_timer(cc);
 	}
 	switch (cc->state) {
@@ -1343,8 +1350,8 @@ struct control_conn *control_conn_new(struct event_base *base, struct evdns_base
 	return cc;
 }
 
-bool control_conn_query(struct control_conn *cc, const char *sql, int64_t timeout_ms,
-			control_cb cb, void *arg)
+bool control_conn_query(struct control_conn *cc, const char *sql, int64_t timeout_ms, control_cb cb,
+			void *arg)
 {
 	struct control_query *q = calloc(1, sizeof(*q));
 

@@ -63,8 +63,8 @@ struct control_conn *control_conn_new(struct event_base *base, struct evdns_base
  * the query fails with 57014.  Returns false only when out of memory (cb will
  * not be called).
  */
-bool control_conn_query(struct control_conn *cc, const char *sql, int64_t timeout_ms,
-			control_cb cb, void *arg) __attribute__((warn_unused_result));
+bool control_conn_query(struct control_conn *cc, const char *sql, int64_t timeout_ms, control_cb cb,
+			void *arg) __attribute__((warn_unused_result));
 
 /*
  * Drop every queued and running query without calling their callbacks and

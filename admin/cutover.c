@@ -51,48 +51,44 @@ enum cutover_phase {
 };
 
 static const char *const phase_names[] = {
-	[CO_PREFLIGHT] = "preflight",
-	[CO_DRAIN] = "drain",
-	[CO_WAIT_LAG] = "lag wait",
-	[CO_SYNC_SEQUENCES] = "sequence sync",
-	[CO_FLIP] = "flip",
-	[CO_RESUME] = "resume",
+	[CO_PREFLIGHT] = "preflight",          [CO_DRAIN] = "drain", [CO_WAIT_LAG] = "lag wait",
+	[CO_SYNC_SEQUENCES] = "sequence sync", [CO_FLIP] = "flip",   [CO_RESUME] = "resume",
 };
 
 /* A switch in progress; one per database at most. */
 struct cutover {
 	struct database *db;
-	struct client *requester;     /* admin client waiting for the row; NULL if gone */
+	struct client *requester; /* admin client waiting for the row; NULL if gone */
 	enum cutover_phase phase;
 	enum route_side from;
 	enum route_side to;
 	bool dry_run;
-	bool aborting;                /* ABORT arrived: fail at the next step */
-	struct control_conn *ctl[2];  /* control connections, indexed by side */
-	struct event *deadline;       /* drain_timeout / lag_timeout */
-	struct event *poll;           /* next lag poll */
-	int pending;                  /* outstanding control queries of the phase */
-	bool failed;                  /* a query of the phase failed (first error kept) */
+	bool aborting;               /* ABORT arrived: fail at the next step */
+	struct control_conn *ctl[2]; /* control connections, indexed by side */
+	struct event *deadline;      /* drain_timeout / lag_timeout */
+	struct event *poll;          /* next lag poll */
+	int pending;                 /* outstanding control queries of the phase */
+	bool failed;                 /* a query of the phase failed (first error kept) */
 	char fail_state[6];
 	char fail_msg[300];
-	uint64_t t_phase;             /* when the current phase started (us) */
-	uint64_t t_pause;             /* when new transactions started being held (us) */
-	char goal_lsn[32];            /* lsn: insert position after the drain */
-	char marker_id[48];           /* marker: the row we wait for */
-	bool reached;                 /* preflight: both sides answered */
-	bool lag_done;                /* the lag wait finished */
-	bool seq_done;                /* sequences synced */
-	int checks_pending;           /* session state checks still running */
-	int64_t preflight_lag;        /* bytes, from preflight (-1 unknown) */
-	int nsequences;               /* sequences found at preflight */
-	struct pq_buf seq_sql;        /* sequence sync: the setval batch for the side switched to */
+	uint64_t t_phase;      /* when the current phase started (us) */
+	uint64_t t_pause;      /* when new transactions started being held (us) */
+	char goal_lsn[32];     /* lsn: insert position after the drain */
+	char marker_id[48];    /* marker: the row we wait for */
+	bool reached;          /* preflight: both sides answered */
+	bool lag_done;         /* the lag wait finished */
+	bool seq_done;         /* sequences synced */
+	int checks_pending;    /* session state checks still running */
+	int64_t preflight_lag; /* bytes, from preflight (-1 unknown) */
+	int nsequences;        /* sequences found at preflight */
+	struct pq_buf seq_sql; /* sequence sync: the setval batch for the side switched to */
 	struct switch_record rec;
 };
 
 /* A PAUSE waiting for its database (or all of them) to drain. */
 struct pause_wait {
 	struct client *requester;
-	struct database *db;          /* NULL = every database */
+	struct database *db; /* NULL = every database */
 	struct pause_wait *next;
 };
 
@@ -227,7 +223,8 @@ static bool open_controls(struct cutover *co, char *errbuf, size_t errlen)
 		char *ci = control_conninfo(co->db, (enum route_side)side);
 		char label[100];
 
-		snprintf(label, sizeof(label), "%s %s", co->db->name, route_side_name((enum route_side)side));
+		snprintf(label, sizeof(label), "%s %s", co->db->name,
+			 route_side_name((enum route_side)side));
 		co->ctl[side] = ci ? control_conn_new(rt.base, rt.dns, ci, label) : NULL;
 		free(ci);
 		if (co->ctl[side] == NULL) {
@@ -269,8 +266,10 @@ static void phase_failed(struct cutover *co, const struct control_result *r, con
 	if (co->failed)
 		return;
 	co->failed = true;
-	snprintf(co->fail_state, sizeof(co->fail_state), "%s", r->sqlstate[0] ? r->sqlstate : "XX000");
-	snprintf(co->fail_msg, sizeof(co->fail_msg), "%s: %s", what, r->error ? r->error : "unknown error");
+	snprintf(co->fail_state, sizeof(co->fail_state), "%s",
+		 r->sqlstate[0] ? r->sqlstate : "XX000");
+	snprintf(co->fail_msg, sizeof(co->fail_msg), "%s: %s", what,
+		 r->error ? r->error : "unknown error");
 }
 
 static bool phase_settle(struct cutover *co)
@@ -324,8 +323,9 @@ static void preflight_target_cb(void *arg, const struct control_result *r)
 	struct cutover *co = arg;
 
 	if (!r->ok)
-		phase_failed(co, r, co->to == SIDE_TARGET ? "the target does not answer"
-							  : "the source does not answer");
+		phase_failed(co, r,
+			     co->to == SIDE_TARGET ? "the target does not answer"
+						   : "the source does not answer");
 	if (phase_settle(co))
 		cutover_next(co);
 }
@@ -335,8 +335,9 @@ static void preflight_from_cb(void *arg, const struct control_result *r)
 	struct cutover *co = arg;
 
 	if (!r->ok)
-		phase_failed(co, r, co->from == SIDE_SOURCE ? "the source does not answer"
-							    : "the target does not answer");
+		phase_failed(co, r,
+			     co->from == SIDE_SOURCE ? "the source does not answer"
+						     : "the target does not answer");
 	if (phase_settle(co))
 		cutover_next(co);
 }
@@ -356,16 +357,20 @@ static void preflight_slot_cb(void *arg, const struct control_result *r)
 	} else if (strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
 		struct control_result f = {.ok = false, .sqlstate = "55000"};
 
-		f.error = "it is not active: is the subscription on the other side enabled and connected?";
+		f.error =
+			"it is not active: is the subscription on the other side enabled and connected?";
 		phase_failed(co, &f, "replication slot check");
 	} else {
-		co->preflight_lag = PQgetisnull(r->res, 0, 1) ? -1 : strtoll(PQgetvalue(r->res, 0, 1), NULL, 10);
+		co->preflight_lag = PQgetisnull(r->res, 0, 1)
+					    ? -1
+					    : strtoll(PQgetvalue(r->res, 0, 1), NULL, 10);
 		cutover_record_lag(co->db, co->preflight_lag);
 		if (co->preflight_lag > dc->d.max_switch_lag) {
 			static char msg[200];
 			struct control_result f = {.ok = false, .sqlstate = "55000"};
 
-			snprintf(msg, sizeof(msg), "lag is %" PRId64 " bytes, above max_switch_lag (%" PRId64 ")",
+			snprintf(msg, sizeof(msg),
+				 "lag is %" PRId64 " bytes, above max_switch_lag (%" PRId64 ")",
 				 co->preflight_lag, dc->d.max_switch_lag);
 			f.error = msg;
 			phase_failed(co, &f, "replication lag check");
@@ -381,8 +386,10 @@ static void preflight_marker_cb(void *arg, const struct control_result *r)
 
 	if (!r->ok)
 		phase_failed(co, r, "marker_table check");
-	else if (r->res == NULL || PQntuples(r->res) == 0 || strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
-		struct control_result f = {.ok = false, .sqlstate = "55000",
+	else if (r->res == NULL || PQntuples(r->res) == 0 ||
+		 strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
+		struct control_result f = {.ok = false,
+					   .sqlstate = "55000",
 					   .error = "marker_table does not exist on both sides"};
 
 		phase_failed(co, &f, "marker_table check");
@@ -433,7 +440,8 @@ static void preflight_checks(struct cutover *co)
 		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
 		    !sqlquote_literal(table, lit, sizeof(lit))) {
 			co->pending = 0;
-			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+			cutover_fail(co, "22023",
+				     "marker_table \"%s\" is not a valid [schema.]table name",
 				     dc->d.marker_table);
 			return;
 		}
@@ -462,7 +470,9 @@ static void start_preflight(struct cutover *co)
 	for (int side = 0; side < 2; side++) {
 		co->pending++;
 		if (!control_conn_query(co->ctl[side], "SELECT 1", rt.cfg->server_connect_timeout_ms,
-					side == (int)co->to ? preflight_target_cb : preflight_from_cb, co)) {
+					side == (int)co->to ? preflight_target_cb
+							    : preflight_from_cb,
+					co)) {
 			co->pending--;
 			cutover_fail(co, "53200", "out of memory");
 			return;
@@ -663,7 +673,8 @@ static void lag_check_cb(void *arg, const struct control_result *r)
 		if (strcmp(PQgetvalue(r->res, 0, 1), "t") != 0) {
 			cutover_fail(co, "55000",
 				     "replication slot \"%s\" became inactive: the %s or its subscription is down",
-				     co->db->cfg->replication_slot, co->to == SIDE_TARGET ? "target" : "source");
+				     co->db->cfg->replication_slot,
+				     co->to == SIDE_TARGET ? "target" : "source");
 			return;
 		}
 		if (!PQgetisnull(r->res, 0, 2))
@@ -704,20 +715,23 @@ static void lag_poll_cb(evutil_socket_t fd, short what, void *arg)
 			 " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
 			 goal, goal, slot);
 		co->pending++;
-		if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
+		if (!control_conn_query(co->ctl[co->from], sql, CONTROL_QUERY_TIMEOUT_MS,
+					lag_check_cb, co))
 			co->pending--;
 	} else {
 		char table[300], id[100];
 
 		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
 		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
-			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+			cutover_fail(co, "22023",
+				     "marker_table \"%s\" is not a valid [schema.]table name",
 				     dc->d.marker_table);
 			return;
 		}
 		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = %s", table, id);
 		co->pending++;
-		if (!control_conn_query(co->ctl[co->to], sql, CONTROL_QUERY_TIMEOUT_MS, lag_check_cb, co))
+		if (!control_conn_query(co->ctl[co->to], sql, CONTROL_QUERY_TIMEOUT_MS,
+					lag_check_cb, co))
 			co->pending--;
 	}
 }
@@ -731,7 +745,8 @@ static void lag_goal_cb(void *arg, const struct control_result *r)
 		return;
 	if (!r->ok) {
 		cutover_fail(co, r->sqlstate, "could not %s on the %s: %s",
-			     co->db->cfg->d.lag_method == LAG_LSN ? "read the WAL position" : "insert the marker row",
+			     co->db->cfg->d.lag_method == LAG_LSN ? "read the WAL position"
+								  : "insert the marker row",
 			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
 		return;
 	}
@@ -782,7 +797,8 @@ static void start_lag_wait(struct cutover *co)
 		snprintf(co->marker_id, sizeof(co->marker_id), "%s-%s", co->db->name, hex);
 		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
 		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
-			cutover_fail(co, "22023", "marker_table \"%s\" is not a valid [schema.]table name",
+			cutover_fail(co, "22023",
+				     "marker_table \"%s\" is not a valid [schema.]table name",
 				     dc->d.marker_table);
 			return;
 		}
@@ -905,12 +921,14 @@ static void seq_raw_cb(void *arg, const struct control_result *r)
 
 		if (!seq_parse_int(PQgetvalue(r->res, i, 1), &last) ||
 		    !seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
-			cutover_fail(co, "XX000", "could not read sequence %s: unexpected value \"%s\"",
+			cutover_fail(co, "XX000",
+				     "could not read sequence %s: unexpected value \"%s\"",
 				     PQgetvalue(r->res, i, 0), PQgetvalue(r->res, i, 1));
 			return;
 		}
 		seq_append_set(&co->seq_sql, PQgetvalue(r->res, i, 0), last,
-			       strcmp(PQgetvalue(r->res, i, 2), "t") == 0, inc, co->db->cfg->d.sequence_margin);
+			       strcmp(PQgetvalue(r->res, i, 2), "t") == 0, inc,
+			       co->db->cfg->d.sequence_margin);
 	}
 	seq_send_batch(co);
 }
@@ -947,7 +965,8 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 			continue;
 		if (!seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
 			pq_buf_free(&raw);
-			cutover_fail(co, "XX000", "could not read sequence %s: unexpected increment \"%s\"",
+			cutover_fail(co, "XX000",
+				     "could not read sequence %s: unexpected increment \"%s\"",
 				     qname, PQgetvalue(r->res, i, 3));
 			return;
 		}
@@ -969,7 +988,8 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 		}
 		if (!seq_parse_int(PQgetvalue(r->res, i, 2), &last)) {
 			pq_buf_free(&raw);
-			cutover_fail(co, "XX000", "could not read sequence %s: unexpected value \"%s\"", qname,
+			cutover_fail(co, "XX000",
+				     "could not read sequence %s: unexpected value \"%s\"", qname,
 				     PQgetvalue(r->res, i, 2));
 			return;
 		}
@@ -1052,7 +1072,8 @@ static void unflip_done(void *arg, bool ok, const char *errmsg)
 		log_info("database %s: route file restored to the old side after a failed flip", db);
 	else
 		log_error("database %s: could not restore the route file after a failed flip: %s;"
-			  " check state_dir before restarting pgcutover", db, errmsg);
+			  " check state_dir before restarting pgcutover",
+			  db, errmsg);
 	free(db);
 }
 
@@ -1073,15 +1094,16 @@ static void flip_done(void *arg, bool ok, const char *errmsg)
 		st.side = co->from;
 		route_now(&st);
 		if (db && !route_store_async(rt.base, rt.cfg->state_dir, db, &st, unflip_done, db)) {
-			log_error("database %s: could not restore the route file after a failed flip", db);
+			log_error("database %s: could not restore the route file after a failed flip",
+				  db);
 			free(db);
 		}
 		cutover_fail(co, "58030", "could not record the new route durably: %s", errmsg);
 		return;
 	}
 	co->db->route = co->to;
-	log_info("switch %s: route is now %s (recorded in %s)", co->db->name, route_side_name(co->to),
-		 rt.cfg->state_dir);
+	log_info("switch %s: route is now %s (recorded in %s)", co->db->name,
+		 route_side_name(co->to), rt.cfg->state_dir);
 	resume_new_side(co);
 }
 
@@ -1161,10 +1183,10 @@ static void cutover_finish(struct cutover *co, bool ok)
 	}
 	log_info("switch %s %s -> %s: %s (paused %" PRId64 " ms, drain %" PRId64 " ms, lag %" PRId64
 		 " ms, sequences %" PRId64 " ms, %d moved, %d closed)%s%s",
-		 db->name, route_side_name(co->rec.from), route_side_name(co->rec.to), co->rec.result,
-		 co->rec.ms_paused, co->rec.ms_drain, co->rec.ms_lag, co->rec.ms_sequences,
-		 co->rec.sessions_moved, co->rec.sessions_closed, co->rec.error[0] ? ": " : "",
-		 co->rec.error);
+		 db->name, route_side_name(co->rec.from), route_side_name(co->rec.to),
+		 co->rec.result, co->rec.ms_paused, co->rec.ms_drain, co->rec.ms_lag,
+		 co->rec.ms_sequences, co->rec.sessions_moved, co->rec.sessions_closed,
+		 co->rec.error[0] ? ": " : "", co->rec.error);
 	if (req) {
 		if (ok)
 			admin_reply_switch(req, &co->rec);
@@ -1193,8 +1215,7 @@ static void cutover_fail(struct cutover *co, const char *sqlstate, const char *f
 	snprintf(state, sizeof(state), "%s", sqlstate && strlen(sqlstate) == 5 ? sqlstate : "XX000");
 	memcpy(co->fail_state, state, sizeof(state));
 	snprintf(co->rec.error, sizeof(co->rec.error), "%s failed: %s", phase_names[co->phase], msg);
-	snprintf(co->rec.result, sizeof(co->rec.result), "%s",
-		 co->aborting ? "aborted" : "failed");
+	snprintf(co->rec.result, sizeof(co->rec.result), "%s", co->aborting ? "aborted" : "failed");
 	log_warning("switch %s: %s; traffic resumes on the %s", co->db->name, co->rec.error,
 		    route_side_name(co->db->route));
 	/* forget the session checks: the sessions stay where they are */
@@ -1224,8 +1245,8 @@ bool cutover_start(struct database *db, enum route_side to, bool dry_run, struct
 	struct route_state now;
 
 	if (db->on_progress_owner) {
-		snprintf(errbuf, errlen, "database \"%s\" is already switching (phase: %s)", db->name,
-			 cutover_phase_name(db));
+		snprintf(errbuf, errlen, "database \"%s\" is already switching (phase: %s)",
+			 db->name, cutover_phase_name(db));
 		return false;
 	}
 	if (db->cfg == NULL) {
@@ -1279,7 +1300,8 @@ bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
 		return false;
 	}
 	if (co->phase >= CO_FLIP) {
-		snprintf(errbuf, errlen, "the switch of database \"%s\" has already flipped the route", db->name);
+		snprintf(errbuf, errlen,
+			 "the switch of database \"%s\" has already flipped the route", db->name);
 		return false;
 	}
 	co->aborting = true;

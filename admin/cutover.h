@@ -27,17 +27,17 @@ struct switch_record {
 	char db[64];
 	enum route_side from;
 	enum route_side to;
-	char started[40];        /* UTC, ISO 8601 */
-	char result[160];        /* "ok", "failed", "aborted", "dry run: ...", "running" */
+	char started[40]; /* UTC, ISO 8601 */
+	char result[160]; /* "ok", "failed", "aborted", "dry run: ...", "running" */
 	bool dry_run;
-	int64_t ms_paused;       /* from the start of the drain to the resume */
+	int64_t ms_paused; /* from the start of the drain to the resume */
 	int64_t ms_drain;
 	int64_t ms_lag;
 	int64_t ms_sequences;
 	int sequences_synced;
 	int sessions_moved;
 	int sessions_closed;
-	char error[400];         /* "" when none; names the phase otherwise */
+	char error[400]; /* "" when none; names the phase otherwise */
 };
 
 /*
@@ -45,9 +45,8 @@ struct switch_record {
  * gets the SHOW SWITCHES row (or an ErrorResponse) when it ends.  False with
  * a message when it cannot start (already switching, already there).
  */
-bool cutover_start(struct database *db, enum route_side to, bool dry_run,
-		   struct client *requester, char *errbuf, size_t errlen)
-	__attribute__((warn_unused_result));
+bool cutover_start(struct database *db, enum route_side to, bool dry_run, struct client *requester,
+		   char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 
 /* ABORT db: stop a switch that has not flipped yet.  False with a message otherwise. */
 bool cutover_abort(struct database *db, char *errbuf, size_t errlen)

@@ -54,11 +54,15 @@ void metrics_render(struct evbuffer *out)
 			waiting += count(&pool->waiting_clients);
 			idle += count(&pool->idle_clients);
 		}
-		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"active\"} %d\n", db->name, active);
-		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"waiting\"} %d\n", db->name, waiting);
-		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"idle\"} %d\n", db->name, idle);
+		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"active\"} %d\n",
+				    db->name, active);
+		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"waiting\"} %d\n",
+				    db->name, waiting);
+		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"idle\"} %d\n",
+				    db->name, idle);
 	}
-	evbuffer_add_printf(out, "pgcutover_clients{database=\"\",state=\"login\"} %d\n", count(&rt.login_clients));
+	evbuffer_add_printf(out, "pgcutover_clients{database=\"\",state=\"login\"} %d\n",
+			    count(&rt.login_clients));
 
 	help(out, "pgcutover_servers", "gauge", "server connections by database, side and state");
 	list_for_each(n, &rt.databases) {
@@ -67,7 +71,8 @@ void metrics_render(struct evbuffer *out)
 
 		list_for_each(p, &db->pools) {
 			struct pool *pool = list_entry(p, struct pool, node);
-			struct list_node *lists[3] = {&pool->active_servers, &pool->idle_servers, &pool->new_servers};
+			struct list_node *lists[3] = {&pool->active_servers, &pool->idle_servers,
+						      &pool->new_servers};
 
 			for (int i = 0; i < 3; i++)
 				list_for_each(m, lists[i])
@@ -77,8 +82,10 @@ void metrics_render(struct evbuffer *out)
 			static const char *const st[3] = {"active", "idle", "login"};
 
 			for (int i = 0; i < 3; i++)
-				evbuffer_add_printf(out, "pgcutover_servers{database=\"%s\",side=\"%s\",state=\"%s\"} %d\n",
-						    db->name, route_side_name((enum route_side)side), st[i], cnt[side][i]);
+				evbuffer_add_printf(out,
+						    "pgcutover_servers{database=\"%s\",side=\"%s\",state=\"%s\"} %d\n",
+						    db->name, route_side_name((enum route_side)side),
+						    st[i], cnt[side][i]);
 		}
 	}
 
@@ -86,21 +93,24 @@ void metrics_render(struct evbuffer *out)
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
-		evbuffer_add_printf(out, "pgcutover_transactions_total{database=\"%s\"} %" PRIu64 "\n", db->name,
-				    db->stats.xact_count);
+		evbuffer_add_printf(out,
+				    "pgcutover_transactions_total{database=\"%s\"} %" PRIu64 "\n",
+				    db->name, db->stats.xact_count);
 	}
-	help(out, "pgcutover_queries_total", "counter", "queries (Query and Sync messages) sent to servers");
+	help(out, "pgcutover_queries_total", "counter",
+	     "queries (Query and Sync messages) sent to servers");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
-		evbuffer_add_printf(out, "pgcutover_queries_total{database=\"%s\"} %" PRIu64 "\n", db->name,
-				    db->stats.query_count);
+		evbuffer_add_printf(out, "pgcutover_queries_total{database=\"%s\"} %" PRIu64 "\n",
+				    db->name, db->stats.query_count);
 	}
 	help(out, "pgcutover_bytes_received_total", "counter", "bytes received from clients");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
-		evbuffer_add_printf(out, "pgcutover_bytes_received_total{database=\"%s\"} %" PRIu64 "\n",
+		evbuffer_add_printf(out,
+				    "pgcutover_bytes_received_total{database=\"%s\"} %" PRIu64 "\n",
 				    db->name, db->stats.bytes_in);
 	}
 	help(out, "pgcutover_bytes_sent_total", "counter", "bytes sent to clients");
@@ -117,10 +127,13 @@ void metrics_render(struct evbuffer *out)
 		int64_t lag = cutover_last_lag(db);
 
 		if (lag >= 0)
-			evbuffer_add_printf(out, "pgcutover_replication_lag_bytes{database=\"%s\"} %" PRId64 "\n",
+			evbuffer_add_printf(out,
+					    "pgcutover_replication_lag_bytes{database=\"%s\"} %" PRId64
+					    "\n",
 					    db->name, lag);
 	}
-	help(out, "pgcutover_route_target", "gauge", "1 when the database is routed to its target, 0 for its source");
+	help(out, "pgcutover_route_target", "gauge",
+	     "1 when the database is routed to its target, 0 for its source");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
@@ -131,31 +144,36 @@ void metrics_render(struct evbuffer *out)
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 
-		evbuffer_add_printf(out, "pgcutover_paused{database=\"%s\"} %d\n", db->name, pool_db_paused(db));
+		evbuffer_add_printf(out, "pgcutover_paused{database=\"%s\"} %d\n", db->name,
+				    pool_db_paused(db));
 	}
 
 	help(out, "pgcutover_switches_total", "counter",
 	     "switches since start by database and result (ok, failed: failed or aborted, dry_run)");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
-		static const char *const classes[SWITCH_NCLASSES] = {
-			[SWITCH_OK] = "ok", [SWITCH_FAILED] = "failed", [SWITCH_DRY_RUN] = "dry_run"};
+		static const char *const classes[SWITCH_NCLASSES] =
+			{[SWITCH_OK] = "ok", [SWITCH_FAILED] = "failed", [SWITCH_DRY_RUN] = "dry_run"};
 
 		for (int k = 0; k < SWITCH_NCLASSES; k++)
-			evbuffer_add_printf(out, "pgcutover_switches_total{database=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+			evbuffer_add_printf(out,
+					    "pgcutover_switches_total{database=\"%s\",result=\"%s\"} %" PRIu64
+					    "\n",
 					    db->name, classes[k], db->stats.switches[k]);
 	}
 	help(out, "pgcutover_last_switch_phase_milliseconds", "gauge",
 	     "phase durations of the latest switch (dry runs excluded)");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
-		static const char *const phases[4] = {"paused", "drain", "lag_wait", "sequence_sync"};
+		static const char *const phases[4] = {"paused", "drain", "lag_wait",
+						      "sequence_sync"};
 
 		if (!db->stats.have_last_switch)
 			continue;
 		for (int k = 0; k < 4; k++)
 			evbuffer_add_printf(out,
-					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"%s\"} %" PRId64 "\n",
+					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"%s\"} %" PRId64
+					    "\n",
 					    db->name, phases[k], db->stats.last_switch_ms[k]);
 	}
 }
@@ -195,8 +213,8 @@ bool metrics_start(char *errbuf, size_t errlen)
 	evhttp_set_cb(http, "/metrics", metrics_cb, NULL);
 	evhttp_set_gencb(http, other_cb, NULL);
 	if (evhttp_bind_socket(http, rt.cfg->metrics_addr, (ev_uint16_t)rt.cfg->metrics_port) != 0) {
-		snprintf(errbuf, errlen, "could not listen for metrics on %s:%d", rt.cfg->metrics_addr,
-			 rt.cfg->metrics_port);
+		snprintf(errbuf, errlen, "could not listen for metrics on %s:%d",
+			 rt.cfg->metrics_addr, rt.cfg->metrics_port);
 		evhttp_free(http);
 		http = NULL;
 		return false;

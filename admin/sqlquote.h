@@ -29,6 +29,7 @@ bool sqlquote_ident(const char *s, char *out, size_t outlen) __attribute__((warn
  * each part folded to lower case, then quoted ("schema"."name").  False when
  * it does not fit, or when a part is empty or there are more than two.
  */
-bool sqlquote_qualified(const char *name, char *out, size_t outlen) __attribute__((warn_unused_result));
+bool sqlquote_qualified(const char *name, char *out, size_t outlen)
+	__attribute__((warn_unused_result));
 
 #endif /* PGCUTOVER_SQLQUOTE_H */

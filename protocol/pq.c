@@ -48,8 +48,8 @@ static uint16_t rd16(const uint8_t *p)
 /* Read a big-endian 32-bit integer from possibly unaligned bytes. */
 static uint32_t rd32(const uint8_t *p)
 {
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
+	       (uint32_t)p[3];
 }
 
 /* Write a big-endian 32-bit integer; used to patch length words in place. */
@@ -68,8 +68,8 @@ static void wr32(uint8_t *p, uint32_t v)
  * wait for the whole body (1 + *len bytes) or to stream it, as it does for
  * large DataRow and CopyData messages.
  */
-enum pq_status pq_read_header(const uint8_t *buf, size_t avail, uint8_t *type,
-			      uint32_t *len, uint32_t max_len)
+enum pq_status pq_read_header(const uint8_t *buf, size_t avail, uint8_t *type, uint32_t *len,
+			      uint32_t max_len)
 {
 	uint32_t l;
 
@@ -510,8 +510,8 @@ void pq_msg_end(struct pq_buf *b)
  * so that old clients see a severity and new ones a non-localized one.
  */
 static void build_error_fields(struct pq_buf *b, uint8_t type, const char *severity,
-			       const char *sqlstate, const char *message,
-			       const char *detail, const char *hint)
+			       const char *sqlstate, const char *message, const char *detail,
+			       const char *hint)
 {
 	pq_msg_begin(b, type);
 	pq_put_u8(b, 'S');
@@ -656,8 +656,7 @@ static size_t sql_skip(const uint8_t *sql, size_t len, size_t off)
 	return off;
 }
 
-enum pq_sql_tok pq_sql_token(const uint8_t *sql, size_t len, size_t *off, char *out,
-			     size_t outlen)
+enum pq_sql_tok pq_sql_token(const uint8_t *sql, size_t len, size_t *off, char *out, size_t outlen)
 {
 	size_t i = sql_skip(sql, len, *off), n = 0;
 
@@ -870,21 +869,36 @@ void pq_build_sasl_response(struct pq_buf *b, const void *data, size_t len)
 static const char *frontend_msg_name(uint8_t type)
 {
 	switch (type) {
-	case 'Q': return "Query";
-	case 'P': return "Parse";
-	case 'B': return "Bind";
-	case 'E': return "Execute";
-	case 'D': return "Describe";
-	case 'C': return "Close";
-	case 'S': return "Sync";
-	case 'H': return "Flush";
-	case 'F': return "FunctionCall";
-	case 'd': return "CopyData";
-	case 'c': return "CopyDone";
-	case 'f': return "CopyFail";
-	case 'X': return "Terminate";
-	case 'p': return "PasswordMessage"; /* also GSS/SASL responses */
-	default: return "unknown";
+	case 'Q':
+		return "Query";
+	case 'P':
+		return "Parse";
+	case 'B':
+		return "Bind";
+	case 'E':
+		return "Execute";
+	case 'D':
+		return "Describe";
+	case 'C':
+		return "Close";
+	case 'S':
+		return "Sync";
+	case 'H':
+		return "Flush";
+	case 'F':
+		return "FunctionCall";
+	case 'd':
+		return "CopyData";
+	case 'c':
+		return "CopyDone";
+	case 'f':
+		return "CopyFail";
+	case 'X':
+		return "Terminate";
+	case 'p':
+		return "PasswordMessage"; /* also GSS/SASL responses */
+	default:
+		return "unknown";
 	}
 }
 
@@ -892,31 +906,56 @@ static const char *frontend_msg_name(uint8_t type)
 static const char *backend_msg_name(uint8_t type)
 {
 	switch (type) {
-	case 'R': return "Authentication";
-	case 'K': return "BackendKeyData";
-	case 'S': return "ParameterStatus";
-	case 'Z': return "ReadyForQuery";
-	case 'T': return "RowDescription";
-	case 'D': return "DataRow";
-	case 'C': return "CommandComplete";
-	case 'E': return "ErrorResponse";
-	case 'N': return "NoticeResponse";
-	case 'A': return "NotificationResponse";
-	case 'G': return "CopyInResponse";
-	case 'H': return "CopyOutResponse";
-	case 'W': return "CopyBothResponse";
-	case 'd': return "CopyData";
-	case 'c': return "CopyDone";
-	case 't': return "ParameterDescription";
-	case 'n': return "NoData";
-	case '1': return "ParseComplete";
-	case '2': return "BindComplete";
-	case '3': return "CloseComplete";
-	case 's': return "PortalSuspended";
-	case 'I': return "EmptyQueryResponse";
-	case 'V': return "FunctionCallResponse";
-	case 'v': return "NegotiateProtocolVersion";
-	default: return "unknown";
+	case 'R':
+		return "Authentication";
+	case 'K':
+		return "BackendKeyData";
+	case 'S':
+		return "ParameterStatus";
+	case 'Z':
+		return "ReadyForQuery";
+	case 'T':
+		return "RowDescription";
+	case 'D':
+		return "DataRow";
+	case 'C':
+		return "CommandComplete";
+	case 'E':
+		return "ErrorResponse";
+	case 'N':
+		return "NoticeResponse";
+	case 'A':
+		return "NotificationResponse";
+	case 'G':
+		return "CopyInResponse";
+	case 'H':
+		return "CopyOutResponse";
+	case 'W':
+		return "CopyBothResponse";
+	case 'd':
+		return "CopyData";
+	case 'c':
+		return "CopyDone";
+	case 't':
+		return "ParameterDescription";
+	case 'n':
+		return "NoData";
+	case '1':
+		return "ParseComplete";
+	case '2':
+		return "BindComplete";
+	case '3':
+		return "CloseComplete";
+	case 's':
+		return "PortalSuspended";
+	case 'I':
+		return "EmptyQueryResponse";
+	case 'V':
+		return "FunctionCallResponse";
+	case 'v':
+		return "NegotiateProtocolVersion";
+	default:
+		return "unknown";
 	}
 }
 

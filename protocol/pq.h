@@ -32,11 +32,11 @@
 
 /* Protocol versions and special request codes carried in the startup packet. */
 #define PQ_PROTOCOL(major, minor) (((uint32_t)(major) << 16) | (uint32_t)(minor))
-#define PQ_PROTOCOL_MAJOR(v) ((v) >> 16)
-#define PQ_PROTOCOL_MINOR(v) ((v) & 0xffff)
-#define PQ_CANCEL_REQUEST_CODE PQ_PROTOCOL(1234, 5678)
-#define PQ_SSL_REQUEST_CODE PQ_PROTOCOL(1234, 5679)
-#define PQ_GSSENC_REQUEST_CODE PQ_PROTOCOL(1234, 5680)
+#define PQ_PROTOCOL_MAJOR(v)      ((v) >> 16)
+#define PQ_PROTOCOL_MINOR(v)      ((v)&0xffff)
+#define PQ_CANCEL_REQUEST_CODE    PQ_PROTOCOL(1234, 5678)
+#define PQ_SSL_REQUEST_CODE       PQ_PROTOCOL(1234, 5679)
+#define PQ_GSSENC_REQUEST_CODE    PQ_PROTOCOL(1234, 5680)
 
 /* Authentication request codes ('R' messages). */
 enum pq_auth_code {
@@ -50,11 +50,11 @@ enum pq_auth_code {
 
 /* Result of the framing and parsing functions (the NGX_AGAIN idea). */
 enum pq_status {
-	PQ_OK = 0,            /* a complete, valid item is available */
-	PQ_NEED_MORE = 1,     /* not enough bytes yet: read more and call again */
-	PQ_ERR_LENGTH = -1,   /* declared length below the minimum or above the limit */
-	PQ_ERR_FORMAT = -2,   /* contents malformed (bad terminator, underflow, trailing bytes) */
-	PQ_ERR_VERSION = -3,  /* startup packet asks for a protocol major we do not speak */
+	PQ_OK = 0,           /* a complete, valid item is available */
+	PQ_NEED_MORE = 1,    /* not enough bytes yet: read more and call again */
+	PQ_ERR_LENGTH = -1,  /* declared length below the minimum or above the limit */
+	PQ_ERR_FORMAT = -2,  /* contents malformed (bad terminator, underflow, trailing bytes) */
+	PQ_ERR_VERSION = -3, /* startup packet asks for a protocol major we do not speak */
 };
 
 /*
@@ -66,8 +66,8 @@ enum pq_status {
  * PQ_OK needs only the header: the caller checks that 1 + *len bytes have
  * arrived before reading the body, or streams the body as it comes.
  */
-enum pq_status pq_read_header(const uint8_t *buf, size_t avail, uint8_t *type,
-			      uint32_t *len, uint32_t max_len);
+enum pq_status pq_read_header(const uint8_t *buf, size_t avail, uint8_t *type, uint32_t *len,
+			      uint32_t max_len);
 
 /*
  * Frame an untyped startup-phase packet (StartupMessage, SSLRequest,
@@ -101,9 +101,9 @@ bool pq_cursor_done(const struct pq_cursor *c);
 /* ---- startup packet ---- */
 
 struct pq_startup {
-	uint32_t code;        /* protocol version, or one of the *_REQUEST_CODEs */
-	uint32_t cancel_pid;  /* CancelRequest only */
-	uint32_t cancel_key;  /* CancelRequest only */
+	uint32_t code;         /* protocol version, or one of the *_REQUEST_CODEs */
+	uint32_t cancel_pid;   /* CancelRequest only */
+	uint32_t cancel_key;   /* CancelRequest only */
 	const uint8_t *params; /* StartupMessage: the name/value pairs, ... */
 	size_t params_len;     /* ... ending with the final NUL (included) */
 };
@@ -231,8 +231,7 @@ enum pq_sql_tok {
  * outlen - 1 bytes come back as PQ_SQL_OTHER.  Text cut off in the middle (a
  * prefix of a longer query) simply ends the scan.
  */
-enum pq_sql_tok pq_sql_token(const uint8_t *sql, size_t len, size_t *off, char *out,
-			     size_t outlen);
+enum pq_sql_tok pq_sql_token(const uint8_t *sql, size_t len, size_t *off, char *out, size_t outlen);
 
 /* Human-readable name of a message type for logs ("Query", "DataRow", ...). */
 const char *pq_msg_name(uint8_t type, bool from_backend);

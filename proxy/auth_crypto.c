@@ -26,7 +26,7 @@
 #define SCRAM_SECRET_PREFIX "SCRAM-SHA-256$"
 
 /* MD5 secrets and responses: "md5" + 32 hex digits. */
-#define MD5_HEX_LEN 32
+#define MD5_HEX_LEN    32
 #define MD5_PASSWD_LEN (3 + MD5_HEX_LEN)
 
 /* Error strings handed to callers; static so they can be sent as they are. */
@@ -35,7 +35,8 @@ static const char err_cbind_unsupported[] = "SCRAM channel binding is not suppor
 static const char err_authzid[] = "SCRAM authorization identity is not supported";
 static const char err_mext[] = "SCRAM mandatory extensions are not supported";
 static const char err_cbind_mismatch[] = "SCRAM channel binding check failed";
-static const char err_cbind_type[] = "unsupported SCRAM channel-binding type (expected tls-server-end-point)";
+static const char err_cbind_type[] =
+	"unsupported SCRAM channel-binding type (expected tls-server-end-point)";
 static const char err_cbind_unselected[] =
 	"malformed SCRAM message (channel binding data sent without selecting SCRAM-SHA-256-PLUS)";
 static const char err_cbind_missing[] =
@@ -51,7 +52,8 @@ static const char err_crypto[] = "could not compute SCRAM keys";
 static const char err_server_first[] = "malformed SCRAM message from server (server-first-message)";
 static const char err_server_nonce[] = "invalid SCRAM response from server (nonce mismatch)";
 static const char err_server_salt[] = "malformed SCRAM message from server (invalid salt)";
-static const char err_server_iter[] = "malformed SCRAM message from server (invalid iteration count)";
+static const char err_server_iter[] =
+	"malformed SCRAM message from server (invalid iteration count)";
 static const char err_secret_mismatch[] =
 	"the SCRAM secret in auth_file does not match the server's (different salt or iterations)";
 static const char err_server_final[] = "malformed SCRAM message from server (server-final-message)";
@@ -206,8 +208,8 @@ static bool scram_derive_keys(const char *password, const uint8_t *salt, size_t 
 	if (pw_len > INT_MAX || salt_len == 0 || salt_len > AUTH_SCRAM_MAX_SALT_LEN ||
 	    iterations <= 0 || iterations > AUTH_SCRAM_MAX_ITERATIONS)
 		return false;
-	ok = PKCS5_PBKDF2_HMAC(password, (int)pw_len, salt, (int)salt_len, iterations,
-			       EVP_sha256(), AUTH_SCRAM_KEY_LEN, salted) == 1 &&
+	ok = PKCS5_PBKDF2_HMAC(password, (int)pw_len, salt, (int)salt_len, iterations, EVP_sha256(),
+			       AUTH_SCRAM_KEY_LEN, salted) == 1 &&
 	     hmac_sha256(salted, sizeof(salted), "Client Key", 10, ck) &&
 	     hmac_sha256(salted, sizeof(salted), "Server Key", 10, sk);
 	if (ok && stored_key)
@@ -271,10 +273,12 @@ bool auth_scram_parse_secret(const char *secret, struct auth_scram_secret *out)
 	if (!parse_positive_int(iter, (size_t)(colon1 - iter), &tmp.iterations))
 		goto out;
 	if (!auth_b64_decode(salt, (size_t)(dollar - salt), tmp.salt, sizeof(tmp.salt),
-			     &tmp.salt_len) || tmp.salt_len == 0)
+			     &tmp.salt_len) ||
+	    tmp.salt_len == 0)
 		goto out;
 	if (!auth_b64_decode(stored, (size_t)(colon2 - stored), tmp.stored_key,
-			     sizeof(tmp.stored_key), &n) || n != AUTH_SCRAM_KEY_LEN)
+			     sizeof(tmp.stored_key), &n) ||
+	    n != AUTH_SCRAM_KEY_LEN)
 		goto out;
 	/* The ServerKey runs to the end: a stray ':' or '$' fails the decode. */
 	if (!auth_b64_decode(server, strlen(server), tmp.server_key, sizeof(tmp.server_key), &n) ||
@@ -607,7 +611,8 @@ char *auth_scram_server_first(struct auth_scram_server *s, const char *msg, size
 	/* gs2-header: gs2-cbind-flag "," [authzid] "," */
 	if (scram_at_attr(&cur, 'p')) {
 		if (!s->cbind_selected) {
-			set_err(err, s->cbind_offered ? err_cbind_unselected : err_cbind_unsupported);
+			set_err(err,
+				s->cbind_offered ? err_cbind_unselected : err_cbind_unsupported);
 			goto fail;
 		}
 		if (len < sizeof(tsep) - 1 || memcmp(msg, tsep, sizeof(tsep) - 1) != 0) {
@@ -917,8 +922,7 @@ bool auth_scram_client_set_nonce_for_tests(struct auth_scram_client *c, const ch
 	size_t len = strlen(nonce), user_len = strlen(user);
 
 	if (c->state != AUTH_SCRAM_CLIENT_INIT || len >= sizeof(c->nonce) ||
-	    !scram_valid_nonce(nonce, len) || user_len >= sizeof(c->user) ||
-	    strpbrk(user, ",="))
+	    !scram_valid_nonce(nonce, len) || user_len >= sizeof(c->user) || strpbrk(user, ",="))
 		return false;
 	memcpy(c->nonce, nonce, len + 1);
 	memcpy(c->user, user, user_len + 1);
@@ -1031,8 +1035,7 @@ char *auth_scram_client_final(struct auth_scram_client *c, const char *server_fi
 	without_proof[wp_len] = '\0';
 
 	if (!(auth_message = scram_auth_message(c->client_first_bare, c->client_first_bare_len,
-						server_first, len, without_proof, wp_len,
-						&am_len))) {
+						server_first, len, without_proof, wp_len, &am_len))) {
 		set_err(err, err_oom);
 		goto fail;
 	}
@@ -1102,7 +1105,8 @@ bool auth_scram_client_verify(struct auth_scram_client *c, const char *server_fi
 	c->state = AUTH_SCRAM_CLIENT_FAILED;
 	if (scram_read_attr(&cur, 'e', &val, &val_len)) {
 		set_err(err, "SCRAM error from server");
-		for (size_t i = 0; i < sizeof(scram_server_errors) / sizeof(scram_server_errors[0]); i++) {
+		for (size_t i = 0; i < sizeof(scram_server_errors) / sizeof(scram_server_errors[0]);
+		     i++) {
 			if (strlen(scram_server_errors[i][0]) == val_len &&
 			    memcmp(scram_server_errors[i][0], val, val_len) == 0)
 				set_err(err, scram_server_errors[i][1]);

@@ -62,8 +62,8 @@ AUTH_MUST_CHECK bool auth_random_bytes(void *buf, size_t len);
  * bytes and sets *out_len; false on any invalid input or when the result
  * would not fit (dst is then left in an unspecified state, never overrun).
  */
-AUTH_MUST_CHECK bool auth_b64_decode(const char *src, size_t len, uint8_t *dst,
-				     size_t dst_cap, size_t *out_len);
+AUTH_MUST_CHECK bool auth_b64_decode(const char *src, size_t len, uint8_t *dst, size_t dst_cap,
+				     size_t *out_len);
 
 /*
  * Encodes src[0..len) into dst, which must hold AUTH_B64_ENCODED_LEN(len) + 1
@@ -98,15 +98,15 @@ void auth_md5_stored(const char *user, const char *password, char out[36]);
  * plaintext or MD5 secret.  False for a SCRAM secret (which cannot answer an
  * MD5 challenge) or when MD5 is unavailable.
  */
-AUTH_MUST_CHECK bool auth_md5_response(const char *user, const char *secret,
-				       const uint8_t salt[4], char out[36]);
+AUTH_MUST_CHECK bool auth_md5_response(const char *user, const char *secret, const uint8_t salt[4],
+				       char out[36]);
 
 /*
  * Checks a client's PasswordMessage for an MD5 challenge against a plaintext
  * or MD5 secret, in constant time.  False for a SCRAM secret.
  */
-AUTH_MUST_CHECK bool auth_md5_verify(const char *user, const char *secret,
-				     const uint8_t salt[4], const char *response);
+AUTH_MUST_CHECK bool auth_md5_verify(const char *user, const char *secret, const uint8_t salt[4],
+				     const char *response);
 
 /*
  * A SCRAM-SHA-256 secret as PostgreSQL stores it in pg_authid.rolpassword:
@@ -114,11 +114,11 @@ AUTH_MUST_CHECK bool auth_md5_verify(const char *user, const char *secret,
  * StoredKey verifies a client's proof; ServerKey signs the server's reply.
  */
 struct auth_scram_secret {
-	int iterations;                          /* PBKDF2 rounds, > 0 */
-	uint8_t salt[AUTH_SCRAM_MAX_SALT_LEN];   /* PBKDF2 salt, salt_len bytes used */
-	size_t salt_len;                         /* 1 .. AUTH_SCRAM_MAX_SALT_LEN */
-	uint8_t stored_key[AUTH_SCRAM_KEY_LEN];  /* SHA256(ClientKey) */
-	uint8_t server_key[AUTH_SCRAM_KEY_LEN];  /* HMAC(SaltedPassword, "Server Key") */
+	int iterations;                         /* PBKDF2 rounds, > 0 */
+	uint8_t salt[AUTH_SCRAM_MAX_SALT_LEN];  /* PBKDF2 salt, salt_len bytes used */
+	size_t salt_len;                        /* 1 .. AUTH_SCRAM_MAX_SALT_LEN */
+	uint8_t stored_key[AUTH_SCRAM_KEY_LEN]; /* SHA256(ClientKey) */
+	uint8_t server_key[AUTH_SCRAM_KEY_LEN]; /* HMAC(SaltedPassword, "Server Key") */
 };
 
 /* Parses a secret string (strictly: canonical base64, key sizes exact). */
@@ -154,14 +154,14 @@ AUTH_MUST_CHECK bool auth_scram_mock_secret(const char *user, struct auth_scram_
 
 /* Random bytes in a nonce, either side; base64 makes 24 characters of them. */
 #define AUTH_SCRAM_NONCE_RAW_LEN 18
-#define AUTH_SCRAM_NONCE_LEN AUTH_B64_ENCODED_LEN(AUTH_SCRAM_NONCE_RAW_LEN)
+#define AUTH_SCRAM_NONCE_LEN     AUTH_B64_ENCODED_LEN(AUTH_SCRAM_NONCE_RAW_LEN)
 
 /* Where a server-side exchange is; each step is legal only from the one before. */
 enum auth_scram_server_state {
-	AUTH_SCRAM_SERVER_INIT,        /* waiting for client-first-message */
-	AUTH_SCRAM_SERVER_FIRST_SENT,  /* server-first produced, waiting for client-final */
-	AUTH_SCRAM_SERVER_DONE,        /* proof verified, server-final produced */
-	AUTH_SCRAM_SERVER_FAILED,      /* any error: the exchange cannot continue */
+	AUTH_SCRAM_SERVER_INIT,       /* waiting for client-first-message */
+	AUTH_SCRAM_SERVER_FIRST_SENT, /* server-first produced, waiting for client-final */
+	AUTH_SCRAM_SERVER_DONE,       /* proof verified, server-final produced */
+	AUTH_SCRAM_SERVER_FAILED,     /* any error: the exchange cannot continue */
 };
 
 /* Longest channel binding data (a tls-server-end-point hash: SHA-512). */
@@ -175,23 +175,23 @@ enum auth_scram_server_state {
  * and always free.
  */
 struct auth_scram_server {
-	enum auth_scram_server_state state;  /* which message is legal next */
-	struct auth_scram_secret secret;  /* a copy: the userlist may be reloaded meanwhile */
-	char gs2_header[32];              /* "n,,", "y,," or "p=tls-server-end-point,,": c= repeats it */
-	bool cbind_offered;               /* TLS: PLUS was offered, so a "y" flag is a downgrade */
-	bool cbind_selected;              /* the client chose SCRAM-SHA-256-PLUS: "p=" required */
+	enum auth_scram_server_state state; /* which message is legal next */
+	struct auth_scram_secret secret;    /* a copy: the userlist may be reloaded meanwhile */
+	char gs2_header[32]; /* "n,,", "y,," or "p=tls-server-end-point,,": c= repeats it */
+	bool cbind_offered;  /* TLS: PLUS was offered, so a "y" flag is a downgrade */
+	bool cbind_selected; /* the client chose SCRAM-SHA-256-PLUS: "p=" required */
 	uint8_t cbind_data[AUTH_SCRAM_CBIND_MAX]; /* what c= must carry after the gs2 header */
 	size_t cbind_len;
-	char *client_first_bare;          /* malloc'd; first part of the AuthMessage */
+	char *client_first_bare; /* malloc'd; first part of the AuthMessage */
 	size_t client_first_bare_len;
-	char *server_first;               /* malloc'd; middle part of the AuthMessage */
+	char *server_first; /* malloc'd; middle part of the AuthMessage */
 	size_t server_first_len;
-	char *nonce;                      /* malloc'd client nonce + server nonce; the final must echo it */
+	char *nonce; /* malloc'd client nonce + server nonce; the final must echo it */
 	size_t nonce_len;
-	char server_nonce[64];            /* our half of the nonce; set early only by the test hook */
+	char server_nonce[64]; /* our half of the nonce; set early only by the test hook */
 	/* Recovered from a valid proof, so the proxy can log in to a backend as this client. */
 	uint8_t client_key[AUTH_SCRAM_KEY_LEN];
-	bool have_client_key;             /* client_key is valid (only after a verified proof) */
+	bool have_client_key; /* client_key is valid (only after a verified proof) */
 };
 
 /* Starts an exchange against 'secret' (copied).  Cannot fail. */
@@ -233,8 +233,7 @@ AUTH_MUST_CHECK char *auth_scram_server_first(struct auth_scram_server *s, const
  * reports PostgreSQL's 'password authentication failed for user "..."').
  */
 AUTH_MUST_CHECK char *auth_scram_server_final(struct auth_scram_server *s, const char *msg,
-					      size_t len, bool *wrong_password,
-					      const char **err);
+					      size_t len, bool *wrong_password, const char **err);
 
 /* The ClientKey recovered by a successful exchange, or NULL. */
 const uint8_t *auth_scram_server_client_key(const struct auth_scram_server *s);
@@ -244,11 +243,11 @@ void auth_scram_server_free(struct auth_scram_server *s);
 
 /* Where a client-side exchange is. */
 enum auth_scram_client_state {
-	AUTH_SCRAM_CLIENT_INIT,        /* ready to produce client-first */
-	AUTH_SCRAM_CLIENT_FIRST_SENT,  /* waiting for server-first */
-	AUTH_SCRAM_CLIENT_FINAL_SENT,  /* waiting for server-final */
-	AUTH_SCRAM_CLIENT_DONE,        /* server signature verified */
-	AUTH_SCRAM_CLIENT_FAILED,      /* any error: the exchange cannot continue */
+	AUTH_SCRAM_CLIENT_INIT,       /* ready to produce client-first */
+	AUTH_SCRAM_CLIENT_FIRST_SENT, /* waiting for server-first */
+	AUTH_SCRAM_CLIENT_FINAL_SENT, /* waiting for server-final */
+	AUTH_SCRAM_CLIENT_DONE,       /* server signature verified */
+	AUTH_SCRAM_CLIENT_FAILED,     /* any error: the exchange cannot continue */
 };
 
 /*
@@ -257,17 +256,17 @@ enum auth_scram_client_state {
  * client_verify, and always free.
  */
 struct auth_scram_client {
-	enum auth_scram_client_state state;  /* which message is legal next */
+	enum auth_scram_client_state state; /* which message is legal next */
 	/* Password mode: malloc'd copy; keys are derived once the server sends salt and iterations. */
 	char *password;
 	/* Keys mode: the userlist secret; the server's salt and iterations must equal its own. */
-	bool have_secret;                         /* keys mode (else password mode) */
-	struct auth_scram_secret secret;          /* keys mode only */
-	uint8_t client_key[AUTH_SCRAM_KEY_LEN];   /* given (keys mode) or derived (password mode) */
-	uint8_t server_key[AUTH_SCRAM_KEY_LEN];   /* checks the server's signature */
-	char nonce[64];                           /* our nonce, NUL-terminated */
-	char user[16];                            /* n= value; always "" except for the test hook */
-	char *client_first_bare;                  /* malloc'd; first part of the AuthMessage */
+	bool have_secret;                       /* keys mode (else password mode) */
+	struct auth_scram_secret secret;        /* keys mode only */
+	uint8_t client_key[AUTH_SCRAM_KEY_LEN]; /* given (keys mode) or derived (password mode) */
+	uint8_t server_key[AUTH_SCRAM_KEY_LEN]; /* checks the server's signature */
+	char nonce[64];                         /* our nonce, NUL-terminated */
+	char user[16];                          /* n= value; always "" except for the test hook */
+	char *client_first_bare;                /* malloc'd; first part of the AuthMessage */
 	size_t client_first_bare_len;
 	uint8_t server_signature[AUTH_SCRAM_KEY_LEN]; /* what server-final must carry */
 };
@@ -276,7 +275,8 @@ struct auth_scram_client {
  * Prepares an exchange with a plaintext password (copied).  False on
  * allocation or RNG failure; free is safe either way.
  */
-AUTH_MUST_CHECK bool auth_scram_client_init_password(struct auth_scram_client *c, const char *password);
+AUTH_MUST_CHECK bool auth_scram_client_init_password(struct auth_scram_client *c,
+						     const char *password);
 
 /*
  * Prepares an exchange with a ClientKey recovered from the client's own SCRAM

@@ -70,10 +70,9 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void client_handle_login(struct client *c);
 static void client_relocate(struct client *c);
 
-
 static const char *const state_names[] = {
-	[CL_LOGIN] = "login",       [CL_WAIT_LOGIN] = "wait_login", [CL_IDLE] = "idle",
-	[CL_WAIT] = "waiting",      [CL_ACTIVE] = "active",         [CL_CLOSING] = "closing",
+	[CL_LOGIN] = "login",  [CL_WAIT_LOGIN] = "wait_login", [CL_IDLE] = "idle",
+	[CL_WAIT] = "waiting", [CL_ACTIVE] = "active",         [CL_CLOSING] = "closing",
 	[CL_FREE] = "free",
 };
 
@@ -494,8 +493,7 @@ static void client_event_cb(struct sock *sk, int what, void *arg)
 		client_close(c, "TLS failure");
 		return;
 	}
-	if ((what & SOCK_EOF) && c->state == CL_LOGIN &&
-	    sock_in_len(&c->sock) > 0) {
+	if ((what & SOCK_EOF) && c->state == CL_LOGIN && sock_in_len(&c->sock) > 0) {
 		/* as PostgreSQL logs it: a client that gave up in the middle of a packet */
 		log_info("client %s: incomplete %s packet", c->addr,
 			 c->auth_step == AUTH_STEP_STARTUP ? "startup" : "authentication");
@@ -601,7 +599,8 @@ static bool client_take_startup(struct client *c, const struct pq_startup *su)
 			free(c->dbname);
 			c->dbname = strdup(value);
 		} else if (strcmp(name, "replication") == 0) {
-			replication = strcasecmp(value, "false") != 0 && strcasecmp(value, "off") != 0 &&
+			replication = strcasecmp(value, "false") != 0 &&
+				      strcasecmp(value, "off") != 0 &&
 				      strcasecmp(value, "no") != 0 && strcmp(value, "0") != 0;
 		} else if (strncmp(name, "_pq_.", 5) == 0) {
 			/* protocol options: none supported, reported in NegotiateProtocolVersion */
@@ -718,7 +717,9 @@ static void client_handle_startup(struct client *c)
 			if (*done) {
 				client_disconnect(c, "08P01",
 						  "duplicate %s request: encryption was already negotiated on this connection",
-						  su.code == PQ_SSL_REQUEST_CODE ? "SSL" : "GSSAPI encryption");
+						  su.code == PQ_SSL_REQUEST_CODE
+							  ? "SSL"
+							  : "GSSAPI encryption");
 				return;
 			}
 			*done = true;
@@ -810,7 +811,8 @@ static void client_start_scram(struct client *c, const char *secret)
 	c->login->scram_plus = false;
 	if (sock_is_tls(&c->sock)) {
 		c->login->cbind_len = 0;
-		c->login->scram_plus = tls_server_end_point(c->sock.tls, c->login->cbind, &c->login->cbind_len);
+		c->login->scram_plus =
+			tls_server_end_point(c->sock.tls, c->login->cbind, &c->login->cbind_len);
 	}
 	pq_buf_init(&b);
 	pq_build_auth_sasl(&b, c->login->scram_plus ? mechs_plus : mechs);
@@ -953,9 +955,10 @@ static void client_handle_auth_msg(struct client *c)
 		}
 		if (c->login->scram_plus && strcmp(mech, "SCRAM-SHA-256-PLUS") == 0) {
 			/* tls-server-end-point: the client-first must bind to our certificate */
-			if (!auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind, c->login->cbind_len,
-								   true)) {
-				client_disconnect(c, "XX000", "could not set up SCRAM channel binding");
+			if (!auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind,
+								   c->login->cbind_len, true)) {
+				client_disconnect(c, "XX000",
+						  "could not set up SCRAM channel binding");
 				return;
 			}
 		} else if (strcmp(mech, "SCRAM-SHA-256") != 0) {
@@ -963,14 +966,15 @@ static void client_handle_auth_msg(struct client *c)
 					  "client selected an invalid SASL authentication mechanism");
 			return;
 		} else if (c->login->scram_plus &&
-			   !auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind, c->login->cbind_len,
-								  false)) {
+			   !auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind,
+								  c->login->cbind_len, false)) {
 			/* offered but not chosen: a "y" flag is then a downgrade */
 			client_disconnect(c, "XX000", "could not set up SCRAM channel binding");
 			return;
 		}
 		data = pq_get_bytes(&cur, (size_t)dlen);
-		reply = auth_scram_server_first(&c->login->scram, (const char *)data, (size_t)dlen, &err);
+		reply = auth_scram_server_first(&c->login->scram, (const char *)data, (size_t)dlen,
+						&err);
 		if (reply == NULL) {
 			client_disconnect(c, "08P01", "%s", err ? err : "malformed SCRAM message");
 			return;
@@ -989,13 +993,15 @@ static void client_handle_auth_msg(struct client *c)
 		bool wrong = false;
 		size_t dlen = pq_cursor_left(&cur);
 
-		reply = auth_scram_server_final(&c->login->scram, (const char *)pq_get_bytes(&cur, dlen), dlen,
+		reply = auth_scram_server_final(&c->login->scram,
+						(const char *)pq_get_bytes(&cur, dlen), dlen,
 						&wrong, &err);
 		if (reply == NULL) {
 			if (wrong)
 				client_password_failed(c);
 			else
-				client_disconnect(c, "08P01", "%s", err ? err : "malformed SCRAM message");
+				client_disconnect(c, "08P01", "%s",
+						  err ? err : "malformed SCRAM message");
 			return;
 		}
 		evbuffer_drain(in, len + 1);
@@ -1048,7 +1054,8 @@ static void client_authenticated(struct client *c)
 		if (!client_send_welcome(c, welcome))
 			return;
 		client_set_state(c, CL_IDLE);
-		sock_trim_soon(&c->sock); /* logged in and idle: its buffers go once the welcome is out */
+		sock_trim_soon(
+			&c->sock); /* logged in and idle: its buffers go once the welcome is out */
 		if (sock_in_len(&c->sock) > 0)
 			client_request_server(c);
 		return;
@@ -1341,7 +1348,8 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 		kind = session_classify(buf, n);
 		if (kind == SK_PLAIN)
 			return CONN_PASS;
-		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD) && client_tracks_statements(c))
+		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD) &&
+		    client_tracks_statements(c))
 			goto rewrite;
 		c->sess.dirty = true;
 		return CONN_PASS;
@@ -1379,7 +1387,8 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 	case 'C':
 		if (!client_tracks_statements(c))
 			return CONN_PASS;
-		if (type == 'D' && (c->sess.stmts.count == 0 || (!txn && c->sess.stmts.missing == 0)))
+		if (type == 'D' &&
+		    (c->sess.stmts.count == 0 || (!txn && c->sess.stmts.missing == 0)))
 			return CONN_PASS;
 		if (!client_peek_body(in, off, avail, len, buf, 2, &n))
 			goto need_more;
@@ -1410,8 +1419,8 @@ rewrite:
 }
 
 /* The client-to-server direction's view of each message header (see conn.h). */
-static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t off,
-					  size_t avail, uint8_t type, uint32_t len)
+static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t off, size_t avail,
+					  uint8_t type, uint32_t len)
 {
 	struct client *c = arg;
 	struct server *s = c->server;
@@ -1480,7 +1489,8 @@ void client_forward(struct client *c)
 	case CONN_END_BAD_LENGTH:
 		client_disconnect(c, "08P01",
 				  "invalid message length %u for message type \"%c\" (must be 4 to %u)",
-				  (unsigned)res.len, res.type >= 32 && res.type < 127 ? res.type : '?', max);
+				  (unsigned)res.len,
+				  res.type >= 32 && res.type < 127 ? res.type : '?', max);
 		return;
 	case CONN_END_STOPPED:
 		if (c->stop == STOP_TERMINATE) {

@@ -55,31 +55,31 @@ enum client_stop {
 };
 
 enum client_auth_step {
-	AUTH_STEP_STARTUP,    /* no startup packet yet */
-	AUTH_STEP_MD5,        /* sent AuthenticationMD5Password */
-	AUTH_STEP_SCRAM_FIRST,/* sent AuthenticationSASL */
-	AUTH_STEP_SCRAM_FINAL,/* sent AuthenticationSASLContinue */
+	AUTH_STEP_STARTUP,     /* no startup packet yet */
+	AUTH_STEP_MD5,         /* sent AuthenticationMD5Password */
+	AUTH_STEP_SCRAM_FIRST, /* sent AuthenticationSASL */
+	AUTH_STEP_SCRAM_FINAL, /* sent AuthenticationSASLContinue */
 	AUTH_STEP_DONE,
 };
 
 /* What only a SCRAM login needs: allocated for it, freed when it is over. */
 struct client_login {
 	struct auth_scram_server scram; /* the exchange */
-	bool scram_active;         /* 'scram' holds memory to free */
-	bool scram_plus;           /* SCRAM-SHA-256-PLUS offered: TLS, and cbind holds its data */
-	uint8_t cbind[64];         /* tls-server-end-point hash of our certificate (TLS_END_POINT_MAX) */
+	bool scram_active;              /* 'scram' holds memory to free */
+	bool scram_plus;   /* SCRAM-SHA-256-PLUS offered: TLS, and cbind holds its data */
+	uint8_t cbind[64]; /* tls-server-end-point hash of our certificate (TLS_END_POINT_MAX) */
 	size_t cbind_len;
 };
 
 struct client {
-	struct list_node node;     /* on the list of its state */
+	struct list_node node; /* on the list of its state */
 	enum client_state state;
-	struct sock sock;          /* the socket and its input/output buffers */
-	struct event *timer;       /* client_login_timeout, then the closing deadline */
-	char addr[64];             /* peer address for logs ("127.0.0.1:51234", "unix") */
+	struct sock sock;    /* the socket and its input/output buffers */
+	struct event *timer; /* client_login_timeout, then the closing deadline */
+	char addr[64];       /* peer address for logs ("127.0.0.1:51234", "unix") */
 
-	char *user;                /* from the startup packet */
-	char *dbname;              /* from the startup packet (defaults to user) */
+	char *user;   /* from the startup packet */
+	char *dbname; /* from the startup packet (defaults to user) */
 	/*
 	 * Every other startup parameter, as sent, interned: the servers opened
 	 * with the same snapshot are the ones that fit this client.
@@ -89,20 +89,20 @@ struct client {
 
 	struct database *db;
 	struct pool *pool;
-	struct server *server;     /* linked server while CL_ACTIVE */
+	struct server *server; /* linked server while CL_ACTIVE */
 
 	enum client_auth_step auth_step;
-	bool ssl_done;             /* answered an SSLRequest already: a second one is refused
+	bool ssl_done; /* answered an SSLRequest already: a second one is refused
 				    * (inside TLS too); sock.tls is set when we answered 'S' */
-	bool gss_done;             /* answered a GSSENCRequest already */
+	bool gss_done; /* answered a GSSENCRequest already */
 	uint8_t md5_salt[4];
 	struct client_login *login; /* SCRAM state while authenticating; NULL otherwise */
 
-	uint32_t cancel_pid;       /* BackendKeyData we gave the client */
+	uint32_t cancel_pid; /* BackendKeyData we gave the client */
 	uint32_t cancel_key;
-	struct client *cancel_next;/* chain in the cancel-key hash table */
+	struct client *cancel_next; /* chain in the cancel-key hash table */
 
-	uint32_t msg_left;         /* bytes of the current message still to forward */
+	uint32_t msg_left; /* bytes of the current message still to forward */
 	uint64_t connect_time_us;
 	/*
 	 * When it began waiting for a server (CL_WAIT, CL_WAIT_LOGIN), for
@@ -115,14 +115,14 @@ struct client {
 	 * it forward while pgcutover itself is not reading (backpressure).
 	 */
 	uint64_t last_input_us;
-	bool read_paused;          /* reading stopped because the server's output is full */
-	bool is_admin;             /* came in on the admin listener */
-	bool is_unix;              /* came in on the unix socket: TLS is neither offered nor required */
-	bool held;                 /* has a new transaction waiting while its database is paused */
-	void *admin;               /* admin console session state (admin.c), NULL otherwise */
-	enum client_move move;     /* outcome of the last session state check */
-	enum client_stop stop;     /* why forwarding stopped before the current message */
-	struct session sess;       /* what its server-side session holds (see session.h) */
+	bool read_paused;      /* reading stopped because the server's output is full */
+	bool is_admin;         /* came in on the admin listener */
+	bool is_unix;          /* came in on the unix socket: TLS is neither offered nor required */
+	bool held;             /* has a new transaction waiting while its database is paused */
+	void *admin;           /* admin console session state (admin.c), NULL otherwise */
+	enum client_move move; /* outcome of the last session state check */
+	enum client_stop stop; /* why forwarding stopped before the current message */
+	struct session sess;   /* what its server-side session holds (see session.h) */
 	void (*move_done)(struct client *c, void *arg); /* who asked for the check */
 	void *move_arg;
 };
@@ -162,8 +162,7 @@ bool client_set_reported(struct client *c, const char *name, const char *value)
 	__attribute__((warn_unused_result));
 
 /* Send bytes the proxy built itself. */
-bool client_send(struct client *c, const void *data, size_t len)
-	__attribute__((warn_unused_result));
+bool client_send(struct client *c, const void *data, size_t len) __attribute__((warn_unused_result));
 
 /* Stop reading from this client (its server cannot take more) / start again. */
 void client_pause_reading(struct client *c);

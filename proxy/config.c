@@ -44,10 +44,10 @@
 #include <unistd.h>
 
 /* PostgreSQL's limits: NAMEDATALEN - 1 bytes per name, INT_MAX ms per timeout. */
-#define CONFIG_NAME_MAX 63
+#define CONFIG_NAME_MAX        63
 #define CONFIG_DURATION_MAX_MS ((int64_t)INT_MAX)
-#define CONFIG_KB ((int64_t)1024)
-#define CONFIG_GB (CONFIG_KB * 1024 * 1024)
+#define CONFIG_KB              ((int64_t)1024)
+#define CONFIG_GB              (CONFIG_KB * 1024 * 1024)
 
 /* ---------------------------------------------------------------------- */
 /* Durations and sizes                                                    */
@@ -121,19 +121,11 @@ static bool parse_with_unit(const char *s, const struct unit *units, int64_t pla
 }
 
 static const struct unit duration_units[] = {
-	{"ms", 1},
-	{"s", 1000},
-	{"min", 60 * 1000},
-	{"h", 60 * 60 * 1000},
-	{NULL, 0},
+	{"ms", 1}, {"s", 1000}, {"min", 60 * 1000}, {"h", 60 * 60 * 1000}, {NULL, 0},
 };
 
 static const struct unit size_units[] = {
-	{"B", 1},
-	{"kB", CONFIG_KB},
-	{"MB", CONFIG_KB * 1024},
-	{"GB", CONFIG_GB},
-	{NULL, 0},
+	{"B", 1}, {"kB", CONFIG_KB}, {"MB", CONFIG_KB * 1024}, {"GB", CONFIG_GB}, {NULL, 0},
 };
 
 bool config_parse_duration(const char *s, int64_t *out_ms)
@@ -298,22 +290,22 @@ bool config_parse_tls_protocols(const char *s, unsigned *mask)
 
 /* How a value is read, checked and stored. */
 enum key_type {
-	KT_STRING,     /* char *; min 1 = must not be empty */
-	KT_OPTSTRING,  /* char *; empty means unset and is stored as NULL */
-	KT_LIST,       /* char *; comma list of non-empty items */
-	KT_PATH,       /* char *; made absolute after parsing; min 1 = must not be empty */
-	KT_SLOT,       /* char *; replication slot name, NULL when empty */
-	KT_TABLE,      /* char *; [schema.]table */
-	KT_SEQSYNC,    /* char *; all, none or a comma list of schema.sequence */
-	KT_INT,        /* int in [min, max] */
-	KT_PORT,       /* int in [min, max], worded as a port */
-	KT_INT64,      /* int64_t in [min, max] */
-	KT_DURATION,   /* int64_t milliseconds in [min, max] */
-	KT_SIZE,       /* int64_t bytes in [min, max] */
-	KT_POOL_MODE,  /* enum pool_mode */
-	KT_AUTH_TYPE,  /* enum auth_type */
-	KT_LAG_METHOD, /* enum lag_method */
-	KT_SSLMODE,    /* enum tls_sslmode; max = the highest mode allowed, min 1 = no allow */
+	KT_STRING,        /* char *; min 1 = must not be empty */
+	KT_OPTSTRING,     /* char *; empty means unset and is stored as NULL */
+	KT_LIST,          /* char *; comma list of non-empty items */
+	KT_PATH,          /* char *; made absolute after parsing; min 1 = must not be empty */
+	KT_SLOT,          /* char *; replication slot name, NULL when empty */
+	KT_TABLE,         /* char *; [schema.]table */
+	KT_SEQSYNC,       /* char *; all, none or a comma list of schema.sequence */
+	KT_INT,           /* int in [min, max] */
+	KT_PORT,          /* int in [min, max], worded as a port */
+	KT_INT64,         /* int64_t in [min, max] */
+	KT_DURATION,      /* int64_t milliseconds in [min, max] */
+	KT_SIZE,          /* int64_t bytes in [min, max] */
+	KT_POOL_MODE,     /* enum pool_mode */
+	KT_AUTH_TYPE,     /* enum auth_type */
+	KT_LAG_METHOD,    /* enum lag_method */
+	KT_SSLMODE,       /* enum tls_sslmode; max = the highest mode allowed, min 1 = no allow */
 	KT_TLS_PROTOCOLS, /* char *; normalised comma list of tlsv1.x */
 };
 
@@ -324,20 +316,20 @@ enum key_scope {
 	SCOPE_BOTH = 3, /* a [pgcutover] default a database may override */
 };
 
-#define NO_OFFSET SIZE_MAX
-#define CFG(field) offsetof(struct config, field)
+#define NO_OFFSET      SIZE_MAX
+#define CFG(field)     offsetof(struct config, field)
 #define CFG_DEF(field) (offsetof(struct config, defaults) + offsetof(struct db_defaults, field))
-#define DB(field) offsetof(struct db_config, field)
-#define DB_DEF(field) (offsetof(struct db_config, d) + offsetof(struct db_defaults, field))
+#define DB(field)      offsetof(struct db_config, field)
+#define DB_DEF(field)  (offsetof(struct db_config, d) + offsetof(struct db_defaults, field))
 
 struct config_key {
 	const char *name;     /* as written in the file (compared case-insensitively) */
 	enum key_type type;   /* how the value is parsed, checked, stored and dumped */
 	enum key_scope scope; /* the sections it may appear in */
-	size_t main_off;    /* offset in struct config, or NO_OFFSET */
-	size_t db_off;      /* offset in struct db_config, or NO_OFFSET */
-	size_t inherit_off; /* offset in struct config a database copies when unset */
-	int64_t min, max;   /* numeric range; for strings min 1 = non-empty */
+	size_t main_off;      /* offset in struct config, or NO_OFFSET */
+	size_t db_off;        /* offset in struct db_config, or NO_OFFSET */
+	size_t inherit_off;   /* offset in struct config a database copies when unset */
+	int64_t min, max;     /* numeric range; for strings min 1 = non-empty */
 };
 
 #define NO_MAX INT64_MAX
@@ -355,55 +347,66 @@ static const struct config_key config_keys[] = {
 	{"admin_users", KT_LIST, SCOPE_MAIN, CFG(admin_users), NO_OFFSET, NO_OFFSET, 1, 0},
 	{"auth_type", KT_AUTH_TYPE, SCOPE_MAIN, CFG(auth_type), NO_OFFSET, NO_OFFSET, 0, 0},
 	{"auth_file", KT_PATH, SCOPE_MAIN, CFG(auth_file), NO_OFFSET, NO_OFFSET, 1, 0},
-	{"pool_mode", KT_POOL_MODE, SCOPE_BOTH, CFG(pool_mode), DB_DEF(pool_mode), CFG(pool_mode), 0, 0},
-	{"max_client_conn", KT_INT, SCOPE_MAIN, CFG(max_client_conn), NO_OFFSET, NO_OFFSET, 1, INT_MAX},
-	{"default_pool_size", KT_INT, SCOPE_MAIN, CFG(default_pool_size), NO_OFFSET, NO_OFFSET, 1, INT_MAX},
+	{"pool_mode", KT_POOL_MODE, SCOPE_BOTH, CFG(pool_mode), DB_DEF(pool_mode), CFG(pool_mode),
+	 0, 0},
+	{"max_client_conn", KT_INT, SCOPE_MAIN, CFG(max_client_conn), NO_OFFSET, NO_OFFSET, 1,
+	 INT_MAX},
+	{"default_pool_size", KT_INT, SCOPE_MAIN, CFG(default_pool_size), NO_OFFSET, NO_OFFSET, 1,
+	 INT_MAX},
 	{"state_dir", KT_PATH, SCOPE_MAIN, CFG(state_dir), NO_OFFSET, NO_OFFSET, 1, 0},
 	{"metrics_addr", KT_STRING, SCOPE_MAIN, CFG(metrics_addr), NO_OFFSET, NO_OFFSET, 1, 0},
 	{"metrics_port", KT_PORT, SCOPE_MAIN, CFG(metrics_port), NO_OFFSET, NO_OFFSET, 0, 65535},
 	{"log_file", KT_PATH, SCOPE_MAIN, CFG(log_file), NO_OFFSET, NO_OFFSET, 0, 0},
 	{"client_login_timeout", KT_DURATION, SCOPE_MAIN, CFG(client_login_timeout_ms), NO_OFFSET,
 	 NO_OFFSET, 1, CONFIG_DURATION_MAX_MS},
-	{"server_connect_timeout", KT_DURATION, SCOPE_MAIN, CFG(server_connect_timeout_ms), NO_OFFSET,
-	 NO_OFFSET, 1, CONFIG_DURATION_MAX_MS},
-	{"shutdown_timeout", KT_DURATION, SCOPE_MAIN, CFG(shutdown_timeout_ms), NO_OFFSET, NO_OFFSET, 0,
-	 CONFIG_DURATION_MAX_MS},
+	{"server_connect_timeout", KT_DURATION, SCOPE_MAIN, CFG(server_connect_timeout_ms),
+	 NO_OFFSET, NO_OFFSET, 1, CONFIG_DURATION_MAX_MS},
+	{"shutdown_timeout", KT_DURATION, SCOPE_MAIN, CFG(shutdown_timeout_ms), NO_OFFSET,
+	 NO_OFFSET, 0, CONFIG_DURATION_MAX_MS},
 	{"server_idle_timeout", KT_DURATION, SCOPE_MAIN, CFG(server_idle_timeout_ms), NO_OFFSET,
 	 NO_OFFSET, 0, CONFIG_DURATION_MAX_MS},
-	{"max_packet_size", KT_SIZE, SCOPE_MAIN, CFG(max_packet_size), NO_OFFSET, NO_OFFSET, CONFIG_KB,
-	 CONFIG_GB},
-	{"conn_buffer_size", KT_SIZE, SCOPE_MAIN, CFG(conn_buffer_size), NO_OFFSET, NO_OFFSET, CONFIG_KB,
-	 CONFIG_GB},
+	{"max_packet_size", KT_SIZE, SCOPE_MAIN, CFG(max_packet_size), NO_OFFSET, NO_OFFSET,
+	 CONFIG_KB, CONFIG_GB},
+	{"conn_buffer_size", KT_SIZE, SCOPE_MAIN, CFG(conn_buffer_size), NO_OFFSET, NO_OFFSET,
+	 CONFIG_KB, CONFIG_GB},
 	{"max_prepared_statements", KT_INT, SCOPE_MAIN, CFG(max_prepared_statements), NO_OFFSET,
 	 NO_OFFSET, 0, 100000},
-	{"client_tls_sslmode", KT_SSLMODE, SCOPE_MAIN, CFG(client_tls_sslmode), NO_OFFSET, NO_OFFSET, 0,
-	 SSLMODE_VERIFY_FULL},
-	{"client_tls_cert_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_cert_file), NO_OFFSET, NO_OFFSET, 0, 0},
-	{"client_tls_key_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_key_file), NO_OFFSET, NO_OFFSET, 0, 0},
-	{"client_tls_ca_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_ca_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"client_tls_sslmode", KT_SSLMODE, SCOPE_MAIN, CFG(client_tls_sslmode), NO_OFFSET,
+	 NO_OFFSET, 0, SSLMODE_VERIFY_FULL},
+	{"client_tls_cert_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_cert_file), NO_OFFSET,
+	 NO_OFFSET, 0, 0},
+	{"client_tls_key_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_key_file), NO_OFFSET, NO_OFFSET,
+	 0, 0},
+	{"client_tls_ca_file", KT_PATH, SCOPE_MAIN, CFG(client_tls_ca_file), NO_OFFSET, NO_OFFSET,
+	 0, 0},
 	{"client_tls_protocols", KT_TLS_PROTOCOLS, SCOPE_MAIN, CFG(client_tls_protocols), NO_OFFSET,
 	 NO_OFFSET, 0, 0},
-	{"client_tls_ciphers", KT_STRING, SCOPE_MAIN, CFG(client_tls_ciphers), NO_OFFSET, NO_OFFSET, 1, 0},
-	{"server_tls_sslmode", KT_SSLMODE, SCOPE_MAIN, CFG(server_tls_sslmode), NO_OFFSET, NO_OFFSET, 1,
-	 SSLMODE_VERIFY_FULL},
-	{"server_tls_ca_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_ca_file), NO_OFFSET, NO_OFFSET, 0, 0},
-	{"server_tls_cert_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_cert_file), NO_OFFSET, NO_OFFSET, 0, 0},
-	{"server_tls_key_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_key_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"client_tls_ciphers", KT_STRING, SCOPE_MAIN, CFG(client_tls_ciphers), NO_OFFSET, NO_OFFSET,
+	 1, 0},
+	{"server_tls_sslmode", KT_SSLMODE, SCOPE_MAIN, CFG(server_tls_sslmode), NO_OFFSET,
+	 NO_OFFSET, 1, SSLMODE_VERIFY_FULL},
+	{"server_tls_ca_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_ca_file), NO_OFFSET, NO_OFFSET,
+	 0, 0},
+	{"server_tls_cert_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_cert_file), NO_OFFSET,
+	 NO_OFFSET, 0, 0},
+	{"server_tls_key_file", KT_PATH, SCOPE_MAIN, CFG(server_tls_key_file), NO_OFFSET, NO_OFFSET,
+	 0, 0},
 	{"server_tls_protocols", KT_TLS_PROTOCOLS, SCOPE_MAIN, CFG(server_tls_protocols), NO_OFFSET,
 	 NO_OFFSET, 0, 0},
-	{"server_tls_ciphers", KT_STRING, SCOPE_MAIN, CFG(server_tls_ciphers), NO_OFFSET, NO_OFFSET, 1, 0},
+	{"server_tls_ciphers", KT_STRING, SCOPE_MAIN, CFG(server_tls_ciphers), NO_OFFSET, NO_OFFSET,
+	 1, 0},
 	/* limits and timeouts (docs/security.md); at least 100ms so a refusing server is not hammered */
-	{"server_login_retry", KT_DURATION, SCOPE_MAIN, CFG(server_login_retry_ms), NO_OFFSET, NO_OFFSET,
-	 100, CONFIG_DURATION_MAX_MS},
-	{"client_message_timeout", KT_DURATION, SCOPE_MAIN, CFG(client_message_timeout_ms), NO_OFFSET,
-	 NO_OFFSET, 0, CONFIG_DURATION_MAX_MS},
-	{"max_user_connections", KT_INT, SCOPE_MAIN, CFG(max_user_connections), NO_OFFSET, NO_OFFSET, 0,
-	 INT_MAX},
+	{"server_login_retry", KT_DURATION, SCOPE_MAIN, CFG(server_login_retry_ms), NO_OFFSET,
+	 NO_OFFSET, 100, CONFIG_DURATION_MAX_MS},
+	{"client_message_timeout", KT_DURATION, SCOPE_MAIN, CFG(client_message_timeout_ms),
+	 NO_OFFSET, NO_OFFSET, 0, CONFIG_DURATION_MAX_MS},
+	{"max_user_connections", KT_INT, SCOPE_MAIN, CFG(max_user_connections), NO_OFFSET,
+	 NO_OFFSET, 0, INT_MAX},
 
 	{"control_user", KT_STRING, SCOPE_BOTH, CFG_DEF(control_user), DB_DEF(control_user),
 	 CFG_DEF(control_user), 1, 0},
-	{"drain_timeout", KT_DURATION, SCOPE_BOTH, CFG_DEF(drain_timeout_ms), DB_DEF(drain_timeout_ms),
-	 CFG_DEF(drain_timeout_ms), 1, CONFIG_DURATION_MAX_MS},
+	{"drain_timeout", KT_DURATION, SCOPE_BOTH, CFG_DEF(drain_timeout_ms),
+	 DB_DEF(drain_timeout_ms), CFG_DEF(drain_timeout_ms), 1, CONFIG_DURATION_MAX_MS},
 	{"lag_timeout", KT_DURATION, SCOPE_BOTH, CFG_DEF(lag_timeout_ms), DB_DEF(lag_timeout_ms),
 	 CFG_DEF(lag_timeout_ms), 1, CONFIG_DURATION_MAX_MS},
 	{"max_switch_lag", KT_SIZE, SCOPE_BOTH, CFG_DEF(max_switch_lag), DB_DEF(max_switch_lag),
@@ -429,7 +432,8 @@ static const struct config_key config_keys[] = {
 	{"replication_slot", KT_SLOT, SCOPE_DB, NO_OFFSET, DB(replication_slot), NO_OFFSET, 0, 0},
 	{"user", KT_OPTSTRING, SCOPE_DB, NO_OFFSET, DB(user), NO_OFFSET, 0, 0},
 	{"password", KT_STRING, SCOPE_DB, NO_OFFSET, DB(password), NO_OFFSET, 0, 0},
-	{"pool_size", KT_INT, SCOPE_DB, NO_OFFSET, DB_DEF(pool_size), CFG(default_pool_size), 1, INT_MAX},
+	{"pool_size", KT_INT, SCOPE_DB, NO_OFFSET, DB_DEF(pool_size), CFG(default_pool_size), 1,
+	 INT_MAX},
 };
 
 #define NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))
@@ -469,16 +473,16 @@ struct db_state {
 };
 
 struct loader {
-	struct config *cfg;       /* being filled; starts with every default */
+	struct config *cfg;         /* being filled; starts with every default */
 	struct config_errors *errs; /* the caller's: every problem is appended */
-	size_t errs_before;       /* errs->count on entry: more means failure */
-	const char *path;         /* as the caller gave it, for messages */
-	FILE *fp;                 /* the file, read line by line by ld_reader */
-	char *buf;                /* getline() buffer holding the current line */
-	size_t bufcap;            /* its allocated size */
-	int lineno;               /* current line, counted by ld_reader */
-	bool oom;                 /* an allocation failed: the config is unusable */
-	int read_errno;           /* errno of a failed read, 0 = none */
+	size_t errs_before;         /* errs->count on entry: more means failure */
+	const char *path;           /* as the caller gave it, for messages */
+	FILE *fp;                   /* the file, read line by line by ld_reader */
+	char *buf;                  /* getline() buffer holding the current line */
+	size_t bufcap;              /* its allocated size */
+	int lineno;                 /* current line, counted by ld_reader */
+	bool oom;                   /* an allocation failed: the config is unusable */
+	int read_errno;             /* errno of a failed read, 0 = none */
 
 	enum section sec;         /* the section the current line belongs to */
 	size_t cur_db;            /* SEC_DB: index in cfg->dbs */
@@ -487,18 +491,18 @@ struct loader {
 	struct db_state *dbst;    /* parallel to cfg->dbs */
 	size_t dbcap;             /* allocated entries of cfg->dbs and dbst */
 
-	char *long_value;         /* value of the current line when it was too long for inih */
-	int long_line;            /* the line long_value belongs to */
+	char *long_value; /* value of the current line when it was too long for inih */
+	int long_line;    /* the line long_value belongs to */
 };
 
 static void ld_verror(struct loader *ld, int line, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 
 static bool errors_vadd(struct config_errors *errs, const char *path, int line, const char *fmt,
-		       va_list ap) __attribute__((format(printf, 4, 0)));
+			va_list ap) __attribute__((format(printf, 4, 0)));
 
 static bool errors_vadd(struct config_errors *errs, const char *path, int line, const char *fmt,
-		       va_list ap)
+			va_list ap)
 {
 	struct config_error *items;
 	char *msg = NULL, *full = NULL;
@@ -695,8 +699,8 @@ static bool check_db_name(struct loader *ld, const char *name)
 		return false;
 	}
 	if (strlen(name) > CONFIG_NAME_MAX) {
-		ld_error(ld, ld->lineno, "database name \"%s\" is too long (at most %d bytes)", name,
-			 CONFIG_NAME_MAX);
+		ld_error(ld, ld->lineno, "database name \"%s\" is too long (at most %d bytes)",
+			 name, CONFIG_NAME_MAX);
 		return false;
 	}
 	for (const char *p = name; *p; p++) {
@@ -748,7 +752,8 @@ static void begin_db_section(struct loader *ld, const char *rest)
 	while (isspace((unsigned char)*rest))
 		rest++;
 	if (*rest != '"') {
-		ld_error(ld, ld->lineno, "database section name must be quoted, as in [database \"name\"]");
+		ld_error(ld, ld->lineno,
+			 "database section name must be quoted, as in [database \"name\"]");
 		return;
 	}
 	name = read_quoted(rest, &end);
@@ -756,13 +761,15 @@ static void begin_db_section(struct loader *ld, const char *rest)
 		if (end)
 			ld->oom = true;
 		else
-			ld_error(ld, ld->lineno, "unterminated quoted database name in section header");
+			ld_error(ld, ld->lineno,
+				 "unterminated quoted database name in section header");
 		return;
 	}
 	while (isspace((unsigned char)*end))
 		end++;
 	if (*end != '\0') {
-		ld_error(ld, ld->lineno, "unexpected text after the database name in section header");
+		ld_error(ld, ld->lineno,
+			 "unexpected text after the database name in section header");
 		free(name);
 		return;
 	}
@@ -772,8 +779,9 @@ static void begin_db_section(struct loader *ld, const char *rest)
 	}
 	for (size_t i = 0; i < ld->cfg->ndbs; i++) {
 		if (strcmp(ld->cfg->dbs[i].name, name) == 0) {
-			ld_error(ld, ld->lineno, "duplicate database \"%s\" (first defined at line %d)",
-				 name, ld->cfg->dbs[i].line);
+			ld_error(ld, ld->lineno,
+				 "duplicate database \"%s\" (first defined at line %d)", name,
+				 ld->cfg->dbs[i].line);
 			free(name);
 			return;
 		}
@@ -830,7 +838,8 @@ static void begin_section(struct loader *ld, char *line)
 		begin_db_section(ld, p + 8);
 	} else {
 		ld_error(ld, ld->lineno,
-			 "unrecognized section [%s]: expected [pgcutover] or [database \"name\"]", p);
+			 "unrecognized section [%s]: expected [pgcutover] or [database \"name\"]",
+			 p);
 	}
 }
 
@@ -1035,8 +1044,7 @@ static bool check_unit_range(struct loader *ld, const struct config_key *k, cons
  * Parses 'value' for key k and stores it at 'field'.  False, with an error
  * recorded and the field unchanged, when the value is not acceptable.
  */
-static bool set_value(struct loader *ld, const struct config_key *k, const char *value,
-		      void *field)
+static bool set_value(struct loader *ld, const struct config_key *k, const char *value, void *field)
 {
 	size_t len = strlen(value);
 	char *norm;
@@ -1094,7 +1102,8 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 	case KT_SEQSYNC:
 		/* Stored as "all", "none" or "a.b,c.d" so that users need no parsing. */
 		if (strcasecmp(value, "all") == 0 || strcasecmp(value, "none") == 0) {
-			set_string(field, ld_strdup(ld, strcasecmp(value, "all") == 0 ? "all" : "none"));
+			set_string(field,
+				   ld_strdup(ld, strcasecmp(value, "all") == 0 ? "all" : "none"));
 			return true;
 		}
 		norm = malloc(len + 1);
@@ -1104,7 +1113,8 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 		}
 		if (!walk_list(value, is_sequence_name, norm)) {
 			free(norm);
-			bad_value(ld, k, value, "expected all, none or a comma list of schema.sequence");
+			bad_value(ld, k, value,
+				  "expected all, none or a comma list of schema.sequence");
 			return false;
 		}
 		set_string(field, norm);
@@ -1148,8 +1158,9 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 
 		if (!config_parse_sslmode(value, &m) || (k->min > 0 && m == SSLMODE_ALLOW)) {
 			bad_value(ld, k, value,
-				  k->min > 0 ? "expected disable, prefer, require, verify-ca or verify-full"
-					     : "expected disable, allow, prefer, require, verify-ca or verify-full");
+				  k->min > 0
+					  ? "expected disable, prefer, require, verify-ca or verify-full"
+					  : "expected disable, allow, prefer, require, verify-ca or verify-full");
 			return false;
 		}
 		*(enum tls_sslmode *)field = m;
@@ -1165,7 +1176,8 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 			return false;
 		}
 		for (size_t i = 0; i < 4; i++) {
-			static const char *const names[4] = {"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
+			static const char *const names[4] = {"tlsv1.0", "tlsv1.1", "tlsv1.2",
+							     "tlsv1.3"};
 
 			if (mask & (1u << i)) {
 				if (buf[0])
@@ -1185,8 +1197,8 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 		if (!parse_digits(&p, &v) || *p != '\0' || v < k->min || v > k->max) {
 			snprintf(expected, sizeof(expected),
 				 "expected %s between %" PRId64 " and %" PRId64 "%s",
-				 k->type == KT_PORT ? "a port number" : "an integer", k->min, k->max,
-				 k->type == KT_PORT && k->min == 0 ? " (0 = off)" : "");
+				 k->type == KT_PORT ? "a port number" : "an integer", k->min,
+				 k->max, k->type == KT_PORT && k->min == 0 ? " (0 = off)" : "");
 			bad_value(ld, k, value, expected);
 			return false;
 		}
@@ -1198,7 +1210,8 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 	}
 	case KT_DURATION:
 		if (!config_parse_duration(value, &v)) {
-			bad_value(ld, k, value, "expected a duration such as 250ms, 10s, 5min or 1h");
+			bad_value(ld, k, value,
+				  "expected a duration such as 250ms, 10s, 5min or 1h");
 			return false;
 		}
 		if (!check_unit_range(ld, k, value, v))
@@ -1274,8 +1287,10 @@ static int ld_handler(void *user, const char *section, const char *name, const c
 		off = k->db_off;
 	}
 	if (key_line[idx]) {
-		ld_error(ld, ld->lineno, "parameter \"%s\" is set more than once in this section "
-			 "(first at line %d)", k->name, abs(key_line[idx]));
+		ld_error(ld, ld->lineno,
+			 "parameter \"%s\" is set more than once in this section "
+			 "(first at line %d)",
+			 k->name, abs(key_line[idx]));
 		return 1;
 	}
 	key_line[idx] = set_value(ld, k, value, base + off) ? ld->lineno : -ld->lineno;
@@ -1402,12 +1417,14 @@ static void check_tls(struct loader *ld)
 			 "client_tls_sslmode %s needs client_tls_ca_file to verify client certificates",
 			 config_sslmode_name(cfg->client_tls_sslmode));
 	if (is_set(cfg->client_tls_cert_file) != is_set(cfg->client_tls_key_file))
-		ld_error(ld, main_line_of(ld, is_set(cfg->client_tls_cert_file) ? "client_tls_cert_file"
-									 : "client_tls_key_file"),
+		ld_error(ld,
+			 main_line_of(ld, is_set(cfg->client_tls_cert_file) ? "client_tls_cert_file"
+									    : "client_tls_key_file"),
 			 "client_tls_cert_file and client_tls_key_file must be set together");
 	if (is_set(cfg->server_tls_cert_file) != is_set(cfg->server_tls_key_file))
-		ld_error(ld, main_line_of(ld, is_set(cfg->server_tls_cert_file) ? "server_tls_cert_file"
-									 : "server_tls_key_file"),
+		ld_error(ld,
+			 main_line_of(ld, is_set(cfg->server_tls_cert_file) ? "server_tls_cert_file"
+									    : "server_tls_key_file"),
 			 "server_tls_cert_file and server_tls_key_file must be set together");
 	check_tls_file(ld, "client_tls_cert_file", cfg->client_tls_cert_file);
 	check_tls_file(ld, "client_tls_key_file", cfg->client_tls_key_file);
@@ -1421,9 +1438,15 @@ static void check_tls(struct loader *ld)
 static void ld_finish(struct loader *ld)
 {
 	struct config *cfg = ld->cfg;
-	char **paths[] = {&cfg->auth_file,	    &cfg->state_dir,	    &cfg->log_file,
-			  &cfg->unix_socket_dir,    &cfg->client_tls_cert_file, &cfg->client_tls_key_file,
-			  &cfg->client_tls_ca_file, &cfg->server_tls_ca_file,   &cfg->server_tls_cert_file,
+	char **paths[] = {&cfg->auth_file,
+			  &cfg->state_dir,
+			  &cfg->log_file,
+			  &cfg->unix_socket_dir,
+			  &cfg->client_tls_cert_file,
+			  &cfg->client_tls_key_file,
+			  &cfg->client_tls_ca_file,
+			  &cfg->server_tls_ca_file,
+			  &cfg->server_tls_cert_file,
 			  &cfg->server_tls_key_file};
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
@@ -1453,11 +1476,14 @@ static void ld_finish(struct loader *ld)
 		for (size_t j = 0; j < NKEYS; j++) {
 			const struct config_key *k = &config_keys[j];
 
-			if (k->db_off != NO_OFFSET && k->inherit_off != NO_OFFSET && !st->key_line[j])
+			if (k->db_off != NO_OFFSET && k->inherit_off != NO_OFFSET &&
+			    !st->key_line[j])
 				inherit(ld, k, db);
 		}
-		db->source_line = key_line(ld, i, "source") ? abs(key_line(ld, i, "source")) : db->line;
-		db->target_line = key_line(ld, i, "target") ? abs(key_line(ld, i, "target")) : db->line;
+		db->source_line =
+			key_line(ld, i, "source") ? abs(key_line(ld, i, "source")) : db->line;
+		db->target_line =
+			key_line(ld, i, "target") ? abs(key_line(ld, i, "target")) : db->line;
 		if (db->source == NULL && key_line(ld, i, "source") == 0)
 			ld_error(ld, db->line, "database \"%s\" has no source", db->name);
 		if (db->target == NULL && key_line(ld, i, "target") == 0)
@@ -1555,10 +1581,10 @@ static struct config *config_new(void)
 	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->admin_addr || !cfg->admin_users ||
 	    !cfg->auth_file || !cfg->state_dir || !cfg->metrics_addr || !cfg->log_file ||
 	    !cfg->defaults.control_user || !cfg->defaults.sequence_sync ||
-	    !cfg->defaults.marker_table || !cfg->client_tls_cert_file || !cfg->client_tls_key_file ||
-	    !cfg->client_tls_ca_file || !cfg->client_tls_protocols || !cfg->client_tls_ciphers ||
-	    !cfg->server_tls_ca_file || !cfg->server_tls_cert_file || !cfg->server_tls_key_file ||
-	    !cfg->server_tls_protocols || !cfg->server_tls_ciphers) {
+	    !cfg->defaults.marker_table || !cfg->client_tls_cert_file ||
+	    !cfg->client_tls_key_file || !cfg->client_tls_ca_file || !cfg->client_tls_protocols ||
+	    !cfg->client_tls_ciphers || !cfg->server_tls_ca_file || !cfg->server_tls_cert_file ||
+	    !cfg->server_tls_key_file || !cfg->server_tls_protocols || !cfg->server_tls_ciphers) {
 		config_free(cfg);
 		return NULL;
 	}

@@ -67,15 +67,15 @@ enum lag_method {
  * [database "name"] section.  Durations are in milliseconds, sizes in bytes.
  */
 struct db_defaults {
-	char *control_user;        /* login used for lag, sequence and check queries */
-	int64_t drain_timeout_ms;  /* how long a switch waits for open transactions */
-	int64_t lag_timeout_ms;    /* how long a switch waits for replication */
-	int64_t max_switch_lag;    /* bytes; refuse to start a switch above it */
+	char *control_user;       /* login used for lag, sequence and check queries */
+	int64_t drain_timeout_ms; /* how long a switch waits for open transactions */
+	int64_t lag_timeout_ms;   /* how long a switch waits for replication */
+	int64_t max_switch_lag;   /* bytes; refuse to start a switch above it */
 	enum lag_method lag_method;
-	char *sequence_sync;       /* "all", "none" or a comma list of schema.sequence */
-	int64_t sequence_margin;   /* added to each source value when set on the target */
-	char *marker_table;        /* lag_method=marker: table to insert markers into */
-	int pool_size;             /* server connections per (database, user) */
+	char *sequence_sync;     /* "all", "none" or a comma list of schema.sequence */
+	int64_t sequence_margin; /* added to each source value when set on the target */
+	char *marker_table;      /* lag_method=marker: table to insert markers into */
+	int pool_size;           /* server connections per (database, user) */
 	enum pool_mode pool_mode;
 	/*
 	 * Limits (docs/security.md, "Limits and timeouts"); 0 = off for each.
@@ -97,38 +97,38 @@ struct db_config {
 	char *target;           /* libpq key=value conninfo of the target */
 	char *replication_slot; /* lag_method=lsn: slot on the source feeding the target; NULL when unset */
 	char *user;             /* optional: log in to backends as this user ...; NULL when unset */
-	char *password;         /* ... with this password, instead of the client's; NULL when unset */
-	struct db_defaults d;   /* the defaults with this section's overrides applied */
-	int line;               /* line of the section header, for messages */
-	int source_line;        /* line of its source = (the header's when unset), ... */
-	int target_line;        /* ... and of target =: checks made later cite them */
+	char *password;       /* ... with this password, instead of the client's; NULL when unset */
+	struct db_defaults d; /* the defaults with this section's overrides applied */
+	int line;             /* line of the section header, for messages */
+	int source_line;      /* line of its source = (the header's when unset), ... */
+	int target_line;      /* ... and of target =: checks made later cite them */
 };
 
 struct config {
-	char *path;               /* absolute path of the file loaded */
-	char *dir;                /* its directory: relative paths are relative to it */
+	char *path; /* absolute path of the file loaded */
+	char *dir;  /* its directory: relative paths are relative to it */
 
-	char *listen_addr;        /* comma list; "*" = all interfaces */
+	char *listen_addr; /* comma list; "*" = all interfaces */
 	int listen_port;
-	char *unix_socket_dir;    /* "" = no unix socket */
+	char *unix_socket_dir; /* "" = no unix socket */
 	char *admin_addr;
 	int admin_port;
-	char *admin_users;        /* comma list */
+	char *admin_users; /* comma list */
 	enum auth_type auth_type;
-	char *auth_file;          /* resolved to an absolute path */
+	char *auth_file; /* resolved to an absolute path */
 	enum pool_mode pool_mode;
 	int max_client_conn;
 	int default_pool_size;
-	char *state_dir;          /* resolved to an absolute path */
+	char *state_dir; /* resolved to an absolute path */
 	char *metrics_addr;
-	int metrics_port;         /* 0 = off */
-	char *log_file;           /* "" = stderr; resolved to an absolute path */
-	int64_t client_login_timeout_ms;  /* a client must finish logging in within this */
-	int64_t server_connect_timeout_ms;/* TCP connect + login to a backend */
-	int64_t shutdown_timeout_ms;      /* SIGTERM: how long clients may finish */
-	int64_t server_idle_timeout_ms;   /* close pooled server connections idle this long; 0 = never */
-	int64_t max_packet_size;          /* largest message accepted from either side */
-	int64_t conn_buffer_size;         /* per-direction output limit before backpressure */
+	int metrics_port;                  /* 0 = off */
+	char *log_file;                    /* "" = stderr; resolved to an absolute path */
+	int64_t client_login_timeout_ms;   /* a client must finish logging in within this */
+	int64_t server_connect_timeout_ms; /* TCP connect + login to a backend */
+	int64_t shutdown_timeout_ms;       /* SIGTERM: how long clients may finish */
+	int64_t server_idle_timeout_ms; /* close pooled server connections idle this long; 0 = never */
+	int64_t max_packet_size;        /* largest message accepted from either side */
+	int64_t conn_buffer_size;       /* per-direction output limit before backpressure */
 	/*
 	 * Transaction pooling: named prepared statements kept per server
 	 * connection (least recently used first out); 0 passes them through
@@ -138,24 +138,24 @@ struct config {
 
 	/* TLS facing clients (and the admin console); files "" = unset, resolved to absolute paths */
 	enum tls_sslmode client_tls_sslmode;
-	char *client_tls_cert_file;       /* our certificate (chain) shown to clients */
-	char *client_tls_key_file;        /* its private key */
-	char *client_tls_ca_file;         /* CAs that sign client certificates (verify-ca/full) */
-	char *client_tls_protocols;       /* normalised list, "tlsv1.2,tlsv1.3" */
-	char *client_tls_ciphers;         /* OpenSSL cipher list for TLS 1.2 and below */
+	char *client_tls_cert_file; /* our certificate (chain) shown to clients */
+	char *client_tls_key_file;  /* its private key */
+	char *client_tls_ca_file;   /* CAs that sign client certificates (verify-ca/full) */
+	char *client_tls_protocols; /* normalised list, "tlsv1.2,tlsv1.3" */
+	char *client_tls_ciphers;   /* OpenSSL cipher list for TLS 1.2 and below */
 	/* TLS facing servers; a database's conninfo sslmode overrides the mode */
 	enum tls_sslmode server_tls_sslmode;
-	char *server_tls_ca_file;         /* CAs that sign server certificates; "" = system store */
-	char *server_tls_cert_file;       /* a client certificate to present to servers, optional */
-	char *server_tls_key_file;        /* its private key */
+	char *server_tls_ca_file;   /* CAs that sign server certificates; "" = system store */
+	char *server_tls_cert_file; /* a client certificate to present to servers, optional */
+	char *server_tls_key_file;  /* its private key */
 	char *server_tls_protocols;
 	char *server_tls_ciphers;
-	int64_t server_login_retry_ms;    /* after a connection error, wait this long before the next */
-	int64_t client_message_timeout_ms;/* a message may stay incomplete this long with no byte; 0 = off */
-	int max_user_connections;         /* server connections per user across databases; 0 = unlimited */
+	int64_t server_login_retry_ms; /* after a connection error, wait this long before the next */
+	int64_t client_message_timeout_ms; /* a message may stay incomplete this long with no byte; 0 = off */
+	int max_user_connections; /* server connections per user across databases; 0 = unlimited */
 
-	struct db_defaults defaults;      /* [pgcutover] values of the overridable keys */
-	int auth_file_line;               /* line of auth_file = (or of [pgcutover]), for messages */
+	struct db_defaults defaults; /* [pgcutover] values of the overridable keys */
+	int auth_file_line;          /* line of auth_file = (or of [pgcutover]), for messages */
 
 	struct db_config *dbs;
 	size_t ndbs;
@@ -163,7 +163,7 @@ struct config {
 
 /* One problem found while loading. */
 struct config_error {
-	int line;       /* 0 when not tied to a line */
+	int line; /* 0 when not tied to a line */
 	char *message;
 };
 

@@ -18,9 +18,9 @@ struct evbuffer;
 
 /* A direction's decision about the message whose header was just read. */
 enum conn_verdict {
-	CONN_PASS,      /* forward it and go on */
-	CONN_STOP,      /* leave it (and everything after it) in the input */
-	CONN_LAST,      /* forward it, then stop */
+	CONN_PASS, /* forward it and go on */
+	CONN_STOP, /* leave it (and everything after it) in the input */
+	CONN_LAST, /* forward it, then stop */
 };
 
 /*
@@ -42,9 +42,9 @@ enum conn_end {
 };
 
 struct conn_result {
-	size_t moved;      /* bytes moved to the output */
+	size_t moved; /* bytes moved to the output */
 	enum conn_end end;
-	uint8_t type;      /* STOPPED, LAST, BAD_LENGTH: the message concerned */
+	uint8_t type; /* STOPPED, LAST, BAD_LENGTH: the message concerned */
 	uint32_t len;
 };
 

@@ -146,7 +146,8 @@ bool limits_client_mid_message(const struct client *c)
 		evbuffer_ptr_set(in, &ptr, pos, EVBUFFER_PTR_SET);
 		if (evbuffer_copyout_from(in, &ptr, hdr, sizeof(hdr)) != (ssize_t)sizeof(hdr))
 			return false;
-		mlen = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 | hdr[4];
+		mlen = (uint32_t)hdr[1] << 24 | (uint32_t)hdr[2] << 16 | (uint32_t)hdr[3] << 8 |
+		       hdr[4];
 		/* a bad length is the forwarding code's to refuse, not a stall */
 		if (mlen < 4 || len - pos < (size_t)mlen + 1)
 			return mlen >= 4;

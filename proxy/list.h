@@ -16,8 +16,7 @@ struct list_node {
 };
 
 /* The struct that embeds 'ptr' as its member 'member'. */
-#define list_entry(ptr, type, member) \
-	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define list_entry(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 static inline void list_init(struct list_node *head)
 {
@@ -73,11 +72,10 @@ static inline struct list_node *list_last(const struct list_node *head)
 }
 
 /* Iterate; safe against removal of the current node. */
-#define list_for_each_safe(pos, tmp, head) \
+#define list_for_each_safe(pos, tmp, head)                               \
 	for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); \
 	     (pos) = (tmp), (tmp) = (pos)->next)
 
-#define list_for_each(pos, head) \
-	for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
+#define list_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
 #endif /* PGCUTOVER_LIST_H */

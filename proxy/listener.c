@@ -24,7 +24,7 @@
 #include "proxy/log.h"
 #include "proxy/runtime.h"
 
-#define LISTENER_MAX 32
+#define LISTENER_MAX   32
 #define LISTEN_BACKLOG 1024
 
 static struct evconnlistener *listeners[LISTENER_MAX];
@@ -63,7 +63,8 @@ static bool add_listener(const struct sockaddr *sa, socklen_t len, bool admin, c
 	}
 	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		snprintf(errbuf, errlen, "could not create a socket for %s: %s", what, strerror(errno));
+		snprintf(errbuf, errlen, "could not create a socket for %s: %s", what,
+			 strerror(errno));
 		return false;
 	}
 	if (sa->sa_family != AF_UNIX)
@@ -123,9 +124,11 @@ static bool listen_tcp(const char *list, int port, bool admin, char *errbuf, siz
 			break;
 		}
 		for (ai = res; ai && ok; ai = ai->ai_next) {
-			snprintf(what, sizeof(what), "%s%s%s:%d", ai->ai_family == AF_INET6 ? "[" : "",
-				 strcmp(tok, "*") == 0 ? (ai->ai_family == AF_INET6 ? "::" : "0.0.0.0")
-						       : tok,
+			snprintf(what, sizeof(what), "%s%s%s:%d",
+				 ai->ai_family == AF_INET6 ? "[" : "",
+				 strcmp(tok, "*") == 0
+					 ? (ai->ai_family == AF_INET6 ? "::" : "0.0.0.0")
+					 : tok,
 				 ai->ai_family == AF_INET6 ? "]" : "", port);
 			ok = add_listener(ai->ai_addr, ai->ai_addrlen, admin, what, errbuf, errlen);
 		}
@@ -164,7 +167,8 @@ bool listener_start(char *errbuf, size_t errlen)
 	if (cfg->unix_socket_dir && cfg->unix_socket_dir[0] &&
 	    !listen_unix(cfg->unix_socket_dir, cfg->listen_port, errbuf, errlen))
 		return false;
-	if (cfg->admin_port > 0 && !listen_tcp(cfg->admin_addr, cfg->admin_port, true, errbuf, errlen))
+	if (cfg->admin_port > 0 &&
+	    !listen_tcp(cfg->admin_addr, cfg->admin_port, true, errbuf, errlen))
 		return false;
 	return true;
 }

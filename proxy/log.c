@@ -22,12 +22,8 @@ enum log_level log_level_current = LOG_INFO;
 static int log_fd = STDERR_FILENO;
 
 static const char *const level_names[] = {
-	[LOG_FATAL] = "FATAL",
-	[LOG_ERROR] = "ERROR",
-	[LOG_WARNING] = "WARNING",
-	[LOG_INFO] = "LOG",
-	[LOG_DEBUG] = "DEBUG",
-	[LOG_TRACE] = "TRACE",
+	[LOG_FATAL] = "FATAL", [LOG_ERROR] = "ERROR", [LOG_WARNING] = "WARNING",
+	[LOG_INFO] = "LOG",    [LOG_DEBUG] = "DEBUG", [LOG_TRACE] = "TRACE",
 };
 
 bool log_open(const char *path)

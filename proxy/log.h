@@ -24,20 +24,19 @@ extern enum log_level log_level_current;
 bool log_open(const char *path);
 void log_close(void);
 
-void log_write(enum log_level level, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_at(level, ...)                                      \
-	do {                                                    \
-		if ((level) <= log_level_current)               \
-			log_write((level), __VA_ARGS__);        \
+#define log_at(level, ...)                               \
+	do {                                             \
+		if ((level) <= log_level_current)        \
+			log_write((level), __VA_ARGS__); \
 	} while (0)
 
-#define log_fatal(...) log_at(LOG_FATAL, __VA_ARGS__)
-#define log_error(...) log_at(LOG_ERROR, __VA_ARGS__)
+#define log_fatal(...)   log_at(LOG_FATAL, __VA_ARGS__)
+#define log_error(...)   log_at(LOG_ERROR, __VA_ARGS__)
 #define log_warning(...) log_at(LOG_WARNING, __VA_ARGS__)
-#define log_info(...) log_at(LOG_INFO, __VA_ARGS__)
-#define log_debug(...) log_at(LOG_DEBUG, __VA_ARGS__)
-#define log_trace(...) log_at(LOG_TRACE, __VA_ARGS__)
+#define log_info(...)    log_at(LOG_INFO, __VA_ARGS__)
+#define log_debug(...)   log_at(LOG_DEBUG, __VA_ARGS__)
+#define log_trace(...)   log_at(LOG_TRACE, __VA_ARGS__)
 
 #endif /* PGCUTOVER_LOG_H */

@@ -28,7 +28,6 @@
 #include "proxy/userlist.h"
 #include "proxy/version.h"
 
-
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -202,7 +201,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	rt.dns = evdns_base_new(rt.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-					     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+						 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (rt.dns == NULL)
 		rt.dns = evdns_base_new(rt.base, 0); /* no resolv.conf: numeric hosts still work */
 	if (!sock_module_init(rt.base)) {
@@ -216,9 +215,8 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
-	if (!pool_apply_config(err, sizeof(err)) ||
-	    !admin_init(err, sizeof(err)) || !listener_start(err, sizeof(err)) ||
-	    !metrics_start(err, sizeof(err))) {
+	if (!pool_apply_config(err, sizeof(err)) || !admin_init(err, sizeof(err)) ||
+	    !listener_start(err, sizeof(err)) || !metrics_start(err, sizeof(err))) {
 		log_fatal("%s", err);
 		rc = EXIT_FAILURE;
 		goto out;

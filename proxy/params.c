@@ -179,7 +179,8 @@ struct params_snap *params_snap_get(const struct params *p)
 	h = hash_bytes(fp, fp_len);
 	if (snap_nbuckets) {
 		for (s = snap_buckets[h & (snap_nbuckets - 1)]; s; s = s->hnext) {
-			if (s->hash == h && s->fp_len == fp_len && memcmp(s->fingerprint, fp, fp_len) == 0) {
+			if (s->hash == h && s->fp_len == fp_len &&
+			    memcmp(s->fingerprint, fp, fp_len) == 0) {
 				free(fp);
 				s->refs++;
 				return s;

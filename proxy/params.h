@@ -15,7 +15,7 @@ struct params {
 	char **values; /* malloc'd strings, parallel to names */
 	size_t count;
 	size_t cap;
-	bool exact;    /* names compare exactly (identifiers), not case-insensitively (GUCs) */
+	bool exact; /* names compare exactly (identifiers), not case-insensitively (GUCs) */
 };
 
 void params_init(struct params *p);
@@ -26,8 +26,7 @@ void params_free(struct params *p);
 bool params_set(struct params *p, const char *name, const char *value)
 	__attribute__((warn_unused_result));
 const char *params_get(const struct params *p, const char *name);
-bool params_copy(struct params *dst, const struct params *src)
-	__attribute__((warn_unused_result));
+bool params_copy(struct params *dst, const struct params *src) __attribute__((warn_unused_result));
 
 /*
  * A canonical string of the list (sorted by name, "name=value" joined by NUL
@@ -45,9 +44,9 @@ char *params_fingerprint(const struct params *p, size_t *len_out);
 struct params_snap {
 	struct params_snap *hnext; /* bucket chain of the intern table */
 	unsigned refs;
-	unsigned long long hash;   /* of the fingerprint */
-	struct params p;           /* the list itself (never changed) */
-	char *fingerprint;         /* params_fingerprint(&p) */
+	unsigned long long hash; /* of the fingerprint */
+	struct params p;         /* the list itself (never changed) */
+	char *fingerprint;       /* params_fingerprint(&p) */
 	size_t fp_len;
 };
 

@@ -80,8 +80,7 @@ static char *dup_nonempty(const char *s)
 	return s && s[0] ? strdup(s) : NULL;
 }
 
-bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf,
-			 size_t errlen)
+bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf, size_t errlen)
 {
 	PQconninfoOption *opts, *o;
 	char *err = NULL;
@@ -120,8 +119,8 @@ bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *e
 	if (out->host == NULL)
 		out->host = strdup("/var/run/postgresql");
 	if (strchr(out->host, ',')) {
-		snprintf(errbuf, errlen, "connection string \"%s\": several hosts are not supported",
-			 conninfo);
+		snprintf(errbuf, errlen,
+			 "connection string \"%s\": several hosts are not supported", conninfo);
 		ok = false;
 	}
 	out->port = 5432;
@@ -211,7 +210,7 @@ static void retire_side(struct database *db, enum route_side side)
 bool pool_apply_config(char *errbuf, size_t errlen)
 {
 	const struct config *cfg = rt.cfg;
-	struct backend_addr (*addrs)[2];
+	struct backend_addr(*addrs)[2];
 	enum route_side *routes;
 	struct list_node *n;
 
@@ -220,8 +219,8 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 		struct database *db = list_entry(n, struct database, node);
 
 		if (db->on_progress_owner && config_find_db(cfg, db->name) == NULL) {
-			snprintf(errbuf, errlen, "database \"%s\" is switching and cannot be removed now",
-				 db->name);
+			snprintf(errbuf, errlen,
+				 "database \"%s\" is switching and cannot be removed now", db->name);
 			return false;
 		}
 	}
@@ -245,7 +244,8 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 		/* a database seen for the first time starts where its route file says */
 		routes[i] = SIDE_SOURCE;
 		if (find_any_db(cfg->dbs[i].name) == NULL) {
-			if (!route_load(cfg->state_dir, cfg->dbs[i].name, &st, &found, e, sizeof(e))) {
+			if (!route_load(cfg->state_dir, cfg->dbs[i].name, &st, &found, e,
+					sizeof(e))) {
 				snprintf(errbuf, errlen, "%s", e);
 				for (size_t j = 0; j < i; j++) {
 					pool_free_addr(&addrs[j][SIDE_SOURCE]);
@@ -259,7 +259,8 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 				routes[i] = st.side;
 				log_info("database %s: routed to its %s by %s/%s.route (switched at %s)",
 					 cfg->dbs[i].name, route_side_name(st.side), cfg->state_dir,
-					 cfg->dbs[i].name, st.switched_at[0] ? st.switched_at : "an unknown time");
+					 cfg->dbs[i].name,
+					 st.switched_at[0] ? st.switched_at : "an unknown time");
 			}
 		}
 		if (!pool_parse_conninfo(cfg->dbs[i].source, &addrs[i][SIDE_SOURCE], e, sizeof(e)) ||
@@ -408,8 +409,7 @@ void pool_remember_welcome(struct pool *pool, struct server *s)
 	pool->last_error[0] = '\0'; /* the side answers again */
 	/* drop an older entry for the same parameters, and the oldest beyond the bound */
 	for (pp = &pool->welcomes; (w = *pp) != NULL;) {
-		if ((w->side == s->side && w->startup == s->startup) ||
-		    ++n >= POOL_WELCOME_MAX) {
+		if ((w->side == s->side && w->startup == s->startup) || ++n >= POOL_WELCOME_MAX) {
 			*pp = w->next;
 			welcome_free(w);
 			continue;
@@ -599,7 +599,8 @@ static bool pool_make_room(struct pool *pool)
 	static const char *const why_text[] = {
 		[ROOM_POOL_FULL] = "replaced by a server for other startup parameters",
 		[ROOM_DB_FULL] = "closed to make room for another user under max_db_connections",
-		[ROOM_USER_FULL] = "closed to make room for another database under max_user_connections",
+		[ROOM_USER_FULL] =
+			"closed to make room for another database under max_user_connections",
 	};
 
 	for (;;) {
@@ -613,7 +614,8 @@ static bool pool_make_room(struct pool *pool)
 			if (why != ROOM_POOL_FULL)
 				log_debug("pool %s/%s: waiting for a server to free up (%s reached)",
 					  pool->db->name, pool->user,
-					  why == ROOM_DB_FULL ? "max_db_connections" : "max_user_connections");
+					  why == ROOM_DB_FULL ? "max_db_connections"
+							      : "max_user_connections");
 			return false;
 		}
 		/* one fewer server each time round: this ends; an idle server is at a boundary */
@@ -735,8 +737,8 @@ void pool_service(struct pool *pool)
 		pool_service_siblings(pool);
 }
 
-void pool_login_failed(struct pool *pool, const struct params_snap *startup,
-		       const char *sqlstate, const char *message)
+void pool_login_failed(struct pool *pool, const struct params_snap *startup, const char *sqlstate,
+		       const char *message)
 {
 	struct list_node *n, *tmp;
 

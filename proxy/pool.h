@@ -32,12 +32,12 @@ enum route_side {
 
 /* Where one side of a database is, parsed from its libpq-style conninfo. */
 struct backend_addr {
-	char *host;     /* host name, IP address, or unix socket directory (starts with '/') */
+	char *host; /* host name, IP address, or unix socket directory (starts with '/') */
 	int port;
 	char *dbname;   /* database name on that server */
 	char *user;     /* optional: log in as this user instead of the client's */
 	char *password; /* optional: with this password */
-	char *sslmode;  /* optional: overrides server_tls_sslmode for this side (checked by the parser) */
+	char *sslmode; /* optional: overrides server_tls_sslmode for this side (checked by the parser) */
 };
 
 /* Result classes of the switch counters: a bounded label set for the metrics. */
@@ -66,10 +66,10 @@ struct db_stats {
 };
 
 struct database {
-	struct list_node node;        /* in rt.databases */
-	char *name;                   /* the name clients put in dbname */
-	const struct db_config *cfg;  /* its section in rt.cfg; refreshed on reload */
-	struct backend_addr addr[2];  /* indexed by enum route_side */
+	struct list_node node;       /* in rt.databases */
+	char *name;                  /* the name clients put in dbname */
+	const struct db_config *cfg; /* its section in rt.cfg; refreshed on reload */
+	struct backend_addr addr[2]; /* indexed by enum route_side */
 	/*
 	 * Bumped when a reload changes that side's address (host, port, dbname,
 	 * credentials): servers opened with an older generation are retired, idle
@@ -77,14 +77,14 @@ struct database {
 	 * transaction lands on the old address (see server_current()).
 	 */
 	unsigned addr_gen[2];
-	enum route_side route;        /* the side new server connections go to */
-	struct list_node pools;       /* struct pool of this database */
-	bool removed;                 /* dropped from the config: refuse new clients */
-	int pool_size;                /* from the config in force (kept if the section goes) */
-	int pool_mode;                /* enum pool_mode, likewise */
+	enum route_side route;  /* the side new server connections go to */
+	struct list_node pools; /* struct pool of this database */
+	bool removed;           /* dropped from the config: refuse new clients */
+	int pool_size;          /* from the config in force (kept if the section goes) */
+	int pool_mode;          /* enum pool_mode, likewise */
 	struct db_stats stats;
-	bool admin_paused;            /* PAUSE from the admin console */
-	bool switch_paused;           /* a SWITCH holds new transactions */
+	bool admin_paused;  /* PAUSE from the admin console */
+	bool switch_paused; /* a SWITCH holds new transactions */
 	/*
 	 * Called (on the loop) whenever a transaction or request of this database
 	 * ends while it is paused, so PAUSE and SWITCH learn when it has drained.
@@ -114,32 +114,32 @@ struct pool_welcome {
 };
 
 struct pool {
-	struct list_node node;          /* in db->pools */
+	struct list_node node; /* in db->pools */
 	struct database *db;
-	char *user;                     /* the client user this pool serves */
-	struct list_node idle_servers;  /* SV_IDLE: logged in, clean, unlinked */
-	struct list_node active_servers;/* SV_ACTIVE: linked to a client */
-	struct list_node new_servers;   /* SV_CONNECT, SV_LOGIN, SV_RESET: not usable yet */
+	char *user;                       /* the client user this pool serves */
+	struct list_node idle_servers;    /* SV_IDLE: logged in, clean, unlinked */
+	struct list_node active_servers;  /* SV_ACTIVE: linked to a client */
+	struct list_node new_servers;     /* SV_CONNECT, SV_LOGIN, SV_RESET: not usable yet */
 	struct list_node waiting_clients; /* CL_WAIT_LOGIN and CL_WAIT, in arrival order */
 	struct list_node active_clients;  /* CL_ACTIVE: linked to a server */
 	struct list_node idle_clients;    /* CL_IDLE: logged in, no server (transaction pooling) */
-	int nservers;                   /* servers in any state, bounded by the pool size */
-	int nclients;                   /* clients in any of the lists above */
-	struct pool_welcome *welcomes;  /* most recent first, at most POOL_WELCOME_MAX */
-	uint8_t client_key[32];         /* SCRAM ClientKey recovered from a client's login, */
-	bool have_client_key;           /* used to log in to servers with a SCRAM secret */
-	unsigned claim_gen;             /* current pool_service() pass (see server.claim_gen) */
-	bool in_service;                /* pool_service() is running: do not recurse */
-	bool service_again;             /* something changed meanwhile: run another pass */
+	int nservers;                     /* servers in any state, bounded by the pool size */
+	int nclients;                     /* clients in any of the lists above */
+	struct pool_welcome *welcomes;    /* most recent first, at most POOL_WELCOME_MAX */
+	uint8_t client_key[32];           /* SCRAM ClientKey recovered from a client's login, */
+	bool have_client_key;             /* used to log in to servers with a SCRAM secret */
+	unsigned claim_gen;               /* current pool_service() pass (see server.claim_gen) */
+	bool in_service;                  /* pool_service() is running: do not recurse */
+	bool service_again;               /* something changed meanwhile: run another pass */
 	/*
 	 * server_login_retry: after a connection error (refused, timeout, reset)
 	 * the pool opens no server on that side until retry_timer fires, so a
 	 * server that is down is not hammered; waiting clients keep waiting,
 	 * bounded by query_wait_timeout, whose error quotes last_error.
 	 */
-	struct event *retry_timer;      /* pending while the pool waits before its next attempt */
-	enum route_side retry_side;     /* the side that failed: a switch to the other retries at once */
-	char last_error[256];           /* the last connection error; "" after a successful login */
+	struct event *retry_timer;  /* pending while the pool waits before its next attempt */
+	enum route_side retry_side; /* the side that failed: a switch to the other retries at once */
+	char last_error[256];       /* the last connection error; "" after a successful login */
 };
 
 /* Create the databases of rt.cfg, or refresh them after a reload. */

@@ -15,7 +15,6 @@
 
 /* ---- hashing ---- */
 
-
 static uint32_t hash_ptr(const void *p)
 {
 	uint64_t v = (uint64_t)(uintptr_t)p;
@@ -452,8 +451,8 @@ void ps_queue_free(struct ps_queue *q)
 	q->cap = 0;
 }
 
-bool ps_queue_push(struct ps_queue *q, enum ps_pending_kind kind, uint32_t sync_no,
-		   uint32_t skip, struct ps_stmt *st, const char *name)
+bool ps_queue_push(struct ps_queue *q, enum ps_pending_kind kind, uint32_t sync_no, uint32_t skip,
+		   struct ps_stmt *st, const char *name)
 {
 	struct ps_pending *it;
 

@@ -33,9 +33,9 @@ struct ps_stmt {
 	struct ps_stmt *hnext; /* chain in the registry's bucket */
 	uint64_t hash;         /* of body */
 	uint32_t refs;         /* client map entries, cache entries and queue items holding it */
-	uint8_t kind;          /* enum session_kind of its first keyword: may executing it change state */
-	uint32_t len;          /* bytes in body */
-	uint8_t body[];        /* query NUL, int16 parameter count, int32 type oids */
+	uint8_t kind;   /* enum session_kind of its first keyword: may executing it change state */
+	uint32_t len;   /* bytes in body */
+	uint8_t body[]; /* query NUL, int16 parameter count, int32 type oids */
 };
 
 /*
@@ -94,8 +94,8 @@ struct ps_cached {
 	struct ps_cached *hnext; /* bucket chain, keyed by stmt */
 	struct ps_cached *prev;  /* LRU list: head is the most recently used */
 	struct ps_cached *next;
-	struct ps_stmt *stmt;    /* a reference */
-	uint32_t sname;          /* the server knows it as PS_SERVER_PREFIX "<sname>" */
+	struct ps_stmt *stmt; /* a reference */
+	uint32_t sname;       /* the server knows it as PS_SERVER_PREFIX "<sname>" */
 };
 
 struct ps_cache {
@@ -130,12 +130,12 @@ void ps_server_name(uint32_t sname, char *buf, size_t len);
 
 /* What to do with the server's answer to a queued Parse or Close. */
 enum ps_pending_kind {
-	PS_PARSE_FWD,    /* the client's Parse: pass the ParseComplete */
-	PS_PARSE_HIDDEN, /* a Parse pgcutover injected: swallow the ParseComplete */
-	PS_PARSE_SYNTH,  /* the client's Parse was answered by a Close of nothing: its
+	PS_PARSE_FWD,     /* the client's Parse: pass the ParseComplete */
+	PS_PARSE_HIDDEN,  /* a Parse pgcutover injected: swallow the ParseComplete */
+	PS_PARSE_SYNTH,   /* the client's Parse was answered by a Close of nothing: its
 			    CloseComplete becomes the client's ParseComplete */
-	PS_CLOSE_FWD,    /* the client's Close of one of its names: pass the CloseComplete */
-	PS_CLOSE_HIDDEN, /* a Close pgcutover injected (eviction): swallow it */
+	PS_CLOSE_FWD,     /* the client's Close of one of its names: pass the CloseComplete */
+	PS_CLOSE_HIDDEN,  /* a Close pgcutover injected (eviction): swallow it */
 	PS_PARSE_DEALLOC, /* the client's unnamed Parse of a DEALLOCATE of one of its names,
 			     rewritten (transaction pooling): pass the ParseComplete */
 };
@@ -162,7 +162,7 @@ struct ps_queue {
 	struct ps_pending *items; /* ring */
 	uint32_t head;            /* index of the oldest */
 	uint32_t count;
-	uint32_t cap;             /* a power of two, or 0 */
+	uint32_t cap; /* a power of two, or 0 */
 };
 
 /* Most Parse/Close messages one server may have unanswered (the client is paused beyond). */
@@ -171,9 +171,8 @@ struct ps_queue {
 void ps_queue_init(struct ps_queue *q);
 void ps_queue_free(struct ps_queue *q);
 /* Append (stmt gets a reference, name is copied); false when out of memory or full. */
-bool ps_queue_push(struct ps_queue *q, enum ps_pending_kind kind, uint32_t sync_no,
-		   uint32_t skip, struct ps_stmt *st, const char *name)
-	__attribute__((warn_unused_result));
+bool ps_queue_push(struct ps_queue *q, enum ps_pending_kind kind, uint32_t sync_no, uint32_t skip,
+		   struct ps_stmt *st, const char *name) __attribute__((warn_unused_result));
 static inline struct ps_pending *ps_queue_head(struct ps_queue *q)
 {
 	return q->count ? &q->items[q->head] : NULL;

@@ -266,11 +266,13 @@ static bool route_parse(const char *path, char *text, struct route_state *out, c
 		else if (strcmp(key, "source_lsn") == 0)
 			seen = &seen_lsn;
 		else {
-			route_error(errbuf, errlen, "%s:%d: unknown key \"%.64s\"", path, lineno, key);
+			route_error(errbuf, errlen, "%s:%d: unknown key \"%.64s\"", path, lineno,
+				    key);
 			return false;
 		}
 		if (*seen) {
-			route_error(errbuf, errlen, "%s:%d: duplicate key \"%s\"", path, lineno, key);
+			route_error(errbuf, errlen, "%s:%d: duplicate key \"%s\"", path, lineno,
+				    key);
 			return false;
 		}
 		*seen = true;
@@ -343,8 +345,8 @@ bool route_load(const char *state_dir, const char *db, struct route_state *out, 
 		return false;
 	}
 	if (!S_ISREG(sb.st_mode)) {
-		route_error(errbuf, errlen, "could not read route state file \"%s\": not a regular file",
-			    path);
+		route_error(errbuf, errlen,
+			    "could not read route state file \"%s\": not a regular file", path);
 		close(fd);
 		return false;
 	}
@@ -355,8 +357,8 @@ bool route_load(const char *state_dir, const char *db, struct route_state *out, 
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			route_error(errbuf, errlen, "could not read route state file \"%s\": %s", path,
-				    route_strerror(errno, ebuf, sizeof(ebuf)));
+			route_error(errbuf, errlen, "could not read route state file \"%s\": %s",
+				    path, route_strerror(errno, ebuf, sizeof(ebuf)));
 			close(fd);
 			return false;
 		}
@@ -367,12 +369,13 @@ bool route_load(const char *state_dir, const char *db, struct route_state *out, 
 	close(fd);
 	if (len > ROUTE_FILE_MAX) {
 		route_error(errbuf, errlen,
-			    "could not read route state file \"%s\": file is larger than %d bytes", path,
-			    ROUTE_FILE_MAX);
+			    "could not read route state file \"%s\": file is larger than %d bytes",
+			    path, ROUTE_FILE_MAX);
 		return false;
 	}
 	if (memchr(text, '\0', len) != NULL) {
-		route_error(errbuf, errlen, "could not read route state file \"%s\": file contains a zero byte",
+		route_error(errbuf, errlen,
+			    "could not read route state file \"%s\": file contains a zero byte",
 			    path);
 		return false;
 	}
@@ -469,7 +472,8 @@ bool route_store_sync(const char *state_dir, const char *db, const struct route_
 	    !route_path(tmp, sizeof(tmp), state_dir, db, ".tmp", errbuf, errlen) ||
 	    !route_check_state(st, errbuf, errlen))
 		return false;
-	n = snprintf(text, sizeof(text), ROUTE_HEADER "route = %s\nswitched_at = %s\nsource_lsn = %s\n",
+	n = snprintf(text, sizeof(text),
+		     ROUTE_HEADER "route = %s\nswitched_at = %s\nsource_lsn = %s\n",
 		     route_side_name(st->side), st->switched_at, st->source_lsn);
 	if (n < 0 || (size_t)n >= sizeof(text)) {
 		route_error(errbuf, errlen, "route state for database \"%s\" is too long", db);
@@ -554,10 +558,10 @@ struct route_req {
 	char *state_dir;        /* copies: the caller may free its own at once */
 	char *db;
 	struct route_state st;
-	route_done_cb done;     /* run on the loop thread when finished */
+	route_done_cb done; /* run on the loop thread when finished */
 	void *arg;
-	bool ok;                /* set by the worker: the file is durable */
-	char err[512];          /* set by the worker when !ok */
+	bool ok;       /* set by the worker: the file is durable */
+	char err[512]; /* set by the worker when !ok */
 };
 
 /* A FIFO of requests; tail points at the last next pointer (or at head). */
@@ -573,17 +577,17 @@ struct route_queue {
  * lock.
  */
 static struct route_async {
-	pthread_mutex_t lock;     /* guards todo, done and stopping */
-	pthread_cond_t wake;      /* signalled when todo grows or stopping is set */
-	struct route_queue todo;  /* requests for the worker, in order */
-	struct route_queue done;  /* finished requests for the loop, in order */
-	bool stopping;            /* route_shutdown(): finish todo, then exit */
-	bool started;             /* loop: the worker, pipe and event exist */
-	pthread_t thread;         /* loop: the worker */
-	struct event_base *base;  /* loop: where ev is registered */
-	struct event *ev;         /* loop: persistent read event on pipe_rd */
-	int pipe_rd;              /* loop: drained by route_on_notify() */
-	int pipe_wr;              /* one byte per finished request, from the worker */
+	pthread_mutex_t lock;    /* guards todo, done and stopping */
+	pthread_cond_t wake;     /* signalled when todo grows or stopping is set */
+	struct route_queue todo; /* requests for the worker, in order */
+	struct route_queue done; /* finished requests for the loop, in order */
+	bool stopping;           /* route_shutdown(): finish todo, then exit */
+	bool started;            /* loop: the worker, pipe and event exist */
+	pthread_t thread;        /* loop: the worker */
+	struct event_base *base; /* loop: where ev is registered */
+	struct event *ev;        /* loop: persistent read event on pipe_rd */
+	int pipe_rd;             /* loop: drained by route_on_notify() */
+	int pipe_wr;             /* one byte per finished request, from the worker */
 } ra = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.wake = PTHREAD_COND_INITIALIZER,

@@ -66,8 +66,8 @@ struct config *rt_load_config(const char *path, struct userlist **users, struct 
 					pool_free_addr(&a);
 					continue;
 				}
-				if (!config_errors_add(&errs, cfg->path, lines[k], "database \"%s\": %s",
-						       db->name, e))
+				if (!config_errors_add(&errs, cfg->path, lines[k],
+						       "database \"%s\": %s", db->name, e))
 					oom = true;
 			}
 		}
@@ -101,7 +101,8 @@ struct config *rt_load_config(const char *path, struct userlist **users, struct 
 		if (to_log)
 			log_error("%s: out of memory while checking the configuration", path);
 		else
-			fprintf(stderr, "%s: out of memory while checking the configuration\n", path);
+			fprintf(stderr, "%s: out of memory while checking the configuration\n",
+				path);
 	}
 	if (cfg == NULL || errs.count > 0 || oom) {
 		if (*users)
@@ -125,7 +126,8 @@ bool rt_reload(char *errbuf, size_t errlen)
 
 	if (cfg == NULL) {
 		log_error("configuration reload failed: keeping the old configuration");
-		snprintf(errbuf, errlen, "configuration reload failed: see the log; the old configuration is kept");
+		snprintf(errbuf, errlen,
+			 "configuration reload failed: see the log; the old configuration is kept");
 		return false;
 	}
 	rt.cfg = cfg;
@@ -138,8 +140,9 @@ bool rt_reload(char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "configuration reload failed: %s", err);
 		return false;
 	}
-	if (strcmp(old->listen_addr, cfg->listen_addr) != 0 || old->listen_port != cfg->listen_port ||
-	    old->admin_port != cfg->admin_port || strcmp(old->admin_addr, cfg->admin_addr) != 0 ||
+	if (strcmp(old->listen_addr, cfg->listen_addr) != 0 ||
+	    old->listen_port != cfg->listen_port || old->admin_port != cfg->admin_port ||
+	    strcmp(old->admin_addr, cfg->admin_addr) != 0 ||
 	    strcmp(old->unix_socket_dir, cfg->unix_socket_dir) != 0)
 		log_warning("listen addresses changed: they take effect at the next restart");
 	if (strcmp(old->log_file, cfg->log_file) != 0 && !log_open(cfg->log_file))
@@ -175,4 +178,3 @@ void rt_begin_shutdown(void)
 	tv.tv_usec = (rt.cfg->shutdown_timeout_ms % 1000) * 1000;
 	event_add(rt.shutdown_timer, &tv);
 }
-

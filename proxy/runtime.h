@@ -21,20 +21,20 @@ struct userlist;
 struct tls_contexts;
 
 struct runtime {
-	struct event_base *base;  /* the one event loop */
-	struct evdns_base *dns;   /* asynchronous resolver: no DNS lookup blocks the loop */
-	struct config *cfg;       /* configuration in force, replaced whole on reload */
-	struct userlist *users;   /* auth_file contents, reloaded with the config */
-	struct tls_contexts *tls; /* SSL_CTXs built from cfg (certificates re-read on reload) */
-	struct list_node databases;     /* struct database, one per [database] section */
-	struct list_node login_clients; /* clients still in startup or authentication */
-	struct list_node admin_clients; /* logged-in admin console sessions */
+	struct event_base *base;    /* the one event loop */
+	struct evdns_base *dns;     /* asynchronous resolver: no DNS lookup blocks the loop */
+	struct config *cfg;         /* configuration in force, replaced whole on reload */
+	struct userlist *users;     /* auth_file contents, reloaded with the config */
+	struct tls_contexts *tls;   /* SSL_CTXs built from cfg (certificates re-read on reload) */
+	struct list_node databases; /* struct database, one per [database] section */
+	struct list_node login_clients;   /* clients still in startup or authentication */
+	struct list_node admin_clients;   /* logged-in admin console sessions */
 	struct list_node closing_clients; /* clients flushing a final error before close */
-	struct event *shutdown_timer;   /* shutdown_timeout after SIGTERM */
-	struct event *reaper;           /* fires after the current callbacks: frees closed connections */
-	int nclients;             /* every client connection, checked against max_client_conn */
-	bool shutting_down;       /* SIGTERM seen: no new clients, exit when the last leaves */
-	bool exiting;             /* tearing everything down: pools open no new servers */
+	struct event *shutdown_timer;     /* shutdown_timeout after SIGTERM */
+	struct event *reaper; /* fires after the current callbacks: frees closed connections */
+	int nclients;         /* every client connection, checked against max_client_conn */
+	bool shutting_down;   /* SIGTERM seen: no new clients, exit when the last leaves */
+	bool exiting;         /* tearing everything down: pools open no new servers */
 };
 
 extern struct runtime rt;

@@ -106,8 +106,8 @@ static bool server_transition_ok(enum server_state from, enum server_state to)
 void server_set_state(struct server *s, enum server_state st)
 {
 	if (!server_transition_ok(s->state, st))
-		log_error("server %s: illegal state change %s -> %s", s->label, state_names[s->state],
-			  state_names[st]);
+		log_error("server %s: illegal state change %s -> %s", s->label,
+			  state_names[s->state], state_names[st]);
 	if (list_linked(&s->node))
 		list_remove(&s->node);
 	s->state = st;
@@ -164,8 +164,7 @@ struct server *server_launch(struct pool *pool, struct params_snap *startup)
 	a = &s->addr;
 	s->startup = params_snap_ref(startup);
 	s->timer = evtimer_new(rt.base, server_timer_cb, s);
-	if (s->timer == NULL ||
-	    !pool_copy_addr(&s->addr, &db->addr[s->side]) ||
+	if (s->timer == NULL || !pool_copy_addr(&s->addr, &db->addr[s->side]) ||
 	    !sock_init(&s->sock, -1, limit, server_read_cb, server_write_cb, server_event_cb, s)) {
 		sock_free(&s->sock);
 		if (s->timer)
@@ -228,9 +227,8 @@ void server_close(struct server *s, const char *reason)
 	if (c) {
 		s->client = NULL;
 		c->server = NULL;
-		client_disconnect(c, "08006",
-				  "server connection for database \"%s\" was lost: %s", pool->db->name,
-				  reason);
+		client_disconnect(c, "08006", "server connection for database \"%s\" was lost: %s",
+				  pool->db->name, reason);
 	}
 	sock_disable(&s->sock);
 	evtimer_del(s->timer);
@@ -294,8 +292,8 @@ void server_link(struct server *s, struct client *c)
 static bool server_clean(const struct server *s)
 {
 	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0 &&
-	       !s->ps_broken && s->psq.count == 0 &&
-	       sock_in_len(&s->sock) == 0 && server_current(s) && !s->pool->db->removed;
+	       !s->ps_broken && s->psq.count == 0 && sock_in_len(&s->sock) == 0 &&
+	       server_current(s) && !s->pool->db->removed;
 }
 
 /*
@@ -345,8 +343,9 @@ void server_release(struct server *s)
 	}
 	if (!server_clean(s)) {
 		server_terminate(s, s->side != s->pool->db->route ? "its database switched sides"
-				    : !server_current(s) ? "its address changed in a reload"
-				    : "released in the middle of a transaction or request");
+				    : !server_current(s)
+					    ? "its address changed in a reload"
+					    : "released in the middle of a transaction or request");
 		return;
 	}
 	if (s->pool->db->pool_mode == POOL_TRANSACTION && c && c->state != CL_FREE &&
@@ -400,8 +399,8 @@ void server_resume_reading(struct server *s)
  * and *msg (the whole message, header included, contiguous); PQ_NEED_MORE;
  * or an error for a bad length.
  */
-static enum pq_status server_next_msg(struct server *s, uint32_t max, uint8_t *type,
-				      uint32_t *len, const uint8_t **msg)
+static enum pq_status server_next_msg(struct server *s, uint32_t max, uint8_t *type, uint32_t *len,
+				      const uint8_t **msg)
 {
 	struct evbuffer *in = sock_in(&s->sock);
 	uint8_t hdr[PQ_HEADER_SIZE];
@@ -511,7 +510,7 @@ static enum sock_tls_verify sslmode_verify(enum tls_sslmode m)
 {
 	return m == SSLMODE_VERIFY_FULL ? SOCK_TLS_VERIFY_FULL
 	       : m == SSLMODE_VERIFY_CA ? SOCK_TLS_VERIFY_CA
-					 : SOCK_TLS_VERIFY_NONE;
+					: SOCK_TLS_VERIFY_NONE;
 }
 
 static void server_send_startup(struct server *s);
@@ -556,7 +555,8 @@ static void server_handle_tls_answer(struct server *s)
 		s->tls_step = SERVER_TLS_HANDSHAKE;
 		if (!sock_start_tls_connect(&s->sock, tls_server_ctx(rt.tls), a->host,
 					    sslmode_verify(mode)))
-			server_login_failed(s, "08006", "could not start TLS with the %s of database \"%s\"",
+			server_login_failed(s, "08006",
+					    "could not start TLS with the %s of database \"%s\"",
 					    side, s->pool->db->name);
 		return;
 	}
@@ -708,8 +708,9 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 			if (strcmp(mech, "SCRAM-SHA-256") == 0)
 				found = true;
 		if (!found) {
-			server_login_failed(s, "28000",
-					    "server offered no SASL mechanism pgcutover supports (SCRAM-SHA-256)");
+			server_login_failed(
+				s, "28000",
+				"server offered no SASL mechanism pgcutover supports (SCRAM-SHA-256)");
 			return false;
 		}
 		if (secret && auth_secret_kind(secret) == AUTH_SECRET_PLAIN) {
@@ -718,8 +719,9 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 			   s->pool->have_client_key) {
 			struct auth_scram_secret sec;
 
-			s->scram_active = auth_scram_parse_secret(secret, &sec) &&
-					  auth_scram_client_init_keys(&s->scram, s->pool->client_key, &sec);
+			s->scram_active =
+				auth_scram_parse_secret(secret, &sec) &&
+				auth_scram_client_init_keys(&s->scram, s->pool->client_key, &sec);
 		} else {
 			server_login_failed(s, "28000",
 					    "server asked for SCRAM authentication but pgcutover has no password for user \"%s\": put a plaintext password or its SCRAM secret in auth_file (a SCRAM secret works once the client itself logged in with SCRAM)",
@@ -739,11 +741,12 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 		size_t n = pq_cursor_left(&cur);
 
 		out = s->scram_active ? auth_scram_client_final(&s->scram,
-								 (const char *)pq_get_bytes(&cur, n), n,
-								 &err)
+								(const char *)pq_get_bytes(&cur, n),
+								n, &err)
 				      : NULL;
 		if (out == NULL) {
-			server_login_failed(s, "28000", "SCRAM authentication with the server failed: %s",
+			server_login_failed(s, "28000",
+					    "SCRAM authentication with the server failed: %s",
 					    err ? err : "unexpected message");
 			return false;
 		}
@@ -755,15 +758,18 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 		size_t n = pq_cursor_left(&cur);
 
 		if (!s->scram_active ||
-		    !auth_scram_client_verify(&s->scram, (const char *)pq_get_bytes(&cur, n), n, &err)) {
-			server_login_failed(s, "28000", "could not verify the server's SCRAM signature: %s",
+		    !auth_scram_client_verify(&s->scram, (const char *)pq_get_bytes(&cur, n), n,
+					      &err)) {
+			server_login_failed(s, "28000",
+					    "could not verify the server's SCRAM signature: %s",
 					    err ? err : "unexpected message");
 			return false;
 		}
 		return true;
 	}
 	default:
-		server_login_failed(s, "28000", "server asked for an unsupported authentication method (%u)",
+		server_login_failed(s, "28000",
+				    "server asked for an unsupported authentication method (%u)",
 				    (unsigned)code);
 		return false;
 	}
@@ -789,7 +795,8 @@ static void server_handle_login(struct server *s)
 		if (st == PQ_NEED_MORE)
 			return;
 		if (st != PQ_OK) {
-			server_login_failed(s, "08P01", "server sent an invalid message during login");
+			server_login_failed(s, "08P01",
+					    "server sent an invalid message during login");
 			return;
 		}
 		body = msg + PQ_HEADER_SIZE;
@@ -808,7 +815,8 @@ static void server_handle_login(struct server *s)
 		}
 		case 'S':
 			if (!server_take_param(s, body, blen)) {
-				server_login_failed(s, "08P01", "server sent a malformed ParameterStatus");
+				server_login_failed(s, "08P01",
+						    "server sent a malformed ParameterStatus");
 				return;
 			}
 			break;
@@ -820,7 +828,8 @@ static void server_handle_login(struct server *s)
 			s->be_key = pq_get_u32(&cur);
 			if (!pq_cursor_done(&cur)) {
 				/* a key we cannot trust would cancel nothing, or someone else */
-				server_login_failed(s, "08P01", "server sent a malformed BackendKeyData");
+				server_login_failed(s, "08P01",
+						    "server sent a malformed BackendKeyData");
 				return;
 			}
 			break;
@@ -833,7 +842,8 @@ static void server_handle_login(struct server *s)
 				auth_scram_client_free(&s->scram);
 				s->scram_active = false;
 			}
-			log_debug("server %s: logged in (backend pid %u)", s->label, (unsigned)s->be_pid);
+			log_debug("server %s: logged in (backend pid %u)", s->label,
+				  (unsigned)s->be_pid);
 			pool_remember_welcome(s->pool, s);
 			server_set_state(s, SV_IDLE);
 			pool_service(s->pool);
@@ -1016,11 +1026,13 @@ static void server_handle_internal(struct server *s)
 			s->internal_arg = NULL;
 			s->internal_rows = NULL;
 			s->internal_error = NULL;
-			cb(s, arg, err ? NULL : (rows ? rows : ""), err ? err : (s->txn_status == 'I' ? NULL : "left a transaction open"));
+			cb(s, arg, err ? NULL : (rows ? rows : ""),
+			   err ? err : (s->txn_status == 'I' ? NULL : "left a transaction open"));
 			free(rows);
 			free(err);
 			/* what the server sent after it (a notification) is handled now, not at its next read */
-			if (s->state != SV_FREE && s->internal_cb == NULL && sock_in_len(&s->sock) > 0)
+			if (s->state != SV_FREE && s->internal_cb == NULL &&
+			    sock_in_len(&s->sock) > 0)
 				server_read_cb(&s->sock, s);
 			return;
 		}
@@ -1040,8 +1052,8 @@ static void server_handle_internal(struct server *s)
 /* ---- forwarding ---- */
 
 /* Track a ParameterStatus passing through to the client. */
-static void server_track_param(struct server *s, struct client *c, struct evbuffer *in,
-			       size_t off, uint32_t len)
+static void server_track_param(struct server *s, struct client *c, struct evbuffer *in, size_t off,
+			       uint32_t len)
 {
 	uint8_t small[SERVER_PARAM_MSG_MAX], *buf = small;
 	struct evbuffer_ptr pos;
@@ -1061,7 +1073,8 @@ static void server_track_param(struct server *s, struct client *c, struct evbuff
 		/* the client sees this message too, so both views change together */
 		if (pq_cursor_done(&cur) &&
 		    (!server_set_reported(s, name, value) || !client_set_reported(c, name, value)))
-			log_warning("server %s: out of memory tracking parameter %s", s->label, name);
+			log_warning("server %s: out of memory tracking parameter %s", s->label,
+				    name);
 	}
 	if (buf != small)
 		free(buf);
@@ -1096,8 +1109,8 @@ static void server_after_boundary(struct server *s)
 }
 
 /* The server-to-client direction's view of each message header (see conn.h). */
-static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t off,
-					  size_t avail, uint8_t type, uint32_t len)
+static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t off, size_t avail,
+					  uint8_t type, uint32_t len)
 {
 	struct server *s = arg;
 	struct client *c = s->client;
@@ -1308,10 +1321,11 @@ static void server_event_cb(struct sock *sk, int what, void *arg)
 		if (s->tls_step == SERVER_TLS_HANDSHAKE)
 			server_login_failed(s, "08006",
 					    "could not establish TLS with the %s of database \"%s\" (%s:%d): %s",
-					    s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
-					    a->host, a->port, reason);
+					    s->side == SIDE_SOURCE ? "source" : "target",
+					    s->pool->db->name, a->host, a->port, reason);
 		else
-			server_connect_failed(s, "could not connect to the %s of database \"%s\" (%s:%d): %s",
+			server_connect_failed(s,
+					      "could not connect to the %s of database \"%s\" (%s:%d): %s",
 					      s->side == SIDE_SOURCE ? "source" : "target",
 					      s->pool->db->name, a->host, a->port, reason);
 		return;
@@ -1333,7 +1347,8 @@ static void server_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case SV_LOGIN:
 		server_connect_failed(s,
 				      "could not connect to the %s of database \"%s\": server_connect_timeout (%lld ms) expired",
-				      s->side == SIDE_SOURCE ? "source" : "target", s->pool->db->name,
+				      s->side == SIDE_SOURCE ? "source" : "target",
+				      s->pool->db->name,
 				      (long long)rt.cfg->server_connect_timeout_ms);
 		break;
 	default:
@@ -1357,12 +1372,12 @@ enum cancel_step {
  * cancel key is a secret: it goes encrypted whenever it can).
  */
 struct cancel_conn {
-	struct list_node node;    /* on cancel_conns while in flight, then on reap_cancels */
+	struct list_node node; /* on cancel_conns while in flight, then on reap_cancels */
 	struct sock sock;
-	struct event *timer;      /* gives up after SERVER_CANCEL_TIMEOUT_SEC */
+	struct event *timer; /* gives up after SERVER_CANCEL_TIMEOUT_SEC */
 	enum cancel_step step;
-	enum tls_sslmode mode;    /* the side's sslmode when the cancel was sent */
-	char *host;               /* for SNI and verify-full */
+	enum tls_sslmode mode; /* the side's sslmode when the cancel was sent */
+	char *host;            /* for SNI and verify-full */
 	uint8_t packet[16];
 };
 

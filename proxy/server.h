@@ -39,40 +39,40 @@ enum server_tls_step {
 };
 
 struct server {
-	struct list_node node;     /* on the pool list of its state */
+	struct list_node node; /* on the pool list of its state */
 	enum server_state state;
-	struct sock sock;          /* the socket and its input/output buffers */
-	struct event *timer;       /* connect/login deadline, then idle timeout */
+	struct sock sock;    /* the socket and its input/output buffers */
+	struct event *timer; /* connect/login deadline, then idle timeout */
 	struct pool *pool;
-	struct client *client;     /* linked client while SV_ACTIVE */
-	enum route_side side;      /* which side of the database it is connected to */
-	unsigned addr_gen;         /* db->addr_gen[side] when opened (see server_current) */
-	struct backend_addr addr;  /* where it connected: a reload may move db->addr since */
+	struct client *client;         /* linked client while SV_ACTIVE */
+	enum route_side side;          /* which side of the database it is connected to */
+	unsigned addr_gen;             /* db->addr_gen[side] when opened (see server_current) */
+	struct backend_addr addr;      /* where it connected: a reload may move db->addr since */
 	enum server_tls_step tls_step; /* TLS negotiation before the StartupMessage */
 
 	struct params_snap *startup; /* startup parameters it was opened with (interned, see params.h) */
-	struct params reported;    /* ParameterStatus values the server has reported */
+	struct params reported;      /* ParameterStatus values the server has reported */
 	struct params_snap *reported_snap; /* 'reported' interned; NULL when it changed since */
 
-	uint32_t be_pid;           /* BackendKeyData from the server: for cancel requests */
+	uint32_t be_pid; /* BackendKeyData from the server: for cancel requests */
 	uint32_t be_key;
 
 	struct auth_scram_client scram; /* SCRAM exchange while logging in */
 	bool scram_active;
 
-	char txn_status;           /* from the last ReadyForQuery: 'I', 'T' or 'E' */
-	uint32_t pending_syncs;    /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
-	bool unsynced;             /* extended-protocol messages sent since the last Sync */
-	uint32_t msg_left;         /* bytes of the current server message still to forward */
-	uint64_t xact_start_us;    /* when the current transaction's first request went out */
-	uint64_t query_start_us;   /* when the oldest pending request went out */
-	uint64_t idle_since_us;    /* when it became idle, for server_idle_timeout */
-	bool read_paused;          /* reading stopped because the client's output is full */
+	char txn_status;             /* from the last ReadyForQuery: 'I', 'T' or 'E' */
+	uint32_t pending_syncs;      /* Query/Sync/FunctionCall sent, ReadyForQuery not yet seen */
+	bool unsynced;               /* extended-protocol messages sent since the last Sync */
+	uint32_t msg_left;           /* bytes of the current server message still to forward */
+	uint64_t xact_start_us;      /* when the current transaction's first request went out */
+	uint64_t query_start_us;     /* when the oldest pending request went out */
+	uint64_t idle_since_us;      /* when it became idle, for server_idle_timeout */
+	bool read_paused;            /* reading stopped because the client's output is full */
 	server_query_cb internal_cb; /* set while an internal query runs (see server_internal_query) */
 	void *internal_arg;
-	char *internal_rows;       /* collected first columns of the internal query's rows */
-	char *internal_error;      /* the internal query's error message, if any */
-	unsigned claim_gen;        /* pool_service() pass that promised it to a waiting client */
+	char *internal_rows;  /* collected first columns of the internal query's rows */
+	char *internal_error; /* the internal query's error message, if any */
+	unsigned claim_gen;   /* pool_service() pass that promised it to a waiting client */
 
 	/*
 	 * Prepared statements and session state.  Requests are numbered by the
@@ -82,17 +82,17 @@ struct server {
 	 */
 	uint32_t syncs_sent;
 	uint32_t syncs_done;
-	uint32_t ps_unqueued;      /* Parse/Close passed since the last queued one in this batch */
-	struct ps_queue psq;       /* Parse/Close answers still to come that need handling */
-	struct ps_cache psc;       /* transaction pooling: statements prepared here, by pgcutover's names */
-	bool swallow;              /* the message at the head of the input is pgcutover's own answer */
-	bool ps_broken;            /* the server holds what pgcutover's books do not say (statements
+	uint32_t ps_unqueued; /* Parse/Close passed since the last queued one in this batch */
+	struct ps_queue psq;  /* Parse/Close answers still to come that need handling */
+	struct ps_cache psc; /* transaction pooling: statements prepared here, by pgcutover's names */
+	bool swallow;        /* the message at the head of the input is pgcutover's own answer */
+	bool ps_broken;      /* the server holds what pgcutover's books do not say (statements
 				      disagree, a session state it could not read or clean): not reused */
-	bool closing;              /* server_close() is running: callbacks must not close again */
-	bool capture_next;         /* at this boundary, ask what the client's session now holds */
-	uint64_t sess_owner;       /* transaction pooling: client (session id) whose settings it holds; 0 = none */
-	uint32_t sess_gen;         /* that client's settings generation */
-	char label[96];            /* "app/alice@127.0.0.1:5432" for logs */
+	bool closing;        /* server_close() is running: callbacks must not close again */
+	bool capture_next;   /* at this boundary, ask what the client's session now holds */
+	uint64_t sess_owner; /* transaction pooling: client (session id) whose settings it holds; 0 = none */
+	uint32_t sess_gen; /* that client's settings generation */
+	char label[96];    /* "app/alice@127.0.0.1:5432" for logs */
 };
 
 /*

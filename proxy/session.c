@@ -15,12 +15,12 @@
 
 /* First words that cannot leave anything in the session a later server would need. */
 static const char *const plain_words[] = {
-	"abort",   "alter",   "analyze", "begin",   "checkpoint", "close",    "cluster",
-	"comment", "commit",  "copy",    "delete",  "drop",       "end",      "execute",
-	"explain", "fetch",   "grant",   "insert",  "lock",       "merge",    "move",
-	"notify",  "reassign", "refresh", "reindex", "release",   "revoke",   "rollback",
-	"savepoint", "security", "show", "start",   "table",      "truncate", "update",
-	"vacuum",  "values",  "with",
+	"abort",     "alter",    "analyze", "begin",   "checkpoint", "close",    "cluster",
+	"comment",   "commit",   "copy",    "delete",  "drop",       "end",      "execute",
+	"explain",   "fetch",    "grant",   "insert",  "lock",       "merge",    "move",
+	"notify",    "reassign", "refresh", "reindex", "release",    "revoke",   "rollback",
+	"savepoint", "security", "show",    "start",   "table",      "truncate", "update",
+	"vacuum",    "values",   "with",
 };
 
 static bool is_plain_word(const char *w)
@@ -82,14 +82,14 @@ static bool at_statement_end(const uint8_t *sql, size_t len, size_t off)
 	return t == PQ_SQL_END;
 }
 
-bool session_parse_deallocate(const uint8_t *sql, size_t len, bool *all, char *name,
-			      size_t namelen)
+bool session_parse_deallocate(const uint8_t *sql, size_t len, bool *all, char *name, size_t namelen)
 {
 	char w[WORD_MAX];
 	size_t off = 0;
 	enum pq_sql_tok t;
 
-	if (pq_sql_token(sql, len, &off, w, sizeof(w)) != PQ_SQL_WORD || strcmp(w, "deallocate") != 0)
+	if (pq_sql_token(sql, len, &off, w, sizeof(w)) != PQ_SQL_WORD ||
+	    strcmp(w, "deallocate") != 0)
 		return false;
 	t = pq_sql_token(sql, len, &off, name, namelen);
 	if (t == PQ_SQL_WORD && strcmp(name, "prepare") == 0) {
@@ -171,7 +171,7 @@ void session_reset(struct session *ss)
 
 /* ---- capture ---- */
 
-#define CAPTURE_SETTINGS_SQL                                                                  \
+#define CAPTURE_SETTINGS_SQL                                                                        \
 	"SELECT 'S' || name || '=' || setting FROM pg_catalog.pg_settings WHERE source = 'session'" \
 	" UNION ALL SELECT 'Srole=' || pg_catalog.current_setting('role')"                          \
 	" WHERE pg_catalog.current_setting('role') <> 'none'"
@@ -183,8 +183,7 @@ void session_reset(struct session *ss)
  * an 'X' row when it LISTENs, 'X<name>' per SQL-level statement (see
  * session_cleanup_sql).
  */
-const char SESSION_CAPTURE_SETTINGS[] =
-	CAPTURE_SETTINGS_SQL
+const char SESSION_CAPTURE_SETTINGS[] = CAPTURE_SETTINGS_SQL
 	" UNION ALL SELECT 'X' FROM (SELECT 1 FROM pg_catalog.pg_listening_channels() LIMIT 1) AS l"
 	" UNION ALL SELECT 'X' || name FROM pg_catalog.pg_prepared_statements WHERE from_sql";
 
@@ -316,7 +315,8 @@ bool session_apply_capture(struct session *ss, const char *rows, bool full)
 			long nlen = colon ? strtol(row + 1, NULL, 10) : -1;
 
 			if (colon == NULL || nlen < 0 || (size_t)nlen > strlen(colon + 1)) {
-				add_reason(&why, "an SQL prepared statement pgcutover could not read", 51);
+				add_reason(&why,
+					   "an SQL prepared statement pgcutover could not read", 51);
 				break;
 			}
 			{
@@ -326,7 +326,9 @@ bool session_apply_capture(struct session *ss, const char *rows, bool full)
 				if (name == NULL) {
 					ok = false;
 				} else if (!single_prepare(text)) {
-					add_reason(&why, "an SQL prepared statement created in a multi-statement query", 60);
+					add_reason(&why,
+						   "an SQL prepared statement created in a multi-statement query",
+						   60);
 				} else {
 					ok = params_set(&sql_stmts, name, text);
 				}

@@ -45,27 +45,26 @@ enum session_kind session_classify(const uint8_t *sql, size_t len);
  * trailing semicolon allowed): *all says which, name gets the statement
  * name as the server would see it.  False for anything else.
  */
-bool session_parse_deallocate(const uint8_t *sql, size_t len, bool *all, char *name,
-			      size_t namelen);
+bool session_parse_deallocate(const uint8_t *sql, size_t len, bool *all, char *name, size_t namelen);
 /* "DISCARD ALL", alone. */
 bool session_is_discard_all(const uint8_t *sql, size_t len);
 
 /* What a capture found the session holds; allocated only when it holds any. */
 struct session_state {
-	struct params settings;  /* committed session settings: name -> value as pg_settings shows it */
+	struct params settings; /* committed session settings: name -> value as pg_settings shows it */
 	struct params listens;   /* channels LISTENed (the values are empty) */
 	struct params sql_stmts; /* SQL-level PREPAREd statements: name -> the PREPARE text */
 };
 
 struct session {
 	struct session_state *st; /* NULL while it holds nothing: most sessions, at no cost */
-	struct ps_map stmts;     /* protocol-level named statements (Parse) */
-	uint64_t id;             /* unique per client: whose settings a server carries */
-	uint32_t gen;            /* bumped whenever settings change */
-	bool dirty;              /* since the last capture a statement may have changed state */
-	bool restore;            /* session pooling: the next server must first get this state */
-	char *blocked;           /* what the last capture found that cannot move; NULL if nothing */
-	char *untracked;         /* why pgcutover lost track (a Parse too large to hold); NULL if not */
+	struct ps_map stmts;      /* protocol-level named statements (Parse) */
+	uint64_t id;              /* unique per client: whose settings a server carries */
+	uint32_t gen;             /* bumped whenever settings change */
+	bool dirty;               /* since the last capture a statement may have changed state */
+	bool restore;             /* session pooling: the next server must first get this state */
+	char *blocked;   /* what the last capture found that cannot move; NULL if nothing */
+	char *untracked; /* why pgcutover lost track (a Parse too large to hold); NULL if not */
 };
 
 /* The state, or an empty one (never NULL, never to be changed). */

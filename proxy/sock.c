@@ -271,8 +271,8 @@ static void sock_update(struct sock *s)
 			event_del(&s->ev);
 		s->ev_flags = want;
 		if (want != 0) {
-			event_assign(&s->ev, sock_base, s->fd, (short)(want | EV_PERSIST), sock_event_cb,
-				     s);
+			event_assign(&s->ev, sock_base, s->fd, (short)(want | EV_PERSIST),
+				     sock_event_cb, s);
 			s->ev_assigned = true;
 			event_add(&s->ev, NULL);
 		}
@@ -783,8 +783,8 @@ static void sock_tls_event(struct sock *s, short what)
 		sock_tls_handshake(s);
 		return;
 	}
-	wr = s->out_blocked && ((s->tls_wait & SOCK_TLS_WRITE_READ) ? (what & EV_READ) != 0
-								      : (what & EV_WRITE) != 0);
+	wr = s->out_blocked &&
+	     ((s->tls_wait & SOCK_TLS_WRITE_READ) ? (what & EV_READ) != 0 : (what & EV_WRITE) != 0);
 	rd = (s->tls_wait & SOCK_TLS_READ_WRITE) ? (what & EV_WRITE) != 0 : (what & EV_READ) != 0;
 	if (wr)
 		sock_flush(s);
@@ -884,7 +884,8 @@ bool sock_tls_peer_verified(const struct sock *s)
 {
 	if (s->tls == NULL || (s->tls_wait & SOCK_TLS_HANDSHAKE))
 		return false;
-	return SSL_get0_peer_certificate(s->tls) != NULL && SSL_get_verify_result(s->tls) == X509_V_OK;
+	return SSL_get0_peer_certificate(s->tls) != NULL &&
+	       SSL_get_verify_result(s->tls) == X509_V_OK;
 }
 
 const char *sock_tls_error(const struct sock *s)

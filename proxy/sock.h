@@ -55,7 +55,7 @@ struct sock_dns;
 enum sock_what {
 	SOCK_CONNECTED = 1, /* sock_connect*() completed */
 	SOCK_EOF = 2,       /* the peer closed its side; what arrived before was delivered */
-	SOCK_ERROR = 4,     /* a socket, connect, DNS or TLS error: see sock_errno(), sock_dns_error(),
+	SOCK_ERROR = 4, /* a socket, connect, DNS or TLS error: see sock_errno(), sock_dns_error(),
 			     * sock_tls_error() */
 	SOCK_TLS_READY = 8, /* the TLS handshake of sock_start_tls_*() completed */
 };
@@ -69,51 +69,51 @@ enum sock_tls_verify {
 
 /* Bits of sock.tls_wait: the TLS states that change what a sock waits for. */
 enum {
-	SOCK_TLS_HANDSHAKE = 1,   /* handshaking: tls_hs_want says which event */
-	SOCK_TLS_READ_WRITE = 2,  /* SSL_read wanted writability (WANT_WRITE) */
-	SOCK_TLS_WRITE_READ = 4,  /* SSL_write wanted readability (WANT_READ) */
-	SOCK_TLS_ACTIVE = 8,      /* TLS is on: sock_update() asks SSL for buffered input */
+	SOCK_TLS_HANDSHAKE = 1,  /* handshaking: tls_hs_want says which event */
+	SOCK_TLS_READ_WRITE = 2, /* SSL_read wanted writability (WANT_WRITE) */
+	SOCK_TLS_WRITE_READ = 4, /* SSL_write wanted readability (WANT_READ) */
+	SOCK_TLS_ACTIVE = 8,     /* TLS is on: sock_update() asks SSL for buffered input */
 };
 
 typedef void (*sock_io_fn)(struct sock *s, void *arg);
 typedef void (*sock_event_fn)(struct sock *s, int what, void *arg);
 
 struct sock {
-	evutil_socket_t fd;          /* -1 until connected (or connecting) */
-	struct event ev;             /* the one event of this socket, flags as sock_update() says */
-	short ev_flags;              /* what ev is registered for; 0 = not registered */
-	bool ev_assigned;            /* ev has been event_assign()ed at least once */
-	bool want_read;              /* the owner wants input (false: backpressure or closing) */
-	bool connecting;             /* waiting for a non-blocking connect to complete */
-	bool out_blocked;            /* the last write came back short: wait for writability */
-	bool eof;                    /* the peer closed: reading is over */
-	bool closed;                 /* sock_disable()d: no more I/O, no more callbacks */
-	bool in_flush_list;          /* on the list of socks to flush at the end of this iteration */
-	bool in_full_watch;          /* in_cb is armed: the input was full, reading stopped */
-	bool trim_idle;              /* the owner is idle: give empty buffers back (sock_trim) */
-	bool trim_soon;              /* ... right after the next flush (sock_trim_soon) */
-	bool bulk;                   /* the last read filled what it asked: a transfer is on */
-	bool err_pending;            /* 'err' is still to be reported from our own event */
-	int err;                     /* errno of the last failure (0: a DNS failure, see dns_err) */
-	int dns_err;                 /* the resolver's error code, for SOCK_ERROR after a lookup */
-	int port;                    /* port to connect to once a host name is resolved */
-	size_t in_limit;             /* stop reading when the input holds this much */
-	size_t read_size;            /* bytes asked of recv() at once (sock_set_read_size()) */
-	size_t out_low;              /* call write_fn when a flush leaves at most this much queued */
-	struct evbuffer *in;         /* bytes received, not consumed yet */
-	struct evbuffer *out;        /* bytes to send */
+	evutil_socket_t fd;   /* -1 until connected (or connecting) */
+	struct event ev;      /* the one event of this socket, flags as sock_update() says */
+	short ev_flags;       /* what ev is registered for; 0 = not registered */
+	bool ev_assigned;     /* ev has been event_assign()ed at least once */
+	bool want_read;       /* the owner wants input (false: backpressure or closing) */
+	bool connecting;      /* waiting for a non-blocking connect to complete */
+	bool out_blocked;     /* the last write came back short: wait for writability */
+	bool eof;             /* the peer closed: reading is over */
+	bool closed;          /* sock_disable()d: no more I/O, no more callbacks */
+	bool in_flush_list;   /* on the list of socks to flush at the end of this iteration */
+	bool in_full_watch;   /* in_cb is armed: the input was full, reading stopped */
+	bool trim_idle;       /* the owner is idle: give empty buffers back (sock_trim) */
+	bool trim_soon;       /* ... right after the next flush (sock_trim_soon) */
+	bool bulk;            /* the last read filled what it asked: a transfer is on */
+	bool err_pending;     /* 'err' is still to be reported from our own event */
+	int err;              /* errno of the last failure (0: a DNS failure, see dns_err) */
+	int dns_err;          /* the resolver's error code, for SOCK_ERROR after a lookup */
+	int port;             /* port to connect to once a host name is resolved */
+	size_t in_limit;      /* stop reading when the input holds this much */
+	size_t read_size;     /* bytes asked of recv() at once (sock_set_read_size()) */
+	size_t out_low;       /* call write_fn when a flush leaves at most this much queued */
+	struct evbuffer *in;  /* bytes received, not consumed yet */
+	struct evbuffer *out; /* bytes to send */
 	struct evbuffer_cb_entry *in_cb; /* armed only while the input is full (see in_full_watch) */
-	struct sock *flush_next;     /* chain of socks with output to flush */
-	struct sock_dns *dns;        /* host name lookup in progress, if any */
-	struct ssl_st *tls;          /* the TLS session once sock_start_tls_*() ran; NULL: plaintext */
-	unsigned char tls_wait;      /* SOCK_TLS_* bits; 0 for every plaintext sock (the one branch) */
-	short tls_hs_want;           /* during the handshake: EV_READ or EV_WRITE, as SSL asked */
-	unsigned long tls_err;       /* OpenSSL error code of a TLS failure, 0 = none */
-	long tls_verify;             /* the peer verification result at that failure (X509_V_OK...) */
-	sock_io_fn read_fn;          /* new input arrived */
-	sock_io_fn write_fn;         /* the output drained to out_low (backpressure release) */
-	sock_event_fn event_fn;      /* connected, EOF or error */
-	void *arg;                   /* the owner, passed to every callback */
+	struct sock *flush_next;         /* chain of socks with output to flush */
+	struct sock_dns *dns;            /* host name lookup in progress, if any */
+	struct ssl_st *tls;     /* the TLS session once sock_start_tls_*() ran; NULL: plaintext */
+	unsigned char tls_wait; /* SOCK_TLS_* bits; 0 for every plaintext sock (the one branch) */
+	short tls_hs_want;      /* during the handshake: EV_READ or EV_WRITE, as SSL asked */
+	unsigned long tls_err;  /* OpenSSL error code of a TLS failure, 0 = none */
+	long tls_verify;        /* the peer verification result at that failure (X509_V_OK...) */
+	sock_io_fn read_fn;     /* new input arrived */
+	sock_io_fn write_fn;    /* the output drained to out_low (backpressure release) */
+	sock_event_fn event_fn; /* connected, EOF or error */
+	void *arg;              /* the owner, passed to every callback */
 };
 
 /* Once per process, after the event base exists: the end-of-iteration flush. */

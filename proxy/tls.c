@@ -98,8 +98,8 @@ static SSL_CTX *tls_ctx_new(const SSL_METHOD *method, const char *side, const ch
 					 SSL_OP_IGNORE_UNEXPECTED_EOF);
 	SSL_CTX_set_default_passwd_cb(ctx, tls_no_passphrase);
 	if (!tls_set_protocols(ctx, protocols)) {
-		snprintf(errbuf, errlen, "could not set %s_tls_protocols \"%s\": %s", side, protocols,
-			 tls_last_error());
+		snprintf(errbuf, errlen, "could not set %s_tls_protocols \"%s\": %s", side,
+			 protocols, tls_last_error());
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -124,19 +124,21 @@ static bool tls_load_cert(SSL_CTX *ctx, const char *side, const char *cert, cons
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
 		unsigned long e = ERR_peek_last_error();
 
-		if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 &&
+		    ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
 			snprintf(errbuf, errlen,
-				 "%s_tls_key_file \"%s\" does not match %s_tls_cert_file \"%s\"", side,
-				 key, side, cert);
+				 "%s_tls_key_file \"%s\" does not match %s_tls_cert_file \"%s\"",
+				 side, key, side, cert);
 		else
-			snprintf(errbuf, errlen, "could not load %s_tls_key_file \"%s\": %s", side, key,
-				 tls_last_error());
+			snprintf(errbuf, errlen, "could not load %s_tls_key_file \"%s\": %s", side,
+				 key, tls_last_error());
 		ERR_clear_error();
 		return false;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		snprintf(errbuf, errlen, "%s_tls_key_file \"%s\" does not match %s_tls_cert_file \"%s\": %s",
-			 side, key, side, cert, tls_last_error());
+		snprintf(errbuf, errlen,
+			 "%s_tls_key_file \"%s\" does not match %s_tls_cert_file \"%s\": %s", side,
+			 key, side, cert, tls_last_error());
 		return false;
 	}
 	return true;
@@ -154,11 +156,11 @@ static SSL_CTX *tls_build_client_side(const struct config *cfg, char *errbuf, si
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0); /* TLS 1.3 would send two after each handshake */
 	SSL_CTX_set_dh_auto(ctx, 1);
-	if (!tls_load_cert(ctx, "client", cfg->client_tls_cert_file, cfg->client_tls_key_file, errbuf,
-			   errlen))
+	if (!tls_load_cert(ctx, "client", cfg->client_tls_cert_file, cfg->client_tls_key_file,
+			   errbuf, errlen))
 		goto fail;
 	if (cfg->client_tls_ca_file[0]) {
-		STACK_OF(X509_NAME) *names;
+		STACK_OF(X509_NAME) * names;
 
 		if (SSL_CTX_load_verify_locations(ctx, cfg->client_tls_ca_file, NULL) != 1) {
 			snprintf(errbuf, errlen, "could not load client_tls_ca_file \"%s\": %s",
@@ -201,9 +203,8 @@ static SSL_CTX *tls_build_server_side(const struct config *cfg, char *errbuf, si
 		/* the system store may be missing: only verify-ca/full need it, and they fail then */
 		ERR_clear_error();
 	}
-	if (cfg->server_tls_cert_file[0] &&
-	    !tls_load_cert(ctx, "server", cfg->server_tls_cert_file, cfg->server_tls_key_file, errbuf,
-			   errlen))
+	if (cfg->server_tls_cert_file[0] && !tls_load_cert(ctx, "server", cfg->server_tls_cert_file,
+							   cfg->server_tls_key_file, errbuf, errlen))
 		goto fail;
 	/* verification is set per connection (sock_start_tls_connect), by its sslmode */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);

@@ -142,7 +142,8 @@ static bool track_restore(struct client *c, struct server *s, struct ps_entry *e
 		return false;
 	}
 	ps_map_mark(&c->sess.stmts, e, true);
-	log_debug("client %s: prepared statement \"%s\" restored on its new server", c->addr, e->name);
+	log_debug("client %s: prepared statement \"%s\" restored on its new server", c->addr,
+		  e->name);
 	return true;
 }
 
@@ -200,8 +201,8 @@ static void track_forget_all(struct client *c, struct server *s, bool discard)
  */
 static void track_untrusted(struct client *c, struct server *s)
 {
-	log_debug("client %s: a DEALLOCATE pgcutover cannot follow: server %s is not reused", c->addr,
-		  s->label);
+	log_debug("client %s: a DEALLOCATE pgcutover cannot follow: server %s is not reused",
+		  c->addr, s->label);
 	s->ps_broken = true;
 }
 
@@ -537,7 +538,8 @@ static enum track_result track_close(struct client *c, struct server *s, const u
 		 */
 		if (!track_expect(s, PS_CLOSE_FWD, NULL, name))
 			return track_queue_full(c);
-		ps_pending_set_prev(ps_queue_tail(&s->psq), e->stmt, ps_map_present(&c->sess.stmts, e));
+		ps_pending_set_prev(ps_queue_tail(&s->psq), e->stmt,
+				    ps_map_present(&c->sess.stmts, e));
 		ps_map_remove(&c->sess.stmts, name);
 	}
 	if (!track_txn(c) || strncmp(name, PS_SERVER_PREFIX, strlen(PS_SERVER_PREFIX)) != 0)
@@ -561,7 +563,8 @@ static enum track_result track_oversized(struct client *c, struct server *s, uin
 	if (type == 'P') {
 		/* the server keeps it; pgcutover cannot carry it to another server */
 		if (c->sess.untracked == NULL)
-			c->sess.untracked = strdup("a prepared statement larger than conn_buffer_size");
+			c->sess.untracked =
+				strdup("a prepared statement larger than conn_buffer_size");
 		s->ps_unqueued++;
 	}
 	c->sess.dirty = true;
@@ -696,7 +699,9 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 		return CONN_PASS;
 	}
 	expect = it->kind == PS_PARSE_FWD || it->kind == PS_PARSE_HIDDEN ||
-			 it->kind == PS_PARSE_DEALLOC ? '1' : '3';
+				 it->kind == PS_PARSE_DEALLOC
+			 ? '1'
+			 : '3';
 	if (type != expect || len != 4) {
 		/* our books and the server disagree: this server is not reused */
 		log_error("server %s: unexpected %s while tracking prepared statements", s->label,
@@ -736,7 +741,7 @@ void track_server_ready(struct server *s)
 	while (n < s->psq.count && (int32_t)(ps_queue_at(&s->psq, n)->sync_no - s->syncs_done) < 0)
 		n++;
 	if (n > 0)
-		log_debug("server %s: %u tracked messages of a finished batch got no answer", s->label,
-			  (unsigned)n);
+		log_debug("server %s: %u tracked messages of a finished batch got no answer",
+			  s->label, (unsigned)n);
 	track_undo_oldest(s, n);
 }

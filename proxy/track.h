@@ -29,10 +29,10 @@ struct server;
 struct evbuffer;
 
 enum track_result {
-	TRACK_DONE,   /* handled: forwarding goes on */
-	TRACK_WAIT,   /* more of the message must arrive first */
+	TRACK_DONE,        /* handled: forwarding goes on */
+	TRACK_WAIT,        /* more of the message must arrive first */
 	TRACK_WAIT_SERVER, /* the server's answers to what went before must arrive first */
-	TRACK_CLOSED, /* the client was disconnected (an error it was told) */
+	TRACK_CLOSED,      /* the client was disconnected (an error it was told) */
 };
 
 /*

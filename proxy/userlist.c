@@ -21,7 +21,7 @@
 struct userlist_entry {
 	char *user;   /* unquoted: "" already turned into " */
 	char *secret; /* exactly as written; wiped before it is freed */
-	int line; /* where it was read: sorts duplicates so that the last one wins */
+	int line;     /* where it was read: sorts duplicates so that the last one wins */
 	/*
 	 * For a plaintext password: the SCRAM secret derived from it at the
 	 * first SCRAM login (one salt per user for the life of this userlist,

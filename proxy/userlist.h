@@ -25,8 +25,7 @@ struct userlist;
  * malloc'd "path:line: message" (or "path: message" when the file cannot be
  * read) that the caller frees.
  */
-struct userlist *userlist_load(const char *path, char **errmsg)
-	__attribute__((warn_unused_result));
+struct userlist *userlist_load(const char *path, char **errmsg) __attribute__((warn_unused_result));
 
 /* The secret of 'user', or NULL when the file does not list it. */
 const char *userlist_secret(const struct userlist *ul, const char *user);

@@ -68,9 +68,11 @@ static char *describe(const struct config *cfg)
 	for (size_t i = 0; i < cfg->ndbs; i++) {
 		const struct db_config *db = &cfg->dbs[i];
 		char line[160];
-		const char *strs[] = {db->name, db->source, db->target, db->replication_slot,
-				      db->user, db->password, db->d.control_user,
-				      db->d.sequence_sync, db->d.marker_table};
+		const char *strs[] = {db->name,           db->source,
+				      db->target,         db->replication_slot,
+				      db->user,           db->password,
+				      db->d.control_user, db->d.sequence_sync,
+				      db->d.marker_table};
 
 		for (size_t j = 0; j < sizeof(strs) / sizeof(strs[0]); j++)
 			dump_emit(&d, "db", strs[j] ? strs[j] : "(null)");
@@ -141,7 +143,8 @@ static void check_config(const struct config *cfg)
 	FUZZ_CHECK(absolute_or_empty(cfg->log_file));
 	FUZZ_CHECK(absolute_or_empty(cfg->unix_socket_dir));
 	FUZZ_CHECK(cfg->listen_addr && cfg->listen_addr[0] && cfg->admin_addr && cfg->admin_addr[0]);
-	FUZZ_CHECK(cfg->admin_users && cfg->admin_users[0] && cfg->metrics_addr && cfg->metrics_addr[0]);
+	FUZZ_CHECK(cfg->admin_users && cfg->admin_users[0] && cfg->metrics_addr &&
+		   cfg->metrics_addr[0]);
 	FUZZ_CHECK(cfg->listen_port >= 1 && cfg->listen_port <= 65535);
 	FUZZ_CHECK(cfg->admin_port >= 1 && cfg->admin_port <= 65535);
 	FUZZ_CHECK(cfg->listen_port != cfg->admin_port);
@@ -235,7 +238,8 @@ static void check_lengthened(const uint8_t *data, size_t size, const struct conf
 			FUZZ_CHECK(errs->count == errs2.count);
 			for (size_t i = 0; i < errs->count; i++) {
 				FUZZ_CHECK(errs->items[i].line == errs2.items[i].line);
-				FUZZ_CHECK(strcmp(errs->items[i].message, errs2.items[i].message) == 0);
+				FUZZ_CHECK(strcmp(errs->items[i].message, errs2.items[i].message) ==
+					   0);
 			}
 		}
 		config_free(cfg2);
@@ -265,7 +269,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FUZZ_CHECK(e->line >= 0);
 			/* sorted by line, errors tied to no line (0) last */
 			if (i > 0)
-				FUZZ_CHECK((unsigned)errs.items[i - 1].line - 1 <= (unsigned)e->line - 1);
+				FUZZ_CHECK((unsigned)errs.items[i - 1].line - 1 <=
+					   (unsigned)e->line - 1);
 		}
 	} else {
 		FUZZ_CHECK(errs.count == 0);

@@ -33,7 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memset(err, 'x', errlens[i]);
 		ok = pool_parse_conninfo(s, &a, err, errlens[i]);
 		if (ok) {
-			FUZZ_CHECK(a.host != NULL && a.host[0] != '\0' && strchr(a.host, ',') == NULL);
+			FUZZ_CHECK(a.host != NULL && a.host[0] != '\0' &&
+				   strchr(a.host, ',') == NULL);
 			FUZZ_CHECK(a.port >= 1 && a.port <= 65535);
 			/* one of the six modes, in any case (as libpq and the config accept it) */
 			FUZZ_CHECK(a.sslmode == NULL || strcasecmp(a.sslmode, "disable") == 0 ||

@@ -265,7 +265,7 @@ static void same_as_built(struct pq_buf *b, uint8_t type, const uint8_t *body, s
 
 /* What the reference parser of an error body finds. */
 struct ref_error {
-	bool valid;       /* the body has the layout: fields, then a final 0 byte */
+	bool valid; /* the body has the layout: fields, then a final 0 byte */
 	const char *severity, *sqlstate, *message, *detail, *hint; /* as pq_error_fields */
 };
 
@@ -300,13 +300,26 @@ static void ref_parse_error(const uint8_t *body, size_t len, struct ref_error *r
 		s = (const char *)body + i;
 		i = (size_t)(nul - body) + 1;
 		switch (t) {
-		case 'V': last_v = s; break;
-		case 'S': last_s = s; break;
-		case 'C': r->sqlstate = s; break;
-		case 'M': r->message = s; break;
-		case 'D': r->detail = s; break;
-		case 'H': r->hint = s; break;
-		default: break;
+		case 'V':
+			last_v = s;
+			break;
+		case 'S':
+			last_s = s;
+			break;
+		case 'C':
+			r->sqlstate = s;
+			break;
+		case 'M':
+			r->message = s;
+			break;
+		case 'D':
+			r->detail = s;
+			break;
+		case 'H':
+			r->hint = s;
+			break;
+		default:
+			break;
 		}
 	}
 }
@@ -343,8 +356,8 @@ static enum pq_status check_error_body(uint8_t type, const uint8_t *body, size_t
 	FUZZ_CHECK((st == PQ_OK) == r.valid);
 	if (st != PQ_OK)
 		return st;
-	FUZZ_CHECK(f.severity == r.severity && f.sqlstate == r.sqlstate &&
-		   f.message == r.message && f.detail == r.detail && f.hint == r.hint);
+	FUZZ_CHECK(f.severity == r.severity && f.sqlstate == r.sqlstate && f.message == r.message &&
+		   f.detail == r.detail && f.hint == r.hint);
 	field_inside(f.severity, body, len);
 	field_inside(f.sqlstate, body, len);
 	field_inside(f.message, body, len);
@@ -911,20 +924,20 @@ static enum next_phase check_startup(const uint8_t *pkt, size_t len, enum pq_sta
 
 /* One thing that happened while framing a stream, to compare two runs. */
 struct event {
-	int kind;      /* 0 startup packet, 1 typed message, 2 framing error */
-	int status;    /* the pq_status, or whether the body had its layout */
-	uint8_t type;  /* type byte (typed messages) */
-	uint32_t len;  /* declared length */
+	int kind;     /* 0 startup packet, 1 typed message, 2 framing error */
+	int status;   /* the pq_status, or whether the body had its layout */
+	uint8_t type; /* type byte (typed messages) */
+	uint32_t len; /* declared length */
 };
 
 /* A stream framed as the proxy frames its input buffer. */
 struct stream {
-	const uint8_t *all;  /* every byte the peer will send */
-	size_t total;        /* how many */
-	bool from_backend;   /* server side (typed messages from the start) */
-	uint32_t max_len;    /* pq_read_header's limit */
+	const uint8_t *all;               /* every byte the peer will send */
+	size_t total;                     /* how many */
+	bool from_backend;                /* server side (typed messages from the start) */
+	uint32_t max_len;                 /* pq_read_header's limit */
 	struct event ev[FUZZ_MAX_EVENTS]; /* what the run saw, to compare with the other run */
-	size_t nev;          /* entries of ev used */
+	size_t nev;                       /* entries of ev used */
 };
 
 static void add_event(struct stream *s, int kind, int status, uint8_t type, uint32_t len)
@@ -1075,11 +1088,21 @@ static void fuzz_cursor(const uint8_t *data, size_t size)
 	ck_init(&k, body, size - 1 - nops);
 	for (i = 0; i < nops; i++) {
 		switch (ops[i] % 8) {
-		case 0: (void)ck_u8(&k); break;
-		case 1: (void)ck_u16(&k); break;
-		case 2: (void)ck_u32(&k); break;
-		case 3: (void)ck_i32(&k); break;
-		case 4: (void)ck_str(&k); break;
+		case 0:
+			(void)ck_u8(&k);
+			break;
+		case 1:
+			(void)ck_u16(&k);
+			break;
+		case 2:
+			(void)ck_u32(&k);
+			break;
+		case 3:
+			(void)ck_i32(&k);
+			break;
+		case 4:
+			(void)ck_str(&k);
+			break;
 		case 5:
 			(void)ck_bytes(&k, i + 1 < nops ? ops[++i] : 0);
 			break;
@@ -1109,8 +1132,7 @@ static const uint8_t *next_built(const struct pq_buf *b, size_t *pos, uint8_t wa
 	uint8_t type;
 	uint32_t len;
 
-	FUZZ_CHECK(pq_read_header(b->data + *pos, b->len - *pos, &type, &len, UINT32_MAX) ==
-		   PQ_OK);
+	FUZZ_CHECK(pq_read_header(b->data + *pos, b->len - *pos, &type, &len, UINT32_MAX) == PQ_OK);
 	FUZZ_CHECK(type == want_type);
 	FUZZ_CHECK((size_t)len + 1 <= b->len - *pos);
 	*body_len = len - 4;
@@ -1187,8 +1209,10 @@ static void fuzz_builders(const uint8_t *data, size_t size)
 	body = next_built(&b, &pos, 'E', &blen);
 	FUZZ_CHECK(pq_parse_error(body, blen, &e) == PQ_OK);
 	FUZZ_CHECK(str_eq(e.severity, f[0]) && str_eq(e.sqlstate, f[1]) && str_eq(e.message, f[2]));
-	FUZZ_CHECK((e.detail != NULL) == ((flags & 1) != 0) && str_eq(e.detail, (flags & 1) ? f[3] : NULL));
-	FUZZ_CHECK((e.hint != NULL) == ((flags & 2) != 0) && str_eq(e.hint, (flags & 2) ? f[4] : NULL));
+	FUZZ_CHECK((e.detail != NULL) == ((flags & 1) != 0) &&
+		   str_eq(e.detail, (flags & 1) ? f[3] : NULL));
+	FUZZ_CHECK((e.hint != NULL) == ((flags & 2) != 0) &&
+		   str_eq(e.hint, (flags & 2) ? f[4] : NULL));
 	body = next_built(&b, &pos, 'N', &blen);
 	FUZZ_CHECK(pq_parse_error(body, blen, &e) == PQ_OK);
 	FUZZ_CHECK(str_eq(e.severity, f[1]) && str_eq(e.sqlstate, f[2]) && str_eq(e.message, f[3]));
@@ -1266,7 +1290,8 @@ static void fuzz_builders(const uint8_t *data, size_t size)
 		if (b.len <= PQ_STARTUP_MAX) {
 			uint32_t len;
 
-			FUZZ_CHECK(pq_read_startup_len(b.data, b.len, &len) == PQ_OK && len == b.len);
+			FUZZ_CHECK(pq_read_startup_len(b.data, b.len, &len) == PQ_OK &&
+				   len == b.len);
 			FUZZ_CHECK(pq_parse_startup(b.data, b.len, &su) == PQ_OK);
 			FUZZ_CHECK(su.code == PQ_PROTOCOL(3, 0));
 			ck_init(&k, su.params, su.params_len);

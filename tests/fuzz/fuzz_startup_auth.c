@@ -40,11 +40,11 @@
 #include "proxy/userlist.h"
 
 /* RFC 7677 section 3: user "user", password "pencil". */
-#define RFC_PASSWORD "pencil"
+#define RFC_PASSWORD     "pencil"
 #define RFC_CLIENT_NONCE "rOprNGfwEbeRWgbNEkqO"
 #define RFC_SERVER_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-#define RFC_SALT "W22ZaJ0SNY7soEsUEjb6gQ=="
-#define RFC_ITERATIONS 4096
+#define RFC_SALT         "W22ZaJ0SNY7soEsUEjb6gQ=="
+#define RFC_ITERATIONS   4096
 
 /* Largest iteration count the client side derives keys for here (see the top). */
 #define FUZZ_MAX_PBKDF2 64
@@ -53,9 +53,9 @@
 #define FUZZ_AUTH_MSG_MAX 8192
 
 /* Set up once by init(). */
-static struct auth_scram_secret rfc_secret;          /* "pencil" with the RFC salt */
-static uint8_t rfc_client_key[AUTH_SCRAM_KEY_LEN];   /* its ClientKey */
-static struct userlist *users;                       /* the wire mode's auth_file */
+static struct auth_scram_secret rfc_secret;        /* "pencil" with the RFC salt */
+static uint8_t rfc_client_key[AUTH_SCRAM_KEY_LEN]; /* its ClientKey */
+static struct userlist *users;                     /* the wire mode's auth_file */
 
 static void init(void)
 {
@@ -275,7 +275,8 @@ static void mode_client(uint8_t flags, const uint8_t *p, const uint8_t *end)
 	} else {
 		check_reply(final);
 		FUZZ_CHECK(err == NULL && c.state == AUTH_SCRAM_CLIENT_FINAL_SENT);
-		FUZZ_CHECK(strncmp(final, "c=biws,r=" RFC_CLIENT_NONCE, 9 + strlen(RFC_CLIENT_NONCE)) == 0);
+		FUZZ_CHECK(strncmp(final, "c=biws,r=" RFC_CLIENT_NONCE,
+				   9 + strlen(RFC_CLIENT_NONCE)) == 0);
 		free(final);
 		if (auth_scram_client_verify(&c, m2 ? (const char *)m2 : "", l2, &err)) {
 			FUZZ_CHECK(err == NULL && c.state == AUTH_SCRAM_CLIENT_DONE);
@@ -299,8 +300,7 @@ static void mode_client(uint8_t flags, const uint8_t *p, const uint8_t *end)
  * server-final) of a round trip: flips bits at 'pos', or cuts it there when
  * 'x' is 0.  Returns a new exact-size block and sets *len.
  */
-static uint8_t *damage(const char *msg, int which, int this_one, uint8_t pos, uint8_t x,
-		       size_t *len)
+static uint8_t *damage(const char *msg, int which, int this_one, uint8_t pos, uint8_t x, size_t *len)
 {
 	size_t n = strlen(msg);
 	uint8_t *d;
@@ -348,7 +348,8 @@ static void mode_round_trip(uint8_t flags, const uint8_t *p, const uint8_t *end)
 	}
 
 	/* the secret, through its text form and back */
-	FUZZ_CHECK(auth_scram_secret_from_password(password, salt, salt_len, 1 + iter % 16, &secret));
+	FUZZ_CHECK(
+		auth_scram_secret_from_password(password, salt, salt_len, 1 + iter % 16, &secret));
 	str = auth_scram_secret_to_string(&secret);
 	FUZZ_CHECK(str != NULL);
 	FUZZ_CHECK(auth_secret_kind(str) == AUTH_SECRET_SCRAM);
@@ -441,7 +442,7 @@ static void check_b64(const uint8_t *s, size_t len)
 		return;
 	if (auth_b64_decode((const char *)s, len, out, sizeof(out), &n)) {
 		FUZZ_CHECK(n <= sizeof(out) && n == len / 4 * 3 - (len && s[len - 1] == '=') -
-							    (len > 1 && s[len - 2] == '='));
+							       (len > 1 && s[len - 2] == '='));
 		FUZZ_CHECK(auth_b64_encode(out, n, enc) == len);
 		FUZZ_CHECK(memcmp(enc, s, len) == 0);
 	}
@@ -598,7 +599,8 @@ static void mode_userlist(const uint8_t *p, const uint8_t *end)
 				if (r < le && *r == '"' && memchr(r + 1, '"', (size_t)(le - r - 1)))
 					FUZZ_CHECK(userlist_secret(ul, name) != NULL);
 				/* the CRLF file knows the same users with the same secrets */
-				FUZZ_CHECK(str_same(userlist_secret(ul, name), userlist_secret(ul2, name)));
+				FUZZ_CHECK(str_same(userlist_secret(ul, name),
+						    userlist_secret(ul2, name)));
 				free(name);
 			}
 		}
@@ -756,8 +758,8 @@ static void mode_wire(uint8_t flags, const uint8_t *p, const uint8_t *end)
 			    strcmp(mech, "SCRAM-SHA-256") == 0) {
 				data = pq_get_bytes(&cur, (size_t)dlen);
 				FUZZ_CHECK(data != NULL && pq_cursor_done(&cur));
-				reply = auth_scram_server_first(&s, (const char *)data, (size_t)dlen,
-								&err);
+				reply = auth_scram_server_first(&s, (const char *)data,
+								(size_t)dlen, &err);
 				free(body);
 				body = NULL;
 				if (reply != NULL) {
@@ -767,11 +769,14 @@ static void mode_wire(uint8_t flags, const uint8_t *p, const uint8_t *end)
 						pq_cursor_init(&cur, body, blen);
 						data = pq_get_bytes(&cur, blen);
 						FUZZ_CHECK(data != NULL);
-						reply = auth_scram_server_final(&s, (const char *)data,
+						reply = auth_scram_server_final(&s,
+										(const char *)data,
 										blen, &wrong, &err);
 						if (reply != NULL) {
-							FUZZ_CHECK(ok); /* never with the mock secret */
-							FUZZ_CHECK(auth_scram_server_client_key(&s) != NULL);
+							FUZZ_CHECK(
+								ok); /* never with the mock secret */
+							FUZZ_CHECK(auth_scram_server_client_key(
+									   &s) != NULL);
 							free(reply);
 						}
 					}

@@ -86,11 +86,14 @@ static void test_admin_cmd_every_command(void)
 		if (!parse(good[i].query, &cmd, err, sizeof(err)))
 			UT_FAIL("\"%s\" did not parse: %s", good[i].query, err);
 		if (cmd.kind != good[i].kind)
-			UT_FAIL("\"%s\": kind %d, expected %d", good[i].query, (int)cmd.kind, (int)good[i].kind);
+			UT_FAIL("\"%s\": kind %d, expected %d", good[i].query, (int)cmd.kind,
+				(int)good[i].kind);
 		if (strcmp(cmd.db, good[i].db) != 0)
-			UT_FAIL("\"%s\": db \"%s\", expected \"%s\"", good[i].query, cmd.db, good[i].db);
+			UT_FAIL("\"%s\": db \"%s\", expected \"%s\"", good[i].query, cmd.db,
+				good[i].db);
 		if (cmd.to_source != good[i].to_source || cmd.dry_run != good[i].dry_run)
-			UT_FAIL("\"%s\": to_source %d dry_run %d", good[i].query, cmd.to_source, cmd.dry_run);
+			UT_FAIL("\"%s\": to_source %d dry_run %d", good[i].query, cmd.to_source,
+				cmd.dry_run);
 	}
 }
 
@@ -101,7 +104,7 @@ static const char *const bad[] = {
 	"SHOW SEQUENCES a b",
 	"SHOW LAG a b",
 	"SHOW HELP please",
-	"SHOW DATABASES; SHOW POOLS",   /* one command per query */
+	"SHOW DATABASES; SHOW POOLS", /* one command per query */
 	"SHOW HELP; x",
 	"PAUSE a b",
 	"RESUME a b",
@@ -120,10 +123,10 @@ static const char *const bad[] = {
 	"SHUTDOWN now",
 	"FOO",
 	"SELECT 1",
-	"\"SHOW\" HELP",                 /* a quoted word is a name, never a keyword */
-	"SWITCH \"appdb",                /* unterminated quoted name */
-	"SWITCH app\"db",                /* a quote inside a word */
-	"a b c d e f g",                 /* too many words */
+	"\"SHOW\" HELP",  /* a quoted word is a name, never a keyword */
+	"SWITCH \"appdb", /* unterminated quoted name */
+	"SWITCH app\"db", /* a quote inside a word */
+	"a b c d e f g",  /* too many words */
 	"SWITCH aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", /* > 63 */
 };
 
@@ -189,10 +192,10 @@ static void test_admin_cmd_small_errbuf(void)
 static void test_admin_cmd_help_lists_every_command(void)
 {
 	static const char *const commands[] = {
-		"SHOW HELP",   "SHOW DATABASES", "SHOW CLIENTS", "SHOW SERVERS", "SHOW POOLS",
-		"SHOW STATS",  "SHOW CONFIG",    "SHOW VERSION", "SHOW LAG",     "SHOW SEQUENCES",
-		"SHOW SWITCHES", "PAUSE",        "RESUME",       "SWITCH",       "ABORT",
-		"RELOAD",      "SHUTDOWN",       "KILL",
+		"SHOW HELP",     "SHOW DATABASES", "SHOW CLIENTS", "SHOW SERVERS", "SHOW POOLS",
+		"SHOW STATS",    "SHOW CONFIG",    "SHOW VERSION", "SHOW LAG",     "SHOW SEQUENCES",
+		"SHOW SWITCHES", "PAUSE",          "RESUME",       "SWITCH",       "ABORT",
+		"RELOAD",        "SHUTDOWN",       "KILL",
 	};
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -23,14 +23,14 @@
 
 /* One test's temporary directory and what was loaded from it. */
 struct fx {
-	char dir[64];                     /* the mkdtemp() directory, "" if it failed */
-	char *files[FX_MAX_FILES];        /* absolute paths written, removed by fx_done() */
+	char dir[64];              /* the mkdtemp() directory, "" if it failed */
+	char *files[FX_MAX_FILES]; /* absolute paths written, removed by fx_done() */
 	size_t nfiles;
-	struct config *cfg;               /* last config_load() result */
-	struct config_errors errs;        /* its errors */
-	struct userlist *ul;              /* last userlist_load() result */
-	char *ul_err;                     /* its error */
-	char *path;                       /* path of the last file written */
+	struct config *cfg;        /* last config_load() result */
+	struct config_errors errs; /* its errors */
+	struct userlist *ul;       /* last userlist_load() result */
+	char *ul_err;              /* its error */
+	char *path;                /* path of the last file written */
 };
 
 static void fx_init(struct fx *fx)
@@ -140,25 +140,25 @@ static void fx_print_errors(const struct fx *fx)
 		fprintf(stderr, "    %s\n", fx->errs.items[i].message);
 }
 
-#define FX_LOAD_OK(fx, text)                                                                  \
-	do {                                                                                  \
-		if (fx_load((fx), (text)) == NULL) {                                          \
-			fx_print_errors(fx);                                                  \
-			UT_FAIL("configuration did not load");                                \
-		}                                                                             \
+#define FX_LOAD_OK(fx, text)                                   \
+	do {                                                   \
+		if (fx_load((fx), (text)) == NULL) {           \
+			fx_print_errors(fx);                   \
+			UT_FAIL("configuration did not load"); \
+		}                                              \
 	} while (0)
 
-#define FX_LOAD_FAILS(fx, text)                                                               \
-	do {                                                                                  \
-		if (fx_load((fx), (text)) != NULL)                                            \
-			UT_FAIL("configuration loaded but should not have");                  \
+#define FX_LOAD_FAILS(fx, text)                                              \
+	do {                                                                 \
+		if (fx_load((fx), (text)) != NULL)                           \
+			UT_FAIL("configuration loaded but should not have"); \
 	} while (0)
 
 /* The smallest valid database section, appended to [pgcutover] snippets. */
-#define MIN_DB                                                                                \
-	"[database \"db\"]\n"                                                                 \
-	"source = host=s\n"                                                                   \
-	"target = host=t\n"                                                                   \
+#define MIN_DB                \
+	"[database \"db\"]\n" \
+	"source = host=s\n"   \
+	"target = host=t\n"   \
 	"lag_method = none\n"
 
 /* The example of PRODUCT.md, verbatim, with one more database. */
@@ -382,36 +382,39 @@ static void test_config_unknown_key(void)
 static void check_bad_values(struct fx *fx)
 {
 	FX_LOAD_FAILS(fx, "[pgcutover]\n"
-			  "drain_timeout = 10x\n"            /* 2 */
-			  "max_switch_lag = 64 mb\n"         /* 3 */
-			  "pool_mode = statement\n"          /* 4 */
-			  "listen_port = 70000\n"            /* 5 */
-			  "admin_port = 0\n"                 /* 6 */
-			  "metrics_port = -1\n"              /* 7 */
-			  "auth_type = password\n"           /* 8 */
-			  "lag_method = wal\n"               /* 9 */
-			  "max_client_conn = 0\n"            /* 10 */
-			  "default_pool_size = 1.5\n"        /* 11 */
-			  "lag_timeout = 0\n"                /* 12 */
-			  "max_packet_size = 2GB\n"          /* 13 */
-			  "conn_buffer_size = 100\n"         /* 14 */
+			  "drain_timeout = 10x\n"             /* 2 */
+			  "max_switch_lag = 64 mb\n"          /* 3 */
+			  "pool_mode = statement\n"           /* 4 */
+			  "listen_port = 70000\n"             /* 5 */
+			  "admin_port = 0\n"                  /* 6 */
+			  "metrics_port = -1\n"               /* 7 */
+			  "auth_type = password\n"            /* 8 */
+			  "lag_method = wal\n"                /* 9 */
+			  "max_client_conn = 0\n"             /* 10 */
+			  "default_pool_size = 1.5\n"         /* 11 */
+			  "lag_timeout = 0\n"                 /* 12 */
+			  "max_packet_size = 2GB\n"           /* 13 */
+			  "conn_buffer_size = 100\n"          /* 14 */
 			  "client_login_timeout = 3000000s\n" /* 15 */
-			  "sequence_sync = public.a, b\n"    /* 16 */
-			  "marker_table = \"quoted\"\n"      /* 17 */
-			  "control_user =\n"                 /* 18 */
-			  "listen_addr = 127.0.0.1,,::1\n"   /* 19 */
-			  "sequence_margin = -5\n"           /* 20 */
-			  "[database \"db\"]\n"              /* 21 */
+			  "sequence_sync = public.a, b\n"     /* 16 */
+			  "marker_table = \"quoted\"\n"       /* 17 */
+			  "control_user =\n"                  /* 18 */
+			  "listen_addr = 127.0.0.1,,::1\n"    /* 19 */
+			  "sequence_margin = -5\n"            /* 20 */
+			  "[database \"db\"]\n"               /* 21 */
 			  "source = host=s\n"
 			  "target = host=t\n"
-			  "replication_slot = Bad-Slot\n"    /* 24 */
-			  "pool_size = 0\n");                /* 25 */
-	UT_ASSERT(fx_has_error(fx, 2, "invalid value for parameter \"drain_timeout\": \"10x\" "
-				      "(expected a duration"));
+			  "replication_slot = Bad-Slot\n" /* 24 */
+			  "pool_size = 0\n");             /* 25 */
+	UT_ASSERT(fx_has_error(fx, 2,
+			       "invalid value for parameter \"drain_timeout\": \"10x\" "
+			       "(expected a duration"));
 	UT_ASSERT(fx_has_error(fx, 3, "\"max_switch_lag\": \"64 mb\" (expected a size"));
-	UT_ASSERT(fx_has_error(fx, 4, "\"pool_mode\": \"statement\" (expected session or transaction)"));
-	UT_ASSERT(fx_has_error(fx, 5, "\"listen_port\": \"70000\" (expected a port number between 1 "
-				      "and 65535)"));
+	UT_ASSERT(fx_has_error(fx, 4,
+			       "\"pool_mode\": \"statement\" (expected session or transaction)"));
+	UT_ASSERT(fx_has_error(fx, 5,
+			       "\"listen_port\": \"70000\" (expected a port number between 1 "
+			       "and 65535)"));
 	UT_ASSERT(fx_has_error(fx, 6, "\"admin_port\": \"0\""));
 	UT_ASSERT(fx_has_error(fx, 7, "between 0 and 65535 (0 = off)"));
 	UT_ASSERT(fx_has_error(fx, 8, "expected trust, md5 or scram-sha-256"));
@@ -419,7 +422,8 @@ static void check_bad_values(struct fx *fx)
 	UT_ASSERT(fx_has_error(fx, 10, "\"max_client_conn\": \"0\" (expected an integer between 1"));
 	UT_ASSERT(fx_has_error(fx, 11, "\"default_pool_size\": \"1.5\""));
 	UT_ASSERT(fx_has_error(fx, 12, "\"lag_timeout\": \"0\" (must be between 1ms and"));
-	UT_ASSERT(fx_has_error(fx, 13, "\"max_packet_size\": \"2GB\" (must be between 1kB and 1GB)"));
+	UT_ASSERT(
+		fx_has_error(fx, 13, "\"max_packet_size\": \"2GB\" (must be between 1kB and 1GB)"));
 	UT_ASSERT(fx_has_error(fx, 14, "\"conn_buffer_size\": \"100\""));
 	UT_ASSERT(fx_has_error(fx, 15, "\"client_login_timeout\""));
 	UT_ASSERT(fx_has_error(fx, 16, "comma list of schema.sequence"));
@@ -444,31 +448,32 @@ static void test_config_bad_values(void)
 
 static void check_structure_errors(struct fx *fx)
 {
-	FX_LOAD_FAILS(fx, "orphan = 1\n"                      /* 1 */
-			  "[pgcutover]\n"                     /* 2 */
-			  "listen_port = 6500\n"              /* 3 */
-			  "listen_port = 6501\n"              /* 4 */
-			  "this line has no equals sign\n"    /* 5 */
-			  "[databases]\n"                     /* 6 */
-			  "foo = bar\n"                       /* 7: ignored with its section */
-			  "[database \"a\"]\n"                /* 8 */
-			  "source = host=s\n"                 /* 9 */
-			  "lag_method = none\n"               /* 10 */
-			  "[database \"a\"]\n"                /* 11 */
-			  "target = host=t\n"                 /* 12: ignored */
-			  "[database \"\"]\n"                 /* 13 */
-			  "[database noquote]\n"              /* 14 */
-			  "[database \"x/y\"]\n"              /* 15 */
-			  "[pgcutover\n"                      /* 16 */
-			  "[pgcutover]\n"                     /* 17 */
-			  "[database \"b\"] trailing\n"       /* 18 */
-			  "= value\n"                         /* 19 */
-			  "[database \"lsn\"]\n"              /* 20 */
+	FX_LOAD_FAILS(fx, "orphan = 1\n"                   /* 1 */
+			  "[pgcutover]\n"                  /* 2 */
+			  "listen_port = 6500\n"           /* 3 */
+			  "listen_port = 6501\n"           /* 4 */
+			  "this line has no equals sign\n" /* 5 */
+			  "[databases]\n"                  /* 6 */
+			  "foo = bar\n"                    /* 7: ignored with its section */
+			  "[database \"a\"]\n"             /* 8 */
+			  "source = host=s\n"              /* 9 */
+			  "lag_method = none\n"            /* 10 */
+			  "[database \"a\"]\n"             /* 11 */
+			  "target = host=t\n"              /* 12: ignored */
+			  "[database \"\"]\n"              /* 13 */
+			  "[database noquote]\n"           /* 14 */
+			  "[database \"x/y\"]\n"           /* 15 */
+			  "[pgcutover\n"                   /* 16 */
+			  "[pgcutover]\n"                  /* 17 */
+			  "[database \"b\"] trailing\n"    /* 18 */
+			  "= value\n"                      /* 19 */
+			  "[database \"lsn\"]\n"           /* 20 */
 			  "source = host=s\n"
 			  "target = host=t\n");
 	UT_ASSERT(fx_has_error(fx, 1, "parameter \"orphan\" appears before any section header"));
-	UT_ASSERT(fx_has_error(fx, 4, "parameter \"listen_port\" is set more than once in this "
-				      "section (first at line 3)"));
+	UT_ASSERT(fx_has_error(fx, 4,
+			       "parameter \"listen_port\" is set more than once in this "
+			       "section (first at line 3)"));
 	UT_ASSERT(fx_has_error(fx, 5, "syntax error"));
 	UT_ASSERT(fx_has_error(fx, 6, "unrecognized section [databases]"));
 	UT_ASSERT(fx_has_error(fx, 8, "database \"a\" has no target"));
@@ -480,8 +485,9 @@ static void check_structure_errors(struct fx *fx)
 	UT_ASSERT(fx_has_error(fx, 17, "duplicate section [pgcutover] (first at line 2)"));
 	UT_ASSERT(fx_has_error(fx, 18, "unexpected text after section header"));
 	UT_ASSERT(fx_has_error(fx, 19, "missing parameter name"));
-	UT_ASSERT(fx_has_error(fx, 20, "database \"lsn\" uses lag_method lsn but sets no "
-				       "replication_slot"));
+	UT_ASSERT(fx_has_error(fx, 20,
+			       "database \"lsn\" uses lag_method lsn but sets no "
+			       "replication_slot"));
 	UT_EQ_INT(fx->errs.count, 14);
 	/* In line order, although some are found only after the whole file is read. */
 	for (size_t i = 1; i < fx->errs.count; i++)
@@ -737,13 +743,27 @@ static void test_config_parse_duration(void)
 		bool ok;
 		int64_t ms;
 	} cases[] = {
-		{"10s", true, 10000},     {"250ms", true, 250},     {"2min", true, 120000},
-		{"1h", true, 3600000},    {"15", true, 15000},      {"0", true, 0},
-		{"10 s", true, 10000},    {" 7ms ", true, 7},       {"0ms", true, 0},
-		{"", false, 0},           {"s", false, 0},          {"-1s", false, 0},
-		{"+1s", false, 0},        {"1.5s", false, 0},       {"10x", false, 0},
-		{"10S", false, 0},        {"10sec", false, 0},      {"10m", false, 0},
-		{"10s5", false, 0},       {"1 0s", false, 0},       {"0x10", false, 0},
+		{"10s", true, 10000},
+		{"250ms", true, 250},
+		{"2min", true, 120000},
+		{"1h", true, 3600000},
+		{"15", true, 15000},
+		{"0", true, 0},
+		{"10 s", true, 10000},
+		{" 7ms ", true, 7},
+		{"0ms", true, 0},
+		{"", false, 0},
+		{"s", false, 0},
+		{"-1s", false, 0},
+		{"+1s", false, 0},
+		{"1.5s", false, 0},
+		{"10x", false, 0},
+		{"10S", false, 0},
+		{"10sec", false, 0},
+		{"10m", false, 0},
+		{"10s5", false, 0},
+		{"1 0s", false, 0},
+		{"0x10", false, 0},
 		{"9223372036854775807ms", true, INT64_MAX},
 		{"9223372036854775808ms", false, 0},
 		{"9223372036854775s", true, 9223372036854775000LL},
@@ -770,14 +790,15 @@ static void test_config_parse_size(void)
 		bool ok;
 		int64_t bytes;
 	} cases[] = {
-		{"64MB", true, 64LL << 20}, {"512kB", true, 512 << 10}, {"1GB", true, 1LL << 30},
-		{"100", true, 100},         {"100B", true, 100},        {"0", true, 0},
-		{"8 kB", true, 8192},       {"", false, 0},             {"kB", false, 0},
-		{"-1kB", false, 0},         {"1.5GB", false, 0},        {"64mb", false, 0},
-		{"64KB", false, 0},         {"1TB", false, 0},          {"1 GB x", false, 0},
-		{"8589934591GB", true, 8589934591LL << 30},
-		{"8589934592GB", false, 0},
-		{"99999999999999999999", false, 0},
+		{"64MB", true, 64LL << 20}, {"512kB", true, 512 << 10},
+		{"1GB", true, 1LL << 30},   {"100", true, 100},
+		{"100B", true, 100},        {"0", true, 0},
+		{"8 kB", true, 8192},       {"", false, 0},
+		{"kB", false, 0},           {"-1kB", false, 0},
+		{"1.5GB", false, 0},        {"64mb", false, 0},
+		{"64KB", false, 0},         {"1TB", false, 0},
+		{"1 GB x", false, 0},       {"8589934591GB", true, 8589934591LL << 30},
+		{"8589934592GB", false, 0}, {"99999999999999999999", false, 0},
 	};
 	int64_t v;
 
@@ -854,26 +875,28 @@ static void check_limits(struct fx *fx)
 	UT_EQ_INT(db->d.max_db_connections, 50);
 
 	FX_LOAD_FAILS(fx, "[pgcutover]\n"
-			  "server_login_retry = 0\n"          /* 2 */
-			  "client_message_timeout = 5 min\n"  /* 3: fine */
-			  "max_user_connections = -1\n"       /* 4 */
-			  "query_wait_timeout = 10 years\n"   /* 5 */
-			  "idle_transaction_timeout = 25d\n"  /* 6 */
-			  "max_db_connections = lots\n"       /* 7 */
+			  "server_login_retry = 0\n"         /* 2 */
+			  "client_message_timeout = 5 min\n" /* 3: fine */
+			  "max_user_connections = -1\n"      /* 4 */
+			  "query_wait_timeout = 10 years\n"  /* 5 */
+			  "idle_transaction_timeout = 25d\n" /* 6 */
+			  "max_db_connections = lots\n"      /* 7 */
 			  "[database \"db\"]\n"
 			  "source = host=s\n"
 			  "target = host=t\n"
 			  "lag_method = none\n"
 			  "server_login_retry = 1s\n"         /* 12 */
 			  "max_user_connections = 3\n"        /* 13 */
-			  "query_wait_timeout = 3000000s\n");  /* 14 */
+			  "query_wait_timeout = 3000000s\n"); /* 14 */
 	UT_ASSERT(fx_has_error(fx, 2, "\"server_login_retry\": \"0\" (must be between 100ms and"));
-	UT_ASSERT(fx_has_error(fx, 4, "\"max_user_connections\": \"-1\" (expected an integer "
-				      "between 0 and"));
+	UT_ASSERT(fx_has_error(fx, 4,
+			       "\"max_user_connections\": \"-1\" (expected an integer "
+			       "between 0 and"));
 	UT_ASSERT(fx_has_error(fx, 5, "\"query_wait_timeout\": \"10 years\" (expected a duration"));
 	UT_ASSERT(fx_has_error(fx, 6, "\"idle_transaction_timeout\""));
 	UT_ASSERT(fx_has_error(fx, 7, "\"max_db_connections\": \"lots\""));
-	UT_ASSERT(fx_has_error(fx, 12, "parameter \"server_login_retry\" cannot be set in a [database"));
+	UT_ASSERT(fx_has_error(fx, 12,
+			       "parameter \"server_login_retry\" cannot be set in a [database"));
 	UT_ASSERT(fx_has_error(fx, 13, "parameter \"max_user_connections\" cannot be set in a"));
 	UT_ASSERT(fx_has_error(fx, 14, "\"query_wait_timeout\": \"3000000s\" (must be between 0"));
 	UT_EQ_INT(fx->errs.count, 8);
@@ -1075,7 +1098,8 @@ static void check_userlist_errors(struct fx *fx)
 	UT_ASSERT(userlist_load(expect, &fx->ul_err) == NULL);
 	UT_ASSERT(fx->ul_err != NULL);
 	UT_ASSERT(strstr(fx->ul_err, expect) == fx->ul_err);
-	UT_ASSERT(strstr(fx->ul_err, ": could not open auth_file: No such file or directory") != NULL);
+	UT_ASSERT(strstr(fx->ul_err, ": could not open auth_file: No such file or directory") !=
+		  NULL);
 }
 
 static void test_userlist_errors(void)
@@ -1096,17 +1120,17 @@ static void test_config_load_keep(void)
 
 	fx_init(&fx);
 	path = fx_write(&fx, "pgcutover.ini",
-			"[pgcutover]\n"                             /* 1 */
-			"auth_file = users.txt\n"                   /* 2 */
-			"bogus = 1\n"                               /* 3 */
-			"[database \"a\"]\n"                        /* 4 */
-			"lag_method = none\n"                       /* 5: lsn needs a slot */
-			"target = host=127.0.0.1 port=2\n"          /* 6 */
-			"source = host=127.0.0.1 port=1\n"          /* 7 */
-			"[database \"b\"]\n"                        /* 8 */
-			"lag_method = none\n"                       /* 9 */
-			"source = host=x\n"                         /* 10 */
-			"target = host=y\n");                       /* 11 */
+			"[pgcutover]\n"                    /* 1 */
+			"auth_file = users.txt\n"          /* 2 */
+			"bogus = 1\n"                      /* 3 */
+			"[database \"a\"]\n"               /* 4 */
+			"lag_method = none\n"              /* 5: lsn needs a slot */
+			"target = host=127.0.0.1 port=2\n" /* 6 */
+			"source = host=127.0.0.1 port=1\n" /* 7 */
+			"[database \"b\"]\n"               /* 8 */
+			"lag_method = none\n"              /* 9 */
+			"source = host=x\n"                /* 10 */
+			"target = host=y\n");              /* 11 */
 	UT_ASSERT(path != NULL);
 	keep = config_load_keep(path, &fx.errs);
 	UT_ASSERT(keep != NULL);
@@ -1142,29 +1166,33 @@ static void check_tls_keys(struct fx *fx)
 	unsigned mask = 0;
 
 	FX_LOAD_FAILS(fx, "[pgcutover]\n"
-			  "client_tls_sslmode = verify-everything\n"      /* 2 */
-			  "server_tls_sslmode = allow\n"                  /* 3 */
-			  "client_tls_protocols = tlsv1.2, sslv3\n"       /* 4 */
-			  "server_tls_protocols = \n"                     /* 5 */
-			  "client_tls_ciphers =\n"                        /* 6 */
-			  "server_tls_cert_file = nowhere/cert.pem\n"     /* 7 */
-			  MIN_DB);
-	UT_ASSERT(fx_has_error(fx, 2, "\"client_tls_sslmode\": \"verify-everything\" (expected "
-				      "disable, allow, prefer, require, verify-ca or verify-full)"));
-	UT_ASSERT(fx_has_error(fx, 3, "\"server_tls_sslmode\": \"allow\" (expected disable, prefer"));
+			  "client_tls_sslmode = verify-everything\n"  /* 2 */
+			  "server_tls_sslmode = allow\n"              /* 3 */
+			  "client_tls_protocols = tlsv1.2, sslv3\n"   /* 4 */
+			  "server_tls_protocols = \n"                 /* 5 */
+			  "client_tls_ciphers =\n"                    /* 6 */
+			  "server_tls_cert_file = nowhere/cert.pem\n" /* 7 */
+		      MIN_DB);
+	UT_ASSERT(fx_has_error(fx, 2,
+			       "\"client_tls_sslmode\": \"verify-everything\" (expected "
+			       "disable, allow, prefer, require, verify-ca or verify-full)"));
+	UT_ASSERT(
+		fx_has_error(fx, 3, "\"server_tls_sslmode\": \"allow\" (expected disable, prefer"));
 	UT_ASSERT(fx_has_error(fx, 4, "\"client_tls_protocols\": \"tlsv1.2, sslv3\""));
 	UT_ASSERT(fx_has_error(fx, 5, "\"server_tls_protocols\""));
 	UT_ASSERT(fx_has_error(fx, 6, "\"client_tls_ciphers\": \"\" (must not be empty)"));
-	UT_ASSERT(fx_has_error(fx, 7, "server_tls_cert_file and server_tls_key_file must be set together"));
+	UT_ASSERT(fx_has_error(fx, 7,
+			       "server_tls_cert_file and server_tls_key_file must be set together"));
 	UT_ASSERT(fx_has_error(fx, 7, "could not read server_tls_cert_file \""));
 	UT_ASSERT(fx_has_error(fx, 7, "/nowhere/cert.pem\": No such file or directory"));
 
 	/* a mode that needs files without them */
 	FX_LOAD_FAILS(fx, "[pgcutover]\n"
 			  "client_tls_sslmode = verify-full\n" /* 2 */
-			  MIN_DB);
-	UT_ASSERT(fx_has_error(fx, 2, "client_tls_sslmode verify-full needs client_tls_cert_file and "
-				      "client_tls_key_file"));
+		      MIN_DB);
+	UT_ASSERT(fx_has_error(fx, 2,
+			       "client_tls_sslmode verify-full needs client_tls_cert_file and "
+			       "client_tls_key_file"));
 	UT_ASSERT(fx_has_error(fx, 2, "needs client_tls_ca_file"));
 
 	/* readable files, relative to the config's directory; lists normalised */

@@ -16,18 +16,18 @@
 #include <stdlib.h>
 
 /* RFC 7677 section 3: SCRAM-SHA-256 exchange for user "user", password "pencil". */
-#define RFC_CLIENT_NONCE "rOprNGfwEbeRWgbNEkqO"
-#define RFC_SERVER_NONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-#define RFC_SALT "W22ZaJ0SNY7soEsUEjb6gQ=="
-#define RFC_CLIENT_FIRST "n,,n=user,r=" RFC_CLIENT_NONCE
-#define RFC_SERVER_FIRST "r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096"
+#define RFC_CLIENT_NONCE          "rOprNGfwEbeRWgbNEkqO"
+#define RFC_SERVER_NONCE          "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+#define RFC_SALT                  "W22ZaJ0SNY7soEsUEjb6gQ=="
+#define RFC_CLIENT_FIRST          "n,,n=user,r=" RFC_CLIENT_NONCE
+#define RFC_SERVER_FIRST          "r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE ",s=" RFC_SALT ",i=4096"
 #define RFC_CLIENT_FINAL_NO_PROOF "c=biws,r=" RFC_CLIENT_NONCE RFC_SERVER_NONCE
-#define RFC_CLIENT_FINAL RFC_CLIENT_FINAL_NO_PROOF ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+#define RFC_CLIENT_FINAL          RFC_CLIENT_FINAL_NO_PROOF ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
 /* As printed in RFC 7677 and recomputed with Python (hmac over the AuthMessage). */
 #define RFC_SERVER_FINAL "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 /* Made by PostgreSQL 15: CREATE ROLE u1 PASSWORD 'pencil' with scram-sha-256. */
-#define PG_SECRET_PENCIL                                                          \
+#define PG_SECRET_PENCIL                                                             \
 	"SCRAM-SHA-256$4096:BClBpXv0l4iyccm4vnYmig==$rBFQK5sjjFNspxLnNP624DSgAJ4K1d" \
 	"/6hEoduzqH9gY=:jVg5+wv7C7hd22VweN0WhmKMgI0BMpk2VwOLFOHw+Uc="
 
@@ -35,12 +35,13 @@
  * Python (hashlib.pbkdf2_hmac / hmac): "pencil", salt bytes 0..15, 4096
  * iterations, and the ClientKey that goes with it.
  */
-#define PY_SECRET_PENCIL                                                          \
+#define PY_SECRET_PENCIL                                                               \
 	"SCRAM-SHA-256$4096:AAECAwQFBgcICQoLDA0ODw==$zHCdol2044/ZyWzPLi7oxApCkamKw9Z+" \
 	"E4U/QApd/5Y=:dd5peBOitVnLNFu7VmwP+HiDaaw4OUCv396eVCWhYiE="
 static const uint8_t py_client_key[32] = {
-	0x05, 0x6d, 0x77, 0x12, 0x6a, 0x04, 0xe6, 0x5d, 0x7e, 0xfa, 0x55, 0x12, 0x7b, 0x19, 0xa9, 0x26,
-	0x31, 0xa6, 0x94, 0x7d, 0xff, 0xf7, 0xb5, 0x97, 0xe9, 0xa2, 0xf2, 0xe5, 0xf1, 0xd1, 0x9c, 0xb9,
+	0x05, 0x6d, 0x77, 0x12, 0x6a, 0x04, 0xe6, 0x5d, 0x7e, 0xfa, 0x55,
+	0x12, 0x7b, 0x19, 0xa9, 0x26, 0x31, 0xa6, 0x94, 0x7d, 0xff, 0xf7,
+	0xb5, 0x97, 0xe9, 0xa2, 0xf2, 0xe5, 0xf1, 0xd1, 0x9c, 0xb9,
 };
 
 /* base64 of 32, 31 and 33 zero bytes: a well-formed wrong proof and two bad sizes. */
@@ -121,11 +122,11 @@ static size_t b64(const char *s, uint8_t *out, size_t cap)
 /* Outcome of run_exchange(): how far a full client<->server exchange got. */
 enum exchange_result {
 	EXCHANGE_OK,
-	EXCHANGE_CLIENT_FIRST,   /* client could not produce client-first */
-	EXCHANGE_SERVER_FIRST,   /* server refused client-first */
-	EXCHANGE_CLIENT_FINAL,   /* client refused server-first */
-	EXCHANGE_SERVER_FINAL,   /* server refused client-final (see *wrong) */
-	EXCHANGE_CLIENT_VERIFY,  /* client refused server-final */
+	EXCHANGE_CLIENT_FIRST,  /* client could not produce client-first */
+	EXCHANGE_SERVER_FIRST,  /* server refused client-first */
+	EXCHANGE_CLIENT_FINAL,  /* client refused server-first */
+	EXCHANGE_SERVER_FINAL,  /* server refused client-final (see *wrong) */
+	EXCHANGE_CLIENT_VERIFY, /* client refused server-final */
 };
 
 /* Runs auth_scram_client_* against auth_scram_server_*, both already initialised. */
@@ -182,13 +183,19 @@ static void test_base64(void)
 		const char *raw;
 		const char *enc;
 	} known[] = {
-		{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-		{"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
-		{"n,,", "biws"}, {"y,,", "eSws"},
+		{"", ""},
+		{"f", "Zg=="},
+		{"fo", "Zm8="},
+		{"foo", "Zm9v"},
+		{"foob", "Zm9vYg=="},
+		{"fooba", "Zm9vYmE="},
+		{"foobar", "Zm9vYmFy"},
+		{"n,,", "biws"},
+		{"y,,", "eSws"},
 	};
 	static const char *const bad[] = {
-		"Zg=", "Zg", "Z", "Zm9v=", "Zg==Zg==", "Z===", "====", "Zm8=Zm9v", "Zm 9v",
-		"Zm9v\n", "Zm-v", "Zm_v", "Zh==", "Zm9=", "=m9v", "Zm=v",
+		"Zg=",   "Zg",     "Z",    "Zm9v=", "Zg==Zg==", "Z===", "====", "Zm8=Zm9v",
+		"Zm 9v", "Zm9v\n", "Zm-v", "Zm_v",  "Zh==",     "Zm9=", "=m9v", "Zm=v",
 	};
 	uint8_t buf[16];
 	char enc[32];
@@ -260,8 +267,10 @@ static void test_md5(void)
 	UT_ASSERT(!auth_md5_verify("other", stored_expected, other_salt, response_expected));
 	UT_ASSERT(!auth_md5_verify("md5_user", stored_expected, other_salt, response_expected));
 	UT_ASSERT(!auth_md5_verify("md5_usr", "md5_pass", salt, response_expected));
-	UT_ASSERT(!auth_md5_verify("md5_user", "md5_pass", salt, "md5c6ee6bd10a7adf513019b25f24df092"));
-	UT_ASSERT(!auth_md5_verify("md5_user", "md5_pass", salt, "md5c6ee6bd10a7adf513019b25f24df09250"));
+	UT_ASSERT(!auth_md5_verify("md5_user", "md5_pass", salt,
+				   "md5c6ee6bd10a7adf513019b25f24df092"));
+	UT_ASSERT(!auth_md5_verify("md5_user", "md5_pass", salt,
+				   "md5c6ee6bd10a7adf513019b25f24df09250"));
 	UT_ASSERT(!auth_md5_verify("md5_user", "md5_pass", salt, ""));
 	UT_ASSERT(!auth_md5_verify("md5_user", PG_SECRET_PENCIL, salt, response_expected));
 }
@@ -536,10 +545,10 @@ static void test_scram_keys_secret_mismatch(void)
 		struct auth_scram_secret at8192, at4096;
 		uint8_t key[32];
 
-		UT_ASSERT(auth_scram_secret_from_password("pencil", secret.salt, secret.salt_len, 8192,
-							  &at8192));
-		UT_ASSERT(auth_scram_secret_from_password("pencil", secret.salt, secret.salt_len, 4096,
-							  &at4096));
+		UT_ASSERT(auth_scram_secret_from_password("pencil", secret.salt, secret.salt_len,
+							  8192, &at8192));
+		UT_ASSERT(auth_scram_secret_from_password("pencil", secret.salt, secret.salt_len,
+							  4096, &at4096));
 		auth_scram_server_init(&s, &at8192);
 		UT_ASSERT(auth_scram_client_init_password(&c, "pencil"));
 		UT_EQ_INT(run_exchange(&s, &c, &wrong, &err), EXCHANGE_OK);
@@ -561,8 +570,8 @@ static void test_scram_server_first_malformed(void)
 {
 	static const struct {
 		const char *msg;
-		size_t len;        /* 0 = strlen */
-		const char *err;   /* NULL = any */
+		size_t len;      /* 0 = strlen */
+		const char *err; /* NULL = any */
 	} cases[] = {
 		{"", 0, NULL},
 		{"n", 0, NULL},
@@ -615,7 +624,10 @@ static void test_scram_server_first_malformed(void)
 	/* Accepted: "y,,", an empty or odd user name, trailing extensions. */
 	{
 		static const char *const good[] = {
-			"y,,n=,r=abc", "n,,n=,r=abc,x=1,y=2", "n,,n=bob=2Cx,r=!#~", "n,,n=us er,r=a",
+			"y,,n=,r=abc",
+			"n,,n=,r=abc,x=1,y=2",
+			"n,,n=bob=2Cx,r=!#~",
+			"n,,n=us er,r=a",
 		};
 
 		for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -660,7 +672,8 @@ static void test_scram_server_final_malformed(void)
 		{"c=biws,r=CNSN,1=x,p=" ZERO_PROOF_32, NULL},
 		{"c=biws,r=CNSN,x=,p=" ZERO_PROOF_32, NULL},
 		{"c=eSws,r=CNSN,p=" ZERO_PROOF_32, "SCRAM channel binding check failed"},
-		{"c=cD10bHMtdW5pcXVlLCw=,r=CNSN,p=" ZERO_PROOF_32, "SCRAM channel binding check failed"},
+		{"c=cD10bHMtdW5pcXVlLCw=,r=CNSN,p=" ZERO_PROOF_32,
+		 "SCRAM channel binding check failed"},
 		{"c=bi!s,r=CNSN,p=" ZERO_PROOF_32, NULL},
 		{"c=biw,r=CNSN,p=" ZERO_PROOF_32, NULL},
 		{"c=,r=CNSN,p=" ZERO_PROOF_32, NULL},
@@ -694,7 +707,8 @@ static void test_scram_server_final_malformed(void)
 			UT_FAIL("accepted client-final #%zu \"%s\"", i, cases[i].msg);
 		}
 		if (wrong)
-			UT_FAIL("client-final #%zu \"%s\" counted as a wrong password", i, cases[i].msg);
+			UT_FAIL("client-final #%zu \"%s\" counted as a wrong password", i,
+				cases[i].msg);
 		if (!err)
 			UT_FAIL("no error for client-final #%zu", i);
 		if (cases[i].err && strcmp(err, cases[i].err) != 0)
@@ -815,7 +829,8 @@ static void test_scram_client_server_first_malformed(void)
 		{"", NULL},
 		{"r=" RFC_CLIENT_NONCE ",s=" RFC_SALT ",i=4096",
 		 "invalid SCRAM response from server (nonce mismatch)"},
-		{"r=rOprNGfwEbeRWgbNEkqX" "abc,s=" RFC_SALT ",i=4096",
+		{"r=rOprNGfwEbeRWgbNEkqX"
+		 "abc,s=" RFC_SALT ",i=4096",
 		 "invalid SCRAM response from server (nonce mismatch)"},
 		{"r=rOprNG,s=" RFC_SALT ",i=4096",
 		 "invalid SCRAM response from server (nonce mismatch)"},
@@ -889,12 +904,15 @@ static void test_scram_client_server_final(void)
 	} cases[] = {
 		{"", "malformed SCRAM message from server (server-final-message)"},
 		{"v=", "malformed SCRAM message from server (server-final-message)"},
-		{RFC_SERVER_FINAL ",x=1", "malformed SCRAM message from server (server-final-message)"},
+		{RFC_SERVER_FINAL ",x=1",
+		 "malformed SCRAM message from server (server-final-message)"},
 		{RFC_SERVER_FINAL "=", "malformed SCRAM message from server (server-final-message)"},
-		{"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJzTugGhgk", "malformed SCRAM message from server (server-final-message)"},
+		{"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJzTugGhgk",
+		 "malformed SCRAM message from server (server-final-message)"},
 		{"v=" ZERO_PROOF_33, "malformed SCRAM message from server (server-final-message)"},
 		{"v=" ZERO_PROOF_31, "malformed SCRAM message from server (server-final-message)"},
-		{"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJzTugGhgk=", "incorrect server signature in SCRAM exchange"},
+		{"v=7rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJzTugGhgk=",
+		 "incorrect server signature in SCRAM exchange"},
 		{"v=" ZERO_PROOF_32, "incorrect server signature in SCRAM exchange"},
 		{"e=invalid-proof", "SCRAM error from server: invalid-proof"},
 		{"e=other-error", "SCRAM error from server: other-error"},
@@ -917,8 +935,8 @@ static void test_scram_client_server_final(void)
 		}
 		auth_scram_client_free(&c);
 		if (!err || strcmp(err, cases[i].err) != 0)
-			UT_FAIL("server-final #%zu: \"%s\", expected \"%s\"", i, err ? err : "(null)",
-				cases[i].err);
+			UT_FAIL("server-final #%zu: \"%s\", expected \"%s\"", i,
+				err ? err : "(null)", cases[i].err);
 	}
 }
 
@@ -1016,11 +1034,16 @@ static void test_scram_channel_binding(void)
 			const char *first;
 			const char *err;
 		} bad[] = {
-			{"n,,n=,r=CN", "malformed SCRAM message (SCRAM-SHA-256-PLUS selected but no channel binding data sent)"},
-			{"y,,n=,r=CN", "malformed SCRAM message (SCRAM-SHA-256-PLUS selected but no channel binding data sent)"},
-			{"p=tls-unique,,n=,r=CN", "unsupported SCRAM channel-binding type (expected tls-server-end-point)"},
-			{"p=tls-server-end-point", "unsupported SCRAM channel-binding type (expected tls-server-end-point)"},
-			{"p=tls-server-end-point,a=x,n=,r=CN", "SCRAM authorization identity is not supported"},
+			{"n,,n=,r=CN",
+			 "malformed SCRAM message (SCRAM-SHA-256-PLUS selected but no channel binding data sent)"},
+			{"y,,n=,r=CN",
+			 "malformed SCRAM message (SCRAM-SHA-256-PLUS selected but no channel binding data sent)"},
+			{"p=tls-unique,,n=,r=CN",
+			 "unsupported SCRAM channel-binding type (expected tls-server-end-point)"},
+			{"p=tls-server-end-point",
+			 "unsupported SCRAM channel-binding type (expected tls-server-end-point)"},
+			{"p=tls-server-end-point,a=x,n=,r=CN",
+			 "SCRAM authorization identity is not supported"},
 		};
 
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -1034,8 +1057,8 @@ static void test_scram_channel_binding(void)
 				UT_FAIL("accepted \"%s\"", bad[i].first);
 			}
 			if (err == NULL || strcmp(err, bad[i].err) != 0)
-				UT_FAIL("\"%s\": \"%s\", expected \"%s\"", bad[i].first, err ? err : "(null)",
-					bad[i].err);
+				UT_FAIL("\"%s\": \"%s\", expected \"%s\"", bad[i].first,
+					err ? err : "(null)", bad[i].err);
 		}
 	}
 
@@ -1056,7 +1079,8 @@ static void test_scram_channel_binding(void)
 	UT_ASSERT(auth_scram_server_set_channel_binding(&s, cb, sizeof(cb), false));
 	r = srv_first(&s, "p=tls-server-end-point,,n=,r=CN", &err);
 	UT_ASSERT(r == NULL);
-	UT_EQ_STR(err, "malformed SCRAM message (channel binding data sent without selecting SCRAM-SHA-256-PLUS)");
+	UT_EQ_STR(err,
+		  "malformed SCRAM message (channel binding data sent without selecting SCRAM-SHA-256-PLUS)");
 	auth_scram_server_free(&s);
 
 	/* misuse: no data, too much, or too late */

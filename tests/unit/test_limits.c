@@ -18,9 +18,8 @@
 
 /* Query "select 1", Parse with an empty body, Sync: 14 + 5 + 5 bytes. */
 static const uint8_t stream[] = {
-	'Q', 0, 0, 0, 13, 's', 'e', 'l', 'e', 'c', 't', ' ', '1', 0,
-	'P', 0, 0, 0, 4,
-	'S', 0, 0, 0, 4,
+	'Q', 0, 0,   0, 13, 's', 'e', 'l', 'e', 'c', 't', ' ',
+	'1', 0, 'P', 0, 0,  0,   4,   'S', 0,   0,   0,   4,
 };
 static const size_t boundaries[] = {0, 14, 19, 24};
 
@@ -72,7 +71,8 @@ static void check_every_cut(struct client *c)
 			c->msg_left = (uint32_t)left;
 			mid = limits_client_mid_message(c);
 			if (mid == is_boundary(y))
-				UT_FAIL("forwarded %zu, arrived %zu: mid_message %d", x, y, (int)mid);
+				UT_FAIL("forwarded %zu, arrived %zu: mid_message %d", x, y,
+					(int)mid);
 		}
 	}
 }

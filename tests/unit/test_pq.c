@@ -39,8 +39,8 @@ static void put32(uint8_t *p, uint32_t v)
 /* Read a big-endian 32-bit integer from test output. */
 static uint32_t get32(const uint8_t *p)
 {
-	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-	       ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+	return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) |
+	       (uint32_t)p[3];
 }
 
 /*
@@ -130,8 +130,7 @@ static void test_header_every_prefix(void)
 static void test_header_split_stream(void)
 {
 	static const uint8_t two[] = {
-		'Q', 0, 0, 0, 9, 's', 'e', 'l', 'x', 0,
-		'X', 0, 0, 0, 4,
+		'Q', 0, 0, 0, 9, 's', 'e', 'l', 'x', 0, 'X', 0, 0, 0, 4,
 	};
 	const size_t first_len = 10;
 
@@ -226,22 +225,19 @@ static void test_startup_len_bounds(void)
 
 /* A StartupMessage for 3.0 with four parameters, built by hand. */
 static const uint8_t startup_pkt[] = {
-	0, 0, 0, 77, 0, 3, 0, 0,
-	'u', 's', 'e', 'r', 0, 'a', 'l', 'i', 'c', 'e', 0,
-	'd', 'a', 't', 'a', 'b', 'a', 's', 'e', 0, 'a', 'p', 'p', 0,
-	'a', 'p', 'p', 'l', 'i', 'c', 'a', 't', 'i', 'o', 'n', '_', 'n', 'a', 'm', 'e', 0,
-	'p', 's', 'q', 'l', 0,
-	'o', 'p', 't', 'i', 'o', 'n', 's', 0, '-', 'c', ' ', 'x', '=', '1', 0,
-	'e', 'm', 'p', 't', 'y', 0, 0,
-	0,
+	0,   0,   0,   77,  0,   3,   0,   0,   'u', 's', 'e', 'r', 0,   'a', 'l', 'i',
+	'c', 'e', 0,   'd', 'a', 't', 'a', 'b', 'a', 's', 'e', 0,   'a', 'p', 'p', 0,
+	'a', 'p', 'p', 'l', 'i', 'c', 'a', 't', 'i', 'o', 'n', '_', 'n', 'a', 'm', 'e',
+	0,   'p', 's', 'q', 'l', 0,   'o', 'p', 't', 'i', 'o', 'n', 's', 0,   '-', 'c',
+	' ', 'x', '=', '1', 0,   'e', 'm', 'p', 't', 'y', 0,   0,   0,
 };
 
 /* Check that 'st' holds exactly the parameters of startup_pkt. */
 static void check_startup_params(const struct pq_startup *st)
 {
 	static const char *const want[] = {
-		"user", "alice", "database", "app", "application_name", "psql",
-		"options", "-c x=1", "empty", "",
+		"user", "alice",   "database", "app",   "application_name",
+		"psql", "options", "-c x=1",   "empty", "",
 	};
 	struct pq_cursor c;
 	const char *name, *value;
@@ -326,8 +322,7 @@ static void test_startup_requests(void)
 	static const uint8_t ssl[] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f};
 	static const uint8_t gss[] = {0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30};
 	static const uint8_t cancel[] = {
-		0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e,
-		0x00, 0x00, 0x30, 0x39, 0xde, 0xad, 0xbe, 0xef,
+		0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e, 0x00, 0x00, 0x30, 0x39, 0xde, 0xad, 0xbe, 0xef,
 	};
 	uint8_t big[24] = {0};
 	struct pq_startup st;
@@ -408,8 +403,8 @@ static void test_startup_malformed(void)
 	 */
 	{
 		static const uint8_t pkt[] = {
-			0, 0, 0, 0, 0, 3, 0, 0, 'u', 's', 'e', 'r', 0, 'b', 'o', 'b', 0,
-			'd', 'a', 't', 'a', 'b', 'a', 's', 'e', 0, 'd', 0, 0,
+			0,   0, 0,   0,   0,   3,   0,   0,   'u', 's', 'e', 'r', 0, 'b', 'o',
+			'b', 0, 'd', 'a', 't', 'a', 'b', 'a', 's', 'e', 0,   'd', 0, 0,
 		};
 
 		UT_EQ_INT(parse_raw(pkt, sizeof(pkt), &st), PQ_OK);
@@ -448,8 +443,8 @@ static void test_startup_versions(void)
 static void test_cursor_reads(void)
 {
 	static const uint8_t body[] = {
-		0x7f, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff, 0xff, 0xfe,
-		'h', 'i', 0, 0, 0xaa, 0xbb,
+		0x7f, 0x12, 0x34, 0xde, 0xad, 0xbe, 0xef, 0xff, 0xff,
+		0xff, 0xfe, 'h',  'i',  0,    0,    0xaa, 0xbb,
 	};
 	uint8_t *p = dup_exact(body, sizeof(body));
 	struct pq_cursor c;
@@ -553,14 +548,10 @@ static void test_cursor_strings(void)
 static void test_build_error_round_trip(void)
 {
 	static const uint8_t want[] = {
-		'E', 0, 0, 0, 53,
-		'S', 'F', 'A', 'T', 'A', 'L', 0,
-		'V', 'F', 'A', 'T', 'A', 'L', 0,
-		'C', '5', '7', 'P', '0', '1', 0,
-		'M', 'g', 'o', 'i', 'n', 'g', ' ', 'a', 'w', 'a', 'y', 0,
-		'D', 'S', 'o', 'm', 'e', '.', 0,
-		'H', 'R', 'e', 't', 'r', 'y', '.', 0,
-		0,
+		'E', 0,   0,   0,   53,  'S', 'F', 'A', 'T', 'A', 'L', 0,   'V', 'F',
+		'A', 'T', 'A', 'L', 0,   'C', '5', '7', 'P', '0', '1', 0,   'M', 'g',
+		'o', 'i', 'n', 'g', ' ', 'a', 'w', 'a', 'y', 0,   'D', 'S', 'o', 'm',
+		'e', '.', 0,   'H', 'R', 'e', 't', 'r', 'y', '.', 0,   0,
 	};
 	struct pq_buf b;
 	struct pq_cursor c;
@@ -663,8 +654,8 @@ static void test_parse_error_fields(void)
 {
 	/* 'V' after 'S' wins, unknown fields are skipped. */
 	static const uint8_t v_after[] = {
-		'S', 'F', 'E', 'H', 'L', 'E', 'R', 0, 'q', 'z', 0,
-		'V', 'E', 'R', 'R', 'O', 'R', 0, 0,
+		'S', 'F', 'E', 'H', 'L', 'E', 'R', 0, 'q', 'z',
+		0,   'V', 'E', 'R', 'R', 'O', 'R', 0, 0,
 	};
 	/* 'V' before 'S' still wins. */
 	static const uint8_t v_before[] = {
@@ -993,9 +984,7 @@ static void test_build_password_and_sasl(void)
 static void test_msg_length_patch(void)
 {
 	static const uint8_t want[] = {
-		'Q', 0, 0, 0, 8, 0xaa, 0xbb, 0xcc, 0xdd,
-		0, 0, 0, 6, 0x01, 0x02,
-		'H', 0, 0, 0, 4,
+		'Q', 0, 0, 0, 8, 0xaa, 0xbb, 0xcc, 0xdd, 0, 0, 0, 6, 0x01, 0x02, 'H', 0, 0, 0, 4,
 	};
 	struct pq_buf b;
 
@@ -1087,27 +1076,54 @@ static void test_msg_name(void)
 		bool backend;
 		const char *name;
 	} cases[] = {
-		{'Q', false, "Query"}, {'P', false, "Parse"}, {'B', false, "Bind"},
-		{'E', false, "Execute"}, {'D', false, "Describe"}, {'C', false, "Close"},
-		{'S', false, "Sync"}, {'H', false, "Flush"}, {'F', false, "FunctionCall"},
-		{'d', false, "CopyData"}, {'c', false, "CopyDone"}, {'f', false, "CopyFail"},
-		{'X', false, "Terminate"}, {'p', false, "PasswordMessage"},
-		{'R', true, "Authentication"}, {'K', true, "BackendKeyData"},
-		{'S', true, "ParameterStatus"}, {'Z', true, "ReadyForQuery"},
-		{'T', true, "RowDescription"}, {'D', true, "DataRow"},
-		{'C', true, "CommandComplete"}, {'E', true, "ErrorResponse"},
-		{'N', true, "NoticeResponse"}, {'A', true, "NotificationResponse"},
-		{'G', true, "CopyInResponse"}, {'H', true, "CopyOutResponse"},
-		{'W', true, "CopyBothResponse"}, {'d', true, "CopyData"},
-		{'c', true, "CopyDone"}, {'t', true, "ParameterDescription"},
-		{'n', true, "NoData"}, {'1', true, "ParseComplete"},
-		{'2', true, "BindComplete"}, {'3', true, "CloseComplete"},
-		{'s', true, "PortalSuspended"}, {'I', true, "EmptyQueryResponse"},
-		{'V', true, "FunctionCallResponse"}, {'v', true, "NegotiateProtocolVersion"},
+		{'Q', false, "Query"},
+		{'P', false, "Parse"},
+		{'B', false, "Bind"},
+		{'E', false, "Execute"},
+		{'D', false, "Describe"},
+		{'C', false, "Close"},
+		{'S', false, "Sync"},
+		{'H', false, "Flush"},
+		{'F', false, "FunctionCall"},
+		{'d', false, "CopyData"},
+		{'c', false, "CopyDone"},
+		{'f', false, "CopyFail"},
+		{'X', false, "Terminate"},
+		{'p', false, "PasswordMessage"},
+		{'R', true, "Authentication"},
+		{'K', true, "BackendKeyData"},
+		{'S', true, "ParameterStatus"},
+		{'Z', true, "ReadyForQuery"},
+		{'T', true, "RowDescription"},
+		{'D', true, "DataRow"},
+		{'C', true, "CommandComplete"},
+		{'E', true, "ErrorResponse"},
+		{'N', true, "NoticeResponse"},
+		{'A', true, "NotificationResponse"},
+		{'G', true, "CopyInResponse"},
+		{'H', true, "CopyOutResponse"},
+		{'W', true, "CopyBothResponse"},
+		{'d', true, "CopyData"},
+		{'c', true, "CopyDone"},
+		{'t', true, "ParameterDescription"},
+		{'n', true, "NoData"},
+		{'1', true, "ParseComplete"},
+		{'2', true, "BindComplete"},
+		{'3', true, "CloseComplete"},
+		{'s', true, "PortalSuspended"},
+		{'I', true, "EmptyQueryResponse"},
+		{'V', true, "FunctionCallResponse"},
+		{'v', true, "NegotiateProtocolVersion"},
 		/* Types that exist only in the other direction, and garbage. */
-		{'Z', false, "unknown"}, {'T', false, "unknown"}, {'Q', true, "unknown"},
-		{'P', true, "unknown"}, {'X', true, "unknown"}, {'p', true, "unknown"},
-		{0, false, "unknown"}, {0, true, "unknown"}, {0xff, true, "unknown"},
+		{'Z', false, "unknown"},
+		{'T', false, "unknown"},
+		{'Q', true, "unknown"},
+		{'P', true, "unknown"},
+		{'X', true, "unknown"},
+		{'p', true, "unknown"},
+		{0, false, "unknown"},
+		{0, true, "unknown"},
+		{0xff, true, "unknown"},
 		{'?', false, "unknown"},
 	};
 

@@ -24,20 +24,20 @@
 
 /* One test's temporary directory and event base. */
 struct fx {
-	char dir[64];             /* the mkdtemp() directory, "" if it failed */
-	char state[128];          /* dir/state: the state_dir under test, not created yet */
-	char err[512];            /* errbuf for the calls under test */
-	struct event_base *base;  /* created by fx_base() for the async tests */
+	char dir[64];            /* the mkdtemp() directory, "" if it failed */
+	char state[128];         /* dir/state: the state_dir under test, not created yet */
+	char err[512];           /* errbuf for the calls under test */
+	struct event_base *base; /* created by fx_base() for the async tests */
 };
 
 /* What a done callback saw; the callback stops the loop once 'want' have come. */
 struct done_log {
-	int calls;                /* callbacks so far */
-	int want;                 /* stop the loop after this many */
-	bool ok[8];               /* ok of each call, in order */
-	int order[8];             /* the tag of each call, in order */
-	char err[8][512];         /* errmsg of each call, "" when NULL */
-	struct event_base *base;  /* the loop to stop */
+	int calls;               /* callbacks so far */
+	int want;                /* stop the loop after this many */
+	bool ok[8];              /* ok of each call, in order */
+	int order[8];            /* the tag of each call, in order */
+	char err[8][512];        /* errmsg of each call, "" when NULL */
+	struct event_base *base; /* the loop to stop */
 };
 
 /* A done_log plus the tag identifying one request. */
@@ -169,8 +169,9 @@ static void check_roundtrip(struct fx *fx)
 	fclose(fp);
 	text[n] = '\0';
 	{
-		const char *want = "# pgcutover route state: delete this file to forget the switch\n"
-				   "route = target\nswitched_at = ";
+		const char *want =
+			"# pgcutover route state: delete this file to forget the switch\n"
+			"route = target\nswitched_at = ";
 
 		UT_ASSERT(strncmp(text, want, strlen(want)) == 0);
 	}
@@ -236,8 +237,10 @@ static void check_malformed(struct fx *fx)
 		{"\n\nthis is not a setting\nroute = source\n", ":3: syntax error"},
 		{"route = target\nroute = source\n", ":2: duplicate key \"route\""},
 		{"route = target\nsource_lsn = 0/XYZ\n", ":2: invalid value for \"source_lsn\""},
-		{"route = target\nswitched_at = yesterday\n", ":2: invalid value for \"switched_at\""},
-		{"route = target\nswitched_at = 2024-13-01T00:00:00Z\n", ":2: invalid value for \"switched_at\""},
+		{"route = target\nswitched_at = yesterday\n",
+		 ":2: invalid value for \"switched_at\""},
+		{"route = target\nswitched_at = 2024-13-01T00:00:00Z\n",
+		 ":2: invalid value for \"switched_at\""},
 		{"route = \n", ":1: invalid value for \"route\""},
 		{"# only a comment\nsource_lsn = 0/1\n", ": missing key \"route\""},
 		{"", ": missing key \"route\""},
@@ -258,7 +261,8 @@ static void check_malformed(struct fx *fx)
 		UT_ASSERT(!found);
 		snprintf(want, sizeof(want), "%s%s", path, cases[i].msg);
 		if (strncmp(fx->err, want, strlen(want)) != 0)
-			UT_FAIL("case %zu: got \"%s\", expected it to start with \"%s\"", i, fx->err, want);
+			UT_FAIL("case %zu: got \"%s\", expected it to start with \"%s\"", i,
+				fx->err, want);
 	}
 
 	/* Tolerated: CRLF line ends, blank lines, indentation, no spaces around '='. */
@@ -412,8 +416,14 @@ static void test_route_forget(void)
 
 static void check_refuses(struct fx *fx)
 {
-	static const char *const names[] = {"", "a/b", ".hidden", "..", "/etc", "x\ny",
-		"a1234567890123456789012345678901234567890123456789012345678901234"};
+	static const char *const names[] =
+		{"",
+		 "a/b",
+		 ".hidden",
+		 "..",
+		 "/etc",
+		 "x\ny",
+		 "a1234567890123456789012345678901234567890123456789012345678901234"};
 	struct route_state st = make_state(SIDE_TARGET, ""), got;
 	bool found;
 

@@ -29,8 +29,10 @@ static void test_sql_token(void)
 	UT_EQ_INT(pq_sql_token(S(sql), &off, w, sizeof(w)), PQ_SQL_END);
 	/* a word longer than the buffer, an unterminated comment, a cut quote */
 	off = 0;
-	UT_EQ_INT(pq_sql_token(S("abcdefghijklmnopqrstuvwxyz next"), &off, w, sizeof(w)), PQ_SQL_OTHER);
-	UT_EQ_INT(pq_sql_token(S("abcdefghijklmnopqrstuvwxyz next"), &off, w, sizeof(w)), PQ_SQL_WORD);
+	UT_EQ_INT(pq_sql_token(S("abcdefghijklmnopqrstuvwxyz next"), &off, w, sizeof(w)),
+		  PQ_SQL_OTHER);
+	UT_EQ_INT(pq_sql_token(S("abcdefghijklmnopqrstuvwxyz next"), &off, w, sizeof(w)),
+		  PQ_SQL_WORD);
 	UT_EQ_STR(w, "next");
 	off = 0;
 	UT_EQ_INT(pq_sql_token(S("/* never ends"), &off, w, sizeof(w)), PQ_SQL_END);
@@ -92,7 +94,8 @@ static void test_deallocate(void)
 	UT_ASSERT(session_parse_deallocate(S("DEALLOCATE p1"), &all, name, sizeof(name)));
 	UT_ASSERT(!all);
 	UT_EQ_STR(name, "p1");
-	UT_ASSERT(session_parse_deallocate(S("deallocate prepare \"My Stmt\" ;"), &all, name, sizeof(name)));
+	UT_ASSERT(session_parse_deallocate(S("deallocate prepare \"My Stmt\" ;"), &all, name,
+					   sizeof(name)));
 	UT_ASSERT(!all);
 	UT_EQ_STR(name, "My Stmt");
 	UT_ASSERT(session_parse_deallocate(S("DEALLOCATE ALL"), &all, name, sizeof(name)));
@@ -148,7 +151,8 @@ static void test_capture_and_restore(void)
 
 	sql = session_restore_sql(&ss, false, &oom);
 	UT_ASSERT(sql != NULL);
-	UT_ASSERT(strstr(sql, "pg_catalog.set_config(E'search_path', E'\"$user\", public', false)") != NULL);
+	UT_ASSERT(strstr(sql, "pg_catalog.set_config(E'search_path', E'\"$user\", public', false)") !=
+		  NULL);
 	UT_ASSERT(strstr(sql, "LISTEN \"My Channel\"; ") != NULL);
 	UT_ASSERT(strstr(sql, "PREPARE p1 AS SELECT 'it''s'; ") != NULL);
 	UT_ASSERT(strncmp(sql, "RESET", 5) != 0);
@@ -159,7 +163,10 @@ static void test_capture_and_restore(void)
 
 	/* the same values again: the generation stays */
 	gen = ss.gen;
-	UT_ASSERT(session_apply_capture(&ss, "Sstatement_timeout=1777\nSsearch_path=\"$user\", public\nSrole=app_reader\nNkept", true));
+	UT_ASSERT(session_apply_capture(
+		&ss,
+		"Sstatement_timeout=1777\nSsearch_path=\"$user\", public\nSrole=app_reader\nNkept",
+		true));
 	UT_EQ_INT(ss.gen, gen);
 	/* what cannot move, a multi-statement PREPARE, a statement pgcutover never saw */
 	UT_ASSERT(session_apply_capture(&ss,

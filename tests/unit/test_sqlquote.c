@@ -63,7 +63,7 @@ static void test_sqlquote_qualified(void)
 static void test_sqlquote_bounds(void)
 {
 	char out[32];
-	const char *in = "ab'c";                /* 'ab''c' : 7 bytes + NUL */
+	const char *in = "ab'c"; /* 'ab''c' : 7 bytes + NUL */
 
 	for (size_t n = 0; n <= 8; n++) {
 		memset(out, 'x', sizeof(out));
@@ -77,7 +77,7 @@ static void test_sqlquote_bounds(void)
 			UT_EQ_STR(out, "'ab''c'");
 		}
 	}
-	UT_ASSERT(!sqlquote_ident("abc", out, 5));   /* "abc" needs 6 */
+	UT_ASSERT(!sqlquote_ident("abc", out, 5)); /* "abc" needs 6 */
 	UT_ASSERT(sqlquote_ident("abc", out, 6));
 	UT_ASSERT(!sqlquote_qualified("a.b", out, 7)); /* "a"."b" needs 8 */
 	UT_ASSERT(sqlquote_qualified("a.b", out, 8));
