@@ -26,6 +26,7 @@
 #include "admin/admin_cmd.h"
 #include "admin/control.h"
 #include "admin/cutover.h"
+#include "admin/seqread.h"
 #include "protocol/pq.h"
 #include "proxy/client.h"
 #include "proxy/config.h"
@@ -868,64 +869,132 @@ static void show_lag(struct client *c, const char *name)
 		job_finish(j);
 }
 
-static const char SEQ_SQL[] =
-	"SELECT schemaname || '.' || sequencename, last_value::text FROM pg_catalog.pg_sequences ORDER BY 1";
-
-/* Which side a SHOW SEQUENCES callback belongs to. */
+/*
+ * SHOW SEQUENCES reads each side in the two steps of seqread.h, every
+ * sequence from its relation (so is_called is known for all of them), and
+ * compares the values nextval() would return next.
+ */
 struct seq_query {
 	struct admin_job *job;
+	struct control_conn *cc;
 	int side;
 };
+
+/* The row of 'name' in a side's SEQ_RAW_* result, or -1. */
+static int seq_find(const PGresult *res, const char *name)
+{
+	for (int k = 0; res && k < PQntuples(res); k++)
+		if (strcmp(PQgetvalue(res, k, SEQ_RAW_NAME), name) == 0)
+			return k;
+	return -1;
+}
+
+/* The next value of row k of a SEQ_RAW_* result; false when it does not parse. */
+static bool seq_row_next(const PGresult *res, int k, long long *next, long long *inc)
+{
+	long long last;
+
+	if (!seq_parse_int(PQgetvalue(res, k, SEQ_RAW_LAST), &last) ||
+	    !seq_parse_int(PQgetvalue(res, k, SEQ_RAW_INCREMENT), inc))
+		return false;
+	*next = seq_next_value(last, strcmp(PQgetvalue(res, k, SEQ_RAW_CALLED), "t") == 0, *inc);
+	return true;
+}
 
 static void seq_finish(struct admin_job *j)
 {
 	PGresult *src = j->seq[SIDE_SOURCE], *tgt = j->seq[SIDE_TARGET];
 
-	for (int i = 0; src && tgt && i < PQntuples(src); i++) {
-		const char *name = PQgetvalue(src, i, 0);
-		const char *sv = PQgetisnull(src, i, 1) ? NULL : PQgetvalue(src, i, 1);
-		const char *tv = NULL;
+	for (int i = 0; src && i < PQntuples(src); i++) {
+		const char *name = PQgetvalue(src, i, SEQ_RAW_NAME);
+		int k = seq_find(tgt, name);
+		long long s_next, t_next, inc, t_inc;
 		const char *vals[4];
+		bool behind = true; /* missing on the target */
 
-		for (int k = 0; k < PQntuples(tgt); k++) {
-			if (strcmp(PQgetvalue(tgt, k, 0), name) == 0) {
-				tv = PQgetisnull(tgt, k, 1) ? NULL : PQgetvalue(tgt, k, 1);
-				break;
-			}
-		}
+		if (!seq_row_next(src, i, &s_next, &inc))
+			continue;
+		if (k >= 0 && seq_row_next(tgt, k, &t_next, &t_inc))
+			behind = seq_is_behind(t_next, s_next, inc);
 		vals[0] = name;
-		vals[1] = sv;
-		vals[2] = tv;
-		vals[3] = sv && (tv == NULL || strtoll(tv, NULL, 10) < strtoll(sv, NULL, 10))
-				  ? "yes"
-				  : "no";
+		vals[1] = PQgetvalue(src, i, SEQ_RAW_LAST);
+		vals[2] = k >= 0 ? PQgetvalue(tgt, k, SEQ_RAW_LAST) : NULL;
+		vals[3] = behind ? "yes" : "no";
 		rs_row(j->rs, vals);
 	}
 	job_finish(j);
 }
 
-static void seq_cb(void *arg, const struct control_result *r)
+static void seq_done(struct admin_job *j)
 {
-	struct seq_query *q = arg;
-	struct admin_job *j = q->job;
-
-	if (!r->ok) {
-		if (!j->seq_error[0])
-			snprintf(j->seq_error, sizeof(j->seq_error),
-				 "could not read sequences on the %s: %s",
-				 route_side_name((enum route_side)q->side),
-				 r->error ? r->error : "failed");
-	} else if (r->res) {
-		/* the result is only ours during the callback: keep a copy */
-		j->seq[q->side] = PQcopyResult(r->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
-	}
-	free(q);
 	if (--j->pending == 0) {
 		if (j->seq_error[0])
 			job_finish(j);
 		else
 			seq_finish(j);
 	}
+}
+
+static void seq_failed(struct seq_query *q, const struct control_result *r)
+{
+	struct admin_job *j = q->job;
+
+	if (!j->seq_error[0])
+		snprintf(j->seq_error, sizeof(j->seq_error),
+			 "could not read sequences on the %s: %s",
+			 route_side_name((enum route_side)q->side), r->error ? r->error : "failed");
+}
+
+/* Step 2: each sequence from its own relation. */
+static void seq_raw_cb(void *arg, const struct control_result *r)
+{
+	struct seq_query *q = arg;
+	struct admin_job *j = q->job;
+
+	if (!r->ok)
+		seq_failed(q, r);
+	else if (r->res) /* the result is only ours during the callback: keep a copy */
+		j->seq[q->side] = PQcopyResult(r->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+	free(q);
+	seq_done(j);
+}
+
+/* Step 1: the list; step 2 is queued on the same connection. */
+static void seq_list_cb(void *arg, const struct control_result *r)
+{
+	struct seq_query *q = arg;
+	struct admin_job *j = q->job;
+	struct pq_buf raw;
+
+	if (!r->ok) {
+		seq_failed(q, r);
+		free(q);
+		seq_done(j);
+		return;
+	}
+	pq_buf_init(&raw);
+	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
+		long long inc;
+
+		if (seq_parse_int(PQgetvalue(r->res, i, SEQ_LIST_INCREMENT), &inc))
+			seq_raw_append(&raw, PQgetvalue(r->res, i, SEQ_LIST_QNAME), inc);
+	}
+	/* no sequence: the side's result stays NULL, which reads as no rows */
+	if (raw.len == 0 && !raw.failed) {
+		pq_buf_free(&raw);
+		free(q);
+		seq_done(j);
+		return;
+	}
+	pq_put_bytes(&raw, " ORDER BY 2", 11);
+	pq_put_u8(&raw, 0);
+	if (raw.failed || !control_conn_query(q->cc, (const char *)raw.data, 10000, seq_raw_cb, q)) {
+		if (!j->seq_error[0])
+			snprintf(j->seq_error, sizeof(j->seq_error), "out of memory");
+		free(q);
+		seq_done(j);
+	}
+	pq_buf_free(&raw);
 }
 
 static const char *const sequences_cols[] = {
@@ -962,9 +1031,10 @@ static void show_sequences(struct client *c, const char *name)
 			continue;
 		}
 		q->job = j;
+		q->cc = cc;
 		q->side = side;
 		j->pending++;
-		if (!control_conn_query(cc, SEQ_SQL, 10000, seq_cb, q)) {
+		if (!control_conn_query(cc, SEQ_LIST_SQL, 10000, seq_list_cb, q)) {
 			j->pending--;
 			free(q);
 		}

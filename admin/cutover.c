@@ -21,6 +21,7 @@
 
 #include "admin/admin.h"
 #include "admin/control.h"
+#include "admin/seqread.h"
 #include "admin/sqlquote.h"
 #include "protocol/pq.h"
 #include "proxy/client.h"
@@ -282,12 +283,6 @@ static bool phase_settle(struct cutover *co)
 	}
 	return true;
 }
-
-/* Sequences of one side: qualified quoted name, plain name, last value, increment. */
-static const char SEQ_LIST_SQL[] =
-	"SELECT pg_catalog.quote_ident(schemaname) || '.' || pg_catalog.quote_ident(sequencename),"
-	" schemaname || '.' || sequencename, last_value, increment_by"
-	" FROM pg_catalog.pg_sequences ORDER BY 1";
 
 /* Whether sequence_sync names this sequence. */
 static bool seq_selected(const struct database *db, const char *name)
@@ -826,16 +821,6 @@ static void seq_set_cb(void *arg, const struct control_result *r)
 	cutover_next(co);
 }
 
-/* A whole number the server printed (last_value, increment_by), strictly parsed. */
-static bool seq_parse_int(const char *text, long long *out)
-{
-	char *end;
-
-	errno = 0;
-	*out = strtoll(text, &end, 10);
-	return errno == 0 && end != text && *end == '\0';
-}
-
 /*
  * One statement of the batch run on the side switched to: set sequence
  * 'qname' (already quoted by quote_ident) so that the next value it hands out
@@ -903,7 +888,7 @@ static void seq_send_batch(struct cutover *co)
 	phase_query(co, co->to, (const char *)co->seq_sql.data, seq_set_cb);
 }
 
-/* Rows of the sequence relations read by step 2: name, last_value, is_called, increment. */
+/* Rows of the sequence relations read by step 2 (SEQ_RAW_* columns). */
 static void seq_raw_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
@@ -919,26 +904,26 @@ static void seq_raw_cb(void *arg, const struct control_result *r)
 	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
 		long long last, inc;
 
-		if (!seq_parse_int(PQgetvalue(r->res, i, 1), &last) ||
-		    !seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
+		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_RAW_LAST), &last) ||
+		    !seq_parse_int(PQgetvalue(r->res, i, SEQ_RAW_INCREMENT), &inc)) {
 			cutover_fail(co, "XX000",
 				     "could not read sequence %s: unexpected value \"%s\"",
-				     PQgetvalue(r->res, i, 0), PQgetvalue(r->res, i, 1));
+				     PQgetvalue(r->res, i, SEQ_RAW_QNAME),
+				     PQgetvalue(r->res, i, SEQ_RAW_LAST));
 			return;
 		}
-		seq_append_set(&co->seq_sql, PQgetvalue(r->res, i, 0), last,
-			       strcmp(PQgetvalue(r->res, i, 2), "t") == 0, inc,
+		seq_append_set(&co->seq_sql, PQgetvalue(r->res, i, SEQ_RAW_QNAME), last,
+			       strcmp(PQgetvalue(r->res, i, SEQ_RAW_CALLED), "t") == 0, inc,
 			       co->db->cfg->d.sequence_margin);
 	}
 	seq_send_batch(co);
 }
 
 /*
- * Sequence sync, step 1: SEQ_LIST_SQL on the side switched from.  pg_sequences
- * shows last_value only when is_called is true; a sequence it shows as NULL
- * (never used, or after RESTART or setval(v, false)) still has a next value,
- * which step 2 reads from the sequence relation itself (one UNION ALL query,
- * only when there is such a sequence).
+ * Sequence sync, step 1: SEQ_LIST_SQL on the side switched from.  A sequence
+ * it shows with a NULL last_value still has a next value (seqread.h), which
+ * step 2 reads from the sequence relation itself: one UNION ALL query, only
+ * when there is such a sequence, so that the pause does not pay for it.
  */
 static void seq_read_cb(void *arg, const struct control_result *r)
 {
@@ -958,39 +943,28 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 	pq_buf_reset(&co->seq_sql);
 	co->rec.sequences_synced = 0;
 	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
-		const char *qname = PQgetvalue(r->res, i, 0);
+		const char *qname = PQgetvalue(r->res, i, SEQ_LIST_QNAME);
 		long long last, inc;
 
-		if (!seq_selected(co->db, PQgetvalue(r->res, i, 1)))
+		if (!seq_selected(co->db, PQgetvalue(r->res, i, SEQ_LIST_NAME)))
 			continue;
-		if (!seq_parse_int(PQgetvalue(r->res, i, 3), &inc)) {
+		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_LIST_INCREMENT), &inc)) {
 			pq_buf_free(&raw);
 			cutover_fail(co, "XX000",
 				     "could not read sequence %s: unexpected increment \"%s\"",
-				     qname, PQgetvalue(r->res, i, 3));
+				     qname, PQgetvalue(r->res, i, SEQ_LIST_INCREMENT));
 			return;
 		}
 		co->rec.sequences_synced++;
-		if (PQgetisnull(r->res, i, 2)) {
-			char part[700];
-			int n = snprintf(part, sizeof(part),
-					 "%sSELECT pg_catalog.quote_ident(n.nspname) || '.' ||"
-					 " pg_catalog.quote_ident(c.relname), s.last_value, s.is_called, %lld"
-					 " FROM %s s JOIN pg_catalog.pg_class c ON c.oid = s.tableoid"
-					 " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace",
-					 raw.len ? " UNION ALL " : "", inc, qname);
-
-			if (n > 0 && n < (int)sizeof(part))
-				pq_put_bytes(&raw, part, (size_t)n);
-			else
-				raw.failed = true;
+		if (PQgetisnull(r->res, i, SEQ_LIST_LAST)) {
+			seq_raw_append(&raw, qname, inc);
 			continue;
 		}
-		if (!seq_parse_int(PQgetvalue(r->res, i, 2), &last)) {
+		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_LIST_LAST), &last)) {
 			pq_buf_free(&raw);
 			cutover_fail(co, "XX000",
 				     "could not read sequence %s: unexpected value \"%s\"", qname,
-				     PQgetvalue(r->res, i, 2));
+				     PQgetvalue(r->res, i, SEQ_LIST_LAST));
 			return;
 		}
 		seq_append_set(&co->seq_sql, qname, last, true, inc, margin);

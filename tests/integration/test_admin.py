@@ -135,7 +135,8 @@ def test_every_command_answers_with_its_columns(cproxy, rdb):
             assert s is not None, seqs
             # Logical replication does not carry sequences: the target is behind.
             assert int(s["source_value"]) >= 1, s
-            assert s["target_value"] is None or int(s["target_value"]) < int(s["source_value"]), s
+            # (a fresh target sequence shows last_value 1 with is_called false)
+            assert int(s["target_value"]) <= int(s["source_value"]), s
             assert s["target_behind"] in ("t", "true", "yes"), s
 
             dry = got[f"SWITCH {DB} DRY RUN"]

@@ -15,7 +15,7 @@ not part of the subscription), so each side's sequence state is the test's.
 
 import pytest
 
-from replication import cutover_proxy, replicated_fixtures, switch
+from replication import admin, cutover_proxy, replicated_fixtures, switch
 
 DB = "cut_seq"
 
@@ -187,3 +187,42 @@ def test_sequence_margin_is_added(proxy_factory, rdb):
         assert next_value(t, "seq_c") == 1040
         # untouched on the source: its next value 1, plus the margin
         assert next_value(t, "seq_b") == 1001
+
+
+@pytest.mark.timeout(60)
+def test_show_sequences_compares_next_values(proxy_factory, rdb):
+    """SHOW SEQUENCES shows each side's last_value as the sequence itself
+    does (never NULL: pg_sequences would hide is_called-false ones) and says
+    the target is behind when its next value is one the source has already
+    reached: lower for an ascending sequence, higher for a descending one,
+    is_called of both sides taken into account."""
+    with rdb.src() as s:
+        s.execute("ALTER SEQUENCE seq_a RESTART WITH 500")   # next 500, pg_sequences: NULL
+        advance(s, "seq_b", 10)                               # next 11
+        advance(s, DESC, 5)                                   # last -5, next -6
+        advance(s, identity_seq(s), 3)
+    with rdb.tgt() as t:
+        advance(t, "seq_a", 499)          # last 499 called: next 500, not behind
+        t.execute("ALTER SEQUENCE seq_b RESTART WITH 11")   # next 11 too: not behind
+        advance(t, DESC, 2)               # next -3: behind (descending)
+        # seq_c: fresh on both sides, next 1 on both: not behind
+        # the identity sequence: fresh on the target, 3 used on the source: behind
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", lag_method="none")
+    rows = {r["sequence"]: r for r in admin(p.admin_port, f"SHOW SEQUENCES {DB}")}
+    with rdb.src() as s:
+        idt = identity_seq(s)
+    got = {name: (rows[name]["source_value"], rows[name]["target_value"],
+                  rows[name]["target_behind"])
+           for name in ("public.seq_a", "public.seq_b", "public.seq_c", "public.seq_desc", idt)}
+    assert got == {
+        "public.seq_a": ("500", "499", "no"),
+        "public.seq_b": ("10", "11", "no"),
+        "public.seq_c": ("1", "1", "no"),
+        "public.seq_desc": ("-5", "-2", "yes"),
+        idt: ("3", "1", "yes"),
+    }, got
+    # the other way round, after the sync of a switch: nothing is behind
+    switch(p, rdb)
+    rows = admin(p.admin_port, f"SHOW SEQUENCES {DB}")
+    behind = [r["sequence"] for r in rows if r["target_behind"] != "no"]
+    assert not behind, rows

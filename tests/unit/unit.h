@@ -63,6 +63,7 @@ extern const struct unit_test unit_tests_route[];
 extern const struct unit_test unit_tests_admin[];
 extern const struct unit_test unit_tests_session[];
 extern const struct unit_test unit_tests_sqlquote[];
+extern const struct unit_test unit_tests_seqread[];
 extern const struct unit_test unit_tests_limits[];
 
 #endif /* PGCUTOVER_UNIT_H */

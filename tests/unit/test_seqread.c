@@ -1,0 +1,81 @@
+/*
+ * test_seqread.c - admin/seqread.c: the next value of a sequence, which side
+ * is behind in either direction, and the relation query's text.
+ */
+#include "unit.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include "admin/seqread.h"
+#include "protocol/pq.h"
+
+static void test_seq_next_value(void)
+{
+	/* after nextval() or setval(v): last + increment */
+	UT_ASSERT(seq_next_value(41, true, 1) == 42);
+	UT_ASSERT(seq_next_value(100, true, 10) == 110);
+	UT_ASSERT(seq_next_value(-5, true, -1) == -6);
+	/* never used, RESTART, setval(v, false): last itself */
+	UT_ASSERT(seq_next_value(1, false, 1) == 1);
+	UT_ASSERT(seq_next_value(500, false, 1) == 500);
+	UT_ASSERT(seq_next_value(-1, false, -1) == -1);
+	/* exhausted at a bound: saturates instead of overflowing */
+	UT_ASSERT(seq_next_value(LLONG_MAX, true, 1) == LLONG_MAX);
+	UT_ASSERT(seq_next_value(LLONG_MIN, true, -1) == LLONG_MIN);
+}
+
+static void test_seq_is_behind(void)
+{
+	/* ascending: a lower next value is behind, equal is not */
+	UT_ASSERT(seq_is_behind(10, 11, 1));
+	UT_ASSERT(!seq_is_behind(11, 11, 1));
+	UT_ASSERT(!seq_is_behind(1011, 11, 1));
+	/* descending: a higher next value is behind */
+	UT_ASSERT(seq_is_behind(-10, -11, -1));
+	UT_ASSERT(!seq_is_behind(-11, -11, -1));
+	UT_ASSERT(!seq_is_behind(-1011, -11, -1));
+	/* the case pg_sequences hides: the source at setval(500, false) */
+	UT_ASSERT(seq_is_behind(seq_next_value(1, false, 1), seq_next_value(500, false, 1), 1));
+	UT_ASSERT(!seq_is_behind(seq_next_value(500, false, 1), seq_next_value(499, true, 1), 1));
+}
+
+static void test_seq_parse_int(void)
+{
+	long long v;
+
+	UT_ASSERT(seq_parse_int("9223372036854775807", &v) && v == LLONG_MAX);
+	UT_ASSERT(seq_parse_int("-3", &v) && v == -3);
+	UT_ASSERT(!seq_parse_int("", &v));
+	UT_ASSERT(!seq_parse_int("12x", &v));
+	UT_ASSERT(!seq_parse_int("9223372036854775808", &v));
+}
+
+static void test_seq_raw_append(void)
+{
+	struct pq_buf b;
+	const char *sql;
+
+	pq_buf_init(&b);
+	seq_raw_append(&b, "public.\"Odd\"\"seq\"", 1);
+	seq_raw_append(&b, "s.t", -2);
+	pq_put_u8(&b, 0);
+	UT_ASSERT(!b.failed);
+	sql = (const char *)b.data;
+	/* two parts, joined once, each naming its relation and its increment */
+	UT_ASSERT(strncmp(sql, "SELECT ", 7) == 0);
+	UT_ASSERT(strstr(sql, " FROM public.\"Odd\"\"seq\" s ") != NULL);
+	UT_ASSERT(strstr(sql, " UNION ALL SELECT ") != NULL);
+	UT_ASSERT(strstr(strstr(sql, " UNION ALL ") + 1, " UNION ALL ") == NULL);
+	UT_ASSERT(strstr(sql, "s.is_called, 1 FROM") != NULL);
+	UT_ASSERT(strstr(sql, "s.is_called, -2 FROM s.t s ") != NULL);
+	pq_buf_free(&b);
+}
+
+const struct unit_test unit_tests_seqread[] = {
+	{"seq_next_value", test_seq_next_value},
+	{"seq_is_behind", test_seq_is_behind},
+	{"seq_parse_int", test_seq_parse_int},
+	{"seq_raw_append", test_seq_raw_append},
+	{NULL, NULL},
+};
