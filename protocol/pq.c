@@ -363,6 +363,31 @@ enum pq_status pq_parse_error(const uint8_t *body, size_t len, struct pq_error_f
 	return pq_cursor_left(&c) == 0 ? PQ_OK : PQ_ERR_FORMAT;
 }
 
+enum pq_status pq_build_error_remessaged(struct pq_buf *b, uint8_t type, const uint8_t *body,
+					 size_t len, const char *message)
+{
+	struct pq_error_fields f;
+	struct pq_cursor c;
+
+	if (pq_parse_error(body, len, &f) != PQ_OK)
+		return PQ_ERR_FORMAT;
+	pq_msg_begin(b, type);
+	pq_cursor_init(&c, body, len);
+	for (;;) {
+		uint8_t t = pq_get_u8(&c);
+		const char *s;
+
+		if (t == 0)
+			break;
+		s = pq_get_str(&c);
+		pq_put_u8(b, t);
+		pq_put_str(b, t == 'M' ? message : s);
+	}
+	pq_put_u8(b, 0);
+	pq_msg_end(b);
+	return PQ_OK;
+}
+
 /* ---- building ---- */
 
 void pq_buf_init(struct pq_buf *b)

@@ -127,6 +127,8 @@ bool pq_startup_next(struct pq_cursor *c, const char **name, const char **value)
 
 /* ---- ErrorResponse / NoticeResponse ---- */
 
+struct pq_buf;
+
 struct pq_error_fields {
 	const char *severity; /* 'V' when present, else 'S' */
 	const char *sqlstate; /* 'C' */
@@ -142,6 +144,14 @@ struct pq_error_fields {
  * final 0 byte or bytes after it -> PQ_ERR_FORMAT.
  */
 enum pq_status pq_parse_error(const uint8_t *body, size_t len, struct pq_error_fields *out);
+
+/*
+ * An ErrorResponse or NoticeResponse ('type') with every field of 'body' (as
+ * pq_parse_error reads it) in its order, except that the 'M' field says
+ * 'message' instead.  PQ_ERR_FORMAT when body is malformed (b is untouched).
+ */
+enum pq_status pq_build_error_remessaged(struct pq_buf *b, uint8_t type, const uint8_t *body,
+					 size_t len, const char *message);
 
 /* ---- building ---- */
 

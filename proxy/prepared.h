@@ -138,6 +138,9 @@ enum ps_pending_kind {
 	PS_CLOSE_HIDDEN,  /* a Close pgcutover injected (eviction): swallow it */
 	PS_PARSE_DEALLOC, /* the client's unnamed Parse of a DEALLOCATE of one of its names,
 			     rewritten (transaction pooling): pass the ParseComplete */
+	PS_PARSE_DUP,     /* the client's Parse of a name it has, sent under the server name of
+			     that statement (transaction pooling): the server's 42P05 is told
+			     with the client's name */
 };
 
 struct ps_pending {

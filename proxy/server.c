@@ -275,6 +275,7 @@ void server_reap_all(void)
 		pool_free_addr(&s->addr);
 		free(s->internal_rows);
 		free(s->internal_error);
+		free(s->answer);
 		free(s);
 	}
 	server_reap_cancels();
@@ -1145,7 +1146,7 @@ static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t
 		/* answers to prepared-statement messages, when some need handling */
 		if (s->psq.count == 0)
 			return CONN_PASS;
-		return track_server_answer(s, in, off, type, len);
+		return track_server_answer(s, in, off, avail, type, len);
 	case 'S':
 		/* ParameterStatus: tracked once it is whole (one larger than the input cannot be) */
 		if (avail < (size_t)len + 1)
@@ -1176,8 +1177,19 @@ void server_forward(struct server *s)
 			sock_schedule_flush(&c->sock);
 		if (res.end != CONN_END_STOPPED || !s->swallow)
 			break;
-		/* pgcutover's own ParseComplete or CloseComplete: the client never sees it */
 		s->swallow = false;
+		if (s->answer) {
+			/* an answer rewritten for the client (track.c), after what came before it */
+			evbuffer_drain(in, s->answer_replaces);
+			if (evbuffer_add(out, s->answer, s->answer_len) != 0) {
+				log_error("server %s: out of memory rewriting an answer", s->label);
+				s->ps_broken = true;
+			}
+			free(s->answer);
+			s->answer = NULL;
+			continue;
+		}
+		/* pgcutover's own ParseComplete or CloseComplete: the client never sees it */
 		evbuffer_drain(in, PQ_HEADER_SIZE);
 		ps_queue_pop(&s->psq);
 	}

@@ -86,10 +86,13 @@ struct server {
 	struct ps_queue psq;  /* Parse/Close answers still to come that need handling */
 	struct ps_cache psc; /* transaction pooling: statements prepared here, by pgcutover's names */
 	bool swallow;        /* the message at the head of the input is pgcutover's own answer */
-	bool ps_broken;      /* the server holds what pgcutover's books do not say (statements
+	uint8_t *answer;     /* with swallow: the client gets this instead of the message, */
+	size_t answer_len;
+	size_t answer_replaces; /* whose length this is (all of it is in the input) */
+	bool ps_broken;         /* the server holds what pgcutover's books do not say (statements
 				      disagree, a session state it could not read or clean): not reused */
-	bool closing;        /* server_close() is running: callbacks must not close again */
-	bool capture_next;   /* at this boundary, ask what the client's session now holds */
+	bool closing;           /* server_close() is running: callbacks must not close again */
+	bool capture_next;      /* at this boundary, ask what the client's session now holds */
 	uint64_t sess_owner; /* transaction pooling: client (session id) whose settings it holds; 0 = none */
 	uint32_t sess_gen; /* that client's settings generation */
 	char label[96];    /* "app/alice@127.0.0.1:5432" for logs */

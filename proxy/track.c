@@ -352,6 +352,36 @@ static enum track_result track_query(struct client *c, struct server *s, const u
 	return r;
 }
 
+/*
+ * Transaction pooling, a Parse of a name the client has.  PostgreSQL parses
+ * the text and then refuses the name (42P05), or refuses the text first (a
+ * syntax error), and the name keeps its statement either way.  So the
+ * client's Parse goes to a server that has the statement, under that
+ * statement's server name: the server answers exactly that, and
+ * track_server_answer() puts the client's name in the 42P05.
+ */
+static enum track_result track_parse_dup(struct client *c, struct server *s, struct ps_entry *old,
+					 const uint8_t *rest, size_t rest_len, size_t total)
+{
+	struct ps_cached *ce = track_ensure(c, s, old->stmt);
+	char sname[32];
+	struct pq_buf b;
+
+	if (ce == NULL)
+		return TRACK_CLOSED;
+	ps_server_name(ce->sname, sname, sizeof(sname));
+	pq_buf_init(&b);
+	pq_msg_begin(&b, 'P');
+	pq_put_str(&b, sname);
+	pq_put_bytes(&b, rest, rest_len);
+	pq_msg_end(&b);
+	if (!track_expect(s, PS_PARSE_DUP, NULL, old->name)) {
+		pq_buf_free(&b);
+		return track_queue_full(c);
+	}
+	return track_replace(c, s, 'P', total, &b);
+}
+
 static enum track_result track_parse(struct client *c, struct server *s, const uint8_t *msg,
 				     size_t total)
 {
@@ -406,6 +436,10 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 	 * meaning, as on the server (track_undo).
 	 */
 	old = ps_map_find(&c->sess.stmts, name);
+	if (old && track_txn(c))
+		return track_parse_dup(c, s, old, rest, rest_len, total);
+	if (old && !ps_map_present(&c->sess.stmts, old) && !track_restore(c, s, old))
+		return TRACK_CLOSED; /* so that the server says 42P05, as it would have */
 	prev = old ? old->stmt : NULL;
 	prev_present = old && ps_map_present(&c->sess.stmts, old);
 	if (prev)
@@ -682,15 +716,66 @@ static void track_error(struct server *s)
 	track_undo_oldest(s, n);
 }
 
+/*
+ * The ErrorResponse answering a PS_PARSE_DUP: a 42P05 names the server's
+ * statement, so the client gets it with its own name.  CONN_STOP to wait
+ * for the whole message, or with s->swallow and s->answer set; CONN_PASS
+ * for any other error, which says what the server would say directly.
+ */
+static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, size_t off,
+					 size_t avail, uint32_t len, const char *name)
+{
+	uint8_t *body;
+	struct pq_error_fields f;
+	struct pq_buf b;
+	char msg[200];
+	struct evbuffer_ptr pos;
+
+	if ((size_t)len + 1 > s->sock.in_limit)
+		return CONN_PASS; /* no 42P05 is that long */
+	if (avail < (size_t)len + 1)
+		return CONN_STOP;
+	body = malloc(len - 4);
+	if (body == NULL)
+		return CONN_PASS;
+	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
+	if (evbuffer_copyout_from(in, &pos, body, len - 4) != (ev_ssize_t)(len - 4) ||
+	    pq_parse_error(body, len - 4, &f) != PQ_OK || f.sqlstate == NULL ||
+	    strcmp(f.sqlstate, "42P05") != 0) {
+		free(body);
+		return CONN_PASS;
+	}
+	snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", name);
+	pq_buf_init(&b);
+	if (pq_build_error_remessaged(&b, 'E', body, len - 4, msg) != PQ_OK || b.failed) {
+		pq_buf_free(&b);
+		free(body);
+		return CONN_PASS;
+	}
+	free(body);
+	s->answer = b.data; /* the buffer is handed over */
+	s->answer_len = b.len;
+	s->answer_replaces = (size_t)len + 1;
+	s->swallow = true;
+	return CONN_STOP;
+}
+
 enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, size_t off,
-				      uint8_t type, uint32_t len)
+				      size_t avail, uint8_t type, uint32_t len)
 {
 	struct ps_pending *it = ps_queue_head(&s->psq);
+	enum conn_verdict verdict = CONN_PASS;
 	uint8_t expect;
 
 	if (type == 'E') {
+		/* the answer to this very message: nothing passed untracked before it */
+		if (it && it->kind == PS_PARSE_DUP && it->sync_no == s->syncs_done && it->skip == 0) {
+			verdict = track_dup_error(s, in, off, avail, len, it->name);
+			if (verdict == CONN_STOP && !s->swallow)
+				return verdict; /* called again once the message is whole */
+		}
 		track_error(s);
-		return CONN_PASS;
+		return verdict;
 	}
 	if (it == NULL || it->sync_no != s->syncs_done)
 		return CONN_PASS; /* answers a message of this batch that needed nothing */
@@ -699,7 +784,7 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 		return CONN_PASS;
 	}
 	expect = it->kind == PS_PARSE_FWD || it->kind == PS_PARSE_HIDDEN ||
-				 it->kind == PS_PARSE_DEALLOC
+				 it->kind == PS_PARSE_DEALLOC || it->kind == PS_PARSE_DUP
 			 ? '1'
 			 : '3';
 	if (type != expect || len != 4) {
@@ -726,6 +811,13 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 		ps_queue_pop(&s->psq);
 		return CONN_PASS;
 	}
+	case PS_PARSE_DUP:
+		/* the server lacked the statement track_ensure() put there: books disagree */
+		log_error("server %s: a prepared statement pgcutover prepared was missing",
+			  s->label);
+		s->ps_broken = true;
+		ps_queue_pop(&s->psq);
+		return CONN_PASS;
 	default:
 		ps_queue_pop(&s->psq);
 		return CONN_PASS;

@@ -376,6 +376,15 @@ static enum pq_status check_error_body(uint8_t type, const uint8_t *body, size_t
 		   str_eq(g.message, f.message));
 	FUZZ_CHECK((g.detail == NULL) == (f.detail == NULL) && str_eq(g.detail, f.detail));
 	FUZZ_CHECK((g.hint == NULL) == (f.hint == NULL) && str_eq(g.hint, f.hint));
+	/* with its message replaced: every other field as it was, the new message */
+	pq_buf_reset(&b);
+	FUZZ_CHECK(pq_build_error_remessaged(&b, type, body, len, "replaced") == PQ_OK);
+	FUZZ_CHECK(!b.failed && b.len >= 5 && b.data[0] == type && rd32(b.data + 1) == b.len - 1);
+	FUZZ_CHECK(pq_parse_error(b.data + 5, b.len - 5, &g) == PQ_OK);
+	FUZZ_CHECK(str_eq(g.severity, f.severity) && str_eq(g.sqlstate, f.sqlstate) &&
+		   str_eq(g.detail, f.detail) && str_eq(g.hint, f.hint));
+	FUZZ_CHECK((g.message == NULL) == (f.message == NULL));
+	FUZZ_CHECK(f.message == NULL || strcmp(g.message, "replaced") == 0);
 	pq_buf_free(&b);
 	return st;
 }

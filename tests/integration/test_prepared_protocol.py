@@ -486,27 +486,20 @@ def test_close_variants(pair_factory, mode):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("mode", MODES)
 def test_failed_reparse_keeps_old_statement(pair_factory, mode):
-    """A Parse of a name that exists fails: with a syntax error (42601, both
-    modes) the old statement stays; with a valid text, session pooling gives
-    42P05 and keeps the old one, transaction pooling replaces it (README
-    "Status and limits")."""
+    """A Parse of a name that exists fails and the old statement stays: with
+    a syntax error (42601) or a valid text (42P05), in both modes, and in
+    transaction pooling also when the re-Parse lands on a server that does
+    not hold the statement yet."""
     pr = pair_factory(mode, name="reparse")
     pr.step([parse("rp_a", "SELECT 'old'"), SYNC], "prepare", expect=["1", "Z"])
     pr.step([parse("rp_a", "SELEKT 'bad'"), SYNC], "re-Parse with a syntax error",
             expect=["E", "Z"])
     pr.step([*run("rp_a"), SYNC], "the old text after a failed re-Parse", fresh=True,
             expect=["2", "D", "C", "Z"])
-    if mode == "session":
-        pr.step([parse("rp_a", "SELECT 'new'"), SYNC], "re-Parse of an existing name",
-                expect=["E", "Z"])
-        pr.step([*run("rp_a"), SYNC], "still the old text", expect=["2", "D", "C", "Z"])
-        wait_prepared_count(pr.p, pr.proxy, 1)
-    else:
-        with pr.fresh_server():
-            got = exchange(pr.proxy, [parse("rp_a", "SELECT 'new'"), SYNC], "re-Parse")
-        assert got == [("1",), ("Z", "I")], got
-        got = exchange(pr.proxy, [*run("rp_a"), SYNC], "replaced")
-        assert ("D", ("new",)) in got, got
+    pr.step([parse("rp_a", "SELECT 'new'"), SYNC], "re-Parse of an existing name", fresh=True,
+            expect=["E", "Z"])
+    pr.step([*run("rp_a"), SYNC], "still the old text", expect=["2", "D", "C", "Z"])
+    wait_prepared_count(pr.p, pr.proxy, 1)
 
 
 # -- 4. max_prepared_statements = 3, several clients ------------------------------
@@ -839,6 +832,45 @@ def test_disconnect_mid_pipeline(proxy_factory, mode):
     check_clean("after a disconnect with an unsynced batch")
 
 
+# -- 8b. a Parse of a name the client already has ------------------------------------
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", MODES)
+def test_reparse_of_a_name_it_has(pair_factory, mode):
+    """PostgreSQL parses the text first, then refuses the name: 42P05 naming
+    the client's statement for a valid text, the syntax or analysis error for
+    a bad one, and the statement keeps its first text either way; in a
+    pipeline the error skips the rest until Sync.  In transaction pooling the
+    same also on a server that does not hold the statement yet."""
+    pr = pair_factory(mode, name="dup")
+    pr.step([parse("dp_a", "SELECT $1::int + 1", [INT4]), SYNC], "prepare", expect=["1", "Z"])
+    for fresh in (False, True):
+        pr.step([parse("dp_a", "SELECT 'other'"), SYNC], f"valid text (fresh={fresh})",
+                fresh=fresh, expect=["E", "Z"])
+        pr.step([parse("dp_a", "SELEC 2"), SYNC], f"syntax error (fresh={fresh})",
+                fresh=fresh, expect=["E", "Z"])
+        pr.step([parse("dp_a", "SELECT * FROM no_such_table_dp"), SYNC],
+                f"unknown table (fresh={fresh})", fresh=fresh, expect=["E", "Z"])
+        pr.step([*run("dp_a", [41]), SYNC], f"the first text still (fresh={fresh})",
+                fresh=fresh, expect=["2", "D", "C", "Z"])
+    # twice in one pipeline: the second is refused and what follows is skipped
+    pr.step([parse("dp_b", "SELECT 'b'"), parse("dp_b", "SELECT 'b'"), parse("dp_c", "SELECT 3"),
+             *run("dp_b"), SYNC], "twice in a pipeline", expect=["1", "E", "Z"])
+    for fresh in (False, True):
+        pr.step([*run("dp_b"), SYNC], f"dp_b (fresh={fresh})", fresh=fresh,
+                expect=["2", "D", "C", "Z"])
+        pr.step([*run("dp_c"), SYNC], f"dp_c was skipped (fresh={fresh})", fresh=fresh,
+                expect=["E", "Z"])
+    # an invalid text twice: neither name exists afterwards, both are free
+    pr.step([parse("dp_d", "SELEC 1"), parse("dp_e", "SELEC 1"), SYNC], "invalid twice",
+            expect=["E", "Z"])
+    pr.step([parse("dp_d", "SELECT 4"), parse("dp_e", "SELECT 5"), *run("dp_e"), SYNC],
+            "names free", expect=["1", "1", "2", "D", "C", "Z"])
+    # after a Close the name is free again
+    pr.step([close("S", "dp_a"), parse("dp_a", "SELECT 'new'"), *run("dp_a"), SYNC],
+            "Close then Parse", expect=["3", "1", "2", "D", "C", "Z"])
+
+
 # -- 9. SWITCH with many statements ------------------------------------------------
 
 DB = "cut_pp"
@@ -884,6 +916,10 @@ def test_switch_with_many_statements(proxy_factory, rdb):
         row = switch(p, rdb)
         assert row["result"] == "ok" and str(row["sessions_closed"]) == "0", row
 
+        # a re-Parse of a name not restored on the target yet: still 42P05
+        got = exchange(r, [parse(names[40], "SELECT 'other'"), SYNC], "duplicate after")
+        assert [m for m in got if m[0] == "E"] == [
+            ("E", "42P05", f'prepared statement "{names[40]}" already exists')], got
         got = exchange(r, [describe("S", names[48]), SYNC], "Describe after the switch")
         assert types(got) == ["t", "T", "Z"], got
         for j in range(49):

@@ -610,6 +610,40 @@ static void test_build_error_round_trip(void)
 	pq_buf_free(&b);
 }
 
+/* The message of a server's error replaced, every other field kept in its order. */
+static void test_build_error_remessaged(void)
+{
+	/* as a server sends it: S, V, C, M, F, L, R */
+	static const uint8_t body[] =
+		"SERROR\0VERROR\0C42P05\0Mprepared statement \"pgcutover_7\" already "
+		"exists\0Fprepare.c\0L417\0RStorePreparedStatement\0";
+	static const uint8_t want[] =
+		"SERROR\0VERROR\0C42P05\0Mprepared statement \"mine\" already "
+		"exists\0Fprepare.c\0L417\0RStorePreparedStatement\0";
+	struct pq_buf b;
+	struct pq_cursor c;
+	struct pq_error_fields f;
+	size_t off = 0;
+
+	pq_buf_init(&b);
+	UT_EQ_INT(pq_build_error_remessaged(&b, 'E', body, sizeof(body),
+					    "prepared statement \"mine\" already exists"),
+		  PQ_OK);
+	UT_ASSERT(!b.failed);
+	UT_ASSERT(open_msg(b.data, b.len, &off, 'E', &c));
+	UT_EQ_INT(off, b.len);
+	UT_EQ_INT(pq_cursor_left(&c), sizeof(want));
+	UT_EQ_MEM(c.p, want, sizeof(want));
+	UT_EQ_INT(pq_parse_error(c.p, pq_cursor_left(&c), &f), PQ_OK);
+	UT_EQ_STR(f.sqlstate, "42P05");
+
+	/* malformed: refused, nothing written */
+	pq_buf_reset(&b);
+	UT_EQ_INT(pq_build_error_remessaged(&b, 'E', body, sizeof(body) - 1, "x"), PQ_ERR_FORMAT);
+	UT_EQ_INT(b.len, 0);
+	pq_buf_free(&b);
+}
+
 static void test_build_notice(void)
 {
 	struct pq_buf b;
@@ -1210,6 +1244,7 @@ static void test_random_inputs(void)
 }
 
 const struct unit_test unit_tests_pq[] = {
+	{"pq_build_error_remessaged", test_build_error_remessaged},
 	{"pq_header_every_prefix", test_header_every_prefix},
 	{"pq_header_split_stream", test_header_split_stream},
 	{"pq_header_bad_lengths", test_header_bad_lengths},
