@@ -467,6 +467,9 @@ static bool pool_assign_one(struct pool *pool)
 {
 	struct list_node *n, *tmp;
 
+	/* the common case after every transaction: nobody waits, nothing to walk */
+	if (list_empty(&pool->waiting_clients))
+		return false;
 	list_for_each_safe(n, tmp, &pool->idle_servers) {
 		struct server *s = list_entry(n, struct server, node);
 		struct client *c;
