@@ -1069,8 +1069,19 @@ static void server_track_param(struct server *s, struct client *c, struct evbuff
 	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
 	if (evbuffer_copyout_from(in, &pos, buf, len - 4) == (ssize_t)(len - 4)) {
 		pq_cursor_init(&cur, buf, len - 4);
+		const char *old;
+
 		name = pq_get_str(&cur);
 		value = pq_get_str(&cur);
+		old = pq_cursor_done(&cur) ? params_get(&s->reported, name) : NULL;
+		/*
+		 * A reported setting changed where the first keyword did not show
+		 * it (set_config() in a SELECT, a function that runs SET): the
+		 * session's state is asked for at the boundary, as after a SET, so
+		 * that in transaction pooling it stays this client's.
+		 */
+		if (pq_cursor_done(&cur) && (old == NULL || strcmp(old, value) != 0))
+			c->sess.dirty = true;
 		/* the client sees this message too, so both views change together */
 		if (pq_cursor_done(&cur) &&
 		    (!server_set_reported(s, name, value) || !client_set_reported(c, name, value)))

@@ -298,3 +298,35 @@ def test_txn_settings_are_per_client(proxy_factory, source):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.timeout(60)
+def test_txn_hidden_reported_setting_stays_its_clients(proxy_factory, source):
+    """Pool size 1, transaction pooling: A changes TimeZone and DateStyle
+    where no first keyword shows it (set_config() inside a SELECT, and a
+    function that runs SET).  The server reports both (ParameterStatus), so
+    pgcutover asks for the session's state at the boundary: B, on the same
+    server, keeps the defaults; A keeps its values in later transactions."""
+    with psycopg.connect(source.conninfo(), autocommit=True) as d:
+        d.execute("CREATE OR REPLACE FUNCTION pgc_set_datestyle() RETURNS int "
+                  "LANGUAGE plpgsql AS $$ BEGIN SET DateStyle = 'SQL, DMY'; RETURN 1; END $$")
+        d.execute("GRANT EXECUTE ON FUNCTION pgc_set_datestyle() TO PUBLIC")
+        default = {n: d.execute(f"SHOW {n}").fetchone()[0] for n in ("TimeZone", "DateStyle")}
+    assert default["TimeZone"] != "Asia/Kathmandu" and default["DateStyle"] != "SQL, DMY"
+    p = txn_proxy(proxy_factory, 1, "txn-hidden-set")
+    a = psy(p, None)
+    b = psy(p, None)
+    try:
+        a.execute("SELECT 1, set_config('TimeZone', 'Asia/Kathmandu', false)")
+        a.execute("SELECT pgc_set_datestyle()")
+        want_a = {"TimeZone": "Asia/Kathmandu", "DateStyle": "SQL, DMY"}
+        pids = set()
+        for i in range(4):
+            for who, conn, want in (("B", b, default), ("A", a, want_a)):
+                got = {n: conn.execute(f"SHOW {n}").fetchone()[0] for n in want}
+                assert got == want, f"{who}, round {i}: sees {got}, its own settings are {want}"
+                pids.add(conn.execute("SELECT pg_backend_pid()").fetchone()[0])
+        assert len(pids) == 1, f"A and B did not share one server: {pids}"
+    finally:
+        a.close()
+        b.close()
