@@ -752,6 +752,11 @@ def test_flush_without_sync(pair_factory, mode):
         d = both([bind("fl_a", [6]), FLUSH], 1, "Bind/Flush")
         assert types(d) == ["2"], d
         pr.step([execute(), SYNC], "Execute/Sync", expect=["D", "C", "Z"])
+    # a re-Parse of a name it has, Flush: the 42P05 now (rewritten in
+    # transaction pooling), not only once a Sync follows
+    d = both([parse("fl_a", "SELECT 'again'"), FLUSH], 1, "duplicate Parse/Flush")
+    assert types(d) == ["E"], d
+    pr.step([SYNC], "Sync after the duplicate", expect=["Z"])
     # a failing Parse, Flush: the error now; the server skips until Sync
     d = both([parse("fl_bad", "SELEKT"), FLUSH], 1, "bad Parse/Flush")
     assert types(d) == ["E"], d
