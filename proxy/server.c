@@ -1252,6 +1252,9 @@ void server_txn_done(struct server *s)
 	if (s->ps_broken) {
 		/* its statements are not what pgcutover's books say: nobody else gets it */
 		server_terminate(s, "its prepared statements are not what pgcutover expects");
+	} else if (!server_current(s)) {
+		/* a reload moved its side: not pooled (pool_assign_one() runs only for waiters) */
+		server_terminate(s, "its address changed in a reload");
 	} else {
 		server_set_state(s, SV_IDLE);
 	}

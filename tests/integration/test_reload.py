@@ -136,6 +136,23 @@ def test_reload_transaction_pooling_next_transaction_moves(proxy_factory, source
 
 
 @pytest.mark.timeout(60)
+def test_reload_transaction_pooling_busy_server_retired_at_commit(proxy_factory, source, target):
+    """Transaction pooling: a transaction open during the reload keeps its
+    server; at its end that server is closed, even when no client waits for
+    one (it must not sit in the pool connected to the old address)."""
+    p = proxy_factory.new(settings={"pool_mode": "transaction"}, databases=app(source, target))
+    with connect(p) as c:
+        c.execute("BEGIN")
+        assert server_port(c) == source.port
+        reload(p, app(target, target))
+        c.execute("COMMIT")
+        wait_servers(p, lambda rows: all(r["addr"] == f"127.0.0.1:{target.port}" for r in rows),
+                     "a server to the old source was pooled after its transaction")
+        wait_no_backends(source, "the old source's server was kept after its transaction")
+        assert server_port(c) == target.port
+
+
+@pytest.mark.timeout(60)
 def test_reload_changed_target_applies_to_next_switch(proxy_factory, source, target):
     """The target configured at start-up is the source cluster itself (a
     mistake); the operator fixes it and reloads; the next SWITCH goes to the
