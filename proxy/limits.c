@@ -265,7 +265,8 @@ static void sweep_idle_servers(struct pool *pool, uint64_t now)
 	while ((n = list_last(&pool->idle_servers)) != NULL) {
 		struct server *s = list_entry(n, struct server, node);
 
-		if (now - s->idle_since_us < limit_us)
+		/* one that went idle during this sweep is younger than 'now' */
+		if (s->idle_since_us > now || now - s->idle_since_us < limit_us)
 			break;
 		server_terminate(s, "server_idle_timeout expired");
 	}

@@ -150,6 +150,7 @@ struct ps_pending {
 	uint32_t skip;        /* answers to pass first: Parse/Close forwarded untracked before it */
 	struct ps_stmt *stmt; /* a reference, or NULL (client Close, DEALLOCATE, placeholder) */
 	char *name;           /* the client's name, for undoing; NULL otherwise */
+	uint32_t sname;       /* PS_PARSE_DUP: the server name the Parse went under */
 	/*
 	 * PS_PARSE_FWD, PS_PARSE_SYNTH, PS_CLOSE_FWD, PS_PARSE_DEALLOC: what
 	 * 'name' meant before this message changed it (a reference; NULL: no

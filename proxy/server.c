@@ -1196,6 +1196,7 @@ void server_forward(struct server *s)
 				log_error("server %s: out of memory rewriting an answer", s->label);
 				s->ps_broken = true;
 			}
+			c->db->stats.bytes_out += s->answer_len;
 			/* it may be all there is until the client sends more (a Flush, no Sync) */
 			sock_schedule_flush(&c->sock);
 			free(s->answer);

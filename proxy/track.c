@@ -379,6 +379,7 @@ static enum track_result track_parse_dup(struct client *c, struct server *s, str
 		pq_buf_free(&b);
 		return track_queue_full(c);
 	}
+	ps_queue_tail(&s->psq)->sname = ce->sname;
 	return track_replace(c, s, 'P', total, &b);
 }
 
@@ -718,17 +719,21 @@ static void track_error(struct server *s)
 
 /*
  * The ErrorResponse answering a PS_PARSE_DUP: a 42P05 names the server's
- * statement, so the client gets it with its own name.  CONN_STOP to wait
- * for the whole message, or with s->swallow and s->answer set; CONN_PASS
- * for any other error, which says what the server would say directly.
+ * statement, so the client gets it with its own name in that place (the
+ * rest of the text, in whatever language lc_messages gives, is the
+ * server's).  Only an error that names the server name is rewritten: one
+ * from an earlier Execute of the batch (a SQL PREPARE) is not this Parse's.
+ * CONN_STOP to wait for the whole message, or with s->swallow and
+ * s->answer set; CONN_PASS to pass the error as it is.
  */
 static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, size_t off,
-					 size_t avail, uint32_t len, const char *name)
+					 size_t avail, uint32_t len, const struct ps_pending *it)
 {
 	uint8_t *body;
 	struct pq_error_fields f;
-	struct pq_buf b;
-	char msg[200];
+	struct pq_buf b, m;
+	char sname[32];
+	const char *at;
 	struct evbuffer_ptr pos;
 
 	if ((size_t)len + 1 > s->sock.in_limit)
@@ -738,20 +743,29 @@ static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, 
 	body = malloc(len - 4);
 	if (body == NULL)
 		return CONN_PASS;
+	ps_server_name(it->sname, sname, sizeof(sname));
 	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
 	if (evbuffer_copyout_from(in, &pos, body, len - 4) != (ev_ssize_t)(len - 4) ||
 	    pq_parse_error(body, len - 4, &f) != PQ_OK || f.sqlstate == NULL ||
-	    strcmp(f.sqlstate, "42P05") != 0) {
+	    strcmp(f.sqlstate, "42P05") != 0 || f.message == NULL ||
+	    (at = strstr(f.message, sname)) == NULL) {
 		free(body);
 		return CONN_PASS;
 	}
-	snprintf(msg, sizeof(msg), "prepared statement \"%s\" already exists", name);
+	pq_buf_init(&m);
+	pq_put_bytes(&m, f.message, (size_t)(at - f.message));
+	pq_put_bytes(&m, it->name, strlen(it->name));
+	pq_put_str(&m, at + strlen(sname));
 	pq_buf_init(&b);
-	if (pq_build_error_remessaged(&b, 'E', body, len - 4, msg) != PQ_OK || b.failed) {
+	if (m.failed ||
+	    pq_build_error_remessaged(&b, 'E', body, len - 4, (const char *)m.data) != PQ_OK ||
+	    b.failed) {
+		pq_buf_free(&m);
 		pq_buf_free(&b);
 		free(body);
 		return CONN_PASS;
 	}
+	pq_buf_free(&m);
 	free(body);
 	s->answer = b.data; /* the buffer is handed over */
 	s->answer_len = b.len;
@@ -770,7 +784,7 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 	if (type == 'E') {
 		/* the answer to this very message: nothing passed untracked before it */
 		if (it && it->kind == PS_PARSE_DUP && it->sync_no == s->syncs_done && it->skip == 0) {
-			verdict = track_dup_error(s, in, off, avail, len, it->name);
+			verdict = track_dup_error(s, in, off, avail, len, it);
 			if (verdict == CONN_STOP && !s->swallow)
 				return verdict; /* called again once the message is whole */
 		}

@@ -874,6 +874,14 @@ def test_reparse_of_a_name_it_has(pair_factory, mode):
     # after a Close the name is free again
     pr.step([close("S", "dp_a"), parse("dp_a", "SELECT 'new'"), *run("dp_a"), SYNC],
             "Close then Parse", expect=["3", "1", "2", "D", "C", "Z"])
+    # a 42P05 of an SQL PREPARE earlier in the batch is that statement's, not
+    # the duplicate Parse's after it (which the server skips)
+    pr.step([query("BEGIN"), query("PREPARE dp_sql AS SELECT 1")], "SQL PREPARE",
+            expect=["C", "Z", "C", "Z"])
+    pr.step([parse("", "PREPARE dp_sql AS SELECT 2"), bind(""), execute(),
+             parse("dp_b", "SELECT 'b'"), SYNC], "SQL 42P05 before a duplicate Parse",
+            expect=["1", "2", "E", "Z"])
+    pr.step([query("ROLLBACK")], "rollback", expect=["C", "Z"])
 
 
 # -- 9. SWITCH with many statements ------------------------------------------------
