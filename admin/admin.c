@@ -460,7 +460,7 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 	vals[7] = sock_tls_version(&cl->sock); /* NULL: plaintext */
 	/* named prepared statements it holds (protocol and SQL level), and whether it could move */
 	snprintf(nstmts, sizeof(nstmts), "%u",
-		 (unsigned)(cl->sess.stmts.count + session_st(&cl->sess)->sql_stmts.count));
+		 (unsigned)(cl->sess.stmts.tab.count + session_st(&cl->sess)->sql_stmts.count));
 	vals[8] = nstmts;
 	vals[9] = cl->is_admin ? "no" : client_movable(cl);
 	rs_row(rs, vals);

@@ -804,18 +804,30 @@ static void start_lag_wait(struct cutover *co)
 
 /* -- sequence sync -- */
 
+/*
+ * An answer of a sequence-sync query: false when the phase has moved on
+ * (an abort, a deadline) or the query failed, which fails the switch.
+ */
+static bool seq_answer(struct cutover *co, const struct control_result *r, const char *verb,
+		       enum route_side side)
+{
+	co->pending--;
+	if (co->phase != CO_SYNC_SEQUENCES)
+		return false;
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not %s sequences on the %s: %s", verb,
+			     route_side_name(side), r->error);
+		return false;
+	}
+	return true;
+}
+
 static void seq_set_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 
-	co->pending--;
-	if (co->phase != CO_SYNC_SEQUENCES)
+	if (!seq_answer(co, r, "set", co->to))
 		return;
-	if (!r->ok) {
-		cutover_fail(co, r->sqlstate, "could not set sequences on the %s: %s",
-			     co->to == SIDE_TARGET ? "target" : "source", r->error);
-		return;
-	}
 	co->rec.ms_sequences = (int64_t)ms_since(co->t_phase);
 	co->seq_done = true;
 	cutover_next(co);
@@ -893,14 +905,8 @@ static void seq_raw_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 
-	co->pending--;
-	if (co->phase != CO_SYNC_SEQUENCES)
+	if (!seq_answer(co, r, "read", co->from))
 		return;
-	if (!r->ok) {
-		cutover_fail(co, r->sqlstate, "could not read sequences on the %s: %s",
-			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
-		return;
-	}
 	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
 		long long last, inc;
 
@@ -931,14 +937,8 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 	struct pq_buf raw;
 	int64_t margin = co->db->cfg->d.sequence_margin;
 
-	co->pending--;
-	if (co->phase != CO_SYNC_SEQUENCES)
+	if (!seq_answer(co, r, "read", co->from))
 		return;
-	if (!r->ok) {
-		cutover_fail(co, r->sqlstate, "could not read sequences on the %s: %s",
-			     co->from == SIDE_SOURCE ? "source" : "target", r->error);
-		return;
-	}
 	pq_buf_init(&raw);
 	pq_buf_reset(&co->seq_sql);
 	co->rec.sequences_synced = 0;

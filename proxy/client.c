@@ -1373,7 +1373,7 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 		/* session pooling, everything on this server, nothing stateful: nothing to do */
 		if (!txn && c->sess.stmts.missing == 0 && c->sess.stmts.stateful == 0)
 			return CONN_PASS;
-		if (c->sess.stmts.count == 0)
+		if (c->sess.stmts.tab.count == 0)
 			return CONN_PASS;
 		if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
 			goto need_more;
@@ -1388,7 +1388,7 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 		if (!client_tracks_statements(c))
 			return CONN_PASS;
 		if (type == 'D' &&
-		    (c->sess.stmts.count == 0 || (!txn && c->sess.stmts.missing == 0)))
+		    (c->sess.stmts.tab.count == 0 || (!txn && c->sess.stmts.missing == 0)))
 			return CONN_PASS;
 		if (!client_peek_body(in, off, avail, len, buf, 2, &n))
 			goto need_more;

@@ -137,57 +137,32 @@ char *params_fingerprint(const struct params *p, size_t *len_out)
 
 /* ---- interned snapshots ---- */
 
-static struct params_snap **snap_buckets;
-static size_t snap_nbuckets, snap_count;
+static struct htab snaps;
 
 size_t params_snap_count(void)
 {
-	return snap_count;
-}
-
-static bool snap_grow(void)
-{
-	size_t n = snap_nbuckets ? snap_nbuckets * 2 : 64;
-	struct params_snap **nb = calloc(n, sizeof(*nb));
-
-	if (nb == NULL)
-		return false;
-	for (size_t i = 0; i < snap_nbuckets; i++) {
-		struct params_snap *s = snap_buckets[i], *next;
-
-		for (; s; s = next) {
-			next = s->hnext;
-			s->hnext = nb[s->hash & (n - 1)];
-			nb[s->hash & (n - 1)] = s;
-		}
-	}
-	free(snap_buckets);
-	snap_buckets = nb;
-	snap_nbuckets = n;
-	return true;
+	return snaps.count;
 }
 
 struct params_snap *params_snap_get(const struct params *p)
 {
 	size_t fp_len;
 	char *fp = params_fingerprint(p, &fp_len);
-	unsigned long long h;
+	uint64_t h;
 	struct params_snap *s;
 
 	if (fp == NULL)
 		return NULL;
 	h = hash_bytes(fp, fp_len);
-	if (snap_nbuckets) {
-		for (s = snap_buckets[h & (snap_nbuckets - 1)]; s; s = s->hnext) {
-			if (s->hash == h && s->fp_len == fp_len &&
-			    memcmp(s->fingerprint, fp, fp_len) == 0) {
-				free(fp);
-				s->refs++;
-				return s;
-			}
+	for (struct hnode *n = htab_chain(&snaps, h); n; n = n->next) {
+		s = htab_entry(n, struct params_snap, hnode);
+		if (n->hash == h && s->fp_len == fp_len && memcmp(s->fingerprint, fp, fp_len) == 0) {
+			free(fp);
+			s->refs++;
+			return s;
 		}
 	}
-	if (snap_count >= snap_nbuckets && !snap_grow()) {
+	if (!htab_reserve(&snaps, 64)) {
 		free(fp);
 		return NULL;
 	}
@@ -204,12 +179,9 @@ struct params_snap *params_snap_get(const struct params *p)
 		return NULL;
 	}
 	s->refs = 1;
-	s->hash = h;
 	s->fingerprint = fp;
 	s->fp_len = fp_len;
-	s->hnext = snap_buckets[h & (snap_nbuckets - 1)];
-	snap_buckets[h & (snap_nbuckets - 1)] = s;
-	snap_count++;
+	htab_insert(&snaps, &s->hnode, h);
 	return s;
 }
 
@@ -222,22 +194,12 @@ struct params_snap *params_snap_ref(struct params_snap *s)
 
 void params_snap_put(struct params_snap *s)
 {
-	struct params_snap **pp;
-
 	if (s == NULL || --s->refs > 0)
 		return;
-	for (pp = &snap_buckets[s->hash & (snap_nbuckets - 1)]; *pp; pp = &(*pp)->hnext) {
-		if (*pp == s) {
-			*pp = s->hnext;
-			break;
-		}
-	}
+	htab_remove(&snaps, &s->hnode);
 	params_free(&s->p);
 	free(s->fingerprint);
 	free(s);
-	if (--snap_count == 0) {
-		free(snap_buckets);
-		snap_buckets = NULL;
-		snap_nbuckets = 0;
-	}
+	if (snaps.count == 0)
+		htab_free(&snaps); /* the last one: the table goes too (leak checkers stay quiet) */
 }

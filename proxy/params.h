@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "proxy/htab.h"
+
 struct params {
 	char **names;  /* malloc'd strings */
 	char **values; /* malloc'd strings, parallel to names */
@@ -42,11 +44,10 @@ char *params_fingerprint(const struct params *p, size_t *len_out);
  * "same parameters" is a pointer comparison.
  */
 struct params_snap {
-	struct params_snap *hnext; /* bucket chain of the intern table */
+	struct hnode hnode; /* in the intern table, by the fingerprint's hash */
 	unsigned refs;
-	unsigned long long hash; /* of the fingerprint */
-	struct params p;         /* the list itself (never changed) */
-	char *fingerprint;       /* params_fingerprint(&p) */
+	struct params p;   /* the list itself (never changed) */
+	char *fingerprint; /* params_fingerprint(&p) */
 	size_t fp_len;
 };
 

@@ -27,35 +27,11 @@ static uint32_t hash_ptr(const void *p)
 
 /* ---- the statement registry ---- */
 
-static struct ps_stmt **reg_buckets;
-static uint32_t reg_nbuckets;
-static size_t reg_count;
+static struct htab registry;
 
 size_t ps_stmt_count(void)
 {
-	return reg_count;
-}
-
-static bool reg_grow(void)
-{
-	uint32_t n = reg_nbuckets ? reg_nbuckets * 2 : 256;
-	struct ps_stmt **nb = calloc(n, sizeof(*nb));
-
-	if (nb == NULL)
-		return false;
-	for (uint32_t i = 0; i < reg_nbuckets; i++) {
-		struct ps_stmt *st = reg_buckets[i], *next;
-
-		for (; st; st = next) {
-			next = st->hnext;
-			st->hnext = nb[st->hash & (n - 1)];
-			nb[st->hash & (n - 1)] = st;
-		}
-	}
-	free(reg_buckets);
-	reg_buckets = nb;
-	reg_nbuckets = n;
-	return true;
+	return registry.count;
 }
 
 struct ps_stmt *ps_stmt_get(const uint8_t *body, size_t len, uint8_t kind)
@@ -63,27 +39,23 @@ struct ps_stmt *ps_stmt_get(const uint8_t *body, size_t len, uint8_t kind)
 	uint64_t h = hash_bytes(body, len);
 	struct ps_stmt *st;
 
-	if (reg_nbuckets) {
-		for (st = reg_buckets[h & (reg_nbuckets - 1)]; st; st = st->hnext) {
-			if (st->hash == h && st->len == len && memcmp(st->body, body, len) == 0) {
-				st->refs++;
-				return st;
-			}
+	for (struct hnode *n = htab_chain(&registry, h); n; n = n->next) {
+		st = htab_entry(n, struct ps_stmt, hnode);
+		if (n->hash == h && st->len == len && memcmp(st->body, body, len) == 0) {
+			st->refs++;
+			return st;
 		}
 	}
-	if (len > UINT32_MAX || (reg_count >= reg_nbuckets && !reg_grow()))
+	if (len > UINT32_MAX || !htab_reserve(&registry, 256))
 		return NULL;
 	st = malloc(sizeof(*st) + len);
 	if (st == NULL)
 		return NULL;
-	st->hash = h;
 	st->refs = 1;
 	st->kind = kind;
 	st->len = (uint32_t)len;
 	memcpy(st->body, body, len);
-	st->hnext = reg_buckets[h & (reg_nbuckets - 1)];
-	reg_buckets[h & (reg_nbuckets - 1)] = st;
-	reg_count++;
+	htab_insert(&registry, &st->hnode, h);
 	return st;
 }
 
@@ -94,24 +66,12 @@ void ps_stmt_ref(struct ps_stmt *st)
 
 void ps_stmt_put(struct ps_stmt *st)
 {
-	struct ps_stmt **p;
-
 	if (st == NULL || --st->refs > 0)
 		return;
-	for (p = &reg_buckets[st->hash & (reg_nbuckets - 1)]; *p; p = &(*p)->hnext) {
-		if (*p == st) {
-			*p = st->hnext;
-			break;
-		}
-	}
-	reg_count--;
+	htab_remove(&registry, &st->hnode);
 	free(st);
-	if (reg_count == 0) {
-		/* the last one: give the table back too (and keep leak checkers quiet) */
-		free(reg_buckets);
-		reg_buckets = NULL;
-		reg_nbuckets = 0;
-	}
+	if (registry.count == 0)
+		htab_free(&registry); /* the last one: the table goes too (leak checkers stay quiet) */
 }
 
 /* ---- a client's names ---- */
@@ -145,66 +105,35 @@ static void entry_free(struct ps_map *m, struct ps_entry *e)
 		m->missing--;
 	if (e->stmt->kind != 0)
 		m->stateful--;
+	htab_remove(&m->tab, &e->hnode);
 	ps_stmt_put(e->stmt);
 	free(e);
-	m->count--;
 }
 
 void ps_map_clear(struct ps_map *m)
 {
-	for (uint32_t i = 0; i < m->nbuckets; i++) {
-		struct ps_entry *e = m->buckets[i], *next;
-
-		for (; e; e = next) {
-			next = e->next;
-			entry_free(m, e);
-		}
-		m->buckets[i] = NULL;
-	}
+	for (uint32_t i = 0; i < m->tab.nbuckets; i++)
+		while (m->tab.buckets[i])
+			entry_free(m, htab_entry(m->tab.buckets[i], struct ps_entry, hnode));
 }
 
 void ps_map_free(struct ps_map *m)
 {
 	ps_map_clear(m);
-	free(m->buckets);
-	m->buckets = NULL;
-	m->nbuckets = 0;
+	htab_free(&m->tab);
 }
 
 struct ps_entry *ps_map_find(const struct ps_map *m, const char *name)
 {
-	struct ps_entry *e;
+	uint64_t h = name_hash(name);
 
-	if (m->nbuckets == 0)
-		return NULL;
-	for (e = m->buckets[name_hash(name) & (m->nbuckets - 1)]; e; e = e->next)
-		if (name_eq(e->name, name))
+	for (struct hnode *n = htab_chain(&m->tab, h); n; n = n->next) {
+		struct ps_entry *e = htab_entry(n, struct ps_entry, hnode);
+
+		if (n->hash == h && name_eq(e->name, name))
 			return e;
-	return NULL;
-}
-
-static bool map_grow(struct ps_map *m)
-{
-	uint32_t n = m->nbuckets ? m->nbuckets * 2 : 16;
-	struct ps_entry **nb = calloc(n, sizeof(*nb));
-
-	if (nb == NULL)
-		return false;
-	for (uint32_t i = 0; i < m->nbuckets; i++) {
-		struct ps_entry *e = m->buckets[i], *next;
-
-		for (; e; e = next) {
-			uint64_t h = name_hash(e->name);
-
-			next = e->next;
-			e->next = nb[h & (n - 1)];
-			nb[h & (n - 1)] = e;
-		}
 	}
-	free(m->buckets);
-	m->buckets = nb;
-	m->nbuckets = n;
-	return true;
+	return NULL;
 }
 
 struct ps_entry *ps_map_set(struct ps_map *m, const char *name, struct ps_stmt *st, bool present)
@@ -214,7 +143,7 @@ struct ps_entry *ps_map_set(struct ps_map *m, const char *name, struct ps_stmt *
 
 	ps_stmt_ref(st); /* first: the entry replaced may hold the last other reference */
 	ps_map_remove(m, name);
-	if (m->count >= m->nbuckets && !map_grow(m)) {
+	if (!htab_reserve(&m->tab, 16)) {
 		ps_stmt_put(st);
 		return NULL;
 	}
@@ -230,39 +159,34 @@ struct ps_entry *ps_map_set(struct ps_map *m, const char *name, struct ps_stmt *
 		m->missing++;
 	if (st->kind != 0)
 		m->stateful++;
-	m->count++;
-	e->next = m->buckets[name_hash(name) & (m->nbuckets - 1)];
-	m->buckets[name_hash(name) & (m->nbuckets - 1)] = e;
+	htab_insert(&m->tab, &e->hnode, name_hash(name));
 	return e;
 }
 
 bool ps_map_remove(struct ps_map *m, const char *name)
 {
-	struct ps_entry **p;
+	struct ps_entry *e = ps_map_find(m, name);
 
-	if (m->nbuckets == 0)
+	if (e == NULL)
 		return false;
-	for (p = &m->buckets[name_hash(name) & (m->nbuckets - 1)]; *p; p = &(*p)->next) {
-		if (name_eq((*p)->name, name)) {
-			struct ps_entry *e = *p;
+	entry_free(m, e);
+	return true;
+}
 
-			*p = e->next;
-			entry_free(m, e);
-			return true;
-		}
-	}
-	return false;
+static void unwrap_epoch(struct ps_entry *e, void *arg)
+{
+	const struct ps_map *m = arg;
+
+	if (e->epoch == m->epoch)
+		e->epoch = m->epoch - 1;
 }
 
 void ps_map_new_server(struct ps_map *m)
 {
 	m->epoch++;
-	m->missing = m->count;
+	m->missing = m->tab.count;
 	/* an entry whose epoch wrapped around to the new value is not really there */
-	for (uint32_t i = 0; i < m->nbuckets; i++)
-		for (struct ps_entry *e = m->buckets[i]; e; e = e->next)
-			if (e->epoch == m->epoch)
-				e->epoch = m->epoch - 1;
+	ps_map_each(m, unwrap_epoch, m);
 }
 
 void ps_map_mark(struct ps_map *m, struct ps_entry *e, bool present)
@@ -278,9 +202,9 @@ void ps_map_mark(struct ps_map *m, struct ps_entry *e, bool present)
 
 void ps_map_each(const struct ps_map *m, void (*fn)(struct ps_entry *e, void *arg), void *arg)
 {
-	for (uint32_t i = 0; i < m->nbuckets; i++)
-		for (struct ps_entry *e = m->buckets[i]; e; e = e->next)
-			fn(e, arg);
+	for (uint32_t i = 0; i < m->tab.nbuckets; i++)
+		for (struct hnode *n = m->tab.buckets[i]; n; n = n->next)
+			fn(htab_entry(n, struct ps_entry, hnode), arg);
 }
 
 /* ---- a server's statements (transaction pooling) ---- */
@@ -314,49 +238,36 @@ static void lru_push_front(struct ps_cache *c, struct ps_cached *e)
 		c->tail = e;
 }
 
-struct ps_cached *ps_cache_find(struct ps_cache *c, const struct ps_stmt *st)
+/* The entry for st, or NULL. */
+static struct ps_cached *cache_lookup(const struct ps_cache *c, const struct ps_stmt *st)
 {
-	struct ps_cached *e;
+	uint64_t h = hash_ptr(st);
 
-	if (c->nbuckets == 0)
-		return NULL;
-	for (e = c->buckets[hash_ptr(st) & (c->nbuckets - 1)]; e; e = e->hnext) {
-		if (e->stmt == st) {
-			if (c->head != e) {
-				lru_unlink(c, e);
-				lru_push_front(c, e);
-			}
+	for (struct hnode *n = htab_chain(&c->tab, h); n; n = n->next) {
+		struct ps_cached *e = htab_entry(n, struct ps_cached, hnode);
+
+		if (e->stmt == st)
 			return e;
-		}
 	}
 	return NULL;
 }
 
-static bool cache_grow(struct ps_cache *c)
+struct ps_cached *ps_cache_find(struct ps_cache *c, const struct ps_stmt *st)
 {
-	uint32_t n = c->nbuckets ? c->nbuckets * 2 : 32;
-	struct ps_cached **nb = calloc(n, sizeof(*nb));
+	struct ps_cached *e = cache_lookup(c, st);
 
-	if (nb == NULL)
-		return false;
-	for (struct ps_cached *e = c->head; e; e = e->next) {
-		uint32_t b = hash_ptr(e->stmt) & (n - 1);
-
-		e->hnext = nb[b];
-		nb[b] = e;
+	if (e && c->head != e) {
+		lru_unlink(c, e);
+		lru_push_front(c, e);
 	}
-	free(c->buckets);
-	c->buckets = nb;
-	c->nbuckets = n;
-	return true;
+	return e;
 }
 
 struct ps_cached *ps_cache_add(struct ps_cache *c, struct ps_stmt *st)
 {
 	struct ps_cached *e;
-	uint32_t b;
 
-	if (c->count >= c->nbuckets && !cache_grow(c))
+	if (!htab_reserve(&c->tab, 32))
 		return NULL;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
@@ -364,43 +275,26 @@ struct ps_cached *ps_cache_add(struct ps_cache *c, struct ps_stmt *st)
 	ps_stmt_ref(st);
 	e->stmt = st;
 	e->sname = c->next_sname++;
-	b = hash_ptr(st) & (c->nbuckets - 1);
-	e->hnext = c->buckets[b];
-	c->buckets[b] = e;
+	htab_insert(&c->tab, &e->hnode, hash_ptr(st));
 	lru_push_front(c, e);
-	c->count++;
 	return e;
 }
 
 /* Unhash and free one entry. */
 static void cache_drop(struct ps_cache *c, struct ps_cached *e)
 {
-	struct ps_cached **p;
-
-	for (p = &c->buckets[hash_ptr(e->stmt) & (c->nbuckets - 1)]; *p; p = &(*p)->hnext) {
-		if (*p == e) {
-			*p = e->hnext;
-			break;
-		}
-	}
+	htab_remove(&c->tab, &e->hnode);
 	lru_unlink(c, e);
 	ps_stmt_put(e->stmt);
 	free(e);
-	c->count--;
 }
 
 void ps_cache_remove(struct ps_cache *c, const struct ps_stmt *st)
 {
-	struct ps_cached *e;
+	struct ps_cached *e = cache_lookup(c, st);
 
-	if (c->nbuckets == 0)
-		return;
-	for (e = c->buckets[hash_ptr(st) & (c->nbuckets - 1)]; e; e = e->hnext) {
-		if (e->stmt == st) {
-			cache_drop(c, e);
-			return;
-		}
-	}
+	if (e)
+		cache_drop(c, e);
 }
 
 bool ps_cache_evict(struct ps_cache *c, const struct ps_stmt *keep, uint32_t *sname)
@@ -425,9 +319,7 @@ void ps_cache_clear(struct ps_cache *c)
 void ps_cache_free(struct ps_cache *c)
 {
 	ps_cache_clear(c);
-	free(c->buckets);
-	c->buckets = NULL;
-	c->nbuckets = 0;
+	htab_free(&c->tab);
 }
 
 void ps_server_name(uint32_t sname, char *buf, size_t len)

@@ -25,14 +25,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/htab.h"
+
 /* Prefix of the names pgcutover gives statements on servers in transaction pooling. */
 #define PS_SERVER_PREFIX "pgcutover_"
 
 /* A statement text, shared by every client (and server cache) that holds it. */
 struct ps_stmt {
-	struct ps_stmt *hnext; /* chain in the registry's bucket */
-	uint64_t hash;         /* of body */
-	uint32_t refs;         /* client map entries, cache entries and queue items holding it */
+	struct hnode hnode; /* in the registry, by the hash of body */
+	uint32_t refs;      /* client map entries, cache entries and queue items holding it */
 	uint8_t kind;   /* enum session_kind of its first keyword: may executing it change state */
 	uint32_t len;   /* bytes in body */
 	uint8_t body[]; /* query NUL, int16 parameter count, int32 type oids */
@@ -51,19 +52,17 @@ size_t ps_stmt_count(void);
 
 /* One of a client's names. */
 struct ps_entry {
-	struct ps_entry *next; /* bucket chain */
-	struct ps_stmt *stmt;  /* a reference */
-	uint32_t epoch;        /* == map.epoch: prepared on the client's current server */
-	char name[];           /* as the client spelled it */
+	struct hnode hnode;   /* in the map, by the hash of the name */
+	struct ps_stmt *stmt; /* a reference */
+	uint32_t epoch;       /* == map.epoch: prepared on the client's current server */
+	char name[];          /* as the client spelled it */
 };
 
 struct ps_map {
-	struct ps_entry **buckets; /* NULL until the first name */
-	uint32_t nbuckets;         /* a power of two */
-	uint32_t count;            /* names */
-	uint32_t epoch;            /* bumped when the client's session moves to a new server */
-	uint32_t missing;          /* names not prepared on the current server (lazy restore) */
-	uint32_t stateful;         /* names whose statement may change session state */
+	struct htab tab;   /* the names (tab.count of them) */
+	uint32_t epoch;    /* bumped when the client's session moves to a new server */
+	uint32_t missing;  /* names not prepared on the current server (lazy restore) */
+	uint32_t stateful; /* names whose statement may change session state */
 };
 
 void ps_map_init(struct ps_map *m);
@@ -91,17 +90,15 @@ void ps_map_each(const struct ps_map *m, void (*fn)(struct ps_entry *e, void *ar
 
 /* One statement prepared on a server (transaction pooling). */
 struct ps_cached {
-	struct ps_cached *hnext; /* bucket chain, keyed by stmt */
-	struct ps_cached *prev;  /* LRU list: head is the most recently used */
+	struct hnode hnode;     /* in the cache, keyed by stmt */
+	struct ps_cached *prev; /* LRU list: head is the most recently used */
 	struct ps_cached *next;
 	struct ps_stmt *stmt; /* a reference */
 	uint32_t sname;       /* the server knows it as PS_SERVER_PREFIX "<sname>" */
 };
 
 struct ps_cache {
-	struct ps_cached **buckets; /* NULL until the first statement */
-	uint32_t nbuckets;
-	uint32_t count;
+	struct htab tab; /* the statements (tab.count of them) */
 	struct ps_cached *head, *tail;
 	/*
 	 * Next server-side name.  Names are never reused on one connection, so

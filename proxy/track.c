@@ -90,7 +90,7 @@ static struct ps_cached *track_ensure(struct client *c, struct server *s, struct
 
 	if (e)
 		return e;
-	while (s->psc.count >= (uint32_t)rt.cfg->max_prepared_statements &&
+	while (s->psc.tab.count >= (uint32_t)rt.cfg->max_prepared_statements &&
 	       ps_cache_evict(&s->psc, st, &victim)) {
 		ps_server_name(victim, sname, sizeof(sname));
 		pq_buf_init(&b);

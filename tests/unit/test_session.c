@@ -207,7 +207,7 @@ static void test_stmt_registry_and_map(void)
 		snprintf(name, sizeof(name), "s%d", i);
 		UT_ASSERT(ps_map_set(&m, name, i % 2 ? sb : sa, true) != NULL);
 	}
-	UT_EQ_INT(m.count, 100);
+	UT_EQ_INT(m.tab.count, 100);
 	UT_EQ_INT(m.stateful, 50);
 	UT_EQ_INT(m.missing, 0);
 	/* a new server: everything missing until restored */
@@ -219,12 +219,12 @@ static void test_stmt_registry_and_map(void)
 	UT_EQ_INT(m.missing, 99);
 	/* renaming a name to another statement, removing, clearing */
 	UT_ASSERT(ps_map_set(&m, "s7", sa, false) != NULL);
-	UT_EQ_INT(m.count, 100);
+	UT_EQ_INT(m.tab.count, 100);
 	UT_EQ_INT(m.stateful, 49);
 	UT_EQ_INT(m.missing, 100);
 	UT_ASSERT(ps_map_remove(&m, "s8"));
 	UT_ASSERT(!ps_map_remove(&m, "s8"));
-	UT_EQ_INT(m.count, 99);
+	UT_EQ_INT(m.tab.count, 99);
 	UT_ASSERT(ps_map_find(&m, "S1") == NULL); /* names are case-sensitive */
 	/* as in PostgreSQL, only the first 63 bytes of a name count */
 	{
@@ -240,7 +240,7 @@ static void test_stmt_registry_and_map(void)
 		cut[62] = 'x';
 		UT_ASSERT(ps_map_find(&m, cut) == NULL);
 		UT_ASSERT(ps_map_remove(&m, longer));
-		UT_EQ_INT(m.count, 99);
+		UT_EQ_INT(m.tab.count, 99);
 	}
 	ps_map_free(&m);
 	ps_stmt_put(sa);
@@ -264,7 +264,7 @@ static void test_server_cache_lru(void)
 	ps_cache_init(&c);
 	for (int i = 0; i < 3; i++)
 		UT_ASSERT(ps_cache_add(&c, st[i]) != NULL);
-	UT_EQ_INT(c.count, 3);
+	UT_EQ_INT(c.tab.count, 3);
 	/* using 0 makes 1 the least recently used */
 	UT_ASSERT(ps_cache_find(&c, st[0]) != NULL);
 	UT_ASSERT(ps_cache_evict(&c, st[3], &victim));
@@ -280,7 +280,7 @@ static void test_server_cache_lru(void)
 	ps_server_name(ps_cache_find(&c, st[4])->sname, name, sizeof(name));
 	UT_EQ_STR(name, PS_SERVER_PREFIX "3");
 	ps_cache_remove(&c, st[4]);
-	UT_EQ_INT(c.count, 1);
+	UT_EQ_INT(c.tab.count, 1);
 	ps_cache_free(&c);
 	for (int i = 0; i < 5; i++)
 		ps_stmt_put(st[i]);
