@@ -880,13 +880,15 @@ struct seq_query {
 	int side;
 };
 
-/* The row of 'name' in a side's SEQ_RAW_* result, or -1. */
-static int seq_find(const PGresult *res, const char *name)
+/* A row of the target's SEQ_RAW_* result, sorted by name for lookups. */
+struct seq_row {
+	const char *name;
+	int row;
+};
+
+static int seq_row_cmp(const void *a, const void *b)
 {
-	for (int k = 0; res && k < PQntuples(res); k++)
-		if (strcmp(PQgetvalue(res, k, SEQ_RAW_NAME), name) == 0)
-			return k;
-	return -1;
+	return strcmp(((const struct seq_row *)a)->name, ((const struct seq_row *)b)->name);
 }
 
 /* The next value of row k of a SEQ_RAW_* result; false when it does not parse. */
@@ -904,10 +906,26 @@ static bool seq_row_next(const PGresult *res, int k, long long *next, long long 
 static void seq_finish(struct admin_job *j)
 {
 	PGresult *src = j->seq[SIDE_SOURCE], *tgt = j->seq[SIDE_TARGET];
+	int ntgt = tgt ? PQntuples(tgt) : 0;
+	/* the target's rows by name: a fleet database may have thousands of sequences */
+	struct seq_row *by_name = ntgt ? malloc((size_t)ntgt * sizeof(*by_name)) : NULL;
 
+	if (ntgt && by_name == NULL) {
+		snprintf(j->seq_error, sizeof(j->seq_error), "out of memory");
+		job_finish(j);
+		return;
+	}
+	for (int k = 0; k < ntgt; k++)
+		by_name[k] = (struct seq_row){PQgetvalue(tgt, k, SEQ_RAW_NAME), k};
+	if (ntgt)
+		qsort(by_name, (size_t)ntgt, sizeof(*by_name), seq_row_cmp);
 	for (int i = 0; src && i < PQntuples(src); i++) {
-		const char *name = PQgetvalue(src, i, SEQ_RAW_NAME);
-		int k = seq_find(tgt, name);
+		struct seq_row key = {PQgetvalue(src, i, SEQ_RAW_NAME), -1};
+		const char *name = key.name;
+		const struct seq_row *hit =
+			ntgt ? bsearch(&key, by_name, (size_t)ntgt, sizeof(*by_name), seq_row_cmp)
+			     : NULL;
+		int k = hit ? hit->row : -1;
 		long long s_next, t_next, inc, t_inc;
 		const char *vals[4];
 		bool behind = true; /* missing on the target */
@@ -922,6 +940,7 @@ static void seq_finish(struct admin_job *j)
 		vals[3] = behind ? "yes" : "no";
 		rs_row(j->rs, vals);
 	}
+	free(by_name);
 	job_finish(j);
 }
 
