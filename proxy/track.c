@@ -371,10 +371,7 @@ static enum track_result track_parse_dup(struct client *c, struct server *s, str
 		return TRACK_CLOSED;
 	ps_server_name(ce->sname, sname, sizeof(sname));
 	pq_buf_init(&b);
-	pq_msg_begin(&b, 'P');
-	pq_put_str(&b, sname);
-	pq_put_bytes(&b, rest, rest_len);
-	pq_msg_end(&b);
+	pq_build_parse(&b, sname, rest, rest_len);
 	if (!track_expect(s, PS_PARSE_DUP, NULL, old->name)) {
 		pq_buf_free(&b);
 		return track_queue_full(c);
