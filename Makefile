@@ -22,17 +22,23 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) \
 LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lm
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
 
+# the layers, lowest first (README, "How it is built"; make check-layers)
 PROTO_SRC := $(wildcard protocol/*.c)
+AUTH_SRC  := $(wildcard proxy/auth/*.c)
+IO_SRC    := $(wildcard proxy/io/*.c)
+CORE_SRC  := $(wildcard proxy/core/*.c)
 PROXY_SRC := $(filter-out proxy/main.c,$(wildcard proxy/*.c))
+CUT_SRC   := $(wildcard admin/cutover/*.c)
 ADMIN_SRC := $(wildcard admin/*.c)
-LIB_SRC   := $(PROTO_SRC) $(PROXY_SRC) $(ADMIN_SRC)
+LIB_SRC   := $(PROTO_SRC) $(AUTH_SRC) $(IO_SRC) $(CORE_SRC) $(PROXY_SRC) $(CUT_SRC) $(ADMIN_SRC)
+ALL_HDR   := $(wildcard protocol/*.h proxy/*.h proxy/*/*.h admin/*.h admin/*/*.h)
 UNIT_SRC  := $(wildcard tests/unit/*.c)
 
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/proxy/main.o
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all clean test unit integration asan test-asan deps demo check-pure \
+.PHONY: all clean test unit integration asan test-asan deps demo check-pure check-layers \
         format format-check bench fuzz fuzz-build fuzz-run fuzz-replay
 
 all: check-pure $(BUILD)/pgcutover
@@ -44,12 +50,16 @@ $(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # a test tool: drives admin/control.c against real servers (tests/integration/test_control.py)
-$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(BUILD)/admin/control.o $(BUILD)/proxy/log.o
+$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(BUILD)/admin/cutover/control.o $(BUILD)/proxy/core/log.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# Layers depend one way (tests/check_layers.sh says which may include which).
+check-layers:
+	@sh tests/check_layers.sh
 
 # protocol/ stays pure: libc only, so it can be unit-tested and fuzzed alone.
 check-pure:
@@ -85,10 +95,10 @@ bench: all
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
 
 format:
-	clang-format -i $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC) $(wildcard tests/fuzz/*.c)
+	clang-format -i $(LIB_SRC) proxy/main.c $(ALL_HDR) $(UNIT_SRC) $(wildcard tests/fuzz/*.c)
 
 format-check:
-	clang-format --dry-run -Werror $(LIB_SRC) proxy/main.c $(wildcard */*.h) $(UNIT_SRC) $(wildcard tests/fuzz/*.c)
+	clang-format --dry-run -Werror $(LIB_SRC) proxy/main.c $(ALL_HDR) $(UNIT_SRC) $(wildcard tests/fuzz/*.c)
 
 # ---- fuzzing (docs/fuzzing.md) ----
 #
@@ -98,8 +108,8 @@ format-check:
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_DEPS_fuzz_pq           := protocol/pq
-FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth_crypto proxy/userlist
-FUZZ_DEPS_fuzz_config       := proxy/config
+FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/auth_crypto proxy/auth/userlist
+FUZZ_DEPS_fuzz_config       := proxy/core/config
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
 # pool_parse_conninfo lives in proxy/pool.c, which needs the whole proxy
 FUZZ_DEPS_fuzz_conninfo     := $(LIB_SRC:%.c=%)

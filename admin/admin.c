@@ -24,19 +24,19 @@
 #include <string.h>
 
 #include "admin/admin_cmd.h"
-#include "admin/control.h"
-#include "admin/cutover.h"
-#include "admin/seqread.h"
+#include "admin/cutover/control.h"
+#include "admin/cutover/cutover.h"
+#include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
-#include "proxy/route.h"
+#include "proxy/core/route.h"
 #include "proxy/server.h"
-#include "proxy/userlist.h"
-#include "proxy/version.h"
+#include "proxy/auth/userlist.h"
+#include "proxy/core/version.h"
 
 #include <libpq-fe.h>
 

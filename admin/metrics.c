@@ -12,12 +12,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "admin/cutover.h"
+#include "admin/cutover/cutover.h"
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/core/log.h"
 #include "proxy/pool.h"
-#include "proxy/route.h"
+#include "proxy/core/route.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 

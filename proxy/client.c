@@ -31,15 +31,15 @@
 
 #include "admin/admin.h"
 #include "protocol/pq.h"
-#include "proxy/config.h"
-#include "proxy/conn.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/relay.h"
+#include "proxy/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/track.h"
-#include "proxy/tls.h"
-#include "proxy/userlist.h"
+#include "proxy/io/tls.h"
+#include "proxy/auth/userlist.h"
 
 /* Authentication messages are small; anything larger is an attack or a bug. */
 #define CLIENT_AUTH_MSG_MAX 8192
@@ -438,7 +438,7 @@ static void client_read_cb(struct sock *sk, void *arg)
 	struct client *c = arg;
 
 	(void)sk;
-	c->last_input_us = rt_now_us(); /* client_message_timeout (limits.c) */
+	c->last_input_us = rt_now_us(); /* client_message_timeout (janitor.c) */
 	switch (c->state) {
 	case CL_LOGIN:
 		client_handle_login(c);
@@ -1330,10 +1330,10 @@ static bool client_peek_body(struct evbuffer *in, size_t off, size_t avail, uint
 
 /*
  * Look at a message that may create, use or drop prepared statements or
- * change session state.  Returns CONN_PASS, or CONN_STOP with c->stop set.
+ * change session state.  Returns RELAY_PASS, or RELAY_STOP with c->stop set.
  */
-static enum conn_verdict client_track(struct client *c, struct server *s, struct evbuffer *in,
-				      size_t off, size_t avail, uint8_t type, uint32_t len)
+static enum relay_verdict client_track(struct client *c, struct server *s, struct evbuffer *in,
+				       size_t off, size_t avail, uint8_t type, uint32_t len)
 {
 	uint8_t buf[CLIENT_PEEK];
 	size_t n;
@@ -1347,12 +1347,12 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 			goto need_more;
 		kind = session_classify(buf, n);
 		if (kind == SK_PLAIN)
-			return CONN_PASS;
+			return RELAY_PASS;
 		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD) &&
 		    client_tracks_statements(c))
 			goto rewrite;
 		c->sess.dirty = true;
-		return CONN_PASS;
+		return RELAY_PASS;
 	case 'P':
 		if (!client_tracks_statements(c))
 			goto classify_parse;
@@ -1366,42 +1366,42 @@ static enum conn_verdict client_track(struct client *c, struct server *s, struct
 		if (kind != SK_PLAIN)
 			c->sess.dirty = true;
 		s->ps_unqueued++;
-		return CONN_PASS;
+		return RELAY_PASS;
 	case 'B':
 		if (!client_tracks_statements(c))
-			return CONN_PASS;
+			return RELAY_PASS;
 		/* session pooling, everything on this server, nothing stateful: nothing to do */
 		if (!txn && c->sess.stmts.missing == 0 && c->sess.stmts.stateful == 0)
-			return CONN_PASS;
+			return RELAY_PASS;
 		if (c->sess.stmts.tab.count == 0)
-			return CONN_PASS;
+			return RELAY_PASS;
 		if (!client_peek_body(in, off, avail, len, buf, CLIENT_PEEK, &n))
 			goto need_more;
 		nul = memchr(buf, '\0', n); /* end of the portal name */
 		if (nul == NULL || nul + 1 >= buf + n)
 			goto rewrite; /* long names: the slow path reads them whole */
 		if (nul[1] == '\0')
-			return CONN_PASS; /* the unnamed statement */
+			return RELAY_PASS; /* the unnamed statement */
 		goto rewrite;
 	case 'D':
 	case 'C':
 		if (!client_tracks_statements(c))
-			return CONN_PASS;
+			return RELAY_PASS;
 		if (type == 'D' &&
 		    (c->sess.stmts.tab.count == 0 || (!txn && c->sess.stmts.missing == 0)))
-			return CONN_PASS;
+			return RELAY_PASS;
 		if (!client_peek_body(in, off, avail, len, buf, 2, &n))
 			goto need_more;
 		if (n == 2 && buf[0] == 'S' && buf[1] != '\0')
 			goto rewrite;
 		if (type == 'C')
 			s->ps_unqueued++;
-		return CONN_PASS;
+		return RELAY_PASS;
 	case 'F':
 		c->sess.dirty = true; /* a function call: cannot vouch for it */
-		return CONN_PASS;
+		return RELAY_PASS;
 	default:
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 classify_parse:
 	if (!client_peek_body(in, off, avail, len, buf, CLIENT_CLASSIFY_PEEK, &n))
@@ -1409,22 +1409,22 @@ classify_parse:
 	nul = memchr(buf, '\0', n);
 	if (nul == NULL || session_classify(nul + 1, (size_t)(buf + n - nul - 1)) != SK_PLAIN)
 		c->sess.dirty = true;
-	return CONN_PASS;
+	return RELAY_PASS;
 need_more:
 	c->stop = STOP_NEED_MORE;
-	return CONN_STOP;
+	return RELAY_STOP;
 rewrite:
 	c->stop = STOP_REWRITE;
-	return CONN_STOP;
+	return RELAY_STOP;
 }
 
 /* The client-to-server direction's view of each message header (see conn.h). */
-static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t off, size_t avail,
-					  uint8_t type, uint32_t len)
+static enum relay_verdict client_on_header(void *arg, struct evbuffer *in, size_t off, size_t avail,
+					   uint8_t type, uint32_t len)
 {
 	struct client *c = arg;
 	struct server *s = c->server;
-	enum conn_verdict v;
+	enum relay_verdict v;
 
 	/*
 	 * A new request at a transaction boundary (an internal query only runs
@@ -1435,15 +1435,15 @@ static enum conn_verdict client_on_header(void *arg, struct evbuffer *in, size_t
 	    (pool_db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
 		c->held = true;
 		c->stop = STOP_HELD;
-		return CONN_STOP;
+		return RELAY_STOP;
 	}
 	if (type == 'X') {
 		/* Terminate: what came before goes, the session ends here */
 		c->stop = STOP_TERMINATE;
-		return CONN_STOP;
+		return RELAY_STOP;
 	}
 	v = client_track(c, s, in, off, avail, type, len);
-	if (v == CONN_PASS)
+	if (v == RELAY_PASS)
 		client_count_request(c, s, type);
 	return v;
 }
@@ -1455,7 +1455,7 @@ void client_forward(struct client *c)
 	struct evbuffer *out;
 	size_t limit = (size_t)rt.cfg->conn_buffer_size;
 	uint32_t max = (uint32_t)rt.cfg->max_packet_size;
-	struct conn_result res;
+	struct relay_result res;
 
 	if (s == NULL || c->state != CL_ACTIVE)
 		return;
@@ -1463,11 +1463,11 @@ void client_forward(struct client *c)
 	c->held = false; /* client_on_header() says again if it still holds */
 	for (;;) {
 		c->stop = STOP_NONE;
-		conn_forward(in, out, &c->msg_left, limit, max, client_on_header, c, &res);
+		relay_forward(in, out, &c->msg_left, limit, max, client_on_header, c, &res);
 		c->db->stats.bytes_in += res.moved;
 		if (res.moved > 0)
 			sock_schedule_flush(&s->sock);
-		if (res.end != CONN_END_STOPPED || c->stop != STOP_REWRITE)
+		if (res.end != RELAY_END_STOPPED || c->stop != STOP_REWRITE)
 			break;
 		/* a prepared-statement message: rewritten, then the batch goes on */
 		switch (track_client_message(c, s)) {
@@ -1486,13 +1486,13 @@ void client_forward(struct client *c)
 		break;
 	}
 	switch (res.end) {
-	case CONN_END_BAD_LENGTH:
+	case RELAY_END_BAD_LENGTH:
 		client_disconnect(c, "08P01",
 				  "invalid message length %u for message type \"%c\" (must be 4 to %u)",
 				  (unsigned)res.len,
 				  res.type >= 32 && res.type < 127 ? res.type : '?', max);
 		return;
-	case CONN_END_STOPPED:
+	case RELAY_END_STOPPED:
 		if (c->stop == STOP_TERMINATE) {
 			client_close(c, "client terminated the session");
 			return;
@@ -1501,7 +1501,7 @@ void client_forward(struct client *c)
 		if (c->stop == STOP_HELD && !pool_db_paused(c->db) && s->internal_cb == NULL)
 			client_relocate(c);
 		break;
-	case CONN_END_FULL:
+	case RELAY_END_FULL:
 		/* the server is not reading fast enough: stop reading the client */
 		client_pause_reading(c);
 		return;

@@ -14,11 +14,11 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "proxy/auth_crypto.h"
-#include "proxy/list.h"
-#include "proxy/params.h"
+#include "proxy/auth/auth_crypto.h"
+#include "proxy/core/list.h"
+#include "proxy/core/params.h"
 #include "proxy/session.h"
-#include "proxy/sock.h"
+#include "proxy/io/sock.h"
 
 struct event;
 struct pool;
@@ -106,7 +106,7 @@ struct client {
 	uint64_t connect_time_us;
 	/*
 	 * When it began waiting for a server (CL_WAIT, CL_WAIT_LOGIN), for
-	 * query_wait_timeout; the janitor (limits.c) moves it forward while the
+	 * query_wait_timeout; the janitor (janitor.c) moves it forward while the
 	 * database is paused, so that time held by PAUSE or SWITCH does not count.
 	 */
 	uint64_t wait_start_us;

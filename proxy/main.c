@@ -13,20 +13,20 @@
 #include <unistd.h>
 
 #include "admin/admin.h"
-#include "admin/cutover.h"
+#include "admin/cutover/cutover.h"
 #include "admin/metrics.h"
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/limits.h"
-#include "proxy/listener.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/janitor.h"
+#include "proxy/io/listener.h"
+#include "proxy/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
-#include "proxy/sock.h"
-#include "proxy/tls.h"
-#include "proxy/userlist.h"
-#include "proxy/version.h"
+#include "proxy/io/sock.h"
+#include "proxy/io/tls.h"
+#include "proxy/auth/userlist.h"
+#include "proxy/core/version.h"
 
 static void usage(FILE *f)
 {
@@ -210,7 +210,7 @@ int main(int argc, char **argv)
 	}
 	rt.reaper = event_new(rt.base, -1, 0, reaper_cb, NULL);
 	rt.shutdown_timer = evtimer_new(rt.base, shutdown_timer_cb, NULL);
-	if (!limits_init()) {
+	if (!janitor_init()) {
 		log_fatal("could not start the timeout checks: out of memory");
 		return EXIT_FAILURE;
 	}
@@ -240,7 +240,7 @@ out:
 	free_everything();
 	admin_shutdown();
 	sock_module_free();
-	limits_free();
+	janitor_free();
 	event_free(rt.reaper);
 	event_free(rt.shutdown_timer);
 	if (rt.dns)

@@ -25,9 +25,9 @@
 #include <string.h>
 
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/route.h"
+#include "proxy/core/config.h"
+#include "proxy/core/log.h"
+#include "proxy/core/route.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 

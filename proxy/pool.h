@@ -13,8 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proxy/list.h"
-#include "proxy/params.h"
+#include "proxy/core/list.h"
+#include "proxy/core/params.h"
 
 /* Welcome messages remembered per pool (distinct startup parameter sets). */
 #define POOL_WELCOME_MAX 32

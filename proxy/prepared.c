@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/hash.h"
+#include "proxy/core/hash.h"
 
 /* ---- hashing ---- */
 

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/htab.h"
+#include "proxy/core/htab.h"
 
 /* Prefix of the names pgcutover gives statements on servers in transaction pooling. */
 #define PS_SERVER_PREFIX "pgcutover_"

@@ -10,13 +10,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "proxy/config.h"
-#include "proxy/limits.h"
-#include "proxy/listener.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/janitor.h"
+#include "proxy/io/listener.h"
+#include "proxy/core/log.h"
 #include "proxy/pool.h"
-#include "proxy/tls.h"
-#include "proxy/userlist.h"
+#include "proxy/io/tls.h"
+#include "proxy/auth/userlist.h"
 
 struct runtime rt;
 
@@ -153,7 +153,7 @@ bool rt_reload(char *errbuf, size_t errlen)
 	tls_contexts_free(rt.tls);
 	rt.tls = tls;
 	config_free(old);
-	limits_reconfigure();
+	janitor_reconfigure();
 	log_info("configuration reloaded from %s", cfg->path);
 	return true;
 }

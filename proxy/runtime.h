@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proxy/list.h"
+#include "proxy/core/list.h"
 
 struct event_base;
 struct evdns_base;

@@ -29,13 +29,13 @@
 
 #include "protocol/pq.h"
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/conn.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/relay.h"
+#include "proxy/core/log.h"
 #include "proxy/runtime.h"
 #include "proxy/track.h"
-#include "proxy/tls.h"
-#include "proxy/userlist.h"
+#include "proxy/io/tls.h"
+#include "proxy/auth/userlist.h"
 
 /* Largest message accepted from a server during login (parameters, errors). */
 #define SERVER_LOGIN_MSG_MAX (1024 * 1024)
@@ -121,7 +121,7 @@ void server_set_state(struct server *s, enum server_state st)
 	else
 		list_append(server_state_list(s, st), &s->node);
 	if (st == SV_IDLE)
-		s->idle_since_us = rt_now_us(); /* server_idle_timeout: limits.c */
+		s->idle_since_us = rt_now_us(); /* server_idle_timeout: janitor.c */
 }
 
 /* ---- lifecycle ---- */
@@ -1121,8 +1121,8 @@ static void server_after_boundary(struct server *s)
 }
 
 /* The server-to-client direction's view of each message header (see conn.h). */
-static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t off, size_t avail,
-					  uint8_t type, uint32_t len)
+static enum relay_verdict server_on_header(void *arg, struct evbuffer *in, size_t off, size_t avail,
+					   uint8_t type, uint32_t len)
 {
 	struct server *s = arg;
 	struct client *c = s->client;
@@ -1133,9 +1133,9 @@ static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t
 	case 'Z':
 		/* ReadyForQuery: the request ends; its status byte tells where the session is */
 		if (len != 5)
-			return CONN_PASS;
+			return RELAY_PASS;
 		if (avail < 6)
-			return CONN_STOP; /* wait for the status byte */
+			return RELAY_STOP; /* wait for the status byte */
 		evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
 		evbuffer_copyout_from(in, &pos, &status, 1);
 		server_ready_seen(s, (char)status);
@@ -1144,28 +1144,28 @@ static enum conn_verdict server_on_header(void *arg, struct evbuffer *in, size_t
 			/* a statement may have changed the session: ask what it holds now */
 			if (c->sess.dirty) {
 				s->capture_next = true;
-				return CONN_LAST;
+				return RELAY_LAST;
 			}
 			/* transaction pooling: forward up to here, then give the server back */
 			if (c->db->pool_mode == POOL_TRANSACTION)
-				return CONN_LAST;
+				return RELAY_LAST;
 		}
-		return CONN_PASS;
+		return RELAY_PASS;
 	case '1':
 	case '3':
 	case 'E':
 		/* answers to prepared-statement messages, when some need handling */
 		if (s->psq.count == 0)
-			return CONN_PASS;
+			return RELAY_PASS;
 		return track_server_answer(s, in, off, avail, type, len);
 	case 'S':
 		/* ParameterStatus: tracked once it is whole (one larger than the input cannot be) */
 		if (avail < (size_t)len + 1)
-			return (size_t)len + 1 > s->sock.in_limit ? CONN_PASS : CONN_STOP;
+			return (size_t)len + 1 > s->sock.in_limit ? RELAY_PASS : RELAY_STOP;
 		server_track_param(s, c, in, off, len);
-		return CONN_PASS;
+		return RELAY_PASS;
 	default:
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 }
 
@@ -1175,18 +1175,18 @@ void server_forward(struct server *s)
 	struct evbuffer *in = sock_in(&s->sock);
 	struct evbuffer *out;
 	size_t limit = (size_t)rt.cfg->conn_buffer_size;
-	struct conn_result res;
+	struct relay_result res;
 
 	if (c == NULL || s->state != SV_ACTIVE || s->internal_cb)
 		return;
 	out = sock_out(&c->sock);
 	for (;;) {
-		conn_forward(in, out, &s->msg_left, limit, (uint32_t)rt.cfg->max_packet_size,
-			     server_on_header, s, &res);
+		relay_forward(in, out, &s->msg_left, limit, (uint32_t)rt.cfg->max_packet_size,
+			      server_on_header, s, &res);
 		c->db->stats.bytes_out += res.moved;
 		if (res.moved > 0)
 			sock_schedule_flush(&c->sock);
-		if (res.end != CONN_END_STOPPED || !s->swallow)
+		if (res.end != RELAY_END_STOPPED || !s->swallow)
 			break;
 		s->swallow = false;
 		if (s->answer) {
@@ -1208,10 +1208,10 @@ void server_forward(struct server *s)
 		ps_queue_pop(&s->psq);
 	}
 	switch (res.end) {
-	case CONN_END_BAD_LENGTH:
+	case RELAY_END_BAD_LENGTH:
 		server_close(s, "server sent a message with an invalid length");
 		return;
-	case CONN_END_LAST:
+	case RELAY_END_LAST:
 		if (s->capture_next) {
 			s->capture_next = false;
 			if (client_capture(c))
@@ -1224,7 +1224,7 @@ void server_forward(struct server *s)
 			return;
 		}
 		break;
-	case CONN_END_FULL:
+	case RELAY_END_FULL:
 		/* the client is not reading fast enough: stop reading the server */
 		server_pause_reading(s);
 		break;

@@ -9,12 +9,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/auth_crypto.h"
-#include "proxy/list.h"
-#include "proxy/params.h"
+#include "proxy/auth/auth_crypto.h"
+#include "proxy/core/list.h"
+#include "proxy/core/params.h"
 #include "proxy/pool.h"
 #include "proxy/prepared.h"
-#include "proxy/sock.h"
+#include "proxy/io/sock.h"
 
 struct event;
 struct client;

@@ -25,7 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/params.h"
+#include "proxy/core/params.h"
 #include "proxy/prepared.h"
 
 /* What running a statement may do to the session, judged by its first words. */

@@ -17,8 +17,8 @@
 
 #include "protocol/pq.h"
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/prepared.h"
 #include "proxy/runtime.h"
@@ -720,11 +720,11 @@ static void track_error(struct server *s)
  * rest of the text, in whatever language lc_messages gives, is the
  * server's).  Only an error that names the server name is rewritten: one
  * from an earlier Execute of the batch (a SQL PREPARE) is not this Parse's.
- * CONN_STOP to wait for the whole message, or with s->swallow and
- * s->answer set; CONN_PASS to pass the error as it is.
+ * RELAY_STOP to wait for the whole message, or with s->swallow and
+ * s->answer set; RELAY_PASS to pass the error as it is.
  */
-static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, size_t off,
-					 size_t avail, uint32_t len, const struct ps_pending *it)
+static enum relay_verdict track_dup_error(struct server *s, struct evbuffer *in, size_t off,
+					  size_t avail, uint32_t len, const struct ps_pending *it)
 {
 	uint8_t *body;
 	struct pq_error_fields f;
@@ -734,12 +734,12 @@ static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, 
 	struct evbuffer_ptr pos;
 
 	if ((size_t)len + 1 > s->sock.in_limit)
-		return CONN_PASS; /* no 42P05 is that long */
+		return RELAY_PASS; /* no 42P05 is that long */
 	if (avail < (size_t)len + 1)
-		return CONN_STOP;
+		return RELAY_STOP;
 	body = malloc(len - 4);
 	if (body == NULL)
-		return CONN_PASS;
+		return RELAY_PASS;
 	ps_server_name(it->sname, sname, sizeof(sname));
 	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
 	if (evbuffer_copyout_from(in, &pos, body, len - 4) != (ev_ssize_t)(len - 4) ||
@@ -747,7 +747,7 @@ static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, 
 	    strcmp(f.sqlstate, "42P05") != 0 || f.message == NULL ||
 	    (at = strstr(f.message, sname)) == NULL) {
 		free(body);
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 	pq_buf_init(&m);
 	pq_put_bytes(&m, f.message, (size_t)(at - f.message));
@@ -760,7 +760,7 @@ static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, 
 		pq_buf_free(&m);
 		pq_buf_free(&b);
 		free(body);
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 	pq_buf_free(&m);
 	free(body);
@@ -768,31 +768,31 @@ static enum conn_verdict track_dup_error(struct server *s, struct evbuffer *in, 
 	s->answer_len = b.len;
 	s->answer_replaces = (size_t)len + 1;
 	s->swallow = true;
-	return CONN_STOP;
+	return RELAY_STOP;
 }
 
-enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, size_t off,
-				      size_t avail, uint8_t type, uint32_t len)
+enum relay_verdict track_server_answer(struct server *s, struct evbuffer *in, size_t off,
+				       size_t avail, uint8_t type, uint32_t len)
 {
 	struct ps_pending *it = ps_queue_head(&s->psq);
-	enum conn_verdict verdict = CONN_PASS;
+	enum relay_verdict verdict = RELAY_PASS;
 	uint8_t expect;
 
 	if (type == 'E') {
 		/* the answer to this very message: nothing passed untracked before it */
 		if (it && it->kind == PS_PARSE_DUP && it->sync_no == s->syncs_done && it->skip == 0) {
 			verdict = track_dup_error(s, in, off, avail, len, it);
-			if (verdict == CONN_STOP && !s->swallow)
+			if (verdict == RELAY_STOP && !s->swallow)
 				return verdict; /* called again once the message is whole */
 		}
 		track_error(s);
 		return verdict;
 	}
 	if (it == NULL || it->sync_no != s->syncs_done)
-		return CONN_PASS; /* answers a message of this batch that needed nothing */
+		return RELAY_PASS; /* answers a message of this batch that needed nothing */
 	if (it->skip > 0) {
 		it->skip--;
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 	expect = it->kind == PS_PARSE_FWD || it->kind == PS_PARSE_HIDDEN ||
 				 it->kind == PS_PARSE_DEALLOC || it->kind == PS_PARSE_DUP
@@ -804,13 +804,13 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 			  pq_msg_name(type, true));
 		s->ps_broken = true;
 		ps_queue_pop(&s->psq);
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 	switch (it->kind) {
 	case PS_PARSE_HIDDEN:
 	case PS_CLOSE_HIDDEN:
 		s->swallow = true;
-		return CONN_STOP;
+		return RELAY_STOP;
 	case PS_PARSE_SYNTH: {
 		/* our Close of nothing answered in place of the client's Parse */
 		struct evbuffer_ptr pos;
@@ -820,7 +820,7 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 		if (evbuffer_peek(in, 1, &pos, &v, 1) >= 1 && v.iov_len >= 1)
 			*(uint8_t *)v.iov_base = '1';
 		ps_queue_pop(&s->psq);
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 	case PS_PARSE_DUP:
 		/* the server lacked the statement track_ensure() put there: books disagree */
@@ -828,10 +828,10 @@ enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, siz
 			  s->label);
 		s->ps_broken = true;
 		ps_queue_pop(&s->psq);
-		return CONN_PASS;
+		return RELAY_PASS;
 	default:
 		ps_queue_pop(&s->psq);
-		return CONN_PASS;
+		return RELAY_PASS;
 	}
 }
 

@@ -22,7 +22,7 @@
 #include <stdint.h>
 #include <stddef.h>
 
-#include "proxy/conn.h"
+#include "proxy/relay.h"
 
 struct client;
 struct server;
@@ -46,13 +46,13 @@ enum track_result track_client_message(struct client *c, struct server *s);
 /*
  * An answer from the server while statements are being tracked (psq not
  * empty): ParseComplete ('1'), CloseComplete ('3') or ErrorResponse ('E') at
- * offset 'off' of 'in', 'avail' bytes of it there.  CONN_PASS, or CONN_STOP
+ * offset 'off' of 'in', 'avail' bytes of it there.  RELAY_PASS, or RELAY_STOP
  * with s->swallow set when the message is pgcutover's own answer (with
- * s->answer set when the client gets a rewritten one instead), or CONN_STOP
+ * s->answer set when the client gets a rewritten one instead), or RELAY_STOP
  * alone to wait for the rest of the message.
  */
-enum conn_verdict track_server_answer(struct server *s, struct evbuffer *in, size_t off,
-				      size_t avail, uint8_t type, uint32_t len);
+enum relay_verdict track_server_answer(struct server *s, struct evbuffer *in, size_t off,
+				       size_t avail, uint8_t type, uint32_t len);
 
 /* A ReadyForQuery went to the client: the batch is over. */
 void track_server_ready(struct server *s);

@@ -36,8 +36,8 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "protocol/pq.h"
-#include "proxy/auth_crypto.h"
-#include "proxy/userlist.h"
+#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/userlist.h"
 
 /* RFC 7677 section 3: user "user", password "pencil". */
 #define RFC_PASSWORD     "pencil"

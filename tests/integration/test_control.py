@@ -1,4 +1,4 @@
-"""Control connections (admin/control.c) against real and fake servers.
+"""Control connections (admin/cutover/control.c) against real and fake servers.
 
 Drives tests/tools/control_probe, which runs queries through a control_conn
 on its own libevent loop and prints one line per query ("ok NTUPLES FIRST" or

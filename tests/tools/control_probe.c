@@ -1,5 +1,5 @@
 /*
- * control_probe - run queries through admin/control.c, for the integration
+ * control_probe - run queries through admin/cutover/control.c, for the integration
  * suite (tests/integration/test_control.py).
  *
  *   control_probe [options] CONNINFO SQL TIMEOUT_MS
@@ -32,8 +32,8 @@
 #include <event2/dns.h>
 #include <event2/event.h>
 
-#include "admin/control.h"
-#include "proxy/log.h"
+#include "admin/cutover/control.h"
+#include "proxy/core/log.h"
 
 #define PROBE_TICK_US 10000
 

@@ -8,9 +8,9 @@
  */
 #include "unit.h"
 
-#include "proxy/config.h"
-#include "proxy/auth_crypto.h"
-#include "proxy/userlist.h"
+#include "proxy/core/config.h"
+#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/userlist.h"
 
 #include <limits.h>
 #include <stdarg.h>

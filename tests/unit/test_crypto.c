@@ -10,7 +10,7 @@
  */
 #include "unit.h"
 
-#include "proxy/auth_crypto.h"
+#include "proxy/auth/auth_crypto.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -9,8 +9,8 @@
  */
 #include "unit.h"
 
-#include "proxy/log.h"
-#include "proxy/route.h"
+#include "proxy/core/log.h"
+#include "proxy/core/route.h"
 
 #include <event2/event.h>
 

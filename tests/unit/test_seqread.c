@@ -7,7 +7,7 @@
 #include <limits.h>
 #include <string.h>
 
-#include "admin/seqread.h"
+#include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
 
 static void test_seq_next_value(void)

@@ -4,7 +4,7 @@
  */
 #include "unit.h"
 
-#include "admin/sqlquote.h"
+#include "protocol/sqlquote.h"
 
 static void test_sqlquote_literal(void)
 {

@@ -64,6 +64,6 @@ extern const struct unit_test unit_tests_admin[];
 extern const struct unit_test unit_tests_session[];
 extern const struct unit_test unit_tests_sqlquote[];
 extern const struct unit_test unit_tests_seqread[];
-extern const struct unit_test unit_tests_limits[];
+extern const struct unit_test unit_tests_janitor[];
 
 #endif /* PGCUTOVER_UNIT_H */

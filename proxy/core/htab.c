@@ -1,7 +1,7 @@
 /*
  * htab.c - the chained hash table (see htab.h).
  */
-#include "proxy/htab.h"
+#include "proxy/core/htab.h"
 
 #include <stdlib.h>
 

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proxy/htab.h"
+#include "proxy/core/htab.h"
 
 struct params {
 	char **names;  /* malloc'd strings */

@@ -10,7 +10,7 @@
  * reference to the context it was made from (SSL_new), so replacing the
  * contexts never disturbs a connection in progress.
  *
- * The I/O itself is proxy/sock.c's; this module also answers the two
+ * The I/O itself is proxy/io/sock.c's; this module also answers the two
  * questions the login asks of a TLS connection: the client certificate's
  * common name (client_tls_sslmode = verify-full) and the tls-server-end-point
  * channel binding data (SCRAM-SHA-256-PLUS).

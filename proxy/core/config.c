@@ -28,7 +28,7 @@
  * appear and where it is stored.  The same table drives parsing, the
  * inheritance of [pgcutover] defaults by databases, and config_dump().
  */
-#include "proxy/config.h"
+#include "proxy/core/config.h"
 
 #include <ini.h>
 

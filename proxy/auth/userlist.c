@@ -5,7 +5,7 @@
  * bsearch(): the file is read once per load, looked up at every login, and
  * never modified in between.
  */
-#include "proxy/userlist.h"
+#include "proxy/auth/userlist.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/auth_crypto.h"
+#include "proxy/auth/auth_crypto.h"
 
 /* One line of the file. */
 struct userlist_entry {

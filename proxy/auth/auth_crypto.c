@@ -11,7 +11,7 @@
  * Secrets are compared with CRYPTO_memcmp and wiped with OPENSSL_cleanse once
  * they are no longer needed.
  */
-#include "proxy/auth_crypto.h"
+#include "proxy/auth/auth_crypto.h"
 
 #include <limits.h>
 #include <stdio.h>

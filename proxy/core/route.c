@@ -18,9 +18,9 @@
  * locking (no evthread_use_pthreads): libevent is only ever touched by the
  * loop thread; the two queues are guarded by our own mutex.
  */
-#include "proxy/route.h"
+#include "proxy/core/route.h"
 
-#include "proxy/log.h"
+#include "proxy/core/log.h"
 
 #include <event2/event.h>
 

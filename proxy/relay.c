@@ -1,32 +1,32 @@
 /*
- * conn.c - the forwarding loop (see conn.h).
+ * relay.c - the forwarding loop (see relay.h).
  *
  * This is the hot path: per message it costs one 5-byte copy of the header
  * and one call of the direction's header function; payload bytes are never
  * copied here, they move with the evbuffer chains.
  */
-#include "proxy/conn.h"
+#include "proxy/relay.h"
 
 #include <event2/buffer.h>
 
 #include "protocol/pq.h"
 
-void conn_forward(struct evbuffer *in, struct evbuffer *out, uint32_t *msg_left, size_t limit,
-		  uint32_t max_len, conn_header_fn on_header, void *arg, struct conn_result *res)
+void relay_forward(struct evbuffer *in, struct evbuffer *out, uint32_t *msg_left, size_t limit,
+		   uint32_t max_len, relay_header_fn on_header, void *arg, struct relay_result *res)
 {
 	size_t avail = evbuffer_get_length(in), queued = evbuffer_get_length(out), batch = 0;
 
-	res->end = CONN_END_DRAINED;
+	res->end = RELAY_END_DRAINED;
 	res->type = 0;
 	res->len = 0;
 	while (batch < avail) {
 		uint8_t hdr[PQ_HEADER_SIZE], type;
 		uint32_t len;
 		struct evbuffer_ptr pos;
-		enum conn_verdict v;
+		enum relay_verdict v;
 
 		if (queued + batch >= limit) {
-			res->end = CONN_END_FULL;
+			res->end = RELAY_END_FULL;
 			break;
 		}
 		if (*msg_left > 0) {
@@ -41,25 +41,25 @@ void conn_forward(struct evbuffer *in, struct evbuffer *out, uint32_t *msg_left,
 		evbuffer_ptr_set(in, &pos, batch, EVBUFFER_PTR_SET);
 		evbuffer_copyout_from(in, &pos, hdr, sizeof(hdr));
 		if (pq_read_header(hdr, sizeof(hdr), &type, &len, max_len) != PQ_OK) {
-			res->end = CONN_END_BAD_LENGTH;
+			res->end = RELAY_END_BAD_LENGTH;
 			res->type = type;
 			res->len = len;
 			break;
 		}
 		v = on_header(arg, in, batch, avail - batch, type, len);
-		if (v == CONN_STOP) {
-			res->end = CONN_END_STOPPED;
+		if (v == RELAY_STOP) {
+			res->end = RELAY_END_STOPPED;
 			res->type = type;
 			res->len = len;
 			break;
 		}
 		*msg_left = 1 + len;
-		if (v == CONN_LAST) {
+		if (v == RELAY_LAST) {
 			size_t n = avail - batch < *msg_left ? avail - batch : *msg_left;
 
 			batch += n;
 			*msg_left -= (uint32_t)n;
-			res->end = CONN_END_LAST;
+			res->end = RELAY_END_LAST;
 			res->type = type;
 			res->len = len;
 			break;

@@ -13,7 +13,7 @@
  * each of sock_update(), sock_write_out() and sock_event_cb() pays exactly
  * one predictable branch for TLS.
  */
-#include "proxy/sock.h"
+#include "proxy/io/sock.h"
 
 #include <errno.h>
 #include <event2/buffer.h>

@@ -1,5 +1,5 @@
 /*
- * test_limits.c - limits_client_mid_message(), the test behind
+ * test_janitor.c - janitor_client_mid_message(), the test behind
  * client_message_timeout: does a client's input end inside a message?
  *
  * A stream of messages is cut at every pair of points (x, y): the proxy has
@@ -13,8 +13,8 @@
 #include <stdint.h>
 
 #include "proxy/client.h"
-#include "proxy/limits.h"
-#include "proxy/sock.h"
+#include "proxy/janitor.h"
+#include "proxy/io/sock.h"
 
 /* Query "select 1", Parse with an empty body, Sync: 14 + 5 + 5 bytes. */
 static const uint8_t stream[] = {
@@ -69,7 +69,7 @@ static void check_every_cut(struct client *c)
 			evbuffer_drain(in, evbuffer_get_length(in));
 			UT_ASSERT(evbuffer_add(in, stream + x, y - x) == 0);
 			c->msg_left = (uint32_t)left;
-			mid = limits_client_mid_message(c);
+			mid = janitor_client_mid_message(c);
 			if (mid == is_boundary(y))
 				UT_FAIL("forwarded %zu, arrived %zu: mid_message %d", x, y,
 					(int)mid);
@@ -87,26 +87,26 @@ static void check_odd_inputs(struct client *c)
 	evbuffer_drain(in, evbuffer_get_length(in));
 	c->msg_left = 0;
 	UT_ASSERT(evbuffer_add(in, bad_len, sizeof(bad_len)) == 0);
-	UT_ASSERT(!limits_client_mid_message(c));
+	UT_ASSERT(!janitor_client_mid_message(c));
 	/* past 64 complete messages the client waits for us, whatever follows */
 	evbuffer_drain(in, evbuffer_get_length(in));
 	for (int i = 0; i < 70; i++)
 		UT_ASSERT(evbuffer_add(in, tiny, sizeof(tiny)) == 0);
 	UT_ASSERT(evbuffer_add(in, "Q", 1) == 0);
-	UT_ASSERT(!limits_client_mid_message(c));
+	UT_ASSERT(!janitor_client_mid_message(c));
 	/* ... but a partial one among the first 64 counts */
 	evbuffer_drain(in, evbuffer_get_length(in));
 	for (int i = 0; i < 10; i++)
 		UT_ASSERT(evbuffer_add(in, tiny, sizeof(tiny)) == 0);
 	UT_ASSERT(evbuffer_add(in, "Q", 1) == 0);
-	UT_ASSERT(limits_client_mid_message(c));
+	UT_ASSERT(janitor_client_mid_message(c));
 	/* a forwarded message with more to come and nothing buffered */
 	evbuffer_drain(in, evbuffer_get_length(in));
 	c->msg_left = 100;
-	UT_ASSERT(limits_client_mid_message(c));
+	UT_ASSERT(janitor_client_mid_message(c));
 }
 
-static void test_limits_mid_message(void)
+static void test_janitor_mid_message(void)
 {
 	struct client c;
 
@@ -118,7 +118,7 @@ static void test_limits_mid_message(void)
 	sock_free(&c.sock);
 }
 
-const struct unit_test unit_tests_limits[] = {
-	{"limits_mid_message", test_limits_mid_message},
+const struct unit_test unit_tests_janitor[] = {
+	{"janitor_mid_message", test_janitor_mid_message},
 	{NULL, NULL},
 };

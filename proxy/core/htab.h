@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proxy/list.h"
+#include "proxy/core/list.h"
 
 struct hnode {
 	struct hnode *next; /* bucket chain */

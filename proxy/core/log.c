@@ -5,7 +5,7 @@
  * so lines from the loop never interleave and nothing is buffered in stdio
  * when the process dies.
  */
-#include "proxy/log.h"
+#include "proxy/core/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

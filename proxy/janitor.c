@@ -1,8 +1,8 @@
 /*
- * limits.c - the janitor: one periodic sweep over the logged-in clients that
+ * janitor.c - the janitor: one periodic sweep over the logged-in clients that
  * enforces query_wait_timeout, idle_transaction_timeout and
  * client_message_timeout, and over the idle servers for server_idle_timeout
- * (see limits.h).
+ * (see janitor.h).
  *
  * A sweep rather than a timer per connection, because these clocks restart
  * on the hot path (every read, every ReadyForQuery): a sweep only needs the
@@ -15,7 +15,7 @@
  * starts again after every disconnection; disconnections are rare, and each
  * removes a client, so this ends.
  */
-#include "proxy/limits.h"
+#include "proxy/janitor.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -23,8 +23,8 @@
 
 #include "protocol/pq.h"
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -72,12 +72,12 @@ static void consider(int64_t *smallest, int64_t ms)
 		*smallest = ms;
 }
 
-int64_t limits_period_ms(void)
+int64_t janitor_period_ms(void)
 {
 	return period_ms;
 }
 
-void limits_reconfigure(void)
+void janitor_reconfigure(void)
 {
 	const struct config *cfg = rt.cfg;
 	int64_t smallest = INT64_MAX, p;
@@ -106,18 +106,18 @@ void limits_reconfigure(void)
 	log_debug("limits: checking timeouts every %lld ms", (long long)p);
 }
 
-bool limits_init(void)
+bool janitor_init(void)
 {
 	janitor = event_new(rt.base, -1, EV_PERSIST, janitor_cb, NULL);
 	if (janitor == NULL)
 		return false;
 	last_sweep_us = rt_now_us();
 	period_ms = 0; /* so that reconfigure arms it */
-	limits_reconfigure();
+	janitor_reconfigure();
 	return true;
 }
 
-void limits_free(void)
+void janitor_free(void)
 {
 	if (janitor)
 		event_free(janitor);
@@ -126,7 +126,7 @@ void limits_free(void)
 
 /* ---- what a client is doing ---- */
 
-bool limits_client_mid_message(const struct client *c)
+bool janitor_client_mid_message(const struct client *c)
 {
 	struct evbuffer *in = c->sock.in; /* NULL: an idle client gave its buffers back */
 	size_t len = in ? evbuffer_get_length(in) : 0, pos = c->msg_left;
@@ -177,7 +177,7 @@ static bool check_stalled(struct client *c, uint64_t now)
 		c->last_input_us = now; /* we are the reason nothing arrives */
 		return false;
 	}
-	if (now - c->last_input_us < (uint64_t)ms * 1000 || !limits_client_mid_message(c))
+	if (now - c->last_input_us < (uint64_t)ms * 1000 || !janitor_client_mid_message(c))
 		return false;
 	format_ms(when, sizeof(when), ms);
 	/* its server, if it saw part of the message, is closed by server_release() */

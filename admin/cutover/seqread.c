@@ -1,7 +1,7 @@
 /*
  * seqread.c - reading a side's sequences (see seqread.h).
  */
-#include "admin/seqread.h"
+#include "admin/cutover/seqread.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,7 +1,7 @@
 /*
  * tls.c - SSL_CTXs from the configuration (see tls.h).
  */
-#include "proxy/tls.h"
+#include "proxy/io/tls.h"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/config.h"
+#include "proxy/core/config.h"
 
 struct tls_contexts {
 	SSL_CTX *client; /* facing clients: we are the TLS server; NULL when client TLS is off */

@@ -1,14 +1,14 @@
 /*
  * params.c - name/value lists and their canonical fingerprint.
  */
-#include "proxy/params.h"
+#include "proxy/core/params.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/types.h>
 
-#include "proxy/hash.h"
+#include "proxy/core/hash.h"
 
 void params_init(struct params *p)
 {

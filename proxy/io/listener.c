@@ -5,7 +5,7 @@
  * lookup ever blocks it; a reload does not re-bind (a changed listen_addr
  * needs a restart, which the reload logs).
  */
-#include "proxy/listener.h"
+#include "proxy/io/listener.h"
 
 #include <errno.h>
 #include <event2/listener.h>
@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
+#include "proxy/core/config.h"
+#include "proxy/core/log.h"
 #include "proxy/runtime.h"
 
 #define LISTENER_MAX   32

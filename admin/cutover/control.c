@@ -22,7 +22,7 @@
  * control_conn's flags after calling out, and a free asked for during a
  * callback is carried out when the callback returns.
  */
-#include "admin/control.h"
+#include "admin/cutover/control.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -38,7 +38,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "proxy/log.h"
+#include "proxy/core/log.h"
 
 /* Longest error message handed to a callback; longer ones are cut. */
 #define CONTROL_MSG_MAX 1024

@@ -1,7 +1,7 @@
 /*
  * sqlquote.c - string literals and identifiers for control queries.
  */
-#include "admin/sqlquote.h"
+#include "protocol/sqlquote.h"
 
 #include <ctype.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * limits.h - the timeouts that apply to logged-in clients and idle servers,
+ * janitor.h - the timeouts that apply to logged-in clients and idle servers,
  * checked by one periodic sweep (the janitor) rather than by a timer per
  * connection, so that the forwarding path only stores a timestamp:
  *
@@ -18,8 +18,8 @@
  * and max_user_connections are the pool's (pool.c).  What each protects
  * against: docs/security.md, "Limits and timeouts".
  */
-#ifndef PGCUTOVER_LIMITS_H
-#define PGCUTOVER_LIMITS_H
+#ifndef PGCUTOVER_JANITOR_H
+#define PGCUTOVER_JANITOR_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,19 +28,19 @@ struct client;
 struct database;
 
 /* Start the janitor (after the event base and rt.cfg exist). */
-bool limits_init(void) __attribute__((warn_unused_result));
+bool janitor_init(void) __attribute__((warn_unused_result));
 /* The configuration changed: the sweep period follows the smallest timeout. */
-void limits_reconfigure(void);
+void janitor_reconfigure(void);
 /* At exit. */
-void limits_free(void);
+void janitor_free(void);
 
 /* How often the janitor sweeps now, in milliseconds. */
-int64_t limits_period_ms(void);
+int64_t janitor_period_ms(void);
 
 /*
  * Whether the client's input ends inside a message: the message being
  * forwarded is unfinished, or what is buffered ends with part of one.
  */
-bool limits_client_mid_message(const struct client *c);
+bool janitor_client_mid_message(const struct client *c);
 
-#endif /* PGCUTOVER_LIMITS_H */
+#endif /* PGCUTOVER_JANITOR_H */

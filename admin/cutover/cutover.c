@@ -2,13 +2,13 @@
  * cutover.c - PAUSE/RESUME and the SWITCH state machine.
  *
  * Every step that talks to a database goes through a control connection
- * (admin/control.c: libpq's non-blocking API on the loop), every wait is
+ * (admin/cutover/control.c: libpq's non-blocking API on the loop), every wait is
  * bounded by a timer, and every failure before FLIP goes through
  * cutover_fail(), which resumes traffic on the old side and reports the
- * phase.  The route file is written on a worker thread (proxy/route.c) and
+ * phase.  The route file is written on a worker thread (proxy/core/route.c) and
  * the route changes only once that write is durable.
  */
-#include "admin/cutover.h"
+#include "admin/cutover/cutover.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -20,17 +20,17 @@
 #include <string.h>
 
 #include "admin/admin.h"
-#include "admin/control.h"
-#include "admin/seqread.h"
-#include "admin/sqlquote.h"
+#include "admin/cutover/control.h"
+#include "admin/cutover/seqread.h"
+#include "protocol/sqlquote.h"
 #include "protocol/pq.h"
 #include "proxy/client.h"
-#include "proxy/config.h"
-#include "proxy/log.h"
-#include "proxy/route.h"
+#include "proxy/core/config.h"
+#include "proxy/core/log.h"
+#include "proxy/core/route.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
-#include "proxy/userlist.h"
+#include "proxy/auth/userlist.h"
 
 /* How often the replication position is polled during the lag wait. */
 #define LAG_POLL_MS 5

@@ -2,7 +2,7 @@
  * cutover.h - the SWITCH machine and PAUSE/RESUME: the cutover itself.
  *
  * A switch runs as an explicit state machine driven by libpq's non-blocking
- * API (admin/control.c) and timers:
+ * API (admin/cutover/control.c) and timers:
  *
  *   PREFLIGHT -> DRAIN -> WAIT_LAG -> SYNC_SEQUENCES -> FLIP -> RESUME -> done
  *        \          \         \              \
