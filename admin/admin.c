@@ -28,6 +28,7 @@
 #include "admin/cutover/cutover.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
+#include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -634,7 +635,8 @@ static void kill_db(struct client *c, const char *name)
 
 	if (db == NULL) {
 		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", name);
-		send_error(c, "3D000", msg, "SHOW DATABASES lists the databases");
+		send_error(c, SQLSTATE_INVALID_CATALOG_NAME, msg,
+			   "SHOW DATABASES lists the databases");
 		return;
 	}
 	list_for_each(p, &db->pools) {
@@ -644,7 +646,8 @@ static void kill_db(struct client *c, const char *name)
 
 		for (int i = 0; i < 3; i++)
 			list_for_each_safe(m, tmp, lists[i])
-				client_disconnect(list_entry(m, struct client, node), "57P01",
+				client_disconnect(list_entry(m, struct client, node),
+						  SQLSTATE_ADMIN_SHUTDOWN,
 						  "terminating connection: database \"%s\" was killed from the admin console",
 						  db->name);
 		list_for_each_safe(m, tmp, &pool->idle_servers)
@@ -716,7 +719,7 @@ static void job_finish(struct admin_job *j)
 	job_unlink(j);
 	if (c) {
 		if (j->seq_error[0]) {
-			admin_reply_error(c, "08006", j->seq_error,
+			admin_reply_error(c, SQLSTATE_CONNECTION_FAILURE, j->seq_error,
 					  "check that control_user can log in to both sides");
 		} else {
 			rs_send(c, j->rs);
@@ -816,12 +819,13 @@ static void show_lag(struct client *c, const char *name)
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", name);
-		send_error(c, "3D000", msg, "SHOW DATABASES lists the databases");
+		send_error(c, SQLSTATE_INVALID_CATALOG_NAME, msg,
+			   "SHOW DATABASES lists the databases");
 		return;
 	}
 	j = job_new(c, false, NCOLS(lag_cols), lag_cols);
 	if (j == NULL) {
-		send_error(c, "53200", "out of memory", NULL);
+		send_error(c, SQLSTATE_OUT_OF_MEMORY, "out of memory", NULL);
 		return;
 	}
 	j->pending = 1;
@@ -1032,12 +1036,13 @@ static void show_sequences(struct client *c, const char *name)
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", name);
-		send_error(c, "3D000", msg, "SHOW DATABASES lists the databases");
+		send_error(c, SQLSTATE_INVALID_CATALOG_NAME, msg,
+			   "SHOW DATABASES lists the databases");
 		return;
 	}
 	j = job_new(c, true, NCOLS(sequences_cols), sequences_cols);
 	if (j == NULL) {
-		send_error(c, "53200", "out of memory", NULL);
+		send_error(c, SQLSTATE_OUT_OF_MEMORY, "out of memory", NULL);
 		return;
 	}
 	for (int side = 0; side < 2; side++) {
@@ -1074,7 +1079,8 @@ static struct database *need_db(struct client *c, const char *name)
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", name);
-		send_error(c, "3D000", msg, "SHOW DATABASES lists the databases");
+		send_error(c, SQLSTATE_INVALID_CATALOG_NAME, msg,
+			   "SHOW DATABASES lists the databases");
 	}
 	return db;
 }
@@ -1114,7 +1120,7 @@ static void do_switch(struct client *c, const struct admin_cmd *cmd)
 	if (!cutover_start(db, cmd->to_source ? SIDE_SOURCE : SIDE_TARGET, cmd->dry_run, c, err,
 			   sizeof(err))) {
 		admin_set_busy(c, false);
-		send_error(c, "55000", err,
+		send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
 			   "SHOW DATABASES and SHOW SWITCHES show where each database is");
 	}
 }
@@ -1130,7 +1136,7 @@ static void do_abort(struct client *c, const char *name)
 	if (cutover_abort(db, err, sizeof(err)))
 		send_simple(c, "ABORT");
 	else
-		send_error(c, "55000", err,
+		send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
 			   "ABORT stops a switch before its flip (preflight, drain, lag wait, sequence sync)");
 }
 
@@ -1140,7 +1146,7 @@ static void admin_run(struct client *c, const char *query, size_t len)
 	char err[256];
 
 	if (!admin_cmd_parse(query, len, &cmd, err, sizeof(err))) {
-		send_error(c, "42601", err, "SHOW HELP lists the commands");
+		send_error(c, SQLSTATE_SYNTAX_ERROR, err, "SHOW HELP lists the commands");
 		return;
 	}
 	switch (cmd.kind) {
@@ -1183,7 +1189,7 @@ static void admin_run(struct client *c, const char *query, size_t len)
 		if (rt_reload(err, sizeof(err)))
 			send_simple(c, "RELOAD");
 		else
-			send_error(c, "F0000", err,
+			send_error(c, SQLSTATE_CONFIG_FILE_ERROR, err,
 				   "fix the configuration file and run RELOAD again");
 		break;
 	case ADMIN_CMD_SHUTDOWN:
@@ -1265,7 +1271,8 @@ static bool named_put(struct client *c, struct admin_named *set, int *n, int max
 	if (*n == max) {
 		snprintf(msg, sizeof(msg), "too many %ss on this admin session (at most %d)", what,
 			 max);
-		send_error(c, "54000", msg, "Close the ones no longer needed");
+		send_error(c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED, msg,
+			   "Close the ones no longer needed");
 		return false;
 	}
 	nm = strdup(name);
@@ -1273,7 +1280,7 @@ static bool named_put(struct client *c, struct admin_named *set, int *n, int max
 	if (nm == NULL || q == NULL) {
 		free(nm);
 		free(q);
-		send_error(c, "53200", "out of memory", NULL);
+		send_error(c, SQLSTATE_OUT_OF_MEMORY, "out of memory", NULL);
 		return false;
 	}
 	set[*n].name = nm;
@@ -1346,7 +1353,7 @@ static void ext_bad_message(struct client *c, uint8_t type)
 	char msg[100];
 
 	snprintf(msg, sizeof(msg), "invalid %s message", pq_msg_name(type, false));
-	ext_fail(c, "08P01", msg, NULL);
+	ext_fail(c, SQLSTATE_PROTOCOL_VIOLATION, msg, NULL);
 }
 
 /* Parse: name, query, parameter types. */
@@ -1370,16 +1377,17 @@ static void ext_parse(struct client *c, const uint8_t *body, size_t len)
 		return;
 	}
 	if (ntypes > 0) {
-		ext_fail(c, "0A000", "admin console commands take no parameters",
+		ext_fail(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+			 "admin console commands take no parameters",
 			 "Write the values into the command text");
 		return;
 	}
 	if (!admin_cmd_parse(query, strlen(query), &cmd, err, sizeof(err))) {
-		ext_fail(c, "42601", err, "SHOW HELP lists the commands");
+		ext_fail(c, SQLSTATE_SYNTAX_ERROR, err, "SHOW HELP lists the commands");
 		return;
 	}
 	if (!named_put(c, a->stmts, &a->nstmts, ADMIN_STMT_MAX, name, query, "prepared statement",
-		       "42P05")) {
+		       SQLSTATE_DUPLICATE_PREPARED_STATEMENT)) {
 		a->ext_skip = true;
 		return;
 	}
@@ -1420,21 +1428,22 @@ static void ext_bind(struct client *c, const uint8_t *body, size_t len)
 	i = named_find(a->stmts, a->nstmts, stmt);
 	if (i < 0) {
 		snprintf(msg, sizeof(msg), "prepared statement \"%s\" does not exist", stmt);
-		ext_fail(c, "26000", msg, NULL);
+		ext_fail(c, SQLSTATE_INVALID_SQL_STATEMENT_NAME, msg, NULL);
 		return;
 	}
 	if (nparams > 0) {
-		ext_fail(c, "0A000", "admin console commands take no parameters",
+		ext_fail(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+			 "admin console commands take no parameters",
 			 "Write the values into the command text");
 		return;
 	}
 	if (binary) {
-		ext_fail(c, "0A000", "the admin console sends its results in text format only",
-			 NULL);
+		ext_fail(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
+			 "the admin console sends its results in text format only", NULL);
 		return;
 	}
 	if (!named_put(c, a->portals, &a->nportals, ADMIN_PORTAL_MAX, portal, a->stmts[i].query,
-		       "portal", "42P03")) {
+		       "portal", SQLSTATE_DUPLICATE_CURSOR)) {
 		a->ext_skip = true;
 		return;
 	}
@@ -1469,12 +1478,15 @@ static void ext_describe(struct client *c, const uint8_t *body, size_t len)
 	if (n == NULL) {
 		snprintf(err, sizeof(err), "%s \"%s\" does not exist",
 			 what == 'S' ? "prepared statement" : "portal", name);
-		ext_fail(c, what == 'S' ? "26000" : "34000", err, NULL);
+		ext_fail(c,
+			 what == 'S' ? SQLSTATE_INVALID_SQL_STATEMENT_NAME
+				     : SQLSTATE_INVALID_CURSOR_NAME,
+			 err, NULL);
 		return;
 	}
 	/* checked at Parse already */
 	if (!admin_cmd_parse(n->query, strlen(n->query), &cmd, err, sizeof(err))) {
-		ext_fail(c, "42601", err, "SHOW HELP lists the commands");
+		ext_fail(c, SQLSTATE_SYNTAX_ERROR, err, "SHOW HELP lists the commands");
 		return;
 	}
 	pq_buf_init(&b);
@@ -1513,7 +1525,7 @@ static void ext_execute(struct client *c, const uint8_t *body, size_t len)
 	i = named_find(a->portals, a->nportals, portal);
 	if (i < 0) {
 		snprintf(q, sizeof(q), "portal \"%s\" does not exist", portal);
-		ext_fail(c, "34000", q, NULL);
+		ext_fail(c, SQLSTATE_INVALID_CURSOR_NAME, q, NULL);
 		return;
 	}
 	/* a copy: the command may end the session, and with it the portal */
@@ -1607,7 +1619,7 @@ void admin_handle_input(struct client *c)
 		if (evbuffer_copyout(in, hdr, sizeof(hdr)) < (ssize_t)sizeof(hdr))
 			return;
 		if (pq_read_header(hdr, sizeof(hdr), &type, &len, ADMIN_QUERY_MAX) != PQ_OK) {
-			client_disconnect(c, "08P01",
+			client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 					  "invalid message length %u on the admin console (at most %d)",
 					  (unsigned)len, ADMIN_QUERY_MAX);
 			return;
@@ -1620,7 +1632,7 @@ void admin_handle_input(struct client *c)
 			return;
 		}
 		if (strchr("QPBDECHS", type) == NULL || type == '\0') {
-			client_disconnect(c, "0A000",
+			client_disconnect(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
 					  "the admin console does not support %s messages",
 					  pq_msg_name(type, false));
 			return;
@@ -1635,7 +1647,7 @@ void admin_handle_input(struct client *c)
 			continue;
 		}
 		if (blen == 0 || body[blen - 1] != '\0') {
-			client_disconnect(c, "08P01", "invalid Query message");
+			client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid Query message");
 			return;
 		}
 		a->in_run = true;
@@ -1661,7 +1673,7 @@ void admin_client_start(struct client *c)
 	struct pq_buf b;
 
 	if (!config_is_admin(rt.cfg, c->user)) {
-		client_disconnect(c, "28000",
+		client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 				  "user \"%s\" is not allowed to use the admin console: only admin_users may",
 				  c->user);
 		return;

@@ -31,6 +31,7 @@
 
 #include "admin/admin.h"
 #include "protocol/pq.h"
+#include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
 #include "proxy/relay.h"
 #include "proxy/core/log.h"
@@ -514,7 +515,7 @@ static void client_timer_cb(evutil_socket_t fd, short what, void *arg)
 		client_close(c, "client did not read its last error in time");
 	} else if (c->state == CL_LOGIN) {
 		log_info("client %s: login timeout", c->addr);
-		client_disconnect(c, "08006",
+		client_disconnect(c, SQLSTATE_CONNECTION_FAILURE,
 				  "client_login_timeout expired: the client did not complete its login in time");
 	}
 }
@@ -560,7 +561,7 @@ static bool client_tls_offered(const struct client *c)
 static void client_start_tls(struct client *c)
 {
 	if (sock_in_len(&c->sock) > 0) {
-		client_disconnect(c, "08P01",
+		client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 				  "received unencrypted data after SSL request: this could be either a client-software bug or evidence of an attempted man-in-the-middle attack");
 		return;
 	}
@@ -608,18 +609,19 @@ static bool client_take_startup(struct client *c, const struct pq_startup *su)
 				unsupported[nunsupported++] = name;
 		} else if (!params_set(&startup, name, value)) {
 			params_free(&startup);
-			client_disconnect(c, "53200", "out of memory");
+			client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			return false;
 		}
 	}
 	c->startup = params_snap_get(&startup);
 	params_free(&startup);
 	if (c->startup == NULL) {
-		client_disconnect(c, "53200", "out of memory");
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return false;
 	}
 	if (c->user == NULL || c->user[0] == '\0') {
-		client_disconnect(c, "28000", "no PostgreSQL user name specified in startup packet");
+		client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
+				  "no PostgreSQL user name specified in startup packet");
 		return false;
 	}
 	if (c->dbname == NULL || c->dbname[0] == '\0') {
@@ -627,11 +629,11 @@ static bool client_take_startup(struct client *c, const struct pq_startup *su)
 		c->dbname = strdup(c->user);
 	}
 	if (c->dbname == NULL) {
-		client_disconnect(c, "53200", "out of memory");
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return false;
 	}
 	if (replication) {
-		client_disconnect(c, "0A000",
+		client_disconnect(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
 				  "replication connections are not supported by pgcutover: connect to the database server directly");
 		return false;
 	}
@@ -653,11 +655,11 @@ static bool client_take_startup(struct client *c, const struct pq_startup *su)
 static bool client_admit(struct client *c)
 {
 	if (rt.shutting_down) {
-		client_disconnect(c, "57P01", "pgcutover is shutting down");
+		client_disconnect(c, SQLSTATE_ADMIN_SHUTDOWN, "pgcutover is shutting down");
 		return false;
 	}
 	if (rt.nclients > rt.cfg->max_client_conn) {
-		client_disconnect(c, "53300",
+		client_disconnect(c, SQLSTATE_TOO_MANY_CONNECTIONS,
 				  "no more connections allowed: max_client_conn (%d) reached",
 				  rt.cfg->max_client_conn);
 		return false;
@@ -666,7 +668,8 @@ static bool client_admit(struct client *c)
 		return true;
 	c->db = pool_find_db(c->dbname);
 	if (c->db == NULL) {
-		client_disconnect(c, "3D000", "database \"%s\" does not exist", c->dbname);
+		client_disconnect(c, SQLSTATE_INVALID_CATALOG_NAME,
+				  "database \"%s\" does not exist", c->dbname);
 		return false;
 	}
 	return true;
@@ -687,25 +690,26 @@ static void client_handle_startup(struct client *c)
 			return;
 		pkt = evbuffer_pullup(in, 4);
 		if (pq_read_startup_len(pkt, 4, &len) != PQ_OK) {
-			client_disconnect(c, "08P01", "invalid length of startup packet");
+			client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
+					  "invalid length of startup packet");
 			return;
 		}
 		if (avail < len)
 			return; /* a packet split over several segments: wait for the rest */
 		pkt = evbuffer_pullup(in, len);
 		if (pkt == NULL) {
-			client_disconnect(c, "53200", "out of memory");
+			client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			return;
 		}
 		st = pq_parse_startup(pkt, len, &su);
 		if (st == PQ_ERR_VERSION) {
-			client_disconnect(c, "0A000",
+			client_disconnect(c, SQLSTATE_FEATURE_NOT_SUPPORTED,
 					  "unsupported frontend protocol %u.%u: server supports 3.0 to 3.0",
 					  PQ_PROTOCOL_MAJOR(su.code), PQ_PROTOCOL_MINOR(su.code));
 			return;
 		}
 		if (st != PQ_OK) {
-			client_disconnect(c, "08P01",
+			client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 					  "invalid startup packet layout: expected terminator as last byte");
 			return;
 		}
@@ -715,7 +719,7 @@ static void client_handle_startup(struct client *c)
 			bool *done = su.code == PQ_SSL_REQUEST_CODE ? &c->ssl_done : &c->gss_done;
 
 			if (*done) {
-				client_disconnect(c, "08P01",
+				client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 						  "duplicate %s request: encryption was already negotiated on this connection",
 						  su.code == PQ_SSL_REQUEST_CODE
 							  ? "SSL"
@@ -743,7 +747,7 @@ static void client_handle_startup(struct client *c)
 		evbuffer_drain(in, len);
 		if (!sock_is_tls(&c->sock) && !c->is_unix &&
 		    rt.cfg->client_tls_sslmode >= SSLMODE_REQUIRE) {
-			client_disconnect(c, "28000",
+			client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 					  "TLS is required: client_tls_sslmode is %s, so plaintext connections are refused",
 					  config_sslmode_name(rt.cfg->client_tls_sslmode));
 			return;
@@ -768,7 +772,8 @@ static void client_handle_login(struct client *c)
 
 static void client_password_failed(struct client *c)
 {
-	client_disconnect(c, "28P01", "password authentication failed for user \"%s\"", c->user);
+	client_disconnect(c, SQLSTATE_INVALID_PASSWORD,
+			  "password authentication failed for user \"%s\"", c->user);
 }
 
 static bool client_send_auth(struct client *c, uint32_t code, const void *data, size_t len)
@@ -797,13 +802,14 @@ static void client_start_scram(struct client *c, const char *secret)
 	if (secret)
 		ok = userlist_scram_secret(rt.users, c->user, &sec);
 	if (!ok && !auth_scram_mock_secret(c->user, &sec)) {
-		client_disconnect(c, "XX000", "could not prepare SCRAM authentication");
+		client_disconnect(c, SQLSTATE_INTERNAL_ERROR,
+				  "could not prepare SCRAM authentication");
 		return;
 	}
 	if (c->login == NULL)
 		c->login = calloc(1, sizeof(*c->login));
 	if (c->login == NULL) {
-		client_disconnect(c, "53200", "out of memory");
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	auth_scram_server_init(&c->login->scram, &sec);
@@ -839,20 +845,20 @@ static bool client_check_certificate(struct client *c)
 		return true;
 	/* a reload may have raised the mode after this client's handshake */
 	if (!sock_is_tls(&c->sock) || !sock_tls_peer_verified(&c->sock)) {
-		client_disconnect(c, "28000",
+		client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 				  "connection requires a valid client certificate (client_tls_sslmode is %s)",
 				  config_sslmode_name(mode));
 		return false;
 	}
 	if (mode == SSLMODE_VERIFY_FULL) {
 		if (!tls_peer_common_name(c->sock.tls, cn, sizeof(cn))) {
-			client_disconnect(c, "28000",
+			client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 					  "certificate authentication failed for user \"%s\": the client certificate has no usable common name",
 					  c->user);
 			return false;
 		}
 		if (strcmp(cn, c->user) != 0) {
-			client_disconnect(c, "28000",
+			client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 					  "certificate authentication failed for user \"%s\": the client certificate is for \"%s\"",
 					  c->user, cn);
 			return false;
@@ -881,7 +887,8 @@ static void client_start_auth(struct client *c)
 	}
 	if (type == AUTH_MD5 && (secret == NULL || auth_secret_kind(secret) != AUTH_SECRET_SCRAM)) {
 		if (!auth_random_bytes(c->md5_salt, sizeof(c->md5_salt))) {
-			client_disconnect(c, "XX000", "could not generate a random salt");
+			client_disconnect(c, SQLSTATE_INTERNAL_ERROR,
+					  "could not generate a random salt");
 			return;
 		}
 		if (!client_send_auth(c, PQ_AUTH_MD5, c->md5_salt, sizeof(c->md5_salt))) {
@@ -913,7 +920,7 @@ static void client_handle_auth_msg(struct client *c)
 			client_close(c, "client gave up during authentication");
 			return;
 		}
-		client_disconnect(c, "08P01",
+		client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 				  "expected password response, got message type %d with length %u",
 				  (int)type, (unsigned)len);
 		return;
@@ -922,7 +929,7 @@ static void client_handle_auth_msg(struct client *c)
 		return;
 	msg = evbuffer_pullup(in, (ssize_t)len + 1);
 	if (msg == NULL) {
-		client_disconnect(c, "53200", "out of memory");
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	pq_cursor_init(&cur, msg + PQ_HEADER_SIZE, len - 4);
@@ -933,7 +940,7 @@ static void client_handle_auth_msg(struct client *c)
 		const char *secret = userlist_secret(rt.users, c->user);
 
 		if (!pq_cursor_done(&cur)) {
-			client_disconnect(c, "08P01", "invalid password packet");
+			client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid password packet");
 			return;
 		}
 		if (secret == NULL || !auth_md5_verify(c->user, secret, c->md5_salt, resp)) {
@@ -950,33 +957,36 @@ static void client_handle_auth_msg(struct client *c)
 		const uint8_t *data;
 
 		if (cur.failed || dlen < 0 || (size_t)dlen != pq_cursor_left(&cur)) {
-			client_disconnect(c, "08P01", "malformed SASLInitialResponse message");
+			client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
+					  "malformed SASLInitialResponse message");
 			return;
 		}
 		if (c->login->scram_plus && strcmp(mech, "SCRAM-SHA-256-PLUS") == 0) {
 			/* tls-server-end-point: the client-first must bind to our certificate */
 			if (!auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind,
 								   c->login->cbind_len, true)) {
-				client_disconnect(c, "XX000",
+				client_disconnect(c, SQLSTATE_INTERNAL_ERROR,
 						  "could not set up SCRAM channel binding");
 				return;
 			}
 		} else if (strcmp(mech, "SCRAM-SHA-256") != 0) {
-			client_disconnect(c, "28000",
+			client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 					  "client selected an invalid SASL authentication mechanism");
 			return;
 		} else if (c->login->scram_plus &&
 			   !auth_scram_server_set_channel_binding(&c->login->scram, c->login->cbind,
 								  c->login->cbind_len, false)) {
 			/* offered but not chosen: a "y" flag is then a downgrade */
-			client_disconnect(c, "XX000", "could not set up SCRAM channel binding");
+			client_disconnect(c, SQLSTATE_INTERNAL_ERROR,
+					  "could not set up SCRAM channel binding");
 			return;
 		}
 		data = pq_get_bytes(&cur, (size_t)dlen);
 		reply = auth_scram_server_first(&c->login->scram, (const char *)data, (size_t)dlen,
 						&err);
 		if (reply == NULL) {
-			client_disconnect(c, "08P01", "%s", err ? err : "malformed SCRAM message");
+			client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION, "%s",
+					  err ? err : "malformed SCRAM message");
 			return;
 		}
 		evbuffer_drain(in, len + 1);
@@ -1000,7 +1010,7 @@ static void client_handle_auth_msg(struct client *c)
 			if (wrong)
 				client_password_failed(c);
 			else
-				client_disconnect(c, "08P01", "%s",
+				client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION, "%s",
 						  err ? err : "malformed SCRAM message");
 			return;
 		}
@@ -1015,7 +1025,8 @@ static void client_handle_auth_msg(struct client *c)
 		return;
 	}
 	default:
-		client_disconnect(c, "08P01", "unexpected authentication message");
+		client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
+				  "unexpected authentication message");
 		return;
 	}
 }
@@ -1039,7 +1050,7 @@ static void client_authenticated(struct client *c)
 	}
 	c->pool = pool_get(c->db, c->user);
 	if (c->pool == NULL) {
-		client_disconnect(c, "53200", "out of memory");
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	if (key) {
@@ -1184,7 +1195,7 @@ static void client_restore_done(struct server *s, void *arg, const char *rows, c
 	if (c->server != s || c->state != CL_ACTIVE)
 		return;
 	if (error) {
-		client_disconnect(c, "08006",
+		client_disconnect(c, SQLSTATE_CONNECTION_FAILURE,
 				  "could not restore the session on the new server of database \"%s\": %s",
 				  c->db->name, error);
 		return;
@@ -1229,13 +1240,13 @@ void client_server_ready(struct client *c)
 
 		free(sql);
 		if (!ok)
-			client_disconnect(c, "08006",
+			client_disconnect(c, SQLSTATE_CONNECTION_FAILURE,
 					  "could not restore the session on the new server of database \"%s\"",
 					  c->db->name);
 		return;
 	}
 	if (oom) {
-		client_disconnect(c, "53200", "out of memory");
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	c->sess.restore = false;
@@ -1487,7 +1498,7 @@ void client_forward(struct client *c)
 	}
 	switch (res.end) {
 	case RELAY_END_BAD_LENGTH:
-		client_disconnect(c, "08P01",
+		client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 				  "invalid message length %u for message type \"%c\" (must be 4 to %u)",
 				  (unsigned)res.len,
 				  res.type >= 32 && res.type < 127 ? res.type : '?', max);
@@ -1548,7 +1559,7 @@ static void client_capture_done(struct server *s, void *arg, const char *rows, c
 		if (txn)
 			s->ps_broken = true;
 	} else if (!session_apply_capture(&c->sess, rows, !txn)) {
-		client_disconnect(c, "53200", "out of memory");
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	/* the server holds exactly what was just read */
@@ -1662,7 +1673,7 @@ bool client_apply_move(struct client *c)
 	if (c->move != MOVE_OK) {
 		const char *why = client_blocked_reason(c);
 
-		client_disconnect(c, "57P01",
+		client_disconnect(c, SQLSTATE_ADMIN_SHUTDOWN,
 				  "database \"%s\" moved to its %s and this session held state that cannot be moved (%s): reconnect",
 				  c->db->name, c->db->route == SIDE_TARGET ? "target" : "source",
 				  why ? why : "not checked");

@@ -22,6 +22,7 @@
 #include <stdio.h>
 
 #include "protocol/pq.h"
+#include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -181,7 +182,7 @@ static bool check_stalled(struct client *c, uint64_t now)
 		return false;
 	format_ms(when, sizeof(when), ms);
 	/* its server, if it saw part of the message, is closed by server_release() */
-	client_disconnect(c, "08P01",
+	client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 			  "client stalled in the middle of a message: nothing received for %s (client_message_timeout)",
 			  when);
 	return true;
@@ -203,7 +204,8 @@ static bool check_idle_in_transaction(struct client *c, uint64_t now)
 	if (now - s->query_start_us < (uint64_t)ms * 1000)
 		return false;
 	/* the server is inside a transaction: server_release() closes it, which rolls it back */
-	client_disconnect(c, "25P03", "terminating connection due to idle-in-transaction timeout");
+	client_disconnect(c, SQLSTATE_IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+			  "terminating connection due to idle-in-transaction timeout");
 	return true;
 }
 
@@ -240,7 +242,7 @@ static bool check_wait(struct client *c, uint64_t now)
 	if (ms <= 0 || pool_db_paused(c->db) || now - c->wait_start_us < (uint64_t)ms * 1000)
 		return false;
 	format_ms(when, sizeof(when), ms);
-	client_disconnect(c, "08P01",
+	client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,
 			  "query_wait_timeout (%s) expired while waiting for a server connection of database \"%s\"%s%s",
 			  when, c->db->name, why[0] ? ": " : "", why);
 	return true;

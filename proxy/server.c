@@ -28,6 +28,7 @@
 #include <sys/un.h>
 
 #include "protocol/pq.h"
+#include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/relay.h"
@@ -227,7 +228,8 @@ void server_close(struct server *s, const char *reason)
 	if (c) {
 		s->client = NULL;
 		c->server = NULL;
-		client_disconnect(c, "08006", "server connection for database \"%s\" was lost: %s",
+		client_disconnect(c, SQLSTATE_CONNECTION_FAILURE,
+				  "server connection for database \"%s\" was lost: %s",
 				  pool->db->name, reason);
 	}
 	sock_disable(&s->sock);
@@ -457,7 +459,7 @@ static void server_error_text(const uint8_t *body, size_t len, char *sqlstate, c
 {
 	struct pq_error_fields f;
 
-	strcpy(sqlstate, "08006");
+	strcpy(sqlstate, SQLSTATE_CONNECTION_FAILURE);
 	snprintf(msg, msglen, "server sent a malformed error");
 	if (pq_parse_error(body, len, &f) != PQ_OK)
 		return;
@@ -548,7 +550,7 @@ static void server_handle_tls_answer(struct server *s)
 	if (answer == 'S') {
 		/* bytes before the handshake would be taken for encrypted ones (CVE-2021-23222) */
 		if (evbuffer_get_length(in) > 0) {
-			server_login_failed(s, "08P01",
+			server_login_failed(s, SQLSTATE_PROTOCOL_VIOLATION,
 					    "the %s of database \"%s\" sent unencrypted data after its SSL response",
 					    side, s->pool->db->name);
 			return;
@@ -556,20 +558,20 @@ static void server_handle_tls_answer(struct server *s)
 		s->tls_step = SERVER_TLS_HANDSHAKE;
 		if (!sock_start_tls_connect(&s->sock, tls_server_ctx(rt.tls), a->host,
 					    sslmode_verify(mode)))
-			server_login_failed(s, "08006",
+			server_login_failed(s, SQLSTATE_CONNECTION_FAILURE,
 					    "could not start TLS with the %s of database \"%s\"",
 					    side, s->pool->db->name);
 		return;
 	}
 	s->tls_step = SERVER_TLS_NONE;
 	if (answer != 'N') {
-		server_login_failed(s, "08P01",
+		server_login_failed(s, SQLSTATE_PROTOCOL_VIOLATION,
 				    "the %s of database \"%s\" sent an invalid answer to the SSL request",
 				    side, s->pool->db->name);
 		return;
 	}
 	if (mode >= SSLMODE_REQUIRE) {
-		server_login_failed(s, "08006",
+		server_login_failed(s, SQLSTATE_CONNECTION_FAILURE,
 				    "the %s of database \"%s\" (%s:%d) does not support TLS but %s is %s",
 				    side, s->pool->db->name, a->host, a->port, who,
 				    config_sslmode_name(mode));
@@ -681,7 +683,7 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 		return true;
 	case PQ_AUTH_CLEARTEXT:
 		if (secret == NULL || auth_secret_kind(secret) != AUTH_SECRET_PLAIN) {
-			server_login_failed(s, "28000",
+			server_login_failed(s, SQLSTATE_INVALID_AUTHORIZATION,
 					    "server asked for a cleartext password but auth_file has no plaintext password for user \"%s\"",
 					    user);
 			return false;
@@ -693,7 +695,7 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 		char resp[36];
 
 		if (salt == NULL || secret == NULL || !auth_md5_response(user, secret, salt, resp)) {
-			server_login_failed(s, "28000",
+			server_login_failed(s, SQLSTATE_INVALID_AUTHORIZATION,
 					    "server asked for MD5 authentication but auth_file has no plaintext or MD5 secret for user \"%s\"",
 					    user);
 			return false;
@@ -710,7 +712,7 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 				found = true;
 		if (!found) {
 			server_login_failed(
-				s, "28000",
+				s, SQLSTATE_INVALID_AUTHORIZATION,
 				"server offered no SASL mechanism pgcutover supports (SCRAM-SHA-256)");
 			return false;
 		}
@@ -724,14 +726,15 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 				auth_scram_parse_secret(secret, &sec) &&
 				auth_scram_client_init_keys(&s->scram, s->pool->client_key, &sec);
 		} else {
-			server_login_failed(s, "28000",
+			server_login_failed(s, SQLSTATE_INVALID_AUTHORIZATION,
 					    "server asked for SCRAM authentication but pgcutover has no password for user \"%s\": put a plaintext password or its SCRAM secret in auth_file (a SCRAM secret works once the client itself logged in with SCRAM)",
 					    user);
 			return false;
 		}
 		out = s->scram_active ? auth_scram_client_first(&s->scram) : NULL;
 		if (out == NULL) {
-			server_login_failed(s, "28000", "could not start SCRAM authentication");
+			server_login_failed(s, SQLSTATE_INVALID_AUTHORIZATION,
+					    "could not start SCRAM authentication");
 			return false;
 		}
 		pq_build_sasl_initial(&b, "SCRAM-SHA-256", out, strlen(out));
@@ -746,7 +749,7 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 								n, &err)
 				      : NULL;
 		if (out == NULL) {
-			server_login_failed(s, "28000",
+			server_login_failed(s, SQLSTATE_INVALID_AUTHORIZATION,
 					    "SCRAM authentication with the server failed: %s",
 					    err ? err : "unexpected message");
 			return false;
@@ -761,7 +764,7 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 		if (!s->scram_active ||
 		    !auth_scram_client_verify(&s->scram, (const char *)pq_get_bytes(&cur, n), n,
 					      &err)) {
-			server_login_failed(s, "28000",
+			server_login_failed(s, SQLSTATE_INVALID_AUTHORIZATION,
 					    "could not verify the server's SCRAM signature: %s",
 					    err ? err : "unexpected message");
 			return false;
@@ -769,7 +772,7 @@ static bool server_auth(struct server *s, const uint8_t *body, size_t len)
 		return true;
 	}
 	default:
-		server_login_failed(s, "28000",
+		server_login_failed(s, SQLSTATE_INVALID_AUTHORIZATION,
 				    "server asked for an unsupported authentication method (%u)",
 				    (unsigned)code);
 		return false;
@@ -796,7 +799,7 @@ static void server_handle_login(struct server *s)
 		if (st == PQ_NEED_MORE)
 			return;
 		if (st != PQ_OK) {
-			server_login_failed(s, "08P01",
+			server_login_failed(s, SQLSTATE_PROTOCOL_VIOLATION,
 					    "server sent an invalid message during login");
 			return;
 		}
@@ -816,7 +819,7 @@ static void server_handle_login(struct server *s)
 		}
 		case 'S':
 			if (!server_take_param(s, body, blen)) {
-				server_login_failed(s, "08P01",
+				server_login_failed(s, SQLSTATE_PROTOCOL_VIOLATION,
 						    "server sent a malformed ParameterStatus");
 				return;
 			}
@@ -829,7 +832,7 @@ static void server_handle_login(struct server *s)
 			s->be_key = pq_get_u32(&cur);
 			if (!pq_cursor_done(&cur)) {
 				/* a key we cannot trust would cancel nothing, or someone else */
-				server_login_failed(s, "08P01",
+				server_login_failed(s, SQLSTATE_PROTOCOL_VIOLATION,
 						    "server sent a malformed BackendKeyData");
 				return;
 			}
@@ -1348,7 +1351,7 @@ static void server_event_cb(struct sock *sk, int what, void *arg)
 
 		/* a TLS handshake that fails is a configuration problem: waiting clients hear it now */
 		if (s->tls_step == SERVER_TLS_HANDSHAKE)
-			server_login_failed(s, "08006",
+			server_login_failed(s, SQLSTATE_CONNECTION_FAILURE,
 					    "could not establish TLS with the %s of database \"%s\" (%s:%d): %s",
 					    s->side == SIDE_SOURCE ? "source" : "target",
 					    s->pool->db->name, a->host, a->port, reason);

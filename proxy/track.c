@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "protocol/pq.h"
+#include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -64,13 +65,13 @@ static enum track_result track_pass(struct client *c, struct server *s, uint8_t 
 
 static enum track_result track_oom(struct client *c)
 {
-	client_disconnect(c, "53200", "out of memory");
+	client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	return TRACK_CLOSED;
 }
 
 static enum track_result track_queue_full(struct client *c)
 {
-	client_disconnect(c, "54000",
+	client_disconnect(c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
 			  "too many Parse and Close messages unanswered in one pipeline (at most %d)",
 			  PS_QUEUE_MAX);
 	return TRACK_CLOSED;
@@ -401,7 +402,7 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 	query = pq_get_str(&cur);
 	nparams = (int16_t)pq_get_u16(&cur);
 	if (nparams < 0 || !pq_get_bytes(&cur, (size_t)nparams * 4) || !pq_cursor_done(&cur)) {
-		client_disconnect(c, "08P01", "invalid Parse message format");
+		client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid Parse message format");
 		return TRACK_CLOSED;
 	}
 	rest_len = (size_t)(cur.p - rest);
@@ -556,7 +557,7 @@ static enum track_result track_close(struct client *c, struct server *s, const u
 	struct pq_buf b;
 
 	if (total < PQ_HEADER_SIZE + 2 || memchr(name, '\0', total - PQ_HEADER_SIZE - 1) == NULL) {
-		client_disconnect(c, "08P01", "invalid Close message format");
+		client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION, "invalid Close message format");
 		return TRACK_CLOSED;
 	}
 	e = ps_map_find(&c->sess.stmts, name);
@@ -587,7 +588,7 @@ static enum track_result track_oversized(struct client *c, struct server *s, uin
 					 size_t total)
 {
 	if (type == 'P' && track_txn(c)) {
-		client_disconnect(c, "54000",
+		client_disconnect(c, SQLSTATE_PROGRAM_LIMIT_EXCEEDED,
 				  "prepared statement too large for transaction pooling (%zu bytes, conn_buffer_size is %lld): raise conn_buffer_size",
 				  total, (long long)rt.cfg->conn_buffer_size);
 		return TRACK_CLOSED;
@@ -744,7 +745,7 @@ static enum relay_verdict track_dup_error(struct server *s, struct evbuffer *in,
 	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
 	if (evbuffer_copyout_from(in, &pos, body, len - 4) != (ev_ssize_t)(len - 4) ||
 	    pq_parse_error(body, len - 4, &f) != PQ_OK || f.sqlstate == NULL ||
-	    strcmp(f.sqlstate, "42P05") != 0 || f.message == NULL ||
+	    strcmp(f.sqlstate, SQLSTATE_DUPLICATE_PREPARED_STATEMENT) != 0 || f.message == NULL ||
 	    (at = strstr(f.message, sname)) == NULL) {
 		free(body);
 		return RELAY_PASS;

@@ -23,6 +23,7 @@
  * callback is carried out when the callback returns.
  */
 #include "admin/cutover/control.h"
+#include "protocol/sqlstate.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -290,7 +291,7 @@ static void control_connect_error(const struct control_conn *cc, char *sqlstate,
 	const char *all = cc->conn ? PQerrorMessage(cc->conn) : "";
 	const char *best = NULL;
 	size_t best_len = 0;
-	char state[6] = "08006";
+	char state[6] = SQLSTATE_CONNECTION_FAILURE;
 	char reason[CONTROL_MSG_MAX];
 	char where[300];
 
@@ -548,7 +549,7 @@ static void control_fail_broken(struct control_conn *cc, const char *why)
 	snprintf(msg, sizeof(msg), "control connection to %s was lost: %s", where, reason);
 	log_debug("control connection %s: %s", cc->label, msg);
 	control_close(cc);
-	control_finish(cc, false, "08006", msg, NULL);
+	control_finish(cc, false, SQLSTATE_CONNECTION_FAILURE, msg, NULL);
 }
 
 static void control_notice(void *arg, const char *message)
@@ -815,7 +816,7 @@ static void control_connect_start(struct control_conn *cc)
 			free(as.p);
 			free(ps.p);
 			control_close(cc);
-			control_finish(cc, false, "08006", msg, NULL);
+			control_finish(cc, false, SQLSTATE_CONNECTION_FAILURE, msg, NULL);
 			return;
 		}
 		/* even when empty: an empty host is libpq's default socket, not PGHOST */
@@ -851,7 +852,7 @@ static void control_connect_start(struct control_conn *cc)
 	free(as.p);
 	free(ps.p);
 	if (cc->conn == NULL) {
-		control_fail(cc, true, "08006",
+		control_fail(cc, true, SQLSTATE_CONNECTION_FAILURE,
 			     "could not start a control connection: out of memory");
 		return;
 	}
@@ -865,7 +866,8 @@ static void control_connect_start(struct control_conn *cc)
 	cc->state = CONTROL_CONNECTING;
 	/* as if PQconnectPoll had answered PGRES_POLLING_WRITING */
 	if (!control_watch(cc, EV_WRITE, true))
-		control_fail(cc, true, "08006", "could not watch the control connection's socket");
+		control_fail(cc, true, SQLSTATE_CONNECTION_FAILURE,
+			     "could not watch the control connection's socket");
 	return;
 
 oom:
@@ -874,7 +876,8 @@ oom:
 	free(hs.p);
 	free(as.p);
 	free(ps.p);
-	control_fail(cc, true, "08006", "could not start a control connection: out of memory");
+	control_fail(cc, true, SQLSTATE_CONNECTION_FAILURE,
+		     "could not start a control connection: out of memory");
 }
 
 static void control_dns_cb(int result, struct evutil_addrinfo *ai, void *arg)
@@ -952,8 +955,8 @@ static void control_resolve_next(struct control_conn *cc)
 	cc->resolve_next = i + 1;
 	d = calloc(1, sizeof(*d));
 	if (d == NULL) {
-		control_fail(cc, true, "08006", "could not resolve \"%s\": out of memory",
-			     cc->hosts[i].host);
+		control_fail(cc, true, SQLSTATE_CONNECTION_FAILURE,
+			     "could not resolve \"%s\": out of memory", cc->hosts[i].host);
 		return;
 	}
 	d->cc = cc;
@@ -988,12 +991,12 @@ static void control_connect_begin(struct control_conn *cc)
 	char err[CONTROL_MSG_MAX];
 
 	if (cc->opts == NULL) {
-		control_fail(cc, false, "08006", "invalid connection string: %s",
+		control_fail(cc, false, SQLSTATE_CONNECTION_FAILURE, "invalid connection string: %s",
 			     cc->opts_error ? cc->opts_error : "out of memory");
 		return;
 	}
 	if (!control_plan(cc, err, sizeof(err))) {
-		control_fail(cc, true, "08006", "%s", err);
+		control_fail(cc, true, SQLSTATE_CONNECTION_FAILURE, "%s", err);
 		return;
 	}
 	log_debug("control connection %s: connecting", cc->label);
@@ -1151,7 +1154,9 @@ static void control_query_io(struct control_conn *cc, short what)
 				cc->err_msg = strdup(line[0] ? line : "query failed");
 				/* an error libpq made up itself (no SQLSTATE) is about the connection */
 				snprintf(cc->err_state, sizeof(cc->err_state), "%s",
-					 state && control_is_sqlstate(state) ? state : "08006");
+					 state && control_is_sqlstate(state)
+						 ? state
+						 : SQLSTATE_CONNECTION_FAILURE);
 				if (cc->err_msg == NULL) {
 					PQclear(res);
 					control_fail_broken(cc, "out of memory");
@@ -1165,7 +1170,7 @@ static void control_query_io(struct control_conn *cc, short what)
 		case PGRES_COPY_BOTH:
 			/* nothing here would feed or drain it: drop the connection */
 			PQclear(res);
-			control_fail(cc, true, "0A000",
+			control_fail(cc, true, SQLSTATE_FEATURE_NOT_SUPPORTED,
 				     "COPY is not supported on control connections");
 			return;
 		default:
@@ -1174,7 +1179,7 @@ static void control_query_io(struct control_conn *cc, short what)
 			break;
 		}
 	}
-	if (cc->err_state[0] != '\0' && strcmp(cc->err_state, "08006") == 0 &&
+	if (cc->err_state[0] != '\0' && strcmp(cc->err_state, SQLSTATE_CONNECTION_FAILURE) == 0 &&
 	    PQstatus(cc->conn) == CONNECTION_BAD) {
 		/* libpq gave up on the connection; no more results will come */
 		char why[CONTROL_MSG_MAX];
@@ -1240,19 +1245,19 @@ static void control_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 		switch (cc->state) {
 		case CONTROL_RESOLVING:
-			control_fail(cc, true, "57014",
+			control_fail(cc, true, SQLSTATE_QUERY_CANCELED,
 				     "canceling control query: timeout of %lld ms expired while resolving the host name of %s",
 				     ms, where);
 			break;
 		case CONTROL_CONNECTING:
-			control_fail(cc, true, "57014",
+			control_fail(cc, true, SQLSTATE_QUERY_CANCELED,
 				     "canceling control query: timeout of %lld ms expired while connecting to %s",
 				     ms, where);
 			break;
 		default:
 			log_debug("control connection %s: query timed out, closing the connection",
 				  cc->label);
-			control_fail(cc, true, "57014",
+			control_fail(cc, true, SQLSTATE_QUERY_CANCELED,
 				     "canceling control query: timeout of %lld ms expired waiting for %s",
 				     ms, where);
 			break;
@@ -1261,7 +1266,8 @@ static void control_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	if (cc->connect_deadline_us != 0 && now + 1000 >= cc->connect_deadline_us &&
 	    (cc->state == CONTROL_RESOLVING || cc->state == CONTROL_CONNECTING)) {
-		control_fail(cc, true, "08006", "could not connect to %s: timeout expired", where);
+		control_fail(cc, true, SQLSTATE_CONNECTION_FAILURE,
+			     "could not connect to %s: timeout expired", where);
 		return;
 	}
 	control_arm_timer(cc);

@@ -24,6 +24,7 @@
 #include "admin/cutover/seqread.h"
 #include "protocol/sqlquote.h"
 #include "protocol/pq.h"
+#include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -257,7 +258,7 @@ static void phase_query(struct cutover *co, enum route_side side, const char *sq
 	co->pending++;
 	if (!control_conn_query(co->ctl[side], sql, CONTROL_QUERY_TIMEOUT_MS, cb, co)) {
 		co->pending--;
-		cutover_fail(co, "53200", "out of memory");
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 	}
 }
 
@@ -268,7 +269,7 @@ static void phase_failed(struct cutover *co, const struct control_result *r, con
 		return;
 	co->failed = true;
 	snprintf(co->fail_state, sizeof(co->fail_state), "%s",
-		 r->sqlstate[0] ? r->sqlstate : "XX000");
+		 r->sqlstate[0] ? r->sqlstate : SQLSTATE_INTERNAL_ERROR);
 	snprintf(co->fail_msg, sizeof(co->fail_msg), "%s: %s", what,
 		 r->error ? r->error : "unknown error");
 }
@@ -345,12 +346,14 @@ static void preflight_slot_cb(void *arg, const struct control_result *r)
 	if (!r->ok) {
 		phase_failed(co, r, "could not read the replication slot");
 	} else if (r->res == NULL || PQntuples(r->res) == 0) {
-		struct control_result f = {.ok = false, .sqlstate = "55000"};
+		struct control_result f = {.ok = false,
+					   .sqlstate = SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE};
 
 		f.error = "it does not exist on the side being switched from";
 		phase_failed(co, &f, "replication slot check");
 	} else if (strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
-		struct control_result f = {.ok = false, .sqlstate = "55000"};
+		struct control_result f = {.ok = false,
+					   .sqlstate = SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE};
 
 		f.error =
 			"it is not active: is the subscription on the other side enabled and connected?";
@@ -362,7 +365,9 @@ static void preflight_slot_cb(void *arg, const struct control_result *r)
 		cutover_record_lag(co->db, co->preflight_lag);
 		if (co->preflight_lag > dc->d.max_switch_lag) {
 			static char msg[200];
-			struct control_result f = {.ok = false, .sqlstate = "55000"};
+			struct control_result f = {.ok = false,
+						   .sqlstate =
+							   SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE};
 
 			snprintf(msg, sizeof(msg),
 				 "lag is %" PRId64 " bytes, above max_switch_lag (%" PRId64 ")",
@@ -384,7 +389,7 @@ static void preflight_marker_cb(void *arg, const struct control_result *r)
 	else if (r->res == NULL || PQntuples(r->res) == 0 ||
 		 strcmp(PQgetvalue(r->res, 0, 0), "t") != 0) {
 		struct control_result f = {.ok = false,
-					   .sqlstate = "55000",
+					   .sqlstate = SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 					   .error = "marker_table does not exist on both sides"};
 
 		phase_failed(co, &f, "marker_table check");
@@ -421,7 +426,8 @@ static void preflight_checks(struct cutover *co)
 
 		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot))) {
 			co->pending = 0;
-			cutover_fail(co, "22023", "replication_slot is too long");
+			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
+				     "replication_slot is too long");
 			return;
 		}
 		snprintf(sql, sizeof(sql),
@@ -435,7 +441,7 @@ static void preflight_checks(struct cutover *co)
 		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
 		    !sqlquote_literal(table, lit, sizeof(lit))) {
 			co->pending = 0;
-			cutover_fail(co, "22023",
+			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
 				     "marker_table \"%s\" is not a valid [schema.]table name",
 				     dc->d.marker_table);
 			return;
@@ -469,7 +475,7 @@ static void start_preflight(struct cutover *co)
 							    : preflight_from_cb,
 					co)) {
 			co->pending--;
-			cutover_fail(co, "53200", "out of memory");
+			cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 			return;
 		}
 	}
@@ -486,14 +492,15 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (co->phase == CO_DRAIN)
-		cutover_fail(co, "57014",
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED,
 			     "drain_timeout expired with %d transactions still open; they were not interrupted",
 			     pool_db_in_flight(co->db));
 	else if (co->phase == CO_WAIT_LAG)
-		cutover_fail(co, "57014", "lag_timeout expired before the %s caught up",
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED,
+			     "lag_timeout expired before the %s caught up",
 			     co->to == SIDE_TARGET ? "target" : "source");
 	else if (co->phase == CO_SYNC_SEQUENCES)
-		cutover_fail(co, "57014",
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED,
 			     "the sequence sync and the session checks did not finish within lag_timeout (%d checks left)",
 			     co->checks_pending);
 }
@@ -652,7 +659,7 @@ static void lag_check_cb(void *arg, const struct control_result *r)
 	if (co->phase != CO_WAIT_LAG || co->lag_done)
 		return;
 	if (co->aborting) {
-		cutover_fail(co, "57014", "aborted by ABORT from the admin console");
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "aborted by ABORT from the admin console");
 		return;
 	}
 	if (!r->ok) {
@@ -661,12 +668,13 @@ static void lag_check_cb(void *arg, const struct control_result *r)
 	}
 	if (co->db->cfg->d.lag_method == LAG_LSN) {
 		if (r->res == NULL || PQntuples(r->res) == 0) {
-			cutover_fail(co, "55000", "replication slot \"%s\" disappeared",
+			cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+				     "replication slot \"%s\" disappeared",
 				     co->db->cfg->replication_slot);
 			return;
 		}
 		if (strcmp(PQgetvalue(r->res, 0, 1), "t") != 0) {
-			cutover_fail(co, "55000",
+			cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 				     "replication slot \"%s\" became inactive: the %s or its subscription is down",
 				     co->db->cfg->replication_slot,
 				     co->to == SIDE_TARGET ? "target" : "source");
@@ -701,7 +709,8 @@ static void lag_poll_cb(evutil_socket_t fd, short what, void *arg)
 		/* both were quoted once already (preflight, lag goal): they fit */
 		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot)) ||
 		    !sqlquote_literal(co->goal_lsn, goal, sizeof(goal))) {
-			cutover_fail(co, "22023", "replication_slot is too long");
+			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
+				     "replication_slot is too long");
 			return;
 		}
 		snprintf(sql, sizeof(sql),
@@ -718,7 +727,7 @@ static void lag_poll_cb(evutil_socket_t fd, short what, void *arg)
 
 		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
 		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
-			cutover_fail(co, "22023",
+			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
 				     "marker_table \"%s\" is not a valid [schema.]table name",
 				     dc->d.marker_table);
 			return;
@@ -747,7 +756,7 @@ static void lag_goal_cb(void *arg, const struct control_result *r)
 	}
 	if (co->db->cfg->d.lag_method == LAG_LSN) {
 		if (r->res == NULL || PQntuples(r->res) == 0) {
-			cutover_fail(co, "XX000", "could not read the WAL position");
+			cutover_fail(co, SQLSTATE_INTERNAL_ERROR, "could not read the WAL position");
 			return;
 		}
 		snprintf(co->goal_lsn, sizeof(co->goal_lsn), "%s", PQgetvalue(r->res, 0, 0));
@@ -784,7 +793,7 @@ static void start_lag_wait(struct cutover *co)
 		char hex[25], table[300], id[100];
 
 		if (!auth_random_bytes(raw, sizeof(raw))) {
-			cutover_fail(co, "XX000", "could not generate a marker id");
+			cutover_fail(co, SQLSTATE_INTERNAL_ERROR, "could not generate a marker id");
 			return;
 		}
 		for (size_t i = 0; i < sizeof(raw); i++)
@@ -792,7 +801,7 @@ static void start_lag_wait(struct cutover *co)
 		snprintf(co->marker_id, sizeof(co->marker_id), "%s-%s", co->db->name, hex);
 		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
 		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
-			cutover_fail(co, "22023",
+			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
 				     "marker_table \"%s\" is not a valid [schema.]table name",
 				     dc->d.marker_table);
 			return;
@@ -894,7 +903,7 @@ static void seq_send_batch(struct cutover *co)
 	}
 	pq_put_u8(&co->seq_sql, 0);
 	if (co->seq_sql.failed) {
-		cutover_fail(co, "53200", "out of memory");
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	phase_query(co, co->to, (const char *)co->seq_sql.data, seq_set_cb);
@@ -912,7 +921,7 @@ static void seq_raw_cb(void *arg, const struct control_result *r)
 
 		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_RAW_LAST), &last) ||
 		    !seq_parse_int(PQgetvalue(r->res, i, SEQ_RAW_INCREMENT), &inc)) {
-			cutover_fail(co, "XX000",
+			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
 				     "could not read sequence %s: unexpected value \"%s\"",
 				     PQgetvalue(r->res, i, SEQ_RAW_QNAME),
 				     PQgetvalue(r->res, i, SEQ_RAW_LAST));
@@ -950,7 +959,7 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 			continue;
 		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_LIST_INCREMENT), &inc)) {
 			pq_buf_free(&raw);
-			cutover_fail(co, "XX000",
+			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
 				     "could not read sequence %s: unexpected increment \"%s\"",
 				     qname, PQgetvalue(r->res, i, SEQ_LIST_INCREMENT));
 			return;
@@ -962,7 +971,7 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 		}
 		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_LIST_LAST), &last)) {
 			pq_buf_free(&raw);
-			cutover_fail(co, "XX000",
+			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
 				     "could not read sequence %s: unexpected value \"%s\"", qname,
 				     PQgetvalue(r->res, i, SEQ_LIST_LAST));
 			return;
@@ -977,7 +986,7 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 	pq_put_u8(&raw, 0);
 	if (raw.failed) {
 		pq_buf_free(&raw);
-		cutover_fail(co, "53200", "out of memory");
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
 	phase_query(co, co->from, (const char *)raw.data, seq_raw_cb);
@@ -1072,7 +1081,8 @@ static void flip_done(void *arg, bool ok, const char *errmsg)
 				  db);
 			free(db);
 		}
-		cutover_fail(co, "58030", "could not record the new route durably: %s", errmsg);
+		cutover_fail(co, SQLSTATE_IO_ERROR, "could not record the new route durably: %s",
+			     errmsg);
 		return;
 	}
 	co->db->route = co->to;
@@ -1091,14 +1101,14 @@ static void start_flip(struct cutover *co)
 	route_now(&st);
 	snprintf(st.source_lsn, sizeof(st.source_lsn), "%s", co->goal_lsn);
 	if (!route_store_async(rt.base, rt.cfg->state_dir, co->db->name, &st, flip_done, co))
-		cutover_fail(co, "58030", "could not start writing the route file");
+		cutover_fail(co, SQLSTATE_IO_ERROR, "could not start writing the route file");
 }
 
 /* Advance to the next phase once the current one is complete. */
 static void cutover_next(struct cutover *co)
 {
 	if (co->aborting && co->phase < CO_FLIP) {
-		cutover_fail(co, "57014", "aborted by ABORT from the admin console");
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "aborted by ABORT from the admin console");
 		return;
 	}
 	switch (co->phase) {
@@ -1186,7 +1196,8 @@ static void cutover_fail(struct cutover *co, const char *sqlstate, const char *f
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* sqlstate may be co->fail_state itself: copy before overwriting */
-	snprintf(state, sizeof(state), "%s", sqlstate && strlen(sqlstate) == 5 ? sqlstate : "XX000");
+	snprintf(state, sizeof(state), "%s",
+		 sqlstate && strlen(sqlstate) == 5 ? sqlstate : SQLSTATE_INTERNAL_ERROR);
 	memcpy(co->fail_state, state, sizeof(state));
 	snprintf(co->rec.error, sizeof(co->rec.error), "%s failed: %s", phase_names[co->phase], msg);
 	snprintf(co->rec.result, sizeof(co->rec.result), "%s", co->aborting ? "aborted" : "failed");
@@ -1281,7 +1292,7 @@ bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
 	co->aborting = true;
 	/* a drain or lag wait ends now; a running query ends at its callback */
 	if (co->phase == CO_DRAIN || (co->phase == CO_WAIT_LAG && co->pending == 0))
-		cutover_fail(co, "57014", "aborted by ABORT from the admin console");
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "aborted by ABORT from the admin console");
 	return true;
 }
 
@@ -1346,7 +1357,7 @@ void cutover_pause(struct database *db, struct client *requester)
 		list_for_each(n, &rt.databases)
 			pause_one(list_entry(n, struct database, node));
 	if (w == NULL) {
-		admin_reply_error(requester, "53200", "out of memory", NULL);
+		admin_reply_error(requester, SQLSTATE_OUT_OF_MEMORY, "out of memory", NULL);
 		return;
 	}
 	w->requester = requester;
