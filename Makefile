@@ -109,10 +109,10 @@ FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_DEPS_fuzz_pq           := protocol/pq
 FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/auth_crypto proxy/auth/userlist
-FUZZ_DEPS_fuzz_config       := proxy/core/config
+FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
-# pool_parse_conninfo lives in proxy/pool.c, which needs the whole proxy
-FUZZ_DEPS_fuzz_conninfo     := $(LIB_SRC:%.c=%)
+# conninfo_parse checks an sslmode with the TLS module's parser
+FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls
 # -max_len per target: a little above the largest input the code treats specially
 FUZZ_MAXLEN_fuzz_pq           := 12000
 FUZZ_MAXLEN_fuzz_startup_auth := 2048

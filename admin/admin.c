@@ -88,6 +88,8 @@ struct admin_job {
 static struct admin_job *jobs;
 
 static void admin_continue(struct client *c);
+static const struct client_kind admin_kind;
+static void admin_handle_input(struct client *c);
 static void named_clear(struct admin_named *set, int *n);
 
 bool admin_init(char *errbuf, size_t errlen)
@@ -110,32 +112,32 @@ void admin_shutdown(void)
 	cutover_shutdown();
 }
 
-void admin_client_free(struct client *c)
+static void admin_client_free(struct client *c)
 {
 	cutover_forget_client(c);
 	for (struct admin_job *j = jobs; j; j = j->next)
 		if (j->requester == c)
 			j->requester = NULL;
-	if (c->admin) {
-		struct admin_session *a = c->admin;
+	if (c->kind_data) {
+		struct admin_session *a = c->kind_data;
 
 		named_clear(a->stmts, &a->nstmts);
 		named_clear(a->portals, &a->nportals);
 	}
-	free(c->admin);
-	c->admin = NULL;
+	free(c->kind_data);
+	c->kind_data = NULL;
 }
 
 static bool admin_busy(const struct client *c)
 {
-	const struct admin_session *a = c->admin;
+	const struct admin_session *a = c->kind_data;
 
 	return a && a->busy;
 }
 
 static void admin_set_busy(struct client *c, bool busy)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 
 	if (a)
 		a->busy = busy;
@@ -145,8 +147,12 @@ void admin_close_all(void)
 {
 	struct list_node *n, *tmp;
 
-	list_for_each_safe(n, tmp, &rt.admin_clients)
-		client_close(list_entry(n, struct client, node), "shutdown");
+	list_for_each_safe(n, tmp, &rt.kind_clients) {
+		struct client *c = list_entry(n, struct client, node);
+
+		if (c->kind == &admin_kind)
+			client_close(c, "shutdown");
+	}
 }
 
 /* ---- output ---- */
@@ -159,7 +165,7 @@ void admin_close_all(void)
  */
 static bool admin_send(struct client *c, const uint8_t *data, size_t len)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 	size_t off = 0, keep = 0;
 
 	if (a == NULL || !a->ext_exec)
@@ -254,7 +260,7 @@ static void send_ready(struct client *c)
  */
 static void admin_command_end(struct client *c)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 
 	if (a && a->ext_exec)
 		a->ext_exec = false;
@@ -265,7 +271,7 @@ static void admin_command_end(struct client *c)
 /* A command that was answered later: end it and take the next message. */
 static void admin_done(struct client *c)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 
 	admin_set_busy(c, false);
 	if (a && a->in_run)
@@ -457,13 +463,13 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 	vals[3] = cl->addr;
 	vals[4] = since;
 	vals[5] = cl->server ? pid : NULL;
-	vals[6] = cl->is_admin ? "admin" : "client";
+	vals[6] = cl->kind ? "admin" : "client";
 	vals[7] = sock_tls_version(&cl->sock); /* NULL: plaintext */
 	/* named prepared statements it holds (protocol and SQL level), and whether it could move */
 	snprintf(nstmts, sizeof(nstmts), "%u",
 		 (unsigned)(cl->sess.stmts.tab.count + session_st(&cl->sess)->sql_stmts.count));
 	vals[8] = nstmts;
-	vals[9] = cl->is_admin ? "no" : client_movable(cl);
+	vals[9] = cl->kind ? "no" : client_movable(cl);
 	rs_row(rs, vals);
 }
 
@@ -495,7 +501,7 @@ static void show_clients(struct client *c)
 					client_row(&rs, list_entry(m, struct client, node));
 		}
 	}
-	list_for_each(m, &rt.admin_clients)
+	list_for_each(m, &rt.kind_clients)
 		client_row(&rs, list_entry(m, struct client, node));
 	rs_send(c, &rs);
 }
@@ -1345,7 +1351,7 @@ static bool command_columns(enum admin_cmd_kind kind, int *ncols, const char *co
 static void ext_fail(struct client *c, const char *sqlstate, const char *msg, const char *hint)
 {
 	send_error(c, sqlstate, msg, hint);
-	((struct admin_session *)c->admin)->ext_skip = true;
+	((struct admin_session *)c->kind_data)->ext_skip = true;
 }
 
 static void ext_bad_message(struct client *c, uint8_t type)
@@ -1359,7 +1365,7 @@ static void ext_bad_message(struct client *c, uint8_t type)
 /* Parse: name, query, parameter types. */
 static void ext_parse(struct client *c, const uint8_t *body, size_t len)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 	struct pq_cursor cur;
 	const char *name, *query;
 	uint16_t ntypes;
@@ -1397,7 +1403,7 @@ static void ext_parse(struct client *c, const uint8_t *body, size_t len)
 /* Bind: portal, statement, parameter formats, parameters, result formats. */
 static void ext_bind(struct client *c, const uint8_t *body, size_t len)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 	struct pq_cursor cur;
 	const char *portal, *stmt;
 	uint16_t nfmt, nparams, nres;
@@ -1453,7 +1459,7 @@ static void ext_bind(struct client *c, const uint8_t *body, size_t len)
 /* Describe: 'S' statement (ParameterDescription, then columns) or 'P' portal (columns). */
 static void ext_describe(struct client *c, const uint8_t *body, size_t len)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 	struct pq_cursor cur;
 	uint8_t what;
 	const char *name;
@@ -1509,7 +1515,7 @@ static void ext_describe(struct client *c, const uint8_t *body, size_t len)
 /* Execute: portal, row limit (the console's results are small: always sent whole). */
 static void ext_execute(struct client *c, const uint8_t *body, size_t len)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 	struct pq_cursor cur;
 	const char *portal;
 	char q[ADMIN_QUERY_MAX];
@@ -1533,8 +1539,8 @@ static void ext_execute(struct client *c, const uint8_t *body, size_t len)
 	a->ext_exec = true;
 	a->in_run = true;
 	admin_run(c, q, strlen(q));
-	if (c->admin) {
-		((struct admin_session *)c->admin)->in_run = false;
+	if (c->kind_data) {
+		((struct admin_session *)c->kind_data)->in_run = false;
 		if (c->state == CL_ACTIVE && !admin_busy(c))
 			admin_command_end(c);
 	}
@@ -1543,7 +1549,7 @@ static void ext_execute(struct client *c, const uint8_t *body, size_t len)
 /* Close: 'S' statement or 'P' portal; closing one that does not exist is no error. */
 static void ext_close(struct client *c, const uint8_t *body, size_t len)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 	struct pq_cursor cur;
 	uint8_t what;
 	const char *name;
@@ -1566,7 +1572,7 @@ static void ext_close(struct client *c, const uint8_t *body, size_t len)
 /* Sync: the end of the (implicit) transaction: portals go, errors are forgotten. */
 static void ext_sync(struct client *c)
 {
-	struct admin_session *a = c->admin;
+	struct admin_session *a = c->kind_data;
 
 	a->ext_skip = false;
 	named_clear(a->portals, &a->nportals);
@@ -1603,12 +1609,12 @@ static void ext_message(struct client *c, uint8_t type, const uint8_t *body, siz
 	}
 }
 
-void admin_handle_input(struct client *c)
+static void admin_handle_input(struct client *c)
 {
 	struct evbuffer *in = sock_in(&c->sock);
 
 	while (c->state == CL_ACTIVE && !admin_busy(c)) {
-		struct admin_session *a = c->admin;
+		struct admin_session *a = c->kind_data;
 		uint8_t hdr[PQ_HEADER_SIZE], type;
 		uint32_t len;
 		const uint8_t *msg;
@@ -1652,14 +1658,14 @@ void admin_handle_input(struct client *c)
 		}
 		a->in_run = true;
 		admin_run(c, (const char *)body, strlen((const char *)body));
-		if (c->admin)
-			((struct admin_session *)c->admin)->in_run = false;
+		if (c->kind_data)
+			((struct admin_session *)c->kind_data)->in_run = false;
 		if (c->state == CL_ACTIVE && !admin_busy(c))
 			send_ready(c);
 	}
 }
 
-void admin_client_start(struct client *c)
+static void admin_client_start(struct client *c)
 {
 	static const char *const params[][2] = {
 		{"server_version", "15.0 (pgcutover " PGCUTOVER_VERSION ")"},
@@ -1690,8 +1696,8 @@ void admin_client_start(struct client *c)
 		return;
 	}
 	pq_buf_free(&b);
-	c->admin = calloc(1, sizeof(struct admin_session));
-	if (c->admin == NULL) {
+	c->kind_data = calloc(1, sizeof(struct admin_session));
+	if (c->kind_data == NULL) {
 		client_close(c, "out of memory");
 		return;
 	}
@@ -1699,4 +1705,17 @@ void admin_client_start(struct client *c)
 	log_info("admin %s: %s logged in to the admin console", c->addr, c->user);
 	if (sock_in_len(&c->sock) > 0)
 		admin_handle_input(c);
+}
+
+static const struct client_kind admin_kind = {
+	.name = "admin console",
+	.always_password = true,
+	.logged_in = admin_client_start,
+	.input = admin_handle_input,
+	.freed = admin_client_free,
+};
+
+const struct client_kind *admin_client_kind(void)
+{
+	return &admin_kind;
 }

@@ -13,12 +13,12 @@ struct client;
 bool admin_init(char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 void admin_shutdown(void);
 
-/* Authentication passed on the admin port: check admin_users, send the welcome. */
-void admin_client_start(struct client *c);
-/* Queries from an admin client. */
-void admin_handle_input(struct client *c);
-/* Release what an admin session holds (called when the client is freed). */
-void admin_client_free(struct client *c);
+/*
+ * The kind of client the admin port accepts (proxy/ports.c): once the
+ * password is checked it verifies admin_users, sends its own welcome and
+ * answers commands.
+ */
+const struct client_kind *admin_client_kind(void);
 struct switch_record;
 
 /* Answers to commands that complete later (each ends with ReadyForQuery). */

@@ -29,7 +29,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "admin/admin.h"
 #include "protocol/pq.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
@@ -96,7 +95,7 @@ static struct list_node *client_state_list(struct client *c, enum client_state s
 	case CL_IDLE:
 		return &c->pool->idle_clients;
 	case CL_ACTIVE:
-		return c->is_admin ? &rt.admin_clients : &c->pool->active_clients;
+		return c->kind ? &rt.kind_clients : &c->pool->active_clients;
 	case CL_CLOSING:
 		return &rt.closing_clients;
 	case CL_FREE:
@@ -112,7 +111,7 @@ static bool client_transition_ok(enum client_state from, enum client_state to)
 		return from != CL_FREE;
 	switch (from) {
 	case CL_LOGIN:
-		/* CL_IDLE: welcomed from the pool's cache; CL_ACTIVE: admin console */
+		/* CL_IDLE: welcomed from the pool's cache; CL_ACTIVE: a client_kind's */
 		return to == CL_WAIT_LOGIN || to == CL_IDLE || to == CL_ACTIVE;
 	case CL_WAIT_LOGIN:
 		return to == CL_ACTIVE;
@@ -212,7 +211,7 @@ static void format_addr(const struct sockaddr *sa, char *buf, size_t len)
 	}
 }
 
-static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
+void client_accept(const struct client_kind *kind, int fd, const struct sockaddr *sa)
 {
 	struct client *c;
 	struct timeval tv;
@@ -227,7 +226,7 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 	list_init(&c->node);
 	session_init(&c->sess);
 	format_addr(sa, c->addr, sizeof(c->addr));
-	c->is_admin = is_admin;
+	c->kind = kind;
 	c->is_unix = sa->sa_family == AF_UNIX;
 	c->connect_time_us = rt_now_us();
 	c->last_input_us = c->connect_time_us;
@@ -257,19 +256,8 @@ static void client_create(int fd, const struct sockaddr *sa, bool is_admin)
 	tv.tv_sec = rt.cfg->client_login_timeout_ms / 1000;
 	tv.tv_usec = (rt.cfg->client_login_timeout_ms % 1000) * 1000;
 	evtimer_add(c->timer, &tv);
-	log_debug("client %s: connected%s", c->addr, is_admin ? " to the admin console" : "");
-}
-
-void client_accept(int fd, const struct sockaddr *sa, int salen)
-{
-	(void)salen;
-	client_create(fd, sa, false);
-}
-
-void client_accept_admin(int fd, const struct sockaddr *sa, int salen)
-{
-	(void)salen;
-	client_create(fd, sa, true);
+	log_debug("client %s: connected%s%s", c->addr, kind ? " to the " : "",
+		  kind ? kind->name : "");
 }
 
 /*
@@ -347,7 +335,8 @@ void client_reap_all(void)
 		free(c->user);
 		free(c->dbname);
 		session_free(&c->sess);
-		admin_client_free(c);
+		if (c->kind && c->kind->freed)
+			c->kind->freed(c);
 		rt.nclients--;
 		free(c);
 	}
@@ -445,8 +434,8 @@ static void client_read_cb(struct sock *sk, void *arg)
 		client_handle_login(c);
 		break;
 	case CL_ACTIVE:
-		if (c->is_admin)
-			admin_handle_input(c);
+		if (c->kind)
+			c->kind->input(c);
 		else
 			client_forward(c);
 		break;
@@ -664,7 +653,7 @@ static bool client_admit(struct client *c)
 				  rt.cfg->max_client_conn);
 		return false;
 	}
-	if (c->is_admin)
+	if (c->kind)
 		return true;
 	c->db = pool_find_db(c->dbname);
 	if (c->db == NULL) {
@@ -749,7 +738,7 @@ static void client_handle_startup(struct client *c)
 		    rt.cfg->client_tls_sslmode >= SSLMODE_REQUIRE) {
 			client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 					  "TLS is required: client_tls_sslmode is %s, so plaintext connections are refused",
-					  config_sslmode_name(rt.cfg->client_tls_sslmode));
+					  tls_sslmode_name(rt.cfg->client_tls_sslmode));
 			return;
 		}
 		if (!client_admit(c))
@@ -847,7 +836,7 @@ static bool client_check_certificate(struct client *c)
 	if (!sock_is_tls(&c->sock) || !sock_tls_peer_verified(&c->sock)) {
 		client_disconnect(c, SQLSTATE_INVALID_AUTHORIZATION,
 				  "connection requires a valid client certificate (client_tls_sslmode is %s)",
-				  config_sslmode_name(mode));
+				  tls_sslmode_name(mode));
 		return false;
 	}
 	if (mode == SSLMODE_VERIFY_FULL) {
@@ -874,7 +863,7 @@ static void client_start_auth(struct client *c)
 
 	if (!client_check_certificate(c))
 		return;
-	if (type == AUTH_TRUST && c->is_admin) {
+	if (type == AUTH_TRUST && c->kind && c->kind->always_password) {
 		/*
 		 * The admin console (TCP only) always checks a password from
 		 * auth_file, whatever auth_type says: SCRAM, or md5 for an md5 secret.
@@ -1042,10 +1031,10 @@ static void client_authenticated(struct client *c)
 	if (c->login && c->login->scram_active) {
 		key = auth_scram_server_client_key(&c->login->scram);
 	}
-	if (c->is_admin) {
+	if (c->kind) {
 		client_drop_timer(c);
 		client_free_login(c);
-		admin_client_start(c);
+		c->kind->logged_in(c);
 		return;
 	}
 	c->pool = pool_get(c->db, c->user);

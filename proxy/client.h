@@ -21,6 +21,7 @@
 #include "proxy/io/sock.h"
 
 struct event;
+struct client;
 struct pool;
 struct server;
 struct database;
@@ -60,6 +61,27 @@ enum client_auth_step {
 	AUTH_STEP_SCRAM_FIRST, /* sent AuthenticationSASL */
 	AUTH_STEP_SCRAM_FINAL, /* sent AuthenticationSASLContinue */
 	AUTH_STEP_DONE,
+};
+
+/*
+ * A kind of client that is not an application's: a higher layer (the admin
+ * console, admin/) registers one and gets the connections of the listener
+ * it was given to (proxy/ports.c).  proxy/ handles their TLS, startup packet
+ * and password like any client's, then hands them over; it knows nothing
+ * else about them.
+ */
+struct client_kind {
+	const char *name;     /* for logs: "admin console" */
+	bool always_password; /* asks for a password even with auth_type = trust */
+	/*
+	 * Authenticated: the kind takes over (checks who may use it, sends the
+	 * welcome, sets CL_ACTIVE, where the client sits on rt.kind_clients).
+	 */
+	void (*logged_in)(struct client *c);
+	/* Bytes arrived while CL_ACTIVE. */
+	void (*input)(struct client *c);
+	/* About to be freed: release what c->kind_data holds. */
+	void (*freed)(struct client *c);
 };
 
 /* What only a SCRAM login needs: allocated for it, freed when it is over. */
@@ -115,11 +137,11 @@ struct client {
 	 * it forward while pgcutover itself is not reading (backpressure).
 	 */
 	uint64_t last_input_us;
-	bool read_paused;      /* reading stopped because the server's output is full */
-	bool is_admin;         /* came in on the admin listener */
+	bool read_paused;               /* reading stopped because the server's output is full */
+	const struct client_kind *kind; /* NULL for an application's client */
 	bool is_unix;          /* came in on the unix socket: TLS is neither offered nor required */
 	bool held;             /* has a new transaction waiting while its database is paused */
-	void *admin;           /* admin console session state (admin.c), NULL otherwise */
+	void *kind_data;       /* what its kind keeps for it (NULL for an application's) */
 	enum client_move move; /* outcome of the last session state check */
 	enum client_stop stop; /* why forwarding stopped before the current message */
 	struct session sess;   /* what its server-side session holds (see session.h) */
@@ -127,9 +149,11 @@ struct client {
 	void *move_arg;
 };
 
-/* Accept a new client socket (listener callbacks: the proxy port, the admin port). */
-void client_accept(int fd, const struct sockaddr *sa, int salen);
-void client_accept_admin(int fd, const struct sockaddr *sa, int salen);
+/*
+ * Accept a new client socket (a listener's hook): kind is NULL for an
+ * application's client, else the kind registered for that listener.
+ */
+void client_accept(const struct client_kind *kind, int fd, const struct sockaddr *sa);
 
 const char *client_state_name(enum client_state st);
 

@@ -336,5 +336,5 @@ static void janitor_cb(evutil_socket_t fd, short what, void *arg)
 			sweep_idle_servers(pool, now);
 		}
 	}
-	sweep_list(&rt.admin_clients, SWEEP_OTHER, now);
+	sweep_list(&rt.kind_clients, SWEEP_OTHER, now);
 }

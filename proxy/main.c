@@ -18,9 +18,9 @@
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/janitor.h"
-#include "proxy/io/listener.h"
 #include "proxy/core/log.h"
 #include "proxy/pool.h"
+#include "proxy/ports.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/io/sock.h"
@@ -193,7 +193,7 @@ int main(int argc, char **argv)
 	list_init(&rt.databases);
 	list_init(&rt.login_clients);
 	list_init(&rt.closing_clients);
-	list_init(&rt.admin_clients);
+	list_init(&rt.kind_clients);
 
 	rt.base = event_base_new();
 	if (rt.base == NULL) {
@@ -216,7 +216,8 @@ int main(int argc, char **argv)
 	}
 
 	if (!pool_apply_config(err, sizeof(err)) || !admin_init(err, sizeof(err)) ||
-	    !listener_start(err, sizeof(err)) || !metrics_start(err, sizeof(err))) {
+	    !ports_start(admin_client_kind(), err, sizeof(err)) ||
+	    !metrics_start(err, sizeof(err))) {
 		log_fatal("%s", err);
 		rc = EXIT_FAILURE;
 		goto out;
@@ -235,7 +236,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 out:
-	listener_stop();
+	ports_stop();
 	metrics_stop();
 	free_everything();
 	admin_shutdown();

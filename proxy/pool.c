@@ -19,137 +19,17 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "proxy/client.h"
 #include "proxy/core/config.h"
+#include "proxy/core/conninfo.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
-
-/* ---- conninfo ---- */
-
-void pool_free_addr(struct backend_addr *a)
-{
-	free(a->host);
-	free(a->dbname);
-	free(a->user);
-	free(a->password);
-	free(a->sslmode);
-	memset(a, 0, sizeof(*a));
-}
-
-/* strdup of an optional string: NULL stays NULL; false when out of memory. */
-static bool dup_opt(char **dst, const char *src)
-{
-	*dst = src ? strdup(src) : NULL;
-	return src == NULL || *dst != NULL;
-}
-
-bool pool_copy_addr(struct backend_addr *dst, const struct backend_addr *src)
-{
-	memset(dst, 0, sizeof(*dst));
-	dst->port = src->port;
-	if (dup_opt(&dst->host, src->host) && dup_opt(&dst->dbname, src->dbname) &&
-	    dup_opt(&dst->user, src->user) && dup_opt(&dst->password, src->password) &&
-	    dup_opt(&dst->sslmode, src->sslmode))
-		return true;
-	pool_free_addr(dst);
-	return false;
-}
-
-static bool str_eq(const char *a, const char *b)
-{
-	return a == b || (a && b && strcmp(a, b) == 0);
-}
-
-/* Whether two addresses reach the same backend as the same login. */
-static bool addr_equal(const struct backend_addr *a, const struct backend_addr *b)
-{
-	return a->port == b->port && str_eq(a->host, b->host) && str_eq(a->dbname, b->dbname) &&
-	       str_eq(a->user, b->user) && str_eq(a->password, b->password) &&
-	       str_eq(a->sslmode, b->sslmode);
-}
-
-static char *dup_nonempty(const char *s)
-{
-	return s && s[0] ? strdup(s) : NULL;
-}
-
-bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf, size_t errlen)
-{
-	PQconninfoOption *opts, *o;
-	char *err = NULL;
-	const char *host = NULL, *hostaddr = NULL, *port = NULL;
-	bool ok = true;
-
-	memset(out, 0, sizeof(*out));
-	/* PQconninfoParse only parses: it does no I/O and no lookup */
-	opts = PQconninfoParse(conninfo, &err);
-	if (opts == NULL) {
-		snprintf(errbuf, errlen, "invalid connection string \"%s\": %s", conninfo,
-			 err ? err : "out of memory");
-		PQfreemem(err);
-		return false;
-	}
-	for (o = opts; o->keyword; o++) {
-		if (o->val == NULL || o->val[0] == '\0')
-			continue;
-		if (strcmp(o->keyword, "host") == 0)
-			host = o->val;
-		else if (strcmp(o->keyword, "hostaddr") == 0)
-			hostaddr = o->val;
-		else if (strcmp(o->keyword, "port") == 0)
-			port = o->val;
-		else if (strcmp(o->keyword, "dbname") == 0)
-			out->dbname = strdup(o->val);
-		else if (strcmp(o->keyword, "user") == 0)
-			out->user = strdup(o->val);
-		else if (strcmp(o->keyword, "password") == 0)
-			out->password = strdup(o->val);
-		else if (strcmp(o->keyword, "sslmode") == 0)
-			out->sslmode = strdup(o->val);
-	}
-	/* hostaddr wins for the connection, as in libpq */
-	out->host = dup_nonempty(hostaddr ? hostaddr : host);
-	if (out->host == NULL)
-		out->host = strdup("/var/run/postgresql");
-	if (strchr(out->host, ',')) {
-		snprintf(errbuf, errlen,
-			 "connection string \"%s\": several hosts are not supported", conninfo);
-		ok = false;
-	}
-	out->port = 5432;
-	if (port) {
-		char *end;
-		long p = strtol(port, &end, 10);
-
-		if (*end != '\0' || p < 1 || p > 65535) {
-			snprintf(errbuf, errlen, "connection string \"%s\": invalid port \"%s\"",
-				 conninfo, port);
-			ok = false;
-		}
-		out->port = (int)p;
-	}
-	if (out->sslmode) {
-		enum tls_sslmode m;
-
-		if (!config_parse_sslmode(out->sslmode, &m)) {
-			snprintf(errbuf, errlen,
-				 "connection string \"%s\": invalid sslmode \"%s\" (expected disable, allow, prefer, require, verify-ca or verify-full)",
-				 conninfo, out->sslmode);
-			ok = false;
-		}
-	}
-	PQconninfoFree(opts);
-	if (!ok)
-		pool_free_addr(out);
-	return ok;
-}
 
 /* ---- databases ---- */
 
@@ -248,8 +128,8 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 					sizeof(e))) {
 				snprintf(errbuf, errlen, "%s", e);
 				for (size_t j = 0; j < i; j++) {
-					pool_free_addr(&addrs[j][SIDE_SOURCE]);
-					pool_free_addr(&addrs[j][SIDE_TARGET]);
+					conninfo_free_addr(&addrs[j][SIDE_SOURCE]);
+					conninfo_free_addr(&addrs[j][SIDE_TARGET]);
 				}
 				free(addrs);
 				free(routes);
@@ -263,13 +143,13 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 					 st.switched_at[0] ? st.switched_at : "an unknown time");
 			}
 		}
-		if (!pool_parse_conninfo(cfg->dbs[i].source, &addrs[i][SIDE_SOURCE], e, sizeof(e)) ||
-		    !pool_parse_conninfo(cfg->dbs[i].target, &addrs[i][SIDE_TARGET], e, sizeof(e))) {
+		if (!conninfo_parse(cfg->dbs[i].source, &addrs[i][SIDE_SOURCE], e, sizeof(e)) ||
+		    !conninfo_parse(cfg->dbs[i].target, &addrs[i][SIDE_TARGET], e, sizeof(e))) {
 			snprintf(errbuf, errlen, "database \"%s\": %s", cfg->dbs[i].name, e);
 			free(routes);
 			for (size_t j = 0; j <= i; j++) {
-				pool_free_addr(&addrs[j][SIDE_SOURCE]);
-				pool_free_addr(&addrs[j][SIDE_TARGET]);
+				conninfo_free_addr(&addrs[j][SIDE_SOURCE]);
+				conninfo_free_addr(&addrs[j][SIDE_TARGET]);
 			}
 			free(addrs);
 			return false;
@@ -292,8 +172,8 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 			if (db == NULL || (db->name = strdup(dc->name)) == NULL) {
 				free(db);
 				snprintf(errbuf, errlen, "out of memory");
-				pool_free_addr(&addrs[i][SIDE_SOURCE]);
-				pool_free_addr(&addrs[i][SIDE_TARGET]);
+				conninfo_free_addr(&addrs[i][SIDE_SOURCE]);
+				conninfo_free_addr(&addrs[i][SIDE_TARGET]);
 				continue;
 			}
 			list_init(&db->pools);
@@ -301,9 +181,9 @@ bool pool_apply_config(char *errbuf, size_t errlen)
 			list_append(&rt.databases, &db->node);
 		} else {
 			for (int side = 0; side < 2; side++) {
-				if (!addr_equal(&db->addr[side], &addrs[i][side]))
+				if (!conninfo_addr_equal(&db->addr[side], &addrs[i][side]))
 					changed[side] = true;
-				pool_free_addr(&db->addr[side]);
+				conninfo_free_addr(&db->addr[side]);
 			}
 		}
 		db->addr[SIDE_SOURCE] = addrs[i][SIDE_SOURCE];
@@ -848,8 +728,8 @@ void pool_free_all(void)
 			free(pool);
 		}
 		list_remove(&db->node);
-		pool_free_addr(&db->addr[SIDE_SOURCE]);
-		pool_free_addr(&db->addr[SIDE_TARGET]);
+		conninfo_free_addr(&db->addr[SIDE_SOURCE]);
+		conninfo_free_addr(&db->addr[SIDE_TARGET]);
 		free(db->name);
 		free(db);
 	}

@@ -13,7 +13,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "proxy/core/conninfo.h"
 #include "proxy/core/list.h"
+#include "proxy/core/route.h"
 #include "proxy/core/params.h"
 
 /* Welcome messages remembered per pool (distinct startup parameter sets). */
@@ -24,21 +26,6 @@ struct server;
 struct db_config;
 struct cutover;
 struct event;
-
-enum route_side {
-	SIDE_SOURCE = 0,
-	SIDE_TARGET = 1,
-};
-
-/* Where one side of a database is, parsed from its libpq-style conninfo. */
-struct backend_addr {
-	char *host; /* host name, IP address, or unix socket directory (starts with '/') */
-	int port;
-	char *dbname;   /* database name on that server */
-	char *user;     /* optional: log in as this user instead of the client's */
-	char *password; /* optional: with this password */
-	char *sslmode; /* optional: overrides server_tls_sslmode for this side (checked by the parser) */
-};
 
 /* Result classes of the switch counters: a bounded label set for the metrics. */
 enum switch_class {
@@ -144,13 +131,6 @@ struct pool {
 
 /* Create the databases of rt.cfg, or refresh them after a reload. */
 bool pool_apply_config(char *errbuf, size_t errlen) __attribute__((warn_unused_result));
-/* Parse a conninfo string; false with a message in errbuf. */
-bool pool_parse_conninfo(const char *conninfo, struct backend_addr *out, char *errbuf,
-			 size_t errlen) __attribute__((warn_unused_result));
-void pool_free_addr(struct backend_addr *a);
-/* A deep copy (a server keeps the address it connected to); false when out of memory. */
-bool pool_copy_addr(struct backend_addr *dst, const struct backend_addr *src)
-	__attribute__((warn_unused_result));
 
 struct database *pool_find_db(const char *name);
 /* The pool of (db, user), created on first use; NULL when out of memory. */

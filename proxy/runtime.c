@@ -12,9 +12,9 @@
 
 #include "proxy/core/config.h"
 #include "proxy/janitor.h"
-#include "proxy/io/listener.h"
 #include "proxy/core/log.h"
 #include "proxy/pool.h"
+#include "proxy/ports.h"
 #include "proxy/io/tls.h"
 #include "proxy/auth/userlist.h"
 
@@ -62,8 +62,8 @@ struct config *rt_load_config(const char *path, struct userlist **users, struct 
 
 				if (sides[k] == NULL) /* missing: reported by config_load */
 					continue;
-				if (pool_parse_conninfo(sides[k], &a, e, sizeof(e))) {
-					pool_free_addr(&a);
+				if (conninfo_parse(sides[k], &a, e, sizeof(e))) {
+					conninfo_free_addr(&a);
 					continue;
 				}
 				if (!config_errors_add(&errs, cfg->path, lines[k],
@@ -84,8 +84,24 @@ struct config *rt_load_config(const char *path, struct userlist **users, struct 
 		/* certificates and keys are read now: a bad one is a config error */
 		if (errs.count == 0 && !oom) {
 			char e[512];
+			struct tls_settings client = {
+				.sslmode = cfg->client_tls_sslmode,
+				.cert_file = cfg->client_tls_cert_file,
+				.key_file = cfg->client_tls_key_file,
+				.ca_file = cfg->client_tls_ca_file,
+				.protocols = cfg->client_tls_protocols,
+				.ciphers = cfg->client_tls_ciphers,
+			};
+			struct tls_settings server = {
+				.sslmode = cfg->server_tls_sslmode,
+				.cert_file = cfg->server_tls_cert_file,
+				.key_file = cfg->server_tls_key_file,
+				.ca_file = cfg->server_tls_ca_file,
+				.protocols = cfg->server_tls_protocols,
+				.ciphers = cfg->server_tls_ciphers,
+			};
 
-			*tls = tls_contexts_build(cfg, e, sizeof(e));
+			*tls = tls_contexts_build(&client, &server, e, sizeof(e));
 			if (*tls == NULL && !config_errors_add(&errs, cfg->path, 0, "%s", e))
 				oom = true;
 		}
@@ -165,7 +181,7 @@ void rt_begin_shutdown(void)
 	if (rt.shutting_down)
 		return;
 	rt.shutting_down = true;
-	listener_stop();
+	ports_stop();
 	/* idle servers are not needed any more */
 	log_debug("closing listeners");
 	log_info("shutting down: waiting up to %lld ms for %d clients to finish",

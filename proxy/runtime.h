@@ -28,7 +28,7 @@ struct runtime {
 	struct tls_contexts *tls;   /* SSL_CTXs built from cfg (certificates re-read on reload) */
 	struct list_node databases; /* struct database, one per [database] section */
 	struct list_node login_clients;   /* clients still in startup or authentication */
-	struct list_node admin_clients;   /* logged-in admin console sessions */
+	struct list_node kind_clients;    /* logged-in clients of a client_kind (admin console) */
 	struct list_node closing_clients; /* clients flushing a final error before close */
 	struct event *shutdown_timer;     /* shutdown_timeout after SIGTERM */
 	struct event *reaper; /* fires after the current callbacks: frees closed connections */

@@ -165,13 +165,13 @@ struct server *server_launch(struct pool *pool, struct params_snap *startup)
 	a = &s->addr;
 	s->startup = params_snap_ref(startup);
 	s->timer = evtimer_new(rt.base, server_timer_cb, s);
-	if (s->timer == NULL || !pool_copy_addr(&s->addr, &db->addr[s->side]) ||
+	if (s->timer == NULL || !conninfo_copy_addr(&s->addr, &db->addr[s->side]) ||
 	    !sock_init(&s->sock, -1, limit, server_read_cb, server_write_cb, server_event_cb, s)) {
 		sock_free(&s->sock);
 		if (s->timer)
 			event_free(s->timer);
 		params_snap_put(s->startup);
-		pool_free_addr(&s->addr);
+		conninfo_free_addr(&s->addr);
 		free(s);
 		return NULL;
 	}
@@ -274,7 +274,7 @@ void server_reap_all(void)
 		params_snap_put(s->reported_snap);
 		ps_queue_free(&s->psq);
 		ps_cache_free(&s->psc);
-		pool_free_addr(&s->addr);
+		conninfo_free_addr(&s->addr);
 		free(s->internal_rows);
 		free(s->internal_error);
 		free(s->answer);
@@ -502,7 +502,7 @@ static enum tls_sslmode side_sslmode(const struct backend_addr *a, const char **
 	*name = "server_tls_sslmode";
 	if (a->host[0] == '/')
 		return SSLMODE_DISABLE;
-	if (a->sslmode && config_parse_sslmode(a->sslmode, &m)) {
+	if (a->sslmode && tls_parse_sslmode(a->sslmode, &m)) {
 		*name = "the database's sslmode";
 		return m == SSLMODE_ALLOW ? SSLMODE_PREFER : m;
 	}
@@ -574,11 +574,11 @@ static void server_handle_tls_answer(struct server *s)
 		server_login_failed(s, SQLSTATE_CONNECTION_FAILURE,
 				    "the %s of database \"%s\" (%s:%d) does not support TLS but %s is %s",
 				    side, s->pool->db->name, a->host, a->port, who,
-				    config_sslmode_name(mode));
+				    tls_sslmode_name(mode));
 		return;
 	}
 	log_debug("server %s: server refused TLS, going on in plaintext (%s is %s)", s->label, who,
-		  config_sslmode_name(mode));
+		  tls_sslmode_name(mode));
 	server_send_startup(s);
 }
 

@@ -199,10 +199,10 @@ static char *control_conninfo(const struct database *db, enum route_side side)
 	ci = control_conninfo_with_user(base, user, secret);
 	if (ci == NULL)
 		return NULL;
-	if (db->addr[side].sslmode && !config_parse_sslmode(db->addr[side].sslmode, &mode))
+	if (db->addr[side].sslmode && !tls_parse_sslmode(db->addr[side].sslmode, &mode))
 		mode = cfg->server_tls_sslmode;
 	defaults[n++] = "sslmode";
-	defaults[n++] = config_sslmode_name(cfg->server_tls_sslmode);
+	defaults[n++] = tls_sslmode_name(cfg->server_tls_sslmode);
 	if (mode >= SSLMODE_VERIFY_CA && cfg->server_tls_ca_file[0]) {
 		defaults[n++] = "sslrootcert";
 		defaults[n++] = cfg->server_tls_ca_file;

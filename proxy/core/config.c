@@ -207,83 +207,6 @@ const char *config_lag_method_name(enum lag_method m)
 	return "unknown";
 }
 
-const char *config_sslmode_name(enum tls_sslmode m)
-{
-	switch (m) {
-	case SSLMODE_DISABLE:
-		return "disable";
-	case SSLMODE_ALLOW:
-		return "allow";
-	case SSLMODE_PREFER:
-		return "prefer";
-	case SSLMODE_REQUIRE:
-		return "require";
-	case SSLMODE_VERIFY_CA:
-		return "verify-ca";
-	case SSLMODE_VERIFY_FULL:
-		return "verify-full";
-	}
-	return "unknown";
-}
-
-bool config_parse_sslmode(const char *s, enum tls_sslmode *out)
-{
-	for (int m = SSLMODE_DISABLE; m <= SSLMODE_VERIFY_FULL; m++) {
-		if (strcasecmp(s, config_sslmode_name((enum tls_sslmode)m)) == 0) {
-			*out = (enum tls_sslmode)m;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* The protocol words and what each stands for. */
-static const struct {
-	const char *name;
-	unsigned mask;
-} tls_protocol_words[] = {
-	{"secure", CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
-	{"default", CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
-	{"all", CONFIG_TLS_V1_0 | CONFIG_TLS_V1_1 | CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
-	{"legacy", CONFIG_TLS_V1_0 | CONFIG_TLS_V1_1 | CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3},
-	{"tlsv1", CONFIG_TLS_V1_0},
-	{"tlsv1.0", CONFIG_TLS_V1_0},
-	{"tlsv1.1", CONFIG_TLS_V1_1},
-	{"tlsv1.2", CONFIG_TLS_V1_2},
-	{"tlsv1.3", CONFIG_TLS_V1_3},
-};
-
-bool config_parse_tls_protocols(const char *s, unsigned *mask)
-{
-	unsigned m = 0;
-
-	for (;;) {
-		const char *comma = strchr(s, ',');
-		size_t len = comma ? (size_t)(comma - s) : strlen(s);
-		size_t i, n = sizeof(tls_protocol_words) / sizeof(tls_protocol_words[0]);
-
-		while (len > 0 && isspace((unsigned char)*s)) {
-			s++;
-			len--;
-		}
-		while (len > 0 && isspace((unsigned char)s[len - 1]))
-			len--;
-		for (i = 0; i < n; i++) {
-			if (strlen(tls_protocol_words[i].name) == len &&
-			    strncasecmp(s, tls_protocol_words[i].name, len) == 0)
-				break;
-		}
-		if (i == n)
-			return false;
-		m |= tls_protocol_words[i].mask;
-		if (comma == NULL)
-			break;
-		s = comma + 1;
-	}
-	*mask = m;
-	return m != 0;
-}
-
 /* ---------------------------------------------------------------------- */
 /* The keys                                                               */
 /* ---------------------------------------------------------------------- */
@@ -1156,7 +1079,7 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 	case KT_SSLMODE: {
 		enum tls_sslmode m;
 
-		if (!config_parse_sslmode(value, &m) || (k->min > 0 && m == SSLMODE_ALLOW)) {
+		if (!tls_parse_sslmode(value, &m) || (k->min > 0 && m == SSLMODE_ALLOW)) {
 			bad_value(ld, k, value,
 				  k->min > 0
 					  ? "expected disable, prefer, require, verify-ca or verify-full"
@@ -1170,7 +1093,7 @@ static bool set_value(struct loader *ld, const struct config_key *k, const char 
 		unsigned mask;
 		char buf[64] = "";
 
-		if (!config_parse_tls_protocols(value, &mask)) {
+		if (!tls_parse_protocols(value, &mask)) {
 			bad_value(ld, k, value,
 				  "expected secure, all, or a comma list of tlsv1.0, tlsv1.1, tlsv1.2, tlsv1.3");
 			return false;
@@ -1411,11 +1334,11 @@ static void check_tls(struct loader *ld)
 	    (!is_set(cfg->client_tls_cert_file) || !is_set(cfg->client_tls_key_file)))
 		ld_error(ld, main_line_of(ld, "client_tls_sslmode"),
 			 "client_tls_sslmode %s needs client_tls_cert_file and client_tls_key_file",
-			 config_sslmode_name(cfg->client_tls_sslmode));
+			 tls_sslmode_name(cfg->client_tls_sslmode));
 	if (cfg->client_tls_sslmode >= SSLMODE_VERIFY_CA && !is_set(cfg->client_tls_ca_file))
 		ld_error(ld, main_line_of(ld, "client_tls_sslmode"),
 			 "client_tls_sslmode %s needs client_tls_ca_file to verify client certificates",
-			 config_sslmode_name(cfg->client_tls_sslmode));
+			 tls_sslmode_name(cfg->client_tls_sslmode));
 	if (is_set(cfg->client_tls_cert_file) != is_set(cfg->client_tls_key_file))
 		ld_error(ld,
 			 main_line_of(ld, is_set(cfg->client_tls_cert_file) ? "client_tls_cert_file"
@@ -1796,7 +1719,7 @@ void config_dump(const struct config *cfg,
 			value = config_lag_method_name(*(const enum lag_method *)field);
 			break;
 		case KT_SSLMODE:
-			value = config_sslmode_name(*(const enum tls_sslmode *)field);
+			value = tls_sslmode_name(*(const enum tls_sslmode *)field);
 			break;
 		default:
 			value = *(char *const *)field;

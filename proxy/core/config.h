@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/io/tls.h"
+
 enum pool_mode {
 	POOL_SESSION = 0,
 	POOL_TRANSACTION = 1,
@@ -23,31 +25,6 @@ enum auth_type {
 	AUTH_MD5 = 1,
 	AUTH_SCRAM = 2,
 };
-
-/*
- * TLS modes, PgBouncer's and libpq's names.  Facing clients: disable answers
- * SSLRequest 'N'; allow and prefer accept TLS when the client asks; require
- * refuses plaintext TCP clients; verify-ca also requires a client
- * certificate signed by client_tls_ca_file; verify-full also requires its CN
- * to be the user name.  Facing servers: disable never asks; allow and prefer
- * ask and fall back to plaintext on 'N'; require insists on TLS; verify-ca
- * checks the chain against server_tls_ca_file; verify-full also the host name.
- * The order matters: every mode from REQUIRE on refuses plaintext.
- */
-enum tls_sslmode {
-	SSLMODE_DISABLE = 0,
-	SSLMODE_ALLOW = 1,
-	SSLMODE_PREFER = 2,
-	SSLMODE_REQUIRE = 3,
-	SSLMODE_VERIFY_CA = 4,
-	SSLMODE_VERIFY_FULL = 5,
-};
-
-/* Bits of a TLS protocol set (client_tls_protocols, server_tls_protocols). */
-#define CONFIG_TLS_V1_0 1u
-#define CONFIG_TLS_V1_1 2u
-#define CONFIG_TLS_V1_2 4u
-#define CONFIG_TLS_V1_3 8u
 
 /*
  * Default *_tls_ciphers: OpenSSL's strong suites without anonymous key
@@ -211,17 +188,6 @@ bool config_parse_size(const char *s, int64_t *out_bytes);
 const char *config_pool_mode_name(enum pool_mode m);
 const char *config_auth_type_name(enum auth_type t);
 const char *config_lag_method_name(enum lag_method m);
-const char *config_sslmode_name(enum tls_sslmode m);
-
-/*
- * Parse a TLS protocol list: "secure" (= "default" = tlsv1.2,tlsv1.3), "all"
- * (= "legacy" = tlsv1.0 to tlsv1.3), or a comma list of tlsv1.0 (tlsv1),
- * tlsv1.1, tlsv1.2, tlsv1.3; case-insensitive.  Sets *mask to CONFIG_TLS_*
- * bits; false when a word is unknown or the list is empty.
- */
-bool config_parse_tls_protocols(const char *s, unsigned *mask);
-/* Parse a libpq sslmode name (the conninfo's); false when unknown. */
-bool config_parse_sslmode(const char *s, enum tls_sslmode *out);
 
 /*
  * Calls emit(arg, key, value) once for each [pgcutover] key, in the order of

@@ -21,9 +21,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proxy/pool.h"
-
 struct event_base;
+
+/* The two sides of a database: where its connections go. */
+enum route_side {
+	SIDE_SOURCE = 0,
+	SIDE_TARGET = 1,
+};
 
 /* What one .route file holds. */
 struct route_state {

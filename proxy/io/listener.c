@@ -1,9 +1,9 @@
 /*
- * listener.c - listening sockets, through libevent's evconnlistener.
+ * listener.c - listening sockets, through libevent's evconnlistener (see
+ * listener.h).
  *
  * Addresses are resolved once at start-up, before the loop runs, so no
- * lookup ever blocks it; a reload does not re-bind (a changed listen_addr
- * needs a restart, which the reload logs).
+ * lookup ever blocks it.
  */
 #include "proxy/io/listener.h"
 
@@ -19,40 +19,45 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "proxy/client.h"
-#include "proxy/core/config.h"
-#include "proxy/core/log.h"
-#include "proxy/runtime.h"
-
 #define LISTENER_MAX   32
 #define LISTEN_BACKLOG 1024
 
-static struct evconnlistener *listeners[LISTENER_MAX];
+/* One listening socket and whom it reports to. */
+struct listener {
+	struct evconnlistener *l;
+	const struct listener_hooks *hooks;
+	void *arg;
+};
+
+static struct listener listeners[LISTENER_MAX];
 static int nlisteners;
 static char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
 		      void *arg)
 {
+	struct listener *ls = arg;
+
 	(void)l;
-	if (arg)
-		client_accept_admin(fd, sa, salen);
-	else
-		client_accept(fd, sa, salen);
+	ls->hooks->accept(ls->arg, fd, sa, salen);
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
+	struct listener *ls = arg;
+
 	(void)l;
-	(void)arg;
 	/* EMFILE and friends: keep listening, the next accept may succeed */
-	log_warning("could not accept a connection: %s",
-		    evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+	if (ls->hooks->accept_failed)
+		ls->hooks->accept_failed(ls->arg,
+					 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
-static bool add_listener(const struct sockaddr *sa, socklen_t len, bool admin, const char *what,
+static bool add_listener(struct event_base *base, const struct sockaddr *sa, socklen_t len,
+			 const struct listener_hooks *hooks, void *arg, const char *what,
 			 char *errbuf, size_t errlen)
 {
+	struct listener *ls;
 	struct evconnlistener *l;
 	evutil_socket_t fd;
 	int on = 1;
@@ -76,21 +81,26 @@ static bool add_listener(const struct sockaddr *sa, socklen_t len, bool admin, c
 		close(fd);
 		return false;
 	}
-	l = evconnlistener_new(rt.base, accept_cb, admin ? (void *)1 : NULL,
-			       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, LISTEN_BACKLOG, fd);
+	ls = &listeners[nlisteners];
+	ls->hooks = hooks;
+	ls->arg = arg;
+	l = evconnlistener_new(base, accept_cb, ls, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+			       LISTEN_BACKLOG, fd);
 	if (l == NULL) {
 		snprintf(errbuf, errlen, "could not listen on %s: %s", what, strerror(errno));
 		close(fd);
 		return false;
 	}
 	evconnlistener_set_error_cb(l, accept_error_cb);
-	listeners[nlisteners++] = l;
-	log_info("listening on %s%s", what, admin ? " (admin console)" : "");
+	ls->l = l;
+	nlisteners++;
+	if (hooks->opened)
+		hooks->opened(arg, what);
 	return true;
 }
 
-/* Bind every address of a comma list ("*" = all interfaces) on 'port'. */
-static bool listen_tcp(const char *list, int port, bool admin, char *errbuf, size_t errlen)
+bool listener_tcp(struct event_base *base, const char *list, int port,
+		  const struct listener_hooks *hooks, void *arg, char *errbuf, size_t errlen)
 {
 	char *copy = strdup(list), *save = NULL, *tok;
 	bool ok = true;
@@ -130,7 +140,8 @@ static bool listen_tcp(const char *list, int port, bool admin, char *errbuf, siz
 					 ? (ai->ai_family == AF_INET6 ? "::" : "0.0.0.0")
 					 : tok,
 				 ai->ai_family == AF_INET6 ? "]" : "", port);
-			ok = add_listener(ai->ai_addr, ai->ai_addrlen, admin, what, errbuf, errlen);
+			ok = add_listener(base, ai->ai_addr, ai->ai_addrlen, hooks, arg, what,
+					  errbuf, errlen);
 		}
 		freeaddrinfo(res);
 	}
@@ -138,7 +149,8 @@ static bool listen_tcp(const char *list, int port, bool admin, char *errbuf, siz
 	return ok;
 }
 
-static bool listen_unix(const char *dir, int port, char *errbuf, size_t errlen)
+bool listener_unix(struct event_base *base, const char *dir, int port,
+		   const struct listener_hooks *hooks, void *arg, char *errbuf, size_t errlen)
 {
 	struct sockaddr_un sun;
 
@@ -151,32 +163,18 @@ static bool listen_unix(const char *dir, int port, char *errbuf, size_t errlen)
 	}
 	/* a socket file left by a previous run that died */
 	unlink(sun.sun_path);
-	if (!add_listener((struct sockaddr *)&sun, sizeof(sun), false, sun.sun_path, errbuf, errlen))
+	if (!add_listener(base, (struct sockaddr *)&sun, sizeof(sun), hooks, arg, sun.sun_path,
+			  errbuf, errlen))
 		return false;
 	chmod(sun.sun_path, 0777);
 	snprintf(unix_path, sizeof(unix_path), "%s", sun.sun_path);
 	return true;
 }
 
-bool listener_start(char *errbuf, size_t errlen)
-{
-	const struct config *cfg = rt.cfg;
-
-	if (!listen_tcp(cfg->listen_addr, cfg->listen_port, false, errbuf, errlen))
-		return false;
-	if (cfg->unix_socket_dir && cfg->unix_socket_dir[0] &&
-	    !listen_unix(cfg->unix_socket_dir, cfg->listen_port, errbuf, errlen))
-		return false;
-	if (cfg->admin_port > 0 &&
-	    !listen_tcp(cfg->admin_addr, cfg->admin_port, true, errbuf, errlen))
-		return false;
-	return true;
-}
-
 void listener_stop(void)
 {
 	for (int i = 0; i < nlisteners; i++)
-		evconnlistener_free(listeners[i]);
+		evconnlistener_free(listeners[i].l);
 	nlisteners = 0;
 	if (unix_path[0]) {
 		unlink(unix_path);

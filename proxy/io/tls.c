@@ -1,5 +1,6 @@
 /*
- * tls.c - SSL_CTXs from the configuration (see tls.h).
+ * tls.c - SSL_CTXs from the TLS settings, and the names of TLS modes and
+ * protocol versions (see tls.h).
  */
 #include "proxy/io/tls.h"
 
@@ -11,8 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "proxy/core/config.h"
+#include <strings.h>
+#include <ctype.h>
 
 struct tls_contexts {
 	SSL_CTX *client; /* facing clients: we are the TLS server; NULL when client TLS is off */
@@ -44,6 +45,87 @@ static int tls_no_passphrase(char *buf, int size, int rwflag, void *userdata)
 	return 0;
 }
 
+/* ---- names ---- */
+
+const char *tls_sslmode_name(enum tls_sslmode m)
+{
+	switch (m) {
+	case SSLMODE_DISABLE:
+		return "disable";
+	case SSLMODE_ALLOW:
+		return "allow";
+	case SSLMODE_PREFER:
+		return "prefer";
+	case SSLMODE_REQUIRE:
+		return "require";
+	case SSLMODE_VERIFY_CA:
+		return "verify-ca";
+	case SSLMODE_VERIFY_FULL:
+		return "verify-full";
+	}
+	return "unknown";
+}
+
+bool tls_parse_sslmode(const char *s, enum tls_sslmode *out)
+{
+	for (int m = SSLMODE_DISABLE; m <= SSLMODE_VERIFY_FULL; m++) {
+		if (strcasecmp(s, tls_sslmode_name((enum tls_sslmode)m)) == 0) {
+			*out = (enum tls_sslmode)m;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The protocol words and what each stands for. */
+static const struct {
+	const char *name;
+	unsigned mask;
+} tls_protocol_words[] = {
+	{"secure", TLS_PROTO_V1_2 | TLS_PROTO_V1_3},
+	{"default", TLS_PROTO_V1_2 | TLS_PROTO_V1_3},
+	{"all", TLS_PROTO_V1_0 | TLS_PROTO_V1_1 | TLS_PROTO_V1_2 | TLS_PROTO_V1_3},
+	{"legacy", TLS_PROTO_V1_0 | TLS_PROTO_V1_1 | TLS_PROTO_V1_2 | TLS_PROTO_V1_3},
+	{"tlsv1", TLS_PROTO_V1_0},
+	{"tlsv1.0", TLS_PROTO_V1_0},
+	{"tlsv1.1", TLS_PROTO_V1_1},
+	{"tlsv1.2", TLS_PROTO_V1_2},
+	{"tlsv1.3", TLS_PROTO_V1_3},
+};
+
+bool tls_parse_protocols(const char *s, unsigned *mask)
+{
+	unsigned m = 0;
+
+	for (;;) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		size_t i, n = sizeof(tls_protocol_words) / sizeof(tls_protocol_words[0]);
+
+		while (len > 0 && isspace((unsigned char)*s)) {
+			s++;
+			len--;
+		}
+		while (len > 0 && isspace((unsigned char)s[len - 1]))
+			len--;
+		for (i = 0; i < n; i++) {
+			if (strlen(tls_protocol_words[i].name) == len &&
+			    strncasecmp(s, tls_protocol_words[i].name, len) == 0)
+				break;
+		}
+		if (i == n)
+			return false;
+		m |= tls_protocol_words[i].mask;
+		if (comma == NULL)
+			break;
+		s = comma + 1;
+	}
+	*mask = m;
+	return m != 0;
+}
+
+/* ---- contexts ---- */
+
 /* Restrict ctx to the protocol set 'list' (validated by the config loader). */
 static bool tls_set_protocols(SSL_CTX *ctx, const char *list)
 {
@@ -52,15 +134,15 @@ static bool tls_set_protocols(SSL_CTX *ctx, const char *list)
 		int version;
 		unsigned long no_op;
 	} v[] = {
-		{CONFIG_TLS_V1_0, TLS1_VERSION, SSL_OP_NO_TLSv1},
-		{CONFIG_TLS_V1_1, TLS1_1_VERSION, SSL_OP_NO_TLSv1_1},
-		{CONFIG_TLS_V1_2, TLS1_2_VERSION, SSL_OP_NO_TLSv1_2},
-		{CONFIG_TLS_V1_3, TLS1_3_VERSION, SSL_OP_NO_TLSv1_3},
+		{TLS_PROTO_V1_0, TLS1_VERSION, SSL_OP_NO_TLSv1},
+		{TLS_PROTO_V1_1, TLS1_1_VERSION, SSL_OP_NO_TLSv1_1},
+		{TLS_PROTO_V1_2, TLS1_2_VERSION, SSL_OP_NO_TLSv1_2},
+		{TLS_PROTO_V1_3, TLS1_3_VERSION, SSL_OP_NO_TLSv1_3},
 	};
 	unsigned mask;
 	int lo = -1, hi = -1;
 
-	if (!config_parse_tls_protocols(list, &mask))
+	if (!tls_parse_protocols(list, &mask))
 		return false;
 	for (int i = 0; i < 4; i++) {
 		if (mask & v[i].bit) {
@@ -144,10 +226,10 @@ static bool tls_load_cert(SSL_CTX *ctx, const char *side, const char *cert, cons
 	return true;
 }
 
-static SSL_CTX *tls_build_client_side(const struct config *cfg, char *errbuf, size_t errlen)
+static SSL_CTX *tls_build_client_side(const struct tls_settings *cfg, char *errbuf, size_t errlen)
 {
-	SSL_CTX *ctx = tls_ctx_new(TLS_server_method(), "client", cfg->client_tls_protocols,
-				   cfg->client_tls_ciphers, errbuf, errlen);
+	SSL_CTX *ctx = tls_ctx_new(TLS_server_method(), "client", cfg->protocols, cfg->ciphers,
+				   errbuf, errlen);
 
 	if (ctx == NULL)
 		return NULL;
@@ -156,27 +238,26 @@ static SSL_CTX *tls_build_client_side(const struct config *cfg, char *errbuf, si
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_num_tickets(ctx, 0); /* TLS 1.3 would send two after each handshake */
 	SSL_CTX_set_dh_auto(ctx, 1);
-	if (!tls_load_cert(ctx, "client", cfg->client_tls_cert_file, cfg->client_tls_key_file,
-			   errbuf, errlen))
+	if (!tls_load_cert(ctx, "client", cfg->cert_file, cfg->key_file, errbuf, errlen))
 		goto fail;
-	if (cfg->client_tls_ca_file[0]) {
+	if (cfg->ca_file[0]) {
 		STACK_OF(X509_NAME) * names;
 
-		if (SSL_CTX_load_verify_locations(ctx, cfg->client_tls_ca_file, NULL) != 1) {
+		if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
 			snprintf(errbuf, errlen, "could not load client_tls_ca_file \"%s\": %s",
-				 cfg->client_tls_ca_file, tls_last_error());
+				 cfg->ca_file, tls_last_error());
 			goto fail;
 		}
 		/* the CA names the server's CertificateRequest lists */
-		names = SSL_load_client_CA_file(cfg->client_tls_ca_file);
+		names = SSL_load_client_CA_file(cfg->ca_file);
 		if (names == NULL) {
 			snprintf(errbuf, errlen, "could not load client_tls_ca_file \"%s\": %s",
-				 cfg->client_tls_ca_file, tls_last_error());
+				 cfg->ca_file, tls_last_error());
 			goto fail;
 		}
 		SSL_CTX_set_client_CA_list(ctx, names);
 	}
-	if (cfg->client_tls_sslmode >= SSLMODE_VERIFY_CA)
+	if (cfg->sslmode >= SSLMODE_VERIFY_CA)
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	else
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -186,25 +267,25 @@ fail:
 	return NULL;
 }
 
-static SSL_CTX *tls_build_server_side(const struct config *cfg, char *errbuf, size_t errlen)
+static SSL_CTX *tls_build_server_side(const struct tls_settings *cfg, char *errbuf, size_t errlen)
 {
-	SSL_CTX *ctx = tls_ctx_new(TLS_client_method(), "server", cfg->server_tls_protocols,
-				   cfg->server_tls_ciphers, errbuf, errlen);
+	SSL_CTX *ctx = tls_ctx_new(TLS_client_method(), "server", cfg->protocols, cfg->ciphers,
+				   errbuf, errlen);
 
 	if (ctx == NULL)
 		return NULL;
-	if (cfg->server_tls_ca_file[0]) {
-		if (SSL_CTX_load_verify_locations(ctx, cfg->server_tls_ca_file, NULL) != 1) {
+	if (cfg->ca_file[0]) {
+		if (SSL_CTX_load_verify_locations(ctx, cfg->ca_file, NULL) != 1) {
 			snprintf(errbuf, errlen, "could not load server_tls_ca_file \"%s\": %s",
-				 cfg->server_tls_ca_file, tls_last_error());
+				 cfg->ca_file, tls_last_error());
 			goto fail;
 		}
 	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		/* the system store may be missing: only verify-ca/full need it, and they fail then */
 		ERR_clear_error();
 	}
-	if (cfg->server_tls_cert_file[0] && !tls_load_cert(ctx, "server", cfg->server_tls_cert_file,
-							   cfg->server_tls_key_file, errbuf, errlen))
+	if (cfg->cert_file[0] &&
+	    !tls_load_cert(ctx, "server", cfg->cert_file, cfg->key_file, errbuf, errlen))
 		goto fail;
 	/* verification is set per connection (sock_start_tls_connect), by its sslmode */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
@@ -214,7 +295,9 @@ fail:
 	return NULL;
 }
 
-struct tls_contexts *tls_contexts_build(const struct config *cfg, char *errbuf, size_t errlen)
+struct tls_contexts *tls_contexts_build(const struct tls_settings *client,
+					const struct tls_settings *server, char *errbuf,
+					size_t errlen)
 {
 	struct tls_contexts *t = calloc(1, sizeof(*t));
 
@@ -223,14 +306,14 @@ struct tls_contexts *tls_contexts_build(const struct config *cfg, char *errbuf, 
 		snprintf(errbuf, errlen, "out of memory");
 		return NULL;
 	}
-	if (cfg->client_tls_sslmode != SSLMODE_DISABLE) {
-		t->client = tls_build_client_side(cfg, errbuf, errlen);
+	if (client->sslmode != SSLMODE_DISABLE) {
+		t->client = tls_build_client_side(client, errbuf, errlen);
 		if (t->client == NULL) {
 			free(t);
 			return NULL;
 		}
 	}
-	t->server = tls_build_server_side(cfg, errbuf, errlen);
+	t->server = tls_build_server_side(server, errbuf, errlen);
 	if (t->server == NULL) {
 		tls_contexts_free(t);
 		return NULL;

@@ -22,7 +22,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct config;
 struct ssl_st;
 struct ssl_ctx_st;
 struct tls_contexts;
@@ -31,14 +30,67 @@ struct tls_contexts;
 #define TLS_END_POINT_MAX 64
 
 /*
- * Build both contexts for cfg: load certificates, keys and CA files, set
+ * TLS modes, PgBouncer's and libpq's names.  Facing clients: disable answers
+ * SSLRequest 'N'; allow and prefer accept TLS when the client asks; require
+ * refuses plaintext TCP clients; verify-ca also requires a client
+ * certificate signed by client_tls_ca_file; verify-full also requires its CN
+ * to be the user name.  Facing servers: disable never asks; allow and prefer
+ * ask and fall back to plaintext on 'N'; require insists on TLS; verify-ca
+ * checks the chain against server_tls_ca_file; verify-full also the host name.
+ * The order matters: every mode from REQUIRE on refuses plaintext.
+ */
+enum tls_sslmode {
+	SSLMODE_DISABLE = 0,
+	SSLMODE_ALLOW = 1,
+	SSLMODE_PREFER = 2,
+	SSLMODE_REQUIRE = 3,
+	SSLMODE_VERIFY_CA = 4,
+	SSLMODE_VERIFY_FULL = 5,
+};
+
+/* Bits of a TLS protocol set (*_tls_protocols settings). */
+#define TLS_PROTO_V1_0 1u
+#define TLS_PROTO_V1_1 2u
+#define TLS_PROTO_V1_2 4u
+#define TLS_PROTO_V1_3 8u
+
+/* The name of a mode ("verify-full"). */
+const char *tls_sslmode_name(enum tls_sslmode m);
+/*
+ * Parse a TLS protocol list: "secure" (= "default" = tlsv1.2,tlsv1.3), "all"
+ * (= "legacy" = tlsv1.0 to tlsv1.3), or a comma list of tlsv1.0 (tlsv1),
+ * tlsv1.1, tlsv1.2, tlsv1.3; case-insensitive.  Sets *mask to TLS_PROTO_*
+ * bits; false when a word is unknown or the list is empty.
+ */
+bool tls_parse_protocols(const char *s, unsigned *mask);
+/* Parse a libpq sslmode name (the conninfo's); false when unknown. */
+bool tls_parse_sslmode(const char *s, enum tls_sslmode *out);
+
+/*
+ * What one context is built from: the *_tls_* settings of one side (the
+ * configuration fills it in; this module does not know the configuration).
+ * Empty strings mean "not set".
+ */
+struct tls_settings {
+	enum tls_sslmode sslmode;
+	const char *cert_file;
+	const char *key_file;
+	const char *ca_file;
+	const char *protocols; /* a list tls_parse_protocols() accepts */
+	const char *ciphers;
+};
+
+/*
+ * Build both contexts: facing clients (NULL context when its sslmode is
+ * disable) and facing servers.  Loads certificates, keys and CA files, sets
  * protocols, ciphers and verification.  NULL with a message naming the
  * setting and the file ("could not load client_tls_cert_file \"...\": ...")
  * when anything fails.  Never prompts for a key passphrase (a key that has
  * one fails to load).
  */
-struct tls_contexts *tls_contexts_build(const struct config *cfg, char *errbuf, size_t errlen)
-	__attribute__((warn_unused_result));
+struct tls_contexts *tls_contexts_build(const struct tls_settings *client,
+					const struct tls_settings *server, char *errbuf,
+					size_t errlen) __attribute__((warn_unused_result));
 void tls_contexts_free(struct tls_contexts *t);
 
 /* The context for accepting client TLS; NULL when client_tls_sslmode is disable. */

@@ -1,5 +1,5 @@
 /*
- * fuzz_conninfo.c - fuzz target for pool_parse_conninfo() (proxy/pool.c),
+ * fuzz_conninfo.c - fuzz target for conninfo_parse() (proxy/core/conninfo.c),
  * which reads a database section's source and target strings with libpq's
  * PQconninfoParse and picks out what pgcutover uses.
  *
@@ -7,15 +7,12 @@
  * be once read from the configuration).  Accepted: a host with no ',', a
  * port in 1..65535, an sslmode pgcutover can honour.  Refused: a message in
  * the error buffer, whatever its size, and nothing left allocated.
- *
- * pool.c needs the whole proxy to link, so this target links all of it;
- * only pool_parse_conninfo and pool_free_addr run.
  */
 #include "tests/fuzz/fuzz.h"
 
 #include <strings.h>
 
-#include "proxy/pool.h"
+#include "proxy/core/conninfo.h"
 
 /* The error buffer sizes tried: the callers' 256, and tiny ones that truncate. */
 static const size_t errlens[] = {256, 1, 7};
@@ -31,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		FUZZ_CHECK(err != NULL);
 		memset(err, 'x', errlens[i]);
-		ok = pool_parse_conninfo(s, &a, err, errlens[i]);
+		ok = conninfo_parse(s, &a, err, errlens[i]);
 		if (ok) {
 			FUZZ_CHECK(a.host != NULL && a.host[0] != '\0' &&
 				   strchr(a.host, ',') == NULL);
@@ -45,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				   strcasecmp(a.sslmode, "verify-full") == 0);
 			FUZZ_CHECK(a.dbname == NULL || a.dbname[0] != '\0');
 			FUZZ_CHECK(a.user == NULL || a.user[0] != '\0');
-			pool_free_addr(&a);
+			conninfo_free_addr(&a);
 		} else {
 			/* a NUL-terminated message that fits, and the address emptied */
 			FUZZ_CHECK(memchr(err, '\0', errlens[i]) != NULL);

@@ -1212,12 +1212,12 @@ static void check_tls_keys(struct fx *fx)
 	UT_ASSERT(strstr(fx->cfg->client_tls_key_file, "/k.pem") != NULL &&
 		  fx->cfg->client_tls_key_file[0] == '/');
 
-	UT_ASSERT(config_parse_tls_protocols("secure", &mask));
-	UT_EQ_INT(mask, CONFIG_TLS_V1_2 | CONFIG_TLS_V1_3);
-	UT_ASSERT(config_parse_tls_protocols(" tlsv1 , tlsv1.2", &mask));
-	UT_EQ_INT(mask, CONFIG_TLS_V1_0 | CONFIG_TLS_V1_2);
-	UT_ASSERT(!config_parse_tls_protocols("tlsv1.2,", &mask));
-	UT_ASSERT(!config_parse_tls_protocols("", &mask));
+	UT_ASSERT(tls_parse_protocols("secure", &mask));
+	UT_EQ_INT(mask, TLS_PROTO_V1_2 | TLS_PROTO_V1_3);
+	UT_ASSERT(tls_parse_protocols(" tlsv1 , tlsv1.2", &mask));
+	UT_EQ_INT(mask, TLS_PROTO_V1_0 | TLS_PROTO_V1_2);
+	UT_ASSERT(!tls_parse_protocols("tlsv1.2,", &mask));
+	UT_ASSERT(!tls_parse_protocols("", &mask));
 }
 
 static void test_config_tls_keys(void)
