@@ -41,7 +41,7 @@ UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 .PHONY: all clean test unit integration asan test-asan deps demo check-pure check-layers \
         format format-check bench fuzz fuzz-build fuzz-run fuzz-replay
 
-all: check-pure $(BUILD)/pgcutover
+all: check-pure check-layers $(BUILD)/pgcutover
 
 $(BUILD)/pgcutover: $(MAIN_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -25,11 +25,13 @@
 
 #include "admin/admin_cmd.h"
 #include "admin/cutover/control.h"
+#include "admin/cutover/control_open.h"
 #include "admin/cutover/cutover.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
+#include "proxy/client_session.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
 #include "proxy/pool.h"
@@ -94,6 +96,7 @@ static void named_clear(struct admin_named *set, int *n);
 
 bool admin_init(char *errbuf, size_t errlen)
 {
+	cutover_init();
 	(void)errbuf;
 	(void)errlen;
 	return true;
@@ -114,7 +117,7 @@ void admin_shutdown(void)
 
 static void admin_client_free(struct client *c)
 {
-	cutover_forget_client(c);
+	cutover_forget(c);
 	for (struct admin_job *j = jobs; j; j = j->next)
 		if (j->requester == c)
 			j->requester = NULL;
@@ -282,16 +285,24 @@ static void admin_done(struct client *c)
 	}
 }
 
-void admin_reply_command(struct client *c, const char *tag)
-{
-	send_simple(c, tag);
-	admin_done(c);
-}
-
-void admin_reply_error(struct client *c, const char *sqlstate, const char *msg, const char *hint)
+static void admin_reply_error(struct client *c, const char *sqlstate, const char *msg,
+			      const char *hint)
 {
 	send_error(c, sqlstate, msg, hint);
 	admin_done(c);
+}
+
+/* PAUSE has drained (cutover_paused_fn). */
+static void admin_paused(void *who, const char *sqlstate, const char *message)
+{
+	struct client *c = who;
+
+	if (sqlstate)
+		admin_reply_error(c, sqlstate, message, NULL);
+	else {
+		send_simple(c, "PAUSE");
+		admin_done(c);
+	}
 }
 
 static const char *const switch_cols[] = {
@@ -334,10 +345,17 @@ static void switch_row(struct admin_rs *rs, const struct switch_record *r)
 	rs_row(rs, vals);
 }
 
-void admin_reply_switch(struct client *c, const struct switch_record *rec)
+/* A SWITCH ended (cutover_reply_fn): its row, or the error. */
+static void admin_switched(void *who, const struct switch_record *rec, const char *sqlstate)
 {
+	struct client *c = who;
 	struct admin_rs rs;
 
+	if (sqlstate) {
+		admin_reply_error(c, sqlstate, rec->error,
+				  "SHOW SWITCHES has the timings; the database stays on its old side");
+		return;
+	}
 	rs_begin(&rs, SWITCH_NCOLS, switch_cols);
 	switch_row(&rs, rec);
 	rs_send(c, &rs);
@@ -398,9 +416,7 @@ static void show_databases(struct client *c)
 		snprintf(nsv, sizeof(nsv), "%d", servers);
 		vals[0] = db->name;
 		vals[1] = side_name(db->route);
-		vals[2] = db->on_progress_owner ? "switching"
-			  : pool_db_paused(db)  ? "paused"
-						: "running";
+		vals[2] = cutover_running(db) ? "switching" : db_paused(db) ? "paused" : "running";
 		vals[3] = src;
 		vals[4] = tgt;
 		vals[5] = ncl;
@@ -635,7 +651,7 @@ static void show_version(struct client *c)
 /* KILL db: disconnect every client of the database, close its servers. */
 static void kill_db(struct client *c, const char *name)
 {
-	struct database *db = pool_find_db(name);
+	struct database *db = db_find(name);
 	struct list_node *p, *m, *tmp;
 	char msg[200];
 
@@ -762,22 +778,11 @@ static struct admin_job *job_new(struct client *c, bool sequences, int ncols,
 static struct control_conn *job_ctl(struct admin_job *j, const struct database *db,
 				    enum route_side side)
 {
-	const char *base = side == SIDE_SOURCE ? db->cfg->source : db->cfg->target;
-	const char *user = db->cfg->d.control_user;
-	const char *secret = userlist_secret(rt.users, user);
-	char *ci, label[100];
 	struct control_conn *cc;
 
 	if (j->nctl == (int)(sizeof(j->ctl) / sizeof(j->ctl[0])))
 		return NULL;
-	if (secret && auth_secret_kind(secret) != AUTH_SECRET_PLAIN)
-		secret = NULL;
-	ci = control_conninfo_with_user(base, user, secret);
-	if (ci == NULL)
-		return NULL;
-	snprintf(label, sizeof(label), "%s %s", db->name, route_side_name(side));
-	cc = control_conn_new(rt.base, rt.dns, ci, label);
-	free(ci);
+	cc = control_open(rt.cfg, rt.users, db->cfg, side);
 	if (cc)
 		j->ctl[j->nctl++] = cc;
 	return cc;
@@ -821,7 +826,7 @@ static void show_lag(struct client *c, const char *name)
 	struct list_node *n;
 	int found = 0;
 
-	if (name[0] && pool_find_db(name) == NULL) {
+	if (name[0] && db_find(name) == NULL) {
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "database \"%s\" does not exist", name);
@@ -1035,7 +1040,7 @@ static const char *const sequences_cols[] = {
 
 static void show_sequences(struct client *c, const char *name)
 {
-	struct database *db = pool_find_db(name);
+	struct database *db = db_find(name);
 	struct admin_job *j;
 
 	if (db == NULL) {
@@ -1079,7 +1084,7 @@ static void show_sequences(struct client *c, const char *name)
 /* The database an argument names; on error the reply is sent and NULL returned. */
 static struct database *need_db(struct client *c, const char *name)
 {
-	struct database *db = pool_find_db(name);
+	struct database *db = db_find(name);
 
 	if (db == NULL) {
 		char msg[200];
@@ -1099,7 +1104,7 @@ static void do_pause(struct client *c, const char *name)
 		return;
 	log_info("admin %s: PAUSE %s", c->addr, name[0] ? name : "(all)");
 	admin_set_busy(c, true);
-	cutover_pause(db, c);
+	cutover_pause(db, admin_paused, c);
 }
 
 static void do_resume(struct client *c, const char *name)
@@ -1123,8 +1128,8 @@ static void do_switch(struct client *c, const struct admin_cmd *cmd)
 	log_info("admin %s: SWITCH %s TO %s%s", c->addr, db->name,
 		 cmd->to_source ? "source" : "target", cmd->dry_run ? " DRY RUN" : "");
 	admin_set_busy(c, true);
-	if (!cutover_start(db, cmd->to_source ? SIDE_SOURCE : SIDE_TARGET, cmd->dry_run, c, err,
-			   sizeof(err))) {
+	if (!cutover_start(db, cmd->to_source ? SIDE_SOURCE : SIDE_TARGET, cmd->dry_run,
+			   admin_switched, c, err, sizeof(err))) {
 		admin_set_busy(c, false);
 		send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
 			   "SHOW DATABASES and SHOW SWITCHES show where each database is");

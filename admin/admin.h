@@ -19,13 +19,6 @@ void admin_shutdown(void);
  * answers commands.
  */
 const struct client_kind *admin_client_kind(void);
-struct switch_record;
-
-/* Answers to commands that complete later (each ends with ReadyForQuery). */
-void admin_reply_command(struct client *c, const char *tag);
-void admin_reply_error(struct client *c, const char *sqlstate, const char *msg, const char *hint);
-void admin_reply_switch(struct client *c, const struct switch_record *rec);
-
 /* Close every admin session (exit). */
 void admin_close_all(void);
 

@@ -145,7 +145,7 @@ void metrics_render(struct evbuffer *out)
 		struct database *db = list_entry(n, struct database, node);
 
 		evbuffer_add_printf(out, "pgcutover_paused{database=\"%s\"} %d\n", db->name,
-				    pool_db_paused(db));
+				    db_paused(db));
 	}
 
 	help(out, "pgcutover_switches_total", "counter",
@@ -154,27 +154,33 @@ void metrics_render(struct evbuffer *out)
 		struct database *db = list_entry(n, struct database, node);
 		static const char *const classes[SWITCH_NCLASSES] =
 			{[SWITCH_OK] = "ok", [SWITCH_FAILED] = "failed", [SWITCH_DRY_RUN] = "dry_run"};
+		struct switch_counts counts = cutover_counts(db);
 
 		for (int k = 0; k < SWITCH_NCLASSES; k++)
 			evbuffer_add_printf(out,
 					    "pgcutover_switches_total{database=\"%s\",result=\"%s\"} %" PRIu64
 					    "\n",
-					    db->name, classes[k], db->stats.switches[k]);
+					    db->name, classes[k], counts.switches[k]);
 	}
 	help(out, "pgcutover_last_switch_phase_milliseconds", "gauge",
 	     "phase durations of the latest switch (dry runs excluded)");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
-		static const char *const phases[4] = {"paused", "drain", "lag_wait",
-						      "sequence_sync"};
+		static const char *const phases[TIMING_COUNT] = {
+			[TIMING_PAUSED] = "paused",
+			[TIMING_DRAIN] = "drain",
+			[TIMING_LAG] = "lag_wait",
+			[TIMING_SEQUENCES] = "sequence_sync",
+		};
+		struct switch_counts counts = cutover_counts(db);
 
-		if (!db->stats.have_last_switch)
+		if (!counts.have_last)
 			continue;
-		for (int k = 0; k < 4; k++)
+		for (int k = 0; k < TIMING_COUNT; k++)
 			evbuffer_add_printf(out,
 					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"%s\"} %" PRId64
 					    "\n",
-					    db->name, phases[k], db->stats.last_switch_ms[k]);
+					    db->name, phases[k], counts.last_ms[k]);
 	}
 }
 

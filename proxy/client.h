@@ -1,10 +1,12 @@
 /*
- * client.h - client connections: startup, authentication, and forwarding of
- * the client's messages to its server.
+ * client.h - client connections: the struct, their states and lifecycle.
  *
  * A client moves through explicit states, each with its own list; only
  * client_set_state() moves it.  Every failure goes through client_disconnect(),
- * which sends an ErrorResponse, logs and closes.
+ * which sends an ErrorResponse, logs and closes.  The rest of a client's work
+ * is in client_login.h (startup, TLS, authentication, the welcome),
+ * client_forward.h (its messages to its server) and client_session.h (what
+ * its server-side session holds, and moving it); cancel.h holds its cancel key.
  */
 #ifndef PGCUTOVER_CLIENT_H
 #define PGCUTOVER_CLIENT_H
@@ -25,6 +27,7 @@ struct client;
 struct pool;
 struct server;
 struct database;
+struct pq_buf;
 
 enum client_state {
 	CL_LOGIN,      /* reading the startup packet or authenticating */
@@ -160,15 +163,6 @@ const char *client_state_name(enum client_state st);
 /* Move a client to another state (and list); checks the transition. */
 void client_set_state(struct client *c, enum client_state st);
 
-/* A server was linked to a waiting client: send the welcome or the pending request. */
-void client_server_ready(struct client *c);
-
-/* An idle client (transaction pooling) has sent something: get it a server. */
-void client_request_server(struct client *c);
-
-/* Forward what the client has sent to its server (also called on backpressure release). */
-void client_forward(struct client *c);
-
 /*
  * Send an ErrorResponse (FATAL) with this SQLSTATE and message, log it, and
  * close the connection once the error is flushed.
@@ -178,48 +172,28 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 /* Close without sending anything (peer gone). */
 void client_close(struct client *c, const char *reason);
 
-/* Account for a request (Query, Sync, Parse...) as it goes to the client's server. */
-void client_count_request(struct client *c, struct server *s, uint8_t type);
-
-/* A ParameterStatus passed to the client: its view of name changes to value. */
-bool client_set_reported(struct client *c, const char *name, const char *value)
-	__attribute__((warn_unused_result));
-
 /* Send bytes the proxy built itself. */
 bool client_send(struct client *c, const void *data, size_t len) __attribute__((warn_unused_result));
+/* Send what a builder holds and free it; false when it failed or could not be sent. */
+bool client_send_buf(struct client *c, struct pq_buf *b) __attribute__((warn_unused_result));
 
 /* Stop reading from this client (its server cannot take more) / start again. */
 void client_pause_reading(struct client *c);
 void client_resume_reading(struct client *c);
 
-/*
- * Ask the client's server (at a boundary, database held) what session state
- * it holds; done() is called once c->move is MOVE_OK or MOVE_BLOCKED.  False
- * when the check could not start (then c->move is MOVE_BLOCKED).
- */
-bool client_check_movable(struct client *c, void (*done)(struct client *c, void *arg), void *arg);
-/*
- * Carry out the verdict after the route changed: a movable session leaves its
- * old server and gets one on the new side at its next transaction; a blocked
- * one is closed with a FATAL that says why.  Returns true when moved.
- */
-bool client_apply_move(struct client *c);
-
-/*
- * At a transaction boundary after a statement that may have changed session
- * state: ask the server what the session now holds (session.h).  False when
- * it could not start.
- */
-bool client_capture(struct client *c) __attribute__((warn_unused_result));
-/* "yes", or why the session could not move to another server now (SHOW CLIENTS). */
-const char *client_movable(const struct client *c);
-
 /* Free the clients closed since the last call (called by the reaper). */
 void client_reap_all(void);
-/* Find a client by the cancel key we gave it; NULL when unknown. */
-struct client *client_find_by_key(uint32_t pid, uint32_t key);
 
 /* How many bytes are queued towards the client. */
 size_t client_output_len(const struct client *c);
+
+/*
+ * Between the client files: the login deadline is over (logged in, or
+ * closing), so the client's timer goes; what only authentication needed
+ * goes; the linked server, if any, is unlinked and given back to its pool.
+ */
+void client_drop_timer(struct client *c);
+void client_free_login(struct client *c);
+void client_drop_server(struct client *c);
 
 #endif /* PGCUTOVER_CLIENT_H */

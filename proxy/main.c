@@ -15,6 +15,7 @@
 #include "admin/admin.h"
 #include "admin/cutover/cutover.h"
 #include "admin/metrics.h"
+#include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/janitor.h"
@@ -123,8 +124,8 @@ static void free_everything(void)
 	}
 	client_reap_all();
 	server_reap_all();
-	server_cancel_free_all();
-	pool_free_all();
+	cancel_free_all();
+	db_free_all();
 }
 
 int main(int argc, char **argv)
@@ -215,7 +216,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
-	if (!pool_apply_config(err, sizeof(err)) || !admin_init(err, sizeof(err)) ||
+	if (!db_apply_config(err, sizeof(err)) || !admin_init(err, sizeof(err)) ||
 	    !ports_start(admin_client_kind(), err, sizeof(err)) ||
 	    !metrics_start(err, sizeof(err))) {
 		log_fatal("%s", err);

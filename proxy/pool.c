@@ -1,5 +1,6 @@
 /*
- * pool.c - databases, pools, and the matching of clients with servers.
+ * pool.c - the server connection pools of each (database, user), and the
+ * matching of clients with servers.
  *
  * A server connection carries the startup parameters it was opened with (its
  * fingerprint).  It is handed only to a client whose startup parameters are
@@ -24,190 +25,14 @@
 #include <string.h>
 
 #include "proxy/client.h"
+#include "proxy/client_forward.h"
+#include "proxy/client_session.h"
 #include "proxy/core/config.h"
 #include "proxy/core/conninfo.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
-
-/* ---- databases ---- */
-
-struct database *pool_find_db(const char *name)
-{
-	struct list_node *n;
-
-	list_for_each(n, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		if (!db->removed && strcmp(db->name, name) == 0)
-			return db;
-	}
-	return NULL;
-}
-
-static struct database *find_any_db(const char *name)
-{
-	struct list_node *n;
-
-	list_for_each(n, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		if (strcmp(db->name, name) == 0)
-			return db;
-	}
-	return NULL;
-}
-
-static void welcomes_drop_side(struct pool *pool, enum route_side side);
-
-/*
- * A reload moved one side of a database elsewhere: its idle servers close
- * now, busy ones when they are released (server_current() fails for them),
- * and what the old servers reported at login no longer welcomes clients.
- */
-static void retire_side(struct database *db, enum route_side side)
-{
-	struct list_node *p, *m, *tmp;
-
-	db->addr_gen[side]++;
-	log_info("database %s: its %s is now %s:%d/%s; server connections to the old address are retired",
-		 db->name, route_side_name(side), db->addr[side].host, db->addr[side].port,
-		 db->addr[side].dbname ? db->addr[side].dbname : db->name);
-	list_for_each(p, &db->pools) {
-		struct pool *pool = list_entry(p, struct pool, node);
-
-		welcomes_drop_side(pool, side);
-		list_for_each_safe(m, tmp, &pool->idle_servers) {
-			struct server *s = list_entry(m, struct server, node);
-
-			if (!server_current(s))
-				server_close(s, "its address changed in a reload");
-		}
-	}
-}
-
-bool pool_apply_config(char *errbuf, size_t errlen)
-{
-	const struct config *cfg = rt.cfg;
-	struct backend_addr(*addrs)[2];
-	enum route_side *routes;
-	struct list_node *n;
-
-	/* a database in the middle of a switch cannot go away under it */
-	list_for_each(n, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		if (db->on_progress_owner && config_find_db(cfg, db->name) == NULL) {
-			snprintf(errbuf, errlen,
-				 "database \"%s\" is switching and cannot be removed now", db->name);
-			return false;
-		}
-	}
-	/* parse every conninfo first, so a bad one changes nothing */
-	addrs = calloc(cfg->ndbs ? cfg->ndbs : 1, sizeof(*addrs));
-	if (addrs == NULL) {
-		snprintf(errbuf, errlen, "out of memory");
-		return false;
-	}
-	routes = calloc(cfg->ndbs ? cfg->ndbs : 1, sizeof(*routes));
-	if (routes == NULL) {
-		free(addrs);
-		snprintf(errbuf, errlen, "out of memory");
-		return false;
-	}
-	for (size_t i = 0; i < cfg->ndbs; i++) {
-		char e[512];
-		struct route_state st;
-		bool found = false;
-
-		/* a database seen for the first time starts where its route file says */
-		routes[i] = SIDE_SOURCE;
-		if (find_any_db(cfg->dbs[i].name) == NULL) {
-			if (!route_load(cfg->state_dir, cfg->dbs[i].name, &st, &found, e,
-					sizeof(e))) {
-				snprintf(errbuf, errlen, "%s", e);
-				for (size_t j = 0; j < i; j++) {
-					conninfo_free_addr(&addrs[j][SIDE_SOURCE]);
-					conninfo_free_addr(&addrs[j][SIDE_TARGET]);
-				}
-				free(addrs);
-				free(routes);
-				return false;
-			}
-			if (found) {
-				routes[i] = st.side;
-				log_info("database %s: routed to its %s by %s/%s.route (switched at %s)",
-					 cfg->dbs[i].name, route_side_name(st.side), cfg->state_dir,
-					 cfg->dbs[i].name,
-					 st.switched_at[0] ? st.switched_at : "an unknown time");
-			}
-		}
-		if (!conninfo_parse(cfg->dbs[i].source, &addrs[i][SIDE_SOURCE], e, sizeof(e)) ||
-		    !conninfo_parse(cfg->dbs[i].target, &addrs[i][SIDE_TARGET], e, sizeof(e))) {
-			snprintf(errbuf, errlen, "database \"%s\": %s", cfg->dbs[i].name, e);
-			free(routes);
-			for (size_t j = 0; j <= i; j++) {
-				conninfo_free_addr(&addrs[j][SIDE_SOURCE]);
-				conninfo_free_addr(&addrs[j][SIDE_TARGET]);
-			}
-			free(addrs);
-			return false;
-		}
-	}
-	/* sections that went away: existing sessions go on, new clients are refused */
-	list_for_each(n, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		db->cfg = NULL;
-		db->removed = true;
-	}
-	for (size_t i = 0; i < cfg->ndbs; i++) {
-		const struct db_config *dc = &cfg->dbs[i];
-		struct database *db = find_any_db(dc->name);
-		bool changed[2] = {false, false};
-
-		if (db == NULL) {
-			db = calloc(1, sizeof(*db));
-			if (db == NULL || (db->name = strdup(dc->name)) == NULL) {
-				free(db);
-				snprintf(errbuf, errlen, "out of memory");
-				conninfo_free_addr(&addrs[i][SIDE_SOURCE]);
-				conninfo_free_addr(&addrs[i][SIDE_TARGET]);
-				continue;
-			}
-			list_init(&db->pools);
-			db->route = routes[i];
-			list_append(&rt.databases, &db->node);
-		} else {
-			for (int side = 0; side < 2; side++) {
-				if (!conninfo_addr_equal(&db->addr[side], &addrs[i][side]))
-					changed[side] = true;
-				conninfo_free_addr(&db->addr[side]);
-			}
-		}
-		db->addr[SIDE_SOURCE] = addrs[i][SIDE_SOURCE];
-		db->addr[SIDE_TARGET] = addrs[i][SIDE_TARGET];
-		for (int side = 0; side < 2; side++)
-			if (changed[side])
-				retire_side(db, (enum route_side)side);
-		db->cfg = dc;
-		db->removed = false;
-		db->pool_size = dc->d.pool_size;
-		db->pool_mode = dc->d.pool_mode;
-	}
-	free(addrs);
-	free(routes);
-	/* a larger pool may serve waiting clients now */
-	list_for_each(n, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-		struct list_node *p;
-
-		list_for_each(p, &db->pools)
-			pool_service(list_entry(p, struct pool, node));
-	}
-	return true;
-}
 
 /* ---- pools ---- */
 
@@ -264,7 +89,7 @@ static void welcome_free(struct pool_welcome *w)
 	free(w);
 }
 
-static void welcomes_drop_side(struct pool *pool, enum route_side side)
+void pool_forget_welcomes(struct pool *pool, enum route_side side)
 {
 	struct pool_welcome *w, **pp;
 
@@ -381,12 +206,6 @@ enum pool_room {
 	ROOM_USER_FULL, /* its user holds max_user_connections */
 };
 
-int pool_db_max_connections(const struct database *db)
-{
-	/* a database dropped from the config keeps the [pgcutover] default */
-	return db->cfg ? db->cfg->d.max_db_connections : rt.cfg->defaults.max_db_connections;
-}
-
 /* Servers in any state of every pool of db. */
 static int db_nservers(const struct database *db)
 {
@@ -419,7 +238,7 @@ static int user_nservers(const char *user)
 
 static enum pool_room pool_room(const struct pool *pool)
 {
-	int max_db = pool_db_max_connections(pool->db);
+	int max_db = db_max_connections(pool->db);
 	int max_user = rt.cfg->max_user_connections;
 
 	if (pool->nservers >= pool->db->pool_size)
@@ -550,7 +369,7 @@ static void pool_launch_needed(struct pool *pool)
 static void pool_service_pass(struct pool *pool)
 {
 	/* a paused database starts no new transaction, so it hands out no server */
-	if (rt.exiting || pool_db_paused(pool->db))
+	if (rt.exiting || db_paused(pool->db))
 		return;
 	if (pool->in_service) {
 		pool->service_again = true;
@@ -578,7 +397,7 @@ static int service_depth;
  */
 static void pool_service_siblings(struct pool *pool)
 {
-	bool by_db = pool_db_max_connections(pool->db) > 0;
+	bool by_db = db_max_connections(pool->db) > 0;
 	bool by_user = rt.cfg->max_user_connections > 0;
 	struct list_node *n, *p;
 
@@ -650,87 +469,16 @@ bool pool_retry_pending(const struct pool *pool)
 	       event_pending(pool->retry_timer, EV_TIMEOUT, NULL);
 }
 
-int pool_db_in_flight(const struct database *db)
+void pool_free(struct pool *pool)
 {
-	const struct list_node *p, *m;
-	int n = 0;
+	list_remove(&pool->node);
+	while (pool->welcomes) {
+		struct pool_welcome *w = pool->welcomes;
 
-	list_for_each(p, &db->pools) {
-		const struct pool *pool = list_entry(p, struct pool, node);
-
-		list_for_each(m, &pool->active_servers) {
-			const struct server *s = list_entry(m, struct server, node);
-
-			/* an internal query (session check) is pgcutover's own, not a transaction */
-			if (!server_at_boundary(s) && s->internal_cb == NULL)
-				n++;
-		}
+		pool->welcomes = w->next;
+		welcome_free(w);
 	}
-	return n;
-}
-
-void pool_note_progress(struct database *db)
-{
-	if (pool_db_paused(db) && db->on_progress)
-		db->on_progress(db);
-}
-
-void pool_db_resume(struct database *db)
-{
-	struct list_node *p, *m, *tmp;
-
-	if (pool_db_paused(db))
-		return;
-	list_for_each(p, &db->pools) {
-		struct pool *pool = list_entry(p, struct pool, node);
-
-		/* session pooling: clients held at a boundary with their server */
-		list_for_each_safe(m, tmp, &pool->active_clients) {
-			struct client *c = list_entry(m, struct client, node);
-
-			if (c->held) {
-				c->held = false;
-				client_forward(c);
-			}
-		}
-		/* clients without a server that sent something meanwhile */
-		list_for_each_safe(m, tmp, &pool->idle_clients) {
-			struct client *c = list_entry(m, struct client, node);
-
-			log_debug("client %s: resumed (idle, %zu bytes pending)", c->addr,
-				  sock_in_len(&c->sock));
-			c->held = false;
-			client_request_server(c);
-		}
-		pool_service(pool);
-	}
-}
-
-void pool_free_all(void)
-{
-	struct list_node *n, *tmp, *p, *ptmp;
-
-	list_for_each_safe(n, tmp, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		list_for_each_safe(p, ptmp, &db->pools) {
-			struct pool *pool = list_entry(p, struct pool, node);
-
-			list_remove(&pool->node);
-			while (pool->welcomes) {
-				struct pool_welcome *w = pool->welcomes;
-
-				pool->welcomes = w->next;
-				welcome_free(w);
-			}
-			event_free(pool->retry_timer);
-			free(pool->user);
-			free(pool);
-		}
-		list_remove(&db->node);
-		conninfo_free_addr(&db->addr[SIDE_SOURCE]);
-		conninfo_free_addr(&db->addr[SIDE_TARGET]);
-		free(db->name);
-		free(db);
-	}
+	event_free(pool->retry_timer);
+	free(pool->user);
+	free(pool);
 }

@@ -147,7 +147,7 @@ bool rt_reload(char *errbuf, size_t errlen)
 		return false;
 	}
 	rt.cfg = cfg;
-	if (!pool_apply_config(err, sizeof(err))) {
+	if (!db_apply_config(err, sizeof(err))) {
 		rt.cfg = old;
 		config_free(cfg);
 		userlist_free(users);

@@ -13,6 +13,7 @@
 #include "proxy/core/list.h"
 #include "proxy/core/params.h"
 #include "proxy/pool.h"
+#include "protocol/pq.h"
 #include "proxy/prepared.h"
 #include "proxy/io/sock.h"
 
@@ -137,23 +138,6 @@ static inline bool server_at_boundary(const struct server *s)
 	return s->pending_syncs == 0 && !s->unsynced && s->txn_status == 'I' && s->msg_left == 0;
 }
 
-/*
- * Run a query of pgcutover's own on a server linked to a client that is held
- * at a boundary; the replies are consumed, not forwarded.  'done' gets the
- * first column of each DataRow joined by '\n' (or NULL and an error message).
- */
-bool server_internal_query(struct server *s, const char *sql, server_query_cb done, void *arg)
-	__attribute__((warn_unused_result));
-
-/*
- * Transaction pooling: the linked client's transaction is over; the server
- * goes back to the pool and the client waits for its next one.
- */
-void server_txn_done(struct server *s);
-
-/* Forward what the server has sent to its client. */
-void server_forward(struct server *s);
-
 /* Close the connection; clients linked to it are told and closed. */
 void server_close(struct server *s, const char *reason);
 /*
@@ -168,13 +152,34 @@ size_t server_output_len(const struct server *s);
 void server_pause_reading(struct server *s);
 void server_resume_reading(struct server *s);
 
-/* Send a CancelRequest for this server's backend on a new connection. */
-void server_send_cancel(struct server *s);
-
-/* At exit: free cancel requests whose server has not closed the connection yet. */
-void server_cancel_free_all(void);
-
 /* Free the servers closed since the last call (called by the reaper). */
 void server_reap_all(void);
+
+/* ---- between the server files ---- */
+
+/* Largest message accepted from a server outside forwarding (login, reset, internal queries). */
+#define SERVER_LOGIN_MSG_MAX (1024 * 1024)
+
+/* Handle what is in the server's input now, by state (also its read callback). */
+void server_on_input(struct server *s);
+/* Send what a builder holds and free it; false when it failed or could not be sent. */
+bool server_send_msg(struct server *s, struct pq_buf *b) __attribute__((warn_unused_result));
+/* (Re)arm a server's timer to fire in ms milliseconds. */
+void server_set_timer_ms(struct event *ev, int64_t ms);
+/*
+ * Peek at the next complete message in the input.  PQ_OK with *type, *len
+ * and *msg (the whole message, header included, contiguous); PQ_NEED_MORE;
+ * or an error for a bad length.
+ */
+enum pq_status server_next_msg(struct server *s, uint32_t max, uint8_t *type, uint32_t *len,
+			       const uint8_t **msg);
+/* A reported parameter changed: its interned copy is stale.  False when out of memory. */
+bool server_set_reported(struct server *s, const char *name, const char *value)
+	__attribute__((warn_unused_result));
+/* Record a ParameterStatus body; false when malformed. */
+bool server_take_param(struct server *s, const uint8_t *body, size_t len)
+	__attribute__((warn_unused_result));
+/* The SQLSTATE and message of an ErrorResponse, for logs and for clients waiting on a login. */
+void server_error_text(const uint8_t *body, size_t len, char *sqlstate, char *msg, size_t msglen);
 
 #endif /* PGCUTOVER_SERVER_H */

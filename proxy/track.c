@@ -24,6 +24,7 @@
 #include "proxy/prepared.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/server_forward.h"
 #include "proxy/session.h"
 
 /* The most of a Bind that is read to find its statement name. */
@@ -59,7 +60,7 @@ static bool track_expect(struct server *s, enum ps_pending_kind kind, struct ps_
 static enum track_result track_pass(struct client *c, struct server *s, uint8_t type, size_t total)
 {
 	c->msg_left = (uint32_t)total;
-	client_count_request(c, s, type);
+	server_count_request(s, type);
 	return TRACK_DONE;
 }
 
@@ -320,7 +321,7 @@ static enum track_result track_replace(struct client *c, struct server *s, uint8
 	evbuffer_drain(sock_in(&c->sock), total);
 	if (!track_send(s, b))
 		return track_oom(c);
-	client_count_request(c, s, type);
+	server_count_request(s, type);
 	return TRACK_DONE;
 }
 
@@ -488,7 +489,7 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 				} else {
 					/* the Parse itself went out with the server's name */
 					evbuffer_drain(sock_in(&c->sock), total);
-					client_count_request(c, s, 'P');
+					server_count_request(s, 'P');
 				}
 			}
 		}
@@ -545,7 +546,7 @@ static enum track_result track_use(struct client *c, struct server *s, uint8_t t
 	if (type == 'B' && (e->stmt->kind == SK_DEALLOCATE || e->stmt->kind == SK_DISCARD))
 		track_txn_bind_dropping(c, s, e->stmt);
 	c->msg_left = (uint32_t)(total - prefix);
-	client_count_request(c, s, type);
+	server_count_request(s, type);
 	return TRACK_DONE;
 }
 

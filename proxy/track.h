@@ -39,7 +39,7 @@ enum track_result {
  * The message at the head of the client's input was stopped by
  * client_on_header() (STOP_REWRITE): write it (rewritten, or preceded by
  * what the server lacks) to the server's output, or arrange for it to be
- * forwarded as it is.  Accounts for it as a request (client_count_request).
+ * forwarded as it is.  Accounts for it as a request (server_count_request).
  */
 enum track_result track_client_message(struct client *c, struct server *s);
 

@@ -1,15 +1,27 @@
 /*
- * cutover.h - the SWITCH machine and PAUSE/RESUME: the cutover itself.
+ * cutover.h - the switch engine and PAUSE/RESUME: the cutover itself.
  *
- * A switch runs as an explicit state machine driven by libpq's non-blocking
- * API (admin/cutover/control.c) and timers:
+ * A switch is an explicit machine of phases (engine.c holds their table:
+ * entry, deadline, what runs beside each), driven by libpq's non-blocking
+ * API (control.c) and timers:
  *
- *   PREFLIGHT -> DRAIN -> WAIT_LAG -> SYNC_SEQUENCES -> FLIP -> RESUME -> done
- *        \          \         \              \
- *         +----------+---------+--------------+--> ROLLBACK (resume on the old side)
+ *   PREFLIGHT --> DRAIN --> WAIT_LAG --> SYNC_SEQUENCES --(join)--> FLIP --> RESUME --> done
+ *       |           |   `-- session checks, beside the next two --'   |
+ *   (dry run:       |                                                  |
+ *    done here)     `------- held: new transactions wait from here ---' to the end of RESUME
+ *
+ *   any failure or ABORT before FLIP --> ROLLBACK: the hold is released on
+ *   the old side and the error names the phase
  *
  * Nothing before FLIP changes the route; FLIP writes the route file durably
- * (on a worker thread) before anything runs on the new side.
+ * (on a worker thread) before anything runs on the new side.  The session
+ * checks (session pooling: can each session's state move?) start when the
+ * drain is over and run beside the lag wait and the sequence sync; FLIP
+ * waits for the last of them.
+ *
+ * The engine tells whoever started a command through callbacks (the admin
+ * console maps them to its replies); it moves and checks sessions through
+ * proxy/pool.h, never by walking the pools itself.
  */
 #ifndef PGCUTOVER_CUTOVER_H
 #define PGCUTOVER_CUTOVER_H
@@ -17,9 +29,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "proxy/pool.h"
+#include "proxy/core/route.h"
 
-struct client;
 struct database;
 
 /* One row of SHOW SWITCHES. */
@@ -40,25 +51,63 @@ struct switch_record {
 	char error[400]; /* "" when none; names the phase otherwise */
 };
 
+/* Result classes of the switch counters: a bounded label set for the metrics. */
+enum switch_class {
+	SWITCH_OK,      /* a switch that flipped the route */
+	SWITCH_FAILED,  /* a switch that failed or was aborted before its flip */
+	SWITCH_DRY_RUN, /* a DRY RUN, whatever its outcome */
+	SWITCH_NCLASSES
+};
+
+/* The phases whose times the metrics keep for the latest real switch. */
+enum switch_timing { TIMING_PAUSED, TIMING_DRAIN, TIMING_LAG, TIMING_SEQUENCES, TIMING_COUNT };
+
 /*
- * Start a switch of 'db' to side 'to' for the admin client 'requester', who
- * gets the SHOW SWITCHES row (or an ErrorResponse) when it ends.  False with
- * a message when it cannot start (already switching, already there).
+ * Per-database switch counters since start, kept by the engine apart from
+ * the bounded history of SHOW SWITCHES so that they never go down.
  */
-bool cutover_start(struct database *db, enum route_side to, bool dry_run, struct client *requester,
-		   char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+struct switch_counts {
+	uint64_t switches[SWITCH_NCLASSES];
+	bool have_last;                /* the times below are those of a real switch */
+	int64_t last_ms[TIMING_COUNT]; /* of the latest real switch */
+};
+
+/*
+ * How a switch reports its end to whoever started it: with sqlstate NULL
+ * the switch succeeded (or the dry run passed) and rec is its row; else it
+ * failed, rec->error says why and names the phase.  'who' is the pointer
+ * given to cutover_start().
+ */
+typedef void (*cutover_reply_fn)(void *who, const struct switch_record *rec, const char *sqlstate);
+
+/* How PAUSE reports: drained (sqlstate NULL), or an error. */
+typedef void (*cutover_paused_fn)(void *who, const char *sqlstate, const char *message);
+
+/* Register with the pools (their progress hook); at start-up. */
+void cutover_init(void);
+
+/*
+ * Start a switch of 'db' to side 'to'; reply(who, ...) is called once when
+ * it ends, never from inside this call.  False with a message when it cannot
+ * start (already switching, already there).
+ */
+bool cutover_start(struct database *db, enum route_side to, bool dry_run, cutover_reply_fn reply,
+		   void *who, char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 
 /* ABORT db: stop a switch that has not flipped yet.  False with a message otherwise. */
 bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
 	__attribute__((warn_unused_result));
 
-/* PAUSE [db]: hold new transactions; 'requester' gets "PAUSE" once drained. */
-void cutover_pause(struct database *db, struct client *requester);
+/*
+ * PAUSE [db] (NULL = every database): hold new transactions; done(who, ...)
+ * once in-flight ones have finished (possibly from inside this call).
+ */
+void cutover_pause(struct database *db, cutover_paused_fn done, void *who);
 /* RESUME [db]. */
 void cutover_resume(struct database *db);
 
-/* The admin client went away: forget it as the requester of anything. */
-void cutover_forget_client(struct client *c);
+/* 'who' went away: forget it as the one to tell about anything. */
+void cutover_forget(void *who);
 
 /* The history behind SHOW SWITCHES (oldest first). */
 const struct switch_record *cutover_history(int *count);
@@ -66,6 +115,8 @@ const struct switch_record *cutover_history(int *count);
 const struct switch_record *cutover_running(const struct database *db);
 /* The name of the phase a database's switch is in ("" when none). */
 const char *cutover_phase_name(const struct database *db);
+/* The counters of a database (all zero when it never switched). */
+struct switch_counts cutover_counts(const struct database *db);
 
 /* Remember a measured replication lag (SHOW LAG, a switch) for the metrics. */
 void cutover_record_lag(const struct database *db, int64_t lag);

@@ -78,4 +78,15 @@ static inline struct list_node *list_last(const struct list_node *head)
 
 #define list_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
+/* Number of nodes on the list (walks it: for counts shown to people, not hot paths). */
+static inline int list_count(const struct list_node *head)
+{
+	const struct list_node *n;
+	int count = 0;
+
+	list_for_each(n, head)
+		count++;
+	return count;
+}
+
 #endif /* PGCUTOVER_LIST_H */

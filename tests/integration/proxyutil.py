@@ -46,6 +46,10 @@ SANITIZER_PATTERNS = re.compile(
     r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
     r"SUMMARY: (Address|Undefined|Leak)Sanitizer")
 
+# A state machine that took a transition its table does not allow (clients,
+# servers, the switch's phases) logs this: a bug, whatever else the test saw.
+ILLEGAL_TRANSITION = re.compile(r"illegal (state|phase) change")
+
 # Keys of the [pgcutover] section, in the order they are written.
 BASE_ORDER = [
     "listen_addr", "listen_port", "unix_socket_dir", "admin_addr", "admin_port",
@@ -227,6 +231,9 @@ class Proxy:
         san = [ln for ln in self.log().splitlines() if SANITIZER_PATTERNS.search(ln)]
         if san:
             problems.append(f"{self.name}: sanitizer report:\n" + "\n".join(san[:20]))
+        illegal = [ln for ln in self.log().splitlines() if ILLEGAL_TRANSITION.search(ln)]
+        if illegal:
+            problems.append(f"{self.name}: illegal state transition:\n" + "\n".join(illegal[:20]))
         if problems:
             tail = "\n".join(self.log().splitlines()[-60:])
             problems.append(f"--- last lines of {self.name}'s log ({self.stderr_path}) ---\n{tail}")

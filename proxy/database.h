@@ -1,0 +1,130 @@
+/*
+ * database.h - the logical databases (database.c): one per [database
+ * "name"] section, where its source and target are, which side it is routed
+ * to, whether its new transactions are held, and the API through which a
+ * switch checks and moves its sessions.
+ */
+#ifndef PGCUTOVER_DATABASE_H
+#define PGCUTOVER_DATABASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proxy/core/conninfo.h"
+#include "proxy/core/list.h"
+#include "proxy/core/route.h"
+
+struct db_config;
+
+/* Per-database counters behind SHOW STATS and the metrics. */
+struct db_stats {
+	uint64_t xact_count;    /* transactions completed (ReadyForQuery 'I' after work) */
+	uint64_t query_count;   /* Query and Sync messages sent to servers */
+	uint64_t bytes_in;      /* bytes received from clients */
+	uint64_t bytes_out;     /* bytes sent to clients */
+	uint64_t xact_time_us;  /* summed transaction time */
+	uint64_t query_time_us; /* summed query time */
+};
+
+/*
+ * Why new transactions of a database are held: bits of database.holds.  A
+ * database runs again once no bit is left.
+ */
+enum db_hold {
+	DB_HOLD_PAUSE = 1u << 0,  /* PAUSE from the admin console */
+	DB_HOLD_SWITCH = 1u << 1, /* a SWITCH, from its drain to its resume */
+};
+
+/*
+ * The session-state checks a switch runs on a database's sessions before it
+ * moves them (db_check_sessions): how many are still out, and whom to
+ * tell when the last one answers.
+ */
+struct db_checks {
+	int pending;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+struct database {
+	struct list_node node;       /* in rt.databases */
+	char *name;                  /* the name clients put in dbname */
+	const struct db_config *cfg; /* its section in rt.cfg; refreshed on reload */
+	struct backend_addr addr[2]; /* indexed by enum route_side */
+	/*
+	 * Bumped when a reload changes that side's address (host, port, dbname,
+	 * credentials): servers opened with an older generation are retired, idle
+	 * ones at once, busy ones when released, so that no new session or
+	 * transaction lands on the old address (see server_current()).
+	 */
+	unsigned addr_gen[2];
+	enum route_side route;  /* the side new server connections go to */
+	struct list_node pools; /* struct pool of this database */
+	bool removed;           /* dropped from the config: refuse new clients */
+	int pool_size;          /* from the config in force (kept if the section goes) */
+	int pool_mode;          /* enum pool_mode, likewise */
+	struct db_stats stats;
+	unsigned holds;          /* enum db_hold bits: new transactions are held */
+	struct db_checks checks; /* session checks of a switch in progress */
+	bool busy;               /* a switch runs on it: a reload may not remove it */
+};
+
+/* New transactions of this database are held (PAUSE or SWITCH). */
+static inline bool db_paused(const struct database *db)
+{
+	return db->holds != 0;
+}
+
+/* Create the databases of rt.cfg, or refresh them after a reload. */
+bool db_apply_config(char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+/* The database clients name, or NULL (a removed section counts as none). */
+struct database *db_find(const char *name);
+/* The max_db_connections in force for db (0 = unlimited). */
+int db_max_connections(const struct database *db);
+
+/*
+ * Number of transactions or requests of this database still running: servers
+ * linked to a client and not at a transaction boundary.
+ */
+int db_in_flight(const struct database *db);
+/* Something ended: tell the progress hook if the database is held. */
+void db_note_progress(struct database *db);
+/*
+ * Who is told whenever a transaction or request of a held database ends, so
+ * that PAUSE and SWITCH learn when it has drained (the cutover engine, which
+ * registers itself at start-up).  Called on the loop, never from inside
+ * db_hold().
+ */
+void db_set_progress_hook(void (*hook)(struct database *db));
+/* Hold new transactions of db for this reason (enum db_hold). */
+void db_hold(struct database *db, unsigned why);
+/*
+ * Drop one reason to hold; once none is left, held clients are released and
+ * what they sent meanwhile is forwarded.
+ */
+void db_release(struct database *db, unsigned why);
+
+/*
+ * A switch asks, at a boundary with the database held and drained, whether
+ * each session linked to a server on 'side' holds state that can move to
+ * the other side (session.h): the checks run in parallel on those servers.
+ * done(arg) is called once the last one has answered, never from inside this
+ * call.  Returns how many were started; with 0, done is never called.
+ */
+int db_check_sessions(struct database *db, enum route_side side, void (*done)(void *arg), void *arg);
+/* A switch that failed forgets its checks: the sessions stay where they are. */
+void db_cancel_checks(struct database *db);
+/*
+ * After the flip to db->route: each session linked to a server on the old
+ * side moves (or, when its check found state that cannot move, is closed
+ * with a FATAL that says why); sessions without a server move by
+ * themselves; the old side's idle servers close.  *moved and *closed count
+ * the sessions.
+ */
+void db_move_sessions(struct database *db, int *moved, int *closed);
+
+/* Free every database and its pools (at exit; clients and servers are gone). */
+void db_free_all(void);
+
+#endif /* PGCUTOVER_DATABASE_H */
