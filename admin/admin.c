@@ -28,6 +28,7 @@
 #include "admin/cutover/cutover.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"

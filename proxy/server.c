@@ -28,6 +28,7 @@
 #include <sys/un.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"

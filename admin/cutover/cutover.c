@@ -23,7 +23,7 @@
 #include "admin/cutover/control.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/sqlquote.h"
-#include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
