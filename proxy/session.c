@@ -10,6 +10,7 @@
 
 #include "protocol/pq_build.h"
 #include "protocol/sqllex.h"
+#include "protocol/sqlquote.h"
 
 /* Longest keyword or name looked at. */
 #define WORD_MAX 64
@@ -437,30 +438,6 @@ bool session_apply_capture(struct session *ss, const char *rows, bool full)
 
 /* ---- restore ---- */
 
-/* Append a string literal E'...' with quotes and backslashes doubled. */
-static void put_literal(struct pq_buf *b, const char *s)
-{
-	pq_put_bytes(b, "E'", 2);
-	for (; *s; s++) {
-		if (*s == '\'' || *s == '\\')
-			pq_put_u8(b, (uint8_t)*s);
-		pq_put_u8(b, (uint8_t)*s);
-	}
-	pq_put_u8(b, '\'');
-}
-
-/* Append a "quoted identifier". */
-static void put_ident(struct pq_buf *b, const char *s)
-{
-	pq_put_u8(b, '"');
-	for (; *s; s++) {
-		if (*s == '"')
-			pq_put_u8(b, '"');
-		pq_put_u8(b, (uint8_t)*s);
-	}
-	pq_put_u8(b, '"');
-}
-
 char *session_cleanup_sql(const char *rows, bool *oom)
 {
 	struct pq_buf b;
@@ -484,7 +461,7 @@ char *session_cleanup_sql(const char *rows, bool *oom)
 				return NULL;
 			}
 			pq_put_bytes(&b, "DEALLOCATE ", 11);
-			put_ident(&b, name);
+			sqlquote_put_ident(&b, name);
 			pq_put_bytes(&b, "; ", 2);
 			free(name);
 		}
@@ -522,16 +499,16 @@ char *session_restore_sql(const struct session *ss, bool reset, bool *oom)
 	for (size_t i = 0; i < st->settings.count; i++) {
 		pq_put_bytes(&b, i == 0 ? "SELECT " : ", ", i == 0 ? 7 : 2);
 		pq_put_bytes(&b, "pg_catalog.set_config(", 22);
-		put_literal(&b, st->settings.names[i]);
+		sqlquote_put_literal(&b, st->settings.names[i]);
 		pq_put_bytes(&b, ", ", 2);
-		put_literal(&b, st->settings.values[i]);
+		sqlquote_put_literal(&b, st->settings.values[i]);
 		pq_put_bytes(&b, ", false)", 8);
 	}
 	if (st->settings.count > 0)
 		pq_put_bytes(&b, "; ", 2);
 	for (size_t i = 0; i < st->listens.count; i++) {
 		pq_put_bytes(&b, "LISTEN ", 7);
-		put_ident(&b, st->listens.names[i]);
+		sqlquote_put_ident(&b, st->listens.names[i]);
 		pq_put_bytes(&b, "; ", 2);
 	}
 	for (size_t i = 0; i < st->sql_stmts.count; i++) {
