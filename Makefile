@@ -104,10 +104,11 @@ format-check:
 #
 # tests/fuzz/fuzz_NAME.c is one target, with its inputs in tests/fuzz/fuzz_NAME/
 # (seeds/ and regressions/).  FUZZ_DEPS_<target> lists the objects it links
-# besides itself, so that each target carries only the code it exercises.
+# besides itself, so that each target carries only the code it exercises
+# (protocol/pq reads, protocol/pq_build writes and needs pq; sqllex stands alone).
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
-FUZZ_DEPS_fuzz_pq           := protocol/pq
+FUZZ_DEPS_fuzz_pq           := protocol/pq protocol/pq_build
 FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/auth_crypto proxy/auth/userlist
 FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd

@@ -29,6 +29,8 @@
 #include "admin/cutover/cutover.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
+#include "protocol/sqlquote.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/client_session.h"
@@ -851,9 +853,11 @@ static void show_lag(struct client *c, const char *name)
 		if (db->cfg->d.lag_method == LAG_LSN) {
 			struct lag_query *q = calloc(1, sizeof(*q));
 			struct control_conn *cc = q ? job_ctl(j, db, db->route) : NULL;
-			char sql[600];
+			char sql[600], slot[160];
 
-			if (cc == NULL) {
+			/* replication_slot is a checked name (config.c): it always fits */
+			if (cc == NULL ||
+			    !sqlquote_literal(db->cfg->replication_slot, slot, sizeof(slot))) {
 				free(q);
 				continue;
 			}
@@ -865,8 +869,8 @@ static void show_lag(struct client *c, const char *name)
 				 "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, confirmed_flush_lsn::text,"
 				 " pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(), confirmed_flush_lsn)::bigint::text,"
 				 " pg_catalog.to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
-				 " FROM pg_catalog.pg_replication_slots WHERE slot_name = '%s'",
-				 db->cfg->replication_slot);
+				 " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+				 slot);
 			j->pending++;
 			if (!control_conn_query(cc, sql, 10000, lag_cb, q)) {
 				j->pending--;

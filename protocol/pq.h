@@ -1,5 +1,6 @@
 /*
- * pq.h - PostgreSQL frontend/backend protocol v3: framing, parsing, building.
+ * pq.h - PostgreSQL frontend/backend protocol v3, reading: framing, parsing,
+ * the wire's constants, and message names for logs.
  *
  * This module is pure: it uses libc only (no libevent, OpenSSL or libpq), does
  * no I/O and keeps no global state, so it can be unit-tested and fuzzed alone.
@@ -8,9 +9,8 @@
  * far; a struct pq_cursor reads fields out of a message body and remembers a
  * failure (underflow, missing terminator) instead of reading out of bounds.
  *
- * Writing: a struct pq_buf is a growable byte buffer with a sticky failure
- * flag; pq_msg_begin()/pq_msg_end() bracket one message and patch its length,
- * and the pq_build_*() helpers synthesise the messages the proxy sends itself.
+ * Writing is pq_build.h's job (struct pq_buf and the pq_build_*() helpers);
+ * the glance at SQL text is sqllex.h's.
  */
 #ifndef PGCUTOVER_PQ_H
 #define PGCUTOVER_PQ_H
@@ -127,8 +127,6 @@ bool pq_startup_next(struct pq_cursor *c, const char **name, const char **value)
 
 /* ---- ErrorResponse / NoticeResponse ---- */
 
-struct pq_buf;
-
 struct pq_error_fields {
 	const char *severity; /* 'V' when present, else 'S' */
 	const char *sqlstate; /* 'C' */
@@ -144,104 +142,6 @@ struct pq_error_fields {
  * final 0 byte or bytes after it -> PQ_ERR_FORMAT.
  */
 enum pq_status pq_parse_error(const uint8_t *body, size_t len, struct pq_error_fields *out);
-
-/*
- * An ErrorResponse or NoticeResponse ('type') with every field of 'body' (as
- * pq_parse_error reads it) in its order, except that the 'M' field says
- * 'message' instead.  PQ_ERR_FORMAT when body is malformed (b is untouched).
- */
-enum pq_status pq_build_error_remessaged(struct pq_buf *b, uint8_t type, const uint8_t *body,
-					 size_t len, const char *message);
-
-/* ---- building ---- */
-
-/* A growable output buffer with a sticky failure flag (allocation or limit). */
-struct pq_buf {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-	size_t msg_start; /* offset of the message being built (for the length patch) */
-	bool has_type;    /* whether that message has a type byte */
-	bool failed;      /* an allocation failed: the contents must not be sent */
-};
-
-void pq_buf_init(struct pq_buf *b);
-void pq_buf_free(struct pq_buf *b);
-void pq_buf_reset(struct pq_buf *b); /* empty it, keep the memory, clear failure */
-void pq_put_u8(struct pq_buf *b, uint8_t v);
-void pq_put_u16(struct pq_buf *b, uint16_t v);
-void pq_put_u32(struct pq_buf *b, uint32_t v);
-void pq_put_i32(struct pq_buf *b, int32_t v);
-void pq_put_bytes(struct pq_buf *b, const void *p, size_t n);
-void pq_put_str(struct pq_buf *b, const char *s); /* with its NUL; NULL is sent as "" */
-
-/*
- * Start a message; type 0 starts an untyped (startup-phase) packet.  Only one
- * message may be open at a time: nested begin/end pairs are not supported.
- */
-void pq_msg_begin(struct pq_buf *b, uint8_t type);
-/* Finish it: patch the length word (bytes from the length word to the end). */
-void pq_msg_end(struct pq_buf *b);
-
-/* ErrorResponse ('E') or, with severity "NOTICE"/"WARNING", use pq_build_notice. */
-void pq_build_error(struct pq_buf *b, const char *severity, const char *sqlstate,
-		    const char *message, const char *detail, const char *hint);
-void pq_build_notice(struct pq_buf *b, const char *severity, const char *sqlstate,
-		     const char *message, const char *detail, const char *hint);
-/* AuthenticationXXX ('R'): code plus optional payload. */
-void pq_build_auth(struct pq_buf *b, uint32_t code, const void *data, size_t len);
-/* AuthenticationSASL listing mechanisms (a NULL-terminated array). */
-void pq_build_auth_sasl(struct pq_buf *b, const char *const *mechanisms);
-void pq_build_param_status(struct pq_buf *b, const char *name, const char *value);
-void pq_build_backend_key(struct pq_buf *b, uint32_t pid, uint32_t key);
-void pq_build_ready(struct pq_buf *b, char txn_status);
-void pq_build_query(struct pq_buf *b, const char *sql);
-void pq_build_terminate(struct pq_buf *b);
-/* RowDescription with all columns of type text. */
-void pq_build_row_description(struct pq_buf *b, int ncols, const char *const *names);
-/* DataRow; a NULL value is sent as SQL NULL. */
-void pq_build_data_row(struct pq_buf *b, int ncols, const char *const *values);
-void pq_build_command_complete(struct pq_buf *b, const char *tag);
-void pq_build_empty_query(struct pq_buf *b);
-/* NegotiateProtocolVersion ('v'). */
-void pq_build_negotiate_version(struct pq_buf *b, uint32_t newest_minor, int nopts,
-				const char *const *opts);
-/* StartupMessage for protocol 3.0 from name/value pairs (kv has 2*npairs entries). */
-void pq_build_startup(struct pq_buf *b, const char *const *kv, size_t npairs);
-void pq_build_cancel_request(struct pq_buf *b, uint32_t pid, uint32_t key);
-/* PasswordMessage ('p') carrying a NUL-terminated password. */
-void pq_build_password(struct pq_buf *b, const char *password);
-/* SASLInitialResponse ('p'): mechanism name, then length-prefixed data. */
-void pq_build_sasl_initial(struct pq_buf *b, const char *mechanism, const void *data, size_t len);
-/* SASLResponse ('p'): raw data. */
-void pq_build_sasl_response(struct pq_buf *b, const void *data, size_t len);
-
-/* Parse ('P'): a statement name, then 'rest' = query NUL, int16 count, int32 types. */
-void pq_build_parse(struct pq_buf *b, const char *name, const void *rest, size_t rest_len);
-/* Close ('C') of a statement ('S') or portal ('P'). */
-void pq_build_close(struct pq_buf *b, char kind, const char *name);
-
-/* ---- a glance at SQL text ---- */
-
-/*
- * What pq_sql_token() found.  The proxy never parses SQL; it only looks at
- * the first words of a statement to see whether it may change session state
- * (SET, LISTEN, PREPARE...), the way PostgreSQL's own lexer splits words.
- */
-enum pq_sql_tok {
-	PQ_SQL_END,    /* nothing but blanks and comments left */
-	PQ_SQL_WORD,   /* an unquoted word: out holds it folded to lower case */
-	PQ_SQL_QUOTED, /* a "quoted identifier": out holds it as written, "" undoubled */
-	PQ_SQL_OTHER,  /* any other character (out holds it), or a word too long for out */
-};
-
-/*
- * Read the next token of sql[0..len) from *off, skipping blanks, -- comments
- * and (nested) block comments; *off moves past it.  Words longer than
- * outlen - 1 bytes come back as PQ_SQL_OTHER.  Text cut off in the middle (a
- * prefix of a longer query) simply ends the scan.
- */
-enum pq_sql_tok pq_sql_token(const uint8_t *sql, size_t len, size_t *off, char *out, size_t outlen);
 
 /* Human-readable name of a message type for logs ("Query", "DataRow", ...). */
 const char *pq_msg_name(uint8_t type, bool from_backend);

@@ -1,17 +1,22 @@
 /*
- * sqlquote.h - quoting of values and names pasted into control queries.
+ * sqlquote.h - quoting of values and names pasted into the SQL pgcutover
+ * sends itself: control queries, and the statements that restore a session
+ * on a new server.  The one place in pgcutover that quotes SQL.
  *
  * libpq's PQescapeLiteral and PQescapeIdentifier need a connection, and the
  * control queries are built before one exists; these do the same for the
  * UTF-8 / SQL_ASCII-compatible encodings PostgreSQL servers use, so that no
- * configured name (replication_slot, marker_table) or generated value is
- * ever pasted into SQL unquoted.  Pure string handling, unit-tested.
+ * configured name (replication_slot, marker_table), session setting or
+ * generated value is ever pasted into SQL unquoted.  Pure string handling,
+ * unit-tested.
  */
 #ifndef PGCUTOVER_SQLQUOTE_H
 #define PGCUTOVER_SQLQUOTE_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+struct pq_buf;
 
 /*
  * 's' as a string literal: 'it''s'.  Like PQescapeLiteral, a value holding
@@ -31,5 +36,16 @@ bool sqlquote_ident(const char *s, char *out, size_t outlen) __attribute__((warn
  */
 bool sqlquote_qualified(const char *name, char *out, size_t outlen)
 	__attribute__((warn_unused_result));
+
+/*
+ * Append 's' to a statement being built in 'b' as a string literal, always in
+ * the E'...' form with quotes and backslashes doubled (the form the session
+ * restore has always sent), whatever s holds.  Running out of memory fails b
+ * (its sticky flag), like any other put.
+ */
+void sqlquote_put_literal(struct pq_buf *b, const char *s);
+
+/* Append 's' to 'b' as a quoted identifier: "a""b". */
+void sqlquote_put_ident(struct pq_buf *b, const char *s);
 
 #endif /* PGCUTOVER_SQLQUOTE_H */

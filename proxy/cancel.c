@@ -18,6 +18,7 @@
 #include <sys/un.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "proxy/auth/auth_crypto.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
 #include "proxy/relay.h"

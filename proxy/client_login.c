@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/auth/auth_crypto.h"
 #include "proxy/auth/userlist.h"

@@ -27,6 +27,7 @@
 #include <sys/un.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"

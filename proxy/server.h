@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol/pq_build.h"
 #include "proxy/auth/auth_crypto.h"
 #include "proxy/core/list.h"
 #include "proxy/core/params.h"

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "proxy/client.h"
 #include "proxy/core/log.h"
 #include "proxy/pool.h"

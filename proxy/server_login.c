@@ -21,6 +21,7 @@
 #include <sys/un.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/auth/auth_crypto.h"
 #include "proxy/auth/userlist.h"

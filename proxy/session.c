@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol/pq.h"
+#include "protocol/pq_build.h"
+#include "protocol/sqllex.h"
+#include "protocol/sqlquote.h"
 
 /* Longest keyword or name looked at. */
 #define WORD_MAX 64
@@ -35,14 +37,14 @@ static bool is_plain_word(const char *w)
 static bool select_changes_state(const uint8_t *sql, size_t len, size_t off)
 {
 	char w[WORD_MAX];
-	enum pq_sql_tok t = pq_sql_token(sql, len, &off, w, sizeof(w));
+	enum sqllex_tok t = sqllex_token(sql, len, &off, w, sizeof(w));
 
-	if (t == PQ_SQL_WORD && strcmp(w, "pg_catalog") == 0) {
-		if (pq_sql_token(sql, len, &off, w, sizeof(w)) != PQ_SQL_OTHER || w[0] != '.')
+	if (t == SQLLEX_WORD && strcmp(w, "pg_catalog") == 0) {
+		if (sqllex_token(sql, len, &off, w, sizeof(w)) != SQLLEX_OTHER || w[0] != '.')
 			return false;
-		t = pq_sql_token(sql, len, &off, w, sizeof(w));
+		t = sqllex_token(sql, len, &off, w, sizeof(w));
 	}
-	if (t != PQ_SQL_WORD)
+	if (t != SQLLEX_WORD)
 		return false;
 	return strcmp(w, "set_config") == 0 || strncmp(w, "pg_advisory", 11) == 0 ||
 	       strncmp(w, "pg_try_advisory", 15) == 0;
@@ -52,15 +54,15 @@ enum session_kind session_classify(const uint8_t *sql, size_t len)
 {
 	char w[WORD_MAX];
 	size_t off = 0;
-	enum pq_sql_tok t = pq_sql_token(sql, len, &off, w, sizeof(w));
+	enum sqllex_tok t = sqllex_token(sql, len, &off, w, sizeof(w));
 
-	if (t == PQ_SQL_END)
+	if (t == SQLLEX_END)
 		return SK_PLAIN;
-	if (t == PQ_SQL_OTHER && w[0] == '(') {
+	if (t == SQLLEX_OTHER && w[0] == '(') {
 		/* "(SELECT ...)": look inside */
-		t = pq_sql_token(sql, len, &off, w, sizeof(w));
+		t = sqllex_token(sql, len, &off, w, sizeof(w));
 	}
-	if (t != PQ_SQL_WORD)
+	if (t != SQLLEX_WORD)
 		return SK_STATE; /* cannot tell: ask the server afterwards */
 	if (strcmp(w, "select") == 0)
 		return select_changes_state(sql, len, off) ? SK_STATE : SK_PLAIN;
@@ -75,35 +77,35 @@ enum session_kind session_classify(const uint8_t *sql, size_t len)
 static bool at_statement_end(const uint8_t *sql, size_t len, size_t off)
 {
 	char w[WORD_MAX];
-	enum pq_sql_tok t = pq_sql_token(sql, len, &off, w, sizeof(w));
+	enum sqllex_tok t = sqllex_token(sql, len, &off, w, sizeof(w));
 
-	if (t == PQ_SQL_OTHER && w[0] == ';')
-		t = pq_sql_token(sql, len, &off, w, sizeof(w));
-	return t == PQ_SQL_END;
+	if (t == SQLLEX_OTHER && w[0] == ';')
+		t = sqllex_token(sql, len, &off, w, sizeof(w));
+	return t == SQLLEX_END;
 }
 
 bool session_parse_deallocate(const uint8_t *sql, size_t len, bool *all, char *name, size_t namelen)
 {
 	char w[WORD_MAX];
 	size_t off = 0;
-	enum pq_sql_tok t;
+	enum sqllex_tok t;
 
-	if (pq_sql_token(sql, len, &off, w, sizeof(w)) != PQ_SQL_WORD ||
+	if (sqllex_token(sql, len, &off, w, sizeof(w)) != SQLLEX_WORD ||
 	    strcmp(w, "deallocate") != 0)
 		return false;
-	t = pq_sql_token(sql, len, &off, name, namelen);
-	if (t == PQ_SQL_WORD && strcmp(name, "prepare") == 0) {
+	t = sqllex_token(sql, len, &off, name, namelen);
+	if (t == SQLLEX_WORD && strcmp(name, "prepare") == 0) {
 		size_t save = off;
 		char next[WORD_MAX];
 
 		/* "DEALLOCATE prepare" names a statement called prepare */
-		if (pq_sql_token(sql, len, &save, next, sizeof(next)) != PQ_SQL_END &&
+		if (sqllex_token(sql, len, &save, next, sizeof(next)) != SQLLEX_END &&
 		    !(next[0] == ';' && at_statement_end(sql, len, save)))
-			t = pq_sql_token(sql, len, &off, name, namelen);
+			t = sqllex_token(sql, len, &off, name, namelen);
 	}
-	if (t != PQ_SQL_WORD && t != PQ_SQL_QUOTED)
+	if (t != SQLLEX_WORD && t != SQLLEX_QUOTED)
 		return false;
-	*all = t == PQ_SQL_WORD && strcmp(name, "all") == 0;
+	*all = t == SQLLEX_WORD && strcmp(name, "all") == 0;
 	return at_statement_end(sql, len, off);
 }
 
@@ -112,9 +114,9 @@ bool session_is_discard_all(const uint8_t *sql, size_t len)
 	char w[WORD_MAX];
 	size_t off = 0;
 
-	if (pq_sql_token(sql, len, &off, w, sizeof(w)) != PQ_SQL_WORD || strcmp(w, "discard") != 0)
+	if (sqllex_token(sql, len, &off, w, sizeof(w)) != SQLLEX_WORD || strcmp(w, "discard") != 0)
 		return false;
-	if (pq_sql_token(sql, len, &off, w, sizeof(w)) != PQ_SQL_WORD || strcmp(w, "all") != 0)
+	if (sqllex_token(sql, len, &off, w, sizeof(w)) != SQLLEX_WORD || strcmp(w, "all") != 0)
 		return false;
 	return at_statement_end(sql, len, off);
 }
@@ -223,7 +225,7 @@ static bool single_prepare(const char *text)
 	size_t len = strlen(text), off = 0;
 	char w[WORD_MAX];
 
-	if (pq_sql_token(t, len, &off, w, sizeof(w)) != PQ_SQL_WORD || strcmp(w, "prepare") != 0)
+	if (sqllex_token(t, len, &off, w, sizeof(w)) != SQLLEX_WORD || strcmp(w, "prepare") != 0)
 		return false;
 	/* conservative: a semicolon anywhere but at the very end is refused */
 	for (const char *p = strchr(text, ';'); p; p = strchr(p + 1, ';'))
@@ -436,30 +438,6 @@ bool session_apply_capture(struct session *ss, const char *rows, bool full)
 
 /* ---- restore ---- */
 
-/* Append a string literal E'...' with quotes and backslashes doubled. */
-static void put_literal(struct pq_buf *b, const char *s)
-{
-	pq_put_bytes(b, "E'", 2);
-	for (; *s; s++) {
-		if (*s == '\'' || *s == '\\')
-			pq_put_u8(b, (uint8_t)*s);
-		pq_put_u8(b, (uint8_t)*s);
-	}
-	pq_put_u8(b, '\'');
-}
-
-/* Append a "quoted identifier". */
-static void put_ident(struct pq_buf *b, const char *s)
-{
-	pq_put_u8(b, '"');
-	for (; *s; s++) {
-		if (*s == '"')
-			pq_put_u8(b, '"');
-		pq_put_u8(b, (uint8_t)*s);
-	}
-	pq_put_u8(b, '"');
-}
-
 char *session_cleanup_sql(const char *rows, bool *oom)
 {
 	struct pq_buf b;
@@ -483,7 +461,7 @@ char *session_cleanup_sql(const char *rows, bool *oom)
 				return NULL;
 			}
 			pq_put_bytes(&b, "DEALLOCATE ", 11);
-			put_ident(&b, name);
+			sqlquote_put_ident(&b, name);
 			pq_put_bytes(&b, "; ", 2);
 			free(name);
 		}
@@ -521,16 +499,16 @@ char *session_restore_sql(const struct session *ss, bool reset, bool *oom)
 	for (size_t i = 0; i < st->settings.count; i++) {
 		pq_put_bytes(&b, i == 0 ? "SELECT " : ", ", i == 0 ? 7 : 2);
 		pq_put_bytes(&b, "pg_catalog.set_config(", 22);
-		put_literal(&b, st->settings.names[i]);
+		sqlquote_put_literal(&b, st->settings.names[i]);
 		pq_put_bytes(&b, ", ", 2);
-		put_literal(&b, st->settings.values[i]);
+		sqlquote_put_literal(&b, st->settings.values[i]);
 		pq_put_bytes(&b, ", false)", 8);
 	}
 	if (st->settings.count > 0)
 		pq_put_bytes(&b, "; ", 2);
 	for (size_t i = 0; i < st->listens.count; i++) {
 		pq_put_bytes(&b, "LISTEN ", 7);
-		put_ident(&b, st->listens.names[i]);
+		sqlquote_put_ident(&b, st->listens.names[i]);
 		pq_put_bytes(&b, "; ", 2);
 	}
 	for (size_t i = 0; i < st->sql_stmts.count; i++) {

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "admin/cutover/control_open.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"

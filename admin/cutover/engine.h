@@ -19,6 +19,7 @@
 #include "admin/cutover/control.h"
 #include "admin/cutover/cutover.h"
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 
 struct event;
 struct database;

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "protocol/pq.h"
+#include "protocol/pq_build.h"
 
 const char SEQ_LIST_SQL[] =
 	"SELECT pg_catalog.quote_ident(schemaname) || '.' || pg_catalog.quote_ident(sequencename),"

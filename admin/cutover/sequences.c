@@ -14,6 +14,7 @@
 #include "admin/cutover/engine.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
 #include "proxy/core/route.h"

@@ -1,6 +1,7 @@
 /*
- * fuzz_pq.c - fuzz target for protocol/pq: framing, the startup packet, the
- * cursor getters, ErrorResponse parsing and the message builders.
+ * fuzz_pq.c - fuzz target for protocol/pq (framing, the startup packet, the
+ * cursor getters, ErrorResponse parsing) and protocol/pq_build (the message
+ * builders).
  *
  * The first byte of the input chooses what the rest is:
  *
@@ -33,6 +34,7 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "protocol/pq.h"
+#include "protocol/pq_build.h"
 
 /* Most messages one stream may hold before the target stops looking. */
 #define FUZZ_MAX_EVENTS 1024

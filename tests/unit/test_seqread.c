@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "admin/cutover/seqread.h"
-#include "protocol/pq.h"
+#include "protocol/pq_build.h"
 
 static void test_seq_next_value(void)
 {

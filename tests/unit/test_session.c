@@ -1,47 +1,15 @@
 /*
- * test_session.c - the SQL glance (pq_sql_token), statement classification,
- * capture and restore of session state, and the prepared-statement books.
+ * test_session.c - statement classification, capture and restore of session
+ * state, and the prepared-statement books (the SQL glance is test_sqllex.c's).
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "protocol/pq.h"
 #include "proxy/prepared.h"
 #include "proxy/session.h"
 #include "tests/unit/unit.h"
 
 #define S(x) (const uint8_t *)(x), strlen(x)
-
-static void test_sql_token(void)
-{
-	const char *sql = "  /* a /* nested */ comment */ -- line\n SeLeCt \"My \"\"Name\"\" \" ; x";
-	size_t off = 0;
-	char w[16];
-
-	UT_EQ_INT(pq_sql_token(S(sql), &off, w, sizeof(w)), PQ_SQL_WORD);
-	UT_EQ_STR(w, "select");
-	UT_EQ_INT(pq_sql_token(S(sql), &off, w, sizeof(w)), PQ_SQL_QUOTED);
-	UT_EQ_STR(w, "My \"Name\" ");
-	UT_EQ_INT(pq_sql_token(S(sql), &off, w, sizeof(w)), PQ_SQL_OTHER);
-	UT_EQ_STR(w, ";");
-	UT_EQ_INT(pq_sql_token(S(sql), &off, w, sizeof(w)), PQ_SQL_WORD);
-	UT_EQ_STR(w, "x");
-	UT_EQ_INT(pq_sql_token(S(sql), &off, w, sizeof(w)), PQ_SQL_END);
-	/* a word longer than the buffer, an unterminated comment, a cut quote */
-	off = 0;
-	UT_EQ_INT(pq_sql_token(S("abcdefghijklmnopqrstuvwxyz next"), &off, w, sizeof(w)),
-		  PQ_SQL_OTHER);
-	UT_EQ_INT(pq_sql_token(S("abcdefghijklmnopqrstuvwxyz next"), &off, w, sizeof(w)),
-		  PQ_SQL_WORD);
-	UT_EQ_STR(w, "next");
-	off = 0;
-	UT_EQ_INT(pq_sql_token(S("/* never ends"), &off, w, sizeof(w)), PQ_SQL_END);
-	off = 0;
-	UT_EQ_INT(pq_sql_token(S("\"cut off"), &off, w, sizeof(w)), PQ_SQL_END);
-	/* a NUL ends the text, as in a Query message */
-	off = 0;
-	UT_EQ_INT(pq_sql_token((const uint8_t *)"\0select", 7, &off, w, sizeof(w)), PQ_SQL_END);
-}
 
 static void test_classify(void)
 {
@@ -341,7 +309,6 @@ static void test_answer_queue(void)
 }
 
 const struct unit_test unit_tests_session[] = {
-	{"session_sql_token", test_sql_token},
 	{"session_classify", test_classify},
 	{"session_deallocate", test_deallocate},
 	{"session_capture_restore", test_capture_and_restore},

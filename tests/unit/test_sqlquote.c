@@ -1,9 +1,11 @@
 /*
- * test_sqlquote.c - admin/sqlquote.c: literals, identifiers and configured
- * [schema.]names as they are pasted into control queries.
+ * test_sqlquote.c - protocol/sqlquote.c: literals, identifiers and configured
+ * [schema.]names as they are pasted into control queries, and the literals
+ * and identifiers appended to the statements that restore a session.
  */
 #include "unit.h"
 
+#include "protocol/pq_build.h"
 #include "protocol/sqlquote.h"
 
 static void test_sqlquote_literal(void)
@@ -84,10 +86,38 @@ static void test_sqlquote_bounds(void)
 	UT_EQ_STR(out, "\"a\".\"b\"");
 }
 
+/* Appended to a statement being built: literals always in the E'...' form. */
+static void test_sqlquote_put(void)
+{
+	static const char want[] =
+		"SET x = E'it''s a\\\\b'; LISTEN \"My \"\"odd\"\" name\"; E''\"\"";
+	struct pq_buf b;
+
+	pq_buf_init(&b);
+	pq_put_bytes(&b, "SET x = ", 8);
+	sqlquote_put_literal(&b, "it's a\\b");
+	pq_put_bytes(&b, "; LISTEN ", 9);
+	sqlquote_put_ident(&b, "My \"odd\" name");
+	pq_put_bytes(&b, "; ", 2);
+	sqlquote_put_literal(&b, "");
+	sqlquote_put_ident(&b, "");
+	UT_ASSERT(!b.failed);
+	UT_EQ_INT(b.len, sizeof(want) - 1);
+	UT_EQ_MEM(b.data, want, sizeof(want) - 1);
+
+	/* a failed buffer stays failed and grows no more */
+	b.failed = true;
+	sqlquote_put_literal(&b, "x");
+	sqlquote_put_ident(&b, "x");
+	UT_EQ_INT(b.len, sizeof(want) - 1);
+	pq_buf_free(&b);
+}
+
 const struct unit_test unit_tests_sqlquote[] = {
 	{"sqlquote_literal", test_sqlquote_literal},
 	{"sqlquote_ident", test_sqlquote_ident},
 	{"sqlquote_qualified", test_sqlquote_qualified},
 	{"sqlquote_bounds", test_sqlquote_bounds},
+	{"sqlquote_put", test_sqlquote_put},
 	{NULL, NULL},
 };

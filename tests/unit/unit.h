@@ -57,6 +57,8 @@ extern int unit_failed;
 
 /* The suites; each file defines one. */
 extern const struct unit_test unit_tests_pq[];
+extern const struct unit_test unit_tests_pq_build[];
+extern const struct unit_test unit_tests_sqllex[];
 extern const struct unit_test unit_tests_crypto[];
 extern const struct unit_test unit_tests_config[];
 extern const struct unit_test unit_tests_route[];
