@@ -39,6 +39,9 @@
 #include "proxy/server.h"
 #include "proxy/track.h"
 #include "proxy/io/tls.h"
+#include "proxy/auth/crypto.h"
+#include "proxy/auth/md5.h"
+#include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 
 /* Authentication messages are small; anything larger is an attack or a bug. */

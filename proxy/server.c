@@ -36,6 +36,8 @@
 #include "proxy/runtime.h"
 #include "proxy/track.h"
 #include "proxy/io/tls.h"
+#include "proxy/auth/md5.h"
+#include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 
 /* Largest message accepted from a server during login (parameters, errors). */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/scram_client.h"
 #include "proxy/core/list.h"
 #include "proxy/core/params.h"
 #include "proxy/pool.h"

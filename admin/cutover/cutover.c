@@ -31,6 +31,8 @@
 #include "proxy/core/route.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/auth/crypto.h"
+#include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 
 /* How often the replication position is polled during the lag wait. */

@@ -58,6 +58,10 @@ extern int unit_failed;
 /* The suites; each file defines one. */
 extern const struct unit_test unit_tests_pq[];
 extern const struct unit_test unit_tests_crypto[];
+extern const struct unit_test unit_tests_secret[];
+extern const struct unit_test unit_tests_md5[];
+extern const struct unit_test unit_tests_scram_server[];
+extern const struct unit_test unit_tests_scram_client[];
 extern const struct unit_test unit_tests_config[];
 extern const struct unit_test unit_tests_route[];
 extern const struct unit_test unit_tests_admin[];
