@@ -109,7 +109,7 @@ format-check:
 FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_DEPS_fuzz_pq           := protocol/pq protocol/pq_build
-FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/auth_crypto proxy/auth/userlist
+FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/crypto proxy/auth/secret proxy/auth/md5 proxy/auth/scram_msg proxy/auth/scram_server proxy/auth/scram_client proxy/auth/userlist
 FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
 # conninfo_parse checks an sslmode with the TLS module's parser

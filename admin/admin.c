@@ -40,6 +40,7 @@
 #include "proxy/runtime.h"
 #include "proxy/core/route.h"
 #include "proxy/server.h"
+#include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 #include "proxy/core/version.h"
 

@@ -19,7 +19,7 @@
 
 #include "protocol/pq.h"
 #include "protocol/pq_build.h"
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/crypto.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/conninfo.h"

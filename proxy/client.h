@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/scram_server.h"
 #include "proxy/core/list.h"
 #include "proxy/core/params.h"
 #include "proxy/session.h"

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "protocol/pq_build.h"
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/scram_client.h"
 #include "proxy/core/list.h"
 #include "proxy/core/params.h"
 #include "proxy/pool.h"

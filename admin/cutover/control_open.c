@@ -8,7 +8,7 @@
 #include <stdlib.h>
 
 #include "admin/cutover/control.h"
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 #include "proxy/core/config.h"
 #include "proxy/core/conninfo.h"

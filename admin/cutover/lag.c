@@ -19,7 +19,7 @@
 #include "admin/cutover/engine.h"
 #include "protocol/sqlquote.h"
 #include "protocol/sqlstate.h"
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/crypto.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"

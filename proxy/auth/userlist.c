@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/crypto.h"
+#include "proxy/auth/secret.h"
 
 /* One line of the file. */
 struct userlist_entry {

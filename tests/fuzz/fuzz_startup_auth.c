@@ -1,8 +1,9 @@
 /*
  * fuzz_startup_auth.c - fuzz target for logging in: SCRAM-SHA-256 on both
- * sides (proxy/auth_crypto.c), MD5, secrets and base64, the auth_file
- * reader (proxy/userlist.c), and the whole startup + authentication
- * exchange as proxy/client.c drives it from the wire.
+ * sides (proxy/auth/scram_server.c, scram_client.c, scram_msg.c), MD5
+ * (md5.c), secrets (secret.c) and base64 (crypto.c), the auth_file reader
+ * (proxy/auth/userlist.c), and the whole startup + authentication exchange
+ * as proxy/client.c drives it from the wire.
  *
  * The first byte of the input chooses the mode (its value modulo 6), the
  * second holds flags for it; the rest is one or more pieces separated by
@@ -36,7 +37,11 @@
 #include "tests/fuzz/fuzz.h"
 
 #include "protocol/pq.h"
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/crypto.h"
+#include "proxy/auth/md5.h"
+#include "proxy/auth/scram_client.h"
+#include "proxy/auth/scram_server.h"
+#include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 
 /* RFC 7677 section 3: user "user", password "pencil". */

@@ -9,7 +9,7 @@
 #include "unit.h"
 
 #include "proxy/core/config.h"
-#include "proxy/auth/auth_crypto.h"
+#include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 
 #include <limits.h>
