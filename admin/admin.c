@@ -25,6 +25,7 @@
 
 #include "admin/admin_cmd.h"
 #include "admin/cutover/control.h"
+#include "admin/cutover/control_conninfo.h"
 #include "admin/cutover/cutover.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/pq.h"
@@ -38,6 +39,7 @@
 #include "proxy/server.h"
 #include "proxy/auth/userlist.h"
 #include "proxy/core/version.h"
+#include "proxy/io/sock_tls.h"
 
 #include <libpq-fe.h>
 

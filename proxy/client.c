@@ -38,6 +38,7 @@
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/track.h"
+#include "proxy/io/sock_tls.h"
 #include "proxy/io/tls.h"
 #include "proxy/auth/userlist.h"
 

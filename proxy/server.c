@@ -35,6 +35,7 @@
 #include "proxy/core/log.h"
 #include "proxy/runtime.h"
 #include "proxy/track.h"
+#include "proxy/io/sock_tls.h"
 #include "proxy/io/tls.h"
 #include "proxy/auth/userlist.h"
 

@@ -21,6 +21,7 @@
 
 #include "admin/admin.h"
 #include "admin/cutover/control.h"
+#include "admin/cutover/control_conninfo.h"
 #include "admin/cutover/seqread.h"
 #include "protocol/sqlquote.h"
 #include "protocol/pq.h"
