@@ -49,8 +49,11 @@ $(BUILD)/pgcutover: $(MAIN_OBJ) $(LIB_OBJ)
 $(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# a test tool: drives admin/control.c against real servers (tests/integration/test_control.py)
-$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(BUILD)/admin/cutover/control.o $(BUILD)/proxy/core/log.o
+# a test tool: drives the control connections (admin/cutover/control*.c) against real
+# servers (tests/integration/test_control.py)
+CONTROL_OBJ := $(addprefix $(BUILD)/admin/cutover/,control.o control_connect.o control_text.o \
+                 control_conninfo.o)
+$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(CONTROL_OBJ) $(BUILD)/proxy/core/log.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c

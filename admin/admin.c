@@ -43,6 +43,7 @@
 #include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 #include "proxy/core/version.h"
+#include "proxy/io/sock_tls.h"
 
 #include <libpq-fe.h>
 

@@ -25,6 +25,7 @@
 #include "proxy/core/conninfo.h"
 #include "proxy/core/log.h"
 #include "proxy/io/sock.h"
+#include "proxy/io/sock_tls.h"
 #include "proxy/io/tls.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"

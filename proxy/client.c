@@ -30,6 +30,7 @@
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
+#include "proxy/io/sock_tls.h"
 #include "proxy/relay.h"
 #include "proxy/core/log.h"
 #include "proxy/pool.h"

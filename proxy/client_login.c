@@ -26,6 +26,7 @@
 #include "proxy/client_forward.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
+#include "proxy/io/sock_tls.h"
 #include "proxy/io/tls.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"

@@ -32,6 +32,7 @@
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
+#include "proxy/io/sock_tls.h"
 #include "proxy/io/tls.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"

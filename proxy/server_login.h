@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "proxy/io/sock.h"
+#include "proxy/io/sock_tls.h"
 #include "proxy/io/tls.h"
 
 struct backend_addr;

@@ -82,24 +82,4 @@ bool control_conn_is_up(const struct control_conn *cc);
 /* The label given to control_conn_new(), for the caller's own messages. */
 const char *control_conn_label(const struct control_conn *cc);
 
-/*
- * base (a libpq conninfo string or URI) with user, and password when not
- * NULL, replaced, as a key='value' string quoted by libpq's rules.  A NULL
- * user keeps base's.  Returns a malloc'd string, or NULL when base does not
- * parse or memory runs out.
- */
-char *control_conninfo_with_user(const char *base, const char *user, const char *password)
-	__attribute__((warn_unused_result));
-
-/*
- * base (a key=value conninfo) with each keyword of 'defaults' (a NULL-ended
- * list of keyword, value pairs; a NULL value is skipped) that base does not
- * set itself put in front of it, quoted by libpq's rules: how the control
- * connections get the server_tls_* settings while a database's own sslmode
- * or sslrootcert still wins.  Returns a malloc'd string, or NULL when base
- * does not parse or memory runs out.
- */
-char *control_conninfo_with_defaults(const char *base, const char *const *defaults)
-	__attribute__((warn_unused_result));
-
 #endif /* PGCUTOVER_CONTROL_H */

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "admin/cutover/control.h"
+#include "admin/cutover/control_conninfo.h"
 #include "proxy/auth/secret.h"
 #include "proxy/auth/userlist.h"
 #include "proxy/core/config.h"

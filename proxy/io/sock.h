@@ -28,7 +28,9 @@
  * output, and an SSL call that needs the other direction (a read that must
  * write, a write that must read) becomes the event interest sock_update()
  * registers.  A plaintext sock pays one predictable branch per read, write
- * and update for this.
+ * and update for this.  Those calls are declared in sock_tls.h and live in
+ * sock_tls.c; the fields they use stay in struct sock, which every read and
+ * write looks at.
  *
  * The struct is embedded in its owner (a client or a server) so that opening
  * a connection allocates nothing but its two evbuffers.
@@ -43,10 +45,10 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+
 struct evbuffer;
 struct evbuffer_cb_entry;
-struct ssl_st;     /* OpenSSL's SSL, kept out of this header */
-struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+struct ssl_st; /* OpenSSL's SSL, kept out of this header */
 struct evdns_base;
 struct sock;
 struct sock_dns;
@@ -58,13 +60,6 @@ enum sock_what {
 	SOCK_ERROR = 4, /* a socket, connect, DNS or TLS error: see sock_errno(), sock_dns_error(),
 			     * sock_tls_error() */
 	SOCK_TLS_READY = 8, /* the TLS handshake of sock_start_tls_*() completed */
-};
-
-/* What sock_start_tls_connect() checks of the server's certificate. */
-enum sock_tls_verify {
-	SOCK_TLS_VERIFY_NONE = 0, /* encryption only (sslmode prefer/require) */
-	SOCK_TLS_VERIFY_CA,       /* the chain must lead to a trusted CA (verify-ca) */
-	SOCK_TLS_VERIFY_FULL,     /* ... and name the host we connected to (verify-full) */
 };
 
 /* Bits of sock.tls_wait: the TLS states that change what a sock waits for. */
@@ -181,48 +176,6 @@ size_t sock_out_len(const struct sock *s);
 /* The errno of the last SOCK_ERROR (0 for a DNS failure) and the resolver's code. */
 int sock_errno(const struct sock *s);
 int sock_dns_error(const struct sock *s);
-
-/*
- * Switch a connected sock to TLS as the server (the client sent SSLRequest
- * and we flushed 'S'), or as the client (the server answered 'S').  Both
- * input and output must be empty: plaintext already buffered must not be
- * taken for TLS data (CVE-2021-23214 / CVE-2021-23222), so the caller checks
- * and refuses first.  The outcome arrives as SOCK_TLS_READY or SOCK_ERROR,
- * from the sock's own event.  For a connect, 'host' is the name or address
- * connected to: sent as SNI when it is a name, and checked against the
- * certificate with SOCK_TLS_VERIFY_FULL.  False when SSL_new fails (out of
- * memory) or the buffers are not empty; nothing was started then.
- */
-bool sock_start_tls_accept(struct sock *s, struct ssl_ctx_st *ctx)
-	__attribute__((warn_unused_result));
-bool sock_start_tls_connect(struct sock *s, struct ssl_ctx_st *ctx, const char *host,
-			    enum sock_tls_verify verify) __attribute__((warn_unused_result));
-
-/* Whether the sock speaks TLS (handshake done or running). */
-static inline bool sock_is_tls(const struct sock *s)
-{
-	return s->tls != NULL;
-}
-
-/* The TLS handshake started and has not completed (nor failed). */
-static inline bool sock_tls_handshaking(const struct sock *s)
-{
-	return (s->tls_wait & SOCK_TLS_HANDSHAKE) != 0;
-}
-
-/* "TLSv1.3" once TLS is up, else NULL (for SHOW CLIENTS / SERVERS). */
-const char *sock_tls_version(const struct sock *s);
-/* The cipher suite once TLS is up, else NULL (for logs). */
-const char *sock_tls_cipher(const struct sock *s);
-/* TLS is up and the peer presented a certificate that verified. */
-bool sock_tls_peer_verified(const struct sock *s);
-
-/*
- * Why the last TLS operation failed, readable ("certificate verify failed:
- * unable to get local issuer certificate"), or NULL when no TLS error was
- * recorded.  Valid until the next call.
- */
-const char *sock_tls_error(const struct sock *s);
 
 /*
  * The reason of the last SOCK_ERROR as text: the TLS error, the resolver's,

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <ctype.h>
 
+
 struct tls_contexts {
 	SSL_CTX *client; /* facing clients: we are the TLS server; NULL when client TLS is off */
 	SSL_CTX *server; /* facing backends: we are the TLS client */

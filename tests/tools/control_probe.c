@@ -33,6 +33,7 @@
 #include <event2/event.h>
 
 #include "admin/cutover/control.h"
+#include "admin/cutover/control_conninfo.h"
 #include "proxy/core/log.h"
 
 #define PROBE_TICK_US 10000
