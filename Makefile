@@ -109,7 +109,10 @@ FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_DEPS_fuzz_pq           := protocol/pq
 FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/auth_crypto proxy/auth/userlist
-FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/io/tls
+# the configuration module is proxy/core/config*.c (config_int.h lists its files)
+FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/core/config_read proxy/core/config_keys \
+                               proxy/core/config_units proxy/core/config_check \
+                               proxy/core/config_dump proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
 # conninfo_parse checks an sslmode with the TLS module's parser
 FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls
