@@ -59,6 +59,8 @@ extern int unit_failed;
 extern const struct unit_test unit_tests_pq[];
 extern const struct unit_test unit_tests_crypto[];
 extern const struct unit_test unit_tests_config[];
+extern const struct unit_test unit_tests_config_values[];
+extern const struct unit_test unit_tests_userlist[];
 extern const struct unit_test unit_tests_route[];
 extern const struct unit_test unit_tests_admin[];
 extern const struct unit_test unit_tests_session[];
