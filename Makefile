@@ -49,6 +49,9 @@ $(BUILD)/pgcutover: $(MAIN_OBJ) $(LIB_OBJ)
 $(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# tests/unit/test_reference.c reads docs/reference.md from this tree, wherever build/unit runs
+$(BUILD)/tests/unit/test_reference.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDIR)"'
+
 # a test tool: drives admin/control.c against real servers (tests/integration/test_control.py)
 $(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(BUILD)/admin/cutover/control.o $(BUILD)/proxy/core/log.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)

@@ -67,5 +67,6 @@ extern const struct unit_test unit_tests_session[];
 extern const struct unit_test unit_tests_sqlquote[];
 extern const struct unit_test unit_tests_seqread[];
 extern const struct unit_test unit_tests_janitor[];
+extern const struct unit_test unit_tests_reference[];
 
 #endif /* PGCUTOVER_UNIT_H */
