@@ -49,6 +49,9 @@ $(BUILD)/pgcutover: $(MAIN_OBJ) $(LIB_OBJ)
 $(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# tests/unit/test_reference.c reads docs/reference.md from this tree, wherever build/unit runs
+$(BUILD)/tests/unit/test_reference.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDIR)"'
+
 # a test tool: drives the control connections (admin/cutover/control*.c) against real
 # servers (tests/integration/test_control.py)
 CONTROL_OBJ := $(addprefix $(BUILD)/admin/cutover/,control.o control_connect.o control_text.o \
@@ -113,7 +116,10 @@ FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_TARGETS := $(FUZZ_SRC:tests/fuzz/%.c=%)
 FUZZ_DEPS_fuzz_pq           := protocol/pq protocol/pq_build
 FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/crypto proxy/auth/secret proxy/auth/md5 proxy/auth/scram_msg proxy/auth/scram_server proxy/auth/scram_client proxy/auth/userlist
-FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/io/tls
+# the configuration module is proxy/core/config*.c (config_int.h lists its files)
+FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/core/config_read proxy/core/config_keys \
+                               proxy/core/config_units proxy/core/config_check \
+                               proxy/core/config_dump proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
 # conninfo_parse checks an sslmode with the TLS module's parser
 FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls

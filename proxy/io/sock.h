@@ -45,7 +45,6 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
-
 struct evbuffer;
 struct evbuffer_cb_entry;
 struct ssl_st; /* OpenSSL's SSL, kept out of this header */

@@ -15,7 +15,6 @@
 #include <strings.h>
 #include <ctype.h>
 
-
 struct tls_contexts {
 	SSL_CTX *client; /* facing clients: we are the TLS server; NULL when client TLS is off */
 	SSL_CTX *server; /* facing backends: we are the TLS client */

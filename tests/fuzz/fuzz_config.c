@@ -1,5 +1,5 @@
 /*
- * fuzz_config.c - fuzz target for the configuration loader (proxy/core/config.c).
+ * fuzz_config.c - fuzz target for the configuration loader (proxy/core/config*.c).
  *
  * The input is a whole pgcutover.ini.  It is put in an in-memory file and
  * loaded with config_load() itself, so the loader runs exactly as it does

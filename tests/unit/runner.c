@@ -11,10 +11,15 @@
 int unit_failed;
 
 static const struct unit_test *const suites[] = {
-	unit_tests_pq,       unit_tests_pq_build, unit_tests_sqllex,       unit_tests_crypto,
-	unit_tests_secret,   unit_tests_md5,      unit_tests_scram_server, unit_tests_scram_client,
-	unit_tests_config,   unit_tests_route,    unit_tests_admin,        unit_tests_session,
-	unit_tests_sqlquote, unit_tests_seqread,  unit_tests_janitor,
+	unit_tests_pq,           unit_tests_pq_build,
+	unit_tests_sqllex,       unit_tests_crypto,
+	unit_tests_secret,       unit_tests_md5,
+	unit_tests_scram_server, unit_tests_scram_client,
+	unit_tests_config,       unit_tests_config_values,
+	unit_tests_userlist,     unit_tests_route,
+	unit_tests_admin,        unit_tests_session,
+	unit_tests_sqlquote,     unit_tests_seqread,
+	unit_tests_janitor,      unit_tests_reference,
 };
 
 int main(int argc, char **argv)

@@ -65,11 +65,14 @@ extern const struct unit_test unit_tests_md5[];
 extern const struct unit_test unit_tests_scram_server[];
 extern const struct unit_test unit_tests_scram_client[];
 extern const struct unit_test unit_tests_config[];
+extern const struct unit_test unit_tests_config_values[];
+extern const struct unit_test unit_tests_userlist[];
 extern const struct unit_test unit_tests_route[];
 extern const struct unit_test unit_tests_admin[];
 extern const struct unit_test unit_tests_session[];
 extern const struct unit_test unit_tests_sqlquote[];
 extern const struct unit_test unit_tests_seqread[];
 extern const struct unit_test unit_tests_janitor[];
+extern const struct unit_test unit_tests_reference[];
 
 #endif /* PGCUTOVER_UNIT_H */
