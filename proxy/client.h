@@ -39,7 +39,6 @@ enum client_state {
 	CL_FREE,       /* closed; on the reap list */
 };
 
-/* Where a client is in the authentication exchange. */
 /* Whether a session's server-side state can be carried to another server. */
 enum client_move {
 	MOVE_UNKNOWN = 0, /* not checked */
@@ -58,6 +57,7 @@ enum client_stop {
 	STOP_WAIT_SERVER, /* the message waits for the server's pending answers (server_forward resumes) */
 };
 
+/* Where a client is in the authentication exchange. */
 enum client_auth_step {
 	AUTH_STEP_STARTUP,     /* no startup packet yet */
 	AUTH_STEP_MD5,         /* sent AuthenticationMD5Password */

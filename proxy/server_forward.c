@@ -29,6 +29,7 @@
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 #include "proxy/track.h"
+#include "proxy/track_answer.h"
 
 /* Largest ParameterStatus tracked while forwarding; larger ones pass untracked. */
 #define SERVER_PARAM_MSG_MAX 8192

@@ -11,10 +11,7 @@
  * swallowed), and in transaction pooling renamed.  DEALLOCATE and DISCARD ALL
  * are mirrored in the maps.
  *
- * Server to client (track_server_answer, track_server_ready): ParseComplete
- * and CloseComplete are matched, in order, with the queue of what was sent
- * (prepared.h: struct ps_queue); an ErrorResponse cancels what the server
- * will now skip until the next Sync.
+ * The server's answers to all this are track_answer.h's.
  */
 #ifndef PGCUTOVER_TRACK_H
 #define PGCUTOVER_TRACK_H
@@ -42,19 +39,5 @@ enum track_result {
  * forwarded as it is.  Accounts for it as a request (server_count_request).
  */
 enum track_result track_client_message(struct client *c, struct server *s);
-
-/*
- * An answer from the server while statements are being tracked (psq not
- * empty): ParseComplete ('1'), CloseComplete ('3') or ErrorResponse ('E') at
- * offset 'off' of 'in', 'avail' bytes of it there.  RELAY_PASS, or RELAY_STOP
- * with s->swallow set when the message is pgcutover's own answer (with
- * s->answer set when the client gets a rewritten one instead), or RELAY_STOP
- * alone to wait for the rest of the message.
- */
-enum relay_verdict track_server_answer(struct server *s, struct evbuffer *in, size_t off,
-				       size_t avail, uint8_t type, uint32_t len);
-
-/* A ReadyForQuery went to the client: the batch is over. */
-void track_server_ready(struct server *s);
 
 #endif /* PGCUTOVER_TRACK_H */

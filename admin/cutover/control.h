@@ -27,6 +27,13 @@
 struct event_base;
 struct evdns_base;
 
+/*
+ * The time limit of each query pgcutover runs on a control connection for
+ * a switch or for SHOW LAG and SHOW SEQUENCES (reaching a server is bounded
+ * by server_connect_timeout instead).
+ */
+#define CONTROL_QUERY_TIMEOUT_MS 10000
+
 /* Opaque: one libpq connection to one server plus its queue of queries. */
 struct control_conn;
 

@@ -27,8 +27,6 @@
 
 /* How often the replication position is polled. */
 #define LAG_POLL_MS 5
-/* Time limit of each query of the lag wait. */
-#define LAG_QUERY_TIMEOUT_MS 10000
 
 /*
  * A transaction that writes WAL (a transactional logical message, which
@@ -70,7 +68,7 @@ static void schedule_poll(struct cutover *co)
 static bool lag_query(struct cutover *co, enum route_side side, const char *sql, control_cb cb)
 {
 	co->pending++;
-	if (!control_conn_query(co->ctl[side], sql, LAG_QUERY_TIMEOUT_MS, cb, co)) {
+	if (!control_conn_query(co->ctl[side], sql, CONTROL_QUERY_TIMEOUT_MS, cb, co)) {
 		co->pending--;
 		return false;
 	}

@@ -19,9 +19,6 @@
 #include "proxy/core/route.h"
 #include "proxy/runtime.h"
 
-/* Time limit of each preflight query (reaching a side has server_connect_timeout). */
-#define PREFLIGHT_QUERY_TIMEOUT_MS 10000
-
 static void preflight_checks(struct cutover *co);
 
 /* Each side's "SELECT 1": the second step starts once both answered. */
@@ -140,7 +137,7 @@ static void preflight_checks(struct cutover *co)
 			 "SELECT active, pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_insert_lsn(),"
 			 " confirmed_flush_lsn)::bigint FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
 			 slot);
-		if (!cutover_query(co, co->from, sql, PREFLIGHT_QUERY_TIMEOUT_MS, slot_cb))
+		if (!cutover_query(co, co->from, sql, CONTROL_QUERY_TIMEOUT_MS, slot_cb))
 			return;
 	} else if (dc->d.lag_method == LAG_MARKER) {
 		char table[300], lit[340];
@@ -154,15 +151,15 @@ static void preflight_checks(struct cutover *co)
 			return;
 		}
 		snprintf(sql, sizeof(sql), "SELECT pg_catalog.to_regclass(%s) IS NOT NULL", lit);
-		if (!cutover_query(co, co->from, sql, PREFLIGHT_QUERY_TIMEOUT_MS, marker_cb))
+		if (!cutover_query(co, co->from, sql, CONTROL_QUERY_TIMEOUT_MS, marker_cb))
 			return;
-		if (!cutover_query(co, co->to, sql, PREFLIGHT_QUERY_TIMEOUT_MS, marker_cb))
+		if (!cutover_query(co, co->to, sql, CONTROL_QUERY_TIMEOUT_MS, marker_cb))
 			return;
 	}
 	if (strcmp(dc->d.sequence_sync, "none") != 0) {
-		if (!cutover_query(co, co->from, SEQ_LIST_SQL, PREFLIGHT_QUERY_TIMEOUT_MS, seq_cb))
+		if (!cutover_query(co, co->from, SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_cb))
 			return;
-		if (!cutover_query(co, co->to, SEQ_LIST_SQL, PREFLIGHT_QUERY_TIMEOUT_MS, seq_cb))
+		if (!cutover_query(co, co->to, SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_cb))
 			return;
 	}
 	if (cutover_query_settle(co))

@@ -19,9 +19,6 @@
 #include "proxy/core/config.h"
 #include "proxy/core/route.h"
 
-/* Time limit of each query of the sequence sync. */
-#define SEQ_QUERY_TIMEOUT_MS 10000
-
 /* Whether sequence_sync names this sequence. */
 bool cutover_seq_selected(const struct db_config *dc, const char *name)
 {
@@ -142,7 +139,7 @@ static void seq_send_batch(struct cutover *co)
 		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
-	if (!cutover_query(co, co->to, (const char *)co->seq_sql.data, SEQ_QUERY_TIMEOUT_MS,
+	if (!cutover_query(co, co->to, (const char *)co->seq_sql.data, CONTROL_QUERY_TIMEOUT_MS,
 			   seq_set_cb))
 		return; /* the switch failed */
 }
@@ -227,7 +224,8 @@ static void seq_read_cb(void *arg, const struct control_result *r)
 		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
-	if (!cutover_query(co, co->from, (const char *)raw.data, SEQ_QUERY_TIMEOUT_MS, seq_raw_cb)) {
+	if (!cutover_query(co, co->from, (const char *)raw.data, CONTROL_QUERY_TIMEOUT_MS,
+			   seq_raw_cb)) {
 		pq_buf_free(&raw); /* the switch failed */
 		return;
 	}
@@ -240,6 +238,6 @@ void cutover_sequences_enter(struct cutover *co)
 		cutover_phase_done(co);
 		return;
 	}
-	if (!cutover_query(co, co->from, SEQ_LIST_SQL, SEQ_QUERY_TIMEOUT_MS, seq_read_cb))
+	if (!cutover_query(co, co->from, SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_read_cb))
 		return; /* the switch failed */
 }
