@@ -410,7 +410,7 @@ static void show_databases(struct client *c)
 			struct pool *pool = list_entry(p, struct pool, node);
 
 			clients += pool->nclients;
-			waiting += count_list(&pool->waiting_clients);
+			waiting += pool_waiting_clients(pool);
 			servers += pool->nservers;
 		}
 		addr_text(&db->addr[SIDE_SOURCE], src, sizeof(src));
@@ -450,8 +450,13 @@ static void show_pools(struct client *c)
 			char v[7][16];
 			const char *vals[10];
 
-			snprintf(v[0], 16, "%d", count_list(&pool->active_clients));
-			snprintf(v[1], 16, "%d", count_list(&pool->waiting_clients));
+			int waiting = pool_waiting_clients(pool);
+
+			/* a held client (session pooling) counts as waiting, not active */
+			snprintf(v[0], 16, "%d",
+				 count_list(&pool->active_clients) -
+					 (waiting - count_list(&pool->waiting_clients)));
+			snprintf(v[1], 16, "%d", waiting);
 			snprintf(v[2], 16, "%d", count_list(&pool->idle_clients));
 			snprintf(v[3], 16, "%d", count_list(&pool->active_servers));
 			snprintf(v[4], 16, "%d", count_list(&pool->idle_servers));
@@ -1203,11 +1208,19 @@ static void admin_run(struct client *c, const char *query, size_t len)
 		break;
 	case ADMIN_CMD_RELOAD:
 		log_info("admin %s: RELOAD", c->addr);
-		if (rt_reload(err, sizeof(err)))
+		switch (rt_reload(err, sizeof(err))) {
+		case RT_RELOAD_OK:
 			send_simple(c, "RELOAD");
-		else
+			break;
+		case RT_RELOAD_PARTIAL:
+			send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
+				   "a switch works on the settings it started with: run RELOAD again once it has ended (SHOW SWITCHES)");
+			break;
+		case RT_RELOAD_FAILED:
 			send_error(c, SQLSTATE_CONFIG_FILE_ERROR, err,
 				   "fix the configuration file and run RELOAD again");
+			break;
+		}
 		break;
 	case ADMIN_CMD_SHUTDOWN:
 		log_info("admin %s: SHUTDOWN", c->addr);

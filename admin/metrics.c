@@ -50,8 +50,11 @@ void metrics_render(struct evbuffer *out)
 		list_for_each(p, &db->pools) {
 			struct pool *pool = list_entry(p, struct pool, node);
 
-			active += count(&pool->active_clients);
-			waiting += count(&pool->waiting_clients);
+			int w = pool_waiting_clients(pool);
+
+			/* a held client (session pooling) counts as waiting, not active */
+			active += count(&pool->active_clients) - (w - count(&pool->waiting_clients));
+			waiting += w;
 			idle += count(&pool->idle_clients);
 		}
 		evbuffer_add_printf(out, "pgcutover_clients{database=\"%s\",state=\"active\"} %d\n",

@@ -74,7 +74,58 @@ static void retire_side(struct database *db, enum route_side side)
 	}
 }
 
-bool db_apply_config(char *errbuf, size_t errlen)
+/* strcmp() that takes NULL as the empty value. */
+static bool same_text(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/*
+ * The keys a running switch depends on, where the new section differs from
+ * the one the database runs with: their names, comma-separated, in 'keys'.
+ * False when none differs.
+ */
+static bool switch_keys_differ(const struct db_config *a, const struct db_config *b, char *keys,
+			       size_t len)
+{
+	struct {
+		const char *name;
+		bool same;
+	} k[] = {
+		{"source", same_text(a->source, b->source)},
+		{"target", same_text(a->target, b->target)},
+		{"replication_slot", same_text(a->replication_slot, b->replication_slot)},
+		{"lag_method", a->d.lag_method == b->d.lag_method},
+		{"marker_table", same_text(a->d.marker_table, b->d.marker_table)},
+		{"sequence_sync", same_text(a->d.sequence_sync, b->d.sequence_sync)},
+		{"sequence_margin", a->d.sequence_margin == b->d.sequence_margin},
+	};
+	size_t used = 0;
+
+	keys[0] = '\0';
+	for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+		int n;
+
+		if (k[i].same)
+			continue;
+		n = snprintf(keys + used, len - used, "%s%s", used ? ", " : "", k[i].name);
+		if (n > 0 && (size_t)n < len - used)
+			used += (size_t)n;
+	}
+	return used > 0;
+}
+
+/* Append a database whose switch keeps its settings to the refusal message. */
+static void note_refused(char *refused, size_t len, const char *db, const char *keys)
+{
+	size_t used = strlen(refused);
+
+	snprintf(refused + used, len - used,
+		 "%sdatabase \"%s\" is switching: %s keep%s their old values until a RELOAD after the switch",
+		 used ? "; " : "", db, keys, strchr(keys, ',') ? "" : "s");
+}
+
+bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedlen)
 {
 	const struct config *cfg = rt.cfg;
 	struct backend_addr(*addrs)[2];
@@ -142,18 +193,29 @@ bool db_apply_config(char *errbuf, size_t errlen)
 			return false;
 		}
 	}
+	refused[0] = '\0';
 	/* sections that went away: existing sessions go on, new clients are refused */
-	list_for_each(n, &rt.databases) {
-		struct database *db = list_entry(n, struct database, node);
-
-		db->cfg = NULL;
-		db->removed = true;
-	}
+	list_for_each(n, &rt.databases)
+		list_entry(n, struct database, node)->removed = true;
 	for (size_t i = 0; i < cfg->ndbs; i++) {
 		const struct db_config *dc = &cfg->dbs[i];
 		struct database *db = find_any_db(dc->name);
 		bool changed[2] = {false, false};
+		char keys[160];
 
+		if (db && db->busy && db->cfg &&
+		    switch_keys_differ(db->cfg, dc, keys, sizeof(keys))) {
+			/*
+			 * A switch runs on this database: what it depends on may not
+			 * change under it, so the database keeps its whole section (and
+			 * the config it lives in) until a RELOAD after the switch.
+			 */
+			db->removed = false;
+			note_refused(refused, refusedlen, db->name, keys);
+			conninfo_free_addr(&addrs[i][SIDE_SOURCE]);
+			conninfo_free_addr(&addrs[i][SIDE_TARGET]);
+			continue;
+		}
 		if (db == NULL) {
 			db = calloc(1, sizeof(*db));
 			if (db == NULL || (db->name = strdup(dc->name)) == NULL) {
@@ -179,9 +241,20 @@ bool db_apply_config(char *errbuf, size_t errlen)
 			if (changed[side])
 				retire_side(db, (enum route_side)side);
 		db->cfg = dc;
+		config_free(db->cfg_owner);
+		db->cfg_owner = config_ref(rt.cfg);
 		db->removed = false;
 		db->pool_size = dc->d.pool_size;
 		db->pool_mode = dc->d.pool_mode;
+	}
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (db->removed) {
+			db->cfg = NULL;
+			config_free(db->cfg_owner);
+			db->cfg_owner = NULL;
+		}
 	}
 	free(addrs);
 	free(routes);
@@ -380,6 +453,7 @@ void db_free_all(void)
 		list_remove(&db->node);
 		conninfo_free_addr(&db->addr[SIDE_SOURCE]);
 		conninfo_free_addr(&db->addr[SIDE_TARGET]);
+		config_free(db->cfg_owner);
 		free(db->name);
 		free(db);
 	}

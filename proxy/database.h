@@ -15,6 +15,7 @@
 #include "proxy/core/list.h"
 #include "proxy/core/route.h"
 
+struct config;
 struct db_config;
 
 /* Per-database counters behind SHOW STATS and the metrics. */
@@ -50,7 +51,8 @@ struct db_checks {
 struct database {
 	struct list_node node;       /* in rt.databases */
 	char *name;                  /* the name clients put in dbname */
-	const struct db_config *cfg; /* its section in rt.cfg; refreshed on reload */
+	const struct db_config *cfg; /* its section; refreshed on reload (NULL once removed) */
+	struct config *cfg_owner;    /* the config 'cfg' lives in: a reference held */
 	struct backend_addr addr[2]; /* indexed by enum route_side */
 	/*
 	 * Bumped when a reload changes that side's address (host, port, dbname,
@@ -76,8 +78,16 @@ static inline bool db_paused(const struct database *db)
 	return db->holds != 0;
 }
 
-/* Create the databases of rt.cfg, or refresh them after a reload. */
-bool db_apply_config(char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+/*
+ * Create the databases of rt.cfg, or refresh them after a reload.  False
+ * with a message in errbuf when nothing could be applied.  A database a
+ * switch runs on keeps its whole section when the new one changes what the
+ * switch depends on (source, target, replication_slot, lag_method,
+ * marker_table, sequence_sync, sequence_margin): 'refused' then names the
+ * database and the keys ("" when nothing was refused).
+ */
+bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedlen)
+	__attribute__((warn_unused_result));
 /* The database clients name, or NULL (a removed section counts as none). */
 struct database *db_find(const char *name);
 /* The max_db_connections in force for db (0 = unlimited). */

@@ -50,7 +50,7 @@ static void usage(FILE *f)
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
-	char err[256];
+	char err[1200];
 
 	(void)what;
 	(void)arg;
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
 	int opt, level = LOG_INFO;
 	struct event *sigs[3];
 	const int signums[3] = {SIGHUP, SIGTERM, SIGINT};
-	char err[512];
+	char err[512], refused[1024];
 	int rc = EXIT_SUCCESS;
 
 	while ((opt = getopt_long(argc, argv, "vqh", longopts, NULL)) != -1) {
@@ -216,8 +216,8 @@ int main(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 
-	if (!db_apply_config(err, sizeof(err)) || !admin_init(err, sizeof(err)) ||
-	    !ports_start(admin_client_kind(), err, sizeof(err)) ||
+	if (!db_apply_config(err, sizeof(err), refused, sizeof(refused)) ||
+	    !admin_init(err, sizeof(err)) || !ports_start(admin_client_kind(), err, sizeof(err)) ||
 	    !metrics_start(err, sizeof(err))) {
 		log_fatal("%s", err);
 		rc = EXIT_FAILURE;

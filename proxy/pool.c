@@ -469,6 +469,20 @@ bool pool_retry_pending(const struct pool *pool)
 	       event_pending(pool->retry_timer, EV_TIMEOUT, NULL);
 }
 
+int pool_waiting_clients(const struct pool *pool)
+{
+	const struct list_node *m;
+	int n = 0;
+
+	list_for_each(m, &pool->waiting_clients)
+		n++;
+	/* session pooling: a client held at a boundary keeps its server, and waits all the same */
+	list_for_each(m, &pool->active_clients)
+		if (list_entry(m, struct client, node)->held)
+			n++;
+	return n;
+}
+
 void pool_free(struct pool *pool)
 {
 	list_remove(&pool->node);

@@ -101,6 +101,12 @@ void pool_login_failed(struct pool *pool, const struct params_snap *startup, con
 void pool_connect_failed(struct pool *pool, enum route_side side, const char *message);
 /* The pool waits out server_login_retry on its current side. */
 bool pool_retry_pending(const struct pool *pool);
+/*
+ * Clients of the pool waiting for something to run: queued for a server, or
+ * (session pooling) holding one while their database is held by PAUSE or a
+ * switch.  For SHOW DATABASES, SHOW POOLS and the metrics.
+ */
+int pool_waiting_clients(const struct pool *pool);
 /* Free a pool (at exit; its clients and servers are gone). */
 void pool_free(struct pool *pool);
 /* A side of the pool's database moved: what its servers reported no longer welcomes anyone. */

@@ -133,28 +133,28 @@ struct config *rt_load_config(const char *path, struct userlist **users, struct 
 	return cfg;
 }
 
-bool rt_reload(char *errbuf, size_t errlen)
+enum rt_reload_result rt_reload(char *errbuf, size_t errlen)
 {
 	struct userlist *users = NULL;
 	struct tls_contexts *tls = NULL;
 	struct config *cfg = rt_load_config(rt.cfg->path, &users, &tls, true), *old = rt.cfg;
-	char err[512];
+	char err[512], refused[1024];
 
 	if (cfg == NULL) {
 		log_error("configuration reload failed: keeping the old configuration");
 		snprintf(errbuf, errlen,
 			 "configuration reload failed: see the log; the old configuration is kept");
-		return false;
+		return RT_RELOAD_FAILED;
 	}
 	rt.cfg = cfg;
-	if (!db_apply_config(err, sizeof(err))) {
+	if (!db_apply_config(err, sizeof(err), refused, sizeof(refused))) {
 		rt.cfg = old;
 		config_free(cfg);
 		userlist_free(users);
 		tls_contexts_free(tls);
 		log_error("configuration reload failed: %s: keeping the old configuration", err);
 		snprintf(errbuf, errlen, "configuration reload failed: %s", err);
-		return false;
+		return RT_RELOAD_FAILED;
 	}
 	if (strcmp(old->listen_addr, cfg->listen_addr) != 0 ||
 	    old->listen_port != cfg->listen_port || old->admin_port != cfg->admin_port ||
@@ -170,8 +170,13 @@ bool rt_reload(char *errbuf, size_t errlen)
 	rt.tls = tls;
 	config_free(old);
 	janitor_reconfigure();
+	if (refused[0]) {
+		log_warning("configuration reloaded from %s, except: %s", cfg->path, refused);
+		snprintf(errbuf, errlen, "configuration reloaded, except: %s", refused);
+		return RT_RELOAD_PARTIAL;
+	}
 	log_info("configuration reloaded from %s", cfg->path);
-	return true;
+	return RT_RELOAD_OK;
 }
 
 void rt_begin_shutdown(void)

@@ -49,8 +49,15 @@ uint64_t rt_now_us(void);
  */
 struct config *rt_load_config(const char *path, struct userlist **users, struct tls_contexts **tls,
 			      bool to_log);
-/* Reload the configuration (SIGHUP, RELOAD); false with a message, old config kept. */
-bool rt_reload(char *errbuf, size_t errlen);
+/* What a reload did. */
+enum rt_reload_result {
+	RT_RELOAD_OK,      /* the new configuration is in force */
+	RT_RELOAD_PARTIAL, /* in force, except for switching databases (errbuf says which keys) */
+	RT_RELOAD_FAILED,  /* nothing changed: the old configuration is kept (errbuf says why) */
+};
+
+/* Reload the configuration (SIGHUP, RELOAD); errbuf explains anything but RT_RELOAD_OK. */
+enum rt_reload_result rt_reload(char *errbuf, size_t errlen);
 /* Stop accepting and exit once clients are gone (SIGTERM, SHUTDOWN). */
 void rt_begin_shutdown(void);
 

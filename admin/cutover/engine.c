@@ -57,7 +57,7 @@ static struct cutover *find_switch(const struct database *db)
 
 const struct db_config *cutover_cfg(const struct cutover *co)
 {
-	return co->db->cfg;
+	return co->dc;
 }
 
 int64_t cutover_ms_since(uint64_t t_us)
@@ -243,6 +243,7 @@ static void cutover_free(struct cutover *co)
 	if (co->poll)
 		event_free(co->poll);
 	pq_buf_free(&co->seq_sql);
+	config_free(co->config);
 	free(co);
 }
 
@@ -300,7 +301,9 @@ void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...
 	memcpy(co->fail_state, state, sizeof(state));
 	snprintf(co->rec.error, sizeof(co->rec.error), "%s failed: %s",
 		 cutover_phases[co->phase].name, msg);
-	snprintf(co->rec.result, sizeof(co->rec.result), "%s", co->aborting ? "aborted" : "failed");
+	/* a dry run's result says it was one, whatever its outcome */
+	snprintf(co->rec.result, sizeof(co->rec.result), "%s%s", co->dry_run ? "dry run: " : "",
+		 co->aborting ? "aborted" : "failed");
 	log_warning("switch %s: %s; traffic resumes on the %s", co->db->name, co->rec.error,
 		    route_side_name(co->db->route));
 	/* the sessions stay where they are */
@@ -314,7 +317,7 @@ static bool open_controls(struct cutover *co)
 {
 	for (int side = 0; side < 2; side++) {
 		co->ctl[side] =
-			control_open(rt.cfg, rt.users, cutover_cfg(co), (enum route_side)side);
+			control_open(co->config, rt.users, cutover_cfg(co), (enum route_side)side);
 		if (co->ctl[side] == NULL)
 			return false;
 	}
@@ -362,6 +365,8 @@ bool cutover_start(struct database *db, enum route_side to, bool dry_run, cutove
 		return false;
 	}
 	co->db = db;
+	co->config = config_ref(db->cfg_owner);
+	co->dc = db->cfg;
 	co->reply = reply;
 	co->who = who;
 	co->from = db->route;

@@ -23,6 +23,7 @@
 
 struct event;
 struct database;
+struct config;
 struct db_config;
 struct cutover;
 
@@ -58,7 +59,15 @@ extern const struct cutover_phase_def cutover_phases[CO_NPHASES];
 struct cutover {
 	struct cutover *next; /* in the list of running switches */
 	struct database *db;
-	cutover_reply_fn reply; /* whom to tell at the end (NULL once forgotten) */
+	/*
+	 * The configuration the switch started with, held by a reference: every
+	 * phase reads its settings from here, never from the config in force, so
+	 * that a RELOAD cannot change a switch under it (the database keeps its
+	 * section meanwhile too: database.h, db_apply_config).
+	 */
+	struct config *config;
+	const struct db_config *dc; /* the database's section in it */
+	cutover_reply_fn reply;     /* whom to tell at the end (NULL once forgotten) */
 	void *who;
 	enum cutover_phase phase;
 	enum route_side from;
@@ -92,7 +101,7 @@ struct cutover {
 
 /* ---- engine.c ---- */
 
-/* The configuration section the switch works with. */
+/* The configuration section the switch works with (co->dc). */
 const struct db_config *cutover_cfg(const struct cutover *co);
 /* Milliseconds since t_us (a rt_now_us() value). */
 int64_t cutover_ms_since(uint64_t t_us);

@@ -16,48 +16,22 @@
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 
-/* After a failed flip: the old route written back (best effort, see flip_done). */
-static void unflip_done(void *arg, bool ok, const char *errmsg)
-{
-	char *db = arg;
-
-	if (ok)
-		log_info("database %s: route file restored to the old side after a failed flip", db);
-	else
-		log_error("database %s: could not restore the route file after a failed flip: %s;"
-			  " check state_dir before restarting pgcutover",
-			  db, errmsg);
-	free(db);
-}
-
 static void flip_done(void *arg, bool ok, const char *errmsg)
 {
 	struct cutover *co = arg;
 
 	if (!ok) {
 		/*
-		 * The write may have failed after the rename (at the directory
-		 * fsync), leaving a file that names the new side: put the old side
-		 * back so that a restart agrees with where traffic stays.
+		 * The worker left the file as it was whenever it could (see
+		 * route_replace_sync); the message says what it did.
 		 */
-		struct route_state st;
-		char *db = strdup(co->db->name);
-
-		memset(&st, 0, sizeof(st));
-		st.side = co->from;
-		route_now(&st);
-		if (db && !route_store_async(rt.base, rt.cfg->state_dir, db, &st, unflip_done, db)) {
-			log_error("database %s: could not restore the route file after a failed flip",
-				  db);
-			free(db);
-		}
 		cutover_fail(co, SQLSTATE_IO_ERROR, "could not record the new route durably: %s",
 			     errmsg);
 		return;
 	}
 	co->db->route = co->to;
 	log_info("switch %s: route is now %s (recorded in %s)", co->db->name,
-		 route_side_name(co->to), rt.cfg->state_dir);
+		 route_side_name(co->to), co->config->state_dir);
 	cutover_phase_done(co);
 }
 
@@ -69,7 +43,7 @@ void cutover_flip_enter(struct cutover *co)
 	st.side = co->to;
 	route_now(&st);
 	snprintf(st.source_lsn, sizeof(st.source_lsn), "%s", co->goal_lsn);
-	if (!route_store_async(rt.base, rt.cfg->state_dir, co->db->name, &st, flip_done, co))
+	if (!route_store_async(rt.base, co->config->state_dir, co->db->name, &st, flip_done, co))
 		cutover_fail(co, SQLSTATE_IO_ERROR, "could not start writing the route file");
 }
 

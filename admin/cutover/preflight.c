@@ -174,10 +174,10 @@ static void preflight_checks(struct cutover *co)
 void cutover_preflight_enter(struct cutover *co)
 {
 	co->pending = 1;
-	if (!cutover_query(co, SIDE_SOURCE, "SELECT 1", rt.cfg->server_connect_timeout_ms,
+	if (!cutover_query(co, SIDE_SOURCE, "SELECT 1", co->config->server_connect_timeout_ms,
 			   reach_source_cb))
 		return;
-	if (!cutover_query(co, SIDE_TARGET, "SELECT 1", rt.cfg->server_connect_timeout_ms,
+	if (!cutover_query(co, SIDE_TARGET, "SELECT 1", co->config->server_connect_timeout_ms,
 			   reach_target_cb))
 		return;
 	if (cutover_query_settle(co)) {

@@ -25,6 +25,7 @@ static struct config *config_new(void)
 
 	if (cfg == NULL)
 		return NULL;
+	cfg->refs = 1;
 	cfg->listen_addr = strdup("127.0.0.1");
 	cfg->listen_port = 6432;
 	cfg->unix_socket_dir = strdup("");
@@ -180,9 +181,15 @@ static void db_defaults_free(struct db_defaults *d)
 	free(d->marker_table);
 }
 
+struct config *config_ref(struct config *cfg)
+{
+	cfg->refs++;
+	return cfg;
+}
+
 void config_free(struct config *cfg)
 {
-	if (cfg == NULL)
+	if (cfg == NULL || --cfg->refs > 0)
 		return;
 	for (size_t i = 0; i < cfg->ndbs; i++) {
 		struct db_config *db = &cfg->dbs[i];

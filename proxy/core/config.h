@@ -82,6 +82,13 @@ struct db_config {
 };
 
 struct config {
+	/*
+	 * References: the runtime holds one on the config in force; a database
+	 * holds one on the config its section lives in, and a switch on the
+	 * config it started with, so that a reload never changes a switch under
+	 * it.  config_free() drops one.
+	 */
+	int refs;
 	char *path; /* absolute path of the file loaded */
 	char *dir;  /* its directory: relative paths are relative to it */
 
@@ -165,6 +172,9 @@ struct config *config_load(const char *path, struct config_errors *errs);
  * prints every error.  Such a config must never be put in force.
  */
 struct config *config_load_keep(const char *path, struct config_errors *errs);
+/* Take one more reference (see struct config.refs); returns cfg. */
+struct config *config_ref(struct config *cfg);
+/* Drop one reference; the last frees it.  NULL is fine. */
 void config_free(struct config *cfg);
 void config_errors_free(struct config_errors *errs);
 /* Append "path:line: message" (line 0: "path: message"); false when out of memory. */

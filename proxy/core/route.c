@@ -394,12 +394,26 @@ bool route_load(const char *state_dir, const char *db, struct route_state *out, 
 /* Writing                                                                */
 /* ---------------------------------------------------------------------- */
 
+/* Directory fsyncs still to fail, for the unit tests (route_fail_dir_fsync_for_tests). */
+static int route_dir_fsync_faults;
+
+void route_fail_dir_fsync_for_tests(int n)
+{
+	route_dir_fsync_faults = n;
+}
+
 /* fsync()s a directory, making the entries created or renamed in it durable. */
 static bool route_fsync_dir(const char *dir, char *errbuf, size_t errlen)
 {
 	char ebuf[128];
 	int fd, err;
 
+	if (route_dir_fsync_faults > 0) {
+		route_dir_fsync_faults--;
+		route_error(errbuf, errlen, "could not fsync directory \"%s\": %s", dir,
+			    route_strerror(EIO, ebuf, sizeof(ebuf)));
+		return false;
+	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		route_error(errbuf, errlen, "could not open directory \"%s\": %s", dir,
@@ -462,12 +476,14 @@ static bool route_write_all(int fd, const char *buf, size_t len)
 }
 
 bool route_store_sync(const char *state_dir, const char *db, const struct route_state *st,
-		      char *errbuf, size_t errlen)
+		      bool *replaced, char *errbuf, size_t errlen)
 {
 	char path[PATH_MAX], tmp[PATH_MAX], ebuf[128];
 	char text[256];
 	int fd, n, err;
 
+	if (replaced)
+		*replaced = false;
 	if (!route_path(path, sizeof(path), state_dir, db, "", errbuf, errlen) ||
 	    !route_path(tmp, sizeof(tmp), state_dir, db, ".tmp", errbuf, errlen) ||
 	    !route_check_state(st, errbuf, errlen))
@@ -524,6 +540,8 @@ bool route_store_sync(const char *state_dir, const char *db, const struct route_
 		goto fail;
 	}
 	/* PATH.tmp no longer exists: nothing to remove if this fails. */
+	if (replaced)
+		*replaced = true;
 	return route_fsync_dir(state_dir, errbuf, errlen);
 
 fail:
@@ -546,6 +564,35 @@ bool route_forget(const char *state_dir, const char *db, char *errbuf, size_t er
 	}
 	/* Forgetting must be as durable as switching, or a crash could undo it. */
 	return route_fsync_dir(state_dir, errbuf, errlen);
+}
+
+bool route_replace_sync(const char *state_dir, const char *db, const struct route_state *st,
+			char *errbuf, size_t errlen)
+{
+	struct route_state old;
+	bool found = false, replaced = false, undone;
+	char err[512], undo_err[512];
+
+	/* what to put back: an unreadable old file counts as none (it is reported) */
+	if (!route_load(state_dir, db, &old, &found, undo_err, sizeof(undo_err)))
+		found = false;
+	if (route_store_sync(state_dir, db, st, &replaced, err, sizeof(err)))
+		return true;
+	if (!replaced) {
+		route_error(errbuf, errlen, "%s (the route file was not changed)", err);
+		return false;
+	}
+	/* only the directory fsync failed: the new state may be in place, undo it */
+	undone = found ? route_store_sync(state_dir, db, &old, NULL, undo_err, sizeof(undo_err))
+		       : route_forget(state_dir, db, undo_err, sizeof(undo_err));
+	if (undone)
+		route_error(errbuf, errlen, "%s (the route file was put back as it was)", err);
+	else
+		route_error(errbuf, errlen,
+			    "%s; the route file may name the new side and could not be put back: %s;"
+			    " check state_dir before restarting pgcutover",
+			    err, undo_err);
+	return false;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -644,7 +691,7 @@ static void *route_worker(void *unused)
 		if (r == NULL)
 			break; /* stopping, and nothing left */
 
-		r->ok = route_store_sync(r->state_dir, r->db, &r->st, r->err, sizeof(r->err));
+		r->ok = route_replace_sync(r->state_dir, r->db, &r->st, r->err, sizeof(r->err));
 
 		pthread_mutex_lock(&ra.lock);
 		route_queue_push(&ra.done, r);

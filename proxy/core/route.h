@@ -48,12 +48,26 @@ bool route_load(const char *state_dir, const char *db, struct route_state *out, 
 /*
  * Writes state_dir/<db>.route durably, creating state_dir (mode 0700) if it
  * is missing.  Blocking: for the worker thread and for tests.  On false the
- * temporary file is gone; if only the final fsync of the directory failed the
- * new file may already be in place, so a caller that rolls back should store
- * the old state again.
+ * temporary file is gone, and *replaced (when not NULL) says whether the
+ * rename happened: then only the final fsync of the directory failed and the
+ * new file may already be in place.
  */
 bool route_store_sync(const char *state_dir, const char *db, const struct route_state *st,
-		      char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+		      bool *replaced, char *errbuf, size_t errlen)
+	__attribute__((warn_unused_result));
+
+/*
+ * route_store_sync(), undone when it fails after the rename: the old file is
+ * written back, or the new one removed when there was none, so that a
+ * restart agrees with a switch that did not happen.  The message says
+ * whether the file was left unchanged, put back, or could not be put back.
+ * Blocking; what route_store_async() runs on its worker.
+ */
+bool route_replace_sync(const char *state_dir, const char *db, const struct route_state *st,
+			char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+
+/* Unit tests: make the next n directory fsyncs fail with EIO. */
+void route_fail_dir_fsync_for_tests(int n);
 
 /*
  * Called on the loop thread once a route_store_async() request is durable
@@ -63,8 +77,9 @@ typedef void (*route_done_cb)(void *arg, bool ok, const char *errmsg);
 
 /*
  * The loop thread's way to store: copies its arguments (the caller may free
- * them at once), writes on a worker thread, and calls done(arg, ...) from
- * 'base' when finished.  Requests complete in the order they were made.
+ * them at once), writes on a worker thread with route_replace_sync() (a
+ * failure leaves the file as it was whenever it can), and calls done(arg,
+ * ...) from 'base' when finished.  Requests complete in the order they were made.
  * Every request must use the same base until route_shutdown().  False only
  * when the request could not be queued; done is then never called.
  */

@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@ static int fx_rm(const char *path, const struct stat *sb, int flag, struct FTW *
 
 static void fx_done(struct fx *fx)
 {
+	route_fail_dir_fsync_for_tests(0);
 	route_shutdown();
 	if (fx->base)
 		event_base_free(fx->base);
@@ -153,7 +155,7 @@ static void check_roundtrip(struct fx *fx)
 	size_t n;
 
 	UT_ASSERT(fx->dir[0]);
-	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
 	UT_ASSERT(found);
 	UT_EQ_INT(got.side, SIDE_TARGET);
@@ -178,7 +180,7 @@ static void check_roundtrip(struct fx *fx)
 
 	/* Overwriting replaces; an empty LSN survives the trip. */
 	st = make_state(SIDE_SOURCE, "");
-	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
 	UT_ASSERT(found);
 	UT_EQ_INT(got.side, SIDE_SOURCE);
@@ -332,20 +334,20 @@ static void check_no_tmp_left(struct fx *fx)
 	struct route_state st = make_state(SIDE_TARGET, "1/0");
 
 	UT_ASSERT(fx->dir[0]);
-	UT_ASSERT(route_store_sync(fx->dir, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_store_sync(fx->dir, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(exists(fx_path(fx, "appdb.route")));
 	UT_ASSERT(!exists(fx_path(fx, "appdb.route.tmp")));
 
 	/* A failed rename (a directory is in the way) removes the temporary file. */
 	UT_ASSERT(mkdir(fx_path(fx, "other.route"), 0700) == 0);
-	UT_ASSERT(!route_store_sync(fx->dir, "other", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(!route_store_sync(fx->dir, "other", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(strstr(fx->err, "could not rename file \"") == fx->err);
 	UT_ASSERT(!exists(fx_path(fx, "other.route.tmp")));
 
 	/* A stale temporary file from a crash is overwritten, then gone. */
 	UT_ASSERT(fx_write(fx_path(fx, "appdb.route.tmp"), "route = garbage and more garbage\n"));
 	st.side = SIDE_SOURCE;
-	UT_ASSERT(route_store_sync(fx->dir, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_store_sync(fx->dir, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(!exists(fx_path(fx, "appdb.route.tmp")));
 }
 
@@ -367,7 +369,7 @@ static void check_creates_dir(struct fx *fx)
 
 	UT_ASSERT(fx->dir[0]);
 	UT_ASSERT(!exists(fx->state));
-	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(stat(fx->state, &sb) == 0);
 	UT_ASSERT(S_ISDIR(sb.st_mode));
 	UT_EQ_INT(sb.st_mode & 0777, 0700);
@@ -375,7 +377,7 @@ static void check_creates_dir(struct fx *fx)
 	UT_ASSERT(found);
 	/* A trailing slash is fine too. */
 	snprintf(deeper, sizeof(deeper), "%s/sub/", fx->state);
-	UT_ASSERT(route_store_sync(deeper, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_store_sync(deeper, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(exists(fx_path(fx, "state/sub/appdb.route")));
 }
 
@@ -394,7 +396,7 @@ static void check_forget(struct fx *fx)
 	bool found = false;
 
 	UT_ASSERT(fx->dir[0]);
-	UT_ASSERT(route_store_sync(fx->dir, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_store_sync(fx->dir, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(route_forget(fx->dir, "appdb", fx->err, sizeof(fx->err)));
 	UT_ASSERT(!exists(fx_path(fx, "appdb.route")));
 	UT_ASSERT(route_load(fx->dir, "appdb", &got, &found, fx->err, sizeof(fx->err)));
@@ -430,7 +432,7 @@ static void check_refuses(struct fx *fx)
 	UT_ASSERT(fx->dir[0]);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		fx->err[0] = '\0';
-		if (route_store_sync(fx->dir, names[i], &st, fx->err, sizeof(fx->err)))
+		if (route_store_sync(fx->dir, names[i], &st, NULL, fx->err, sizeof(fx->err)))
 			UT_FAIL("stored for name %zu", i);
 		UT_ASSERT(strstr(fx->err, "invalid database name") == fx->err);
 		UT_ASSERT(!route_load(fx->dir, names[i], &got, &found, fx->err, sizeof(fx->err)));
@@ -438,16 +440,16 @@ static void check_refuses(struct fx *fx)
 	}
 	/* A state that could not be read back is not written. */
 	st.side = (enum route_side)7;
-	UT_ASSERT(!route_store_sync(fx->dir, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(!route_store_sync(fx->dir, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	st = make_state(SIDE_TARGET, "0/1\nroute = source");
-	UT_ASSERT(!route_store_sync(fx->dir, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(!route_store_sync(fx->dir, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(strstr(fx->err, "invalid source LSN") != NULL);
 	st = make_state(SIDE_TARGET, "");
 	memset(st.switched_at, 'x', sizeof(st.switched_at)); /* not terminated */
-	UT_ASSERT(!route_store_sync(fx->dir, "appdb", &st, fx->err, sizeof(fx->err)));
+	UT_ASSERT(!route_store_sync(fx->dir, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 	UT_ASSERT(!exists(fx_path(fx, "appdb.route")));
 	/* No error buffer is fine. */
-	UT_ASSERT(!route_store_sync(fx->dir, "a/b", &st, NULL, 0));
+	UT_ASSERT(!route_store_sync(fx->dir, "a/b", &st, NULL, NULL, 0));
 }
 
 static void test_route_refuses(void)
@@ -674,7 +676,72 @@ static void test_route_shutdown_idle(void)
 	route_shutdown();
 }
 
+/*
+ * route_replace_sync(): a write that fails before its rename leaves the old
+ * file (or its absence) alone and says so; one that fails at the directory
+ * fsync after the rename puts the old file back, or removes the new one when
+ * there was none.  Nothing is ever written where there was nothing to restore.
+ */
+static void check_replace_undo(struct fx *fx)
+{
+	struct route_state target = make_state(SIDE_TARGET, "0/3000000");
+	struct route_state source = make_state(SIDE_SOURCE, "0/1000000"), got;
+	bool found = true;
+	char tmpdir[PATH_MAX];
+
+	/* no file before, the write fails before the rename: still no file */
+	UT_ASSERT(mkdir(fx->state, 0700) == 0);
+	snprintf(tmpdir, sizeof(tmpdir), "%s/appdb.route.tmp", fx->state);
+	UT_ASSERT(mkdir(tmpdir, 0700) == 0); /* the temporary file cannot be created */
+	UT_ASSERT(!route_replace_sync(fx->state, "appdb", &target, fx->err, sizeof(fx->err)));
+	UT_ASSERT(strstr(fx->err, "the route file was not changed") != NULL);
+	UT_ASSERT(strstr(fx->err, "check state_dir") == NULL);
+	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
+	UT_ASSERT(!found);
+	UT_ASSERT(rmdir(tmpdir) == 0);
+
+	/* no file before, the directory fsync fails after the rename: the new file goes */
+	route_fail_dir_fsync_for_tests(1);
+	UT_ASSERT(!route_replace_sync(fx->state, "appdb", &target, fx->err, sizeof(fx->err)));
+	UT_ASSERT(strstr(fx->err, "put back as it was") != NULL);
+	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
+	UT_ASSERT(!found);
+
+	/* a file before: it comes back as it was */
+	UT_ASSERT(route_store_sync(fx->state, "appdb", &source, NULL, fx->err, sizeof(fx->err)));
+	route_fail_dir_fsync_for_tests(1);
+	UT_ASSERT(!route_replace_sync(fx->state, "appdb", &target, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
+	UT_ASSERT(found);
+	UT_EQ_INT(got.side, SIDE_SOURCE);
+	UT_EQ_STR(got.source_lsn, "0/1000000");
+	UT_EQ_STR(got.switched_at, source.switched_at);
+
+	/* the undo fails too: the message says so and where to look */
+	route_fail_dir_fsync_for_tests(2);
+	UT_ASSERT(!route_replace_sync(fx->state, "appdb", &target, fx->err, sizeof(fx->err)));
+	UT_ASSERT(strstr(fx->err, "could not be put back") != NULL);
+	UT_ASSERT(strstr(fx->err, "check state_dir") != NULL);
+	route_fail_dir_fsync_for_tests(0);
+
+	/* and it works when nothing fails */
+	UT_ASSERT(route_replace_sync(fx->state, "appdb", &target, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
+	UT_ASSERT(found);
+	UT_EQ_INT(got.side, SIDE_TARGET);
+}
+
+static void test_route_replace_undo(void)
+{
+	struct fx fx;
+
+	fx_init(&fx);
+	check_replace_undo(&fx);
+	fx_done(&fx);
+}
+
 const struct unit_test unit_tests_route[] = {
+	{"route_replace_undo", test_route_replace_undo},
 	{"route_roundtrip", test_route_roundtrip},
 	{"route_missing", test_route_missing},
 	{"route_malformed", test_route_malformed},
