@@ -2,7 +2,7 @@
  * fuzz_admin_cmd.c - fuzz target for the admin console's command parser
  * (admin/admin_cmd.c).
  *
- * The input is one query.  It is parsed the way admin/admin.c hands it over
+ * The input is one query.  It is parsed the way admin/commands.c hands it over
  * (a NUL-terminated string and its strlen) and also as raw bytes with an
  * explicit length (NULs included), with the callers' error buffer and with
  * tiny ones.  Invariants: a success names a known command and a database
@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t qlen = strlen(q);
 	bool ok;
 
-	/* as admin.c calls it: the query text without its NUL */
+	/* as admin_run() calls it: the query text without its NUL */
 	ok = parse_checked(q, qlen, &a, 256);
 	FUZZ_CHECK(parse_checked(q, qlen, &b, 256) == ok && (!ok || same_cmd(&a, &b)));
 	/* tiny error buffers truncate, never overflow */

@@ -710,7 +710,7 @@ static bool check_frontend_msg(uint8_t type, const uint8_t *body, size_t len)
 	ck_init(&k, body, len);
 	pq_buf_init(&b);
 	switch (type) {
-	case 'Q': { /* Query, as admin/admin.c reads it */
+	case 'Q': { /* Query, as admin/console.c reads it */
 		const char *q = ck_str(&k);
 
 		if (!ck_done(&k))
