@@ -37,6 +37,26 @@
 static const char LAG_NUDGE_SQL[] =
 	"SET synchronous_commit = on; SELECT pg_catalog.pg_logical_emit_message(true, 'pgcutover', 'flush')";
 
+/*
+ * The marker method's query 'fmt' (a table, then the marker id, both as %s)
+ * with marker_table and co->marker_id quoted into it.  False when the table
+ * name does not quote: the switch has failed then.
+ */
+static bool lag_marker_sql(struct cutover *co, const char *fmt, char *sql, size_t len)
+{
+	const char *marker = cutover_cfg(co)->d.marker_table;
+	char table[300], id[100];
+
+	if (!sqlquote_qualified(marker, table, sizeof(table)) ||
+	    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
+		cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
+			     "marker_table \"%s\" is not a valid [schema.]table name", marker);
+		return false;
+	}
+	snprintf(sql, len, fmt, table, id);
+	return true;
+}
+
 /* Whether an answer still concerns a running lag wait. */
 static bool lag_current(const struct cutover *co)
 {
@@ -179,16 +199,8 @@ void cutover_lag_poll_cb(evutil_socket_t fd, short what, void *arg)
 			 goal, goal, slot);
 		(void)lag_query(co, co->from, sql, lag_check_cb);
 	} else {
-		char table[300], id[100];
-
-		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
-		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
-			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
-				     "marker_table \"%s\" is not a valid [schema.]table name",
-				     dc->d.marker_table);
+		if (!lag_marker_sql(co, "SELECT 1 FROM %s WHERE id = %s", sql, sizeof(sql)))
 			return;
-		}
-		snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = %s", table, id);
 		(void)lag_query(co, co->to, sql, lag_check_cb);
 	}
 }
@@ -253,20 +265,12 @@ void cutover_lag_enter(struct cutover *co)
 			 "SET synchronous_commit = on; SELECT pg_catalog.pg_current_wal_insert_lsn()::text,"
 			 " pg_catalog.pg_logical_emit_message(true, 'pgcutover', 'lag wait')");
 	} else {
-		char table[300], id[100];
-
 		if (!lag_marker_id(co)) {
 			cutover_fail(co, SQLSTATE_INTERNAL_ERROR, "could not generate a marker id");
 			return;
 		}
-		if (!sqlquote_qualified(dc->d.marker_table, table, sizeof(table)) ||
-		    !sqlquote_literal(co->marker_id, id, sizeof(id))) {
-			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
-				     "marker_table \"%s\" is not a valid [schema.]table name",
-				     dc->d.marker_table);
+		if (!lag_marker_sql(co, "INSERT INTO %s (id) VALUES (%s)", sql, sizeof(sql)))
 			return;
-		}
-		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES (%s)", table, id);
 	}
 	if (!lag_query(co, co->from, sql, lag_goal_cb))
 		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
