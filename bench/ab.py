@@ -54,13 +54,16 @@ def parse_args(argv):
 
 def start(label, binary, args, workdir, cluster):
     """One pgcutover of build 'label' (a private copy of its binary)."""
-    dst = os.path.join(workdir, f"pgcutover-{label}")
+    sub = os.path.join(workdir, label)
+    os.makedirs(sub)
+    shutil.copy2(os.path.join(workdir, "userlist.txt"), os.path.join(sub, "userlist.txt"))
+    dst = os.path.join(sub, "pgcutover")
     shutil.copy2(binary, dst)
     size = max(args.clients) + 4 if args.mode == "session" else args.pool_size
-    px = Proxy("pgcutover", f"{args.mode}-{label}", workdir, cluster.port, "md5", size,
-               max(args.clients) + 100)
+    px = Proxy("pgcutover", args.mode, sub, cluster.port, "md5", size, max(args.clients) + 100)
+    px.name = f"pgcutover-{label}"
     px.argv[0] = dst
-    chown_pg(workdir, recursive=True)
+    chown_pg(sub, recursive=True)
     return px.start()
 
 

@@ -154,6 +154,7 @@ struct ps_entry *ps_map_set(struct ps_map *m, const char *name, struct ps_stmt *
 	}
 	memcpy(e->name, name, nlen + 1);
 	e->stmt = st;
+	e->gen = st->gen;
 	e->epoch = present ? m->epoch : m->epoch - 1;
 	if (!present)
 		m->missing++;
@@ -275,6 +276,7 @@ struct ps_cached *ps_cache_add(struct ps_cache *c, struct ps_stmt *st)
 	ps_stmt_ref(st);
 	e->stmt = st;
 	e->sname = c->next_sname++;
+	e->gen = st->gen;
 	htab_insert(&c->tab, &e->hnode, hash_ptr(st));
 	lru_push_front(c, e);
 	return e;

@@ -1,7 +1,7 @@
 /*
  * prepared.h - named prepared statements: who prepared what, and where.
  *
- * Three structures, all plain data (no I/O), so that the forwarding code in
+ * Four structures, all plain data (no I/O), so that the forwarding code in
  * client.c and server.c only decides and this module only remembers:
  *
  *   struct ps_stmt   a statement text (what a Parse carries after its name),
@@ -27,6 +27,15 @@
 
 #include "proxy/core/htab.h"
 
+/*
+ * Whether a server's copy made at generation 'copy' may serve a client that
+ * parsed at generation 'client' (counters wrap: compared as a difference).
+ */
+static inline bool ps_gen_serves(uint32_t copy, uint32_t client)
+{
+	return (int32_t)(copy - client) >= 0;
+}
+
 /* Prefix of the names pgcutover gives statements on servers in transaction pooling. */
 #define PS_SERVER_PREFIX "pgcutover_"
 
@@ -34,7 +43,15 @@
 struct ps_stmt {
 	struct hnode hnode; /* in the registry, by the hash of body */
 	uint32_t refs;      /* client map entries, cache entries and queue items holding it */
-	uint8_t kind;   /* enum session_kind of its first keyword: may executing it change state */
+	uint8_t kind; /* enum session_kind of its first keyword: may executing it change state */
+	/*
+	 * Bumped by every client's Parse of this text (transaction pooling).  A
+	 * server's copy made before a client's own Parse may predate a schema
+	 * change that Parse saw (ALTER TABLE ... TYPE): it is never used for
+	 * that client, which gets a copy prepared at or after its Parse, as a
+	 * direct connection would (see struct ps_entry.gen, ps_cached.gen).
+	 */
+	uint32_t gen;
 	uint32_t len;   /* bytes in body */
 	uint8_t body[]; /* query NUL, int16 parameter count, int32 type oids */
 };
@@ -55,6 +72,7 @@ struct ps_entry {
 	struct hnode hnode;   /* in the map, by the hash of the name */
 	struct ps_stmt *stmt; /* a reference */
 	uint32_t epoch;       /* == map.epoch: prepared on the client's current server */
+	uint32_t gen;         /* stmt->gen when the client parsed it: the oldest copy it may use */
 	char name[];          /* as the client spelled it */
 };
 
@@ -95,6 +113,7 @@ struct ps_cached {
 	struct ps_cached *next;
 	struct ps_stmt *stmt; /* a reference */
 	uint32_t sname;       /* the server knows it as PS_SERVER_PREFIX "<sname>" */
+	uint32_t gen;         /* stmt->gen when it was prepared there */
 };
 
 struct ps_cache {
@@ -112,7 +131,7 @@ void ps_cache_init(struct ps_cache *c);
 void ps_cache_free(struct ps_cache *c);
 /* The server's entry for st, moved to the front of the LRU; NULL when not prepared there. */
 struct ps_cached *ps_cache_find(struct ps_cache *c, const struct ps_stmt *st);
-/* Record st as prepared under a fresh name; NULL when out of memory. */
+/* Record st as prepared under a fresh name, as of st->gen; NULL when out of memory. */
 struct ps_cached *ps_cache_add(struct ps_cache *c, struct ps_stmt *st);
 /* Forget st (no-op when absent). */
 void ps_cache_remove(struct ps_cache *c, const struct ps_stmt *st);
@@ -129,8 +148,6 @@ void ps_server_name(uint32_t sname, char *buf, size_t len);
 enum ps_pending_kind {
 	PS_PARSE_FWD,     /* the client's Parse: pass the ParseComplete */
 	PS_PARSE_HIDDEN,  /* a Parse pgcutover injected: swallow the ParseComplete */
-	PS_PARSE_SYNTH,   /* the client's Parse was answered by a Close of nothing: its
-			    CloseComplete becomes the client's ParseComplete */
 	PS_CLOSE_FWD,     /* the client's Close of one of its names: pass the CloseComplete */
 	PS_CLOSE_HIDDEN,  /* a Close pgcutover injected (eviction): swallow it */
 	PS_PARSE_DEALLOC, /* the client's unnamed Parse of a DEALLOCATE of one of its names,
@@ -149,7 +166,7 @@ struct ps_pending {
 	char *name;           /* the client's name, for undoing; NULL otherwise */
 	uint32_t sname;       /* PS_PARSE_DUP: the server name the Parse went under */
 	/*
-	 * PS_PARSE_FWD, PS_PARSE_SYNTH, PS_CLOSE_FWD, PS_PARSE_DEALLOC: what
+	 * PS_PARSE_FWD, PS_CLOSE_FWD, PS_PARSE_DEALLOC: what
 	 * 'name' meant before this message changed it (a reference; NULL: no
 	 * statement).  When the server skips the message (an error earlier in
 	 * the batch) or rejects it (42P05, a syntax error), the name means that

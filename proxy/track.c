@@ -79,34 +79,55 @@ static enum track_result track_queue_full(struct client *c)
 	return TRACK_CLOSED;
 }
 
+/* Transaction pooling: a Close of one of pgcutover's server names, whose answer is swallowed. */
+static bool track_close_hidden(struct client *c, struct server *s, uint32_t sname_no)
+{
+	struct pq_buf b;
+	char sname[32];
+
+	ps_server_name(sname_no, sname, sizeof(sname));
+	pq_buf_init(&b);
+	pq_build_close(&b, 'S', sname);
+	if (!track_send(s, &b)) {
+		track_oom(c);
+		return false;
+	}
+	if (!track_expect(s, PS_CLOSE_HIDDEN, NULL, NULL)) {
+		track_queue_full(c);
+		return false;
+	}
+	return true;
+}
+
 /*
- * Transaction pooling: make sure this server has 'st', injecting a Parse
- * (and, to stay within max_prepared_statements, Closes of the least recently
- * used) before the client's message.  NULL when that failed (disconnected).
+ * Transaction pooling: make sure this server has 'st' as of generation
+ * 'gen' or later, injecting a Parse (and, to stay within
+ * max_prepared_statements, Closes of the least recently used, and of an
+ * older copy of st itself) before the client's message.  NULL when that
+ * failed (disconnected).
  */
-static struct ps_cached *track_ensure(struct client *c, struct server *s, struct ps_stmt *st)
+static struct ps_cached *track_ensure(struct client *c, struct server *s, struct ps_stmt *st,
+				      uint32_t gen)
 {
 	struct ps_cached *e = ps_cache_find(&s->psc, st);
 	struct pq_buf b;
 	char sname[32];
 	uint32_t victim;
 
-	if (e)
+	if (e && ps_gen_serves(e->gen, gen))
 		return e;
-	while (s->psc.tab.count >= (uint32_t)rt.cfg->max_prepared_statements &&
-	       ps_cache_evict(&s->psc, st, &victim)) {
-		ps_server_name(victim, sname, sizeof(sname));
-		pq_buf_init(&b);
-		pq_build_close(&b, 'S', sname);
-		if (!track_send(s, &b)) {
-			track_oom(c);
+	if (e) {
+		/* made before the client's Parse: its definition may have changed since */
+		uint32_t old = e->sname;
+
+		ps_cache_remove(&s->psc, st);
+		if (!track_close_hidden(c, s, old))
 			return NULL;
-		}
-		if (!track_expect(s, PS_CLOSE_HIDDEN, NULL, NULL)) {
-			track_queue_full(c);
-			return NULL;
-		}
 	}
+	while (s->psc.tab.count >= (uint32_t)rt.cfg->max_prepared_statements &&
+	       ps_cache_evict(&s->psc, st, &victim))
+		if (!track_close_hidden(c, s, victim))
+			return NULL;
 	e = ps_cache_add(&s->psc, st);
 	if (e == NULL) {
 		track_oom(c);
@@ -366,7 +387,7 @@ static enum track_result track_query(struct client *c, struct server *s, const u
 static enum track_result track_parse_dup(struct client *c, struct server *s, struct ps_entry *old,
 					 const uint8_t *rest, size_t rest_len, size_t total)
 {
-	struct ps_cached *ce = track_ensure(c, s, old->stmt);
+	struct ps_cached *ce = track_ensure(c, s, old->stmt, old->gen);
 	char sname[32];
 	struct pq_buf b;
 
@@ -446,6 +467,8 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 	if (prev)
 		ps_stmt_ref(prev); /* ps_map_set() below may drop the entry's reference */
 	st = ps_stmt_get(rest, rest_len, (uint8_t)kind);
+	if (st && track_txn(c))
+		st->gen++; /* this client's copy is made now (see struct ps_stmt) */
 	if (st == NULL || ps_map_set(&c->sess.stmts, name, st, true) == NULL) {
 		ps_stmt_put(st);
 		ps_stmt_put(prev);
@@ -460,38 +483,28 @@ static enum track_result track_parse(struct client *c, struct server *s, const u
 			r = track_pass(c, s, 'P', total);
 		}
 	} else {
-		struct ps_cached *e = ps_cache_find(&s->psc, st);
+		/*
+		 * A copy of the text this server may have was made before this
+		 * Parse: it goes (a hidden Close), and so do the least recently used
+		 * beyond max_prepared_statements; then the Parse, renamed.
+		 */
+		struct ps_cached *e = track_ensure(c, s, st, st->gen);
 
-		if (e) {
-			/* the server has this text already: a Close of nothing answers in its place */
-			pq_buf_init(&b);
-			pq_build_close(&b, 'S', TRACK_NO_STATEMENT);
-			if (!track_expect(s, PS_PARSE_SYNTH, st, name)) {
-				pq_buf_free(&b);
-				r = track_queue_full(c);
-			} else {
-				ps_pending_set_prev(ps_queue_tail(&s->psq), prev, prev_present);
-				r = track_replace(c, s, 'P', total, &b);
-			}
+		if (e == NULL) {
+			r = TRACK_CLOSED;
 		} else {
-			/* evict first (injected Closes go before this Parse), then the renamed Parse */
-			e = track_ensure(c, s, st);
-			if (e == NULL) {
-				r = TRACK_CLOSED;
-			} else {
-				struct ps_pending *last = ps_queue_tail(&s->psq);
+			struct ps_pending *last = ps_queue_tail(&s->psq);
 
-				/* track_ensure queued a hidden Parse: it is the client's own after all */
-				last->kind = PS_PARSE_FWD;
-				ps_pending_set_prev(last, prev, prev_present);
-				last->name = strdup(name);
-				if (last->name == NULL) {
-					r = track_oom(c);
-				} else {
-					/* the Parse itself went out with the server's name */
-					evbuffer_drain(sock_in(&c->sock), total);
-					server_count_request(s, 'P');
-				}
+			/* track_ensure queued a hidden Parse: it is the client's own after all */
+			last->kind = PS_PARSE_FWD;
+			ps_pending_set_prev(last, prev, prev_present);
+			last->name = strdup(name);
+			if (last->name == NULL) {
+				r = track_oom(c);
+			} else {
+				/* the Parse itself went out with the server's name */
+				evbuffer_drain(sock_in(&c->sock), total);
+				server_count_request(s, 'P');
 			}
 		}
 	}
@@ -529,7 +542,7 @@ static enum track_result track_use(struct client *c, struct server *s, uint8_t t
 			return TRACK_CLOSED;
 		return track_pass(c, s, type, total);
 	}
-	ce = track_ensure(c, s, e->stmt);
+	ce = track_ensure(c, s, e->stmt, e->gen);
 	if (ce == NULL)
 		return TRACK_CLOSED;
 	ps_server_name(ce->sname, sname, sizeof(sname));

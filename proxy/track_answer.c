@@ -50,12 +50,10 @@ static void track_undo(struct server *s, const struct ps_pending *it)
 
 	switch (it->kind) {
 	case PS_PARSE_FWD:
-	case PS_PARSE_SYNTH:
 		/* the client's Parse failed: as directly, the name means what it did before */
 		if (e && e->stmt == it->stmt)
 			track_restore_name(c, it);
-		if (it->kind == PS_PARSE_FWD)
-			ps_cache_remove(&s->psc, it->stmt);
+		ps_cache_remove(&s->psc, it->stmt);
 		break;
 	case PS_CLOSE_FWD:
 	case PS_PARSE_DEALLOC:
@@ -190,17 +188,6 @@ enum relay_verdict track_server_answer(struct server *s, struct evbuffer *in, si
 	case PS_CLOSE_HIDDEN:
 		s->swallow = true;
 		return RELAY_STOP;
-	case PS_PARSE_SYNTH: {
-		/* our Close of nothing answered in place of the client's Parse */
-		struct evbuffer_ptr pos;
-		struct evbuffer_iovec v;
-
-		evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET);
-		if (evbuffer_peek(in, 1, &pos, &v, 1) >= 1 && v.iov_len >= 1)
-			*(uint8_t *)v.iov_base = '1';
-		ps_queue_pop(&s->psq);
-		return RELAY_PASS;
-	}
 	case PS_PARSE_DUP:
 		/* the server lacked the statement track_ensure() put there: books disagree */
 		log_error("server %s: a prepared statement pgcutover prepared was missing",
