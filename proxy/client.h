@@ -142,8 +142,16 @@ struct client {
 	uint64_t last_input_us;
 	bool read_paused;               /* reading stopped because the server's output is full */
 	const struct client_kind *kind; /* NULL for an application's client */
-	bool is_unix;          /* came in on the unix socket: TLS is neither offered nor required */
-	bool held;             /* has a new transaction waiting while its database is paused */
+	bool is_unix; /* came in on the unix socket: TLS is neither offered nor required */
+	bool held;    /* has a new transaction waiting while its database is paused */
+	/*
+	 * The unnamed statement it parsed last has not been bound yet (it may
+	 * Describe or execute it in its next round trip: transaction pooling
+	 * keeps its server until then), and whether that statement may change
+	 * session state (checked at the boundary once it is bound).
+	 */
+	bool unnamed_unbound;
+	bool unnamed_stateful;
 	void *kind_data;       /* what its kind keeps for it (NULL for an application's) */
 	enum client_move move; /* outcome of the last session state check */
 	enum client_stop stop; /* why forwarding stopped before the current message */

@@ -78,6 +78,20 @@ static bool client_peek_body(struct evbuffer *in, size_t off, size_t avail, uint
 	return true;
 }
 
+/*
+ * An unnamed Parse went to the server.  It executes nothing: a statement
+ * that may change session state marks the session for the boundary check
+ * only when it is bound (a capture query at the boundary would drop the
+ * unnamed statement a client meant to Describe or execute in its next round
+ * trip: psql's \gdesc, PQprepare("") then PQexecPrepared("")).  Until a
+ * Bind follows, transaction pooling keeps the server for the client.
+ */
+static void client_parsed_unnamed(struct client *c, enum session_kind kind)
+{
+	c->unnamed_unbound = true;
+	c->unnamed_stateful = kind != SK_PLAIN;
+}
+
 /* Bytes of a body looked at to find a statement name (Bind: portal and statement). */
 #define CLIENT_PEEK 256
 /* Bytes of a query looked at to classify it: its first words, after a comment or two. */
@@ -100,6 +114,9 @@ static enum relay_verdict client_track(struct client *c, struct server *s, struc
 	case 'Q':
 		if (!client_peek_body(in, off, avail, len, buf, CLIENT_CLASSIFY_PEEK, &n))
 			goto need_more;
+		/* a simple query drops the unnamed statement */
+		c->unnamed_unbound = false;
+		c->unnamed_stateful = false;
 		kind = session_classify(buf, n);
 		if (kind == SK_PLAIN)
 			return RELAY_PASS;
@@ -118,11 +135,14 @@ static enum relay_verdict client_track(struct client *c, struct server *s, struc
 		kind = session_classify(buf + 1, n - 1);
 		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD))
 			goto rewrite;
-		if (kind != SK_PLAIN)
-			c->sess.dirty = true;
+		client_parsed_unnamed(c, kind);
 		s->ps_unqueued++;
 		return RELAY_PASS;
 	case 'B':
+		/* a Bind (of the unnamed statement, most likely) executes what was parsed */
+		c->unnamed_unbound = false;
+		if (c->unnamed_stateful)
+			c->sess.dirty = true;
 		if (!client_tracks_statements(c))
 			return RELAY_PASS;
 		/* session pooling, everything on this server, nothing stateful: nothing to do */
@@ -162,7 +182,10 @@ classify_parse:
 	if (!client_peek_body(in, off, avail, len, buf, CLIENT_CLASSIFY_PEEK, &n))
 		goto need_more;
 	nul = memchr(buf, '\0', n);
-	if (nul == NULL || session_classify(nul + 1, (size_t)(buf + n - nul - 1)) != SK_PLAIN)
+	kind = nul == NULL ? SK_STATE : session_classify(nul + 1, (size_t)(buf + n - nul - 1));
+	if (nul && buf[0] == '\0')
+		client_parsed_unnamed(c, kind);
+	else if (kind != SK_PLAIN)
 		c->sess.dirty = true;
 	return RELAY_PASS;
 need_more:

@@ -156,8 +156,12 @@ static enum relay_verdict server_on_header(void *arg, struct evbuffer *in, size_
 				s->capture_next = true;
 				return RELAY_LAST;
 			}
-			/* transaction pooling: forward up to here, then give the server back */
-			if (c->db->pool_mode == POOL_TRANSACTION)
+			/*
+			 * transaction pooling: forward up to here, then give the server
+			 * back, unless the client has an unnamed statement there it has
+			 * not used yet (client_parsed_unnamed)
+			 */
+			if (c->db->pool_mode == POOL_TRANSACTION && !c->unnamed_unbound)
 				return RELAY_LAST;
 		}
 		return RELAY_PASS;

@@ -113,3 +113,48 @@ def test_asyncpg_retries_a_stale_statement(proxy_factory, source, stale_table, m
             await conn.close()
 
     asyncio.run(body())
+
+
+# -- the unnamed statement across round trips (psql's \gdesc) --------------------
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_psql_gdesc(proxy_factory, source, mode):
+    """psql's \\gdesc Parses the unnamed statement, then Describes it in a
+    second round trip; for a utility statement it prints that there is no
+    result, and runs nothing."""
+    p = proxy_for(proxy_factory, mode)
+    with source.admin_connect(dbname="app") as c:
+        c.execute("DROP TABLE IF EXISTS bububu")
+    r = p.psql(input="CREATE TABLE bububu(a int) \\gdesc\nSELECT 1 AS x, 'a'::text AS y \\gdesc\n")
+    assert r.returncode == 0, r.stderr
+    assert "ERROR" not in r.stderr, r.stderr
+    assert "The command has no result, or the result has no columns." in r.stdout, r.stdout
+    assert "x|integer" in r.stdout and "y|text" in r.stdout, r.stdout
+    with source.admin_connect(dbname="app") as c:
+        assert c.execute("SELECT to_regclass('bububu')").fetchone()[0] is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("sql,ncols", [(b"SELECT 1 AS a, 2 AS b", 2),
+                                       (b"SET work_mem = '3MB'", 0),
+                                       (b"CREATE TEMP TABLE IF NOT EXISTS gd (a int)", 0)])
+def test_unnamed_prepare_then_describe_and_execute(proxy_factory, mode, sql, ncols):
+    """PQprepare with an empty name, then PQdescribePrepared and
+    PQexecPrepared of it, each in its own round trip."""
+    p = proxy_for(proxy_factory, mode)
+    with p.connect() as c:
+        pg = c.pgconn
+        assert pg.prepare(b"", sql).status == pq.ExecStatus.COMMAND_OK
+        d = pg.describe_prepared(b"")
+        assert d.status == pq.ExecStatus.COMMAND_OK, d.error_message
+        assert d.nfields == ncols
+        r = pg.exec_prepared(b"", [])
+        assert r.status in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK), r.error_message
+        if sql.startswith(b"SET"):
+            # executed: the setting is this session's, in both pool modes
+            assert c.execute("SHOW work_mem").fetchone()[0] == "3MB"
+        # and again, on a fresh unnamed statement
+        assert pg.prepare(b"", b"SELECT 42").status == pq.ExecStatus.COMMAND_OK
+        r = pg.exec_prepared(b"", [])
+        assert r.status == pq.ExecStatus.TUPLES_OK and r.get_value(0, 0) == b"42"
