@@ -43,17 +43,32 @@ static struct client *cancel_table[CANCEL_BUCKETS];
 
 void cancel_register(struct client *c)
 {
+	uint32_t r[2];
 	struct client **b;
 
-	/* pid 0 is never handed out so that an all-zero request finds nobody */
-	do {
-		if (!auth_random_bytes(&c->cancel_pid, sizeof(c->cancel_pid)) ||
-		    !auth_random_bytes(&c->cancel_key, sizeof(c->cancel_key)))
-			c->cancel_pid = (uint32_t)random();
-	} while (c->cancel_pid == 0);
-	b = &cancel_table[c->cancel_pid & (CANCEL_BUCKETS - 1)];
+	if (!auth_random_bytes(r, sizeof(r))) {
+		r[0] = (uint32_t)random();
+		r[1] = (uint32_t)random();
+	}
+	/*
+	 * A positive process ID, as PostgreSQL's are, and never 0 (an all-zero
+	 * request finds nobody); session pooling gives the client its server's
+	 * real one at the welcome (cancel_set_pid).  The key, random, is what a
+	 * request must know: the table is hashed on it.
+	 */
+	c->cancel_pid = r[0] & 0x7fffffffu;
+	if (c->cancel_pid == 0)
+		c->cancel_pid = 1;
+	c->cancel_key = r[1];
+	b = &cancel_table[c->cancel_key & (CANCEL_BUCKETS - 1)];
 	c->cancel_next = *b;
 	*b = c;
+}
+
+void cancel_set_pid(struct client *c, uint32_t pid)
+{
+	if (c->cancel_pid != 0 && pid != 0)
+		c->cancel_pid = pid;
 }
 
 void cancel_unregister(struct client *c)
@@ -62,7 +77,7 @@ void cancel_unregister(struct client *c)
 
 	if (c->cancel_pid == 0)
 		return;
-	for (p = &cancel_table[c->cancel_pid & (CANCEL_BUCKETS - 1)]; *p; p = &(*p)->cancel_next) {
+	for (p = &cancel_table[c->cancel_key & (CANCEL_BUCKETS - 1)]; *p; p = &(*p)->cancel_next) {
 		if (*p == c) {
 			*p = c->cancel_next;
 			break;
@@ -75,7 +90,7 @@ struct client *cancel_find(uint32_t pid, uint32_t key)
 {
 	struct client *c;
 
-	for (c = cancel_table[pid & (CANCEL_BUCKETS - 1)]; c; c = c->cancel_next)
+	for (c = cancel_table[key & (CANCEL_BUCKETS - 1)]; c; c = c->cancel_next)
 		if (c->cancel_pid == pid && c->cancel_key == key)
 			return c;
 	return NULL;
@@ -92,7 +107,16 @@ void cancel_request(struct client *c, uint32_t pid, uint32_t key)
 		log_debug("client %s: cancel request for an idle session", c->addr);
 	} else {
 		log_debug("client %s: forwarding a cancel request", c->addr);
-		cancel_send(target->server);
+		/*
+		 * As PostgreSQL does, the requester's connection closes only once
+		 * the cancel has been delivered (libpq's PQcancel returns then): a
+		 * client that sends its next query as soon as PQcancel returns must
+		 * never have that query hit by a signal still on its way.
+		 */
+		if (cancel_send(target->server, c)) {
+			c->cancelling = true;
+			return;
+		}
 	}
 	client_close(c, "cancel request handled");
 }
@@ -120,6 +144,12 @@ struct cancel_conn {
 	enum tls_sslmode mode; /* the side's sslmode when the cancel was sent */
 	char *host;            /* for SNI and verify-full */
 	uint8_t packet[16];
+	/*
+	 * The client connection that carried the CancelRequest: closed when
+	 * this one ends (the server closed it, so the signal went out; or an
+	 * error, or the timeout), NULL once it has gone by itself.
+	 */
+	struct client *requester;
 };
 
 /* Cancel requests in flight, freed at exit if a server has not closed yet. */
@@ -132,6 +162,13 @@ static void cancel_finish(struct cancel_conn *cc, const char *why)
 {
 	if (why)
 		log_debug("cancel request to %s: %s", cc->host, why);
+	if (cc->requester) {
+		struct client *c = cc->requester;
+
+		cc->requester = NULL;
+		c->cancelling = false;
+		client_close(c, "cancel request delivered");
+	}
 	sock_disable(&cc->sock);
 	evtimer_del(cc->timer);
 	list_remove(&cc->node);
@@ -231,7 +268,19 @@ void cancel_free_all(void)
 	cancel_reap();
 }
 
-void cancel_send(struct server *s)
+void cancel_forget_requester(struct client *c)
+{
+	struct list_node *n;
+
+	list_for_each(n, &cancel_conns) {
+		struct cancel_conn *cc = list_entry(n, struct cancel_conn, node);
+
+		if (cc->requester == c)
+			cc->requester = NULL;
+	}
+}
+
+bool cancel_send(struct server *s, struct client *requester)
 {
 	const struct backend_addr *a = &s->addr;
 	struct cancel_conn *cc = calloc(1, sizeof(*cc));
@@ -240,7 +289,7 @@ void cancel_send(struct server *s)
 	const char *who;
 
 	if (cc == NULL)
-		return;
+		return false;
 	list_init(&cc->node);
 	cc->sock.fd = -1;
 	pq_buf_init(&b);
@@ -248,7 +297,7 @@ void cancel_send(struct server *s)
 	if (b.failed || b.len != sizeof(cc->packet)) {
 		pq_buf_free(&b);
 		free(cc);
-		return;
+		return false;
 	}
 	memcpy(cc->packet, b.data, b.len);
 	pq_buf_free(&b);
@@ -259,7 +308,7 @@ void cancel_send(struct server *s)
 	    !sock_init(&cc->sock, -1, 256, cancel_read_cb, NULL, cancel_event_cb, cc)) {
 		log_warning("server %s: could not send a cancel request: out of memory", s->label);
 		cancel_free(cc);
-		return;
+		return false;
 	}
 	list_append(&cancel_conns, &cc->node);
 	evtimer_add(cc->timer, &tv);
@@ -270,10 +319,12 @@ void cancel_send(struct server *s)
 		if (!server_unix_addr(a, &sun)) {
 			log_warning("server %s: could not send a cancel request", s->label);
 			cancel_free(cc);
-			return;
+			return false;
 		}
 		sock_connect(&cc->sock, (struct sockaddr *)&sun, sizeof(sun));
 	} else {
 		sock_connect_hostname(&cc->sock, rt.dns, a->host, a->port);
 	}
+	cc->requester = requester;
+	return true;
 }

@@ -10,8 +10,13 @@
 struct client;
 struct server;
 
-/* Give the client a random BackendKeyData of our own (c->cancel_pid, c->cancel_key). */
+/*
+ * Give the client a BackendKeyData of our own (c->cancel_pid, c->cancel_key):
+ * a random positive process ID and a random key.
+ */
 void cancel_register(struct client *c);
+/* The client is told this process ID instead (its server's, in session pooling). */
+void cancel_set_pid(struct client *c, uint32_t pid);
 /* The client goes away: its key finds nobody any more. */
 void cancel_unregister(struct client *c);
 /* The client we gave this key to, or NULL. */
@@ -24,8 +29,17 @@ struct client *cancel_find(uint32_t pid, uint32_t key);
  */
 void cancel_request(struct client *c, uint32_t pid, uint32_t key);
 
-/* Send a CancelRequest for this server's backend on a new connection. */
-void cancel_send(struct server *s);
+#include <stdbool.h>
+
+/*
+ * Send a CancelRequest for this server's backend on a new connection.  The
+ * connection 'requester' (a client's cancel connection, or NULL) is closed
+ * once the server has closed this one, or it failed or timed out.  False
+ * when nothing could be sent (requester untouched).
+ */
+bool cancel_send(struct server *s, struct client *requester) __attribute__((warn_unused_result));
+/* A requester closed by itself: cancel_send() must not close it again. */
+void cancel_forget_requester(struct client *c);
 
 /* Free the cancel connections finished since the last call (the reaper). */
 void cancel_reap(void);

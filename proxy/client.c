@@ -251,6 +251,8 @@ static void client_finish(struct client *c)
 
 	client_drop_server(c);
 	cancel_unregister(c);
+	if (c->cancelling)
+		cancel_forget_requester(c);
 	sock_disable(&c->sock);
 	client_drop_timer(c);
 	client_set_state(c, CL_FREE);

@@ -142,8 +142,9 @@ struct client {
 	uint64_t last_input_us;
 	bool read_paused;               /* reading stopped because the server's output is full */
 	const struct client_kind *kind; /* NULL for an application's client */
-	bool is_unix; /* came in on the unix socket: TLS is neither offered nor required */
-	bool held;    /* has a new transaction waiting while its database is paused */
+	bool is_unix;    /* came in on the unix socket: TLS is neither offered nor required */
+	bool held;       /* has a new transaction waiting while its database is paused */
+	bool cancelling; /* a cancel connection whose request is on its way (cancel.c closes it) */
 	/*
 	 * The unnamed statement it parsed last has not been bound yet (it may
 	 * Describe or execute it in its next round trip: transaction pooling

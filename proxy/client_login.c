@@ -556,7 +556,16 @@ static void client_authenticated(struct client *c)
 	}
 	client_free_login(c);
 	cancel_register(c);
-	welcome = pool_find_welcome(c->pool, c);
+	/*
+	 * Session pooling gives the client its server's process ID, so it waits
+	 * for its server to log in (that server runs its first query anyway),
+	 * unless the database is held: a client that connects during a pause
+	 * logs in at once (and gets an ID of pgcutover's own) and waits at its
+	 * first query.  Transaction pooling always welcomes from the cache.
+	 */
+	welcome = c->db->pool_mode == POOL_SESSION && !db_paused(c->db)
+			  ? NULL
+			  : pool_find_welcome(c->pool, c);
 	if (welcome) {
 		/* a server with these parameters logged in before: welcome at once */
 		if (!client_send_welcome(c, welcome))

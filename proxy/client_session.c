@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "protocol/sqlstate.h"
+#include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/client_forward.h"
 #include "proxy/client_login.h"
@@ -90,6 +91,9 @@ void client_server_ready(struct client *c)
 	char *sql;
 
 	if (c->state == CL_WAIT_LOGIN) {
+		/* session pooling: the client's process ID is its server's */
+		if (c->db->pool_mode == POOL_SESSION)
+			cancel_set_pid(c, s->be_pid);
 		if (!client_send_welcome(c, server_reported(s)))
 			return;
 		client_set_state(c, CL_ACTIVE);

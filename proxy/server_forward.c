@@ -102,6 +102,53 @@ static void server_track_param(struct server *s, struct client *c, struct evbuff
 		free(buf);
 }
 
+/* Overwrite len bytes at 'off' of 'in', wherever its chains split them. */
+static void server_overwrite(struct evbuffer *in, size_t off, const uint8_t *data, size_t len)
+{
+	struct evbuffer_ptr pos;
+	struct evbuffer_iovec v[4];
+	int n;
+
+	evbuffer_ptr_set(in, &pos, off, EVBUFFER_PTR_SET);
+	n = evbuffer_peek(in, (ssize_t)len, &pos, v, 4);
+	for (int i = 0; i < n && i < 4 && len > 0; i++) {
+		size_t k = v[i].iov_len < len ? v[i].iov_len : len;
+
+		memcpy(v[i].iov_base, data, k);
+		data += k;
+		len -= k;
+	}
+}
+
+/*
+ * A NotificationResponse its own session sent carries the process ID its
+ * client was told (session pooling after a move, or a login during a pause,
+ * where that is not the server's): applications tell their own
+ * notifications apart by it.
+ */
+enum relay_verdict server_own_notification(struct server *s, struct client *c, struct evbuffer *in,
+					   size_t off, size_t avail, uint32_t len)
+{
+	uint8_t raw[4];
+	struct evbuffer_ptr pos;
+
+	if (c == NULL || c->cancel_pid == s->be_pid || len < 8)
+		return RELAY_PASS;
+	if (avail < PQ_HEADER_SIZE + 4)
+		return RELAY_STOP; /* wait for the process ID (4 more bytes at most) */
+	evbuffer_ptr_set(in, &pos, off + PQ_HEADER_SIZE, EVBUFFER_PTR_SET);
+	evbuffer_copyout_from(in, &pos, raw, 4);
+	if (((uint32_t)raw[0] << 24 | (uint32_t)raw[1] << 16 | (uint32_t)raw[2] << 8 | raw[3]) !=
+	    s->be_pid)
+		return RELAY_PASS;
+	raw[0] = (uint8_t)(c->cancel_pid >> 24);
+	raw[1] = (uint8_t)(c->cancel_pid >> 16);
+	raw[2] = (uint8_t)(c->cancel_pid >> 8);
+	raw[3] = (uint8_t)c->cancel_pid;
+	server_overwrite(in, off + PQ_HEADER_SIZE, raw, 4);
+	return RELAY_PASS;
+}
+
 /* A ReadyForQuery passed: account for the request it ends. */
 static void server_ready_seen(struct server *s, char status)
 {
@@ -172,6 +219,8 @@ static enum relay_verdict server_on_header(void *arg, struct evbuffer *in, size_
 		if (s->psq.count == 0)
 			return RELAY_PASS;
 		return track_server_answer(s, in, off, avail, type, len);
+	case 'A':
+		return server_own_notification(s, c, in, off, avail, len);
 	case 'S':
 		/* ParameterStatus: tracked once it is whole (one larger than the input cannot be) */
 		if (avail < (size_t)len + 1)

@@ -5,8 +5,13 @@
 #ifndef PGCUTOVER_SERVER_FORWARD_H
 #define PGCUTOVER_SERVER_FORWARD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/relay.h"
+
+struct client;
+struct evbuffer;
 struct server;
 
 /*
@@ -15,6 +20,14 @@ struct server;
  * timings) and its database's query count.
  */
 void server_count_request(struct server *s, uint8_t type);
+
+/*
+ * A NotificationResponse ('A') at 'off' of the server's input, 'avail' bytes
+ * of it there, on its way to client c: one its own session sent gets the
+ * process ID c was told.  RELAY_PASS, or RELAY_STOP to wait for that ID.
+ */
+enum relay_verdict server_own_notification(struct server *s, struct client *c, struct evbuffer *in,
+					   size_t off, size_t avail, uint32_t len);
 
 /* Forward what the server has sent to its client. */
 void server_forward(struct server *s);

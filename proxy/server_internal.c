@@ -18,6 +18,7 @@
 #include "proxy/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/server.h"
+#include "proxy/server_forward.h"
 
 bool server_internal_query(struct server *s, const char *sql, server_query_cb done, void *arg)
 {
@@ -131,8 +132,13 @@ void server_handle_internal(struct server *s)
 		}
 		case 'A':
 			/* a notification for a listening client arrives whatever runs */
-			if (s->client && !client_send(s->client, msg, (size_t)len + 1))
-				log_warning("server %s: could not pass on a notification", s->label);
+			if (s->client) {
+				(void)server_own_notification(s, s->client, in, 0, (size_t)len + 1,
+							      len);
+				if (!client_send(s->client, msg, (size_t)len + 1))
+					log_warning("server %s: could not pass on a notification",
+						    s->label);
+			}
 			break;
 		default:
 			/* RowDescription, CommandComplete, notices */

@@ -158,3 +158,104 @@ def test_unnamed_prepare_then_describe_and_execute(proxy_factory, mode, sql, nco
         assert pg.prepare(b"", b"SELECT 42").status == pq.ExecStatus.COMMAND_OK
         r = pg.exec_prepared(b"", [])
         assert r.status == pq.ExecStatus.TUPLES_OK and r.get_value(0, 0) == b"42"
+
+
+# -- a cancel never hits the next query ------------------------------------------
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", MODES)
+def test_cancel_then_next_query_is_never_cancelled(proxy_factory, mode):
+    """As DBD::Pg's t/08async.t does: a short query sent asynchronously,
+    PQcancel, the result consumed, the next query at once.  PQcancel returns
+    when its connection closes; pgcutover closes it only once the server has
+    closed the forwarded one (the signal went out), so the signal can never
+    arrive during the next query."""
+    p = proxy_for(proxy_factory, mode)
+    hits = []
+    with p.connect() as c:
+        pg = c.pgconn
+        for i in range(150):
+            # a query that is over before any cancel can reach it; the signal
+            # of a cancel still on its way would hit the next one
+            pg.send_query(b"SELECT 1")
+            c.cancel()
+            while True:
+                r = pg.get_result()
+                if r is None:
+                    break
+            r = pg.exec_(b"SELECT pg_sleep(0.01), 1")
+            if r.status != pq.ExecStatus.TUPLES_OK:
+                hits.append((i, r.error_field(pq.DiagnosticField.SQLSTATE),
+                             (r.error_message or b"").decode(errors="replace").strip()))
+    assert not hits, f"{len(hits)} of 150 next queries were cancelled: {hits[:3]}"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", MODES)
+def test_cancel_still_cancels(proxy_factory, mode):
+    """The cancel itself works: a long query is cancelled with 57014."""
+    p = proxy_for(proxy_factory, mode)
+    with p.connect() as c:
+        pg = c.pgconn
+        pg.send_query(b"SELECT pg_sleep(30)")
+        import time
+        time.sleep(0.3)
+        t = time.monotonic()
+        c.cancel()
+        r = pg.get_result()
+        assert r.error_field(pq.DiagnosticField.SQLSTATE) == b"57014", r.error_message
+        while pg.get_result() is not None:
+            pass
+        assert time.monotonic() - t < 5
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+
+
+# -- the process ID a client sees ---------------------------------------------------
+
+
+def test_session_pooling_pid_is_the_servers(proxy_factory, source):
+    """Session pooling: PQbackendPID is the server's process ID, so
+    pg_backend_pid(), pg_stat_activity.pid and pg_terminate_backend() agree
+    with it; the cancel key stays pgcutover's own (cancels still work:
+    test_cancel_still_cancels)."""
+    p = proxy_for(proxy_factory, "session")
+    with p.connect(application_name="pid-check") as c:
+        pid = c.info.backend_pid
+        assert pid > 0
+        assert c.execute("SELECT pg_backend_pid()").fetchone()[0] == pid
+        with source.admin_connect() as a:
+            row = a.execute("SELECT application_name FROM pg_stat_activity WHERE pid = %s",
+                            (pid,)).fetchone()
+            assert row and row[0] == "pid-check", row
+            assert a.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        with pytest.raises(psycopg.OperationalError):
+            c.execute("SELECT 1")
+
+
+def test_transaction_pooling_pid_is_positive(proxy_factory):
+    """Transaction pooling: a process ID of pgcutover's own, but positive as
+    PostgreSQL's are (they used to be negative half of the time)."""
+    p = proxy_for(proxy_factory, "transaction")
+    pids = set()
+    for _ in range(20):
+        with p.connect() as c:
+            pids.add(c.info.backend_pid)
+            c.execute("SELECT 1")
+    assert all(0 < x < 2 ** 31 for x in pids), pids
+    assert len(pids) == 20
+
+
+def test_session_pooling_own_notification_carries_own_pid(proxy_factory):
+    """LISTEN and NOTIFY on the same session: the notification's sender is
+    the client's own PQbackendPID (applications filter their own
+    notifications that way)."""
+    p = proxy_for(proxy_factory, "session")
+    with p.connect() as c:
+        got = []
+        c.add_notify_handler(got.append)
+        c.execute("LISTEN own_chan")
+        c.execute("NOTIFY own_chan, 'me'")
+        c.execute("SELECT 1")
+        assert [(n.channel, n.payload) for n in got] == [("own_chan", "me")], got
+        assert got[0].pid == c.info.backend_pid

@@ -451,10 +451,12 @@ def test_cancel_with_wrong_key_is_ignored(proxy, source):
         assert errs and errs[0].sqlstate == "57014", msgs
 
 
-def test_backend_key_data_is_pgcutover_own(proxy, source):
-    """The client's BackendKeyData is pgcutover's own, not the server's: its
-    process id is not the backend's pg_backend_pid() (nor any backend's of
-    the proxy's pools), and every session gets a key of its own."""
+def test_backend_key_data_pid_is_the_servers_key_is_pgcutover_own(proxy, source):
+    """Session pooling (issue 18): the client's BackendKeyData carries its
+    server's process id, so pg_backend_pid() agrees with it, and a secret key
+    of pgcutover's own: every session gets a key of its own, the key cancels
+    through pgcutover, and a CancelRequest with the process id and a wrong
+    key cancels nothing."""
     conns = [wire.RawConn(port=proxy.port) for _ in range(3)]
     try:
         keys, backends = [], []
@@ -468,14 +470,17 @@ def test_backend_key_data_is_pgcutover_own(proxy, source):
                 "select pid from pg_stat_activity where usename = 'alice'")}
         assert set(backends) <= pids, (backends, pids)
         for (pid, _), backend in zip(keys, backends):
-            assert pid != backend, (pid, backend)
-            assert pid not in pids, f"client key pid {pid} is a real backend's"
-        assert len(set(keys)) == len(keys), keys
-        # the proxy's key still cancels (it is mapped to the server's)
+            assert pid == backend, (pid, backend)
+        assert len({k for _, k in keys}) == len(keys), keys
         c = conns[0]
         c.send(wire.query_msg("select pg_sleep(30) /* own key */"))
         with source.admin_connect() as admin:
             wait_for_activity(admin, "select pg_sleep(30) /* own key */")
+        # the right process id with a wrong key: nothing happens
+        wire.cancel_request("127.0.0.1", proxy.port, keys[0][0], (keys[0][1] + 1) & 0xffffffff)
+        with pytest.raises((TimeoutError, OSError)):
+            c.read_msg(timeout=0.5)
+        # the proxy's key cancels (it is mapped to the server's)
         wire.cancel_request("127.0.0.1", proxy.port, *keys[0])
         errs = wire.errors(c.read_until_ready(timeout=15))
         assert errs and errs[0].sqlstate == "57014", errs

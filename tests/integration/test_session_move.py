@@ -397,6 +397,27 @@ def test_listen_survives_switch(proxy_factory, rdb):
         busy.close()
 
 
+@pytest.mark.timeout(90)
+def test_own_notification_pid_after_switch(proxy_factory, rdb):
+    """After its session moved to the target, a client's own NOTIFY comes
+    back with the process ID it was told at login (its old server's), not
+    the new server's: applications filter their own notifications by it."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session")
+    with psy(p) as c:
+        got = []
+        c.add_notify_handler(got.append)
+        pid = c.info.backend_pid
+        c.execute("LISTEN own_move")
+        c.execute("NOTIFY own_move, 'before'")
+        row = switch(p, rdb)
+        assert row["result"] == "ok", row
+        assert c.execute("SELECT inet_server_port(), pg_backend_pid()").fetchone()[0] == \
+            rdb.target.port
+        c.execute("NOTIFY own_move, 'after'")
+        c.execute("SELECT 1")
+        assert [(n.payload, n.pid) for n in got] == [("before", pid), ("after", pid)], got
+
+
 # -- 4. only committed settings move -------------------------------------------
 
 @pytest.mark.timeout(90)
