@@ -248,7 +248,15 @@ void client_drop_server(struct client *c)
 static void client_finish(struct client *c)
 {
 	struct pool *pool = c->pool;
+	void (*move_done)(struct client *, void *) = c->move_done;
 
+	/* a session check in flight answers now: a session that is gone has nothing to move */
+	c->move_done = NULL;
+	if (move_done) {
+		c->move = MOVE_OK;
+		move_done(c, c->move_arg);
+	}
+	c->move_arg = NULL;
 	client_drop_server(c);
 	cancel_unregister(c);
 	if (c->cancelling)
