@@ -8,6 +8,7 @@
 
 #include "admin/console.h"
 #include "admin/cutover/cutover.h"
+#include "admin/job.h"
 #include "admin/show_control.h"
 #include "proxy/client.h"
 #include "proxy/core/list.h"

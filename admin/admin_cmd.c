@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_TOKENS 6
+#define MAX_TOKENS 7
 
 const char *const admin_cmd_help[][2] = {
 	{"SHOW HELP", "this list"},
@@ -24,9 +24,14 @@ const char *const admin_cmd_help[][2] = {
 	{"SHOW SWITCHES", "every switch since start, with the milliseconds of each phase"},
 	{"PAUSE [db]", "hold new transactions; returns once in-flight ones have finished"},
 	{"RESUME [db]", "release held transactions"},
-	{"SWITCH db [TO target|source] [DRY RUN]",
-	 "the cutover: preflight, drain, lag wait, sequence sync, flip, resume"},
+	{"SWITCH db [TO target|source] [DRY RUN] [FORCE]",
+	 "the cutover: preflight, drain, fence, lag wait, sequence sync, flip, resume"},
 	{"ABORT db", "stop a switch that has not flipped yet; traffic resumes on the old side"},
+	{"FENCE db source|target", "make that side refuse the application roles' writes"},
+	{"UNFENCE db source|target", "lift the fence of that side"},
+	{"SHOW REPLICATION [db]",
+	 "both directions of each database: publication, slot, subscription, state, lag"},
+	{"FINISH db", "drop what reverse replication created, once the move is final"},
 	{"RELOAD", "re-read the configuration file and auth_file"},
 	{"KILL db", "disconnect every client of a database"},
 	{"SHUTDOWN", "stop accepting clients and exit once they have left"},
@@ -158,6 +163,34 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 			take_ident(&toks[1], out->db);
 		return true;
 	}
+	if ((is_word(&toks[0], "FENCE") || is_word(&toks[0], "UNFENCE"))) {
+		if (n != 3 || !(is_word(&toks[2], "SOURCE") || is_word(&toks[2], "TARGET"))) {
+			snprintf(errbuf, errlen,
+				 "%s needs a database and a side: %s db source|target",
+				 is_word(&toks[0], "FENCE") ? "FENCE" : "UNFENCE",
+				 is_word(&toks[0], "FENCE") ? "FENCE" : "UNFENCE");
+			return false;
+		}
+		out->kind = is_word(&toks[0], "FENCE") ? ADMIN_CMD_FENCE : ADMIN_CMD_UNFENCE;
+		take_ident(&toks[1], out->db);
+		out->to_source = is_word(&toks[2], "SOURCE");
+		return true;
+	}
+	if (is_word(&toks[0], "FINISH")) {
+		if (n != 2) {
+			snprintf(errbuf, errlen, "FINISH needs a database: FINISH db");
+			return false;
+		}
+		out->kind = ADMIN_CMD_FINISH;
+		take_ident(&toks[1], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "REPLICATION") && n <= 3) {
+		out->kind = ADMIN_CMD_SHOW_REPLICATION;
+		if (n == 3)
+			take_ident(&toks[2], out->db);
+		return true;
+	}
 	if (is_word(&toks[0], "ABORT") && n == 2) {
 		out->kind = ADMIN_CMD_ABORT;
 		take_ident(&toks[1], out->db);
@@ -168,7 +201,7 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 
 		if (n < 2) {
 			snprintf(errbuf, errlen,
-				 "SWITCH needs a database: SWITCH db [TO target|source] [DRY RUN]");
+				 "SWITCH needs a database: SWITCH db [TO target|source] [DRY RUN] [FORCE]");
 			return false;
 		}
 		out->kind = ADMIN_CMD_SWITCH;
@@ -191,9 +224,13 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 			out->dry_run = true;
 			i += 2;
 		}
+		if (i < n && is_word(&toks[i], "FORCE")) {
+			out->force = true;
+			i++;
+		}
 		if (i != n) {
 			snprintf(errbuf, errlen,
-				 "unexpected \"%s\" in SWITCH: SWITCH db [TO target|source] [DRY RUN]",
+				 "unexpected \"%s\" in SWITCH: SWITCH db [TO target|source] [DRY RUN] [FORCE]",
 				 toks[i].text);
 			return false;
 		}

@@ -25,12 +25,16 @@ enum admin_cmd_kind {
 	ADMIN_CMD_SHUTDOWN,
 	ADMIN_CMD_KILL, /* KILL db */
 	ADMIN_CMD_SHOW_SWITCHES,
-	ADMIN_CMD_SHOW_LAG,       /* SHOW LAG [db] */
-	ADMIN_CMD_SHOW_SEQUENCES, /* SHOW SEQUENCES db */
-	ADMIN_CMD_PAUSE,          /* PAUSE [db] */
-	ADMIN_CMD_RESUME,         /* RESUME [db] */
-	ADMIN_CMD_SWITCH,         /* SWITCH db [TO target|source] [DRY RUN] */
-	ADMIN_CMD_ABORT,          /* ABORT db */
+	ADMIN_CMD_SHOW_LAG,         /* SHOW LAG [db] */
+	ADMIN_CMD_SHOW_SEQUENCES,   /* SHOW SEQUENCES db */
+	ADMIN_CMD_PAUSE,            /* PAUSE [db] */
+	ADMIN_CMD_RESUME,           /* RESUME [db] */
+	ADMIN_CMD_SWITCH,           /* SWITCH db [TO target|source] [DRY RUN] */
+	ADMIN_CMD_ABORT,            /* ABORT db */
+	ADMIN_CMD_FENCE,            /* FENCE db source|target */
+	ADMIN_CMD_UNFENCE,          /* UNFENCE db source|target */
+	ADMIN_CMD_SHOW_REPLICATION, /* SHOW REPLICATION [db] */
+	ADMIN_CMD_FINISH,           /* FINISH db */
 };
 
 #define ADMIN_CMD_ARG_MAX 64
@@ -38,8 +42,9 @@ enum admin_cmd_kind {
 struct admin_cmd {
 	enum admin_cmd_kind kind;
 	char db[ADMIN_CMD_ARG_MAX]; /* database argument, "" when absent */
-	bool to_source;             /* SWITCH ... TO source (default: TO target) */
+	bool to_source;             /* SWITCH ... TO source (default: TO target); FENCE db source */
 	bool dry_run;               /* SWITCH ... DRY RUN */
+	bool force; /* SWITCH ... FORCE: even when the switch back would lose writes */
 };
 
 /*

@@ -12,6 +12,7 @@
 #include "admin/resultset.h"
 #include "admin/show.h"
 #include "admin/show_control.h"
+#include "admin/show_replication.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/log.h"
@@ -49,6 +50,19 @@ static void admin_switched(void *who, const struct switch_record *rec, const cha
 	admin_switch_row(&rs, rec);
 	admin_rs_send(c, &rs);
 	admin_done(c);
+}
+
+/* FENCE, UNFENCE or FINISH is done (cutover_done_fn): its tag, or the error. */
+static void admin_background_done(void *who, const char *sqlstate, const char *message)
+{
+	struct client *c = who;
+
+	if (sqlstate)
+		admin_reply_error(c, sqlstate, message, NULL);
+	else {
+		admin_send_tag(c, message);
+		admin_done(c);
+	}
 }
 
 /* ---- PAUSE, RESUME, SWITCH, ABORT ---- */
@@ -94,10 +108,11 @@ static void do_switch(struct client *c, const struct admin_cmd *cmd)
 
 	if (db == NULL)
 		return;
-	log_info("admin %s: SWITCH %s TO %s%s", c->addr, db->name,
-		 cmd->to_source ? "source" : "target", cmd->dry_run ? " DRY RUN" : "");
+	log_info("admin %s: SWITCH %s TO %s%s%s", c->addr, db->name,
+		 cmd->to_source ? "source" : "target", cmd->dry_run ? " DRY RUN" : "",
+		 cmd->force ? " FORCE" : "");
 	admin_set_busy(c, true);
-	if (!cutover_start(db, cmd->to_source ? SIDE_SOURCE : SIDE_TARGET, cmd->dry_run,
+	if (!cutover_start(db, cmd->to_source ? SIDE_SOURCE : SIDE_TARGET, cmd->dry_run, cmd->force,
 			   admin_switched, c, err, sizeof(err))) {
 		admin_set_busy(c, false);
 		admin_send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
@@ -118,6 +133,42 @@ static void do_abort(struct client *c, const char *name)
 	else
 		admin_send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
 				 "ABORT stops a switch before its flip (preflight, drain, lag wait, sequence sync)");
+}
+
+/* FENCE db side / UNFENCE db side: answered once the statement ran on that side. */
+static void do_fence(struct client *c, const struct admin_cmd *cmd, bool on)
+{
+	struct database *db = need_db(c, cmd->db);
+	enum route_side side = cmd->to_source ? SIDE_SOURCE : SIDE_TARGET;
+	char err[400];
+
+	if (db == NULL)
+		return;
+	log_info("admin %s: %s %s %s", c->addr, on ? "FENCE" : "UNFENCE", db->name,
+		 route_side_name(side));
+	admin_set_busy(c, true);
+	if (!cutover_fence(db, side, on, admin_background_done, c, err, sizeof(err))) {
+		admin_set_busy(c, false);
+		admin_send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
+				 "a switch fences the side it leaves and lifts the fence of the side it goes to itself");
+	}
+}
+
+/* FINISH db: answered once the way back's objects are dropped. */
+static void do_finish(struct client *c, const char *name)
+{
+	struct database *db = need_db(c, name);
+	char err[400];
+
+	if (db == NULL)
+		return;
+	log_info("admin %s: FINISH %s", c->addr, db->name);
+	admin_set_busy(c, true);
+	if (!cutover_finish_reverse(db, admin_background_done, c, err, sizeof(err))) {
+		admin_set_busy(c, false);
+		admin_send_error(c, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, err,
+				 "SHOW DATABASES shows where each database is routed");
+	}
 }
 
 /* ---- dispatch ---- */
@@ -204,11 +255,22 @@ void admin_run(struct client *c, const char *query, size_t len)
 	case ADMIN_CMD_ABORT:
 		do_abort(c, cmd.db);
 		break;
+	case ADMIN_CMD_FENCE:
+	case ADMIN_CMD_UNFENCE:
+		do_fence(c, &cmd, cmd.kind == ADMIN_CMD_FENCE);
+		break;
+	case ADMIN_CMD_FINISH:
+		do_finish(c, cmd.db);
+		break;
+	case ADMIN_CMD_SHOW_REPLICATION:
+		admin_show_replication(c, cmd.db);
+		break;
 	}
 }
 
 bool admin_command_columns(enum admin_cmd_kind kind, int *ncols, const char *const **cols)
 {
 	return admin_show_columns(kind, ncols, cols) ||
-	       admin_show_control_columns(kind, ncols, cols);
+	       admin_show_control_columns(kind, ncols, cols) ||
+	       (kind == ADMIN_CMD_SHOW_REPLICATION && admin_show_replication_columns(ncols, cols));
 }

@@ -19,6 +19,7 @@
 #include "admin/console_ext.h"
 #include "admin/cutover/cutover.h"
 #include "admin/resultset.h"
+#include "admin/job.h"
 #include "admin/show_control.h"
 #include "protocol/pq.h"
 #include "protocol/pq_build.h"

@@ -165,6 +165,16 @@ void metrics_render(struct evbuffer *out)
 					    "\n",
 					    db->name, classes[k], counts.switches[k]);
 	}
+	help(out, "pgcutover_reverse_replication_failing", "gauge",
+	     "1 when the way back of the database's last switch did not start or does not stream");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (db->cfg && db->cfg->d.reverse_replication)
+			evbuffer_add_printf(out,
+					    "pgcutover_reverse_replication_failing{database=\"%s\"} %d\n",
+					    db->name, cutover_replication_error(db) != NULL);
+	}
 	help(out, "pgcutover_last_switch_phase_milliseconds", "gauge",
 	     "phase durations of the latest switch (dry runs excluded)");
 	list_for_each(n, &rt.databases) {
@@ -174,6 +184,9 @@ void metrics_render(struct evbuffer *out)
 			[TIMING_DRAIN] = "drain",
 			[TIMING_LAG] = "lag_wait",
 			[TIMING_SEQUENCES] = "sequence_sync",
+			[TIMING_FENCE] = "fence",
+			[TIMING_REPLICATION] = "replication",
+			[TIMING_PREPARE] = "reverse_preparation",
 		};
 		struct switch_counts counts = cutover_counts(db);
 

@@ -40,8 +40,11 @@ static const char *const switch_cols[] = {
 	"sessions_moved",
 	"sessions_closed",
 	"error",
+	"fence_ms",
+	"replication_ms",
+	"prepare_ms",
 };
-#define SWITCH_NCOLS 13
+#define SWITCH_NCOLS 16
 
 void admin_switch_begin(struct admin_rs *rs)
 {
@@ -50,7 +53,7 @@ void admin_switch_begin(struct admin_rs *rs)
 
 void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 {
-	char v[7][24];
+	char v[10][24];
 	const char *vals[SWITCH_NCOLS];
 
 	snprintf(v[0], 24, "%" PRId64, r->ms_paused);
@@ -68,16 +71,16 @@ void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 	for (int i = 0; i < 7; i++)
 		vals[5 + i] = v[i];
 	vals[12] = r->error[0] ? r->error : NULL;
+	snprintf(v[7], 24, "%" PRId64, r->ms_fence);
+	snprintf(v[8], 24, "%" PRId64, r->ms_replication);
+	vals[13] = v[7];
+	vals[14] = v[8];
+	snprintf(v[9], 24, "%" PRId64, r->ms_prepare);
+	vals[15] = v[9];
 	admin_rs_row(rs, vals);
 }
 
 /* ---- the views ---- */
-
-/* A route side as SHOW shows it. */
-static const char *side_name(enum route_side s)
-{
-	return s == SIDE_SOURCE ? "source" : "target";
-}
 
 /* host:port/dbname of a side, for SHOW DATABASES. */
 static void addr_text(const struct backend_addr *a, char *buf, size_t len)
@@ -127,7 +130,7 @@ void admin_show_databases(struct client *c)
 		snprintf(nwait, sizeof(nwait), "%d", waiting);
 		snprintf(nsv, sizeof(nsv), "%d", servers);
 		vals[0] = db->name;
-		vals[1] = side_name(db->route);
+		vals[1] = route_side_name(db->route);
 		vals[2] = cutover_running(db) ? "switching" : db_paused(db) ? "paused" : "running";
 		vals[3] = src;
 		vals[4] = tgt;
@@ -269,7 +272,7 @@ void admin_show_servers(struct client *c)
 					snprintf(pid, sizeof(pid), "%u", (unsigned)s->be_pid);
 					vals[0] = pool->user;
 					vals[1] = db->name;
-					vals[2] = side_name(s->side);
+					vals[2] = route_side_name(s->side);
 					vals[3] = server_state_name(s->state);
 					vals[4] = addr;
 					vals[5] = pid;

@@ -13,6 +13,8 @@
 #include <libpq-fe.h>
 
 #include "admin/console.h"
+#include "admin/cutover/replication_names.h"
+#include "admin/job.h"
 #include "admin/cutover/control.h"
 #include "admin/cutover/control_open.h"
 #include "admin/cutover/cutover.h"
@@ -27,123 +29,6 @@
 #include "proxy/core/route.h"
 #include "proxy/database.h"
 #include "proxy/runtime.h"
-
-/* Control connections one job may open (SHOW LAG: one per database). */
-#define JOB_CTL_MAX 64
-
-/*
- * An asynchronous SHOW (LAG, SEQUENCES): control queries to one or more
- * databases, answered once all of them are back.
- */
-struct admin_job {
-	struct client *requester;              /* NULL once the admin client left */
-	int pending;                           /* control queries still out */
-	bool sequences;                        /* SHOW SEQUENCES (else SHOW LAG) */
-	struct admin_rs *rs;                   /* rows so far; NULL once sent */
-	struct control_conn *ctl[JOB_CTL_MAX]; /* the job's own control connections */
-	int nctl;                              /* used entries of ctl */
-	PGresult *seq[2];       /* SHOW SEQUENCES: each side's sequences, by route_side */
-	char seq_error[300];    /* SHOW SEQUENCES: the first failure ("" when none) */
-	struct admin_job *next; /* on the list of running jobs */
-};
-
-/* Every job not finished yet. */
-static struct admin_job *jobs;
-
-/* ---- jobs ---- */
-
-static void job_free(struct admin_job *j)
-{
-	for (int i = 0; i < j->nctl; i++)
-		control_conn_free(j->ctl[i]);
-	if (j->rs) {
-		admin_rs_free(j->rs);
-		free(j->rs);
-	}
-	PQclear(j->seq[0]);
-	PQclear(j->seq[1]);
-	free(j);
-}
-
-/* Take a job off the list of running jobs. */
-static void job_unlink(struct admin_job *j)
-{
-	for (struct admin_job **pp = &jobs; *pp; pp = &(*pp)->next) {
-		if (*pp == j) {
-			*pp = j->next;
-			break;
-		}
-	}
-}
-
-/* Deferred free: a job may end inside a control callback. */
-static void job_free_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	job_free(arg);
-}
-
-/*
- * Every query of the job is back: send the rows (or SHOW SEQUENCES' error)
- * to whoever asked, if still there, and free the job once the control
- * callback that got here has returned.
- */
-static void job_finish(struct admin_job *j)
-{
-	struct client *c = j->requester;
-
-	job_unlink(j);
-	if (c) {
-		if (j->seq_error[0]) {
-			admin_reply_error(c, SQLSTATE_CONNECTION_FAILURE, j->seq_error,
-					  "check that control_user can log in to both sides");
-		} else {
-			admin_rs_send(c, j->rs);
-			admin_done(c);
-		}
-		/* rs_send freed the buffer */
-		if (!j->seq_error[0]) {
-			free(j->rs);
-			j->rs = NULL;
-		}
-	}
-	for (int i = 0; i < j->nctl; i++)
-		control_conn_reset(j->ctl[i]);
-	event_base_once(rt.base, -1, EV_TIMEOUT, job_free_cb, j, NULL);
-}
-
-/* A job for c with an empty result set of the given columns; NULL when out of memory. */
-static struct admin_job *job_new(struct client *c, bool sequences, int ncols,
-				 const char *const *cols)
-{
-	struct admin_job *j = calloc(1, sizeof(*j));
-
-	if (j == NULL || (j->rs = calloc(1, sizeof(*j->rs))) == NULL) {
-		free(j);
-		return NULL;
-	}
-	j->requester = c;
-	j->sequences = sequences;
-	admin_rs_begin(j->rs, ncols, cols);
-	j->next = jobs;
-	jobs = j;
-	return j;
-}
-
-/* A new control connection of the job to one side of db; NULL when none can be had. */
-static struct control_conn *job_ctl(struct admin_job *j, const struct database *db,
-				    enum route_side side)
-{
-	struct control_conn *cc;
-
-	if (j->nctl == JOB_CTL_MAX)
-		return NULL;
-	cc = control_open(rt.cfg, rt.users, db->cfg, side);
-	if (cc)
-		j->ctl[j->nctl++] = cc;
-	return cc;
-}
 
 /* ---- SHOW LAG ---- */
 
@@ -170,10 +55,9 @@ static void lag_cb(void *arg, const struct control_result *r)
 	} else if (!r->ok) {
 		log_warning("SHOW LAG %s: %s", q->name, r->error ? r->error : "failed");
 	}
-	admin_rs_row(j->rs, vals);
+	admin_rs_row(admin_job_rs(j), vals);
 	free(q);
-	if (--j->pending == 0)
-		job_finish(j);
+	admin_job_release(j);
 }
 
 static const char *const lag_cols[] = {
@@ -190,12 +74,11 @@ void admin_show_lag(struct client *c, const char *name)
 		admin_send_no_db(c, name);
 		return;
 	}
-	j = job_new(c, false, ADMIN_NCOLS(lag_cols), lag_cols);
+	j = admin_job_new(c, ADMIN_NCOLS(lag_cols), lag_cols);
 	if (j == NULL) {
 		admin_send_error(c, SQLSTATE_OUT_OF_MEMORY, "out of memory", NULL);
 		return;
 	}
-	j->pending = 1;
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 		const char *method;
@@ -206,12 +89,17 @@ void admin_show_lag(struct client *c, const char *name)
 		method = config_lag_method_name(db->cfg->d.lag_method);
 		if (db->cfg->d.lag_method == LAG_LSN) {
 			struct lag_query *q = calloc(1, sizeof(*q));
-			struct control_conn *cc = q ? job_ctl(j, db, db->route) : NULL;
-			char sql[600], slot[160];
+			struct control_conn *cc = q ? admin_job_ctl(j, db, db->route) : NULL;
+			char sql[600], slot[160], rev[64];
+			const char *slot_name = db->cfg->replication_slot;
 
+			/* routed to the target with reverse replication: the way back's slot there */
+			if (db->route == SIDE_TARGET && db->cfg->d.reverse_replication) {
+				replication_reverse_name(db->name, rev, sizeof(rev));
+				slot_name = rev;
+			}
 			/* replication_slot is a checked name (config.c): it always fits */
-			if (cc == NULL ||
-			    !sqlquote_literal(db->cfg->replication_slot, slot, sizeof(slot))) {
+			if (cc == NULL || !sqlquote_literal(slot_name, slot, sizeof(slot))) {
 				free(q);
 				continue;
 			}
@@ -225,21 +113,19 @@ void admin_show_lag(struct client *c, const char *name)
 				 " pg_catalog.to_char(pg_catalog.now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 				 " FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
 				 slot);
-			j->pending++;
+			admin_job_hold(j);
 			if (!control_conn_query(cc, sql, CONTROL_QUERY_TIMEOUT_MS, lag_cb, q)) {
-				j->pending--;
+				admin_job_release(j);
 				free(q);
 			}
 		} else {
 			const char *vals[6] = {db->name, method, NULL, NULL, NULL, NULL};
 
-			admin_rs_row(j->rs, vals);
+			admin_rs_row(admin_job_rs(j), vals);
 		}
 	}
 	(void)found;
-	admin_set_busy(c, true);
-	if (--j->pending == 0)
-		job_finish(j);
+	admin_job_release(j);
 }
 
 /* ---- SHOW SEQUENCES ---- */
@@ -254,6 +140,22 @@ struct seq_query {
 	struct control_conn *cc; /* the side's connection: step 2 goes on it too */
 	int side;                /* the side read (enum route_side), index of job->seq */
 };
+
+/* What SHOW SEQUENCES gathers: each side's sequences, by route_side. */
+struct seq_data {
+	PGresult *seq[2];
+};
+
+static void seq_data_free(void *data)
+{
+	struct seq_data *d = data;
+
+	if (d == NULL)
+		return;
+	PQclear(d->seq[0]);
+	PQclear(d->seq[1]);
+	free(d);
+}
 
 /* A row of the target's SEQ_RAW_* result, sorted by name for lookups. */
 struct seq_row {
@@ -279,16 +181,16 @@ static bool seq_row_next(const PGresult *res, int k, long long *next, long long 
 }
 
 /* Both sides are read: one row per source sequence, compared with the target's. */
-static void seq_finish(struct admin_job *j)
+static void seq_complete(struct admin_job *j)
 {
-	PGresult *src = j->seq[SIDE_SOURCE], *tgt = j->seq[SIDE_TARGET];
+	struct seq_data *d = admin_job_data(j);
+	PGresult *src = d->seq[SIDE_SOURCE], *tgt = d->seq[SIDE_TARGET];
 	int ntgt = tgt ? PQntuples(tgt) : 0;
 	/* the target's rows by name: a fleet database may have thousands of sequences */
 	struct seq_row *by_name = ntgt ? malloc((size_t)ntgt * sizeof(*by_name)) : NULL;
 
 	if (ntgt && by_name == NULL) {
-		snprintf(j->seq_error, sizeof(j->seq_error), "out of memory");
-		job_finish(j);
+		admin_job_fail(j, "out of memory");
 		return;
 	}
 	for (int k = 0; k < ntgt; k++)
@@ -314,32 +216,16 @@ static void seq_finish(struct admin_job *j)
 		vals[1] = PQgetvalue(src, i, SEQ_RAW_LAST);
 		vals[2] = k >= 0 ? PQgetvalue(tgt, k, SEQ_RAW_LAST) : NULL;
 		vals[3] = behind ? "yes" : "no";
-		admin_rs_row(j->rs, vals);
+		admin_rs_row(admin_job_rs(j), vals);
 	}
 	free(by_name);
-	job_finish(j);
-}
-
-/* One side's reading is over (read, failed or empty): finish after the last. */
-static void seq_done(struct admin_job *j)
-{
-	if (--j->pending == 0) {
-		if (j->seq_error[0])
-			job_finish(j);
-		else
-			seq_finish(j);
-	}
 }
 
 /* Keep the first failure as the job's error, naming the side. */
 static void seq_failed(struct seq_query *q, const struct control_result *r)
 {
-	struct admin_job *j = q->job;
-
-	if (!j->seq_error[0])
-		snprintf(j->seq_error, sizeof(j->seq_error),
-			 "could not read sequences on the %s: %s",
-			 route_side_name((enum route_side)q->side), r->error ? r->error : "failed");
+	admin_job_fail(q->job, "could not read sequences on the %s: %s",
+		       route_side_name((enum route_side)q->side), r->error ? r->error : "failed");
 }
 
 /* Step 2: each sequence from its own relation. */
@@ -351,9 +237,10 @@ static void seq_raw_cb(void *arg, const struct control_result *r)
 	if (!r->ok)
 		seq_failed(q, r);
 	else if (r->res) /* the result is only ours during the callback: keep a copy */
-		j->seq[q->side] = PQcopyResult(r->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+		((struct seq_data *)admin_job_data(j))->seq[q->side] =
+			PQcopyResult(r->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
 	free(q);
-	seq_done(j);
+	admin_job_release(j);
 }
 
 /* Step 1: the list; step 2 is queued on the same connection. */
@@ -366,7 +253,7 @@ static void seq_list_cb(void *arg, const struct control_result *r)
 	if (!r->ok) {
 		seq_failed(q, r);
 		free(q);
-		seq_done(j);
+		admin_job_release(j);
 		return;
 	}
 	pq_buf_init(&raw);
@@ -380,17 +267,16 @@ static void seq_list_cb(void *arg, const struct control_result *r)
 	if (raw.len == 0 && !raw.failed) {
 		pq_buf_free(&raw);
 		free(q);
-		seq_done(j);
+		admin_job_release(j);
 		return;
 	}
 	pq_put_bytes(&raw, " ORDER BY 2", 11);
 	pq_put_u8(&raw, 0);
 	if (raw.failed || !control_conn_query(q->cc, (const char *)raw.data,
 					      CONTROL_QUERY_TIMEOUT_MS, seq_raw_cb, q)) {
-		if (!j->seq_error[0])
-			snprintf(j->seq_error, sizeof(j->seq_error), "out of memory");
+		admin_job_fail(j, "out of memory");
 		free(q);
-		seq_done(j);
+		admin_job_release(j);
 	}
 	pq_buf_free(&raw);
 }
@@ -411,52 +297,36 @@ void admin_show_sequences(struct client *c, const char *name)
 		admin_send_no_db(c, name);
 		return;
 	}
-	j = job_new(c, true, ADMIN_NCOLS(sequences_cols), sequences_cols);
+	j = admin_job_new(c, ADMIN_NCOLS(sequences_cols), sequences_cols);
 	if (j == NULL) {
 		admin_send_error(c, SQLSTATE_OUT_OF_MEMORY, "out of memory", NULL);
 		return;
 	}
-	for (int side = 0; side < 2; side++) {
+	admin_job_set_data(j, calloc(1, sizeof(struct seq_data)), seq_data_free, seq_complete);
+	if (admin_job_data(j) == NULL)
+		admin_job_fail(j, "out of memory");
+	for (int side = 0; side < 2 && !admin_job_failed(j); side++) {
 		struct seq_query *q = calloc(1, sizeof(*q));
-		struct control_conn *cc = q ? job_ctl(j, db, (enum route_side)side) : NULL;
+		struct control_conn *cc = q ? admin_job_ctl(j, db, (enum route_side)side) : NULL;
 
 		if (cc == NULL) {
 			free(q);
-			snprintf(j->seq_error, sizeof(j->seq_error), "out of memory");
+			admin_job_fail(j, "out of memory");
 			continue;
 		}
 		q->job = j;
 		q->cc = cc;
 		q->side = side;
-		j->pending++;
+		admin_job_hold(j);
 		if (!control_conn_query(cc, SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_list_cb, q)) {
-			j->pending--;
+			admin_job_release(j);
 			free(q);
 		}
 	}
-	admin_set_busy(c, true);
-	if (j->pending == 0)
-		job_finish(j);
+	admin_job_release(j);
 }
 
 /* ---- the console's side ---- */
-
-void admin_jobs_forget(const struct client *c)
-{
-	for (struct admin_job *j = jobs; j; j = j->next)
-		if (j->requester == c)
-			j->requester = NULL;
-}
-
-void admin_jobs_shutdown(void)
-{
-	while (jobs) {
-		struct admin_job *j = jobs;
-
-		jobs = j->next;
-		job_free(j);
-	}
-}
 
 bool admin_show_control_columns(enum admin_cmd_kind kind, int *ncols, const char *const **cols)
 {

@@ -32,11 +32,6 @@ void admin_show_lag(struct client *c, const char *name);
  */
 void admin_show_sequences(struct client *c, const char *name);
 
-/* The session c goes away: its running jobs finish without a reply. */
-void admin_jobs_forget(const struct client *c);
-/* Free every job (exit). */
-void admin_jobs_shutdown(void);
-
 /* The columns of SHOW LAG and SHOW SEQUENCES; false for any other command. */
 bool admin_show_control_columns(enum admin_cmd_kind kind, int *ncols, const char *const **cols);
 

@@ -116,6 +116,14 @@ static bool switch_keys_differ(const struct db_config *a, const struct db_config
 }
 
 /* Append a database whose switch keeps its settings to the refusal message. */
+/* Told of each database a reload adds (db_set_added_hook). */
+static void (*added_hook)(struct database *db);
+
+void db_set_added_hook(void (*hook)(struct database *db))
+{
+	added_hook = hook;
+}
+
 static void note_refused(char *refused, size_t len, const char *db, const char *keys)
 {
 	size_t used = strlen(refused);
@@ -130,6 +138,7 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 	const struct config *cfg = rt.cfg;
 	struct backend_addr(*addrs)[2];
 	enum route_side *routes;
+	struct route_state *recorded; /* what the route files say, for databases seen first */
 	struct list_node *n;
 
 	/* a database in the middle of a switch cannot go away under it */
@@ -149,7 +158,10 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 		return false;
 	}
 	routes = calloc(cfg->ndbs ? cfg->ndbs : 1, sizeof(*routes));
-	if (routes == NULL) {
+	recorded = calloc(cfg->ndbs ? cfg->ndbs : 1, sizeof(*recorded));
+	if (routes == NULL || recorded == NULL) {
+		free(routes);
+		free(recorded);
 		free(addrs);
 		snprintf(errbuf, errlen, "out of memory");
 		return false;
@@ -161,6 +173,8 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 
 		/* a database seen for the first time starts where its route file says */
 		routes[i] = SIDE_SOURCE;
+		memset(&recorded[i], 0, sizeof(recorded[i]));
+		recorded[i].side = SIDE_SOURCE;
 		if (find_any_db(cfg->dbs[i].name) == NULL) {
 			if (!route_load(cfg->state_dir, cfg->dbs[i].name, &st, &found, e,
 					sizeof(e))) {
@@ -171,10 +185,12 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 				}
 				free(addrs);
 				free(routes);
+				free(recorded);
 				return false;
 			}
 			if (found) {
 				routes[i] = st.side;
+				recorded[i] = st;
 				log_info("database %s: routed to its %s by %s/%s.route (switched at %s)",
 					 cfg->dbs[i].name, route_side_name(st.side), cfg->state_dir,
 					 cfg->dbs[i].name,
@@ -185,6 +201,7 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 		    !conninfo_parse(cfg->dbs[i].target, &addrs[i][SIDE_TARGET], e, sizeof(e))) {
 			snprintf(errbuf, errlen, "database \"%s\": %s", cfg->dbs[i].name, e);
 			free(routes);
+			free(recorded);
 			for (size_t j = 0; j <= i; j++) {
 				conninfo_free_addr(&addrs[j][SIDE_SOURCE]);
 				conninfo_free_addr(&addrs[j][SIDE_TARGET]);
@@ -226,7 +243,9 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 				continue;
 			}
 			list_init(&db->pools);
+			db->added = true;
 			db->route = routes[i];
+			db->recorded = recorded[i];
 			list_append(&rt.databases, &db->node);
 		} else {
 			for (int side = 0; side < 2; side++) {
@@ -258,6 +277,16 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 	}
 	free(addrs);
 	free(routes);
+	free(recorded);
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (db->added) {
+			db->added = false;
+			if (added_hook && db->cfg)
+				added_hook(db);
+		}
+	}
 	/* a larger pool may serve waiting clients now */
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
@@ -356,6 +385,28 @@ static void db_check_done(struct client *c, void *arg)
 		return;
 	db->checks.done = NULL;
 	done(db->checks.arg);
+}
+
+size_t db_server_pids(const struct database *db, enum route_side side, uint32_t *out, size_t max)
+{
+	const struct list_node *p, *m;
+	size_t n = 0;
+
+	list_for_each(p, &db->pools) {
+		const struct pool *pool = list_entry(p, struct pool, node);
+		const struct list_node *lists[3] = {&pool->active_servers, &pool->idle_servers,
+						    &pool->new_servers};
+
+		for (int i = 0; i < 3; i++) {
+			list_for_each(m, lists[i]) {
+				const struct server *s = list_entry(m, struct server, node);
+
+				if (s->side == side && s->be_pid != 0 && n < max)
+					out[n++] = s->be_pid;
+			}
+		}
+	}
+	return n;
 }
 
 int db_check_sessions(struct database *db, enum route_side side, void (*done)(void *arg), void *arg)

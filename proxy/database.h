@@ -35,6 +35,12 @@ struct db_stats {
 enum db_hold {
 	DB_HOLD_PAUSE = 1u << 0,  /* PAUSE from the admin console */
 	DB_HOLD_SWITCH = 1u << 1, /* a SWITCH, from its drain to its resume */
+	/*
+	 * A database seen for the first time (start-up, or a new section on
+	 * reload) until pgcutover has made sure the side it is routed to
+	 * carries no fence left by a switch that was cut short.
+	 */
+	DB_HOLD_GUARD = 1u << 2,
 };
 
 /*
@@ -61,7 +67,13 @@ struct database {
 	 * transaction lands on the old address (see server_current()).
 	 */
 	unsigned addr_gen[2];
-	enum route_side route;  /* the side new server connections go to */
+	enum route_side route; /* the side new server connections go to */
+	/*
+	 * What its route file says (side "source" and nothing else when it has
+	 * none): read at start-up, rewritten by each switch.  A switch back
+	 * compares the side's transaction IDs with new_side_xid.
+	 */
+	struct route_state recorded;
 	struct list_node pools; /* struct pool of this database */
 	bool removed;           /* dropped from the config: refuse new clients */
 	int pool_size;          /* from the config in force (kept if the section goes) */
@@ -70,6 +82,7 @@ struct database {
 	unsigned holds;          /* enum db_hold bits: new transactions are held */
 	struct db_checks checks; /* session checks of a switch in progress */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
+	bool added;              /* new in this db_apply_config(): for the added hook */
 };
 
 /* New transactions of this database are held (PAUSE or SWITCH). */
@@ -107,6 +120,12 @@ void db_note_progress(struct database *db);
  * db_hold().
  */
 void db_set_progress_hook(void (*hook)(struct database *db));
+/*
+ * Who is told of every database a reload adds (the cutover engine's guard
+ * against a fence left on the side routed to).  Called at the end of
+ * db_apply_config(), once the database has its section.
+ */
+void db_set_added_hook(void (*hook)(struct database *db));
 /* Hold new transactions of db for this reason (enum db_hold). */
 void db_hold(struct database *db, unsigned why);
 /*
@@ -114,6 +133,12 @@ void db_hold(struct database *db, unsigned why);
  * what they sent meanwhile is forwarded.
  */
 void db_release(struct database *db, unsigned why);
+
+/*
+ * The process IDs of pgcutover's own server connections to one side of db
+ * (at most max of them, into out; how many were written): a fence spares them.
+ */
+size_t db_server_pids(const struct database *db, enum route_side side, uint32_t *out, size_t max);
 
 /*
  * A switch asks, at a boundary with the database held and drained, whether

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""make demo: a cutover under load, on this machine, in about half a minute.
+"""make demo: a cutover under load and back, on this machine, in under a minute.
 
 1. starts two throwaway PostgreSQL 15 clusters, "source" and "target"
    (temporary directories, 127.0.0.1, free ports);
@@ -7,12 +7,18 @@
    (a bigserial key, i.e. a sequence) on the source, the same schema on the
    target, and logical replication source -> target (publication,
    subscription, replication slot bank_slot);
-3. starts pgcutover in front (session pooling, lag_method = lsn);
+3. starts pgcutover in front (session pooling, lag_method = lsn, the
+   default fence, reverse_replication = on);
 4. runs pgbench through pgcutover (8 clients, 10 s, tpcb-like + an insert
-   into orders) and, mid-run, sends `SWITCH bank` to the admin console;
-5. prints the report and checks it: no failed transaction, every committed
-   transaction on the target, orders' sequence on the target at or beyond
-   the source's, the route recorded as `target`.
+   into orders) and, mid-run, sends `SWITCH bank` to the admin console:
+   the rest of the run writes on the target;
+5. runs pgbench again and, mid-run, sends `SWITCH bank TO source`: the
+   target's writes came back by reverse replication, the rest of the run
+   writes on the source;
+6. prints the report and checks it: no failed transaction, after each
+   switch the side routed to holds every committed transaction, the
+   sequences are never behind, the old side refuses a direct write (the
+   fence), the route recorded.
 
 Exits non-zero if anything is wrong.  Everything it started is stopped and
 every temporary directory removed at the end, on error and on Ctrl-C too
@@ -91,7 +97,8 @@ def main():
         write_userlist(userlist)
         proxy = proxyutil.Proxy(proxyutil.ClusterEnv(source, target, userlist),
                                 settings={"pool_mode": "session", "lag_method": "lsn",
-                                          "drain_timeout": "5s", "lag_timeout": "30s"},
+                                          "drain_timeout": "5s", "lag_timeout": "30s",
+                                          "reverse_replication": "on"},
                                 databases={DB: db.section("lsn")}, name="demo")
         proxy.start()
         say(f"pgcutover on 127.0.0.1:{proxy.port}, admin console on 127.0.0.1:{proxy.admin_port} "
@@ -99,82 +106,107 @@ def main():
         lag = admin(proxy.admin_port, f"SHOW LAG {DB}")[0]
         say(f"replication lag before the run: {lag['lag_bytes']} bytes")
 
-        # -- 4. pgbench through pgcutover, SWITCH mid-run -------------------------
+        # -- 4./5. pgbench through pgcutover, a switch mid-run, there and back ------
         db.truncate_history()
-        say(f"pgbench: {CLIENTS} clients, {SECONDS}s, tpcb-like + INSERT INTO orders, "
-            f"through pgcutover; SWITCH {DB} after {SWITCH_AT:.0f}s")
-        bench = Pgbench(proxy.port, DB, clients=CLIENTS, seconds=SECONDS, mode="extended",
-                        appname="pgcutover-demo").start()
-        time.sleep(SWITCH_AT)
-        if bench.proc.poll() is not None:
-            raise RuntimeError("pgbench ended before the switch:\n" + bench.wait().stdout)
-        switch_row = None
-        t_switch = time.monotonic()
-        try:
-            switch_row = admin(proxy.admin_port, f"SWITCH {DB}")[0]
-        except AdminError as e:
-            problems.append(f"SWITCH failed: {e}")
-        switch_wall = (time.monotonic() - t_switch) * 1000
-        res = bench.wait()
-
-        # -- 5. report -------------------------------------------------------------
-        hist_target = db.count("target", "pgbench_history")
-        if hist_target != res.committed:      # give replication a moment, then judge
+        runs = []
+        for to in ("target", "source"):
+            say(f"pgbench: {CLIENTS} clients, {SECONDS}s, tpcb-like + INSERT INTO orders, "
+                f"through pgcutover; SWITCH {DB} TO {to} after {SWITCH_AT:.0f}s")
+            bench = Pgbench(proxy.port, DB, clients=CLIENTS, seconds=SECONDS, mode="extended",
+                            appname="pgcutover-demo").start()
+            time.sleep(SWITCH_AT)
+            if bench.proc.poll() is not None:
+                raise RuntimeError("pgbench ended before the switch:\n" + bench.wait().stdout)
+            row = None
+            t_switch = time.monotonic()
             try:
-                wait_until(lambda: db.count("target", "pgbench_history") >= (res.committed or 0),
-                           5)
+                row = admin(proxy.admin_port, f"SWITCH {DB} TO {to}")[0]
+            except AdminError as e:
+                problems.append(f"SWITCH TO {to} failed: {e}")
+            wall = (time.monotonic() - t_switch) * 1000
+            res = bench.wait()
+            bench = None
+            total = sum(r["res"].committed or 0 for r in runs) + (res.committed or 0)
+            other = "source" if to == "target" else "target"
+            # the side switched to has everything at once; the other side gets
+            # what was written after the switch by replication: a moment
+            try:
+                wait_until(lambda: db.count(other, "pgbench_history") >= total, 10)
             except AssertionError:
                 pass
-            hist_target = db.count("target", "pgbench_history")
-        hist_source = db.count("source", "pgbench_history")
-        seq_src = db.sequence_values("source").get("public.orders_id_seq")
-        seq_tgt = db.sequence_values("target").get("public.orders_id_seq")
+            runs.append({"to": to, "row": row, "wall": wall, "res": res, "total": total,
+                         "rows": {side: db.count(side, "pgbench_history")
+                                  for side in ("source", "target")},
+                         "seq": {side: db.sequence_values(side).get("public.orders_id_seq")
+                                 for side in ("source", "target")}})
+            if to == "target":
+                # the fence: a direct write to the source as the application's role
+                import psycopg
+                try:
+                    with psycopg.connect(source.conninfo(user="alice", dbname=DB),
+                                         autocommit=True) as c:
+                        c.execute("INSERT INTO orders (note) VALUES ('straight to the source')")
+                    fenced = "NOT fenced: the write went through"
+                    problems.append("the source took a direct write after the switch")
+                except psycopg.errors.ReadOnlySqlTransaction as e:
+                    fenced = f"refused ({e.sqlstate}: {str(e).strip()})"
+        repl = {r["direction"]: r["state"] for r in admin(proxy.admin_port,
+                                                          f"SHOW REPLICATION {DB}")}
         route, state = route_of(proxy.admin_port, DB)
         route_file = os.path.join(proxy.dir, "state", f"{DB}.route")
 
+        # -- 6. report -------------------------------------------------------------
         say()
-        say("=" * 64)
-        say("pgcutover demo: cutover under load")
-        say("=" * 64)
-        say(f"transactions committed      {res.committed}")
-        say(f"transactions failed         {res.failed}")
-        if res.aborted:
-            say(f"clients aborted             {len(res.aborted)}")
-        if switch_row:
-            say(f"switch result               {switch_row['result']}")
-            say(f"pause                       {switch_row['paused_ms']} ms "
-                f"(drain {switch_row['drain_ms']} ms, lag wait {switch_row['lag_wait_ms']} ms, "
-                f"sequence sync {switch_row['sequence_sync_ms']} ms; "
-                f"SWITCH took {switch_wall:.0f} ms)")
-            say(f"sessions moved / closed     {switch_row['sessions_moved']} / "
-                f"{switch_row['sessions_closed']}")
-        ok_rows = res.committed is not None and hist_target == res.committed
-        say(f"pgbench_history on target   {hist_target} "
-            f"({'OK' if ok_rows else 'MISMATCH'}: {res.committed} committed; "
-            f"{hist_source} ran on the source before the switch)")
-        ok_seq = seq_src is not None and seq_tgt is not None and seq_tgt >= seq_src
-        say(f"orders_id_seq               source {seq_src}, target {seq_tgt} "
-            f"({'OK' if ok_seq else 'BEHIND'})")
+        say("=" * 72)
+        say("pgcutover demo: a switch under load, and back")
+        say("=" * 72)
+        for r in runs:
+            res, row = r["res"], r["row"]
+            say(f"SWITCH TO {r['to']}")
+            say(f"  transactions committed    {res.committed} (failed {res.failed})")
+            if res.aborted:
+                say(f"  clients aborted           {len(res.aborted)}")
+            if row:
+                say(f"  switch result             {row['result']}")
+                say(f"  pause                     {row['paused_ms']} ms (drain {row['drain_ms']}, "
+                    f"fence {row['fence_ms']}, lag wait {row['lag_wait_ms']}, replication "
+                    f"{row['replication_ms']}, sequences {row['sequence_sync_ms']} ms; preparation "
+                    f"before the pause {row['prepare_ms']} ms; "
+                    f"SWITCH took {r['wall']:.0f} ms)")
+                say(f"  sessions moved / closed   {row['sessions_moved']} / {row['sessions_closed']}")
+            ok_rows = r["rows"][r["to"]] == r["total"]
+            say(f"  pgbench_history           source {r['rows']['source']}, target "
+                f"{r['rows']['target']} ({'OK' if ok_rows else 'MISMATCH'}: {r['total']} "
+                f"committed through pgcutover so far)")
+            seq = r["seq"]
+            other = "source" if r["to"] == "target" else "target"
+            ok_seq = (seq[r["to"]] is not None and seq[other] is not None
+                      and seq[r["to"]] >= seq[other])
+            say(f"  orders_id_seq             source {seq['source']}, target {seq['target']} "
+                f"({'OK' if ok_seq else 'BEHIND'})")
+            if r["to"] == "target":
+                say(f"  direct write to source    {fenced}")
+            if res.rc != 0:
+                problems.append(f"pgbench exited with {res.rc}")
+            if res.failed != 0:
+                problems.append(f"{res.failed} failed transactions")
+            if res.aborted:
+                problems.append("pgbench clients aborted: " + "; ".join(res.aborted[:3]))
+            if row and row["result"] != "ok":
+                problems.append(f"switch to {r['to']}: result {row['result']}")
+            if not ok_rows:
+                problems.append(f"after the switch to the {r['to']}: pgbench_history there has "
+                                f"{r['rows'][r['to']]} rows, {r['total']} transactions committed")
+            if not ok_seq:
+                problems.append(f"orders_id_seq on the {r['to']} is behind")
+            if problems:
+                say("pgbench output:\n" + res.stdout)
+        say(f"replication                 forward {repl.get('forward')}, "
+            f"reverse {repl.get('reverse')}")
         say(f"route                       {route} ({state}); recorded in {route_file}")
-        say("=" * 64)
-
-        if res.rc != 0:
-            problems.append(f"pgbench exited with {res.rc}")
-        if res.failed != 0:
-            problems.append(f"{res.failed} failed transactions")
-        if res.aborted:
-            problems.append("pgbench clients aborted: " + "; ".join(res.aborted[:3]))
-        if switch_row and switch_row["result"] != "ok":
-            problems.append(f"switch result {switch_row['result']}")
-        if not ok_rows:
-            problems.append(f"pgbench_history on the target has {hist_target} rows, "
-                            f"{res.committed} transactions committed")
-        if not ok_seq:
-            problems.append(f"orders_id_seq on the target ({seq_tgt}) is behind the source ({seq_src})")
-        if route != "target":
+        say("=" * 72)
+        if route != "source":
             problems.append(f"the database is routed to its {route}")
-        if problems:
-            say("pgbench output:\n" + res.stdout)
     except KeyboardInterrupt:
         problems.append("interrupted")
     except Exception as e:
@@ -199,7 +231,7 @@ def main():
     if problems:
         say("DEMO FAILED:\n  " + "\n  ".join(problems))
         return 1
-    say("demo OK: zero failed transactions, nothing lost, routed to the target")
+    say("demo OK: there and back under load, zero failed transactions, nothing lost")
     return 0
 
 

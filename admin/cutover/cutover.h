@@ -45,10 +45,13 @@ struct switch_record {
 	int64_t ms_drain;
 	int64_t ms_lag;
 	int64_t ms_sequences;
+	int64_t ms_fence;       /* fencing the old side plus lifting the new side's fence */
+	int64_t ms_replication; /* stopping the incoming direction plus starting the way back */
+	int64_t ms_prepare;     /* the reverse preparation, before the pause */
 	int sequences_synced;
 	int sessions_moved;
 	int sessions_closed;
-	char error[400]; /* "" when none; names the phase otherwise */
+	char error[600]; /* "" when none; names the phase otherwise */
 };
 
 /* Result classes of the switch counters: a bounded label set for the metrics. */
@@ -60,7 +63,16 @@ enum switch_class {
 };
 
 /* The phases whose times the metrics keep for the latest real switch. */
-enum switch_timing { TIMING_PAUSED, TIMING_DRAIN, TIMING_LAG, TIMING_SEQUENCES, TIMING_COUNT };
+enum switch_timing {
+	TIMING_PAUSED,
+	TIMING_DRAIN,
+	TIMING_LAG,
+	TIMING_SEQUENCES,
+	TIMING_FENCE,
+	TIMING_REPLICATION,
+	TIMING_PREPARE,
+	TIMING_COUNT
+};
 
 /*
  * Per-database switch counters since start, kept by the engine apart from
@@ -83,16 +95,25 @@ typedef void (*cutover_reply_fn)(void *who, const struct switch_record *rec, con
 /* How PAUSE reports: drained (sqlstate NULL), or an error. */
 typedef void (*cutover_paused_fn)(void *who, const char *sqlstate, const char *message);
 
+/*
+ * How a command that runs in the background (FENCE, UNFENCE, FINISH)
+ * reports: done (sqlstate NULL, message the command tag) or an error.
+ */
+typedef void (*cutover_done_fn)(void *who, const char *sqlstate, const char *message);
+
 /* Register with the pools (their progress hook); at start-up. */
 void cutover_init(void);
 
 /*
  * Start a switch of 'db' to side 'to'; reply(who, ...) is called once when
- * it ends, never from inside this call.  False with a message when it cannot
- * start (already switching, already there).
+ * it ends, never from inside this call.  force: even when switching back
+ * would lose what was written on the side left since it was switched to
+ * (that check only).  False with a message when it cannot start (already
+ * switching, already there).
  */
-bool cutover_start(struct database *db, enum route_side to, bool dry_run, cutover_reply_fn reply,
-		   void *who, char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+bool cutover_start(struct database *db, enum route_side to, bool dry_run, bool force,
+		   cutover_reply_fn reply, void *who, char *errbuf, size_t errlen)
+	__attribute__((warn_unused_result));
 
 /* ABORT db: stop a switch that has not flipped yet.  False with a message otherwise. */
 bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
@@ -106,6 +127,23 @@ void cutover_pause(struct database *db, cutover_paused_fn done, void *who);
 /* RESUME [db]. */
 void cutover_resume(struct database *db);
 
+/*
+ * FENCE db side (on) / UNFENCE db side: put up or lift the fence of one side
+ * by hand (docs/cutover.md, "Fencing"); done(who, ...) when it is done,
+ * never from inside this call.  False with a message when it cannot start
+ * (the database is switching; fencing the side it is routed to).
+ */
+bool cutover_fence(struct database *db, enum route_side side, bool on, cutover_done_fn done,
+		   void *who, char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+
+/*
+ * FINISH db: drop what reverse replication created, once the database is
+ * routed to its target for good; done(who, ...) when it is done.  False with
+ * a message when it cannot start (routed to the source, switching).
+ */
+bool cutover_finish_reverse(struct database *db, cutover_done_fn done, void *who, char *errbuf,
+			    size_t errlen) __attribute__((warn_unused_result));
+
 /* 'who' went away: forget it as the one to tell about anything. */
 void cutover_forget(void *who);
 
@@ -117,6 +155,9 @@ const struct switch_record *cutover_running(const struct database *db);
 const char *cutover_phase_name(const struct database *db);
 /* The counters of a database (all zero when it never switched). */
 struct switch_counts cutover_counts(const struct database *db);
+
+/* Why a database's way back did not start at its last switch, or NULL. */
+const char *cutover_replication_error(const struct database *db);
 
 /* Remember a measured replication lag (SHOW LAG, a switch) for the metrics. */
 void cutover_record_lag(const struct database *db, int64_t lag);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "admin/cutover/control_open.h"
+#include "admin/cutover/replication_names.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
@@ -29,20 +30,36 @@
 
 /*
  * The phases in order.  A switch enters each in turn (a dry run stops after
- * PREFLIGHT); traffic is held from DRAIN to the end of RESUME.
+ * PREFLIGHT; a phase with nothing to do for this database ends at once);
+ * traffic is held from DRAIN to the end of RESUME.  After a failure the
+ * switch is in CO_ROLLBACK, outside this table (cutover_fail).
  */
 const struct cutover_phase_def cutover_phases[CO_NPHASES] = {
 	[CO_PREFLIGHT] = {"preflight", cutover_preflight_enter, CO_DEADLINE_NONE, false,
 			  "nothing: each query has its own time limit"},
+	[CO_PREPARE] = {"preparation", cutover_prepare_enter, CO_DEADLINE_LAG, false,
+			"nothing: traffic still runs on the old side"},
 	[CO_DRAIN] = {"drain", cutover_drain_enter, CO_DEADLINE_DRAIN, false,
 		      "nothing; session checks start when it ends"},
+	[CO_FENCE] = {"fence", cutover_fence_enter, CO_DEADLINE_LAG, false, "session checks"},
 	[CO_WAIT_LAG] = {"lag wait", cutover_lag_enter, CO_DEADLINE_LAG, false, "session checks"},
+	[CO_STOP_REPLICATION] = {"replication stop", cutover_stop_replication_enter,
+				 CO_DEADLINE_LAG, false, "session checks"},
 	[CO_SYNC_SEQUENCES] = {"sequence sync", cutover_sequences_enter, CO_DEADLINE_LAG, false,
 			       "session checks (lag_timeout bounds both)"},
 	[CO_FLIP] = {"flip", cutover_flip_enter, CO_DEADLINE_NONE, true,
 		     "nothing: the route file is written on a worker thread"},
+	[CO_START_REPLICATION] = {"replication start", cutover_start_replication_enter,
+				  CO_DEADLINE_NONE, false, "nothing"},
+	[CO_UNFENCE] = {"unfence", cutover_unfence_enter, CO_DEADLINE_NONE, false, "nothing"},
 	[CO_RESUME] = {"resume", cutover_resume_enter, CO_DEADLINE_NONE, false, "nothing"},
 };
+
+/* The name of a phase, the rollback included. */
+static const char *phase_name(enum cutover_phase p)
+{
+	return p < CO_NPHASES ? cutover_phases[p].name : "rollback";
+}
 
 /* Switches running now (one per database at most; few at a time). */
 static struct cutover *running;
@@ -76,7 +93,7 @@ const char *cutover_phase_name(const struct database *db)
 {
 	struct cutover *co = find_switch(db);
 
-	return co ? cutover_phases[co->phase].name : "";
+	return co ? phase_name(co->phase) : "";
 }
 
 /* ---- deadlines ---- */
@@ -102,9 +119,15 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 			     "the sequence sync and the session checks did not finish within lag_timeout (%d checks left)",
 			     co->checks_pending);
 		break;
+	case CO_PREPARE:
+	case CO_FENCE:
+	case CO_STOP_REPLICATION:
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "%s did not finish within lag_timeout",
+			     phase_name(co->phase));
+		break;
 	default:
 		log_error("switch %s: a deadline fired in phase %s, which has none", co->db->name,
-			  cutover_phases[co->phase].name);
+			  phase_name(co->phase));
 		break;
 	}
 }
@@ -137,8 +160,7 @@ static void enter_phase(struct cutover *co, enum cutover_phase next)
 {
 	if (next <= co->phase || next >= CO_NPHASES)
 		log_error("switch %s: illegal phase change %s -> %s", co->db->name,
-			  cutover_phases[co->phase].name,
-			  next < CO_NPHASES ? cutover_phases[next].name : "?");
+			  phase_name(co->phase), phase_name(next));
 	co->phase = next;
 	co->t_phase = rt_now_us();
 	arm_deadline(co, cutover_phases[next].deadline);
@@ -168,6 +190,11 @@ void cutover_phase_done(struct cutover *co)
 {
 	enum cutover_phase next = (enum cutover_phase)(co->phase + 1);
 
+	if (co->phase >= CO_NPHASES) {
+		log_error("switch %s: illegal phase change rollback -> %s", co->db->name,
+			  phase_name(next));
+		return;
+	}
 	if (co->aborting && co->phase < CO_FLIP) {
 		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "aborted by ABORT from the admin console");
 		return;
@@ -242,6 +269,10 @@ static void cutover_free(struct cutover *co)
 		event_free(co->deadline);
 	if (co->poll)
 		event_free(co->poll);
+	if (co->guard_wait)
+		event_free(co->guard_wait);
+	if (co->intent_ticket)
+		co->intent_ticket->co = NULL; /* its answer frees it */
 	pq_buf_free(&co->seq_sql);
 	config_free(co->config);
 	free(co);
@@ -267,8 +298,18 @@ static void cutover_finish(struct cutover *co, bool ok)
 	evtimer_del(co->poll);
 	if (co->t_pause)
 		co->rec.ms_paused = cutover_ms_since(co->t_pause);
-	if (ok && !co->dry_run)
+	if (!ok && co->intent_written)
+		cutover_clear_intent(co);
+	if (ok && !co->dry_run) {
 		snprintf(co->rec.result, sizeof(co->rec.result), "ok");
+		cutover_record_xid(co);
+		/* the way back streams from the new side: its slot there */
+		if (co->dc->d.reverse_replication && co->dc->d.lag_method == LAG_LSN &&
+		    cutover_replication_error(db) == NULL)
+			cutover_watch_way_back(db, co->config, co->dc, co->to,
+					       co->to == SIDE_TARGET ? co->rev_slot
+								     : co->dc->replication_slot);
+	}
 	unlink_switch(co);
 	cutover_history_add(db, &co->rec, ok);
 	log_info("switch %s %s -> %s: %s (paused %" PRId64 " ms, drain %" PRId64 " ms, lag %" PRId64
@@ -289,9 +330,11 @@ static void cutover_finish(struct cutover *co, bool ok)
 
 void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...)
 {
-	char msg[300], state[6];
+	char msg[480], state[6];
 	va_list ap;
 
+	if (co->phase >= CO_NPHASES)
+		return; /* already rolling back: the first failure is the one reported */
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -299,8 +342,7 @@ void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...
 	snprintf(state, sizeof(state), "%s",
 		 sqlstate && strlen(sqlstate) == 5 ? sqlstate : SQLSTATE_INTERNAL_ERROR);
 	memcpy(co->fail_state, state, sizeof(state));
-	snprintf(co->rec.error, sizeof(co->rec.error), "%s failed: %s",
-		 cutover_phases[co->phase].name, msg);
+	snprintf(co->rec.error, sizeof(co->rec.error), "%s failed: %s", phase_name(co->phase), msg);
 	/* a dry run's result says it was one, whatever its outcome */
 	snprintf(co->rec.result, sizeof(co->rec.result), "%s%s", co->dry_run ? "dry run: " : "",
 		 co->aborting ? "aborted" : "failed");
@@ -308,7 +350,53 @@ void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...
 		    route_side_name(co->db->route));
 	/* the sessions stay where they are */
 	db_cancel_checks(co->db);
-	cutover_finish(co, false);
+	co->waiting_checks = false;
+	/*
+	 * The rollback: what the switch changed on the servers is undone before
+	 * traffic resumes on the old side (the incoming direction started again,
+	 * the old side's fence lifted); the phase's own queries in flight are
+	 * dropped (their callbacks never come).
+	 */
+	co->phase = CO_ROLLBACK;
+	evtimer_del(co->deadline);
+	evtimer_del(co->poll);
+	if (co->guard_wait)
+		evtimer_del(co->guard_wait);
+	for (int side = 0; side < 2; side++)
+		control_conn_reset(co->ctl[side]);
+	co->rollback_step = 0;
+	co->attempts = 0;
+	cutover_rollback_next(co);
+}
+
+void cutover_rollback_next(struct cutover *co)
+{
+	co->attempts = 0;
+	switch (co->rollback_step++) {
+	case 0:
+		if (co->stopped_in) {
+			cutover_rollback_replication(co);
+			return;
+		}
+		/* fall through */
+	case 1:
+		co->rollback_step = 2;
+		if (co->fenced_from) {
+			cutover_rollback_unfence(co);
+			return;
+		}
+		/* fall through */
+	default:
+		if (co->rollback_err[0]) {
+			size_t n = strlen(co->rec.error);
+
+			snprintf(co->rec.error + n, sizeof(co->rec.error) - n, "; %s",
+				 co->rollback_err);
+			log_error("switch %s: %s", co->db->name, co->rollback_err);
+		}
+		cutover_finish(co, false);
+		return;
+	}
 }
 
 /* ---- entry points ---- */
@@ -336,11 +424,21 @@ static void cutover_progress(struct database *db)
 
 void cutover_init(void)
 {
+	struct list_node *n;
+
 	db_set_progress_hook(cutover_progress);
+	db_set_added_hook(cutover_guard);
+	/* the databases of the configuration pgcutover started with */
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (!db->removed)
+			cutover_guard(db);
+	}
 }
 
-bool cutover_start(struct database *db, enum route_side to, bool dry_run, cutover_reply_fn reply,
-		   void *who, char *errbuf, size_t errlen)
+bool cutover_start(struct database *db, enum route_side to, bool dry_run, bool force,
+		   cutover_reply_fn reply, void *who, char *errbuf, size_t errlen)
 {
 	struct cutover *co;
 	struct route_state now;
@@ -372,7 +470,9 @@ bool cutover_start(struct database *db, enum route_side to, bool dry_run, cutove
 	co->from = db->route;
 	co->to = to;
 	co->dry_run = dry_run;
+	co->force = force;
 	co->preflight_lag = -1;
+	replication_reverse_name(db->name, co->rev_slot, sizeof(co->rev_slot));
 	co->deadline = evtimer_new(rt.base, deadline_cb, co);
 	co->poll = evtimer_new(rt.base, cutover_lag_poll_cb, co);
 	if (co->deadline == NULL || co->poll == NULL || !open_controls(co)) {
@@ -406,6 +506,11 @@ bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
 		snprintf(errbuf, errlen, "database \"%s\" is not switching", db->name);
 		return false;
 	}
+	if (co->phase == CO_ROLLBACK) {
+		snprintf(errbuf, errlen, "the switch of database \"%s\" has already failed",
+			 db->name);
+		return false;
+	}
 	if (co->phase >= CO_FLIP) {
 		snprintf(errbuf, errlen,
 			 "the switch of database \"%s\" has already flipped the route", db->name);
@@ -434,6 +539,9 @@ void cutover_shutdown(void)
 		cutover_free(co);
 	}
 	cutover_pause_free();
+	cutover_fence_free();
+	cutover_finish_free();
+	cutover_watch_free();
 	cutover_history_free();
 	route_shutdown();
 }

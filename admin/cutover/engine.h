@@ -26,15 +26,22 @@ struct database;
 struct config;
 struct db_config;
 struct cutover;
+struct userlist;
 
 enum cutover_phase {
 	CO_PREFLIGHT,
+	CO_PREPARE, /* reverse_replication: the way back, outside the pause */
 	CO_DRAIN,
+	CO_FENCE, /* the old side refuses application writes */
 	CO_WAIT_LAG,
+	CO_STOP_REPLICATION, /* reverse_replication: the incoming direction stops */
 	CO_SYNC_SEQUENCES,
 	CO_FLIP,
+	CO_START_REPLICATION, /* reverse_replication: the way back starts */
+	CO_UNFENCE,           /* the new side's fence is lifted */
 	CO_RESUME,
-	CO_NPHASES
+	CO_NPHASES,
+	CO_ROLLBACK = CO_NPHASES, /* a failure: undoing what was done, then resume on the old side */
 };
 
 /* Which timeout bounds a phase (armed when it is entered). */
@@ -56,6 +63,11 @@ struct cutover_phase_def {
 extern const struct cutover_phase_def cutover_phases[CO_NPHASES];
 
 /* A switch in progress; one per database at most. */
+/* A switch as a route write's callback sees it: NULL once the switch is freed. */
+struct cutover_ticket {
+	struct cutover *co;
+};
+
 struct cutover {
 	struct cutover *next; /* in the list of running switches */
 	struct database *db;
@@ -73,14 +85,23 @@ struct cutover {
 	enum route_side from;
 	enum route_side to;
 	bool dry_run;
+	bool force; /* SWITCH ... FORCE: a switch back that would lose writes */
+	/*
+	 * The route file was (or is being) written with switching_to: the end
+	 * of the switch writes it again without.  The ticket lets the write's
+	 * answer find the switch, or learn that it is over (co then NULL).
+	 */
+	bool intent_written;
+	struct cutover_ticket *intent_ticket;
 	bool aborting;               /* ABORT arrived: fail at the next step */
 	struct control_conn *ctl[2]; /* control connections, indexed by side */
 	struct event *deadline;      /* the phase's timeout (cutover_phase_def.deadline) */
-	struct event *poll;          /* next lag poll */
+	struct event *poll;          /* next lag poll (then: the stop's and unfence's retries) */
+	struct event *guard_wait;    /* the preflight waiting for the guard (cutover_guarding) */
 	int pending;                 /* outstanding control queries of the phase */
 	bool failed;                 /* a query of the phase failed (first error kept) */
 	char fail_state[6];
-	char fail_msg[300];
+	char fail_msg[480];
 	uint64_t t_phase; /* when the current phase started (us) */
 	uint64_t t_pause; /* when new transactions started being held (us) */
 	/* session checks beside the lag wait and the sequence sync */
@@ -96,6 +117,28 @@ struct cutover {
 	bool lag_done;
 	/* sequence sync: the setval batch for the side switched to */
 	struct pq_buf seq_sql;
+	/* fencing and reverse replication: what was done, for the rollback and the report */
+	bool fenced_from;  /* the old side's fence is up (the rollback lifts it) */
+	bool stopped_in;   /* the incoming subscription was disabled (the rollback enables it) */
+	int attempts;      /* tries of the current rollback or unfence step */
+	int rollback_step; /* cutover_rollback_next(): the next thing to undo */
+	char stop_lsn[32]; /* the new side's insert position once the incoming direction stopped */
+	char new_side_xid[24];      /* the new side's next transaction ID at the end of the pause */
+	struct route_state flipped; /* what the flip recorded in the route file */
+	uint64_t t_fence;           /* when the fence phase started (us), for ms_fence */
+	char rollback_err[300];     /* what the rollback could not undo ("" when all) */
+	/* reverse replication (replication.c) */
+	char fwd_sub[64];        /* the forward subscription's name, once read */
+	char rev_slot[64];       /* the reverse direction's objects' name */
+	int repl_step;           /* the preparation's next statement */
+	int repl_target_version; /* server_version_num of each side */
+	int repl_source_version;
+	bool repl_has_rev_pub; /* what exists of the two directions */
+	bool repl_has_rev_slot;
+	bool repl_has_rev_sub;
+	bool repl_rev_enabled;
+	bool repl_has_fwd_slot;
+	bool repl_fwd_enabled;
 	struct switch_record rec;
 };
 
@@ -134,14 +177,68 @@ void cutover_forget_switches(void *who);
 
 /* ---- the phases' entries (one file each) ---- */
 
-void cutover_preflight_enter(struct cutover *co);        /* preflight.c */
-void cutover_drain_enter(struct cutover *co);            /* drain.c */
-void cutover_drain_progress(struct cutover *co);         /* drain.c: a transaction ended */
-void cutover_lag_enter(struct cutover *co);              /* lag.c */
-void cutover_lag_poll_cb(int fd, short what, void *arg); /* lag.c: co->poll's callback */
-void cutover_sequences_enter(struct cutover *co);        /* sequences.c */
-void cutover_flip_enter(struct cutover *co);             /* flip.c */
-void cutover_resume_enter(struct cutover *co);           /* flip.c */
+void cutover_preflight_enter(struct cutover *co);         /* preflight.c */
+void cutover_drain_enter(struct cutover *co);             /* drain.c */
+void cutover_drain_progress(struct cutover *co);          /* drain.c: a transaction ended */
+void cutover_lag_enter(struct cutover *co);               /* lag.c */
+void cutover_lag_poll_cb(int fd, short what, void *arg);  /* lag.c: co->poll's callback */
+void cutover_sequences_enter(struct cutover *co);         /* sequences.c */
+void cutover_flip_enter(struct cutover *co);              /* flip.c */
+void cutover_fence_enter(struct cutover *co);             /* fence.c */
+void cutover_unfence_enter(struct cutover *co);           /* fence.c */
+void cutover_prepare_enter(struct cutover *co);           /* replication.c */
+void cutover_stop_replication_enter(struct cutover *co);  /* replication.c */
+void cutover_start_replication_enter(struct cutover *co); /* replication.c */
+/*
+ * The rollback's steps (after cutover_fail): each undoes what its phase did
+ * and calls cutover_rollback_next() when it is done, failed or not.
+ */
+void cutover_rollback_unfence(struct cutover *co);     /* fence.c */
+void cutover_rollback_replication(struct cutover *co); /* replication.c */
+void cutover_rollback_next(struct cutover *co);        /* engine.c */
+/*
+ * watch.c: after a switch with reverse replication, watch the way back's
+ * slot (named slot, on side 'side') until it is active, or report it failing.
+ */
+void cutover_watch_way_back(struct database *db, const struct config *cfg,
+			    const struct db_config *dc, enum route_side side, const char *slot);
+void cutover_watch_free(void);
+/* The slot the lag wait watches: the one that feeds the side switched to (replication.c). */
+const char *cutover_lag_slot(const struct cutover *co);
+void cutover_resume_enter(struct cutover *co); /* flip.c */
+/* flip.c: after the resume, the route file again with new_side_xid (written in the background). */
+void cutover_record_xid(struct cutover *co);
+/*
+ * flip.c: after a failed switch, the route file without switching_to
+ * (written in the background; the database is on its old side, unfenced).
+ */
+void cutover_clear_intent(struct cutover *co);
+/* flip.c: the same for a database whose switch under way was cut short (fence.c's guard). */
+void cutover_forget_switch_under_way(struct database *db);
+
+/*
+ * fence.c: the statement that fences (on) or unfences one side of db for
+ * the roles pgcutover logs in to it as, sparing pgcutover's own server
+ * connections there; with state_only, the query that tells whether the side
+ * is fenced (fence_sql.h).  False when out of memory.
+ */
+bool cutover_fence_statement(struct database *db, const struct db_config *dc,
+			     const struct userlist *users, enum route_side side, bool on,
+			     bool state_only, struct pq_buf *out)
+	__attribute__((warn_unused_result));
+/*
+ * fence.c: the guard of a database seen for the first time: any fence left
+ * on the side it is routed to is lifted, its traffic held meanwhile
+ * (DB_HOLD_GUARD); cutover_guarding() tells whether that is still going on.
+ */
+void cutover_guard(struct database *db);
+bool cutover_guarding(const struct database *db);
+/* fence.c: forget 'who' as the one to tell about a FENCE/UNFENCE; free them at exit. */
+void cutover_fence_forget(void *who);
+void cutover_fence_free(void);
+/* finish.c: likewise for FINISH. */
+void cutover_finish_forget(void *who);
+void cutover_finish_free(void);
 
 /* Whether sequence_sync names this sequence (sequences.c). */
 bool cutover_seq_selected(const struct db_config *dc, const char *name);
@@ -152,6 +249,11 @@ bool cutover_seq_selected(const struct db_config *dc, const char *name);
 void cutover_pause_check(void);
 /* Free the PAUSE requests still waiting (at exit). */
 void cutover_pause_free(void);
+/*
+ * The way back of a database failed to start (msg), or streams again (NULL):
+ * SHOW REPLICATION and the metrics say so (history.c).
+ */
+void cutover_note_replication_error(const struct database *db, const char *msg);
 /* A finished switch goes into the history and the counters. */
 void cutover_history_add(const struct database *db, const struct switch_record *rec, bool ok);
 void cutover_history_free(void);

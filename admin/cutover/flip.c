@@ -30,6 +30,7 @@ static void flip_done(void *arg, bool ok, const char *errmsg)
 		return;
 	}
 	co->db->route = co->to;
+	co->db->recorded = co->flipped;
 	log_info("switch %s: route is now %s (recorded in %s)", co->db->name,
 		 route_side_name(co->to), co->config->state_dir);
 	cutover_phase_done(co);
@@ -37,14 +38,78 @@ static void flip_done(void *arg, bool ok, const char *errmsg)
 
 void cutover_flip_enter(struct cutover *co)
 {
-	struct route_state st;
+	struct route_state *st = &co->flipped;
 
-	memset(&st, 0, sizeof(st));
-	st.side = co->to;
-	route_now(&st);
-	snprintf(st.source_lsn, sizeof(st.source_lsn), "%s", co->goal_lsn);
-	if (!route_store_async(rt.base, co->config->state_dir, co->db->name, &st, flip_done, co))
+	memset(st, 0, sizeof(*st));
+	st->side = co->to;
+	route_now(st);
+	snprintf(st->source_lsn, sizeof(st->source_lsn), "%s", co->goal_lsn);
+	if (!route_store_async(rt.base, co->config->state_dir, co->db->name, st, flip_done, co))
 		cutover_fail(co, SQLSTATE_IO_ERROR, "could not start writing the route file");
+}
+
+/* Write st as db's route file in the background, logging a failure (for what is not urgent). */
+static void store_later(const char *state_dir, const char *db, const struct route_state *st,
+			route_done_cb done)
+{
+	char *name = strdup(db);
+
+	if (name == NULL || !route_store_async(rt.base, state_dir, name, st, done, name)) {
+		log_warning("database %s: could not start writing its route file", db);
+		free(name);
+	}
+}
+
+/* The route file again, with the new side's transaction ID (cutover_record_xid). */
+static void xid_stored(void *arg, bool ok, const char *errmsg)
+{
+	char *db = arg;
+
+	if (!ok)
+		log_warning("database %s: could not record the target's transaction ID in its route file: %s;"
+			    " a switch back with lag_method none will need FORCE",
+			    db, errmsg);
+	free(db);
+}
+
+void cutover_record_xid(struct cutover *co)
+{
+	if (co->new_side_xid[0] == '\0')
+		return;
+	co->flipped.side = co->to;
+	snprintf(co->flipped.new_side_xid, sizeof(co->flipped.new_side_xid), "%s", co->new_side_xid);
+	co->db->recorded = co->flipped;
+	store_later(co->config->state_dir, co->db->name, &co->flipped, xid_stored);
+}
+
+static void intent_cleared(void *arg, bool ok, const char *errmsg)
+{
+	char *db = arg;
+
+	if (!ok)
+		log_warning("database %s: could not clear the switch under way from its route file: %s;"
+			    " the next start will check its side for a fence first",
+			    db, errmsg);
+	free(db);
+}
+
+void cutover_forget_switch_under_way(struct database *db)
+{
+	struct route_state st = db->recorded;
+
+	if (st.side != db->route) {
+		memset(&st, 0, sizeof(st));
+		st.side = db->route;
+	}
+	st.switching = false;
+	db->recorded = st;
+	if (db->cfg_owner)
+		store_later(db->cfg_owner->state_dir, db->name, &st, intent_cleared);
+}
+
+void cutover_clear_intent(struct cutover *co)
+{
+	cutover_forget_switch_under_way(co->db);
 }
 
 void cutover_resume_enter(struct cutover *co)

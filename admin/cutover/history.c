@@ -26,7 +26,8 @@ static int nhistory;
 struct db_entry {
 	char db[64];
 	struct switch_counts counts;
-	int64_t lag; /* -1 unknown */
+	int64_t lag;          /* -1 unknown */
+	char repl_error[600]; /* why the way back did not start ("" when it did) */
 };
 static struct db_entry entries[HISTORY_DBS];
 static int nentries;
@@ -68,6 +69,9 @@ void cutover_history_add(const struct database *db, const struct switch_record *
 		e->counts.last_ms[TIMING_DRAIN] = rec->ms_drain;
 		e->counts.last_ms[TIMING_LAG] = rec->ms_lag;
 		e->counts.last_ms[TIMING_SEQUENCES] = rec->ms_sequences;
+		e->counts.last_ms[TIMING_FENCE] = rec->ms_fence;
+		e->counts.last_ms[TIMING_REPLICATION] = rec->ms_replication;
+		e->counts.last_ms[TIMING_PREPARE] = rec->ms_prepare;
 	}
 }
 
@@ -95,6 +99,21 @@ int64_t cutover_last_lag(const struct database *db)
 	struct db_entry *e = entry(db->name, false);
 
 	return e ? e->lag : -1;
+}
+
+void cutover_note_replication_error(const struct database *db, const char *msg)
+{
+	struct db_entry *e = entry(db->name, true);
+
+	if (e)
+		snprintf(e->repl_error, sizeof(e->repl_error), "%s", msg ? msg : "");
+}
+
+const char *cutover_replication_error(const struct database *db)
+{
+	struct db_entry *e = entry(db->name, false);
+
+	return e && e->repl_error[0] ? e->repl_error : NULL;
 }
 
 void cutover_history_free(void)

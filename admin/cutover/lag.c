@@ -157,13 +157,13 @@ static void lag_check_cb(void *arg, const struct control_result *r)
 	}
 	if (r->res == NULL || PQntuples(r->res) == 0) {
 		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-			     "replication slot \"%s\" disappeared", dc->replication_slot);
+			     "replication slot \"%s\" disappeared", cutover_lag_slot(co));
 		return;
 	}
 	if (strcmp(PQgetvalue(r->res, 0, 1), "t") != 0) {
 		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 			     "replication slot \"%s\" became inactive: the %s or its subscription is down",
-			     dc->replication_slot, route_side_name(co->to));
+			     cutover_lag_slot(co), route_side_name(co->to));
 		return;
 	}
 	if (!PQgetisnull(r->res, 0, 2))
@@ -186,7 +186,7 @@ void cutover_lag_poll_cb(evutil_socket_t fd, short what, void *arg)
 		char slot[160], goal[80];
 
 		/* both were quoted once already (preflight, lag goal): they fit */
-		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot)) ||
+		if (!sqlquote_literal(cutover_lag_slot(co), slot, sizeof(slot)) ||
 		    !sqlquote_literal(co->goal_lsn, goal, sizeof(goal))) {
 			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
 				     "replication_slot is too long");

@@ -96,6 +96,8 @@ void cutover_forget(void *who)
 		if (w->who == who)
 			w->done = NULL;
 	cutover_forget_switches(who);
+	cutover_fence_forget(who);
+	cutover_finish_forget(who);
 }
 
 void cutover_pause_free(void)

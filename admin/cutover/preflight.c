@@ -5,6 +5,7 @@
  * marker table exists on both sides (marker); and the sequences to sync are
  * counted.  Nothing is held yet; a DRY RUN ends here.
  */
+#include <event2/event.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -17,7 +18,11 @@
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
 #include "proxy/core/route.h"
+#include "proxy/database.h"
 #include "proxy/runtime.h"
+
+/* How often a switch waiting for the guard of a database just added looks again. */
+#define GUARD_POLL_MS 10
 
 static void preflight_checks(struct cutover *co);
 
@@ -116,6 +121,44 @@ static void seq_cb(void *arg, const struct control_result *r)
 		cutover_phase_done(co);
 }
 
+/*
+ * A switch back with lag_method none: nothing carries what was written on
+ * the side being left back to the side switched to, so if anything was
+ * written there since the switch to it (its next transaction ID moved past
+ * the one recorded when that switch was over), switching back loses it.
+ * Transaction IDs are the cluster's: a write in another database counts
+ * too (FORCE says the operator knows better); pg_stat_database's row counts
+ * of this database go into the message.
+ */
+static void written_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+	const char *recorded = co->db->recorded.new_side_xid;
+
+	if (!r->ok) {
+		cutover_query_failed(co, r,
+				     "could not tell whether the side being left was written to");
+	} else if (r->res && PQntuples(r->res) == 1) {
+		const char *now = PQgetvalue(r->res, 0, 0);
+		const char *rows = PQgetisnull(r->res, 0, 1) ? "?" : PQgetvalue(r->res, 0, 1);
+		char msg[400];
+
+		if (recorded[0] == '\0') {
+			snprintf(msg, sizeof(msg),
+				 "what was written on the %s since the switch to it cannot be told (no transaction ID was recorded then) and lag_method none carries nothing back: switching back may lose it (SWITCH ... FORCE if you know it was not written to)",
+				 route_side_name(co->from));
+			check_failed(co, "switch back check", msg);
+		} else if (strtoull(now, NULL, 10) > strtoull(recorded, NULL, 10)) {
+			snprintf(msg, sizeof(msg),
+				 "the %s was written to since the switch to it (transaction IDs %s to %s; %s rows written in this database since its statistics were reset) and lag_method none carries nothing back: switching back would lose those writes (replicate them back first, or SWITCH ... FORCE)",
+				 route_side_name(co->from), recorded, now, rows);
+			check_failed(co, "switch back check", msg);
+		}
+	}
+	if (cutover_query_settle(co))
+		cutover_phase_done(co);
+}
+
 /* Second step: both sides answered; now the replication and the sequences. */
 static void preflight_checks(struct cutover *co)
 {
@@ -127,7 +170,7 @@ static void preflight_checks(struct cutover *co)
 	if (dc->d.lag_method == LAG_LSN) {
 		char slot[160];
 
-		if (!sqlquote_literal(dc->replication_slot, slot, sizeof(slot))) {
+		if (!sqlquote_literal(cutover_lag_slot(co), slot, sizeof(slot))) {
 			co->pending = 0;
 			cutover_fail(co, SQLSTATE_INVALID_PARAMETER_VALUE,
 				     "replication_slot is too long");
@@ -156,6 +199,14 @@ static void preflight_checks(struct cutover *co)
 		if (!cutover_query(co, co->to, sql, CONTROL_QUERY_TIMEOUT_MS, marker_cb))
 			return;
 	}
+	if (dc->d.lag_method == LAG_NONE && !co->force && co->to == SIDE_SOURCE &&
+	    co->db->recorded.switched_at[0] && co->db->recorded.side == co->from &&
+	    !cutover_query(co, co->from,
+			   "SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())::text,"
+			   " (SELECT tup_inserted + tup_updated + tup_deleted FROM pg_catalog.pg_stat_database"
+			   " WHERE datname = pg_catalog.current_database())::text",
+			   CONTROL_QUERY_TIMEOUT_MS, written_cb))
+		return;
 	if (strcmp(dc->d.sequence_sync, "none") != 0) {
 		if (!cutover_query(co, co->from, SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_cb))
 			return;
@@ -171,8 +222,36 @@ static void preflight_checks(struct cutover *co)
  * server_connect_timeout.  Only then are the other checks queued, so that
  * an unreachable side costs one timeout, not one per queued query.
  */
+static void guard_wait_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cutover *co = arg;
+
+	(void)fd;
+	(void)what;
+	if (co->phase != CO_PREFLIGHT)
+		return;
+	if (co->aborting)
+		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "aborted by ABORT from the admin console");
+	else
+		cutover_preflight_enter(co);
+}
+
 void cutover_preflight_enter(struct cutover *co)
 {
+	/*
+	 * A database just added is checked for a fence left on the side it is
+	 * routed to (fence.c, cutover_guard): the switch waits for that, so
+	 * that the check's lift can never land after this switch's fence.
+	 */
+	if (cutover_guarding(co->db)) {
+		struct timeval tv = {0, GUARD_POLL_MS * 1000};
+
+		if (co->guard_wait == NULL)
+			co->guard_wait = evtimer_new(rt.base, guard_wait_cb, co);
+		if (co->guard_wait == NULL || evtimer_add(co->guard_wait, &tv) != 0)
+			cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return;
+	}
 	co->pending = 1;
 	if (!cutover_query(co, SIDE_SOURCE, "SELECT 1", co->config->server_connect_timeout_ms,
 			   reach_source_cb))

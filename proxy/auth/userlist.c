@@ -331,3 +331,8 @@ size_t userlist_count(const struct userlist *ul)
 {
 	return ul ? ul->count : 0;
 }
+
+const char *userlist_user(const struct userlist *ul, size_t i)
+{
+	return ul && i < ul->count ? ul->items[i].user : NULL;
+}

@@ -42,6 +42,8 @@ bool userlist_scram_secret(struct userlist *ul, const char *user, struct auth_sc
 
 /* How many distinct users the file lists. */
 size_t userlist_count(const struct userlist *ul);
+/* The i-th of them (in name order), or NULL past the end. */
+const char *userlist_user(const struct userlist *ul, size_t i);
 
 /* Frees 'ul' (NULL is allowed), wiping the secrets first. */
 void userlist_free(struct userlist *ul);

@@ -69,6 +69,7 @@ static struct config *config_new(void)
 	cfg->defaults.lag_timeout_ms = 30 * 1000;
 	cfg->defaults.max_switch_lag = 64 * 1024 * CONFIG_KB;
 	cfg->defaults.lag_method = LAG_LSN;
+	cfg->defaults.fence = true;
 	cfg->defaults.sequence_sync = strdup("all");
 	cfg->defaults.sequence_margin = 0;
 	cfg->defaults.marker_table = strdup("pgcutover_marker");
@@ -198,6 +199,8 @@ void config_free(struct config *cfg)
 		free(db->source);
 		free(db->target);
 		free(db->replication_slot);
+		free(db->subscription);
+		free(db->reverse_connection);
 		free(db->user);
 		free(db->password);
 		db_defaults_free(&db->d);

@@ -65,6 +65,18 @@ struct db_defaults {
 	int64_t query_wait_timeout_ms;
 	int64_t idle_transaction_timeout_ms;
 	int max_db_connections;
+	/*
+	 * A switch fences the side it leaves (its application roles read-only
+	 * there, their other sessions ended) and lifts any fence on the side it
+	 * goes to (docs/cutover.md, "Fencing").
+	 */
+	bool fence;
+	/*
+	 * lag_method lsn with PostgreSQL logical replication: a switch prepares
+	 * and starts replication from the new side back to the old one, so a
+	 * switch back loses nothing (docs/cutover.md, "Reverse replication").
+	 */
+	bool reverse_replication;
 };
 
 /* One [database "name"] section. */
@@ -74,7 +86,14 @@ struct db_config {
 	char *target;           /* libpq key=value conninfo of the target */
 	char *replication_slot; /* lag_method=lsn: slot on the source feeding the target; NULL when unset */
 	char *user;             /* optional: log in to backends as this user ...; NULL when unset */
-	char *password;       /* ... with this password, instead of the client's; NULL when unset */
+	char *password; /* ... with this password, instead of the client's; NULL when unset */
+	/* the forward subscription on the target; NULL: the one whose slot is replication_slot */
+	char *subscription;
+	/*
+	 * reverse_replication: the conninfo the old side's server uses to reach
+	 * the new side; NULL: the new side's source/target with control_user
+	 */
+	char *reverse_connection;
 	struct db_defaults d; /* the defaults with this section's overrides applied */
 	int line;             /* line of the section header, for messages */
 	int source_line;      /* line of its source = (the header's when unset), ... */
@@ -193,6 +212,8 @@ bool config_is_admin(const struct config *cfg, const char *user);
 bool config_parse_duration(const char *s, int64_t *out_ms);
 /* Parse "64MB", "512kB", "1GB", plain number = bytes. */
 bool config_parse_size(const char *s, int64_t *out_bytes);
+/* Parse on/off, true/false, yes/no, 1/0 (case-insensitive), as PostgreSQL reads a boolean. */
+bool config_parse_bool(const char *s, bool *out);
 
 /* Human-readable name of an enum value, for SHOW CONFIG and logs. */
 const char *config_pool_mode_name(enum pool_mode m);

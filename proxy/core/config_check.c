@@ -63,6 +63,9 @@ static void inherit(struct config_loader *ld, const struct config_key *k, struct
 	case KT_LAG_METHOD:
 		*(enum lag_method *)dst = *(const enum lag_method *)src;
 		break;
+	case KT_BOOL:
+		*(bool *)dst = *(const bool *)src;
+		break;
 	default: {
 		const char *s = *(char *const *)src;
 
@@ -212,6 +215,15 @@ void config_finish(struct config_loader *ld)
 		    key_line(ld, i, "replication_slot") >= 0 && key_line(ld, i, "lag_method") >= 0)
 			config_ld_error(ld, db->line,
 					"database \"%s\" uses lag_method lsn but sets no replication_slot",
+					db->name);
+		if (db->d.reverse_replication && db->d.lag_method != LAG_LSN &&
+		    key_line(ld, i, "reverse_replication") >= 0 &&
+		    key_line(ld, i, "lag_method") >= 0)
+			config_ld_error(ld,
+					abs(key_line(ld, i, "reverse_replication"))
+						? abs(key_line(ld, i, "reverse_replication"))
+						: db->line,
+					"database \"%s\": reverse_replication needs lag_method lsn (PostgreSQL logical replication)",
 					db->name);
 	}
 }

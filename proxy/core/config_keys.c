@@ -121,6 +121,9 @@ const struct config_key config_keys[] = {
 	 CONFIG_DURATION_MAX_MS},
 	{"max_db_connections", KT_INT, SCOPE_BOTH, CFG_DEF(max_db_connections),
 	 DB_DEF(max_db_connections), CFG_DEF(max_db_connections), 0, INT_MAX},
+	{"fence", KT_BOOL, SCOPE_BOTH, CFG_DEF(fence), DB_DEF(fence), CFG_DEF(fence), 0, 0},
+	{"reverse_replication", KT_BOOL, SCOPE_BOTH, CFG_DEF(reverse_replication),
+	 DB_DEF(reverse_replication), CFG_DEF(reverse_replication), 0, 0},
 
 	{"source", KT_STRING, SCOPE_DB, NO_OFFSET, DB(source), NO_OFFSET, 1, 0},
 	{"target", KT_STRING, SCOPE_DB, NO_OFFSET, DB(target), NO_OFFSET, 1, 0},
@@ -129,6 +132,9 @@ const struct config_key config_keys[] = {
 	{"password", KT_STRING, SCOPE_DB, NO_OFFSET, DB(password), NO_OFFSET, 0, 0},
 	{"pool_size", KT_INT, SCOPE_DB, NO_OFFSET, DB_DEF(pool_size), CFG(default_pool_size), 1,
 	 INT_MAX},
+	{"subscription", KT_OPTSTRING, SCOPE_DB, NO_OFFSET, DB(subscription), NO_OFFSET, 0, 0},
+	{"reverse_connection", KT_OPTSTRING, SCOPE_DB, NO_OFFSET, DB(reverse_connection), NO_OFFSET,
+	 0, 0},
 };
 
 _Static_assert(sizeof(config_keys) / sizeof(config_keys[0]) == CONFIG_NKEYS,
@@ -360,6 +366,12 @@ bool config_set_value(struct config_loader *ld, const struct config_key *k, cons
 			*(enum auth_type *)field = AUTH_SCRAM;
 		else {
 			bad_value(ld, k, value, "expected trust, md5 or scram-sha-256");
+			return false;
+		}
+		return true;
+	case KT_BOOL:
+		if (!config_parse_bool(value, (bool *)field)) {
+			bad_value(ld, k, value, "expected on or off");
 			return false;
 		}
 		return true;

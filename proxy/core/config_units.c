@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---------------------------------------------------------------------- */
 /* Durations and sizes                                                    */
@@ -97,6 +98,24 @@ static const struct unit size_units[] = {
 bool config_parse_duration(const char *s, int64_t *out_ms)
 {
 	return parse_with_unit(s, duration_units, 1000, out_ms);
+}
+
+bool config_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"on", "true", "yes", "1"};
+	static const char *const no[] = {"off", "false", "no", "0"};
+
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return true;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
 }
 
 bool config_parse_size(const char *s, int64_t *out_bytes)

@@ -171,6 +171,11 @@ static bool route_check_state(const struct route_state *st, char *errbuf, size_t
 		route_error(errbuf, errlen, "invalid route side %d", (int)st->side);
 		return false;
 	}
+	if (st->switching && (st->switching_to == st->side || (st->switching_to != SIDE_SOURCE &&
+							       st->switching_to != SIDE_TARGET))) {
+		route_error(errbuf, errlen, "invalid switch direction for route state");
+		return false;
+	}
 	if (memchr(st->switched_at, '\0', sizeof(st->switched_at)) == NULL ||
 	    !route_valid_time(st->switched_at)) {
 		route_error(errbuf, errlen, "invalid switch time for route state");
@@ -179,6 +184,11 @@ static bool route_check_state(const struct route_state *st, char *errbuf, size_t
 	if (memchr(st->source_lsn, '\0', sizeof(st->source_lsn)) == NULL ||
 	    !route_valid_lsn(st->source_lsn)) {
 		route_error(errbuf, errlen, "invalid source LSN for route state");
+		return false;
+	}
+	if (memchr(st->new_side_xid, '\0', sizeof(st->new_side_xid)) == NULL ||
+	    strspn(st->new_side_xid, "0123456789") != strlen(st->new_side_xid)) {
+		route_error(errbuf, errlen, "invalid transaction ID for route state");
 		return false;
 	}
 	return true;
@@ -220,7 +230,8 @@ static char *route_trim(char *s)
 static bool route_parse(const char *path, char *text, struct route_state *out, char *errbuf,
 			size_t errlen)
 {
-	bool seen_route = false, seen_time = false, seen_lsn = false;
+	bool seen_route = false, seen_time = false, seen_lsn = false, seen_xid = false,
+	     seen_switching = false;
 	int lineno = 0;
 	char *line = text;
 
@@ -253,6 +264,10 @@ static bool route_parse(const char *path, char *text, struct route_state *out, c
 			seen = &seen_time;
 		else if (strcmp(key, "source_lsn") == 0)
 			seen = &seen_lsn;
+		else if (strcmp(key, "new_side_xid") == 0)
+			seen = &seen_xid;
+		else if (strcmp(key, "switching_to") == 0)
+			seen = &seen_switching;
 		else {
 			route_error(errbuf, errlen, "%s:%d: unknown key \"%.64s\"", path, lineno,
 				    key);
@@ -284,6 +299,29 @@ static bool route_parse(const char *path, char *text, struct route_state *out, c
 				return false;
 			}
 			strcpy(out->switched_at, value); /* 20 bytes at most, checked above */
+		} else if (seen == &seen_switching) {
+			if (strcmp(value, "source") == 0)
+				out->switching_to = SIDE_SOURCE;
+			else if (strcmp(value, "target") == 0)
+				out->switching_to = SIDE_TARGET;
+			else {
+				route_error(errbuf, errlen,
+					    "%s:%d: invalid value for \"switching_to\": \"%.64s\" (expected source or target)",
+					    path, lineno, value);
+				return false;
+			}
+			out->switching = true;
+		} else if (seen == &seen_xid) {
+			size_t n = strlen(value);
+
+			if (n == 0 || n >= sizeof(out->new_side_xid) ||
+			    strspn(value, "0123456789") != n) {
+				route_error(errbuf, errlen,
+					    "%s:%d: invalid value for \"new_side_xid\": \"%.64s\" (expected a transaction ID)",
+					    path, lineno, value);
+				return false;
+			}
+			strcpy(out->new_side_xid, value);
 		} else {
 			if (!route_valid_lsn(value)) {
 				route_error(errbuf, errlen,
@@ -296,6 +334,12 @@ static bool route_parse(const char *path, char *text, struct route_state *out, c
 	}
 	if (!seen_route) {
 		route_error(errbuf, errlen, "%s: missing key \"route\"", path);
+		return false;
+	}
+	if (out->switching && out->switching_to == out->side) {
+		route_error(errbuf, errlen,
+			    "%s: \"switching_to\" names the side routed to (%s): a switch goes to the other one",
+			    path, route_side_name(out->side));
 		return false;
 	}
 	return true;
@@ -477,8 +521,12 @@ bool route_store_sync(const char *state_dir, const char *db, const struct route_
 	    !route_check_state(st, errbuf, errlen))
 		return false;
 	n = snprintf(text, sizeof(text),
-		     ROUTE_HEADER "route = %s\nswitched_at = %s\nsource_lsn = %s\n",
-		     route_side_name(st->side), st->switched_at, st->source_lsn);
+		     ROUTE_HEADER "route = %s\nswitched_at = %s\nsource_lsn = %s\n%s%s%s%s%s%s",
+		     route_side_name(st->side), st->switched_at, st->source_lsn,
+		     st->new_side_xid[0] ? "new_side_xid = " : "", st->new_side_xid,
+		     st->new_side_xid[0] ? "\n" : "", st->switching ? "switching_to = " : "",
+		     st->switching ? route_side_name(st->switching_to) : "",
+		     st->switching ? "\n" : "");
 	if (n < 0 || (size_t)n >= sizeof(text)) {
 		route_error(errbuf, errlen, "route state for database \"%s\" is too long", db);
 		return false;

@@ -9,6 +9,8 @@
  *     route = target
  *     switched_at = 2024-05-01T12:00:00Z
  *     source_lsn = 0/16B3748
+ *     new_side_xid = 7412
+ *     switching_to = source
  *
  * It is replaced atomically: a temporary file is written and fsynced, renamed
  * over the old one, and the directory is fsynced.  route_load() and
@@ -34,6 +36,19 @@ struct route_state {
 	enum route_side side; /* where the database's new server connections go */
 	char switched_at[40]; /* UTC "YYYY-MM-DDTHH:MM:SSZ" of the switch, "" if unknown */
 	char source_lsn[40];  /* source WAL position at the flip, "0/16B3748", "" if none */
+	/*
+	 * The side switched to: its next transaction ID once the switch was over
+	 * (decimal), so that a switch back can tell whether anything was
+	 * written there since; "" if unknown (never recorded, or a crash before).
+	 */
+	char new_side_xid[24];
+	/*
+	 * A switch from 'side' to 'switching_to' was under way (written before
+	 * it fences 'side', cleared when it ends): a start-up that finds it
+	 * knows that 'side' may carry a fence left by a switch cut short.
+	 */
+	bool switching;
+	enum route_side switching_to;
 };
 
 /*

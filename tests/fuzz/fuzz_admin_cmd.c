@@ -7,7 +7,9 @@
  * explicit length (NULs included), with the callers' error buffer and with
  * tiny ones.  Invariants: a success names a known command and a database
  * argument that is a terminated identifier of at most ADMIN_CMD_ARG_MAX - 1
- * bytes, only SWITCH sets TO / DRY RUN, a failure always explains itself;
+ * bytes, only SWITCH sets DRY RUN and FORCE, only SWITCH, FENCE and UNFENCE
+ * name a side, FENCE, UNFENCE and FINISH always name a database, a failure
+ * always explains itself;
  * parsing is deterministic, ignores the case of unquoted words, and a
  * trailing semicolon or surrounding blanks change nothing.
  */
@@ -27,11 +29,31 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 	memset(err, 'x', errlen ? errlen : 1);
 	ok = admin_cmd_parse(q, len, out, errlen ? err : NULL, errlen);
 	if (ok) {
-		FUZZ_CHECK(out->kind >= ADMIN_CMD_EMPTY && out->kind <= ADMIN_CMD_ABORT);
+		FUZZ_CHECK(out->kind >= ADMIN_CMD_EMPTY && out->kind <= ADMIN_CMD_FINISH);
 		FUZZ_CHECK(memchr(out->db, '\0', sizeof(out->db)) != NULL);
 		if (out->kind != ADMIN_CMD_SWITCH)
-			FUZZ_CHECK(!out->to_source && !out->dry_run);
+			FUZZ_CHECK(!out->dry_run && !out->force);
+		if (out->kind != ADMIN_CMD_SWITCH && out->kind != ADMIN_CMD_FENCE &&
+		    out->kind != ADMIN_CMD_UNFENCE)
+			FUZZ_CHECK(!out->to_source);
 		switch (out->kind) {
+		case ADMIN_CMD_FENCE:
+		case ADMIN_CMD_UNFENCE:
+		case ADMIN_CMD_FINISH:
+		case ADMIN_CMD_SWITCH:
+		case ADMIN_CMD_SHOW_SEQUENCES:
+		case ADMIN_CMD_ABORT:
+		case ADMIN_CMD_KILL:
+			FUZZ_CHECK(out->db[0] != '\0'); /* needs a database */
+			break;
+		default:
+			break;
+		}
+		switch (out->kind) {
+		case ADMIN_CMD_FENCE:
+		case ADMIN_CMD_UNFENCE:
+		case ADMIN_CMD_FINISH:
+		case ADMIN_CMD_SHOW_REPLICATION:
 		case ADMIN_CMD_SHOW_LAG:
 		case ADMIN_CMD_SHOW_SEQUENCES:
 		case ADMIN_CMD_PAUSE:
@@ -54,7 +76,7 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 static bool same_cmd(const struct admin_cmd *a, const struct admin_cmd *b)
 {
 	return a->kind == b->kind && strcmp(a->db, b->db) == 0 && a->to_source == b->to_source &&
-	       a->dry_run == b->dry_run;
+	       a->dry_run == b->dry_run && a->force == b->force;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

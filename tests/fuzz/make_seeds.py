@@ -262,6 +262,13 @@ def fuzz_config():
           "marker_table = ops.marker\ndrain_timeout = 250ms\nmax_switch_lag = 1GB\npool_size = 5\n"
           "pool_mode = transaction\nsequence_sync = public.a_seq, app.b_seq\nsequence_margin = 1000\n"
           "control_user = ops\nuser = svc\npassword = pw;with;semicolons\n")
+    write(t, "reversible",
+          "[pgcutover]\nauth_file = userlist.txt\nfence = off\nreverse_replication = yes\n"
+          '[database "appdb"]\nsource = host=s dbname=app\ntarget = host=t dbname=app\n'
+          "replication_slot = app_slot\nsubscription = app_sub\nfence = TRUE\n"
+          "reverse_connection = host=t dbname=app user=rev password='x y'\n"
+          '[database "b"]\nsource = host=s\ntarget = host=t\nreverse_replication = maybe\n'
+          "fence =\nsubscription =\n")
     write(t, "bad_values",
           "[pgcutover]\ndrain_timeout = 10x\nmax_switch_lag = 64 mb\npool_mode = statement\n"
           "listen_port = 70000\nadmin_port = 0\nmetrics_port = -1\nauth_type = password\nlag_method = wal\n"
@@ -305,6 +312,13 @@ def fuzz_admin_cmd():
         "too_many_words": "SWITCH a TO target DRY RUN now please", "unknown": "SELECT 1",
         "long_word": "KILL " + "x" * 70, "long_quoted": 'KILL "' + "y" * 70 + '"',
         "switch_to_nowhere": "SWITCH appdb TO", "dry_no_run": "SWITCH appdb DRY",
+        "fence": "FENCE appdb source", "unfence": 'unfence "App""Db" target;',
+        "fence_no_side": "FENCE appdb", "fence_bad_side": "FENCE appdb sideways",
+        "finish": "FINISH appdb", "finish_extra": "FINISH appdb now",
+        "show_replication": "SHOW REPLICATION", "show_replication_db": "show replication appdb",
+        "switch_force": "SWITCH appdb TO source FORCE",
+        "switch_dry_run_force": "SWITCH appdb TO source DRY RUN FORCE",
+        "switch_force_twice": "SWITCH appdb FORCE FORCE",
     }
     for name, text in cmds.items():
         write(t, name, text)

@@ -161,8 +161,9 @@ class ReplicatedDB:
             ).format(sql.Identifier(self.sub), sql.Literal(self.source_conninfo()),
                      sql.Identifier(self.pub), sql.Literal(self.slot)))
 
-    def wait_synced(self, timeout=60):
-        """Every table of the subscription in state 'r' and the slot active."""
+    def wait_synced(self, timeout=60, extra_tables=0):
+        """Every table of the subscription (TABLES, plus `extra_tables` a
+        caller added) in state 'r' and the slot active."""
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
@@ -177,7 +178,7 @@ class ReplicatedDB:
                     "SELECT active FROM pg_replication_slots WHERE slot_name = %s",
                     (self.slot,)).fetchone()
             last = (states, active)
-            if (len(states) == len(TABLES) and all(st == "r" for _, st in states)
+            if (len(states) == len(TABLES) + extra_tables and all(st == "r" for _, st in states)
                     and active and active[0]):
                 return
             time.sleep(0.1)
@@ -243,9 +244,23 @@ class ReplicatedDB:
             s.execute("TRUNCATE pgbench_history, orders, pgcutover_marker")
         self.dirty = False
 
+    def unfence(self):
+        """Lift any fence a switch left on either side (every role's
+        default_transaction_read_only setting in this database reset)."""
+        for conn in (self.src, self.tgt):
+            with conn() as c:
+                c.execute(sql.SQL(
+                    "DO $$ DECLARE r record; BEGIN FOR r IN SELECT a.rolname FROM "
+                    "pg_db_role_setting s JOIN pg_roles a ON a.oid = s.setrole "
+                    "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = {} LOOP "
+                    "EXECUTE format('ALTER ROLE %I IN DATABASE %I RESET default_transaction_read_only', "
+                    "r.rolname, {}); END LOOP; END $$").format(sql.Literal(self.name),
+                                                              sql.Literal(self.name)))
+
     def prepare(self):
         """Before a test: replication enabled and caught up, no row written on
-        the target alone left behind."""
+        the target alone left behind, no side fenced."""
+        self.unfence()
         if self.dirty:
             self.forget_target_writes()
         with self.tgt() as t:
@@ -296,9 +311,47 @@ class ReplicatedDB:
                 except psycopg.Error:
                     time.sleep(0.1)
 
+    def _drop_other_replication(self):
+        """Subscriptions and slots of this database that a test (or a switch
+        with reverse_replication) made besides the forward ones: detached
+        from their slots and dropped, the slots dropped, on both sides."""
+        for c in (self.source, self.target):
+            if not c.started:
+                continue
+            with c.admin_connect() as a:
+                if not a.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                                 (self.name,)).fetchone():
+                    continue
+            with c.admin_connect(dbname=self.name) as a:
+                subs = [r[0] for r in a.execute(
+                    "SELECT s.subname FROM pg_subscription s JOIN pg_database d "
+                    "ON d.oid = s.subdbid WHERE d.datname = %s AND s.subname <> %s",
+                    (self.name, self.sub))]
+                for sub in subs:
+                    ident = sql.Identifier(sub)
+                    a.execute(sql.SQL("ALTER SUBSCRIPTION {} DISABLE").format(ident))
+                    a.execute(sql.SQL("ALTER SUBSCRIPTION {} SET (slot_name = NONE)").format(ident))
+                    a.execute(sql.SQL("DROP SUBSCRIPTION {}").format(ident))
+                deadline = time.monotonic() + 10
+                while time.monotonic() < deadline:
+                    rows = a.execute("SELECT slot_name, active_pid FROM pg_replication_slots "
+                                     "WHERE database = %s AND slot_name <> %s",
+                                     (self.name, self.slot)).fetchall()
+                    if not rows:
+                        break
+                    for name, pid in rows:
+                        if pid is not None:
+                            a.execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+                        try:
+                            a.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+                        except psycopg.Error:
+                            time.sleep(0.1)
+
     def drop(self):
-        """Drop the subscription, the slot and both databases (backends first).
-        A cluster that is stopped is left alone (its directory goes with it)."""
+        """Drop the subscriptions, the slots and both databases (backends
+        first).  A cluster that is stopped is left alone (its directory goes
+        with it)."""
+        self._drop_other_replication()
         if self.target.started:
             self._drop_subscription()
         elif self.source.started:
@@ -534,7 +587,8 @@ def route_of(admin_port, db):
 
 SWITCH_COLUMNS = ("db", "from", "to", "started", "result", "paused_ms", "drain_ms",
                   "lag_wait_ms", "sequence_sync_ms", "sequences_synced", "sessions_moved",
-                  "sessions_closed", "error")
+                  "sessions_closed", "error", "fence_ms", "replication_ms",
+                  "prepare_ms")
 
 
 def cutover_proxy(factory, db, pool_mode="session", settings=None, name=None, **section):

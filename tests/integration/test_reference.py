@@ -31,7 +31,7 @@ DB = "app"
 # Commands that are not SHOW but answer with rows: the command run for it,
 # and the SHOW command whose documented columns it returns.
 ROWS_LIKE = {
-    "SWITCH db [TO target|source] [DRY RUN]": (f"SWITCH {DB} DRY RUN", "SHOW SWITCHES"),
+    "SWITCH db [TO target|source] [DRY RUN] [FORCE]": (f"SWITCH {DB} DRY RUN", "SHOW SWITCHES"),
 }
 
 HEADING = re.compile(r"^#{2,6} `([^`]+)`\s*$")

@@ -136,7 +136,9 @@ def test_repeated_switches_under_pgbench(proxy_factory, rdb, pool_mode):
         pb.start()
         wait_until(lambda: rdb.count("source", "orders") >= 100, 20, what="pgbench running")
         for k in range(6):
-            rows.append(switch(p, rdb, "TO " + ("target" if k % 2 == 0 else "source")))
+            # lag_method none carries nothing back: a switch back after
+            # writes on the target is refused unless FORCE (test_reversible)
+            rows.append(switch(p, rdb, "TO target" if k % 2 == 0 else "TO source FORCE"))
             time.sleep(0.3)
         assert pb.proc.poll() is None, "pgbench ended before the last switch"
         res = pb.wait(timeout=pb.seconds + 15, on_timeout=lambda: stuck_clients(p))

@@ -182,11 +182,14 @@ def test_reload_of_lag_method_during_lag_wait_is_refused(proxy_factory, rdb, mod
 
 
 @pytest.mark.timeout(60)
-def test_failed_flip_leaves_no_route_file(proxy_factory, rdb):
+@pytest.mark.parametrize("fence,phase", [("off", "flip"), ("on", "preparation")])
+def test_failed_flip_leaves_no_route_file(proxy_factory, rdb, fence, phase):
     """The route file cannot be written (its temporary file's path is taken
-    by a directory): the switch fails in its flip, says the file was not
-    changed, restores nothing and creates no route file."""
-    p = cutover_proxy(proxy_factory, rdb, pool_mode="session")
+    by a directory): the switch fails, says the file was not changed,
+    restores nothing and creates no route file.  With the fence (the
+    default), that is in its preparation, before anything is held (the file
+    records the switch under way first); without, in its flip."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", fence=fence)
     state = os.path.join(p.dir, "state")
     os.makedirs(os.path.join(state, f"{DB}.route.tmp"), exist_ok=True)
     w = Writer(p, DB, note="flip-fail")
@@ -201,7 +204,7 @@ def test_failed_flip_leaves_no_route_file(proxy_factory, rdb):
     finally:
         w.stop()
     msg = ei.value.message
-    assert "flip failed" in msg and "the route file was not changed" in msg, msg
+    assert f"{phase} failed" in msg and "the route file was not changed" in msg, msg
     log = p.log_since(mark)
     assert "could not restore" not in log and "check state_dir" not in log, log
     assert not os.path.exists(os.path.join(state, f"{DB}.route"))
@@ -255,3 +258,31 @@ def test_failed_dry_run_says_dry_run(proxy_factory, rdb):
     rows = [r for r in admin(p.admin_port, "SHOW SWITCHES") if r["db"] == DB]
     assert rows[-1]["result"] == "dry run: failed", rows[-1]
     assert rows[-1]["error"], rows[-1]
+
+
+@pytest.mark.timeout(120)
+def test_session_that_closes_during_its_check_does_not_hold_the_switch(proxy_factory, rdb):
+    """A session pooling client whose open transaction holds the drain
+    commits and disconnects at once: the check of its session state, sent
+    the moment the drain ends, answers for a session that is gone.  The
+    switch goes on (before the fix it waited for that answer until
+    lag_timeout and failed).  Several rounds, to hit the moment."""
+    for _ in range(4):
+        rdb.unfence()
+        rdb.wait_caught_up()
+        p = cutover_proxy(proxy_factory, rdb, pool_mode="session", lag_timeout="8s",
+                          drain_timeout="20s")
+        holder = p.connect(dbname=DB)
+        holder.execute("BEGIN")
+        holder.execute("INSERT INTO orders (note) VALUES ('holds the drain')")
+        t = SwitchThread(p, rdb)
+        t.start()
+        wait_until(lambda: route_of(p.admin_port, DB)[1] == "switching", 10, what="switching")
+        time.sleep(0.2)
+        holder.execute("COMMIT")
+        holder.close()
+        t.join(30)
+        assert t.error is None, t.error
+        assert t.row["result"] == "ok", t.row
+        assert route_of(p.admin_port, DB) == ("target", "running")
+        p.stop()

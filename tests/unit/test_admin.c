@@ -57,6 +57,14 @@ static const struct {
 	{"RELOAD", ADMIN_CMD_RELOAD, "", false, false},
 	{"SHUTDOWN", ADMIN_CMD_SHUTDOWN, "", false, false},
 	{"KILL appdb", ADMIN_CMD_KILL, "appdb", false, false},
+	{"FENCE appdb source", ADMIN_CMD_FENCE, "appdb", true, false},
+	{"FENCE appdb target", ADMIN_CMD_FENCE, "appdb", false, false},
+	{"unfence \"App\" SOURCE;", ADMIN_CMD_UNFENCE, "App", true, false},
+	{"FINISH appdb", ADMIN_CMD_FINISH, "appdb", false, false},
+	{"SHOW REPLICATION", ADMIN_CMD_SHOW_REPLICATION, "", false, false},
+	{"show replication appdb", ADMIN_CMD_SHOW_REPLICATION, "appdb", false, false},
+	{"SWITCH appdb TO source FORCE", ADMIN_CMD_SWITCH, "appdb", true, false},
+	{"SWITCH appdb TO source DRY RUN FORCE", ADMIN_CMD_SWITCH, "appdb", true, true},
 	/* case-insensitive keywords; unquoted names fold to lower case, quoted ones keep it */
 	{"show help", ADMIN_CMD_SHOW_HELP, "", false, false},
 	{"ShOw DaTaBaSeS", ADMIN_CMD_SHOW_DATABASES, "", false, false},
@@ -97,6 +105,31 @@ static void test_admin_cmd_every_command(void)
 	}
 }
 
+/* FORCE is set by SWITCH ... FORCE only. */
+static void test_admin_cmd_force(void)
+{
+	static const struct {
+		const char *query;
+		bool force;
+	} cases[] = {
+		{"SWITCH appdb TO source FORCE", true},
+		{"switch appdb force", true},
+		{"SWITCH appdb TO source DRY RUN FORCE;", true},
+		{"SWITCH appdb TO source", false},
+		{"SWITCH appdb DRY RUN", false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct admin_cmd cmd;
+		char err[128];
+
+		if (!parse(cases[i].query, &cmd, err, sizeof(err)))
+			UT_FAIL("\"%s\" did not parse: %s", cases[i].query, err);
+		if (cmd.force != cases[i].force)
+			UT_FAIL("\"%s\": force %d", cases[i].query, cmd.force);
+	}
+}
+
 static const char *const bad[] = {
 	"SHOW",
 	"SHOW NOTHING",
@@ -121,6 +154,17 @@ static const char *const bad[] = {
 	"KILL a b",
 	"RELOAD now",
 	"SHUTDOWN now",
+	"FENCE",
+	"FENCE appdb",
+	"FENCE appdb sideways",
+	"FENCE appdb source now",
+	"UNFENCE appdb",
+	"FINISH",
+	"FINISH a b",
+	"SHOW REPLICATION a b",
+	"SWITCH appdb FORCE FORCE",
+	"SWITCH appdb FORCE TO source", /* FORCE comes last */
+	"ABORT appdb FORCE",
 	"FOO",
 	"SELECT 1",
 	"\"SHOW\" HELP",  /* a quoted word is a name, never a keyword */
@@ -217,6 +261,7 @@ static void test_admin_cmd_help_lists_every_command(void)
 const struct unit_test unit_tests_admin[] = {
 	{"admin_cmd_every_command", test_admin_cmd_every_command},
 	{"admin_cmd_malformed", test_admin_cmd_malformed},
+	{"admin_cmd_force", test_admin_cmd_force},
 	{"admin_cmd_embedded_nul", test_admin_cmd_embedded_nul},
 	{"admin_cmd_every_prefix", test_admin_cmd_every_prefix},
 	{"admin_cmd_small_errbuf", test_admin_cmd_small_errbuf},

@@ -161,6 +161,27 @@ static void check_roundtrip(struct fx *fx)
 	UT_EQ_INT(got.side, SIDE_TARGET);
 	UT_EQ_STR(got.switched_at, st.switched_at);
 	UT_EQ_STR(got.source_lsn, "0/16B3748");
+	UT_EQ_STR(got.new_side_xid, "");
+
+	/* The new side's transaction ID at the flip survives the trip. */
+	snprintf(st.new_side_xid, sizeof(st.new_side_xid), "%s", "4294967396");
+	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
+	UT_EQ_STR(got.new_side_xid, "4294967396");
+	UT_ASSERT(!got.switching);
+	st.new_side_xid[0] = '\0';
+
+	/* A switch under way is recorded, and so is its end. */
+	st.switching = true;
+	st.switching_to = SIDE_SOURCE;
+	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
+	UT_ASSERT(route_load(fx->state, "appdb", &got, &found, fx->err, sizeof(fx->err)));
+	UT_ASSERT(got.switching);
+	UT_EQ_INT(got.switching_to, SIDE_SOURCE);
+	st.switching_to = SIDE_TARGET; /* the side routed to: refused */
+	UT_ASSERT(!route_store_sync(fx->state, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
+	st.switching = false;
+	UT_ASSERT(route_store_sync(fx->state, "appdb", &st, NULL, fx->err, sizeof(fx->err)));
 
 	/* The file is private and says how to undo the switch. */
 	UT_ASSERT(stat(fx_path(fx, "state/appdb.route"), &sb) == 0);
@@ -244,6 +265,16 @@ static void check_malformed(struct fx *fx)
 		{"route = target\nswitched_at = 2024-13-01T00:00:00Z\n",
 		 ":2: invalid value for \"switched_at\""},
 		{"route = \n", ":1: invalid value for \"route\""},
+		{"route = target\nnew_side_xid = 12x\n", ":2: invalid value for \"new_side_xid\""},
+		{"route = target\nnew_side_xid = -5\n", ":2: invalid value for \"new_side_xid\""},
+		{"route = target\nnew_side_xid = 123456789012345678901234567890\n",
+		 ":2: invalid value for \"new_side_xid\""},
+		{"route = target\nswitching_to = sideways\n",
+		 ":2: invalid value for \"switching_to\""},
+		{"route = target\nswitching_to = target\n",
+		 ": \"switching_to\" names the side routed to"},
+		{"route = source\nswitching_to = target\nswitching_to = target\n",
+		 ":3: duplicate key \"switching_to\""},
 		{"# only a comment\nsource_lsn = 0/1\n", ": missing key \"route\""},
 		{"", ": missing key \"route\""},
 	};
