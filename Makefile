@@ -9,7 +9,7 @@
 #   make fuzz       libFuzzer targets (clang), FUZZ_SECONDS each (build-fuzz/)
 #   make fuzz-replay  every fuzz seed and regression input, with this build's flags
 
-PKGS      := libevent openssl libpq inih
+PKGS      := libevent openssl libpq inih libsystemd
 CC        ?= cc
 BUILD     ?= build
 PYTHON    ?= /usr/bin/python3
@@ -17,7 +17,7 @@ PYTHON    ?= /usr/bin/python3
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wformat=2 -Wvla -Wno-format-nonliteral -Werror
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) \
              $(shell pkg-config --cflags $(PKGS)) -I. -MMD -MP
 LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lm
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
@@ -56,7 +56,8 @@ $(BUILD)/tests/unit/test_reference.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDI
 # servers (tests/integration/test_control.py)
 CONTROL_OBJ := $(addprefix $(BUILD)/admin/cutover/,control.o control_connect.o control_text.o \
                  control_conninfo.o)
-$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(CONTROL_OBJ) $(BUILD)/proxy/core/log.o
+$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(CONTROL_OBJ) $(BUILD)/proxy/core/log.o \
+                       $(BUILD)/proxy/core/log_syslog.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
@@ -119,7 +120,7 @@ FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/crypto proxy/auth/secret p
 # the configuration module is proxy/core/config*.c (config_int.h lists its files)
 FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/core/config_read proxy/core/config_keys \
                                proxy/core/config_units proxy/core/config_check \
-                               proxy/core/config_dump proxy/io/tls
+                               proxy/core/config_dump proxy/core/log_syslog proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
 # conninfo_parse checks an sslmode with the TLS module's parser
 FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls

@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential clang pkg-config libevent-dev libinih-dev libssl-dev libpq-dev
       postgresql-15 postgresql-client-15 python3-pytest python3-psycopg pgbouncer openssl
-      libclang-rt-14-dev libpostgresql-jdbc-java default-jdk-headless clang-format)
+      libclang-rt-14-dev libpostgresql-jdbc-java default-jdk-headless clang-format
+      libsystemd-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -31,7 +31,10 @@ enum admin_cmd_kind {
 	ADMIN_CMD_RESUME,         /* RESUME [db] */
 	ADMIN_CMD_SWITCH,         /* SWITCH db [TO target|source] [DRY RUN] */
 	ADMIN_CMD_ABORT,          /* ABORT db */
+	ADMIN_CMD_SHOW_LISTS,     /* PgBouncer's counts of its lists, for its exporters */
 };
+/* The last kind: a new command is added before it, or becomes it. */
+#define ADMIN_CMD_LAST ADMIN_CMD_SHOW_LISTS
 
 #define ADMIN_CMD_ARG_MAX 64
 

@@ -63,6 +63,9 @@ static void inherit(struct config_loader *ld, const struct config_key *k, struct
 	case KT_LAG_METHOD:
 		*(enum lag_method *)dst = *(const enum lag_method *)src;
 		break;
+	case KT_BOOL:
+		*(bool *)dst = *(const bool *)src;
+		break;
 	default: {
 		const char *s = *(char *const *)src;
 

@@ -47,6 +47,9 @@ void config_dump(const struct config *cfg,
 		case KT_SSLMODE:
 			value = tls_sslmode_name(*(const enum tls_sslmode *)field);
 			break;
+		case KT_BOOL:
+			value = *(const bool *)field ? "on" : "off";
+			break;
 		default:
 			value = *(char *const *)field;
 			if (value == NULL)

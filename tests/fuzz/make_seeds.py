@@ -288,6 +288,10 @@ def fuzz_config():
     write(t, "empty", "")
     write(t, "no_database", "[pgcutover]\n")
     write(t, "nul_byte", "[pgcutover]\nlisten_port = 1\0\n" + min_db)
+    write(t, "syslog", "[pgcutover]\nsyslog = on\nsyslog_ident = pgcutover-eu\nsyslog_facility = Local4\n"
+          + min_db)
+    write(t, "syslog_bad", "[pgcutover]\nsyslog = 2\nsyslog_ident =\nsyslog_facility = kern\n"
+          "[database \"db\"]\nsource = host=s\ntarget = host=t\nsyslog = off\n")
 
 
 def fuzz_admin_cmd():
@@ -305,6 +309,7 @@ def fuzz_admin_cmd():
         "too_many_words": "SWITCH a TO target DRY RUN now please", "unknown": "SELECT 1",
         "long_word": "KILL " + "x" * 70, "long_quoted": 'KILL "' + "y" * 70 + '"',
         "switch_to_nowhere": "SWITCH appdb TO", "dry_no_run": "SWITCH appdb DRY",
+        "show_lists": "SHOW LISTS;", "show_lists_extra": "SHOW LISTS appdb",
     }
     for name, text in cmds.items():
         write(t, name, text)
