@@ -8,8 +8,12 @@
 #   make demo       pgcutover in front of a local PostgreSQL it starts
 #   make fuzz       libFuzzer targets (clang), FUZZ_SECONDS each (build-fuzz/)
 #   make fuzz-replay  every fuzz seed and regression input, with this build's flags
+#   make man        the man pages pgcutover(1) and pgcutover.ini(5), from docs/reference.md
+#   make install    binary, man pages, systemd unit, logrotate snippet and examples
+#                   (PREFIX=/usr/local, DESTDIR); make uninstall removes them
+#   make deb        the Debian package, in build/deb/ (dpkg-buildpackage -us -uc -b)
 
-PKGS      := libevent openssl libpq inih
+PKGS      := libevent openssl libpq inih libsystemd
 CC        ?= cc
 BUILD     ?= build
 PYTHON    ?= /usr/bin/python3
@@ -17,7 +21,7 @@ PYTHON    ?= /usr/bin/python3
 WARN      := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
              -Wformat=2 -Wvla -Wno-format-nonliteral -Werror
 CFLAGS    ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN) \
              $(shell pkg-config --cflags $(PKGS)) -I. -MMD -MP
 LDLIBS    := $(shell pkg-config --libs $(PKGS)) -lm
 ALL_LDFLAGS = $(LDFLAGS) $(SAN)
@@ -39,7 +43,7 @@ MAIN_OBJ  := $(BUILD)/proxy/main.o
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all clean test unit integration asan test-asan deps demo check-pure check-layers \
-        format format-check bench fuzz fuzz-build fuzz-run fuzz-replay
+        format format-check bench fuzz fuzz-build fuzz-run fuzz-replay man install uninstall deb
 
 all: check-pure check-layers $(BUILD)/pgcutover
 
@@ -56,7 +60,8 @@ $(BUILD)/tests/unit/test_reference.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDI
 # servers (tests/integration/test_control.py)
 CONTROL_OBJ := $(addprefix $(BUILD)/admin/cutover/,control.o control_connect.o control_text.o \
                  control_conninfo.o)
-$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(CONTROL_OBJ) $(BUILD)/proxy/core/log.o
+$(BUILD)/control_probe: $(BUILD)/tests/tools/control_probe.o $(CONTROL_OBJ) $(BUILD)/proxy/core/log.o \
+                       $(BUILD)/proxy/core/log_syslog.o
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
@@ -119,7 +124,7 @@ FUZZ_DEPS_fuzz_startup_auth := protocol/pq proxy/auth/crypto proxy/auth/secret p
 # the configuration module is proxy/core/config*.c (config_int.h lists its files)
 FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/core/config_read proxy/core/config_keys \
                                proxy/core/config_units proxy/core/config_check \
-                               proxy/core/config_dump proxy/io/tls
+                               proxy/core/config_dump proxy/core/log_syslog proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
 # conninfo_parse checks an sslmode with the TLS module's parser
 FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls
@@ -171,6 +176,77 @@ fuzz-run:
 	$(foreach t,$(FUZZ_TARGETS),sh tests/fuzz/run.sh $(BUILD) $(t) $(FUZZ_SECONDS) \
 		$(or $(FUZZ_MAXLEN_$(t)),4096) $(FUZZ_ARGS) || fail="$$fail $(t)";) \
 	if [ -n "$$fail" ]; then echo "fuzz: failed:$$fail"; exit 1; fi
+
+# ---- man pages, installation, the Debian package (docs/operations.md) ----
+#
+# The man pages are written from the reference manual (docs/man/mkman.py pulls
+# its sections into docs/man/*.scd.in; scdoc makes roff of them), so they say
+# what docs/reference.md says.
+MAN_PAGES := $(BUILD)/man/pgcutover.1 $(BUILD)/man/pgcutover.ini.5
+
+man: $(MAN_PAGES)
+
+$(BUILD)/man/%: docs/man/%.scd.in docs/man/mkman.py docs/reference.md proxy/core/version.h
+	@mkdir -p $(dir $@)
+	$(PYTHON) docs/man/mkman.py docs/reference.md $< > $@.scd
+	scdoc < $@.scd > $@.tmp
+	mv $@.tmp $@
+
+# Where make install puts things.  SYSCONFDIR is /etc for PREFIX=/usr (the
+# Debian package), PREFIX/etc otherwise; the unit names BINDIR and SYSCONFDIR.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/pgcutover
+SYSCONFDIR     ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+LOGROTATEDIR   ?= $(SYSCONFDIR)/logrotate.d
+# what the example configuration names: the unit's StateDirectory and LogsDirectory
+STATEDIR       ?= /var/lib/pgcutover
+LOGDIR         ?= /var/log/pgcutover
+INSTALL        ?= install
+
+# every file make install writes, relative to DESTDIR (make uninstall removes them)
+EXAMPLES := pgcutover.ini userlist.txt prometheus.yml pgcutover.rules.yml \
+            pgcutover-dashboard.json
+INSTALLED := $(BINDIR)/pgcutover $(MANDIR)/man1/pgcutover.1 $(MANDIR)/man5/pgcutover.ini.5 \
+             $(SYSTEMDUNITDIR)/pgcutover.service $(LOGROTATEDIR)/pgcutover \
+             $(EXAMPLES:%=$(DOCDIR)/examples/%)
+
+# The unit names BINDIR and SYSCONFDIR; the example configuration is the one
+# an installed service uses: state and log under /var (conf/pgcutover.ini,
+# for a run from the source tree, keeps them beside itself).  Both are written
+# at install time, so that they always name this PREFIX; the grep fails when
+# conf/pgcutover.ini no longer has the lines the sed rewrites.
+install: all man
+	grep -q '^state_dir = ./state *;' conf/pgcutover.ini && grep -q '^log_file = *;' conf/pgcutover.ini
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(LOGROTATEDIR) $(DESTDIR)$(DOCDIR)/examples
+	$(INSTALL) -m 755 $(BUILD)/pgcutover $(DESTDIR)$(BINDIR)/pgcutover
+	$(INSTALL) -m 644 $(BUILD)/man/pgcutover.1 $(DESTDIR)$(MANDIR)/man1/pgcutover.1
+	$(INSTALL) -m 644 $(BUILD)/man/pgcutover.ini.5 $(DESTDIR)$(MANDIR)/man5/pgcutover.ini.5
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		dist/systemd/pgcutover.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/pgcutover.service
+	chmod 644 $(DESTDIR)$(SYSTEMDUNITDIR)/pgcutover.service
+	$(INSTALL) -m 644 dist/logrotate/pgcutover $(DESTDIR)$(LOGROTATEDIR)/pgcutover
+	sed -e 's|^state_dir = ./state *;.*|state_dir = $(STATEDIR)  ; durable route state, one file per database|' \
+	    -e 's|^log_file = *;.*|log_file = $(LOGDIR)/pgcutover.log  ; reopened on SIGUSR2 (logrotate) and SIGHUP|' \
+	    conf/pgcutover.ini > $(DESTDIR)$(DOCDIR)/examples/pgcutover.ini
+	chmod 644 $(DESTDIR)$(DOCDIR)/examples/pgcutover.ini
+	$(INSTALL) -m 644 conf/userlist.txt dist/prometheus/prometheus.yml \
+		dist/prometheus/pgcutover.rules.yml dist/grafana/pgcutover-dashboard.json \
+		$(DESTDIR)$(DOCDIR)/examples/
+
+uninstall:
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null || true
+
+# The Debian package, built from a copy of the tree so that nothing is written
+# beside it (dpkg-buildpackage puts its results in the parent directory), and
+# only when the tree has changed since the last build (dist/build-deb.sh).
+DEB_DIR ?= build/deb
+deb:
+	sh dist/build-deb.sh $(DEB_DIR)
 
 clean:
 	rm -rf build build-asan build-fuzz

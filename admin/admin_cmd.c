@@ -18,6 +18,7 @@ const char *const admin_cmd_help[][2] = {
 	{"SHOW SERVERS", "one row per server connection"},
 	{"SHOW POOLS", "one row per (database, user) pool"},
 	{"SHOW STATS", "per database: transactions, queries, bytes, average times"},
+	{"SHOW LISTS", "PgBouncer's counts: databases, users, pools, clients, servers"},
 	{"SHOW CONFIG", "the settings in force"},
 	{"SHOW LAG [db]", "replication lag per database: method, positions, bytes, when measured"},
 	{"SHOW SEQUENCES db", "each sequence's value on the source and the target"},
@@ -129,7 +130,7 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		{"DATABASES", ADMIN_CMD_SHOW_DATABASES}, {"CLIENTS", ADMIN_CMD_SHOW_CLIENTS},
 		{"SERVERS", ADMIN_CMD_SHOW_SERVERS},     {"POOLS", ADMIN_CMD_SHOW_POOLS},
 		{"STATS", ADMIN_CMD_SHOW_STATS},         {"CONFIG", ADMIN_CMD_SHOW_CONFIG},
-		{"SWITCHES", ADMIN_CMD_SHOW_SWITCHES},
+		{"SWITCHES", ADMIN_CMD_SHOW_SWITCHES},   {"LISTS", ADMIN_CMD_SHOW_LISTS},
 	};
 
 	memset(out, 0, sizeof(*out));

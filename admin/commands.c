@@ -207,6 +207,9 @@ void admin_run(struct client *c, const char *query, size_t len)
 	case ADMIN_CMD_SHOW_STATS:
 		admin_show_stats(c);
 		break;
+	case ADMIN_CMD_SHOW_LISTS:
+		admin_show_lists(c);
+		break;
 	case ADMIN_CMD_SHOW_CONFIG:
 		admin_show_config(c);
 		break;

@@ -18,6 +18,7 @@
 #include "proxy/core/log.h"
 #include "proxy/pool.h"
 #include "proxy/core/route.h"
+#include "proxy/core/version.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -31,6 +32,16 @@ static int count(const struct list_node *head)
 	list_for_each(n, head)
 		k++;
 	return k;
+}
+
+/* A phase name as a label value: "lag wait" becomes "lag_wait", as the other metrics write it. */
+static void label_word(const char *name, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; name[i] && i + 1 < len; i++)
+		buf[i] = name[i] == ' ' ? '_' : name[i];
+	buf[i] = '\0';
 }
 
 static void help(struct evbuffer *out, const char *name, const char *type, const char *text)
@@ -175,18 +186,16 @@ void metrics_render(struct evbuffer *out)
 					    "pgcutover_reverse_replication_failing{database=\"%s\"} %d\n",
 					    db->name, cutover_replication_error(db) != NULL);
 	}
-	help(out, "pgcutover_last_switch_phase_milliseconds", "gauge",
+	/* seconds, Prometheus' base unit, to the millisecond the engine measures */
+	help(out, "pgcutover_last_switch_phase_seconds", "gauge",
 	     "phase durations of the latest switch (dry runs excluded)");
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 		static const char *const phases[TIMING_COUNT] = {
-			[TIMING_PAUSED] = "paused",
-			[TIMING_DRAIN] = "drain",
-			[TIMING_LAG] = "lag_wait",
-			[TIMING_SEQUENCES] = "sequence_sync",
-			[TIMING_FENCE] = "fence",
-			[TIMING_REPLICATION] = "replication",
-			[TIMING_PREPARE] = "reverse_preparation",
+			[TIMING_PAUSED] = "paused",       [TIMING_DRAIN] = "drain",
+			[TIMING_LAG] = "lag_wait",        [TIMING_SEQUENCES] = "sequence_sync",
+			[TIMING_FENCE] = "fence",         [TIMING_REPLICATION] = "replication",
+			[TIMING_PREPARE] = "preparation",
 		};
 		struct switch_counts counts = cutover_counts(db);
 
@@ -194,10 +203,31 @@ void metrics_render(struct evbuffer *out)
 			continue;
 		for (int k = 0; k < TIMING_COUNT; k++)
 			evbuffer_add_printf(out,
-					    "pgcutover_last_switch_phase_milliseconds{database=\"%s\",phase=\"%s\"} %" PRId64
-					    "\n",
-					    db->name, phases[k], counts.last_ms[k]);
+					    "pgcutover_last_switch_phase_seconds{database=\"%s\",phase=\"%s\"} %.3f\n",
+					    db->name, phases[k], (double)counts.last_ms[k] / 1000.0);
 	}
+	help(out, "pgcutover_switch_running", "gauge",
+	     "1 while a switch (or a dry run) of the database runs");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out, "pgcutover_switch_running{database=\"%s\"} %d\n", db->name,
+				    cutover_running(db) != NULL);
+	}
+	help(out, "pgcutover_switch_phase", "gauge",
+	     "1 for the phase a running switch is in; no series while none runs");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		char phase[32];
+
+		if (cutover_running(db) == NULL)
+			continue;
+		label_word(cutover_phase_name(db), phase, sizeof(phase));
+		evbuffer_add_printf(out, "pgcutover_switch_phase{database=\"%s\",phase=\"%s\"} 1\n",
+				    db->name, phase);
+	}
+	help(out, "pgcutover_build_info", "gauge", "always 1; the version is in its label");
+	evbuffer_add_printf(out, "pgcutover_build_info{version=\"%s\"} 1\n", PGCUTOVER_VERSION);
 }
 
 static void metrics_cb(struct evhttp_request *req, void *arg)

@@ -13,6 +13,7 @@
 #include "admin/resultset.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
+#include "proxy/auth/userlist.h"
 #include "proxy/client_session.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -99,45 +100,95 @@ static int count_list(const struct list_node *head)
 	return k;
 }
 
+/*
+ * The first eight columns are pgcutover's own; the rest are those of
+ * PgBouncer's SHOW DATABASES, with its meanings, for the tools that read
+ * them (prometheus-pgbouncer-exporter takes database, pool_size and
+ * reserve_pool): host, port and database are the side routed to now.
+ */
 static const char *const databases_cols[] = {
-	"name", "route", "state", "source", "target", "clients", "waiting_clients", "servers",
+	"name",
+	"route",
+	"state",
+	"source",
+	"target",
+	"clients",
+	"waiting_clients",
+	"servers",
+	"host",
+	"port",
+	"database",
+	"force_user",
+	"pool_size",
+	"min_pool_size",
+	"reserve_pool",
+	"pool_mode",
+	"max_connections",
+	"current_connections",
+	"paused",
+	"disabled",
 };
+
+/* One database as a row of SHOW DATABASES. */
+static void database_row(struct admin_rs *rs, struct database *db)
+{
+	struct list_node *p;
+	const struct backend_addr *now = &db->addr[db->route];
+	char src[300], tgt[300], v[7][16];
+	int clients = 0, waiting = 0, servers = 0;
+	const char *vals[ADMIN_NCOLS(databases_cols)];
+
+	list_for_each(p, &db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+
+		clients += pool->nclients;
+		waiting += pool_waiting_clients(pool);
+		servers += pool->nservers;
+	}
+	addr_text(&db->addr[SIDE_SOURCE], src, sizeof(src));
+	addr_text(&db->addr[SIDE_TARGET], tgt, sizeof(tgt));
+	snprintf(v[0], 16, "%d", clients);
+	snprintf(v[1], 16, "%d", waiting);
+	snprintf(v[2], 16, "%d", servers);
+	snprintf(v[3], 16, "%d", now->port);
+	snprintf(v[4], 16, "%d", db->pool_size);
+	snprintf(v[5], 16, "%d", db->cfg ? db->cfg->d.max_db_connections : 0);
+	snprintf(v[6], 16, "%d", db_paused(db) ? 1 : 0);
+	vals[0] = db->name;
+	vals[1] = route_side_name(db->route);
+	vals[2] = cutover_running(db) ? "switching" : db_paused(db) ? "paused" : "running";
+	vals[3] = src;
+	vals[4] = tgt;
+	vals[5] = v[0];
+	vals[6] = v[1];
+	vals[7] = v[2];
+	/* PgBouncer's columns */
+	vals[8] = now->host;
+	vals[9] = v[3];
+	vals[10] = now->dbname ? now->dbname : db->name;
+	vals[11] = now->user ? now->user : db->cfg && db->cfg->user ? db->cfg->user : NULL;
+	vals[12] = v[4];
+	vals[13] = "0"; /* no minimum: servers open on demand */
+	vals[14] = "0"; /* no reserve pool */
+	vals[15] = config_pool_mode_name((enum pool_mode)db->pool_mode);
+	vals[16] = v[5];
+	vals[17] = v[2];
+	vals[18] = v[6];
+	vals[19] = "0"; /* a database is never disabled; a removed one is not listed */
+	admin_rs_row(rs, vals);
+}
 
 void admin_show_databases(struct client *c)
 {
 	struct admin_rs rs;
-	struct list_node *n, *p;
+	struct list_node *n;
 
 	admin_rs_begin(&rs, ADMIN_NCOLS(databases_cols), databases_cols);
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
-		char src[300], tgt[300], ncl[16], nwait[16], nsv[16];
-		int clients = 0, waiting = 0, servers = 0;
-		const char *vals[8];
 
-		if (db->removed)
-			continue;
-		list_for_each(p, &db->pools) {
-			struct pool *pool = list_entry(p, struct pool, node);
-
-			clients += pool->nclients;
-			waiting += pool_waiting_clients(pool);
-			servers += pool->nservers;
-		}
-		addr_text(&db->addr[SIDE_SOURCE], src, sizeof(src));
-		addr_text(&db->addr[SIDE_TARGET], tgt, sizeof(tgt));
-		snprintf(ncl, sizeof(ncl), "%d", clients);
-		snprintf(nwait, sizeof(nwait), "%d", waiting);
-		snprintf(nsv, sizeof(nsv), "%d", servers);
-		vals[0] = db->name;
-		vals[1] = route_side_name(db->route);
-		vals[2] = cutover_running(db) ? "switching" : db_paused(db) ? "paused" : "running";
-		vals[3] = src;
-		vals[4] = tgt;
-		vals[5] = ncl;
-		vals[6] = nwait;
-		vals[7] = nsv;
-		admin_rs_row(&rs, vals);
+		if (!db->removed)
+			database_row(&rs, db);
 	}
 	admin_rs_send(c, &rs);
 }
@@ -286,9 +337,16 @@ void admin_show_servers(struct client *c)
 	admin_rs_send(c, &rs);
 }
 
+/*
+ * The first seven columns are pgcutover's own; total_xact_time and
+ * total_query_time are PgBouncer's, and total_requests is the name
+ * PgBouncer gave total_query_count before 1.8, which
+ * prometheus-pgbouncer-exporter still reads.
+ */
 static const char *const stats_cols[] = {
-	"database",   "total_xact_count", "total_query_count", "total_received",
-	"total_sent", "avg_xact_time_us", "avg_query_time_us",
+	"database",         "total_xact_count", "total_query_count", "total_received",
+	"total_sent",       "avg_xact_time_us", "avg_query_time_us", "total_xact_time",
+	"total_query_time", "total_requests",
 };
 
 void admin_show_stats(struct client *c)
@@ -300,8 +358,8 @@ void admin_show_stats(struct client *c)
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 		const struct db_stats *st = &db->stats;
-		char v[6][24];
-		const char *vals[7];
+		char v[9][24];
+		const char *vals[ADMIN_NCOLS(stats_cols)];
 
 		snprintf(v[0], 24, "%" PRIu64, st->xact_count);
 		snprintf(v[1], 24, "%" PRIu64, st->query_count);
@@ -311,10 +369,63 @@ void admin_show_stats(struct client *c)
 			 st->xact_count ? st->xact_time_us / st->xact_count : 0);
 		snprintf(v[5], 24, "%" PRIu64,
 			 st->query_count ? st->query_time_us / st->query_count : 0);
+		snprintf(v[6], 24, "%" PRIu64, st->xact_time_us);
+		snprintf(v[7], 24, "%" PRIu64, st->query_time_us);
+		snprintf(v[8], 24, "%" PRIu64, st->query_count);
 		vals[0] = db->name;
-		for (int i = 0; i < 6; i++)
+		for (int i = 0; i < 9; i++)
 			vals[1 + i] = v[i];
 		admin_rs_row(&rs, vals);
+	}
+	admin_rs_send(c, &rs);
+}
+
+static const char *const lists_cols[] = {
+	"list",
+	"items",
+};
+
+/*
+ * PgBouncer's SHOW LISTS, row for row, so that its exporters find every
+ * name they ask for.  pgcutover keeps no free lists of client or server
+ * objects and no DNS cache (evdns asks every time), so those rows are 0.
+ */
+void admin_show_lists(struct client *c)
+{
+	struct admin_rs rs;
+	struct list_node *n, *p;
+	int databases = 0, pools = 0, login = 0, servers = 0;
+	char v[6][24];
+
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (!db->removed)
+			databases++;
+		list_for_each(p, &db->pools) {
+			pools++;
+			servers += list_entry(p, struct pool, node)->nservers;
+		}
+	}
+	list_for_each(n, &rt.login_clients)
+		login++;
+	snprintf(v[0], 24, "%d", databases);
+	snprintf(v[1], 24, "%zu", rt.users ? userlist_count(rt.users) : (size_t)0);
+	snprintf(v[2], 24, "%d", pools);
+	snprintf(v[3], 24, "%d", rt.nclients);
+	snprintf(v[4], 24, "%d", login);
+	snprintf(v[5], 24, "%d", servers);
+	{
+		const char *rows[][2] = {
+			{"databases", v[0]},   {"users", v[1]},        {"pools", v[2]},
+			{"free_clients", "0"}, {"used_clients", v[3]}, {"login_clients", v[4]},
+			{"free_servers", "0"}, {"used_servers", v[5]}, {"dns_names", "0"},
+			{"dns_zones", "0"},    {"dns_queries", "0"},   {"dns_pending", "0"},
+		};
+
+		admin_rs_begin(&rs, ADMIN_NCOLS(lists_cols), lists_cols);
+		for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+			admin_rs_row(&rs, rows[i]);
 	}
 	admin_rs_send(c, &rs);
 }
@@ -442,6 +553,8 @@ bool admin_show_columns(enum admin_cmd_kind kind, int *ncols, const char *const 
 		COLS(pools_cols);
 	case ADMIN_CMD_SHOW_STATS:
 		COLS(stats_cols);
+	case ADMIN_CMD_SHOW_LISTS:
+		COLS(lists_cols);
 	case ADMIN_CMD_SHOW_CONFIG:
 		COLS(config_cols);
 	case ADMIN_CMD_SHOW_SWITCHES:

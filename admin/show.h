@@ -28,6 +28,8 @@ void admin_show_clients(struct client *c);
 void admin_show_servers(struct client *c);
 /* Per database: transaction and query counts, bytes, average times. */
 void admin_show_stats(struct client *c);
+/* PgBouncer's SHOW LISTS: one (list, items) row per count its exporters read. */
+void admin_show_lists(struct client *c);
 /* Every configuration key and its value. */
 void admin_show_config(struct client *c);
 /* The switch history, then the switches running now. */

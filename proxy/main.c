@@ -1,6 +1,7 @@
 /*
- * main.c - command line, start-up, signals (reload, graceful and immediate
- * shutdown) and the event loop.
+ * main.c - command line, start-up, signals (reload, log reopening, graceful
+ * and immediate shutdown), the service manager's notifications and the
+ * event loop.
  */
 #include <errno.h>
 #include <event2/dns.h>
@@ -20,6 +21,8 @@
 #include "proxy/core/config.h"
 #include "proxy/janitor.h"
 #include "proxy/core/log.h"
+#include "proxy/core/notify.h"
+#include "proxy/database.h"
 #include "proxy/pool.h"
 #include "proxy/ports.h"
 #include "proxy/runtime.h"
@@ -43,8 +46,9 @@ static void usage(FILE *f)
 		"  -q, --quiet    log only warnings and errors\n"
 		"  --check        validate the configuration, print every error, exit 0 or 1\n"
 		"\n"
-		"Signals: SIGHUP reloads the configuration, SIGTERM stops gracefully\n"
-		"(bounded by shutdown_timeout), SIGINT stops at once.\n",
+		"Signals: SIGHUP reloads the configuration (and reopens log_file), SIGUSR2\n"
+		"reopens log_file, SIGTERM stops gracefully (bounded by shutdown_timeout),\n"
+		"SIGINT stops at once.\n",
 		PGCUTOVER_VERSION);
 }
 
@@ -63,13 +67,66 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		log_info("SIGTERM: graceful shutdown");
 		rt_begin_shutdown();
 		break;
+	case SIGUSR2:
+		/* logrotate's postrotate: the next line goes to a new file of the same name */
+		if (!log_reopen())
+			log_error("SIGUSR2: could not reopen log_file \"%s\": %s", rt.cfg->log_file,
+				  strerror(errno));
+		else
+			log_info("SIGUSR2: log file reopened");
+		break;
 	case SIGINT:
 		log_info("SIGINT: immediate shutdown");
+		notify_stopping();
 		event_base_loopbreak(rt.base);
 		break;
 	default:
 		break;
 	}
+}
+
+/*
+ * The one-line status the service manager shows (systemctl status): the
+ * clients, those waiting, and the switches running with their phase.
+ */
+static void status_text(char *buf, size_t len)
+{
+	struct list_node *n, *p;
+	int waiting = 0, switching = 0;
+	size_t used;
+
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		list_for_each(p, &db->pools)
+			waiting += pool_waiting_clients(list_entry(p, struct pool, node));
+	}
+	used = (size_t)snprintf(buf, len, "%d clients, %d waiting; ", rt.nclients, waiting);
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (used >= len || cutover_running(db) == NULL)
+			continue;
+		used += (size_t)snprintf(buf + used, len - used, "%s%s (%s)",
+					 switching++ ? ", " : "switching ", db->name,
+					 cutover_phase_name(db));
+	}
+	if (switching == 0 && used < len)
+		snprintf(buf + used, len - used, "no switch running");
+}
+
+/* Every second while a service manager listens: STATUS= when it has changed. */
+static void status_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	char status[200];
+
+	(void)fd;
+	(void)what;
+	(void)arg;
+	if (rt.shutting_down)
+		return; /* "stopping" stays the last word */
+	status_text(status, sizeof(status));
+	notify_status(status);
 }
 
 static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -137,9 +194,9 @@ int main(int argc, char **argv)
 	};
 	bool check = false;
 	int opt, level = LOG_INFO;
-	struct event *sigs[3];
-	const int signums[3] = {SIGHUP, SIGTERM, SIGINT};
-	char err[512], refused[1024];
+	struct event *sigs[4], *status_timer = NULL;
+	const int signums[4] = {SIGHUP, SIGTERM, SIGINT, SIGUSR2};
+	char err[512], refused[1024], status[200];
 	int rc = EXIT_SUCCESS;
 
 	while ((opt = getopt_long(argc, argv, "vqh", longopts, NULL)) != -1) {
@@ -190,7 +247,10 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return EXIT_FAILURE;
 	}
+	log_set_syslog(rt.cfg->syslog, rt.cfg->syslog_ident, rt.cfg->syslog_facility);
 	signal(SIGPIPE, SIG_IGN);
+	/* a logrotate run during start-up must not kill us: the loop handles it from its start */
+	signal(SIGUSR2, SIG_IGN);
 	list_init(&rt.databases);
 	list_init(&rt.login_clients);
 	list_init(&rt.closing_clients);
@@ -220,21 +280,35 @@ int main(int argc, char **argv)
 	    !admin_init(err, sizeof(err)) || !ports_start(admin_client_kind(), err, sizeof(err)) ||
 	    !metrics_start(err, sizeof(err))) {
 		log_fatal("%s", err);
+		notify_status(err); /* systemctl status shows why it did not start */
 		rc = EXIT_FAILURE;
 		goto out;
 	}
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		sigs[i] = evsignal_new(rt.base, signums[i], signal_cb, NULL);
 		event_add(sigs[i], NULL);
 	}
 	log_info("pgcutover %s started (pool_mode=%s, auth_type=%s, %zu databases)",
 		 PGCUTOVER_VERSION, config_pool_mode_name(rt.cfg->pool_mode),
 		 config_auth_type_name(rt.cfg->auth_type), rt.cfg->ndbs);
+	/* every listener is open: the service manager may start what depends on us */
+	status_text(status, sizeof(status));
+	notify_ready(status);
+	if (notify_enabled()) {
+		const struct timeval second = {1, 0};
+
+		status_timer = event_new(rt.base, -1, EV_PERSIST, status_timer_cb, NULL);
+		if (status_timer)
+			event_add(status_timer, &second);
+	}
 
 	event_base_dispatch(rt.base);
 
 	log_info("stopping");
-	for (int i = 0; i < 3; i++)
+	notify_stopping();
+	if (status_timer)
+		event_free(status_timer);
+	for (int i = 0; i < 4; i++)
 		event_free(sigs[i]);
 out:
 	ports_stop();

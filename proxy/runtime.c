@@ -13,6 +13,7 @@
 #include "proxy/core/config.h"
 #include "proxy/janitor.h"
 #include "proxy/core/log.h"
+#include "proxy/core/notify.h"
 #include "proxy/pool.h"
 #include "proxy/ports.h"
 #include "proxy/io/tls.h"
@@ -133,7 +134,42 @@ struct config *rt_load_config(const char *path, struct userlist **users, struct 
 	return cfg;
 }
 
+/*
+ * Send the log where cfg says: log_file, opened again by its path even when
+ * it has not changed (after logrotate renamed it, the next line goes to a
+ * new file), and syslog.  A file that cannot be opened leaves the lines
+ * going where they went.
+ */
+static void reopen_log(const struct config *cfg)
+{
+	const char *now = log_file_path();
+
+	if (strcmp(now ? now : "", cfg->log_file) != 0) {
+		if (!log_open(cfg->log_file))
+			log_error("could not open log_file \"%s\": %s", cfg->log_file,
+				  strerror(errno));
+	} else if (!log_reopen()) {
+		log_error("could not reopen log_file \"%s\": %s", cfg->log_file, strerror(errno));
+	}
+	log_set_syslog(cfg->syslog, cfg->syslog_ident, cfg->syslog_facility);
+}
+
+static enum rt_reload_result reload(char *errbuf, size_t errlen);
+
 enum rt_reload_result rt_reload(char *errbuf, size_t errlen)
+{
+	enum rt_reload_result result;
+
+	/* the service manager sees the reload from its start to its end, whatever its result */
+	notify_reloading();
+	/* first, so that what the reload logs goes to the new file */
+	reopen_log(rt.cfg);
+	result = reload(errbuf, errlen);
+	notify_ready(NULL);
+	return result;
+}
+
+static enum rt_reload_result reload(char *errbuf, size_t errlen)
 {
 	struct userlist *users = NULL;
 	struct tls_contexts *tls = NULL;
@@ -161,8 +197,11 @@ enum rt_reload_result rt_reload(char *errbuf, size_t errlen)
 	    strcmp(old->admin_addr, cfg->admin_addr) != 0 ||
 	    strcmp(old->unix_socket_dir, cfg->unix_socket_dir) != 0)
 		log_warning("listen addresses changed: they take effect at the next restart");
-	if (strcmp(old->log_file, cfg->log_file) != 0 && !log_open(cfg->log_file))
-		log_error("could not open log_file \"%s\": %s", cfg->log_file, strerror(errno));
+	/* a changed log_file, ident or facility; the same file is not opened a third time */
+	if (strcmp(old->log_file, cfg->log_file) != 0 || old->syslog != cfg->syslog ||
+	    strcmp(old->syslog_ident, cfg->syslog_ident) != 0 ||
+	    strcmp(old->syslog_facility, cfg->syslog_facility) != 0)
+		reopen_log(cfg);
 	userlist_free(rt.users);
 	rt.users = users;
 	/* connections keep the context they were made from: new ones get the new certificates */
@@ -186,6 +225,7 @@ void rt_begin_shutdown(void)
 	if (rt.shutting_down)
 		return;
 	rt.shutting_down = true;
+	notify_stopping();
 	ports_stop();
 	/* idle servers are not needed any more */
 	log_debug("closing listeners");

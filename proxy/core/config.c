@@ -41,6 +41,9 @@ static struct config *config_new(void)
 	cfg->metrics_addr = strdup("127.0.0.1");
 	cfg->metrics_port = 9127;
 	cfg->log_file = strdup("");
+	cfg->syslog = false;
+	cfg->syslog_ident = strdup("pgcutover");
+	cfg->syslog_facility = strdup("daemon"); /* PgBouncer's default */
 	cfg->client_login_timeout_ms = 60 * 1000;
 	cfg->server_connect_timeout_ms = 15 * 1000;
 	cfg->shutdown_timeout_ms = 30 * 1000;
@@ -81,11 +84,12 @@ static struct config *config_new(void)
 
 	if (!cfg->listen_addr || !cfg->unix_socket_dir || !cfg->admin_addr || !cfg->admin_users ||
 	    !cfg->auth_file || !cfg->state_dir || !cfg->metrics_addr || !cfg->log_file ||
-	    !cfg->defaults.control_user || !cfg->defaults.sequence_sync ||
-	    !cfg->defaults.marker_table || !cfg->client_tls_cert_file ||
-	    !cfg->client_tls_key_file || !cfg->client_tls_ca_file || !cfg->client_tls_protocols ||
-	    !cfg->client_tls_ciphers || !cfg->server_tls_ca_file || !cfg->server_tls_cert_file ||
-	    !cfg->server_tls_key_file || !cfg->server_tls_protocols || !cfg->server_tls_ciphers) {
+	    !cfg->syslog_ident || !cfg->syslog_facility || !cfg->defaults.control_user ||
+	    !cfg->defaults.sequence_sync || !cfg->defaults.marker_table ||
+	    !cfg->client_tls_cert_file || !cfg->client_tls_key_file || !cfg->client_tls_ca_file ||
+	    !cfg->client_tls_protocols || !cfg->client_tls_ciphers || !cfg->server_tls_ca_file ||
+	    !cfg->server_tls_cert_file || !cfg->server_tls_key_file || !cfg->server_tls_protocols ||
+	    !cfg->server_tls_ciphers) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -216,6 +220,8 @@ void config_free(struct config *cfg)
 	free(cfg->state_dir);
 	free(cfg->metrics_addr);
 	free(cfg->log_file);
+	free(cfg->syslog_ident);
+	free(cfg->syslog_facility);
 	free(cfg->client_tls_cert_file);
 	free(cfg->client_tls_key_file);
 	free(cfg->client_tls_ca_file);

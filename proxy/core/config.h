@@ -126,6 +126,9 @@ struct config {
 	char *metrics_addr;
 	int metrics_port;                  /* 0 = off */
 	char *log_file;                    /* "" = stderr; resolved to an absolute path */
+	bool syslog;                       /* every log line also goes to syslog */
+	char *syslog_ident;                /* the program name syslog shows */
+	char *syslog_facility;             /* its facility, lower case: daemon, local0... */
 	int64_t client_login_timeout_ms;   /* a client must finish logging in within this */
 	int64_t server_connect_timeout_ms; /* TCP connect + login to a backend */
 	int64_t shutdown_timeout_ms;       /* SIGTERM: how long clients may finish */

@@ -59,7 +59,8 @@ enum config_key_type {
 	KT_LAG_METHOD,    /* enum lag_method */
 	KT_SSLMODE,       /* enum tls_sslmode; max = the highest mode allowed, min 1 = no allow */
 	KT_TLS_PROTOCOLS, /* char *; normalised comma list of tlsv1.x */
-	KT_BOOL,          /* bool: on, off, true, false, yes, no, 1, 0 */
+	KT_BOOL,          /* bool; on/off, true/false, yes/no, 1/0 */
+	KT_FACILITY,      /* char *; a syslog facility, stored in lower case */
 };
 
 /* Where a key may appear. */
@@ -89,7 +90,7 @@ struct config_key {
  * key and section.  config_keys.c checks at compile time that the table has
  * exactly this many entries; adding a key means raising it.
  */
-#define CONFIG_NKEYS 58
+#define CONFIG_NKEYS 61
 
 /*
  * Every key, [pgcutover] ones in the order of the documentation (which is

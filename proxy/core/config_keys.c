@@ -12,6 +12,8 @@
  */
 #include "proxy/core/config_int.h"
 
+#include "proxy/core/log_syslog.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -52,6 +54,11 @@ const struct config_key config_keys[] = {
 	{"metrics_addr", KT_STRING, SCOPE_MAIN, CFG(metrics_addr), NO_OFFSET, NO_OFFSET, 1, 0},
 	{"metrics_port", KT_PORT, SCOPE_MAIN, CFG(metrics_port), NO_OFFSET, NO_OFFSET, 0, 65535},
 	{"log_file", KT_PATH, SCOPE_MAIN, CFG(log_file), NO_OFFSET, NO_OFFSET, 0, 0},
+	{"syslog", KT_BOOL, SCOPE_MAIN, CFG(syslog), NO_OFFSET, NO_OFFSET, 0, 0},
+	/* an ident longer than log_syslog.c keeps would be cut without a word */
+	{"syslog_ident", KT_STRING, SCOPE_MAIN, CFG(syslog_ident), NO_OFFSET, NO_OFFSET, 1, 63},
+	{"syslog_facility", KT_FACILITY, SCOPE_MAIN, CFG(syslog_facility), NO_OFFSET, NO_OFFSET, 0,
+	 0},
 	{"client_login_timeout", KT_DURATION, SCOPE_MAIN, CFG(client_login_timeout_ms), NO_OFFSET,
 	 NO_OFFSET, 1, CONFIG_DURATION_MAX_MS},
 	{"server_connect_timeout", KT_DURATION, SCOPE_MAIN, CFG(server_connect_timeout_ms),
@@ -284,8 +291,26 @@ bool config_set_value(struct config_loader *ld, const struct config_key *k, cons
 			bad_value(ld, k, value, "must not be empty");
 			return false;
 		}
+		if (k->type == KT_STRING && k->max > 0 && len > (size_t)k->max) {
+			char expected[64];
+
+			snprintf(expected, sizeof(expected), "at most %" PRId64 " bytes", k->max);
+			bad_value(ld, k, value, expected);
+			return false;
+		}
 		config_set_string(field, config_ld_strdup(ld, value));
 		return true;
+	case KT_FACILITY: {
+		const char *name;
+
+		if (!log_syslog_facility_known(value, &name)) {
+			bad_value(ld, k, value,
+				  "expected auth, authpriv, daemon, user or local0 to local7");
+			return false;
+		}
+		config_set_string(field, config_ld_strdup(ld, name));
+		return true;
+	}
 	case KT_OPTSTRING:
 		config_set_string(field, len ? config_ld_strdup(ld, value) : NULL);
 		return true;

@@ -1,6 +1,6 @@
 /*
  * log.h - one line per event, with a timestamp and a level, to stderr or to
- * log_file.  Debug lines cost one branch when debug logging is off: the
+ * log_file, and to syslog as well with syslog = on.  Debug lines cost one branch when debug logging is off: the
  * macros test the level before evaluating any argument.
  */
 #ifndef PGCUTOVER_LOG_H
@@ -20,9 +20,26 @@ enum log_level {
 /* The level in force; lines above it are not formatted at all. */
 extern enum log_level log_level_current;
 
-/* Open log_file ("" or NULL = stderr).  Returns false with errno set. */
+/*
+ * Open log_file ("" or NULL = stderr), in append mode, created with mode
+ * 0640.  Returns false with errno set, and the old destination kept.
+ */
 bool log_open(const char *path);
+/*
+ * Open log_file again by its path (SIGHUP, SIGUSR2): after logrotate has
+ * renamed it, lines go to a new file.  True when there is no file to reopen;
+ * false with errno set, and the old file kept, when it cannot be opened.
+ */
+bool log_reopen(void);
+/* The path of the file lines go to; NULL for stderr. */
+const char *log_file_path(void);
 void log_close(void);
+/*
+ * syslog = on: also send every line to syslog as 'ident' with the facility
+ * named 'facility' (daemon, local0...); off: stop.  Called at start-up and
+ * on every reload, which may change all three.
+ */
+void log_set_syslog(bool on, const char *ident, const char *facility);
 
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -29,7 +29,7 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 	memset(err, 'x', errlen ? errlen : 1);
 	ok = admin_cmd_parse(q, len, out, errlen ? err : NULL, errlen);
 	if (ok) {
-		FUZZ_CHECK(out->kind >= ADMIN_CMD_EMPTY && out->kind <= ADMIN_CMD_FINISH);
+		FUZZ_CHECK(out->kind >= ADMIN_CMD_EMPTY && out->kind <= ADMIN_CMD_LAST);
 		FUZZ_CHECK(memchr(out->db, '\0', sizeof(out->db)) != NULL);
 		if (out->kind != ADMIN_CMD_SWITCH)
 			FUZZ_CHECK(!out->dry_run && !out->force);

@@ -295,6 +295,10 @@ def fuzz_config():
     write(t, "empty", "")
     write(t, "no_database", "[pgcutover]\n")
     write(t, "nul_byte", "[pgcutover]\nlisten_port = 1\0\n" + min_db)
+    write(t, "syslog", "[pgcutover]\nsyslog = on\nsyslog_ident = pgcutover-eu\nsyslog_facility = Local4\n"
+          + min_db)
+    write(t, "syslog_bad", "[pgcutover]\nsyslog = 2\nsyslog_ident =\nsyslog_facility = kern\n"
+          "[database \"db\"]\nsource = host=s\ntarget = host=t\nsyslog = off\n")
 
 
 def fuzz_admin_cmd():
@@ -319,6 +323,7 @@ def fuzz_admin_cmd():
         "switch_force": "SWITCH appdb TO source FORCE",
         "switch_dry_run_force": "SWITCH appdb TO source DRY RUN FORCE",
         "switch_force_twice": "SWITCH appdb FORCE FORCE",
+        "show_lists": "SHOW LISTS;", "show_lists_extra": "SHOW LISTS appdb",
     }
     for name, text in cmds.items():
         write(t, name, text)

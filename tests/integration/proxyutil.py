@@ -113,9 +113,13 @@ class Proxy:
         if "listen_port" in (settings or {}):
             self.port = int(self.settings["listen_port"])
         if databases is None:
+            # The shared database "app" is not replicated and every module
+            # uses it: a switch of it must not leave its source fenced for
+            # the tests after (fencing is tested on replicated databases,
+            # whose fixtures lift what a test left).
             databases = {"app": {"source": env.source.proxy_target(),
                                  "target": env.target.proxy_target(),
-                                 "lag_method": "none"}}
+                                 "lag_method": "none", "fence": "off"}}
         self.databases = databases
         self.proc = None
         self.returncode = None

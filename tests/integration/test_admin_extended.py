@@ -20,7 +20,9 @@ import wire
 from replication import ADMIN_PASSWORD, ADMIN_USER, SWITCH_COLUMNS
 
 DATABASES_COLUMNS = ["name", "route", "state", "source", "target", "clients",
-                     "waiting_clients", "servers"]
+                     "waiting_clients", "servers", "host", "port", "database", "force_user",
+                     "pool_size", "min_pool_size", "reserve_pool", "pool_mode", "max_connections",
+                     "current_connections", "paused", "disabled"]
 CLIENTS_COLUMNS = ["user", "database", "state", "addr", "connected_s", "backend_pid", "type", "tls",
                    "prepared_statements", "movable"]
 

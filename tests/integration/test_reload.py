@@ -31,8 +31,9 @@ def servers(p, db="app"):
 
 
 def app(source, target, **kw):
+    # fence off: "app" is shared by every module, a fence would outlive the test
     d = {"source": source.proxy_target(), "target": target.proxy_target(),
-         "lag_method": "none", "sequence_sync": "none"}
+         "lag_method": "none", "sequence_sync": "none", "fence": "off"}
     d.update(kw)
     return {"app": d}
 

@@ -370,7 +370,7 @@ METRICS = ["pgcutover_clients", "pgcutover_servers", "pgcutover_transactions_tot
            "pgcutover_queries_total", "pgcutover_bytes_received_total",
            "pgcutover_bytes_sent_total", "pgcutover_replication_lag_bytes",
            "pgcutover_route_target", "pgcutover_paused", "pgcutover_switches_total",
-           "pgcutover_last_switch_phase_milliseconds"]
+           "pgcutover_last_switch_phase_seconds"]
 
 
 def scrape(p):
@@ -407,7 +407,7 @@ def switch_counts(text, db=DB):
 def assert_bounded_labels(text):
     """The result label takes one of a few fixed values (never a number or a
     message), and no label value of the switch metrics carries digits."""
-    for name in ("pgcutover_switches_total", "pgcutover_last_switch_phase_milliseconds"):
+    for name in ("pgcutover_switches_total", "pgcutover_last_switch_phase_seconds"):
         for labels in samples(text, name):
             for key, value in re.findall(r'(\w+)="([^"]*)"', labels):
                 if key == "result":
@@ -462,7 +462,7 @@ def test_metrics(proxy_factory, rdb):
     assert sum(samples(after, "pgcutover_switches_total").values()) == switches_before + 1
     assert switch_counts(after) == {"ok": 1, "failed": 0, "dry_run": 0}, after
     assert_bounded_labels(after)
-    phases = of_db(after, "pgcutover_last_switch_phase_milliseconds")
+    phases = of_db(after, "pgcutover_last_switch_phase_seconds")
     assert any('phase="lag_wait"' in k or 'phase="lag wait"' in k or "lag" in k for k in phases), phases
     assert all(v >= 0 for v in phases.values())
     lag = of_db(after, "pgcutover_replication_lag_bytes")
@@ -631,7 +631,7 @@ def test_switch_counters_outlive_the_bounded_history(proxy_factory, rdb):
     assert switch_counts(text) == {"ok": 0, "failed": 2, "dry_run": dry_runs}, text
     assert_bounded_labels(text)
     # phase times are those of the latest real switch, not of a dry run
-    assert set(of_db(text, "pgcutover_last_switch_phase_milliseconds").values()) == {0.0}
+    assert set(of_db(text, "pgcutover_last_switch_phase_seconds").values()) == {0.0}
 
 
 @pytest.mark.timeout(60)

@@ -38,6 +38,8 @@ static const struct {
 	{"SHOW SERVERS", ADMIN_CMD_SHOW_SERVERS, "", false, false},
 	{"SHOW POOLS", ADMIN_CMD_SHOW_POOLS, "", false, false},
 	{"SHOW STATS", ADMIN_CMD_SHOW_STATS, "", false, false},
+	{"SHOW LISTS", ADMIN_CMD_SHOW_LISTS, "", false, false},
+	{"show lists;", ADMIN_CMD_SHOW_LISTS, "", false, false},
 	{"SHOW CONFIG", ADMIN_CMD_SHOW_CONFIG, "", false, false},
 	{"SHOW VERSION", ADMIN_CMD_SHOW_VERSION, "", false, false},
 	{"SHOW LAG", ADMIN_CMD_SHOW_LAG, "", false, false},
@@ -239,7 +241,7 @@ static void test_admin_cmd_help_lists_every_command(void)
 		"SHOW HELP",     "SHOW DATABASES", "SHOW CLIENTS", "SHOW SERVERS", "SHOW POOLS",
 		"SHOW STATS",    "SHOW CONFIG",    "SHOW VERSION", "SHOW LAG",     "SHOW SEQUENCES",
 		"SHOW SWITCHES", "PAUSE",          "RESUME",       "SWITCH",       "ABORT",
-		"RELOAD",        "SHUTDOWN",       "KILL",
+		"RELOAD",        "SHUTDOWN",       "KILL",         "SHOW LISTS",
 	};
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {

@@ -257,7 +257,7 @@ static void check_dump(struct fx *fx)
 		       "pool_mode = Transaction\n" MIN_DB);
 	memset(&b, 0, sizeof(b));
 	config_dump(fx->cfg, dump_emit, &b);
-	UT_EQ_INT(b.keys, 50);
+	UT_EQ_INT(b.keys, 53);
 	UT_ASSERT(strstr(b.text, "\nfence=on\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nreverse_replication=off\n") != NULL);
 	UT_ASSERT(strncmp(b.text, "listen_addr=127.0.0.1\nlisten_port=6432\n", 39) == 0);
@@ -288,6 +288,8 @@ static void check_dump(struct fx *fx)
 	UT_ASSERT(strstr(b.text, "\nquery_wait_timeout=2min\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nidle_transaction_timeout=0\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nmax_db_connections=0\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nlog_file=\nsyslog=off\nsyslog_ident=pgcutover\n"
+				 "syslog_facility=daemon\n") != NULL);
 	UT_ASSERT(strstr(b.text, "source=") == NULL); /* database keys are not [pgcutover]'s */
 	UT_EQ_STR(config_pool_mode_name(POOL_SESSION), "session");
 	UT_EQ_STR(config_auth_type_name(AUTH_MD5), "md5");
@@ -371,7 +373,70 @@ static void test_config_tls_keys(void)
 	fx_done(&fx);
 }
 
+/*
+ * syslog, syslog_ident, syslog_facility: PgBouncer's three keys, with
+ * PostgreSQL's spellings of a boolean besides PgBouncer's 0 and 1.
+ */
+static void check_syslog_keys(struct fx *fx)
+{
+	static const char *const on[] = {"on", "ON", "true", "Yes", "1"};
+	static const char *const off[] = {"off", "False", "no", "0"};
+	char text[200];
+
+	FX_LOAD_OK(fx, "[pgcutover]\n" MIN_DB);
+	UT_ASSERT(!fx->cfg->syslog);
+	UT_EQ_STR(fx->cfg->syslog_ident, "pgcutover");
+	UT_EQ_STR(fx->cfg->syslog_facility, "daemon");
+	for (size_t i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+		snprintf(text, sizeof(text), "[pgcutover]\nsyslog = %s\n" MIN_DB, on[i]);
+		FX_LOAD_OK(fx, text);
+		UT_ASSERT(fx->cfg->syslog);
+	}
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		snprintf(text, sizeof(text), "[pgcutover]\nsyslog = %s\n" MIN_DB, off[i]);
+		FX_LOAD_OK(fx, text);
+		UT_ASSERT(!fx->cfg->syslog);
+	}
+	/* the facility is stored, and shown, in lower case */
+	FX_LOAD_OK(fx, "[pgcutover]\nsyslog = on\nsyslog_ident = proxy-eu1\n"
+		       "syslog_facility = LOCAL3\n" MIN_DB);
+	UT_EQ_STR(fx->cfg->syslog_ident, "proxy-eu1");
+	UT_EQ_STR(fx->cfg->syslog_facility, "local3");
+
+	FX_LOAD_FAILS(fx, "[pgcutover]\n"
+			  "syslog = maybe\n"         /* 2 */
+			  "syslog_facility = kern\n" /* 3 */
+			  "syslog_ident =\n"         /* 4 */
+			  "[database \"db\"]\n"      /* 5 */
+			  "source = host=s\n"
+			  "target = host=t\n"
+			  "lag_method = none\n"
+			  "syslog = on\n"); /* 9 */
+	UT_ASSERT(fx_has_error(fx, 2, "\"syslog\": \"maybe\" (expected on or off)"));
+	UT_ASSERT(fx_has_error(fx, 3,
+			       "\"syslog_facility\": \"kern\" (expected auth, authpriv, daemon, "
+			       "user or local0 to local7)"));
+	UT_ASSERT(fx_has_error(fx, 4, "\"syslog_ident\": \"\" (must not be empty)"));
+	UT_ASSERT(fx_has_error(fx, 9, "parameter \"syslog\" cannot be set in a [database"));
+	UT_EQ_INT(fx->errs.count, 4);
+
+	/* syslog keeps 63 bytes of an ident: a longer one is refused, not cut */
+	snprintf(text, sizeof(text), "[pgcutover]\nsyslog_ident = %064d\n" MIN_DB, 0);
+	FX_LOAD_FAILS(fx, text);
+	UT_ASSERT(fx_has_error(fx, 2, "(at most 63 bytes)"));
+}
+
+static void test_config_syslog_keys(void)
+{
+	struct fx fx;
+
+	fx_init(&fx);
+	check_syslog_keys(&fx);
+	fx_done(&fx);
+}
+
 const struct unit_test unit_tests_config_values[] = {
+	{"config_syslog_keys", test_config_syslog_keys},
 	{"config_tls_keys", test_config_tls_keys},
 	{"config_bad_values", test_config_bad_values},
 	{"config_parse_duration", test_config_parse_duration},
