@@ -27,6 +27,7 @@ struct client;
 struct pool;
 struct server;
 struct database;
+struct listen_sub;
 struct pq_buf;
 
 enum client_state {
@@ -157,6 +158,12 @@ struct client {
 	enum client_move move; /* outcome of the last session state check */
 	enum client_stop stop; /* why forwarding stopped before the current message */
 	struct session sess;   /* what its server-side session holds (see session.h) */
+	/*
+	 * Transaction pooling: the channels it listens on through its pool's
+	 * listener, its hand-over and its queue of notifications
+	 * (listen_client.h); NULL until it first LISTENs.
+	 */
+	struct listen_sub *lsub;
 	void (*move_done)(struct client *c, void *arg); /* who asked for the check */
 	void *move_arg;
 };

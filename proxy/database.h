@@ -20,12 +20,14 @@ struct db_config;
 
 /* Per-database counters behind SHOW STATS and the metrics. */
 struct db_stats {
-	uint64_t xact_count;    /* transactions completed (ReadyForQuery 'I' after work) */
-	uint64_t query_count;   /* Query and Sync messages sent to servers */
-	uint64_t bytes_in;      /* bytes received from clients */
-	uint64_t bytes_out;     /* bytes sent to clients */
-	uint64_t xact_time_us;  /* summed transaction time */
-	uint64_t query_time_us; /* summed query time */
+	uint64_t xact_count;       /* transactions completed (ReadyForQuery 'I' after work) */
+	uint64_t query_count;      /* Query and Sync messages sent to servers */
+	uint64_t bytes_in;         /* bytes received from clients */
+	uint64_t bytes_out;        /* bytes sent to clients */
+	uint64_t xact_time_us;     /* summed transaction time */
+	uint64_t query_time_us;    /* summed query time */
+	uint64_t notifications;    /* notifications delivered to clients by listeners (listen.h) */
+	uint64_t notify_overflows; /* clients closed for not reading their notifications */
 };
 
 /*
@@ -35,6 +37,7 @@ struct db_stats {
 enum db_hold {
 	DB_HOLD_PAUSE = 1u << 0,  /* PAUSE from the admin console */
 	DB_HOLD_SWITCH = 1u << 1, /* a SWITCH, from its drain to its resume */
+	DB_HOLD_LISTEN = 1u << 2, /* after a flip, until its listeners listen on the new side */
 };
 
 /*
@@ -70,6 +73,7 @@ struct database {
 	unsigned holds;          /* enum db_hold bits: new transactions are held */
 	struct db_checks checks; /* session checks of a switch in progress */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
+	int listen_moves;        /* listeners still moving to the new side (DB_HOLD_LISTEN) */
 };
 
 /* New transactions of this database are held (PAUSE or SWITCH). */
@@ -133,6 +137,9 @@ void db_cancel_checks(struct database *db);
  * the sessions.
  */
 void db_move_sessions(struct database *db, int *moved, int *closed);
+
+/* A listener that held the database after a flip has moved (or failed to). */
+void db_listener_moved(struct database *db);
 
 /* Free every database and its pools (at exit; clients and servers are gone). */
 void db_free_all(void);

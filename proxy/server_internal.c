@@ -16,6 +16,7 @@
 #include "protocol/pq_build.h"
 #include "proxy/client.h"
 #include "proxy/core/log.h"
+#include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/server.h"
 #include "proxy/server_forward.h"
@@ -132,7 +133,8 @@ void server_handle_internal(struct server *s)
 		}
 		case 'A':
 			/* a notification for a listening client arrives whatever runs */
-			if (s->client) {
+			if (s->client &&
+			    !listen_client_x_notification(s, s->client, msg, (size_t)len + 1)) {
 				(void)server_own_notification(s, s->client, in, 0, (size_t)len + 1,
 							      len);
 				if (!client_send(s->client, msg, (size_t)len + 1))

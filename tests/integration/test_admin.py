@@ -29,7 +29,7 @@ COLUMNS = {
     "SHOW DATABASES": ("name", "route", "state", "source", "target", "clients",
                        "waiting_clients", "servers"),
     "SHOW CLIENTS": ("user", "database", "state", "addr", "connected_s", "backend_pid", "type",
-                     "tls", "prepared_statements", "movable"),
+                     "tls", "prepared_statements", "movable", "listen_channels"),
     "SHOW SERVERS": ("user", "database", "side", "state", "addr", "backend_pid", "client", "tls"),
     "SHOW POOLS": ("database", "user", "cl_active", "cl_waiting", "cl_idle", "sv_active",
                    "sv_idle", "sv_login", "pool_mode", "pool_size"),

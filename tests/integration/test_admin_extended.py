@@ -22,7 +22,7 @@ from replication import ADMIN_PASSWORD, ADMIN_USER, SWITCH_COLUMNS
 DATABASES_COLUMNS = ["name", "route", "state", "source", "target", "clients",
                      "waiting_clients", "servers"]
 CLIENTS_COLUMNS = ["user", "database", "state", "addr", "connected_s", "backend_pid", "type", "tls",
-                   "prepared_statements", "movable"]
+                   "prepared_statements", "movable", "listen_channels"]
 
 
 def ext_connect(p, **kw):

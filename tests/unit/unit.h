@@ -74,5 +74,6 @@ extern const struct unit_test unit_tests_sqlquote[];
 extern const struct unit_test unit_tests_seqread[];
 extern const struct unit_test unit_tests_janitor[];
 extern const struct unit_test unit_tests_reference[];
+extern const struct unit_test unit_tests_listen[];
 
 #endif /* PGCUTOVER_UNIT_H */
