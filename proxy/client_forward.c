@@ -138,11 +138,11 @@ static enum relay_verdict client_track(struct client *c, struct server *s, struc
 		if (buf[0] != '\0')
 			goto rewrite; /* a named statement: remember it (and rename it) */
 		kind = session_classify(buf + 1, n - 1);
-		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD))
-			goto rewrite;
 		if (txn && (kind != SK_PLAIN || c->lsub) &&
 		    listen_client_note_parse(c, s, in, off, avail, len) == RELAY_STOP)
 			goto need_more;
+		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD))
+			goto rewrite;
 		client_parsed_unnamed(c, kind);
 		s->ps_unqueued++;
 		return RELAY_PASS;

@@ -240,6 +240,11 @@ enum listen_stmt listen_sql_classify(const uint8_t *sql, size_t len, char *name,
 		return LS_LISTEN;
 	if (strcmp(t.text, "notify") == 0)
 		return LS_NOTIFY;
+	if (strcmp(t.text, "discard") == 0) {
+		/* DISCARD ALL includes an UNLISTEN * */
+		lex(sql, len, &off, &t);
+		return t.type == TOK_WORD && strcmp(t.text, "all") == 0 ? LS_UNLISTEN_ALL : LS_OTHER;
+	}
 	if (strcmp(t.text, "unlisten") == 0) {
 		lex(sql, len, &off, &t);
 		if (t.type == TOK_OTHER && t.text[0] == '*')

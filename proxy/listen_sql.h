@@ -27,7 +27,7 @@ enum listen_stmt {
 	LS_OTHER = 0,    /* nothing known */
 	LS_LISTEN,       /* LISTEN (the channel is read from the server afterwards) */
 	LS_UNLISTEN,     /* UNLISTEN name (the name is returned) */
-	LS_UNLISTEN_ALL, /* UNLISTEN * */
+	LS_UNLISTEN_ALL, /* UNLISTEN *, DISCARD ALL */
 	LS_NOTIFY,       /* NOTIFY, or a statement that calls pg_notify(...) */
 };
 

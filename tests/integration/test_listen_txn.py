@@ -201,7 +201,7 @@ def test_own_notifications_carry_own_pid(proxy_factory, source):
 @pytest.mark.timeout(60)
 def test_unlisten_is_per_client_and_transactional(proxy_factory, source):
     """Two clients of one user on overlapping channels: each one's UNLISTEN
-    name or UNLISTEN * changes only what it receives.  An UNLISTEN in a
+    name, UNLISTEN * or DISCARD ALL changes only what it receives.  An UNLISTEN in a
     transaction that rolled back or failed counts for nothing; UNLISTEN then
     LISTEN of a channel keeps it; LISTEN then UNLISTEN * in one transaction
     drops everything."""
@@ -247,6 +247,8 @@ def test_unlisten_is_per_client_and_transactional(proxy_factory, source):
         with a.transaction():
             a.execute("UNLISTEN uz")  # b's, not a's: nothing changes
         round_("r7", ["uy"], ["uz"])
+        b.execute("DISCARD ALL")  # an UNLISTEN * among the rest
+        round_("r8", ["uy"], [])
         for c in (a, b):
             assert c.execute("SELECT count(*) FROM pg_listening_channels()").fetchone()[0] == 0
 

@@ -60,6 +60,8 @@ static void test_classify(void)
 	UT_EQ_STR(name, "Foo \"Bar\"");
 	UT_EQ_INT(cls("UNLISTEN *", name), LS_UNLISTEN_ALL);
 	UT_EQ_INT(cls("UNLISTEN", name), LS_OTHER);
+	UT_EQ_INT(cls("DISCARD ALL", name), LS_UNLISTEN_ALL);
+	UT_EQ_INT(cls("discard plans", name), LS_OTHER);
 	UT_EQ_INT(cls("NOTIFY x, 'y'", name), LS_NOTIFY);
 	UT_EQ_INT(cls("SELECT pg_notify('a', 'b')", name), LS_NOTIFY);
 	UT_EQ_INT(cls("select 1, pg_catalog.PG_NOTIFY ($1, $2) from t", name), LS_NOTIFY);
