@@ -379,33 +379,80 @@ static bool deliverable(const struct client *c)
 	return c->state == CL_IDLE || c->state == CL_WAIT || c->state == CL_ACTIVE;
 }
 
-bool listen_client_deliver(struct client *c, const uint8_t *msg, size_t n)
+/* Queue a notification in 'buf' (the queue, or the held ones); false when the client is full. */
+static bool enqueue(struct listen_sub *ls, struct evbuffer **buf, const uint8_t *msg, size_t n)
+{
+	size_t waiting = ls->qbytes + ls->hbytes;
+
+	if (waiting == 0)
+		ls->progress_us = rt_now_us(); /* a backlog begins */
+	if (waiting + n > (size_t)rt.cfg->conn_buffer_size * LISTEN_QUEUE_HARD ||
+	    ls->qcount + ls->hcount >= LISTEN_QUEUE_COUNT ||
+	    (waiting + n > listen_queue_bytes() &&
+	     rt_now_us() - ls->progress_us > (uint64_t)LISTEN_STALL_MS * 1000))
+		return false;
+	if (*buf == NULL && (*buf = evbuffer_new()) == NULL)
+		return false;
+	if (evbuffer_add(*buf, msg, n) != 0)
+		return false;
+	if (buf == &ls->held) {
+		ls->hbytes += n;
+		ls->hcount++;
+	} else {
+		ls->qbytes += n;
+		ls->qcount++;
+	}
+	return true;
+}
+
+bool listen_client_deliver_now(struct client *c, const uint8_t *msg, size_t n)
 {
 	struct listen_sub *ls = c->lsub;
 
 	if (ls == NULL || !deliverable(c))
 		return true;
-	if (ls->qbytes == 0 && !ls->hold_q && at_message_boundary(c) &&
+	if (ls->qbytes == 0 && at_message_boundary(c) &&
 	    client_output_len(c) < (size_t)rt.cfg->conn_buffer_size) {
 		if (!client_send(c, msg, n))
 			return false;
 		c->db->stats.bytes_out += n;
 		return true;
 	}
-	if (ls->qbytes == 0)
-		ls->progress_us = rt_now_us(); /* a backlog begins */
-	if (ls->qbytes + n > (size_t)rt.cfg->conn_buffer_size * LISTEN_QUEUE_HARD ||
-	    ls->qcount >= LISTEN_QUEUE_COUNT ||
-	    (ls->qbytes + n > listen_queue_bytes() &&
-	     rt_now_us() - ls->progress_us > (uint64_t)LISTEN_STALL_MS * 1000))
-		return false;
-	if (ls->q == NULL && (ls->q = evbuffer_new()) == NULL)
-		return false;
-	if (evbuffer_add(ls->q, msg, n) != 0)
-		return false;
-	ls->qbytes += n;
-	ls->qcount++;
-	return true;
+	return enqueue(ls, &ls->q, msg, n);
+}
+
+bool listen_client_deliver(struct client *c, const uint8_t *msg, size_t n)
+{
+	struct listen_sub *ls = c->lsub;
+
+	if (ls == NULL || !deliverable(c))
+		return true;
+	/* after what its server still delivers from before the marker (listen_sub.hold_q) */
+	if (ls->hold_q)
+		return enqueue(ls, &ls->held, msg, n);
+	return listen_client_deliver_now(c, msg, n);
+}
+
+void listen_client_release_held(struct client *c)
+{
+	struct listen_sub *ls = c->lsub;
+
+	if (ls == NULL)
+		return;
+	ls->hold_q = false;
+	if (ls->hbytes > 0) {
+		if (ls->q == NULL)
+			ls->q = evbuffer_new();
+		if (ls->q == NULL || evbuffer_add_buffer(ls->q, ls->held) != 0) {
+			listen_client_overflow(c);
+			return;
+		}
+		ls->qbytes += ls->hbytes;
+		ls->qcount += ls->hcount;
+		ls->hbytes = 0;
+		ls->hcount = 0;
+	}
+	listen_client_flush(c);
 }
 
 void listen_client_flush(struct client *c)
@@ -415,8 +462,7 @@ void listen_client_flush(struct client *c)
 	size_t limit = (size_t)rt.cfg->conn_buffer_size, moved = 0;
 	struct evbuffer *out;
 
-	if (ls == NULL || ls->qbytes == 0 || ls->hold_q || !deliverable(c) ||
-	    !at_message_boundary(c))
+	if (ls == NULL || ls->qbytes == 0 || !deliverable(c) || !at_message_boundary(c))
 		return;
 	/* whole messages, while the output has room: it drains, then more follows */
 	out = sock_out(&c->sock);
@@ -496,10 +542,13 @@ void listen_client_gone(struct client *c)
 	free(ls->unl);
 	free(ls->chans);
 	free(ls->adds);
+	free(ls->fresh);
 	free(ls->dels);
 	free(ls->cleanup);
 	if (ls->q)
 		evbuffer_free(ls->q);
+	if (ls->held)
+		evbuffer_free(ls->held);
 	c->lsub = NULL;
 	free(ls);
 	if (l)

@@ -100,14 +100,23 @@ struct listen_sub {
 	bool x_cut;    /* ... and has delivered it: what it sends now is the listener's */
 	bool marked;   /* the marker reached the listener (the changes are applied) */
 	bool need_mark;
-	bool hold_q; /* the listener's notifications wait in the queue until x_cut */
+	bool hold_q; /* the listener's notifications wait in 'held' until x_cut */
 	uint64_t seq;
 	char cut_payload[24];      /* the marker's payload, as its server sends it */
 	char cut_chan[48];         /* the channel it was sent on */
 	struct listen_chan **adds; /* channels to subscribe at the marker (referenced) */
 	struct listen_chan **dels; /* channels to unsubscribe at the marker */
 	uint32_t nadds, ndels, cap_adds, cap_dels;
-	char *cleanup;      /* what runs on the server once it is handed over */
+	/*
+	 * Channels subscribed at the marker while its server has not delivered
+	 * its own copy of it yet: what the server sends on them until then came
+	 * before the marker, so the client gets it from the server, not from
+	 * the listener.
+	 */
+	struct listen_chan **fresh;
+	uint32_t nfresh, cap_fresh;
+	bool fresh_lost; /* out of memory recording one: the hand-over fails (rather than lose) */
+	char *cleanup;   /* what runs on the server once it is handed over */
 	bool fence_pending; /* a fence runs with the session restore */
 	uint64_t fence_seq;
 	struct list_node cover_node; /* on the listener's list while it waits in LST_COVER */
@@ -115,6 +124,9 @@ struct listen_sub {
 	struct evbuffer *q; /* notifications waiting (whole messages) */
 	size_t qbytes;
 	uint32_t qcount;
+	struct evbuffer *held; /* the listener's, while hold_q (they go after the queue's) */
+	size_t hbytes;
+	uint32_t hcount;
 	uint64_t progress_us; /* when its output last drained, or its queue began */
 };
 
@@ -181,8 +193,12 @@ void listen_client_fence_done(struct client *c, struct server *s, bool ok);
 
 /* The bytes of notifications that may wait for a client that does not read: 4 x conn_buffer_size. */
 size_t listen_queue_bytes(void);
-/* Queue or send a notification; false when the client's queue is full (close it). */
+/* Queue or send a notification of the listener's; false when the client is full (close it). */
 bool listen_client_deliver(struct client *c, const uint8_t *msg, size_t n);
+/* The same for one its own server delivers during a hand-over (never held back). */
+bool listen_client_deliver_now(struct client *c, const uint8_t *msg, size_t n);
+/* The server delivered the marker: the listener's notifications held meanwhile go. */
+void listen_client_release_held(struct client *c);
 /* Move what waits in the queue to the output, when the client can take it. */
 void listen_client_flush(struct client *c);
 /* The client's output drained (it reads): the queue goes on. */

@@ -67,7 +67,12 @@ static void apply_changes(struct client *c)
 			log_warning("client %s: out of memory: it does not listen on \"%s\"",
 				    c->addr, ch->name);
 			listen_chan_unsubscribe(ls->l, ch, c);
+			continue;
 		}
+		/* its server may still deliver what came before the marker (listen_sub.fresh) */
+		if (ls->cut && !ls->x_cut &&
+		    !listen_chan_push(&ls->fresh, &ls->nfresh, &ls->cap_fresh, ch))
+			ls->fresh_lost = true;
 	}
 	ls->nadds = 0;
 	if (ls->l)
@@ -300,7 +305,12 @@ static void flow_finish(struct client *c, struct server *s)
 	bool captured = ls->captured;
 
 	ls->step = LST_NONE;
-	ls->hold_q = false;
+	ls->nfresh = 0;
+	if (ls->hold_q) {
+		listen_client_release_held(c);
+		if (c->lsub != ls)
+			return; /* closed: its queue was full */
+	}
 	ls->captured = false;
 	s->listen_flow = false;
 	if (ls->z_held) {
@@ -361,8 +371,10 @@ static void flow_run(struct client *c)
 		case LST_CUT:
 			if (!ls->x_cut)
 				return; /* listen_client_x_notification() */
-			ls->hold_q = false;
-			listen_client_flush(c);
+			ls->nfresh = 0;
+			listen_client_release_held(c);
+			if (c->lsub != ls)
+				return; /* closed: its queue was full */
 			ls->step = LST_CLEANUP;
 			break;
 		case LST_CLEANUP:
@@ -434,9 +446,19 @@ void listen_flow_input(struct server *s)
 		server_handle_internal(s);
 }
 
+/* Whether ch joined the client at the marker, its server not cut off yet. */
+static bool fresh_has(const struct listen_sub *ls, const struct listen_chan *ch)
+{
+	for (uint32_t i = 0; i < ls->nfresh; i++)
+		if (ls->fresh[i] == ch)
+			return true;
+	return false;
+}
+
 bool listen_client_x_notification(struct server *s, struct client *c, const uint8_t *msg, size_t n)
 {
 	struct listen_sub *ls = c->lsub;
+	struct listen_chan *ch;
 	uint32_t pid;
 	const char *channel, *payload;
 	uint8_t *w = (uint8_t *)(uintptr_t)msg;
@@ -454,8 +476,11 @@ bool listen_client_x_notification(struct server *s, struct client *c, const uint
 		}
 		return true;
 	}
-	if (ls->x_cut || listen_sub_find(ls, channel))
-		return true; /* the listener delivers it */
+	if (ls->x_cut)
+		return true; /* after the marker: the listener delivers it */
+	ch = listen_sub_find(ls, channel);
+	if (ch && !fresh_has(ls, ch))
+		return true; /* the client had it before: the listener delivers it too */
 	if (pid == s->be_pid && c->cancel_pid != 0) {
 		/* its own: with the process ID it was told */
 		w[PQ_HEADER_SIZE] = (uint8_t)(c->cancel_pid >> 24);
@@ -463,7 +488,7 @@ bool listen_client_x_notification(struct server *s, struct client *c, const uint
 		w[PQ_HEADER_SIZE + 2] = (uint8_t)(c->cancel_pid >> 8);
 		w[PQ_HEADER_SIZE + 3] = (uint8_t)c->cancel_pid;
 	}
-	if (!listen_client_deliver(c, msg, n))
+	if (!listen_client_deliver_now(c, msg, n))
 		log_warning("client %s: a notification was dropped: its queue is full", c->addr);
 	return true;
 }
@@ -482,6 +507,11 @@ void listen_client_marked(struct client *c)
 		return;
 	ls->marked = true;
 	apply_changes(c);
+	if (ls->fresh_lost) {
+		/* what its server delivers before the marker would be dropped: better closed than lost */
+		flow_fail(c, "out of memory");
+		return;
+	}
 	if (ls->step == LST_ARRIVE)
 		flow_run(c);
 }

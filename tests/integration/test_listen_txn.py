@@ -198,6 +198,109 @@ def test_own_notifications_carry_own_pid(proxy_factory, source):
         assert len(rows) == 1 and rows[0]["user"] == "alice", rows
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("already", [False, True], ids=["new-channel", "listener-has-it"])
+def test_hand_over_loses_and_repeats_nothing(proxy_factory, source, already):
+    """A session straight on the source NOTIFYs 1, 2, 3... as fast as it can
+    while a client LISTENs (the channel new to the listener, or already held
+    for another client): the client gets an unbroken run of numbers, each
+    once, that starts no later than the first one committed after its LISTEN
+    returned and ends no later than the first one committed after its
+    UNLISTEN returned; three times over."""
+    p = txn_proxy(proxy_factory)
+    stop = threading.Event()
+    last = [0]
+
+    def sender():
+        with source.admin_connect(dbname="app") as d:
+            i = 0
+            while not stop.is_set() and i < 20000:
+                i += 1
+                d.execute(f"NOTIFY hand_chan, '{i}'")
+                last[0] = i
+
+    with psy(p) as c, psy(p) as other:
+        if already:
+            other.execute("LISTEN hand_chan")
+        lc = Listener(c)
+        t = threading.Thread(target=sender)
+        t.start()
+        try:
+            runs = []
+            for _ in range(3):
+                wait_until(lambda: last[0] > 0, 10 * SLOW, what="the sender started")
+                time.sleep(0.05)
+                c.execute("LISTEN hand_chan")
+                returned = last[0]
+                time.sleep(0.3)
+                c.execute("UNLISTEN hand_chan")
+                unlistened = last[0]
+                time.sleep(0.1)
+                lc._drain(0.1)
+                runs.append((returned, unlistened, [int(g[1]) for g in lc.take()]))
+        finally:
+            stop.set()
+            t.join(30)
+        for returned, unlistened, got in runs:
+            assert got, runs
+            assert got == list(range(got[0], got[0] + len(got))), \
+                f"a gap or a repeat after LISTEN (returned at {returned}): {got[:20]}..."
+            assert got[0] <= returned + 1, (returned, got[:5])
+            # committed once UNLISTEN had returned: never delivered
+            assert got[-1] <= unlistened + 1, (unlistened, got[-5:])
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("pool_size", [1, 3])
+def test_own_pids_under_concurrency(proxy_factory, pool_size):
+    """Two listening clients and one that does not listen NOTIFY from three
+    threads at once, 150 times each, on servers they share: each listening
+    client gets all 450, each sender's in its order, and every one carries
+    its sender's process ID as that sender was told it (the one that does
+    not listen: not a listening client's)."""
+    p = txn_proxy(proxy_factory, pool_size=pool_size)
+    n = 150
+    with psy(p) as a, psy(p) as b, psy(p) as plain:
+        la, lb = Listener(a), Listener(b)
+        a.execute("LISTEN conc_chan")
+        b.execute("LISTEN conc_chan")
+        pids = {"a": a.info.backend_pid, "b": b.info.backend_pid}
+        errors = []
+
+        def send(conn, who):
+            try:
+                for i in range(n):
+                    if i % 3 == 0:
+                        conn.execute(f"NOTIFY conc_chan, '{who}:{i}'")
+                    elif i % 3 == 1:
+                        conn.execute("SELECT pg_notify('conc_chan', %s)", [f"{who}:{i}"])
+                    else:
+                        with conn.transaction():
+                            conn.execute("SELECT 1")
+                            conn.execute(f"NOTIFY conc_chan, '{who}:{i}'")
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=send, args=(conn, who))
+                   for conn, who in ((a, "a"), (b, "b"), (plain, "p"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors
+        for lst in (la, lb):
+            got = lst.poll(3 * n, timeout=20)
+            assert len(got) == 3 * n, len(got)
+            for who in ("a", "b", "p"):
+                mine = [g for g in got if g[1].startswith(who + ":")]
+                assert [int(g[1].split(":")[1]) for g in mine] == list(range(n)), who
+                if who in pids:
+                    wrong = [g for g in mine if g[2] != pids[who]]
+                    assert not wrong, (who, pids[who], wrong[:5])
+                else:
+                    assert not [g for g in mine if g[2] in pids.values()], mine[:5]
+
+
 @pytest.mark.timeout(60)
 def test_unlisten_is_per_client_and_transactional(proxy_factory, source):
     """Two clients of one user on overlapping channels: each one's UNLISTEN
