@@ -686,40 +686,83 @@ DB = "cut_listen"
 repl, rdb = replicated_fixtures(DB)
 
 
-@pytest.mark.timeout(120)
-def test_listening_clients_keep_receiving_across_switch(proxy_factory, rdb):
-    """Two clients LISTEN in transaction pooling; the database switches to
-    its target.  The listener moved with it: notifications sent on the
-    target, straight and through pgcutover, reach both, and a client's own
-    still carries its PID.  No session was closed."""
+def node_listener(p, dbname):
+    node = shutil.which("node")
+    if not node:
+        pytest.skip("node not found on PATH: the node-postgres test needs Node.js")
+    assert os.path.isdir(os.path.join(NODE_DIR, "node_modules", "pg")), \
+        f"node-postgres missing: run `npm ci` in {NODE_DIR} (.ci/deps.sh does)"
+    return LineProcess([node, os.path.join(NODE_DIR, "listen.js"), "127.0.0.1", str(p.port),
+                        "alice", PASSWORDS["alice"], dbname], cwd=NODE_DIR)
+
+
+def jdbc_listener(p, dbname, classes):
+    cp, java = classes
+    url = f"jdbc:postgresql://127.0.0.1:{p.port}/{dbname}?connectTimeout=10&socketTimeout=60"
+    return LineProcess([java, "-Xmx64m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-cp", cp,
+                        "JdbcListen", url, "alice", PASSWORDS["alice"]])
+
+
+def driver_notes(cl, n, ms=10000):
+    """Wait for a driver's n-th notification: its notifications so far."""
+    cl.send(f"wait {n} {ms}")
+    cl.expect(r"^WAITED \d+$", timeout=ms / 1000 + 10)
+    return [tuple(ln[5:].split("\t")) for ln in cl.seen if ln.startswith("NOTE ")]
+
+
+@pytest.mark.timeout(180)
+def test_listening_clients_keep_receiving_across_switch(proxy_factory, rdb, jdbc_listen):
+    """psycopg, pgjdbc and node-postgres clients LISTEN in transaction
+    pooling; the database switches to its target.  The listener moved with
+    it: notifications sent on the target, straight and through pgcutover,
+    reach all of them in order, and a client's own still carries its PID.
+    No session was closed."""
     p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction")
-    with psy(p, DB) as a, psy(p, DB) as b, psy(p, DB) as other:
-        la, lb = Listener(a), Listener(b)
-        a.execute("LISTEN sw_chan")
-        b.execute("LISTEN sw_chan")
-        b.execute("LISTEN sw_b")
-        with rdb.src() as s:
-            s.execute("NOTIFY sw_chan, 'before'")
-        for lst in (la, lb):
-            assert [g[1] for g in lst.poll(1)] == ["before"]
-            lst.take()
-        assert [r["side"] for r in listener_rows(p, DB)] == ["source"]
+    drivers = [jdbc_listener(p, DB, jdbc_listen), node_listener(p, DB)]
+    try:
+        for cl in drivers:
+            cl.expect(r"^READY$", timeout=40)
+            cl.send("listen sw_chan")
+            cl.expect(r"^OK listen$")
+        with psy(p, DB) as a, psy(p, DB) as b, psy(p, DB) as other:
+            la, lb = Listener(a), Listener(b)
+            a.execute("LISTEN sw_chan")
+            b.execute("LISTEN sw_chan")
+            b.execute("LISTEN sw_b")
+            with rdb.src() as s:
+                s.execute("NOTIFY sw_chan, 'before'")
+            for lst in (la, lb):
+                assert [g[1] for g in lst.poll(1)] == ["before"]
+                lst.take()
+            for cl in drivers:
+                assert [nt[:2] for nt in driver_notes(cl, 1)] == [("sw_chan", "before")]
+            assert [r["side"] for r in listener_rows(p, DB)] == ["source"]
 
-        row = switch(p, rdb)
-        assert (row["result"], row["to"], row["sessions_closed"]) == ("ok", "target", "0"), row
+            row = switch(p, rdb)
+            assert (row["result"], row["to"], row["sessions_closed"]) == ("ok", "target", "0"), \
+                row
 
-        assert [r["side"] for r in listener_rows(p, DB)] == ["target"]
-        assert other.execute("SELECT inet_server_port()").fetchone()[0] == rdb.target.port
-        with rdb.tgt() as t:
-            t.execute("NOTIFY sw_chan, 'after, direct'")
-        other.execute("NOTIFY sw_b, 'after, proxied'")
-        a.execute("NOTIFY sw_chan, 'own after'")
-        assert la.got[-1] == ("sw_chan", "own after", a.info.backend_pid), la.got
-        assert [g[1] for g in la.poll(2)] == ["after, direct", "own after"]
-        assert [g[1] for g in lb.poll(3)] == ["after, direct", "after, proxied", "own after"]
-        assert lb.got[2][2] == a.info.backend_pid
-        # a notification on the old side is not expected after the flip: none arrives
-        with rdb.src() as s:
-            s.execute("NOTIFY sw_chan, 'old side'")
-        la.quiet(0.5)
-        lb.quiet()
+            assert [r["side"] for r in listener_rows(p, DB)] == ["target"]
+            assert other.execute("SELECT inet_server_port()").fetchone()[0] == rdb.target.port
+            with rdb.tgt() as t:
+                t.execute("NOTIFY sw_chan, 'after, direct'")
+            other.execute("NOTIFY sw_b, 'after, proxied'")
+            a.execute("NOTIFY sw_chan, 'own after'")
+            assert la.got[-1] == ("sw_chan", "own after", a.info.backend_pid), la.got
+            assert [g[1] for g in la.poll(2)] == ["after, direct", "own after"]
+            assert [g[1] for g in lb.poll(3)] == ["after, direct", "after, proxied", "own after"]
+            assert lb.got[2][2] == a.info.backend_pid
+            for cl in drivers:
+                got = driver_notes(cl, 3)
+                assert [nt[1] for nt in got] == ["before", "after, direct", "own after"], got
+                assert int(got[2][2]) == a.info.backend_pid, got
+            # a notification on the old side is not expected after the flip: none arrives
+            with rdb.src() as s:
+                s.execute("NOTIFY sw_chan, 'old side'")
+            la.quiet(0.5)
+            lb.quiet()
+            for cl in drivers:
+                cl.send("quit")
+    finally:
+        for cl in drivers:
+            cl.close()
