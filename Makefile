@@ -126,6 +126,7 @@ FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/core/config_read proxy/co
                                proxy/core/config_units proxy/core/config_check \
                                proxy/core/config_dump proxy/core/log_syslog proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
+FUZZ_DEPS_fuzz_listen_sql   := proxy/listen_sql
 # conninfo_parse checks an sslmode with the TLS module's parser
 FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls
 # -max_len per target: a little above the largest input the code treats specially
@@ -133,6 +134,7 @@ FUZZ_MAXLEN_fuzz_pq           := 12000
 FUZZ_MAXLEN_fuzz_startup_auth := 2048
 FUZZ_MAXLEN_fuzz_config       := 4096
 FUZZ_MAXLEN_fuzz_admin_cmd    := 512
+FUZZ_MAXLEN_fuzz_listen_sql   := 2048
 FUZZ_MAXLEN_fuzz_conninfo     := 1024
 
 FUZZ_SECONDS ?= 60

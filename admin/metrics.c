@@ -134,6 +134,25 @@ void metrics_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "pgcutover_bytes_sent_total{database=\"%s\"} %" PRIu64 "\n",
 				    db->name, db->stats.bytes_out);
 	}
+	help(out, "pgcutover_notifications_total", "counter",
+	     "notifications delivered to transaction-pooled clients by pgcutover's listeners");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out,
+				    "pgcutover_notifications_total{database=\"%s\"} %" PRIu64 "\n",
+				    db->name, db->stats.notifications);
+	}
+	help(out, "pgcutover_notification_overflows_total", "counter",
+	     "clients closed because they did not read their notifications");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out,
+				    "pgcutover_notification_overflows_total{database=\"%s\"} %" PRIu64
+				    "\n",
+				    db->name, db->stats.notify_overflows);
+	}
 	help(out, "pgcutover_replication_lag_bytes", "gauge",
 	     "last measured replication lag (by SHOW LAG or a switch)");
 	list_for_each(n, &rt.databases) {

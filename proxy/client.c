@@ -40,6 +40,7 @@
 #include "proxy/cancel.h"
 #include "proxy/client_forward.h"
 #include "proxy/client_login.h"
+#include "proxy/listen_client.h"
 
 /*
  * Bytes asked of recv() at once until the client has logged in.  Each read
@@ -259,6 +260,7 @@ static void client_finish(struct client *c)
 	c->move_arg = NULL;
 	client_drop_server(c);
 	cancel_unregister(c);
+	listen_client_gone(c);
 	if (c->cancelling)
 		cancel_forget_requester(c);
 	sock_disable(&c->sock);
@@ -349,6 +351,7 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 	/* stop reading, flush the error, then close (or give up after a while) */
 	client_drop_server(c);
 	cancel_unregister(c);
+	listen_client_gone(c); /* no notification after its FATAL */
 	sock_set_reading(&c->sock, false);
 	sock_set_out_low(&c->sock, 0);
 	client_set_state(c, CL_CLOSING);
@@ -422,6 +425,9 @@ static void client_write_cb(struct sock *sk, void *arg)
 			client_finish(c);
 		return;
 	}
+	/* notifications that waited for room */
+	if (c->lsub)
+		listen_client_drained(c);
 	/* the client caught up: let its server's output flow again */
 	if (s && s->read_paused && client_output_len(c) < (size_t)rt.cfg->conn_buffer_size) {
 		server_resume_reading(s);

@@ -20,12 +20,14 @@ struct db_config;
 
 /* Per-database counters behind SHOW STATS and the metrics. */
 struct db_stats {
-	uint64_t xact_count;    /* transactions completed (ReadyForQuery 'I' after work) */
-	uint64_t query_count;   /* Query and Sync messages sent to servers */
-	uint64_t bytes_in;      /* bytes received from clients */
-	uint64_t bytes_out;     /* bytes sent to clients */
-	uint64_t xact_time_us;  /* summed transaction time */
-	uint64_t query_time_us; /* summed query time */
+	uint64_t xact_count;       /* transactions completed (ReadyForQuery 'I' after work) */
+	uint64_t query_count;      /* Query and Sync messages sent to servers */
+	uint64_t bytes_in;         /* bytes received from clients */
+	uint64_t bytes_out;        /* bytes sent to clients */
+	uint64_t xact_time_us;     /* summed transaction time */
+	uint64_t query_time_us;    /* summed query time */
+	uint64_t notifications;    /* notifications delivered to clients by listeners (listen.h) */
+	uint64_t notify_overflows; /* clients closed for not reading their notifications */
 };
 
 /*
@@ -41,6 +43,7 @@ enum db_hold {
 	 * carries no fence left by a switch that was cut short.
 	 */
 	DB_HOLD_GUARD = 1u << 2,
+	DB_HOLD_LISTEN = 1u << 4, /* after a flip, until its listeners listen on the new side */
 };
 
 /*
@@ -83,6 +86,7 @@ struct database {
 	struct db_checks checks; /* session checks of a switch in progress */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
 	bool added;              /* new in this db_apply_config(): for the added hook */
+	int listen_moves;        /* listeners still moving to the new side (DB_HOLD_LISTEN) */
 };
 
 /* New transactions of this database are held (PAUSE or SWITCH). */
@@ -158,6 +162,9 @@ void db_cancel_checks(struct database *db);
  * the sessions.
  */
 void db_move_sessions(struct database *db, int *moved, int *closed);
+
+/* A listener that held the database after a flip has moved (or failed to). */
+void db_listener_moved(struct database *db);
 
 /* Free every database and its pools (at exit; clients and servers are gone). */
 void db_free_all(void);

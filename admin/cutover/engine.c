@@ -271,6 +271,8 @@ static void cutover_free(struct cutover *co)
 		event_free(co->poll);
 	if (co->guard_wait)
 		event_free(co->guard_wait);
+	if (co->drain_tick)
+		event_free(co->drain_tick);
 	if (co->intent_ticket)
 		co->intent_ticket->co = NULL; /* its answer frees it */
 	pq_buf_free(&co->seq_sql);

@@ -98,6 +98,7 @@ struct cutover {
 	struct event *deadline;      /* the phase's timeout (cutover_phase_def.deadline) */
 	struct event *poll;          /* next lag poll (then: the stop's and unfence's retries) */
 	struct event *guard_wait;    /* the preflight waiting for the guard (cutover_guarding) */
+	struct event *drain_tick;    /* the drain's own look at whether it is over */
 	int pending;                 /* outstanding control queries of the phase */
 	bool failed;                 /* a query of the phase failed (first error kept) */
 	char fail_state[6];

@@ -350,9 +350,32 @@ def fuzz_conninfo():
         write(t, name, text)
 
 
+def fuzz_listen_sql():
+    t = "fuzz_listen_sql"
+    cases = {
+        "listen": "LISTEN jobs",
+        "unlisten_quoted": 'UNLISTEN "Mixed Case"; UNLISTEN plain',
+        "unlisten_all": "unlisten *; DISCARD ALL",
+        "notify": "NOTIFY jobs, 'payload; with semicolon'",
+        "pg_notify": "SELECT 1, pg_notify('c', $$x;y$$) FROM t; -- LISTEN not\nLISTEN real",
+        "dollar_quotes": "DO $body$ BEGIN UNLISTEN x; END $body$; LISTEN y",
+        "comments": "/* UNLISTEN /* nested */ a */ LISTEN b; -- UNLISTEN c",
+        "parens": "SELECT (1; UNLISTEN z",
+        "long_name": "UNLISTEN " + "n" * 80,
+        "utf8_cut": "UNLISTEN \"" + "\u00e9" * 40 + "\"",
+        "unterminated": "UNLISTEN \"abc",
+    }
+    for name, text in cases.items():
+        write(t, name, text)
+    # notification bodies: pid, channel, payload
+    write(t, "notification", b"\x00\x00\x30\x39chan\x00payload\x00")
+    write(t, "notification_cut", b"\x00\x00\x30\x39chan")
+
+
 if __name__ == "__main__":
     fuzz_pq()
     fuzz_startup_auth()
     fuzz_config()
     fuzz_admin_cmd()
     fuzz_conninfo()
+    fuzz_listen_sql()
