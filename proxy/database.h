@@ -41,6 +41,12 @@ enum db_hold {
 	 * carries no fence left by a switch that was cut short.
 	 */
 	DB_HOLD_GUARD = 1u << 2,
+	/*
+	 * The fleet (several instances, admin/cutover/fleet.c): another
+	 * instance's switch of the database runs, or this instance has not yet
+	 * read the fleet's route for it.
+	 */
+	DB_HOLD_FLEET = 1u << 3,
 };
 
 /*

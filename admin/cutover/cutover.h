@@ -51,6 +51,8 @@ struct switch_record {
 	int sequences_synced;
 	int sessions_moved;
 	int sessions_closed;
+	int instances;       /* fleet: the instances that took part (this one included); 1 alone */
+	int instances_acked; /* ...and those that said they had paused and drained */
 	char error[600]; /* "" when none; names the phase otherwise */
 };
 
