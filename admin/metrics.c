@@ -244,7 +244,8 @@ void metrics_render(struct evbuffer *out)
 		struct database *db = list_entry(n, struct database, node);
 
 		if (fleet_on() && fleet_epoch(db) >= 0)
-			evbuffer_add_printf(out, "pgcutover_fleet_epoch{database=\"%s\"} %" PRId64 "\n",
+			evbuffer_add_printf(out,
+					    "pgcutover_fleet_epoch{database=\"%s\"} %" PRId64 "\n",
 					    db->name, fleet_epoch(db));
 	}
 	help(out, "pgcutover_build_info", "gauge", "always 1; the version is in its label");

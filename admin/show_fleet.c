@@ -45,9 +45,9 @@ static void fleet_cb(void *arg, const struct control_result *r)
 			v[4] = strcmp(v[0], fleet_me()) == 0 ? "yes" : "no";
 			v[5] = PQgetisnull(r->res, i, 4) ? NULL : PQgetvalue(r->res, i, 4);
 			v[6] = PQgetisnull(r->res, i, 5) ? NULL : PQgetvalue(r->res, i, 5);
-			v[7] = PQgetisnull(r->res, i, 6)
-				       ? NULL
-				       : strcmp(PQgetvalue(r->res, i, 6), "t") == 0 ? "yes" : "no";
+			v[7] = PQgetisnull(r->res, i, 6)                    ? NULL
+			       : strcmp(PQgetvalue(r->res, i, 6), "t") == 0 ? "yes"
+									    : "no";
 			admin_rs_row(admin_job_rs(j), v);
 		}
 	}

@@ -89,9 +89,21 @@ struct database {
 	struct db_checks checks; /* session checks of a switch in progress */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
 	bool added;              /* new in this db_apply_config(): for the added hook */
+	/*
+	 * Held, but query_wait_timeout counts for its waiting clients anyway (a
+	 * fleet's database held while the fleet database cannot be read): a
+	 * hold normally stops those clocks.
+	 */
+	bool hold_times_out;
 };
 
 /* New transactions of this database are held (PAUSE or SWITCH). */
+/* Whether the clients of a held database wait without a limit (see hold_times_out). */
+static inline bool db_hold_stops_clocks(const struct database *db)
+{
+	return db->holds != 0 && !db->hold_times_out;
+}
+
 static inline bool db_paused(const struct database *db)
 {
 	return db->holds != 0;

@@ -53,7 +53,7 @@ struct switch_record {
 	int sessions_closed;
 	int instances;       /* fleet: the instances that took part (this one included); 1 alone */
 	int instances_acked; /* ...and those that said they had paused and drained */
-	char error[600]; /* "" when none; names the phase otherwise */
+	char error[600];     /* "" when none; names the phase otherwise */
 };
 
 /* Result classes of the switch counters: a bounded label set for the metrics. */

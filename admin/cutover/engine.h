@@ -34,7 +34,7 @@ enum cutover_phase {
 	CO_FLEET_PAUSE, /* fleet: every instance is asked to pause (fleet_switch.c) */
 	CO_DRAIN,
 	CO_FLEET_DRAIN, /* fleet: every live instance has paused and drained */
-	CO_FENCE, /* the old side refuses application writes */
+	CO_FENCE,       /* the old side refuses application writes */
 	CO_WAIT_LAG,
 	CO_STOP_REPLICATION, /* reverse_replication: the incoming direction stops */
 	CO_SYNC_SEQUENCES,
@@ -152,8 +152,8 @@ struct cutover {
 	bool fleet_querying;            /* a fleet query of the switch is in flight */
 	int fleet_rb_step;              /* the rollback's fleet steps */
 	int64_t fleet_epoch;
-	char *fleet_wait;         /* the instances waited for, '\n'-separated (NULL: none) */
-	uint32_t *fleet_pids;     /* their old-side servers, spared by the fence */
+	char *fleet_wait;     /* the instances waited for, '\n'-separated (NULL: none) */
+	uint32_t *fleet_pids; /* their old-side servers, spared by the fence */
 	size_t nfleet_pids;
 	void (*fleet_next)(struct cutover *co); /* what follows a renewal */
 	struct switch_record rec;
@@ -233,9 +233,9 @@ void cutover_fleet_drain_expired(struct cutover *co); /* its drain_timeout */
 void cutover_decide_enter(struct cutover *co);        /* CO_DECIDE */
 /* Renew the lease, then next(co); a lost lease fails the switch. */
 void cutover_fleet_renew(struct cutover *co, void (*next)(struct cutover *co));
-void cutover_fleet_claim(struct cutover *co);         /* rollback: take the abort */
-void cutover_fleet_mark_aborted(struct cutover *co);  /* rollback: record it, or wait for it */
-void cutover_fleet_end(struct cutover *co);           /* the switch is over: the lock goes */
+void cutover_fleet_claim(struct cutover *co);        /* rollback: take the abort */
+void cutover_fleet_mark_aborted(struct cutover *co); /* rollback: record it, or wait for it */
+void cutover_fleet_end(struct cutover *co);          /* the switch is over: the lock goes */
 void cutover_fleet_free(struct cutover *co);
 /* flip.c: after the resume, the route file again with new_side_xid (written in the background). */
 void cutover_record_xid(struct cutover *co);

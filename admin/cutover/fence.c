@@ -49,8 +49,7 @@
  */
 bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 			     const struct userlist *users, enum route_side side, bool on,
-			     bool state_only, const uint32_t *also, size_t nalso,
-			     struct pq_buf *out)
+			     bool state_only, const uint32_t *also, size_t nalso, struct pq_buf *out)
 {
 	size_t n = dc->user ? 1 : userlist_count(users), nkeep;
 	const char **roles = calloc(n ? n : 1, sizeof(*roles));
@@ -444,6 +443,8 @@ bool cutover_fence(struct database *db, enum route_side side, bool on, cutover_d
  */
 void cutover_guard(struct database *db)
 {
+	if (fleet_on())
+		fleet_added(db);
 	if (db->cfg == NULL || !db->recorded.switching || db->recorded.side != db->route)
 		return;
 	if (fleet_on()) {

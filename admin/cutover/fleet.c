@@ -72,8 +72,8 @@ enum fd_state {
 };
 
 static const char *const fd_names[] = {
-	[FD_NONE] = "none",	    [FD_DRAINING] = "draining", [FD_CHECKING] = "checking",
-	[FD_ACKED] = "acked",	    [FD_FLIPPING] = "flipping", [FD_CLAIMING] = "claiming",
+	[FD_NONE] = "none",       [FD_DRAINING] = "draining", [FD_CHECKING] = "checking",
+	[FD_ACKED] = "acked",     [FD_FLIPPING] = "flipping", [FD_CLAIMING] = "claiming",
 	[FD_LIFTING] = "lifting", [FD_MARKING] = "marking",
 };
 
@@ -82,15 +82,15 @@ struct fdb {
 	struct fdb *next;
 	struct database *db; /* databases live until exit */
 	enum fd_state st;
-	bool held;           /* DB_HOLD_FLEET is this module's */
-	bool synced;         /* the fleet's row (or its absence) was read once */
-	bool ack_ok;         /* what the ack says */
+	bool held;   /* DB_HOLD_FLEET is this module's */
+	bool synced; /* the fleet's row (or its absence) was read once */
+	bool ack_ok; /* what the ack says */
 	char ack_detail[200];
 	int64_t epoch;      /* the last epoch seen in the fleet database */
 	int64_t held_epoch; /* the switch it holds for (DRAINING .. MARKING) */
 	enum route_side from, to;
 	uint64_t t_hold;
-	struct event *timer; /* drain_timeout, then the lift's retries */
+	struct event *timer;       /* drain_timeout, then the lift's retries */
 	struct control_conn *side; /* the old side, to lift a fence when taking an abort over */
 };
 
@@ -102,11 +102,11 @@ static struct {
 	struct control_conn *cc;
 	struct event *beat;
 	bool schema_done;
-	bool polling;      /* a poll is in flight */
-	bool poll_again;   /* a wake-up arrived meanwhile */
-	uint64_t t_start;  /* when the membership started (us) */
-	uint64_t t_ok;     /* the last successful poll (us); 0 before any */
-	int live;          /* live instances at the last poll */
+	bool polling;       /* a poll is in flight */
+	bool poll_again;    /* a wake-up arrived meanwhile */
+	uint64_t t_start;   /* when the membership started (us) */
+	uint64_t t_ok;      /* the last successful poll (us); 0 before any */
+	int live;           /* live instances at the last poll */
 	bool sync_given_up; /* the start-up wait for the fleet's routes expired */
 	struct fdb *dbs;
 } fl;
@@ -197,6 +197,7 @@ static void fdb_release(struct fdb *f)
 		f->side = NULL;
 	}
 	f->st = FD_NONE;
+	f->db->hold_times_out = false;
 	if (f->held) {
 		f->held = false;
 		db_release(f->db, DB_HOLD_FLEET);
@@ -205,8 +206,8 @@ static void fdb_release(struct fdb *f)
 
 static void set_state(struct fdb *f, enum fd_state st)
 {
-	log_debug("fleet: database %s: %s -> %s (epoch %" PRId64 ")", f->db->name,
-		  fd_names[f->st], fd_names[st], f->held_epoch);
+	log_debug("fleet: database %s: %s -> %s (epoch %" PRId64 ")", f->db->name, fd_names[f->st],
+		  fd_names[st], f->held_epoch);
 	f->st = st;
 }
 
@@ -260,8 +261,8 @@ static void notify_cb(void *arg, const char *channel, const char *payload)
 /* A query of this module on the fleet connection, with f as its argument; false: out of memory. */
 static bool fleet_send(struct pq_buf *b, control_cb cb, void *arg)
 {
-	bool ok = !b->failed &&
-		  control_conn_query(fl.cc, (const char *)b->data, CONTROL_QUERY_TIMEOUT_MS, cb, arg);
+	bool ok = !b->failed && control_conn_query(fl.cc, (const char *)b->data,
+						   CONTROL_QUERY_TIMEOUT_MS, cb, arg);
 
 	pq_buf_free(b);
 	return ok;
@@ -488,6 +489,7 @@ static void marked_cb(void *arg, const struct control_result *r)
 		return;
 	}
 	/* the poll that reads 'aborted' resumes it */
+	set_state(f, FD_ACKED);
 	fleet_poll_soon();
 }
 
@@ -651,6 +653,9 @@ static void poll_cb(void *arg, const struct control_result *r)
 	(void)arg;
 	fl.polling = false;
 	fl.poll_again = false;
+	/* held for the fleet while it cannot be read: query_wait_timeout counts */
+	for (struct fdb *f = fl.dbs; f; f = f->next)
+		f->db->hold_times_out = !r->ok && (f->held || cutover_running(f->db));
 	if (!r->ok) {
 		log_warning("fleet: could not reach the fleet database: %s%s", r->error,
 			    any_in_flight() ? " (held databases stay held)" : "");
@@ -672,7 +677,8 @@ static void poll_cb(void *arg, const struct control_result *r)
 			row.expired = strcmp(PQgetvalue(res, i, 6), "t") == 0;
 			if (i == 0)
 				fl.live = atoi(PQgetvalue(res, 0, 7));
-			if (db == NULL || db->cfg == NULL || !parse_side(PQgetvalue(res, i, 1), &row.route))
+			if (db == NULL || db->cfg == NULL ||
+			    !parse_side(PQgetvalue(res, i, 1), &row.route))
 				continue;
 			f = fdb_get(db);
 			if (f == NULL)
@@ -691,7 +697,8 @@ static void poll_cb(void *arg, const struct control_result *r)
 			}
 		}
 	}
-	if (!fl.sync_given_up && (rt_now_us() - fl.t_start) / 1000 > (uint64_t)rt.cfg->fleet_lease_ms) {
+	if (!fl.sync_given_up &&
+	    (rt_now_us() - fl.t_start) / 1000 > (uint64_t)rt.cfg->fleet_lease_ms) {
 		fl.sync_given_up = true;
 		for (struct fdb *f = fl.dbs; f; f = f->next) {
 			if (!f->synced && f->held && f->st == FD_NONE) {
@@ -713,8 +720,7 @@ static void schema_cb(void *arg, const struct control_result *r)
 	fl.polling = false;
 	if (r->ok) {
 		fl.schema_done = true;
-		log_info("fleet: member %s of the fleet at %s", fl.me,
-			 control_conn_label(fl.cc));
+		log_info("fleet: member %s of the fleet at %s", fl.me, control_conn_label(fl.cc));
 		poll_now();
 		return;
 	}
@@ -798,8 +804,7 @@ void fleet_start(void)
 			snprintf(host, sizeof(host), "localhost");
 		snprintf(fl.me, sizeof(fl.me), "%s:%d", host, rt.cfg->listen_port);
 	}
-	snprintf(fl.address, sizeof(fl.address), "%s:%d", rt.cfg->listen_addr,
-		 rt.cfg->listen_port);
+	snprintf(fl.address, sizeof(fl.address), "%s:%d", rt.cfg->listen_addr, rt.cfg->listen_port);
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(fl.started, sizeof(fl.started), "%Y-%m-%d %H:%M:%S+00", &tm) == 0)
 		snprintf(fl.started, sizeof(fl.started), "now");
@@ -821,6 +826,16 @@ void fleet_start(void)
 			fdb_hold(f);
 	}
 	poll_now();
+}
+
+void fleet_added(struct database *db)
+{
+	struct fdb *f = fdb_get(db);
+
+	if (f == NULL || f->synced)
+		return;
+	fdb_hold(f);
+	fleet_poll_soon();
 }
 
 void fleet_stop(void)

@@ -42,6 +42,8 @@ int64_t fleet_lease_ms(void);
 void fleet_start(void);
 void fleet_stop(void);
 
+/* A database a reload added: held until the fleet's route for it has been read. */
+void fleet_added(struct database *db);
 /* A transaction of a held database ended (the engine's progress hook). */
 void fleet_progress(struct database *db);
 /* Poll now rather than at the next beat (a coordinator changed something). */
@@ -51,8 +53,8 @@ void fleet_poll_soon(void);
 bool fleet_query(const char *sql, control_cb cb, void *arg) __attribute__((warn_unused_result));
 
 /* For SHOW FLEET and the metrics. */
-int fleet_live_instances(void);           /* at the last poll; -1 before any */
-int64_t fleet_heartbeat_age_ms(void);     /* since the last successful beat; -1 before any */
+int fleet_live_instances(void);                 /* at the last poll; -1 before any */
+int64_t fleet_heartbeat_age_ms(void);           /* since the last successful beat; -1 before any */
 int64_t fleet_epoch(const struct database *db); /* the last epoch seen; -1 when unknown */
 
 #endif /* PGCUTOVER_FLEET_H */

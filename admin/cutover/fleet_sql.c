@@ -113,7 +113,8 @@ bool fleet_poll_sql(struct pq_buf *b, const char *me, const char *address, const
 	}
 	put(b, "]::text[], ARRAY[");
 	for (size_t i = 0; i < ndbs; i++)
-		put(b, i ? (dbs[i].paused ? ",true" : ",false") : (dbs[i].paused ? "true" : "false"));
+		put(b,
+		    i ? (dbs[i].paused ? ",true" : ",false") : (dbs[i].paused ? "true" : "false"));
 	put(b, "]::boolean[]) ON CONFLICT (name) DO UPDATE SET heartbeat = now(),"
 	       " address = EXCLUDED.address, started = EXCLUDED.started, dbs = EXCLUDED.dbs,"
 	       " routes = EXCLUDED.routes, paused = EXCLUDED.paused;"

@@ -111,7 +111,8 @@ static void renewed_cb(void *arg, const struct control_result *r)
 	}
 	if (next) {
 		/* a fence waits for a renewal: without one it may not go ahead */
-		cutover_fail(co, r->sqlstate, "could not renew the switch's lease in the fleet database: %s",
+		cutover_fail(co, r->sqlstate,
+			     "could not renew the switch's lease in the fleet database: %s",
 			     r->error);
 		return;
 	}
@@ -183,8 +184,8 @@ static void begin_cb(void *arg, const struct control_result *r)
 	if (co->phase != CO_FLEET_PAUSE)
 		return;
 	if (!r->ok) {
-		cutover_fail(co, r->sqlstate, "could not start the switch in the fleet database: %s",
-			     r->error);
+		cutover_fail(co, r->sqlstate,
+			     "could not start the switch in the fleet database: %s", r->error);
 		return;
 	}
 	if (r->res == NULL || PQntuples(r->res) != 1) {
@@ -408,8 +409,7 @@ static void decided_state_cb(void *arg, const struct control_result *r)
 		retry_later(co, decide_timer_cb);
 		return;
 	}
-	if (r->res && PQntuples(r->res) == 1 &&
-	    strcmp(PQgetvalue(r->res, 0, 2), "decided") == 0 &&
+	if (r->res && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 2), "decided") == 0 &&
 	    strtoll(PQgetvalue(r->res, 0, 1), NULL, 10) == co->fleet_epoch &&
 	    strcmp(PQgetvalue(r->res, 0, 0), route_side_name(co->to)) == 0) {
 		/* an earlier try committed, its answer was lost */
@@ -574,9 +574,8 @@ static void mark_send(struct cutover *co)
 	bool ok;
 
 	pq_buf_init(&b);
-	ok = co->fleet_claimed
-		     ? fleet_aborted_sql(&b, co->db->name, co->fleet_epoch, fleet_me())
-		     : fleet_state_sql(&b, co->db->name);
+	ok = co->fleet_claimed ? fleet_aborted_sql(&b, co->db->name, co->fleet_epoch, fleet_me())
+			       : fleet_state_sql(&b, co->db->name);
 	if (!ok || !control_conn_query(co->fleet_ctl, (const char *)b.data,
 				       CONTROL_QUERY_TIMEOUT_MS, mark_cb, co))
 		retry_later(co, mark_timer_cb);
@@ -592,6 +591,7 @@ void cutover_fleet_mark_aborted(struct cutover *co)
 
 void cutover_fleet_end(struct cutover *co)
 {
+	co->db->hold_times_out = false;
 	if (co->fleet_timer)
 		evtimer_del(co->fleet_timer);
 	if (co->fleet_renew)

@@ -8,10 +8,20 @@ import time
 import psycopg
 from psycopg import sql
 
-from pgutil import PASSWORDS
+from pgutil import PASSWORDS, Cluster
 from replication import admin, cutover_proxy, route_of, wait_until
 
 FLEET_DB = "pgcutover_fleet"
+
+
+def start_fleet_cluster():
+    """A third PostgreSQL cluster for the fleet database alone, so that a
+    test can stop it without touching replication."""
+    c = Cluster("fleet")
+    c.init()
+    c.start()
+    c.setup_roles()
+    return c
 
 
 def fleet_conninfo(cluster):
@@ -70,12 +80,12 @@ def wait_routes(proxies, db, route, timeout=15):
 def nothing_lost(rdb, side, results, table="pgbench_history"):
     """Rows on the side routed to against the transactions the pgbench logs
     say committed, added up over every instance."""
-    committed = sum(len(r.logs) for r in results)
+    committed = sum(len(r.completion_times()) for r in results)
     with (rdb.src() if side == "source" else rdb.tgt()) as c:
         rows = c.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
                          ).fetchone()[0]
     return rows, committed
 
 
-__all__ = ["FLEET_DB", "fleet_conninfo", "create_fleet_db", "drop_fleet_db", "fleet_rows",
+__all__ = ["FLEET_DB", "start_fleet_cluster", "fleet_conninfo", "create_fleet_db", "drop_fleet_db", "fleet_rows",
            "start_fleet", "live_count", "wait_routes", "nothing_lost", "os", "time"]
