@@ -90,6 +90,8 @@ struct fdb {
 	int64_t held_epoch; /* the switch it holds for (DRAINING .. MARKING) */
 	enum route_side from, to;
 	uint64_t t_hold;
+	uint64_t t_acked;          /* when it had drained (for SHOW SWITCHES' drain_ms) */
+	struct switch_record rec;  /* what SHOW SWITCHES will say of the switch it follows */
 	struct event *timer;       /* drain_timeout, then the lift's retries */
 	struct control_conn *side; /* the old side, to lift a fence when taking an abort over */
 };
@@ -275,6 +277,33 @@ bool fleet_query(const char *sql, control_cb cb, void *arg)
 
 /* ---- the follower's steps ---- */
 
+/* SHOW SWITCHES on a follower: the switch it follows, as it lived it. */
+static void begin_record(struct fdb *f)
+{
+	struct route_state now;
+
+	memset(&f->rec, 0, sizeof(f->rec));
+	snprintf(f->rec.db, sizeof(f->rec.db), "%s", f->db->name);
+	f->rec.from = f->from;
+	f->rec.to = f->to;
+	route_now(&now);
+	snprintf(f->rec.started, sizeof(f->rec.started), "%s", now.switched_at);
+	snprintf(f->rec.result, sizeof(f->rec.result), "running");
+	/* instances: 0 says it followed another instance's switch (the coordinator counts) */
+}
+
+static void end_record(struct fdb *f, bool ok, const char *error)
+{
+	if (f->rec.db[0] == '\0')
+		return; /* it did not follow this switch from its start */
+	f->rec.ms_paused = (int64_t)((rt_now_us() - f->t_hold) / 1000);
+	f->rec.ms_drain = f->t_acked ? (int64_t)((f->t_acked - f->t_hold) / 1000) : 0;
+	snprintf(f->rec.result, sizeof(f->rec.result), "%s", ok ? "ok" : "aborted");
+	snprintf(f->rec.error, sizeof(f->rec.error), "%s", error ? error : "");
+	cutover_history_add(f->db, &f->rec, ok);
+	f->rec.db[0] = '\0';
+}
+
 static void ack(struct fdb *f);
 
 static void checks_done(void *arg)
@@ -319,6 +348,7 @@ static void ack_cb(void *arg, const struct control_result *r)
 		return;
 	}
 	set_state(f, FD_ACKED);
+	f->t_acked = rt_now_us();
 	log_info("fleet: database %s: paused for the switch to its %s (epoch %" PRId64 ")%s%s",
 		 f->db->name, route_side_name(f->to), f->held_epoch,
 		 f->ack_ok ? "" : ", but could not drain: ", f->ack_detail);
@@ -352,6 +382,8 @@ static void follow_pause(struct fdb *f, int64_t epoch, enum route_side to)
 	f->from = f->db->route;
 	f->to = to;
 	fdb_hold(f);
+	f->t_acked = 0;
+	begin_record(f);
 	set_state(f, FD_DRAINING);
 	log_info("fleet: database %s: another instance switches it to its %s (epoch %" PRId64
 		 "): holding new transactions",
@@ -407,6 +439,9 @@ static void flip_stored(void *arg, bool ok, const char *errmsg)
 		route_now(&f->db->recorded);
 	}
 	db_move_sessions(f->db, &moved, &closed);
+	f->rec.sessions_moved = moved;
+	f->rec.sessions_closed = closed;
+	end_record(f, true, NULL);
 	log_info("fleet: database %s: routed to its %s as the fleet decided (held %" PRId64
 		 " ms, %d sessions moved, %d closed)",
 		 f->db->name, route_side_name(f->to), (int64_t)((rt_now_us() - f->t_hold) / 1000),
@@ -421,6 +456,15 @@ static void follow_abort(struct fdb *f)
 		 " was aborted: resuming on its %s",
 		 f->db->name, f->held_epoch, route_side_name(f->db->route));
 	db_cancel_checks(f->db);
+	{
+		char why[160];
+
+		snprintf(why, sizeof(why),
+			 "fleet failed: the switch of fleet epoch %" PRId64
+			 " was aborted (SHOW SWITCHES on its coordinator says why)",
+			 f->held_epoch);
+		end_record(f, false, why);
+	}
 	fdb_release(f);
 }
 

@@ -18,6 +18,7 @@ import tempfile
 import threading
 
 import pytest
+from psycopg import sql
 
 import proxyutil
 from pgutil import PASSWORDS, Cluster, boot_pair, md5_secret
@@ -91,6 +92,31 @@ def proxy(clusters, proxy_bin):
     problems = factory.close_all()
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _no_fence_left_on_app(request, clusters):
+    """The shared database "app" must come out of every module unfenced: a
+    fence left there (a switch of it with fence = on) would make every later
+    module's writes fail with 25006.  Lifted, and the module that left it
+    fails at its teardown, so the culprit is named."""
+    yield
+    left = []
+    for c in (clusters.source, clusters.target):
+        if not c.started:
+            continue
+        with c.admin_connect() as a:
+            rows = a.execute(
+                "SELECT r.rolname FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'app' "
+                "AND 'default_transaction_read_only=on' = ANY (s.setconfig)").fetchall()
+            for (role,) in rows:
+                a.execute(sql.SQL("ALTER ROLE {} IN DATABASE app RESET "
+                                  "default_transaction_read_only").format(sql.Identifier(role)))
+                left.append(f"{c.name}:{role}")
+    if left:
+        pytest.fail(f"{request.module.__name__} left a fence on the shared database app: {left}",
+                    pytrace=False)
 
 
 @pytest.fixture

@@ -104,7 +104,8 @@ def write_config(clusters, ports):
         '[database "app"]\n'
         f"source = {clusters.source.proxy_target()}\n"
         f"target = {clusters.target.proxy_target()}\n"
-        "lag_method = none\n")
+        # "app" is shared by every module: no fence may outlive this test
+        "lag_method = none\nfence = off\n")
     gid = grp.getgrnam("pgcutover").gr_gid
     with open(CONFIG, "w") as f:
         f.write(text)

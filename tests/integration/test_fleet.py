@@ -19,6 +19,7 @@ import pytest
 from fleetutil import (create_fleet_db, drop_fleet_db, fleet_conninfo, fleet_rows, nothing_lost,
                        start_fleet, start_fleet_cluster, wait_routes)
 from proxyutil import SLOW
+from test_reference import reference_commands
 from replication import (AdminError, Pgbench, admin, apply_stalled, replicated_fixtures,
                          route_of, server_port, switch, wait_until)
 
@@ -95,8 +96,14 @@ def test_plain_switch_moves_every_instance(proxy_factory, rdb, fleet_db, mode):
     assert fleet_rows(fleet_db, DB)[0] == "target"
     rows, committed = nothing_lost(rdb, "target", results)
     assert rows == committed, (rows, committed)
-    # SHOW SWITCHES on the followers knows nothing of it, SHOW FLEET does
+    # SHOW SWITCHES on every instance shows the switch (a follower: instances 0)
+    for p in ps[1:]:
+        rows = [r for r in admin(p.admin_port, "SHOW SWITCHES") if r["db"] == DB]
+        assert rows and rows[-1]["result"] == "ok" and rows[-1]["to"] == "target", rows
+        assert rows[-1]["instances"] == "0" and int(rows[-1]["paused_ms"]) > 0, rows[-1]
+    # SHOW FLEET knows where each instance routes it, with the documented columns
     fl = admin(ps[1].admin_port, "SHOW FLEET")
+    assert list(fl.columns) == reference_commands()["SHOW FLEET"][1], fl.columns
     assert {(r["instance"], r["route"]) for r in fl if r["db"] == DB} == \
         {("i0", "target"), ("i1", "target"), ("i2", "target")}, fl
 
@@ -234,6 +241,9 @@ def test_follower_stopped_during_the_drain(proxy_factory, rdb, fleet_db):
     finally:
         ps[1].signal(signal.SIGCONT)
     assert "fleet drain failed" in ei.value.message and "i1" in ei.value.message, ei.value
+    # the follower that paused says so in its own SHOW SWITCHES
+    rows = [r for r in admin(ps[2].admin_port, "SHOW SWITCHES") if r["db"] == DB]
+    assert rows and rows[-1]["result"] == "aborted", rows
     wait_routes(ps, DB, "source")
     assert fleet_rows(fleet_db, DB)[2] == "aborted"
     assert not fenced(rdb, "source")
