@@ -54,7 +54,7 @@ $(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # tests/unit/test_reference.c reads docs/reference.md from this tree, wherever build/unit runs
-$(BUILD)/tests/unit/test_reference.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDIR)"'
+$(BUILD)/tests/unit/test_reference.o $(BUILD)/tests/unit/test_fleet_sql.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDIR)"'
 
 # a test tool: drives the control connections (admin/cutover/control*.c) against real
 # servers (tests/integration/test_control.py)

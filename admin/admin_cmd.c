@@ -33,6 +33,7 @@ const char *const admin_cmd_help[][2] = {
 	{"SHOW REPLICATION [db]",
 	 "both directions of each database: publication, slot, subscription, state, lag"},
 	{"FINISH db", "drop what reverse replication created, once the move is final"},
+	{"SHOW FLEET", "the fleet's instances: heartbeat, live, and each database's route there"},
 	{"RELOAD", "re-read the configuration file and auth_file"},
 	{"KILL db", "disconnect every client of a database"},
 	{"SHUTDOWN", "stop accepting clients and exit once they have left"},
@@ -184,6 +185,10 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		}
 		out->kind = ADMIN_CMD_FINISH;
 		take_ident(&toks[1], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n == 2 && is_word(&toks[1], "FLEET")) {
+		out->kind = ADMIN_CMD_SHOW_FLEET;
 		return true;
 	}
 	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "REPLICATION") && n <= 3) {

@@ -36,9 +36,10 @@ enum admin_cmd_kind {
 	ADMIN_CMD_SHOW_REPLICATION, /* SHOW REPLICATION [db] */
 	ADMIN_CMD_FINISH,           /* FINISH db */
 	ADMIN_CMD_SHOW_LISTS,       /* PgBouncer's counts of its lists, for its exporters */
+	ADMIN_CMD_SHOW_FLEET,       /* SHOW FLEET */
 };
 /* The last kind: a new command is added before it, or becomes it. */
-#define ADMIN_CMD_LAST ADMIN_CMD_SHOW_LISTS
+#define ADMIN_CMD_LAST ADMIN_CMD_SHOW_FLEET
 
 #define ADMIN_CMD_ARG_MAX 64
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "admin/cutover/cutover.h"
+#include "admin/cutover/fleet.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -244,6 +245,27 @@ void metrics_render(struct evbuffer *out)
 		label_word(cutover_phase_name(db), phase, sizeof(phase));
 		evbuffer_add_printf(out, "pgcutover_switch_phase{database=\"%s\",phase=\"%s\"} 1\n",
 				    db->name, phase);
+	}
+	/* the fleet: the families always, samples only for a member */
+	help(out, "pgcutover_fleet_live_instances", "gauge",
+	     "instances whose heartbeat is younger than fleet_lease, at the last poll");
+	if (fleet_on() && fleet_live_instances() >= 0)
+		evbuffer_add_printf(out, "pgcutover_fleet_live_instances %d\n",
+				    fleet_live_instances());
+	help(out, "pgcutover_fleet_heartbeat_age_seconds", "gauge",
+	     "time since this instance's last successful heartbeat in the fleet database");
+	if (fleet_on() && fleet_heartbeat_age_ms() >= 0)
+		evbuffer_add_printf(out, "pgcutover_fleet_heartbeat_age_seconds %.3f\n",
+				    (double)fleet_heartbeat_age_ms() / 1000.0);
+	help(out, "pgcutover_fleet_epoch", "gauge",
+	     "the last switch epoch of the database seen in the fleet database");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (fleet_on() && fleet_epoch(db) >= 0)
+			evbuffer_add_printf(out,
+					    "pgcutover_fleet_epoch{database=\"%s\"} %" PRId64 "\n",
+					    db->name, fleet_epoch(db));
 	}
 	help(out, "pgcutover_build_info", "gauge", "always 1; the version is in its label");
 	evbuffer_add_printf(out, "pgcutover_build_info{version=\"%s\"} 1\n", PGCUTOVER_VERSION);

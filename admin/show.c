@@ -45,8 +45,10 @@ static const char *const switch_cols[] = {
 	"fence_ms",
 	"replication_ms",
 	"prepare_ms",
+	"instances",
+	"instances_acked",
 };
-#define SWITCH_NCOLS 16
+#define SWITCH_NCOLS 18
 
 void admin_switch_begin(struct admin_rs *rs)
 {
@@ -55,7 +57,7 @@ void admin_switch_begin(struct admin_rs *rs)
 
 void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 {
-	char v[10][24];
+	char v[12][24];
 	const char *vals[SWITCH_NCOLS];
 
 	snprintf(v[0], 24, "%" PRId64, r->ms_paused);
@@ -79,6 +81,10 @@ void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 	vals[14] = v[8];
 	snprintf(v[9], 24, "%" PRId64, r->ms_prepare);
 	vals[15] = v[9];
+	snprintf(v[10], 24, "%d", r->instances);
+	snprintf(v[11], 24, "%d", r->instances_acked);
+	vals[16] = v[10];
+	vals[17] = v[11];
 	admin_rs_row(rs, vals);
 }
 

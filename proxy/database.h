@@ -43,6 +43,12 @@ enum db_hold {
 	 * carries no fence left by a switch that was cut short.
 	 */
 	DB_HOLD_GUARD = 1u << 2,
+	/*
+	 * The fleet (several instances, admin/cutover/fleet.c): another
+	 * instance's switch of the database runs, or this instance has not yet
+	 * read the fleet's route for it.
+	 */
+	DB_HOLD_FLEET = 1u << 3,
 	DB_HOLD_LISTEN = 1u << 4, /* after a flip, until its listeners listen on the new side */
 };
 
@@ -86,10 +92,22 @@ struct database {
 	struct db_checks checks; /* session checks of a switch in progress */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
 	bool added;              /* new in this db_apply_config(): for the added hook */
-	int listen_moves;        /* listeners still moving to the new side (DB_HOLD_LISTEN) */
+	/*
+	 * Held, but query_wait_timeout counts for its waiting clients anyway (a
+	 * fleet's database held while the fleet database cannot be read): a
+	 * hold normally stops those clocks.
+	 */
+	bool hold_times_out;
+	int listen_moves; /* listeners still moving to the new side (DB_HOLD_LISTEN) */
 };
 
 /* New transactions of this database are held (PAUSE or SWITCH). */
+/* Whether the clients of a held database wait without a limit (see hold_times_out). */
+static inline bool db_hold_stops_clocks(const struct database *db)
+{
+	return db->holds != 0 && !db->hold_times_out;
+}
+
 static inline bool db_paused(const struct database *db)
 {
 	return db->holds != 0;

@@ -262,6 +262,13 @@ def fuzz_config():
           "marker_table = ops.marker\ndrain_timeout = 250ms\nmax_switch_lag = 1GB\npool_size = 5\n"
           "pool_mode = transaction\nsequence_sync = public.a_seq, app.b_seq\nsequence_margin = 1000\n"
           "control_user = ops\nuser = svc\npassword = pw;with;semicolons\n")
+    write(t, "fleet",
+          "[pgcutover]\nauth_file = userlist.txt\nfleet = host=fleet.example dbname=fleet user=pgc\n"
+          "instance_name = zone-a:6432\nfleet_lease = 2500ms\n"
+          '[database "appdb"]\nsource = host=s\ntarget = host=t\nlag_method = none\n')
+    write(t, "fleet_bad",
+          "[pgcutover]\nfleet_lease = 100ms\ninstance_name =\nfleet =\nfleet_lease = forever\n"
+          '[database "appdb"]\nsource = host=s\ntarget = host=t\nfleet = x\n')
     write(t, "reversible",
           "[pgcutover]\nauth_file = userlist.txt\nfence = off\nreverse_replication = yes\n"
           '[database "appdb"]\nsource = host=s dbname=app\ntarget = host=t dbname=app\n'
@@ -324,6 +331,7 @@ def fuzz_admin_cmd():
         "switch_dry_run_force": "SWITCH appdb TO source DRY RUN FORCE",
         "switch_force_twice": "SWITCH appdb FORCE FORCE",
         "show_lists": "SHOW LISTS;", "show_lists_extra": "SHOW LISTS appdb",
+        "show_fleet": "show fleet", "show_fleet_extra": "SHOW FLEET appdb",
     }
     for name, text in cmds.items():
         write(t, name, text)

@@ -13,6 +13,7 @@ Run as:  PGCUTOVER_BIN=/abs/build/pgcutover /usr/bin/python3 -m pytest -q tests/
 """
 
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -174,6 +175,10 @@ def pytest_runtest_logstart(nodeid, location):
     proxyutil.STOPPED_RECENTLY.clear()
 
 
+ADMIN_NOISE = re.compile(r"connected to the admin console|login as admin to |"
+                         r"admin logged in to the admin console|closing: admin session ended")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -189,8 +194,11 @@ def pytest_runtest_makereport(item, call):
             lines = p.log().splitlines()
         except Exception as e:
             lines = [f"(could not read log: {e!r})"]
+        # the tests' own admin logins (polls of SHOW ...) would fill the tail
+        lines = [ln for ln in lines if not ADMIN_NOISE.search(ln)]
         tail = "\n".join(lines[-150:])
-        rep.sections.append((f"pgcutover log: {p.name} (port {p.port}, last 150 lines)", tail))
+        rep.sections.append((f"pgcutover log: {p.name} (port {p.port}, last 150 lines "
+                             "without admin logins)", tail))
     env = item.funcargs.get("clusters") if hasattr(item, "funcargs") else None
     if env is None:
         return
