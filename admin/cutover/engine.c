@@ -20,6 +20,7 @@
 
 #include "admin/cutover/control_open.h"
 #include "admin/cutover/replication_names.h"
+#include "admin/cutover/seqstate.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
@@ -39,6 +40,8 @@ const struct cutover_phase_def cutover_phases[CO_NPHASES] = {
 			  "nothing: each query has its own time limit"},
 	[CO_PREPARE] = {"preparation", cutover_prepare_enter, CO_DEADLINE_LAG, false,
 			"nothing: traffic still runs on the old side"},
+	[CO_SEQ_AHEAD] = {"sequences ahead", cutover_seq_ahead_enter, CO_DEADLINE_LAG, false,
+			   "nothing: traffic still runs on the old side"},
 	[CO_DRAIN] = {"drain", cutover_drain_enter, CO_DEADLINE_DRAIN, false,
 		      "nothing; session checks start when it ends"},
 	[CO_FENCE] = {"fence", cutover_fence_enter, CO_DEADLINE_LAG, false, "session checks"},
@@ -120,6 +123,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 			     co->checks_pending);
 		break;
 	case CO_PREPARE:
+	case CO_SEQ_AHEAD:
 	case CO_FENCE:
 	case CO_STOP_REPLICATION:
 		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "%s did not finish within lag_timeout",
@@ -273,7 +277,7 @@ static void cutover_free(struct cutover *co)
 		event_free(co->guard_wait);
 	if (co->intent_ticket)
 		co->intent_ticket->co = NULL; /* its answer frees it */
-	pq_buf_free(&co->seq_sql);
+	seq_ahead_free(co->seq_ahead);
 	config_free(co->config);
 	free(co);
 }

@@ -30,7 +30,8 @@ struct userlist;
 
 enum cutover_phase {
 	CO_PREFLIGHT,
-	CO_PREPARE, /* reverse_replication: the way back, outside the pause */
+	CO_PREPARE,   /* reverse_replication: the way back, outside the pause */
+	CO_SEQ_AHEAD, /* sequences set ahead on the new side, outside the pause */
 	CO_DRAIN,
 	CO_FENCE, /* the old side refuses application writes */
 	CO_WAIT_LAG,
@@ -64,6 +65,8 @@ extern const struct cutover_phase_def cutover_phases[CO_NPHASES];
 
 /* A switch in progress; one per database at most. */
 /* A switch as a route write's callback sees it: NULL once the switch is freed. */
+struct seq_ahead;
+
 struct cutover_ticket {
 	struct cutover *co;
 };
@@ -115,8 +118,12 @@ struct cutover {
 	char goal_lsn[32];  /* lsn: insert position after the drain */
 	char marker_id[48]; /* marker: the row waited for */
 	bool lag_done;
-	/* sequence sync: the setval batch for the side switched to */
-	struct pq_buf seq_sql;
+	/*
+	 * sequence sync: the selected sequences as the pre-advance read and set
+	 * them (seqstate.h), and how many moved since (set inside the pause)
+	 */
+	struct seq_ahead *seq_ahead;
+	size_t seq_moved;
 	/* fencing and reverse replication: what was done, for the rollback and the report */
 	bool fenced_from;  /* the old side's fence is up (the rollback lifts it) */
 	bool stopped_in;   /* the incoming subscription was disabled (the rollback enables it) */
@@ -183,6 +190,7 @@ void cutover_drain_progress(struct cutover *co);          /* drain.c: a transact
 void cutover_lag_enter(struct cutover *co);               /* lag.c */
 void cutover_lag_poll_cb(int fd, short what, void *arg);  /* lag.c: co->poll's callback */
 void cutover_sequences_enter(struct cutover *co);         /* sequences.c */
+void cutover_seq_ahead_enter(struct cutover *co);         /* sequences_ahead.c */
 void cutover_flip_enter(struct cutover *co);              /* flip.c */
 void cutover_fence_enter(struct cutover *co);             /* fence.c */
 void cutover_unfence_enter(struct cutover *co);           /* fence.c */
@@ -242,6 +250,17 @@ void cutover_finish_free(void);
 
 /* Whether sequence_sync names this sequence (sequences.c). */
 bool cutover_seq_selected(const struct db_config *dc, const char *name);
+
+struct seq_apply_item;
+/*
+ * sequences_ahead.c: one row of seq_values_sql()'s answer (false when it
+ * does not parse); the DO block that sets items on the new side, run as a
+ * query of the phase (false when the switch failed: out of memory).
+ */
+bool cutover_seq_parse_row(const PGresult *res, int i, uint32_t *oid, long long *last,
+			   bool *called) __attribute__((warn_unused_result));
+bool cutover_seq_apply(struct cutover *co, const struct seq_apply_item *items, size_t n,
+		       control_cb cb);
 
 /* ---- pause.c, history.c ---- */
 
