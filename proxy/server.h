@@ -98,6 +98,14 @@ struct server {
 	uint64_t sess_owner; /* transaction pooling: client (session id) whose settings it holds; 0 = none */
 	uint32_t sess_gen; /* that client's settings generation */
 	char label[96];    /* "app/alice@127.0.0.1:5432" for logs */
+	/*
+	 * Opened in advance for a switch, on the side it goes to, before the
+	 * route flips (prewarm.h): nobody waits for it until then, and it serves
+	 * only if it logged in with the client's default_transaction_read_only
+	 * (prewarm_ro: 1 "on", 0 "off"), not with a fence still up there.
+	 */
+	bool prewarmed;
+	signed char prewarm_ro;
 };
 
 /*
@@ -114,6 +122,9 @@ static inline bool server_current(const struct server *s)
 
 /* Open a new server connection for this pool, with these startup parameters. */
 struct server *server_launch(struct pool *pool, struct params_snap *startup);
+/* The same to a given side of the database (a switch opens the side it goes to early). */
+struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
+				  enum route_side side);
 
 /* The parameters the server reported, interned (what a client is told); NULL when out of memory. */
 struct params_snap *server_reported(struct server *s);

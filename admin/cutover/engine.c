@@ -27,6 +27,7 @@
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
 #include "proxy/pool.h"
+#include "proxy/prewarm.h"
 #include "proxy/runtime.h"
 
 /*
@@ -214,6 +215,9 @@ void cutover_phase_done(struct cutover *co)
 	if (co->phase == CO_DRAIN) {
 		/* the session checks run beside the next phases; FLIP joins them */
 		co->checks_pending = db_check_sessions(co->db, co->from, checks_done, co);
+		/* the held transactions' servers on the new side log in meanwhile (prewarm.h) */
+		if (db_prewarm(co->db, co->to) > 0)
+			log_debug("switch %s: new-side servers opening during the pause", co->db->name);
 	}
 	if (next == CO_NPHASES) {
 		cutover_finish(co, true);
@@ -304,6 +308,8 @@ static void cutover_finish(struct cutover *co, bool ok)
 		co->rec.ms_paused = cutover_ms_since(co->t_pause);
 	if (!ok && co->intent_written)
 		cutover_clear_intent(co);
+	if (!ok)
+		db_prewarm_drop(db, co->to);
 	if (ok && !co->dry_run) {
 		snprintf(co->rec.result, sizeof(co->rec.result), "ok");
 		cutover_record_xid(co);
