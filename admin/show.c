@@ -44,8 +44,9 @@ static const char *const switch_cols[] = {
 	"fence_ms",
 	"replication_ms",
 	"prepare_ms",
+	"gap_ms",
 };
-#define SWITCH_NCOLS 16
+#define SWITCH_NCOLS 17
 
 void admin_switch_begin(struct admin_rs *rs)
 {
@@ -54,7 +55,7 @@ void admin_switch_begin(struct admin_rs *rs)
 
 void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 {
-	char v[10][24];
+	char v[11][24];
 	const char *vals[SWITCH_NCOLS];
 
 	snprintf(v[0], 24, "%" PRId64, r->ms_paused);
@@ -78,6 +79,9 @@ void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 	vals[14] = v[8];
 	snprintf(v[9], 24, "%" PRId64, r->ms_prepare);
 	vals[15] = v[9];
+	/* null until the held transactions all run on the new side (or when none did) */
+	snprintf(v[10], 24, "%" PRId64, r->ms_gap);
+	vals[16] = r->ms_gap >= 0 ? v[10] : NULL;
 	admin_rs_row(rs, vals);
 }
 

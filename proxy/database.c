@@ -21,6 +21,7 @@
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/switch_gap.h"
 
 struct database *db_find(const char *name)
 {
@@ -333,7 +334,35 @@ void db_note_progress(struct database *db)
 
 void db_hold(struct database *db, unsigned why)
 {
+	if ((why & DB_HOLD_SWITCH) && !(db->holds & DB_HOLD_SWITCH))
+		db_gap_reset(db);
 	db->holds |= why;
+}
+
+/*
+ * A switch releases db on its new side: count every client it held
+ * (switch_gap.h) before any of them is released, so that none can finish
+ * the count early.
+ */
+static void db_gap_mark_held(struct database *db)
+{
+	struct list_node *p, *m;
+
+	list_for_each(p, &db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+		const struct list_node *lists[3] = {&pool->waiting_clients, &pool->active_clients,
+						    &pool->idle_clients};
+
+		for (int i = 0; i < 3; i++) {
+			list_for_each(m, lists[i]) {
+				struct client *c = list_entry(m, struct client, node);
+
+				/* a request is waiting (a LISTEN session waiting for a server has none) */
+				if ((c->held || c->state == CL_IDLE) && sock_in_len(&c->sock) > 0)
+					db_gap_mark(c);
+			}
+		}
+	}
 }
 
 /* Release held clients: forward what they sent meanwhile. */
@@ -341,6 +370,8 @@ static void db_resume(struct database *db)
 {
 	struct list_node *p, *m, *tmp;
 
+	if (db->gap.armed)
+		db_gap_mark_held(db);
 	list_for_each(p, &db->pools) {
 		struct pool *pool = list_entry(p, struct pool, node);
 
@@ -364,6 +395,7 @@ static void db_resume(struct database *db)
 		}
 		pool_service(pool);
 	}
+	db_gap_armed_done(db);
 }
 
 void db_release(struct database *db, unsigned why)

@@ -54,6 +54,14 @@ struct db_checks {
 	void *arg;
 };
 
+/* The gap of the running switch, as clients see it (switch_gap.h). */
+struct db_gap {
+	uint64_t first_hold_us; /* the first transaction the switch held (0: none yet) */
+	uint64_t last_start_us; /* the last held one sent to a server on the new side */
+	int pending;            /* held clients released and not started there yet */
+	bool armed;             /* the switch released the database: count what it held */
+};
+
 struct database {
 	struct list_node node;       /* in rt.databases */
 	char *name;                  /* the name clients put in dbname */
@@ -81,6 +89,7 @@ struct database {
 	struct db_stats stats;
 	unsigned holds;          /* enum db_hold bits: new transactions are held */
 	struct db_checks checks; /* session checks of a switch in progress */
+	struct db_gap gap;       /* what clients see of a switch: switch_gap.h */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
 	bool added;              /* new in this db_apply_config(): for the added hook */
 };

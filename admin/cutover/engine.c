@@ -29,6 +29,7 @@
 #include "proxy/pool.h"
 #include "proxy/prewarm.h"
 #include "proxy/runtime.h"
+#include "proxy/switch_gap.h"
 
 /*
  * The phases in order.  A switch enters each in turn (a dry run stops after
@@ -102,6 +103,9 @@ const char *cutover_phase_name(const struct database *db)
 
 /* ---- deadlines ---- */
 
+static void cutover_finish(struct cutover *co, bool ok);
+static void arm_deadline(struct cutover *co, enum cutover_deadline which);
+
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cutover *co = arg;
@@ -122,6 +126,14 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 		cutover_fail(co, SQLSTATE_QUERY_CANCELED,
 			     "the sequence sync and the session checks did not finish within lag_timeout (%d checks left)",
 			     co->checks_pending);
+		break;
+	case CO_RESUME:
+		/* a held client that never reached the new side: the row goes without a gap */
+		log_warning("switch %s: %d held transactions had not started on the %s after %d ms: no gap_ms",
+			    co->db->name, db_gap_pending(co->db), route_side_name(co->to),
+			    CUTOVER_GAP_WAIT_MS);
+		co->settle_waiting = false;
+		cutover_finish(co, true);
 		break;
 	case CO_PREPARE:
 	case CO_SEQ_AHEAD:
@@ -151,6 +163,9 @@ static void arm_deadline(struct cutover *co, enum cutover_deadline which)
 	case CO_DEADLINE_LAG:
 		ms = dc->d.lag_timeout_ms;
 		break;
+	case CO_DEADLINE_GAP:
+		ms = CUTOVER_GAP_WAIT_MS;
+		break;
 	default:
 		return;
 	}
@@ -172,8 +187,6 @@ static void enter_phase(struct cutover *co, enum cutover_phase next)
 	log_debug("switch %s: %s", co->db->name, cutover_phases[next].name);
 	cutover_phases[next].enter(co);
 }
-
-static void cutover_finish(struct cutover *co, bool ok);
 
 /* The session checks have all answered (db_check_sessions). */
 static void checks_done(void *arg)
@@ -304,6 +317,8 @@ static void cutover_finish(struct cutover *co, bool ok)
 
 	evtimer_del(co->deadline);
 	evtimer_del(co->poll);
+	if (co->settling)
+		goto report; /* the second time: the gap is known, or its wait is over */
 	if (co->t_pause)
 		co->rec.ms_paused = cutover_ms_since(co->t_pause);
 	if (!ok && co->intent_written)
@@ -319,7 +334,21 @@ static void cutover_finish(struct cutover *co, bool ok)
 			cutover_watch_way_back(db, co->config, co->dc, co->to,
 					       co->to == SIDE_TARGET ? co->rev_slot
 								     : co->dc->replication_slot);
+		/*
+		 * The pause ends: the held transactions go to the new side.  The
+		 * row waits until they all started there (cutover_gap_cb), bounded.
+		 */
+		co->settling = true;
+		db_gap_arm(db);
+		db_release(db, DB_HOLD_SWITCH);
+		cutover_pause_check();
+		if (co->rec.ms_gap < 0) {
+			co->settle_waiting = true;
+			arm_deadline(co, CO_DEADLINE_GAP);
+			return;
+		}
 	}
+report:
 	unlink_switch(co);
 	cutover_history_add(db, &co->rec, ok);
 	log_info("switch %s %s -> %s: %s (paused %" PRId64 " ms, drain %" PRId64 " ms, lag %" PRId64
@@ -333,9 +362,24 @@ static void cutover_finish(struct cutover *co, bool ok)
 	/* control connections may be inside a callback: free once it returns */
 	for (int side = 0; side < 2; side++)
 		control_conn_reset(co->ctl[side]);
-	db_release(db, DB_HOLD_SWITCH);
+	if (db->holds & DB_HOLD_SWITCH)
+		db_release(db, DB_HOLD_SWITCH);
 	cutover_pause_check();
 	cutover_free(co);
+}
+
+/* The held transactions of a database all started on its new side (switch_gap.h). */
+static void cutover_gap_cb(struct database *db, int64_t gap_ms)
+{
+	struct cutover *co = find_switch(db);
+
+	if (co == NULL || !co->settling)
+		return;
+	co->rec.ms_gap = gap_ms;
+	if (co->settle_waiting) {
+		co->settle_waiting = false;
+		cutover_finish(co, true);
+	}
 }
 
 void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...)
@@ -437,6 +481,7 @@ void cutover_init(void)
 	struct list_node *n;
 
 	db_set_progress_hook(cutover_progress);
+	db_set_gap_hook(cutover_gap_cb);
 	db_set_added_hook(cutover_guard);
 	/* the databases of the configuration pgcutover started with */
 	list_for_each(n, &rt.databases) {
@@ -482,6 +527,7 @@ bool cutover_start(struct database *db, enum route_side to, bool dry_run, bool f
 	co->dry_run = dry_run;
 	co->force = force;
 	co->preflight_lag = -1;
+	co->rec.ms_gap = -1;
 	replication_reverse_name(db->name, co->rev_slot, sizeof(co->rev_slot));
 	co->deadline = evtimer_new(rt.base, deadline_cb, co);
 	co->poll = evtimer_new(rt.base, cutover_lag_poll_cb, co);

@@ -50,7 +50,11 @@ enum cutover_deadline {
 	CO_DEADLINE_NONE,
 	CO_DEADLINE_DRAIN, /* drain_timeout */
 	CO_DEADLINE_LAG,   /* lag_timeout */
+	CO_DEADLINE_GAP,   /* CUTOVER_GAP_WAIT_MS: after the resume, for the gap */
 };
+
+/* How long the row of a switch waits for its held transactions to start on the new side. */
+#define CUTOVER_GAP_WAIT_MS 10000
 
 /* One row of the phase table (engine.c). */
 struct cutover_phase_def {
@@ -118,6 +122,7 @@ struct cutover {
 	char goal_lsn[32];  /* lsn: insert position after the drain */
 	char marker_id[48]; /* marker: the row waited for */
 	bool lag_done;
+	int lag_rounds; /* polls so far: the first ones follow each other at once (lag.c) */
 	/*
 	 * sequence sync: the selected sequences as the pre-advance read and set
 	 * them (seqstate.h), and how many moved since (set inside the pause)
@@ -146,6 +151,12 @@ struct cutover {
 	bool repl_rev_enabled;
 	bool repl_has_fwd_slot;
 	bool repl_fwd_enabled;
+	/*
+	 * After the resume: the reply waits (bounded) until every held
+	 * transaction has started on the new side, so that the row has the gap.
+	 */
+	bool settling;      /* the database was released on its new side */
+	bool settle_waiting; /* and the gap is not known yet: the gap hook finishes */
 	struct switch_record rec;
 };
 
