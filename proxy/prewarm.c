@@ -15,8 +15,8 @@
 /* What a client was told of default_transaction_read_only: 1 on, 0 off, -1 unknown. */
 static signed char client_ro(const struct client *c)
 {
-	const char *v = c->reported ? params_get(&c->reported->p, "default_transaction_read_only")
-				    : NULL;
+	const char *v =
+		c->reported ? params_get(&c->reported->p, "default_transaction_read_only") : NULL;
 
 	return v == NULL ? -1 : strcmp(v, "on") == 0 ? 1 : 0;
 }

@@ -43,7 +43,7 @@ const struct cutover_phase_def cutover_phases[CO_NPHASES] = {
 	[CO_PREPARE] = {"preparation", cutover_prepare_enter, CO_DEADLINE_LAG, false,
 			"nothing: traffic still runs on the old side"},
 	[CO_SEQ_AHEAD] = {"sequences ahead", cutover_seq_ahead_enter, CO_DEADLINE_LAG, false,
-			   "nothing: traffic still runs on the old side"},
+			  "nothing: traffic still runs on the old side"},
 	[CO_DRAIN] = {"drain", cutover_drain_enter, CO_DEADLINE_DRAIN, false,
 		      "nothing; session checks start when it ends"},
 	[CO_FENCE] = {"fence", cutover_fence_enter, CO_DEADLINE_LAG, false, "session checks"},
@@ -230,7 +230,8 @@ void cutover_phase_done(struct cutover *co)
 		co->checks_pending = db_check_sessions(co->db, co->from, checks_done, co);
 		/* the held transactions' servers on the new side log in meanwhile (prewarm.h) */
 		if (db_prewarm(co->db, co->to) > 0)
-			log_debug("switch %s: new-side servers opening during the pause", co->db->name);
+			log_debug("switch %s: new-side servers opening during the pause",
+				  co->db->name);
 	}
 	if (next == CO_NPHASES) {
 		cutover_finish(co, true);

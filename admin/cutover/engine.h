@@ -155,7 +155,7 @@ struct cutover {
 	 * After the resume: the reply waits (bounded) until every held
 	 * transaction has started on the new side, so that the row has the gap.
 	 */
-	bool settling;      /* the database was released on its new side */
+	bool settling;       /* the database was released on its new side */
 	bool settle_waiting; /* and the gap is not known yet: the gap hook finishes */
 	struct switch_record rec;
 };
@@ -268,8 +268,8 @@ struct seq_apply_item;
  * does not parse); the DO block that sets items on the new side, run as a
  * query of the phase (false when the switch failed: out of memory).
  */
-bool cutover_seq_parse_row(const PGresult *res, int i, uint32_t *oid, long long *last,
-			   bool *called) __attribute__((warn_unused_result));
+bool cutover_seq_parse_row(const PGresult *res, int i, uint32_t *oid, long long *last, bool *called)
+	__attribute__((warn_unused_result));
 bool cutover_seq_apply(struct cutover *co, const struct seq_apply_item *items, size_t n,
 		       control_cb cb);
 

@@ -104,21 +104,22 @@ void seq_apply_sql(struct pq_buf *b, const struct seq_apply_item *items, size_t 
 	 * further: setval(n - inc, true) makes n the next value; past a bound
 	 * the sequence is set exhausted at it, as it is on the other side.
 	 */
-	put(b, " rel pg_catalog.regclass; l bigint; c boolean; inc numeric; mn numeric; mx numeric;"
-	       " nxt numeric; other numeric; n numeric;"
-	       " BEGIN FOR i IN 1 .. coalesce(pg_catalog.array_length(q, 1), 0) LOOP"
-	       " rel := q[i]::pg_catalog.regclass;"
-	       " l := pg_catalog.pg_sequence_last_value(rel); c := true;"
-	       " IF l IS NULL THEN EXECUTE pg_catalog.format('SELECT last_value, is_called FROM %s', rel)"
-	       " INTO l, c; END IF;"
-	       " SELECT p.seqincrement, p.seqmin, p.seqmax INTO inc, mn, mx"
-	       " FROM pg_catalog.pg_sequence p WHERE p.seqrelid = rel;"
-	       " nxt := CASE WHEN c THEN l + inc ELSE l END;"
-	       " other := CASE WHEN oc[i] THEN ol[i] + oi[i] ELSE ol[i] END;"
-	       " n := CASE WHEN inc > 0 THEN GREATEST(nxt, other + m) ELSE LEAST(nxt, other - m) END;"
-	       " IF n <> nxt THEN PERFORM pg_catalog.setval(rel, (CASE WHEN n > mx THEN mx"
-	       " WHEN n < mn THEN mn WHEN n - inc BETWEEN mn AND mx THEN n - inc ELSE n END)::bigint,"
-	       " n > mx OR n < mn OR n - inc BETWEEN mn AND mx); END IF;"
-	       " END LOOP; END $pgcutover_setval$");
+	put(b,
+	    " rel pg_catalog.regclass; l bigint; c boolean; inc numeric; mn numeric; mx numeric;"
+	    " nxt numeric; other numeric; n numeric;"
+	    " BEGIN FOR i IN 1 .. coalesce(pg_catalog.array_length(q, 1), 0) LOOP"
+	    " rel := q[i]::pg_catalog.regclass;"
+	    " l := pg_catalog.pg_sequence_last_value(rel); c := true;"
+	    " IF l IS NULL THEN EXECUTE pg_catalog.format('SELECT last_value, is_called FROM %s', rel)"
+	    " INTO l, c; END IF;"
+	    " SELECT p.seqincrement, p.seqmin, p.seqmax INTO inc, mn, mx"
+	    " FROM pg_catalog.pg_sequence p WHERE p.seqrelid = rel;"
+	    " nxt := CASE WHEN c THEN l + inc ELSE l END;"
+	    " other := CASE WHEN oc[i] THEN ol[i] + oi[i] ELSE ol[i] END;"
+	    " n := CASE WHEN inc > 0 THEN GREATEST(nxt, other + m) ELSE LEAST(nxt, other - m) END;"
+	    " IF n <> nxt THEN PERFORM pg_catalog.setval(rel, (CASE WHEN n > mx THEN mx"
+	    " WHEN n < mn THEN mn WHEN n - inc BETWEEN mn AND mx THEN n - inc ELSE n END)::bigint,"
+	    " n > mx OR n < mn OR n - inc BETWEEN mn AND mx); END IF;"
+	    " END LOOP; END $pgcutover_setval$");
 	pq_put_u8(b, 0);
 }

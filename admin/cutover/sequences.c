@@ -184,7 +184,7 @@ void cutover_sequences_enter(struct cutover *co)
 		return;
 	}
 	if (!cutover_query(co, co->from, (const char *)b.data, CONTROL_QUERY_TIMEOUT_MS,
-			    seq_delta_cb)) {
+			   seq_delta_cb)) {
 		pq_buf_free(&b);
 		return; /* the switch failed */
 	}

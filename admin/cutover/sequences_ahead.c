@@ -232,7 +232,7 @@ static void ahead_catalog_cb(void *arg, const struct control_result *r)
 		return;
 	}
 	if (!cutover_query(co, co->from, (const char *)b.data, CONTROL_QUERY_TIMEOUT_MS,
-			    ahead_values_cb)) {
+			   ahead_values_cb)) {
 		pq_buf_free(&b);
 		return; /* the switch failed */
 	}
@@ -246,6 +246,6 @@ void cutover_seq_ahead_enter(struct cutover *co)
 		return;
 	}
 	if (!cutover_query(co, co->from, SEQ_CATALOG_SQL, CONTROL_QUERY_TIMEOUT_MS,
-			    ahead_catalog_cb))
+			   ahead_catalog_cb))
 		return; /* the switch failed */
 }
