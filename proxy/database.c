@@ -441,6 +441,16 @@ size_t db_server_pids(const struct database *db, enum route_side side, uint32_t 
 	return n;
 }
 
+size_t db_server_count(const struct database *db)
+{
+	const struct list_node *p;
+	size_t n = 0;
+
+	list_for_each(p, &db->pools)
+		n += (size_t)list_entry(p, const struct pool, node)->nservers;
+	return n;
+}
+
 int db_check_sessions(struct database *db, enum route_side side, void (*done)(void *arg), void *arg)
 {
 	struct list_node *p, *m, *tmp;

@@ -148,6 +148,8 @@ void db_release(struct database *db, unsigned why);
  * (at most max of them, into out; how many were written): a fence spares them.
  */
 size_t db_server_pids(const struct database *db, enum route_side side, uint32_t *out, size_t max);
+/* Server connections of db, in any state, on either side. */
+size_t db_server_count(const struct database *db);
 
 /*
  * A switch asks, at a boundary with the database held and drained, whether

@@ -11,8 +11,13 @@
 
 void cutover_drain_progress(struct cutover *co)
 {
-	if (db_in_flight(co->db) > 0)
+	/*
+	 * Once: what the end of the drain starts (session checks, servers opened
+	 * early on the new side, which may close idle ones) reports progress too.
+	 */
+	if (co->drained || db_in_flight(co->db) > 0)
 		return;
+	co->drained = true;
 	co->rec.ms_drain = cutover_ms_since(co->t_phase);
 	cutover_phase_done(co);
 }

@@ -111,6 +111,7 @@ struct cutover {
 	char fail_msg[480];
 	uint64_t t_phase; /* when the current phase started (us) */
 	uint64_t t_pause; /* when new transactions started being held (us) */
+	bool drained;     /* the drain is over (drain.c: it ends once) */
 	/* session checks beside the lag wait and the sequence sync */
 	int checks_pending;  /* checks not answered yet */
 	bool waiting_checks; /* the phase before FLIP is done: FLIP waits for the checks */

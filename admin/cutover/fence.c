@@ -38,8 +38,6 @@
 #define FENCE_RETRY_MS  500
 #define FENCE_LOG_FIRST 5
 #define FENCE_LOG_EVERY 20
-/* pgcutover's own server connections a fence spares, at most (more are terminated). */
-#define FENCE_KEEP_MAX 4096
 
 /*
  * The statement that fences (on) or unfences one side of a database, for
@@ -50,8 +48,11 @@ bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 			     bool state_only, struct pq_buf *out)
 {
 	size_t n = dc->user ? 1 : userlist_count(users), nkeep;
+	/* every server connection pgcutover holds to the database is spared (session
+	 * pooling: one per idle client, thousands of them) */
+	size_t keep_max = db_server_count(db) + 1;
 	const char **roles = calloc(n ? n : 1, sizeof(*roles));
-	uint32_t *keep = calloc(FENCE_KEEP_MAX, sizeof(*keep));
+	uint32_t *keep = calloc(keep_max, sizeof(*keep));
 	struct fence_spec spec;
 
 	if (roles == NULL || keep == NULL) {
@@ -65,7 +66,7 @@ bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 	else
 		for (size_t i = 0; i < n; i++)
 			roles[i] = userlist_user(users, i);
-	nkeep = db_server_pids(db, side, keep, FENCE_KEEP_MAX);
+	nkeep = db_server_pids(db, side, keep, keep_max);
 	spec = (struct fence_spec){.roles = roles,
 				   .nroles = n,
 				   .control_user = dc->d.control_user,
