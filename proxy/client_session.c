@@ -194,6 +194,13 @@ static void client_capture_done(struct server *s, void *arg, const char *rows, c
 		server_txn_done(s);
 		return;
 	}
+	/*
+	 * The transaction before the capture ended while its database was held:
+	 * the drain counted it out only now (an internal query is pgcutover's),
+	 * and it learns that here, or it would wait for drain_timeout.
+	 */
+	if (db_paused(c->db))
+		db_note_progress(c->db);
 	if (sock_in_len(&c->sock) > 0)
 		client_forward(c);
 }
