@@ -27,6 +27,7 @@
 #include "proxy/core/route.h"
 #include "proxy/pool.h"
 #include "proxy/prepared.h"
+#include "proxy/relocate.h"
 #include "proxy/server.h"
 #include "proxy/server_forward.h"
 #include "proxy/server_internal.h"
@@ -326,8 +327,12 @@ bool client_apply_move(struct client *c)
 /* After the check of a lazy move: move now, then serve what it sent. */
 static void client_relocate_done(struct client *c, void *arg)
 {
+	bool moved;
+
 	(void)arg;
-	if (client_apply_move(c) && c->state == CL_IDLE) {
+	moved = client_apply_move(c);
+	db_relocate_note(c, moved); /* counted in its switch's row while it settles */
+	if (moved && c->state == CL_IDLE) {
 		c->held = false;
 		client_request_server(c);
 	}

@@ -20,6 +20,7 @@
 #include "proxy/core/route.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
+#include "proxy/relocate.h"
 #include "proxy/server.h"
 #include "proxy/switch_gap.h"
 
@@ -464,7 +465,12 @@ int db_check_sessions(struct database *db, enum route_side side, void (*done)(vo
 		list_for_each_safe(m, tmp, &pool->active_clients) {
 			struct client *c = list_entry(m, struct client, node);
 
-			if (c->server == NULL || c->server->side != side)
+			/*
+			 * Only sessions with a transaction waiting are checked in the
+			 * pause; idle ones move after the resume (relocate.h), so that
+			 * thousands of idle sessions cost the pause nothing.
+			 */
+			if (c->server == NULL || c->server->side != side || !c->held)
 				continue;
 			db->checks.pending++;
 			if (!client_check_movable(c, db_check_done, db))
@@ -513,6 +519,9 @@ void db_move_sessions(struct database *db, int *moved, int *closed)
 
 			if (c->server && c->server->side == db->route)
 				continue;
+			/* not checked in the pause (idle): it moves after the resume (relocate.h) */
+			if (c->server && c->move == MOVE_UNKNOWN)
+				continue;
 			if (client_apply_move(c))
 				(*moved)++;
 			else
@@ -538,6 +547,7 @@ void db_free_all(void)
 {
 	struct list_node *n, *tmp, *p, *ptmp;
 
+	db_relocate_free();
 	list_for_each_safe(n, tmp, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 

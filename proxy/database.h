@@ -153,8 +153,10 @@ size_t db_server_count(const struct database *db);
 
 /*
  * A switch asks, at a boundary with the database held and drained, whether
- * each session linked to a server on 'side' holds state that can move to
- * the other side (session.h): the checks run in parallel on those servers.
+ * each session linked to a server on 'side' that has a transaction waiting
+ * (held) holds state that can move to the other side (session.h): the
+ * checks run in parallel on those servers.  Idle sessions are not checked
+ * here: they move after the resume (relocate.h).
  * done(arg) is called once the last one has answered, never from inside this
  * call.  Returns how many were started; with 0, done is never called.
  */
@@ -163,10 +165,11 @@ int db_check_sessions(struct database *db, enum route_side side, void (*done)(vo
 void db_cancel_checks(struct database *db);
 /*
  * After the flip to db->route: each session linked to a server on the old
- * side moves (or, when its check found state that cannot move, is closed
- * with a FATAL that says why); sessions without a server move by
- * themselves; the old side's idle servers close.  *moved and *closed count
- * the sessions.
+ * side that was checked moves (or, when its check found state that cannot
+ * move, is closed with a FATAL that says why); sessions without a server
+ * move by themselves; the old side's idle servers close.  *moved and
+ * *closed count the sessions.  Sessions left on the old side (idle: not
+ * checked) are db_relocate_start()'s.
  */
 void db_move_sessions(struct database *db, int *moved, int *closed);
 

@@ -129,9 +129,14 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 		break;
 	case CO_RESUME:
 		/* a held client that never reached the new side: the row goes without a gap */
-		log_warning("switch %s: %d held transactions had not started on the %s after %d ms: no gap_ms",
-			    co->db->name, db_gap_pending(co->db), route_side_name(co->to),
-			    CUTOVER_GAP_WAIT_MS);
+		if (co->rec.ms_gap < 0)
+			log_warning("switch %s: %d held transactions had not started on the %s after %d ms: no gap_ms",
+				    co->db->name, db_gap_pending(co->db), route_side_name(co->to),
+				    CUTOVER_GAP_WAIT_MS);
+		if (co->relocating)
+			log_warning("switch %s: idle sessions still moving after %d ms: the row counts those moved so far",
+				    co->db->name, CUTOVER_GAP_WAIT_MS);
+		co->relocating = false; /* its end is logged (cutover_relocated) */
 		co->settle_waiting = false;
 		cutover_finish(co, true);
 		break;
@@ -343,7 +348,7 @@ static void cutover_finish(struct cutover *co, bool ok)
 		db_gap_arm(db);
 		db_release(db, DB_HOLD_SWITCH);
 		cutover_pause_check();
-		if (co->rec.ms_gap < 0) {
+		if (co->rec.ms_gap < 0 || co->relocating) {
 			co->settle_waiting = true;
 			arm_deadline(co, CO_DEADLINE_GAP);
 			return;
@@ -377,7 +382,25 @@ static void cutover_gap_cb(struct database *db, int64_t gap_ms)
 	if (co == NULL || !co->settling)
 		return;
 	co->rec.ms_gap = gap_ms;
-	if (co->settle_waiting) {
+	if (co->settle_waiting && !co->relocating) {
+		co->settle_waiting = false;
+		cutover_finish(co, true);
+	}
+}
+
+void cutover_relocated(struct database *db, int moved, int closed)
+{
+	struct cutover *co = find_switch(db);
+
+	if (co == NULL || co->phase != CO_RESUME) {
+		log_info("database %s: %d idle sessions moved after its switch, %d closed",
+			 db->name, moved, closed);
+		return;
+	}
+	co->relocating = false;
+	co->rec.sessions_moved += moved;
+	co->rec.sessions_closed += closed;
+	if (co->settle_waiting && co->rec.ms_gap >= 0) {
 		co->settle_waiting = false;
 		cutover_finish(co, true);
 	}

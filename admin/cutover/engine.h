@@ -158,6 +158,7 @@ struct cutover {
 	 */
 	bool settling;       /* the database was released on its new side */
 	bool settle_waiting; /* and the gap is not known yet: the gap hook finishes */
+	bool relocating;     /* idle sessions move after the resume (relocate.h) */
 	struct switch_record rec;
 };
 
@@ -226,6 +227,8 @@ void cutover_watch_free(void);
 /* The slot the lag wait watches: the one that feeds the side switched to (replication.c). */
 const char *cutover_lag_slot(const struct cutover *co);
 void cutover_resume_enter(struct cutover *co); /* flip.c */
+/* The idle sessions left on the old side have moved (relocate.h's callback; engine.c). */
+void cutover_relocated(struct database *db, int moved, int closed);
 /* flip.c: after the resume, the route file again with new_side_xid (written in the background). */
 void cutover_record_xid(struct cutover *co);
 /*

@@ -15,6 +15,7 @@
 #include "proxy/core/route.h"
 #include "proxy/pool.h"
 #include "proxy/prewarm.h"
+#include "proxy/relocate.h"
 #include "proxy/runtime.h"
 
 static void flip_done(void *arg, bool ok, const char *errmsg)
@@ -118,5 +119,7 @@ void cutover_resume_enter(struct cutover *co)
 	/* the servers opened early on this side serve now, unless a fence made them read-only */
 	db_prewarm_settle(co->db);
 	db_move_sessions(co->db, &co->rec.sessions_moved, &co->rec.sessions_closed);
+	/* the idle sessions left on the old side move now, outside the pause */
+	co->relocating = db_relocate_start(co->db, cutover_relocated);
 	cutover_phase_done(co);
 }
