@@ -43,7 +43,7 @@ MAIN_OBJ  := $(BUILD)/proxy/main.o
 UNIT_OBJ  := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all clean test unit integration asan test-asan deps demo check-pure check-layers \
-        format format-check bench fuzz fuzz-build fuzz-run fuzz-replay man install uninstall deb
+        format format-check bench bench-scale fuzz fuzz-build fuzz-run fuzz-replay man install uninstall deb
 
 all: check-pure check-layers $(BUILD)/pgcutover
 
@@ -104,6 +104,11 @@ demo: all
 # direct / PgBouncer / pgcutover side by side (bench/README.md); not part of test
 bench: all
 	$(PYTHON) bench/run.py $(BENCH_ARGS)
+
+# the pause of SWITCH against idle clients, sequences, tables and databases
+# (bench/scale.py; also make bench BENCH_ARGS=--scale); not part of test
+bench-scale: all
+	$(PYTHON) bench/scale.py $(SCALE_ARGS)
 
 format:
 	clang-format -i $(LIB_SRC) proxy/main.c $(ALL_HDR) $(UNIT_SRC) $(wildcard tests/fuzz/*.c)

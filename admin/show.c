@@ -47,8 +47,9 @@ static const char *const switch_cols[] = {
 	"prepare_ms",
 	"instances",
 	"instances_acked",
+	"gap_ms",
 };
-#define SWITCH_NCOLS 18
+#define SWITCH_NCOLS 19
 
 void admin_switch_begin(struct admin_rs *rs)
 {
@@ -57,7 +58,7 @@ void admin_switch_begin(struct admin_rs *rs)
 
 void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 {
-	char v[12][24];
+	char v[13][24];
 	const char *vals[SWITCH_NCOLS];
 
 	snprintf(v[0], 24, "%" PRId64, r->ms_paused);
@@ -85,6 +86,9 @@ void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 	snprintf(v[11], 24, "%d", r->instances_acked);
 	vals[16] = v[10];
 	vals[17] = v[11];
+	/* null until the held transactions all run on the new side (or when none did) */
+	snprintf(v[12], 24, "%" PRId64, r->ms_gap);
+	vals[18] = r->ms_gap >= 0 ? v[12] : NULL;
 	admin_rs_row(rs, vals);
 }
 

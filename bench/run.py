@@ -769,6 +769,9 @@ def parse_args(argv):
     ap.add_argument("--no-rss", action="store_true", help="skip the idle-client RSS part")
     ap.add_argument("--no-pgbench", action="store_true", help="skip the pgbench part")
     ap.add_argument("--cutover", action="store_true", help="end with bench/cutover.py")
+    ap.add_argument("--scale", action="store_true",
+                    help="only the cutover at scale: run bench/scale.py (SCALE_ARGS passes "
+                         "its options) and nothing else")
     ap.add_argument("--cutover-timeout", type=int, default=1200)
     ap.add_argument("--no-write", action="store_true", help="do not write bench/results/")
     ap.add_argument("--serve", type=int, metavar="SECONDS",
@@ -801,6 +804,10 @@ def main(argv):
     if not os.access(PGCUTOVER, os.X_OK):
         say(f"pgcutover not found at {PGCUTOVER}: run `make` first")
         return 2
+    if args.scale:
+        # the cutover at scale has its own clusters, table and plot (bench/scale.py)
+        extra = os.environ.get("SCALE_ARGS", "").split()
+        return subprocess.call([sys.executable, os.path.join(HERE, "scale.py")] + extra)
     signal.signal(signal.SIGTERM, on_sigterm)
     ensure_pgbouncer()
     nofile = raise_fd_limit()

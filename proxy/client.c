@@ -41,6 +41,7 @@
 #include "proxy/client_forward.h"
 #include "proxy/client_login.h"
 #include "proxy/listen_client.h"
+#include "proxy/switch_gap.h"
 
 /*
  * Bytes asked of recv() at once until the client has logged in.  Each read
@@ -258,6 +259,8 @@ static void client_finish(struct client *c)
 		move_done(c, c->move_arg);
 	}
 	c->move_arg = NULL;
+	if (c->gap_wait)
+		db_gap_started(c); /* held by a switch, gone before it started: counted off */
 	client_drop_server(c);
 	cancel_unregister(c);
 	listen_client_gone(c);

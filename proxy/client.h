@@ -145,6 +145,7 @@ struct client {
 	const struct client_kind *kind; /* NULL for an application's client */
 	bool is_unix;    /* came in on the unix socket: TLS is neither offered nor required */
 	bool held;       /* has a new transaction waiting while its database is paused */
+	bool gap_wait;   /* held by a switch and released: counted until it starts (switch_gap.h) */
 	bool cancelling; /* a cancel connection whose request is on its way (cancel.c closes it) */
 	/*
 	 * A switch's session check waits for pgcutover's own query on the

@@ -28,14 +28,17 @@
 #include "proxy/server.h"
 #include "proxy/server_forward.h"
 #include "proxy/session.h"
+#include "proxy/switch_gap.h"
 #include "proxy/track.h"
 
 /* Queue for a server now, with or without a request (a LISTEN session after a move). */
 void client_wait_for_server(struct client *c)
 {
 	client_set_state(c, CL_WAIT);
-	if (db_paused(c->db))
+	if (db_paused(c->db)) {
 		c->held = true; /* pool_service() serves it on resume */
+		db_gap_note_hold(c->db);
+	}
 	pool_request_server(c);
 }
 
@@ -223,6 +226,8 @@ static enum relay_verdict client_on_header(void *arg, struct evbuffer *in, size_
 	if ((s->internal_cb || s->listen_flow || server_at_boundary(s)) &&
 	    (db_paused(c->db) || s->internal_cb || s->listen_flow || s->side != c->db->route)) {
 		c->held = true;
+		if (db_paused(c->db))
+			db_gap_note_hold(c->db);
 		c->stop = STOP_HELD;
 		return RELAY_STOP;
 	}
@@ -254,8 +259,12 @@ void client_forward(struct client *c)
 		c->stop = STOP_NONE;
 		relay_forward(in, out, &c->msg_left, limit, max, client_on_header, c, &res);
 		c->db->stats.bytes_in += res.moved;
-		if (res.moved > 0)
+		if (res.moved > 0) {
 			sock_schedule_flush(&s->sock);
+			/* a transaction a switch held starts on the new side */
+			if (c->gap_wait && s->side == c->db->route)
+				db_gap_started(c);
+		}
 		if (res.end != RELAY_END_STOPPED || c->stop != STOP_REWRITE)
 			break;
 		/* a prepared-statement message: rewritten, then the batch goes on */

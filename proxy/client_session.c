@@ -28,6 +28,7 @@
 #include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/prepared.h"
+#include "proxy/relocate.h"
 #include "proxy/server.h"
 #include "proxy/server_forward.h"
 #include "proxy/server_internal.h"
@@ -226,6 +227,13 @@ static void client_capture_done(struct server *s, void *arg, const char *rows, c
 		server_txn_done(s);
 		return;
 	}
+	/*
+	 * The transaction before the capture ended while its database was held:
+	 * the drain counted it out only now (an internal query is pgcutover's),
+	 * and it learns that here, or it would wait for drain_timeout.
+	 */
+	if (db_paused(c->db))
+		db_note_progress(c->db);
 	if (sock_in_len(&c->sock) > 0)
 		client_forward(c);
 }
@@ -379,8 +387,12 @@ bool client_apply_move(struct client *c)
 /* After the check of a lazy move: move now, then serve what it sent. */
 static void client_relocate_done(struct client *c, void *arg)
 {
+	bool moved;
+
 	(void)arg;
-	if (client_apply_move(c) && c->state == CL_IDLE) {
+	moved = client_apply_move(c);
+	db_relocate_note(c, moved); /* counted in its switch's row while it settles */
+	if (moved && c->state == CL_IDLE) {
 		c->held = false;
 		client_request_server(c);
 	}

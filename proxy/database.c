@@ -21,7 +21,9 @@
 #include "proxy/listen.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
+#include "proxy/relocate.h"
 #include "proxy/server.h"
+#include "proxy/switch_gap.h"
 
 struct database *db_find(const char *name)
 {
@@ -340,7 +342,35 @@ void db_note_progress(struct database *db)
 
 void db_hold(struct database *db, unsigned why)
 {
+	if ((why & DB_HOLD_SWITCH) && !(db->holds & DB_HOLD_SWITCH))
+		db_gap_reset(db);
 	db->holds |= why;
+}
+
+/*
+ * A switch releases db on its new side: count every client it held
+ * (switch_gap.h) before any of them is released, so that none can finish
+ * the count early.
+ */
+static void db_gap_mark_held(struct database *db)
+{
+	struct list_node *p, *m;
+
+	list_for_each(p, &db->pools) {
+		struct pool *pool = list_entry(p, struct pool, node);
+		const struct list_node *lists[3] = {&pool->waiting_clients, &pool->active_clients,
+						    &pool->idle_clients};
+
+		for (int i = 0; i < 3; i++) {
+			list_for_each(m, lists[i]) {
+				struct client *c = list_entry(m, struct client, node);
+
+				/* a request is waiting (a LISTEN session waiting for a server has none) */
+				if ((c->held || c->state == CL_IDLE) && sock_in_len(&c->sock) > 0)
+					db_gap_mark(c);
+			}
+		}
+	}
 }
 
 /* Release held clients: forward what they sent meanwhile. */
@@ -348,6 +378,8 @@ static void db_resume(struct database *db)
 {
 	struct list_node *p, *m, *tmp;
 
+	if (db->gap.armed)
+		db_gap_mark_held(db);
 	list_for_each(p, &db->pools) {
 		struct pool *pool = list_entry(p, struct pool, node);
 
@@ -371,6 +403,7 @@ static void db_resume(struct database *db)
 		}
 		pool_service(pool);
 	}
+	db_gap_armed_done(db);
 }
 
 void db_release(struct database *db, unsigned why)
@@ -419,6 +452,21 @@ size_t db_server_pids(const struct database *db, enum route_side side, uint32_t 
 	return n;
 }
 
+size_t db_server_count(const struct database *db)
+{
+	const struct list_node *p;
+	size_t n = 0;
+
+	list_for_each(p, &db->pools) {
+		const struct pool *pool = list_entry(p, const struct pool, node);
+
+		n += (size_t)pool->nservers;
+		if (pool->listener) /* its connections are not in nservers */
+			n += LISTEN_CONNS;
+	}
+	return n;
+}
+
 int db_check_sessions(struct database *db, enum route_side side, void (*done)(void *arg), void *arg)
 {
 	struct list_node *p, *m, *tmp;
@@ -437,7 +485,12 @@ int db_check_sessions(struct database *db, enum route_side side, void (*done)(vo
 		list_for_each_safe(m, tmp, &pool->active_clients) {
 			struct client *c = list_entry(m, struct client, node);
 
-			if (c->server == NULL || c->server->side != side)
+			/*
+			 * Only sessions with a transaction waiting are checked in the
+			 * pause; idle ones move after the resume (relocate.h), so that
+			 * thousands of idle sessions cost the pause nothing.
+			 */
+			if (c->server == NULL || c->server->side != side || !c->held)
 				continue;
 			db->checks.pending++;
 			if (!client_check_movable(c, db_check_done, db))
@@ -491,6 +544,9 @@ void db_move_sessions(struct database *db, int *moved, int *closed)
 
 			if (c->server && c->server->side == db->route)
 				continue;
+			/* not checked in the pause (idle): it moves after the resume (relocate.h) */
+			if (c->server && c->move == MOVE_UNKNOWN)
+				continue;
 			if (client_apply_move(c))
 				(*moved)++;
 			else
@@ -531,6 +587,7 @@ void db_free_all(void)
 {
 	struct list_node *n, *tmp, *p, *ptmp;
 
+	db_relocate_free();
 	list_for_each_safe(n, tmp, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 

@@ -63,6 +63,14 @@ struct db_checks {
 	void *arg;
 };
 
+/* The gap of the running switch, as clients see it (switch_gap.h). */
+struct db_gap {
+	uint64_t first_hold_us; /* the first transaction the switch held (0: none yet) */
+	uint64_t last_start_us; /* the last held one sent to a server on the new side */
+	int pending;            /* held clients released and not started there yet */
+	bool armed;             /* the switch released the database: count what it held */
+};
+
 struct database {
 	struct list_node node;       /* in rt.databases */
 	char *name;                  /* the name clients put in dbname */
@@ -90,6 +98,7 @@ struct database {
 	struct db_stats stats;
 	unsigned holds;          /* enum db_hold bits: new transactions are held */
 	struct db_checks checks; /* session checks of a switch in progress */
+	struct db_gap gap;       /* what clients see of a switch: switch_gap.h */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
 	bool added;              /* new in this db_apply_config(): for the added hook */
 	/*
@@ -161,11 +170,15 @@ void db_release(struct database *db, unsigned why);
  * (at most max of them, into out; how many were written): a fence spares them.
  */
 size_t db_server_pids(const struct database *db, enum route_side side, uint32_t *out, size_t max);
+/* Server connections of db, in any state, on either side. */
+size_t db_server_count(const struct database *db);
 
 /*
  * A switch asks, at a boundary with the database held and drained, whether
- * each session linked to a server on 'side' holds state that can move to
- * the other side (session.h): the checks run in parallel on those servers.
+ * each session linked to a server on 'side' that has a transaction waiting
+ * (held) holds state that can move to the other side (session.h): the
+ * checks run in parallel on those servers.  Idle sessions are not checked
+ * here: they move after the resume (relocate.h).
  * done(arg) is called once the last one has answered, never from inside this
  * call.  Returns how many were started; with 0, done is never called.
  */
@@ -174,10 +187,11 @@ int db_check_sessions(struct database *db, enum route_side side, void (*done)(vo
 void db_cancel_checks(struct database *db);
 /*
  * After the flip to db->route: each session linked to a server on the old
- * side moves (or, when its check found state that cannot move, is closed
- * with a FATAL that says why); sessions without a server move by
- * themselves; the old side's idle servers close.  *moved and *closed count
- * the sessions.
+ * side that was checked moves (or, when its check found state that cannot
+ * move, is closed with a FATAL that says why); sessions without a server
+ * move by themselves; the old side's idle servers close.  *moved and
+ * *closed count the sessions.  Sessions left on the old side (idle: not
+ * checked) are db_relocate_start()'s.
  */
 void db_move_sessions(struct database *db, int *moved, int *closed);
 

@@ -252,6 +252,11 @@ static enum pool_room pool_room(const struct pool *pool)
 	return ROOM_OK;
 }
 
+bool pool_can_open(const struct pool *pool)
+{
+	return pool_room(pool) == ROOM_OK;
+}
+
 /* Whether closing a server of 'other' makes room of kind 'why' for 'pool'. */
 static bool counts_against(const struct pool *pool, const struct pool *other, enum pool_room why)
 {

@@ -103,6 +103,11 @@ void pool_login_failed(struct pool *pool, const struct params_snap *startup, con
  * Call it before closing the server, so that closing opens no replacement.
  */
 void pool_connect_failed(struct pool *pool, enum route_side side, const char *message);
+/*
+ * Whether the pool may open another server now: under pool_size,
+ * max_db_connections and max_user_connections.
+ */
+bool pool_can_open(const struct pool *pool);
 /* The pool waits out server_login_retry on its current side. */
 bool pool_retry_pending(const struct pool *pool);
 /*

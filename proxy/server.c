@@ -132,8 +132,8 @@ void server_set_timer_ms(struct event *ev, int64_t ms)
 }
 
 /* Open a server connection on 'side' (for the pool, or for its listener l). */
-static struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
-					 enum route_side side, struct listener *l)
+static struct server *server_open(struct pool *pool, struct params_snap *startup,
+				  enum route_side side, struct listener *l)
 {
 	struct database *db = pool->db;
 	const struct backend_addr *a;
@@ -185,13 +185,19 @@ static struct server *server_launch_side(struct pool *pool, struct params_snap *
 
 struct server *server_launch(struct pool *pool, struct params_snap *startup)
 {
-	return server_launch_side(pool, startup, pool->db->route, NULL);
+	return server_open(pool, startup, pool->db->route, NULL);
+}
+
+struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
+				  enum route_side side)
+{
+	return server_open(pool, startup, side, NULL);
 }
 
 struct server *server_launch_listener(struct pool *pool, struct params_snap *startup,
 				      enum route_side side, struct listener *l)
 {
-	return server_launch_side(pool, startup, side, l);
+	return server_open(pool, startup, side, l);
 }
 
 void server_close(struct server *s, const char *reason)

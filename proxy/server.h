@@ -116,6 +116,14 @@ struct server {
 	bool hold_ready;
 	uint64_t mark_owner;
 	char label[96]; /* "app/alice@127.0.0.1:5432" for logs */
+	/*
+	 * Opened in advance for a switch, on the side it goes to, before the
+	 * route flips (prewarm.h): nobody waits for it until then, and it serves
+	 * only if it logged in with the client's default_transaction_read_only
+	 * (prewarm_ro: 1 "on", 0 "off"), not with a fence still up there.
+	 */
+	bool prewarmed;
+	signed char prewarm_ro;
 };
 
 /*
@@ -138,6 +146,9 @@ struct server *server_launch(struct pool *pool, struct params_snap *startup);
  */
 struct server *server_launch_listener(struct pool *pool, struct params_snap *startup,
 				      enum route_side side, struct listener *l);
+/* The same to a given side of the database (a switch opens the side it goes to early). */
+struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
+				  enum route_side side);
 
 /* The parameters the server reported, interned (what a client is told); NULL when out of memory. */
 struct params_snap *server_reported(struct server *s);

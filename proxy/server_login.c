@@ -36,6 +36,7 @@
 #include "proxy/io/tls.h"
 #include "proxy/listen.h"
 #include "proxy/pool.h"
+#include "proxy/prewarm.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -214,8 +215,12 @@ static void server_login_failed(struct server *s, const char *sqlstate, const ch
 		server_close(s, "login failed");
 		return;
 	}
-	/* fail the waiting clients first, so that closing does not open a replacement for them */
-	pool_login_failed(pool, s->startup, sqlstate, msg);
+	/*
+	 * Fail the waiting clients first, so that closing does not open a
+	 * replacement for them; a server opened early for a switch has none.
+	 */
+	if (!prewarm_early(s))
+		pool_login_failed(pool, s->startup, sqlstate, msg);
 	server_close(s, "login failed");
 }
 
@@ -245,7 +250,8 @@ static void server_connect_failed(struct server *s, const char *fmt, ...)
 	log_warning("server %s: %s: next attempt after server_login_retry (%lld ms)", s->label, msg,
 		    (long long)rt.cfg->server_login_retry_ms);
 	/* first, so that closing opens no replacement at once */
-	pool_connect_failed(s->pool, s->side, msg);
+	if (!prewarm_early(s))
+		pool_connect_failed(s->pool, s->side, msg);
 	server_close(s, "could not connect");
 }
 
@@ -439,6 +445,8 @@ void server_handle_login(struct server *s)
 				return;
 			}
 			pool_remember_welcome(s->pool, s);
+			if (!prewarm_logged_in(s))
+				return; /* opened early, and unfit: closed */
 			server_set_state(s, SV_IDLE);
 			pool_service(s->pool);
 			return;

@@ -47,7 +47,13 @@ struct switch_record {
 	int64_t ms_sequences;
 	int64_t ms_fence;       /* fencing the old side plus lifting the new side's fence */
 	int64_t ms_replication; /* stopping the incoming direction plus starting the way back */
-	int64_t ms_prepare;     /* the reverse preparation, before the pause */
+	int64_t ms_prepare;     /* before the pause: the reverse preparation, sequences set ahead */
+	/*
+	 * What clients saw: from the first transaction held to the last held
+	 * one started on the new side (-1 until known; stays -1 for a switch
+	 * that did not resume on its new side).
+	 */
+	int64_t ms_gap;
 	int sequences_synced;
 	int sessions_moved;
 	int sessions_closed;

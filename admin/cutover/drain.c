@@ -21,8 +21,9 @@
 
 void cutover_drain_progress(struct cutover *co)
 {
-	if (co->phase != CO_DRAIN || db_in_flight(co->db) > 0)
+	if (co->phase != CO_DRAIN || co->drained || db_in_flight(co->db) > 0)
 		return;
+	co->drained = true;
 	if (co->drain_tick)
 		evtimer_del(co->drain_tick);
 	co->rec.ms_drain = cutover_ms_since(co->t_phase);

@@ -21,13 +21,16 @@
 #include "admin/cutover/control_open.h"
 #include "admin/cutover/fleet.h"
 #include "admin/cutover/replication_names.h"
+#include "admin/cutover/seqstate.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
 #include "proxy/pool.h"
+#include "proxy/prewarm.h"
 #include "proxy/runtime.h"
+#include "proxy/switch_gap.h"
 
 /*
  * The phases in order.  A switch enters each in turn (a dry run stops after
@@ -40,6 +43,8 @@ const struct cutover_phase_def cutover_phases[CO_NPHASES] = {
 			  "nothing: each query has its own time limit"},
 	[CO_PREPARE] = {"preparation", cutover_prepare_enter, CO_DEADLINE_LAG, false,
 			"nothing: traffic still runs on the old side"},
+	[CO_SEQ_AHEAD] = {"sequences ahead", cutover_seq_ahead_enter, CO_DEADLINE_LAG, false,
+			  "nothing: traffic still runs on the old side"},
 	[CO_FLEET_PAUSE] = {"fleet pause", cutover_fleet_pause_enter, CO_DEADLINE_NONE, false,
 			    "nothing: the other instances start to drain"},
 	[CO_DRAIN] = {"drain", cutover_drain_enter, CO_DEADLINE_DRAIN, false,
@@ -105,6 +110,9 @@ const char *cutover_phase_name(const struct database *db)
 
 /* ---- deadlines ---- */
 
+static void cutover_finish(struct cutover *co, bool ok);
+static void arm_deadline(struct cutover *co, enum cutover_deadline which);
+
 static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct cutover *co = arg;
@@ -129,7 +137,21 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 	case CO_FLEET_DRAIN:
 		cutover_fleet_drain_expired(co);
 		break;
+	case CO_RESUME:
+		/* a held client that never reached the new side: the row goes without a gap */
+		if (co->rec.ms_gap < 0)
+			log_warning("switch %s: %d held transactions had not started on the %s after %d ms: no gap_ms",
+				    co->db->name, db_gap_pending(co->db), route_side_name(co->to),
+				    CUTOVER_GAP_WAIT_MS);
+		if (co->relocating)
+			log_warning("switch %s: idle sessions still moving after %d ms: the row counts those moved so far",
+				    co->db->name, CUTOVER_GAP_WAIT_MS);
+		co->relocating = false; /* its end is logged (cutover_relocated) */
+		co->settle_waiting = false;
+		cutover_finish(co, true);
+		break;
 	case CO_PREPARE:
+	case CO_SEQ_AHEAD:
 	case CO_FENCE:
 	case CO_STOP_REPLICATION:
 		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "%s did not finish within lag_timeout",
@@ -156,6 +178,9 @@ static void arm_deadline(struct cutover *co, enum cutover_deadline which)
 	case CO_DEADLINE_LAG:
 		ms = dc->d.lag_timeout_ms;
 		break;
+	case CO_DEADLINE_GAP:
+		ms = CUTOVER_GAP_WAIT_MS;
+		break;
 	default:
 		return;
 	}
@@ -177,8 +202,6 @@ static void enter_phase(struct cutover *co, enum cutover_phase next)
 	log_debug("switch %s: %s", co->db->name, cutover_phases[next].name);
 	cutover_phases[next].enter(co);
 }
-
-static void cutover_finish(struct cutover *co, bool ok);
 
 /* The session checks have all answered (db_check_sessions). */
 static void checks_done(void *arg)
@@ -220,6 +243,10 @@ void cutover_phase_done(struct cutover *co)
 	if (co->phase == CO_DRAIN) {
 		/* the session checks run beside the next phases; FLIP joins them */
 		co->checks_pending = db_check_sessions(co->db, co->from, checks_done, co);
+		/* the held transactions' servers on the new side log in meanwhile (prewarm.h) */
+		if (db_prewarm(co->db, co->to) > 0)
+			log_debug("switch %s: new-side servers opening during the pause",
+				  co->db->name);
 	}
 	if (next == CO_NPHASES) {
 		cutover_finish(co, true);
@@ -286,7 +313,7 @@ static void cutover_free(struct cutover *co)
 	cutover_fleet_free(co);
 	if (co->intent_ticket)
 		co->intent_ticket->co = NULL; /* its answer frees it */
-	pq_buf_free(&co->seq_sql);
+	seq_ahead_free(co->seq_ahead);
 	config_free(co->config);
 	free(co);
 }
@@ -309,11 +336,15 @@ static void cutover_finish(struct cutover *co, bool ok)
 
 	evtimer_del(co->deadline);
 	evtimer_del(co->poll);
+	if (co->settling)
+		goto report; /* the second time: the gap is known, or its wait is over */
 	if (co->t_pause)
 		co->rec.ms_paused = cutover_ms_since(co->t_pause);
 	cutover_fleet_end(co);
 	if (!ok && co->intent_written)
 		cutover_clear_intent(co);
+	if (!ok)
+		db_prewarm_drop(db, co->to);
 	if (ok && !co->dry_run) {
 		snprintf(co->rec.result, sizeof(co->rec.result), "ok");
 		cutover_record_xid(co);
@@ -323,7 +354,21 @@ static void cutover_finish(struct cutover *co, bool ok)
 			cutover_watch_way_back(db, co->config, co->dc, co->to,
 					       co->to == SIDE_TARGET ? co->rev_slot
 								     : co->dc->replication_slot);
+		/*
+		 * The pause ends: the held transactions go to the new side.  The
+		 * row waits until they all started there (cutover_gap_cb), bounded.
+		 */
+		co->settling = true;
+		db_gap_arm(db);
+		db_release(db, DB_HOLD_SWITCH);
+		cutover_pause_check();
+		if (co->rec.ms_gap < 0 || co->relocating) {
+			co->settle_waiting = true;
+			arm_deadline(co, CO_DEADLINE_GAP);
+			return;
+		}
 	}
+report:
 	unlink_switch(co);
 	cutover_history_add(db, &co->rec, ok);
 	log_info("switch %s %s -> %s: %s (paused %" PRId64 " ms, drain %" PRId64 " ms, lag %" PRId64
@@ -337,9 +382,42 @@ static void cutover_finish(struct cutover *co, bool ok)
 	/* control connections may be inside a callback: free once it returns */
 	for (int side = 0; side < 2; side++)
 		control_conn_reset(co->ctl[side]);
-	db_release(db, DB_HOLD_SWITCH);
+	if (db->holds & DB_HOLD_SWITCH)
+		db_release(db, DB_HOLD_SWITCH);
 	cutover_pause_check();
 	cutover_free(co);
+}
+
+/* The held transactions of a database all started on its new side (switch_gap.h). */
+static void cutover_gap_cb(struct database *db, int64_t gap_ms)
+{
+	struct cutover *co = find_switch(db);
+
+	if (co == NULL || !co->settling)
+		return;
+	co->rec.ms_gap = gap_ms;
+	if (co->settle_waiting && !co->relocating) {
+		co->settle_waiting = false;
+		cutover_finish(co, true);
+	}
+}
+
+void cutover_relocated(struct database *db, int moved, int closed)
+{
+	struct cutover *co = find_switch(db);
+
+	if (co == NULL || co->phase != CO_RESUME) {
+		log_info("database %s: %d idle sessions moved after its switch, %d closed",
+			 db->name, moved, closed);
+		return;
+	}
+	co->relocating = false;
+	co->rec.sessions_moved += moved;
+	co->rec.sessions_closed += closed;
+	if (co->settle_waiting && co->rec.ms_gap >= 0) {
+		co->settle_waiting = false;
+		cutover_finish(co, true);
+	}
 }
 
 void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...)
@@ -462,6 +540,7 @@ void cutover_init(void)
 	struct list_node *n;
 
 	db_set_progress_hook(cutover_progress);
+	db_set_gap_hook(cutover_gap_cb);
 	db_set_added_hook(cutover_guard);
 	fleet_start(); /* before the guards: in a fleet they leave fences to the fleet */
 	/* the databases of the configuration pgcutover started with */
@@ -508,6 +587,7 @@ bool cutover_start(struct database *db, enum route_side to, bool dry_run, bool f
 	co->dry_run = dry_run;
 	co->force = force;
 	co->preflight_lag = -1;
+	co->rec.ms_gap = -1;
 	replication_reverse_name(db->name, co->rev_slot, sizeof(co->rev_slot));
 	co->deadline = evtimer_new(rt.base, deadline_cb, co);
 	co->poll = evtimer_new(rt.base, cutover_lag_poll_cb, co);

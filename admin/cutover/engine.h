@@ -31,6 +31,7 @@ struct userlist;
 enum cutover_phase {
 	CO_PREFLIGHT,
 	CO_PREPARE,     /* reverse_replication: the way back, outside the pause */
+	CO_SEQ_AHEAD,   /* sequences set ahead on the new side, outside the pause */
 	CO_FLEET_PAUSE, /* fleet: every instance is asked to pause (fleet_switch.c) */
 	CO_DRAIN,
 	CO_FLEET_DRAIN, /* fleet: every live instance has paused and drained */
@@ -52,7 +53,11 @@ enum cutover_deadline {
 	CO_DEADLINE_NONE,
 	CO_DEADLINE_DRAIN, /* drain_timeout */
 	CO_DEADLINE_LAG,   /* lag_timeout */
+	CO_DEADLINE_GAP,   /* CUTOVER_GAP_WAIT_MS: after the resume, for the gap */
 };
+
+/* How long the row of a switch waits for its held transactions to start on the new side. */
+#define CUTOVER_GAP_WAIT_MS 10000
 
 /* One row of the phase table (engine.c). */
 struct cutover_phase_def {
@@ -67,6 +72,8 @@ extern const struct cutover_phase_def cutover_phases[CO_NPHASES];
 
 /* A switch in progress; one per database at most. */
 /* A switch as a route write's callback sees it: NULL once the switch is freed. */
+struct seq_ahead;
+
 struct cutover_ticket {
 	struct cutover *co;
 };
@@ -108,6 +115,7 @@ struct cutover {
 	char fail_msg[480];
 	uint64_t t_phase; /* when the current phase started (us) */
 	uint64_t t_pause; /* when new transactions started being held (us) */
+	bool drained;     /* the drain is over (drain.c: it ends once) */
 	/* session checks beside the lag wait and the sequence sync */
 	int checks_pending;  /* checks not answered yet */
 	bool waiting_checks; /* the phase before FLIP is done: FLIP waits for the checks */
@@ -119,8 +127,13 @@ struct cutover {
 	char goal_lsn[32];  /* lsn: insert position after the drain */
 	char marker_id[48]; /* marker: the row waited for */
 	bool lag_done;
-	/* sequence sync: the setval batch for the side switched to */
-	struct pq_buf seq_sql;
+	int lag_rounds; /* polls so far: the first ones follow each other at once (lag.c) */
+	/*
+	 * sequence sync: the selected sequences as the pre-advance read and set
+	 * them (seqstate.h), and how many moved since (set inside the pause)
+	 */
+	struct seq_ahead *seq_ahead;
+	size_t seq_moved;
 	/* fencing and reverse replication: what was done, for the rollback and the report */
 	bool fenced_from;  /* the old side's fence is up (the rollback lifts it) */
 	bool stopped_in;   /* the incoming subscription was disabled (the rollback enables it) */
@@ -157,6 +170,13 @@ struct cutover {
 	uint32_t *fleet_pids; /* their old-side servers, spared by the fence */
 	size_t nfleet_pids;
 	void (*fleet_next)(struct cutover *co); /* what follows a renewal */
+	/*
+	 * After the resume: the reply waits (bounded) until every held
+	 * transaction has started on the new side, so that the row has the gap.
+	 */
+	bool settling;       /* the database was released on its new side */
+	bool settle_waiting; /* and the gap is not known yet: the gap hook finishes */
+	bool relocating;     /* idle sessions move after the resume (relocate.h) */
 	struct switch_record rec;
 };
 
@@ -201,6 +221,7 @@ void cutover_drain_progress(struct cutover *co);          /* drain.c: a transact
 void cutover_lag_enter(struct cutover *co);               /* lag.c */
 void cutover_lag_poll_cb(int fd, short what, void *arg);  /* lag.c: co->poll's callback */
 void cutover_sequences_enter(struct cutover *co);         /* sequences.c */
+void cutover_seq_ahead_enter(struct cutover *co);         /* sequences_ahead.c */
 void cutover_flip_enter(struct cutover *co);              /* flip.c */
 void cutover_fence_enter(struct cutover *co);             /* fence.c */
 void cutover_unfence_enter(struct cutover *co);           /* fence.c */
@@ -238,6 +259,8 @@ void cutover_fleet_claim(struct cutover *co);        /* rollback: take the abort
 void cutover_fleet_mark_aborted(struct cutover *co); /* rollback: record it, or wait for it */
 void cutover_fleet_end(struct cutover *co);          /* the switch is over: the lock goes */
 void cutover_fleet_free(struct cutover *co);
+/* The idle sessions left on the old side have moved (relocate.h's callback; engine.c). */
+void cutover_relocated(struct database *db, int moved, int closed);
 /* flip.c: after the resume, the route file again with new_side_xid (written in the background). */
 void cutover_record_xid(struct cutover *co);
 /*
@@ -274,6 +297,17 @@ void cutover_finish_free(void);
 
 /* Whether sequence_sync names this sequence (sequences.c). */
 bool cutover_seq_selected(const struct db_config *dc, const char *name);
+
+struct seq_apply_item;
+/*
+ * sequences_ahead.c: one row of seq_values_sql()'s answer (false when it
+ * does not parse); the DO block that sets items on the new side, run as a
+ * query of the phase (false when the switch failed: out of memory).
+ */
+bool cutover_seq_parse_row(const PGresult *res, int i, uint32_t *oid, long long *last, bool *called)
+	__attribute__((warn_unused_result));
+bool cutover_seq_apply(struct cutover *co, const struct seq_apply_item *items, size_t n,
+		       control_cb cb);
 
 /* ---- pause.c, history.c ---- */
 

@@ -40,8 +40,6 @@
 #define FENCE_RETRY_MS  500
 #define FENCE_LOG_FIRST 5
 #define FENCE_LOG_EVERY 20
-/* pgcutover's own server connections a fence spares, at most (more are terminated). */
-#define FENCE_KEEP_MAX 4096
 
 /*
  * The statement that fences (on) or unfences one side of a database, for
@@ -52,8 +50,11 @@ bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 			     bool state_only, const uint32_t *also, size_t nalso, struct pq_buf *out)
 {
 	size_t n = dc->user ? 1 : userlist_count(users), nkeep;
+	/* every server connection pgcutover holds to the database is spared (session
+	 * pooling: one per idle client, thousands of them) */
+	size_t keep_max = db_server_count(db) + 1;
 	const char **roles = calloc(n ? n : 1, sizeof(*roles));
-	uint32_t *keep = calloc(FENCE_KEEP_MAX + nalso, sizeof(*keep));
+	uint32_t *keep = calloc(keep_max + nalso, sizeof(*keep));
 	struct fence_spec spec;
 
 	if (roles == NULL || keep == NULL) {
@@ -67,7 +68,7 @@ bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 	else
 		for (size_t i = 0; i < n; i++)
 			roles[i] = userlist_user(users, i);
-	nkeep = db_server_pids(db, side, keep, FENCE_KEEP_MAX);
+	nkeep = db_server_pids(db, side, keep, keep_max);
 	/* the other instances' servers there (a fleet's acks) */
 	for (size_t i = 0; i < nalso; i++)
 		keep[nkeep++] = also[i];

@@ -49,6 +49,7 @@
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
 #include "proxy/database.h"
+#include "proxy/relocate.h"
 #include "proxy/runtime.h"
 
 /* The beat while nothing is in flight, at most (and at most a fifth of the lease). */
@@ -283,6 +284,7 @@ static void begin_record(struct fdb *f)
 	struct route_state now;
 
 	memset(&f->rec, 0, sizeof(f->rec));
+	f->rec.ms_gap = -1; /* the gap is the coordinator's to measure */
 	snprintf(f->rec.db, sizeof(f->rec.db), "%s", f->db->name);
 	f->rec.from = f->from;
 	f->rec.to = f->to;
@@ -421,6 +423,13 @@ static void follow_flip(struct fdb *f, enum route_side to)
 	free(name);
 }
 
+/* A follower's idle sessions have moved to the new side (relocate.h). */
+static void follower_relocated(struct database *db, int moved, int closed)
+{
+	log_info("fleet: database %s: %d idle sessions moved after the switch, %d closed", db->name,
+		 moved, closed);
+}
+
 static void flip_stored(void *arg, bool ok, const char *errmsg)
 {
 	struct fdb *f = arg;
@@ -439,6 +448,8 @@ static void flip_stored(void *arg, bool ok, const char *errmsg)
 		route_now(&f->db->recorded);
 	}
 	db_move_sessions(f->db, &moved, &closed);
+	/* the idle sessions left on the old side move now, in the background */
+	db_relocate_start(f->db, follower_relocated);
 	f->rec.sessions_moved = moved;
 	f->rec.sessions_closed = closed;
 	end_record(f, true, NULL);

@@ -82,6 +82,17 @@ static void put_row(struct pq_buf *b, const char *db, int64_t epoch)
 	put_int(b, epoch);
 }
 
+/*
+ * The fleet's own writes are durable whatever the fleet database's default:
+ * a switch's row lost in a crash of an instance of PostgreSQL running with
+ * synchronous_commit = off would leave instances waiting for an epoch that
+ * the fleet no longer knows.  (A multi-statement query is one transaction.)
+ */
+static void put_durable(struct pq_buf *b)
+{
+	put(b, "SET LOCAL synchronous_commit TO on; ");
+}
+
 static void put_notify(struct pq_buf *b, const char *db)
 {
 	put(b, "SELECT pg_catalog.pg_notify('" FLEET_CHANNEL "', ");
@@ -129,6 +140,7 @@ bool fleet_poll_sql(struct pq_buf *b, const char *me, const char *address, const
 bool fleet_begin_sql(struct pq_buf *b, const char *db, const char *me, const char *from,
 		     const char *to, int64_t lease_ms)
 {
+	put_durable(b);
 	put(b, "INSERT INTO pgcutover.databases (db, route) VALUES (");
 	sqlquote_put_literal(b, db);
 	put(b, ", ");
@@ -179,6 +191,7 @@ bool fleet_acks_sql(struct pq_buf *b, const char *db, int64_t epoch)
 bool fleet_ack_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me, bool ok,
 		   const char *detail, const uint32_t *pids, size_t npids)
 {
+	put_durable(b);
 	put(b, "INSERT INTO pgcutover.acks (db, epoch, instance, ok, detail, pids) VALUES (");
 	sqlquote_put_literal(b, db);
 	put(b, ", ");
@@ -202,6 +215,7 @@ bool fleet_ack_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *
 bool fleet_renew_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me,
 		     int64_t lease_ms)
 {
+	put_durable(b);
 	put(b, "UPDATE pgcutover.databases SET lease_until = now() + ");
 	put_lease(b, lease_ms);
 	put_row(b, db, epoch);
@@ -214,6 +228,7 @@ bool fleet_renew_sql(struct pq_buf *b, const char *db, int64_t epoch, const char
 bool fleet_decide_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me,
 		      const char *to)
 {
+	put_durable(b);
 	put_notify(b, db);
 	put(b, "UPDATE pgcutover.databases SET state = 'decided', route = ");
 	sqlquote_put_literal(b, to);
@@ -228,6 +243,7 @@ bool fleet_decide_sql(struct pq_buf *b, const char *db, int64_t epoch, const cha
 bool fleet_claim_abort_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me,
 			   int64_t lease_ms)
 {
+	put_durable(b);
 	put_notify(b, db);
 	put(b, "UPDATE pgcutover.databases SET state = 'aborting', coordinator = ");
 	sqlquote_put_literal(b, me);
@@ -245,12 +261,33 @@ bool fleet_claim_abort_sql(struct pq_buf *b, const char *db, int64_t epoch, cons
 
 bool fleet_aborted_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me)
 {
+	put_durable(b);
 	put_notify(b, db);
 	put(b, "UPDATE pgcutover.databases SET state = 'aborted', updated = now()");
 	put_row(b, db, epoch);
 	put(b, " AND state = 'aborting' AND coordinator = ");
 	sqlquote_put_literal(b, me);
 	put(b, " RETURNING 1");
+	return end(b);
+}
+
+bool fleet_record_abort_sql(struct pq_buf *b, const char *db, const char *route, int64_t epoch,
+			    const char *me)
+{
+	put_durable(b);
+	put_notify(b, db);
+	put(b, "INSERT INTO pgcutover.databases AS d (db, route, epoch, state, coordinator)"
+	       " VALUES (");
+	sqlquote_put_literal(b, db);
+	put(b, ", ");
+	sqlquote_put_literal(b, route);
+	put(b, ", ");
+	put_int(b, epoch);
+	put(b, ", 'aborted', ");
+	sqlquote_put_literal(b, me);
+	put(b, ") ON CONFLICT (db) DO UPDATE SET epoch = EXCLUDED.epoch, state = 'aborted',"
+	       " coordinator = EXCLUDED.coordinator, updated = now() WHERE d.epoch < EXCLUDED.epoch"
+	       " RETURNING 1");
 	return end(b);
 }
 

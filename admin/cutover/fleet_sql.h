@@ -101,6 +101,14 @@ bool fleet_claim_abort_sql(struct pq_buf *b, const char *db, int64_t epoch, cons
 /* The abort is recorded (the old side's fence is lifted): one row when it was this instance's. */
 bool fleet_aborted_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me)
 	__attribute__((warn_unused_result));
+/*
+ * The coordinator's own epoch recorded as aborted where the fleet database
+ * lost it (restored, or failed over to a replica behind): the row is made
+ * again, or brought forward to that epoch, so that the instances holding
+ * for it resume on the old side.  One row when it wrote.
+ */
+bool fleet_record_abort_sql(struct pq_buf *b, const char *db, const char *route, int64_t epoch,
+			    const char *me) __attribute__((warn_unused_result));
 
 /*
  * SHOW FLEET: instance, address, heartbeat age (ms), live, db, route,

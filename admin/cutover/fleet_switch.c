@@ -105,8 +105,11 @@ static void renewed_cb(void *arg, const struct control_result *r)
 		return;
 	}
 	if (r->ok) {
+		/* the rollback's abort says which (another instance's, or a lost row: record_abort) */
 		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-			     "this switch's lease in the fleet database expired and another instance aborted it");
+			     "the fleet database no longer has this switch as pausing under fleet epoch %" PRId64
+			     ": its lease expired and another instance aborted it, or the fleet database lost it",
+			     co->fleet_epoch);
 		return;
 	}
 	if (next) {
@@ -386,6 +389,13 @@ void cutover_fleet_drain_expired(struct cutover *co)
 		     co->rec.instances_acked, co->rec.instances, missing);
 }
 
+/* A fleet_state_sql answer without this switch's epoch in it (see record_abort). */
+static bool fleet_epoch_lost(const struct cutover *co, const struct control_result *r)
+{
+	return r->res == NULL || PQntuples(r->res) != 1 ||
+	       strtoll(PQgetvalue(r->res, 0, 1), NULL, 10) < co->fleet_epoch;
+}
+
 /* ---- DECIDE ---- */
 
 static void decide_send(struct cutover *co);
@@ -416,6 +426,13 @@ static void decided_state_cb(void *arg, const struct control_result *r)
 		co->fleet_decided = true;
 		fleet_poll_soon();
 		cutover_phase_done(co);
+		return;
+	}
+	if (fleet_epoch_lost(co, r)) {
+		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+			     "the fleet database has lost this switch (fleet epoch %" PRId64
+			     "): was it restored or failed over?",
+			     co->fleet_epoch);
 		return;
 	}
 	/* the row is no longer this switch's: another instance took the abort over */
@@ -542,6 +559,46 @@ void cutover_fleet_claim(struct cutover *co)
 	claim_send(co);
 }
 
+static void recorded_cb(void *arg, const struct control_result *r)
+{
+	struct cutover *co = arg;
+
+	if (co->phase != CO_ROLLBACK || co->rollback_step != 4)
+		return;
+	if (!r->ok) {
+		log_warning("switch %s: could not record the abort in the fleet database: %s (trying again, traffic held)",
+			    co->db->name, r->error);
+		retry_later(co, mark_timer_cb);
+		return;
+	}
+	log_info("switch %s: fleet epoch %" PRId64 " recorded as aborted", co->db->name,
+		 co->fleet_epoch);
+	fleet_poll_soon();
+	cutover_rollback_next(co);
+}
+
+/*
+ * The fleet database no longer has this switch (no row, or an older epoch):
+ * it was restored, or failed over to a replica that had not received it.
+ * Nobody else can hold its abort then: record it, so that the instances
+ * holding for it resume.
+ */
+static void record_abort(struct cutover *co)
+{
+	struct pq_buf b;
+
+	log_warning("switch %s: the fleet database has lost fleet epoch %" PRId64
+		    " (restored, or failed over?): recording its abort",
+		    co->db->name, co->fleet_epoch);
+	pq_buf_init(&b);
+	if (!fleet_record_abort_sql(&b, co->db->name, route_side_name(co->from), co->fleet_epoch,
+				    fleet_me()) ||
+	    !control_conn_query(co->fleet_ctl, (const char *)b.data, CONTROL_QUERY_TIMEOUT_MS,
+				recorded_cb, co))
+		retry_later(co, mark_timer_cb);
+	pq_buf_free(&b);
+}
+
 static void mark_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
@@ -555,10 +612,13 @@ static void mark_cb(void *arg, const struct control_result *r)
 		return;
 	}
 	if (!co->fleet_claimed) {
+		if (fleet_epoch_lost(co, r)) {
+			record_abort(co);
+			return;
+		}
 		/* someone else's abort: resume once it says aborted (or a newer epoch began) */
-		if (r->res == NULL || PQntuples(r->res) != 1 ||
-		    (strcmp(PQgetvalue(r->res, 0, 2), "aborted") != 0 &&
-		     strtoll(PQgetvalue(r->res, 0, 1), NULL, 10) == co->fleet_epoch)) {
+		if (strcmp(PQgetvalue(r->res, 0, 2), "aborted") != 0 &&
+		    strtoll(PQgetvalue(r->res, 0, 1), NULL, 10) == co->fleet_epoch) {
 			retry_later(co, mark_timer_cb);
 			return;
 		}

@@ -14,6 +14,8 @@
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
 #include "proxy/pool.h"
+#include "proxy/prewarm.h"
+#include "proxy/relocate.h"
 #include "proxy/runtime.h"
 
 static void flip_done(void *arg, bool ok, const char *errmsg)
@@ -120,6 +122,10 @@ void cutover_clear_intent(struct cutover *co)
 
 void cutover_resume_enter(struct cutover *co)
 {
+	/* the servers opened early on this side serve now, unless a fence made them read-only */
+	db_prewarm_settle(co->db);
 	db_move_sessions(co->db, &co->rec.sessions_moved, &co->rec.sessions_closed);
+	/* the idle sessions left on the old side move now, outside the pause */
+	co->relocating = db_relocate_start(co->db, cutover_relocated);
 	cutover_phase_done(co);
 }

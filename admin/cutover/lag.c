@@ -25,8 +25,18 @@
 #include "proxy/core/route.h"
 #include "proxy/pool.h"
 
-/* How often the replication position is polled. */
-#define LAG_POLL_MS 5
+/*
+ * How often the replication position is polled once the first
+ * LAG_FAST_ROUNDS rounds went by without reaching the goal.  The first rounds
+ * poll again as soon as the nudges have answered: with the lag near zero the
+ * subscriber's feedback arrives within a round trip or two of the nudges, and
+ * a fixed sleep there was most of the wait (a round took 5 ms plus three
+ * queries; the goal is usually reached in the second or third).  A large lag
+ * then backs off to LAG_POLL_MS, so that two synchronous commits per round do
+ * not run back to back for seconds.
+ */
+#define LAG_POLL_MS     5
+#define LAG_FAST_ROUNDS 20
 
 /*
  * A transaction that writes WAL (a transactional logical message, which
@@ -74,7 +84,7 @@ static void lag_finished(struct cutover *co)
 
 static void schedule_poll(struct cutover *co)
 {
-	struct timeval tv = {0, LAG_POLL_MS * 1000};
+	struct timeval tv = {0, co->lag_rounds++ < LAG_FAST_ROUNDS ? 0 : LAG_POLL_MS * 1000};
 
 	evtimer_add(co->poll, &tv);
 }
@@ -249,6 +259,7 @@ void cutover_lag_enter(struct cutover *co)
 	const struct db_config *dc = cutover_cfg(co);
 	char sql[600];
 
+	co->lag_rounds = 0;
 	if (dc->d.lag_method == LAG_NONE) {
 		lag_finished(co);
 		return;

@@ -1,9 +1,12 @@
 /*
- * sequences.c - the sequence sync: logical replication does not carry
- * sequences, so before the flip every sequence sequence_sync names is set on
- * the side switched to at or beyond its next value on the side switched
- * from (plus sequence_margin), never backwards.  Read in two steps
- * (seqread.h), set in one transaction.
+ * sequences.c - the sequence sync inside the pause: logical replication
+ * does not carry sequences, so before the flip every sequence sequence_sync
+ * names is set on the side switched to at or beyond its next value on the
+ * side switched from (plus sequence_margin), never backwards.  Every one of
+ * them was already set so before the pause (sequences_ahead.c); here the
+ * old side tells which moved since (one query, seqsql.h), and only those are
+ * set again (one DO block): the pause grows with what moved during the
+ * switch, not with the number of sequences.
  */
 #include <inttypes.h>
 #include <libpq-fe.h>
@@ -13,11 +16,15 @@
 
 #include "admin/cutover/engine.h"
 #include "admin/cutover/seqread.h"
+#include "admin/cutover/seqsql.h"
+#include "admin/cutover/seqstate.h"
+#include "proxy/core/log.h"
 #include "protocol/pq.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
 #include "proxy/core/route.h"
+#include "proxy/database.h"
 
 /* Whether sequence_sync names this sequence. */
 bool cutover_seq_selected(const struct db_config *dc, const char *name)
@@ -66,178 +73,120 @@ static bool seq_answer(struct cutover *co, const struct control_result *r, const
 	return true;
 }
 
+static void seq_done(struct cutover *co, size_t moved)
+{
+	co->rec.ms_sequences = cutover_ms_since(co->t_phase);
+	log_debug("switch %s: %zu of %zu sequences moved since they were set ahead (%lld ms)",
+		  co->db->name, moved, co->seq_ahead ? co->seq_ahead->n : 0,
+		  (long long)co->rec.ms_sequences);
+	cutover_phase_done(co);
+}
+
 static void seq_set_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 
 	if (!seq_answer(co, r, "set", co->to))
 		return;
-	co->rec.ms_sequences = cutover_ms_since(co->t_phase);
-	cutover_phase_done(co);
+	seq_done(co, co->seq_moved);
 }
 
 /*
- * One statement of the batch run on the side switched to: set sequence
- * 'qname' (already quoted by quote_ident) so that the next value it hands out
- * is max(its own next value, the other side's next value + sequence_margin),
- * min(...) and - margin for a descending sequence; never backwards.
- *
- * "Next value" depends on is_called: after nextval() or setval(v) it is
- * last_value + increment; after ALTER SEQUENCE ... RESTART [WITH v] or
- * setval(v, false) (is_called false) it is last_value itself.  The other
- * side's next value arrives as (last, called, inc); the side's own is read by
- * the statement from the sequence relation, together with its bounds from
- * pg_sequence.  Arithmetic is in numeric, so a sequence at its bound does not
- * overflow; a result past the bound sets the sequence exhausted (is_called at
- * its bound), as it is on the other side.  The WHERE leaves a sequence that
- * is already far enough untouched (is_called and last_value included).  The
- * sequence is named by its tableoid, so no name is pasted into a literal.
+ * The sequences that answered: those whose values differ from the ones read
+ * before the pause (every one that is_called false now answers, unchanged
+ * or not) are set on the new side, in one DO block.
  */
-static void seq_append_set(struct pq_buf *sql, const char *qname, long long last, bool called,
-			   long long inc, int64_t margin)
+static void seq_delta_cb(void *arg, const struct control_result *r)
 {
-	char other[80];
-	char stmt[1600];
-	int n;
+	struct cutover *co = arg;
+	struct seq_ahead *sa = co->seq_ahead;
+	struct seq_apply_item *items;
+	size_t n = 0;
+	int rows;
 
-	/* the other side's next value, plus the margin in the sequence's direction */
-	if (called)
-		snprintf(other, sizeof(other), "(%lld::numeric + %lld)", last, inc);
-	else
-		snprintf(other, sizeof(other), "%lld::numeric", last);
-	n = snprintf(stmt, sizeof(stmt),
-		     "SELECT pg_catalog.setval(w.seq,"
-		     " CASE WHEN w.n > w.mx THEN w.mx WHEN w.n < w.mn THEN w.mn"
-		     " WHEN w.n - w.inc BETWEEN w.mn AND w.mx THEN w.n - w.inc ELSE w.n END::bigint,"
-		     " w.n > w.mx OR w.n < w.mn OR w.n - w.inc BETWEEN w.mn AND w.mx)"
-		     " FROM (SELECT v.seq, v.nxt, v.inc, v.mn, v.mx,"
-		     " CASE WHEN v.inc > 0 THEN GREATEST(v.nxt, %s + %" PRId64 ")"
-		     " ELSE LEAST(v.nxt, %s - %" PRId64 ") END AS n"
-		     " FROM (SELECT t.tableoid::pg_catalog.regclass AS seq, p.seqincrement::numeric AS inc,"
-		     " p.seqmin::numeric AS mn, p.seqmax::numeric AS mx,"
-		     " CASE WHEN t.is_called THEN t.last_value::numeric + p.seqincrement"
-		     " ELSE t.last_value::numeric END AS nxt"
-		     " FROM %s t JOIN pg_catalog.pg_sequence p ON p.seqrelid = t.tableoid) v) w"
-		     " WHERE w.n <> w.nxt;",
-		     other, margin, other, margin, qname);
-	if (n > 0 && n < (int)sizeof(stmt))
-		pq_put_bytes(sql, stmt, (size_t)n);
-	else
-		sql->failed = true;
-}
-
-/* Sequence sync, last step: the batch of seq_append_set() statements, one transaction. */
-static void seq_send_batch(struct cutover *co)
-{
-	if (co->seq_sql.len == 0) {
-		co->rec.ms_sequences = cutover_ms_since(co->t_phase);
-		cutover_phase_done(co);
+	if (!seq_answer(co, r, "read", co->from))
 		return;
-	}
-	pq_put_u8(&co->seq_sql, 0);
-	if (co->seq_sql.failed) {
+	rows = r->res ? PQntuples(r->res) : 0;
+	items = calloc(rows ? (size_t)rows : 1, sizeof(*items));
+	if (items == NULL) {
 		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return;
 	}
-	if (!cutover_query(co, co->to, (const char *)co->seq_sql.data, CONTROL_QUERY_TIMEOUT_MS,
-			   seq_set_cb))
+	for (int i = 0; i < rows; i++) {
+		uint32_t oid;
+		long long last;
+		bool called;
+		struct seq_entry *e;
+
+		if (!cutover_seq_parse_row(r->res, i, &oid, &last, &called) ||
+		    (e = seq_ahead_find(sa, oid)) == NULL) {
+			free(items);
+			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
+				     "could not read sequences on the %s: unexpected row \"%s\"",
+				     route_side_name(co->from), PQgetvalue(r->res, i, SEQ_VAL_OID));
+			return;
+		}
+		if (e->last == last && e->called == called)
+			continue; /* set ahead with these values already */
+		e->last = last;
+		e->called = called;
+		items[n++] = (struct seq_apply_item){e->qname, last, called, e->inc};
+	}
+	co->seq_moved = n;
+	if (n == 0) {
+		free(items);
+		seq_done(co, 0);
+		return;
+	}
+	if (!cutover_seq_apply(co, items, n, seq_set_cb)) {
+		free(items);
 		return; /* the switch failed */
-}
-
-/* Rows of the sequence relations read by step 2 (SEQ_RAW_* columns). */
-static void seq_raw_cb(void *arg, const struct control_result *r)
-{
-	struct cutover *co = arg;
-
-	if (!seq_answer(co, r, "read", co->from))
-		return;
-	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
-		long long last, inc;
-
-		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_RAW_LAST), &last) ||
-		    !seq_parse_int(PQgetvalue(r->res, i, SEQ_RAW_INCREMENT), &inc)) {
-			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
-				     "could not read sequence %s: unexpected value \"%s\"",
-				     PQgetvalue(r->res, i, SEQ_RAW_QNAME),
-				     PQgetvalue(r->res, i, SEQ_RAW_LAST));
-			return;
-		}
-		seq_append_set(&co->seq_sql, PQgetvalue(r->res, i, SEQ_RAW_QNAME), last,
-			       strcmp(PQgetvalue(r->res, i, SEQ_RAW_CALLED), "t") == 0, inc,
-			       cutover_cfg(co)->d.sequence_margin);
 	}
-	seq_send_batch(co);
-}
-
-/*
- * Sequence sync, step 1: SEQ_LIST_SQL on the side switched from.  A sequence
- * it shows with a NULL last_value still has a next value (seqread.h), which
- * step 2 reads from the sequence relation itself: one UNION ALL query, only
- * when there is such a sequence, so that the pause does not pay for it.
- */
-static void seq_read_cb(void *arg, const struct control_result *r)
-{
-	struct cutover *co = arg;
-	struct pq_buf raw;
-	int64_t margin = cutover_cfg(co)->d.sequence_margin;
-
-	if (!seq_answer(co, r, "read", co->from))
-		return;
-	pq_buf_init(&raw);
-	pq_buf_reset(&co->seq_sql);
-	co->rec.sequences_synced = 0;
-	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
-		const char *qname = PQgetvalue(r->res, i, SEQ_LIST_QNAME);
-		long long last, inc;
-
-		if (!cutover_seq_selected(cutover_cfg(co), PQgetvalue(r->res, i, SEQ_LIST_NAME)))
-			continue;
-		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_LIST_INCREMENT), &inc)) {
-			pq_buf_free(&raw);
-			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
-				     "could not read sequence %s: unexpected increment \"%s\"",
-				     qname, PQgetvalue(r->res, i, SEQ_LIST_INCREMENT));
-			return;
-		}
-		co->rec.sequences_synced++;
-		if (PQgetisnull(r->res, i, SEQ_LIST_LAST)) {
-			seq_raw_append(&raw, qname, inc);
-			continue;
-		}
-		if (!seq_parse_int(PQgetvalue(r->res, i, SEQ_LIST_LAST), &last)) {
-			pq_buf_free(&raw);
-			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
-				     "could not read sequence %s: unexpected value \"%s\"", qname,
-				     PQgetvalue(r->res, i, SEQ_LIST_LAST));
-			return;
-		}
-		seq_append_set(&co->seq_sql, qname, last, true, inc, margin);
-	}
-	if (raw.len == 0 && !raw.failed) {
-		pq_buf_free(&raw);
-		seq_send_batch(co);
-		return;
-	}
-	pq_put_u8(&raw, 0);
-	if (raw.failed) {
-		pq_buf_free(&raw);
-		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		return;
-	}
-	if (!cutover_query(co, co->from, (const char *)raw.data, CONTROL_QUERY_TIMEOUT_MS,
-			   seq_raw_cb)) {
-		pq_buf_free(&raw); /* the switch failed */
-		return;
-	}
-	pq_buf_free(&raw);
+	free(items);
 }
 
 void cutover_sequences_enter(struct cutover *co)
 {
-	if (strcmp(cutover_cfg(co)->d.sequence_sync, "none") == 0) {
-		cutover_phase_done(co);
+	struct seq_ahead *sa = co->seq_ahead;
+	uint32_t *oids;
+	long long *known;
+	bool *known_set;
+	struct pq_buf b;
+
+	co->seq_moved = 0;
+	if (strcmp(cutover_cfg(co)->d.sequence_sync, "none") == 0 || sa == NULL || sa->n == 0) {
+		seq_done(co, 0);
 		return;
 	}
-	if (!cutover_query(co, co->from, SEQ_LIST_SQL, CONTROL_QUERY_TIMEOUT_MS, seq_read_cb))
+	oids = calloc(sa->n, sizeof(*oids));
+	known = calloc(sa->n, sizeof(*known));
+	known_set = calloc(sa->n, sizeof(*known_set));
+	if (oids == NULL || known == NULL || known_set == NULL) {
+		free(oids);
+		free(known);
+		free(known_set);
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < sa->n; i++) {
+		oids[i] = sa->e[i].oid;
+		known[i] = sa->e[i].last;
+		known_set[i] = sa->e[i].called;
+	}
+	pq_buf_init(&b);
+	seq_values_sql(&b, oids, known, known_set, sa->n);
+	free(oids);
+	free(known);
+	free(known_set);
+	if (b.failed) {
+		pq_buf_free(&b);
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return;
+	}
+	if (!cutover_query(co, co->from, (const char *)b.data, CONTROL_QUERY_TIMEOUT_MS,
+			   seq_delta_cb)) {
+		pq_buf_free(&b);
 		return; /* the switch failed */
+	}
+	pq_buf_free(&b);
 }

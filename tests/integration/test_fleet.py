@@ -290,6 +290,44 @@ def test_fleet_database_stopped_mid_switch(proxy_factory, rdb, fleet_db):
     assert not fenced(rdb, side)
 
 
+@pytest.mark.timeout(120)
+def test_fleet_database_loses_the_switch(proxy_factory, rdb, fleet_db):
+    """The fleet database loses the switch's row while i0 waits for the lag
+    (as a restore or a failover to a replica behind would): i0 cannot commit
+    its decision, says why, lifts its fence, records the abort again, and all
+    three resume on the source; nothing is lost.  (The fleet's own writes are
+    committed with synchronous_commit on: the suite's servers run with it off,
+    which made a crash of the fleet database lose the row the same way.)"""
+    ps = start_fleet(proxy_factory, rdb, fleet_db, lease="2s", lag_timeout="60s")
+    benches = loads(ps, 10)
+    for b in benches:
+        b.start()
+    time.sleep(1.0)
+    with apply_stalled(rdb):
+        mark = ps[0].log_mark()
+        t, out = switch_in_thread(ps[0], rdb)
+        assert ps[0].wait_log(r"the source is fenced", since=mark, timeout=15)
+        with psycopg.connect(fleet_conninfo(fleet_db), autocommit=True) as c:
+            c.execute("DELETE FROM pgcutover.databases WHERE db = %s", (DB,))
+    t.join(60)
+    # the lease's renewal or the decision finds the row gone, whichever comes first
+    assert "error" in out and ("has lost this switch" in str(out["error"]) or
+                               "no longer has this switch" in str(out["error"])), out
+    assert ps[0].wait_log(r"recorded as aborted", since=mark, timeout=15)
+    wait_routes(ps, DB, "source")
+    wait_until(lambda: all(route_of(p.admin_port, DB) == ("source", "running") for p in ps), 20,
+               what="the three instances running on the source")
+    row = fleet_rows(fleet_db, DB)
+    assert row[0] == "source" and row[2] == "aborted", row
+    results = [b.wait(timeout=60) for b in benches]
+    for r in results:
+        assert r.rc == 0 and r.failed == 0, r.stdout
+    rdb.wait_caught_up()
+    rows, committed = nothing_lost(rdb, "source", results)
+    assert rows == committed, (rows, committed)
+    assert not fenced(rdb, "source")
+
+
 @pytest.mark.timeout(90)
 def test_new_instance_follows_the_fleet_over_its_route_file(proxy_factory, rdb, fleet_db):
     """The fleet is on the target; an instance starts with a route file that

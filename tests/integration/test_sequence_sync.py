@@ -226,3 +226,78 @@ def test_show_sequences_compares_next_values(proxy_factory, rdb):
     rows = admin(p.admin_port, f"SHOW SEQUENCES {DB}")
     behind = [r["sequence"] for r in rows if r["target_behind"] != "no"]
     assert not behind, rows
+
+
+# -- set ahead of the pause (issue 17) ------------------------------------------
+
+AHEAD_USED = tuple(f"seq_ah_{i}" for i in range(1, 7))     # used before the switch
+AHEAD_NEVER = ("seq_ah_never", "seq_ah_first")             # never used before it
+AHEAD_FALSE, AHEAD_RESTART = "seq_ah_false", "seq_ah_restart"
+AHEAD_ALL = AHEAD_USED + AHEAD_NEVER + (AHEAD_FALSE, AHEAD_RESTART)
+
+
+@pytest.mark.timeout(90)
+def test_sequences_set_ahead_and_moved_ones_synced_in_the_pause(proxy_factory, rdb):
+    """Every sequence is set on the target before the pause (seen while the
+    switch waits in its drain); sequences that move after that (nextval,
+    first use, setval(v, false), ALTER SEQUENCE RESTART WITH, a descending
+    one) are caught inside the pause: none ends up behind the source."""
+    import threading
+    from replication import admin_connect, admin_query, wait_until
+
+    for conn in (rdb.src(), rdb.tgt()):
+        with conn:
+            for s in AHEAD_ALL:
+                conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {s}")
+                conn.execute(f"ALTER SEQUENCE {s} RESTART")
+    with rdb.src() as s:
+        for i, seq in enumerate(AHEAD_USED + (AHEAD_FALSE, AHEAD_RESTART)):
+            advance(s, seq, 10 * (i + 1))
+        advance(s, DESC, 7)
+        advance(s, "seq_a", 3)
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", lag_method="none")
+    # an open transaction through the proxy keeps the switch in its drain
+    holder = p.connect(dbname=rdb.name)
+    holder.autocommit = False
+    holder.execute("SELECT 1")
+    result = {}
+
+    def run():
+        try:
+            with admin_connect(p.admin_port) as a:
+                result["rows"] = admin_query(a, f"SWITCH {rdb.name}")
+        except Exception as e:  # reported below
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        wait_until(lambda: "draining" in p.log(), 30, what="the switch in its drain")
+        with rdb.src() as s, rdb.tgt() as tg:
+            # set ahead already: nothing is held yet, the target is not behind
+            for seq in AHEAD_USED + (DESC, "seq_a"):
+                assert next_value(tg, seq) == next_value(s, seq), seq
+            # now they move, after the pre-advance and before the pause
+            advance(s, AHEAD_USED[0], 1000)
+            advance(s, AHEAD_USED[1], 1)
+            advance(s, "seq_ah_first", 5)                  # first use: was NULL
+            s.execute(f"SELECT setval('{AHEAD_FALSE}', 5000, false)")
+            s.execute(f"ALTER SEQUENCE {AHEAD_RESTART} RESTART WITH 7000")
+            advance(s, DESC, 100)
+    finally:
+        holder.commit()
+        holder.close()
+    t.join(60)
+    assert not t.is_alive(), "SWITCH did not return"
+    assert "error" not in result, result
+    row = result["rows"][0]
+    assert row["result"] == "ok", row
+    with rdb.src() as s, rdb.tgt() as tg:
+        for seq in AHEAD_ALL + ASC + (DESC,):
+            assert next_value(tg, seq) == next_value(s, seq), \
+                (seq, state(s, seq), state(tg, seq))
+        assert next_value(tg, AHEAD_FALSE) == 5000
+        assert next_value(tg, AHEAD_RESTART) == 7000
+    behind = [r for r in admin(p.admin_port, f"SHOW SEQUENCES {rdb.name}")
+              if r["target_behind"] != "no"]
+    assert not behind, behind

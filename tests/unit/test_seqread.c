@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "admin/cutover/seqread.h"
+#include "admin/cutover/seqsql.h"
 #include "protocol/pq_build.h"
 
 static void test_seq_next_value(void)
@@ -72,10 +73,70 @@ static void test_seq_raw_append(void)
 	pq_buf_free(&b);
 }
 
+static void test_seq_values_sql(void)
+{
+	const uint32_t oids[3] = {16384, 16385, 4294967295u};
+	const long long known[3] = {41, 0, -7};
+	const bool known_set[3] = {true, false, true};
+	struct pq_buf b;
+	const char *sql;
+
+	/* everything: no value known, every sequence answers */
+	pq_buf_init(&b);
+	seq_values_sql(&b, oids, NULL, NULL, 3);
+	UT_ASSERT(!b.failed);
+	sql = (const char *)b.data;
+	UT_ASSERT(strncmp(sql, "DO $pgcutover_seq$ ", 19) == 0);
+	UT_ASSERT(strstr(sql, "'{16384,16385,4294967295}'::pg_catalog.oid[]") != NULL);
+	UT_ASSERT(strstr(sql, "'{NULL,NULL,NULL}'::pg_catalog.int8[]") != NULL);
+	/* the relations are read only where pg_sequence_last_value() shows NULL */
+	UT_ASSERT(strstr(sql, "WHERE pg_catalog.pg_sequence_last_value(t.o) IS NULL LOOP") != NULL);
+	UT_ASSERT(strstr(sql, "current_setting('pgcutover.sequences')") != NULL);
+	pq_buf_free(&b);
+	/* what moved: the values known are compared on the server */
+	pq_buf_init(&b);
+	seq_values_sql(&b, oids, known, known_set, 3);
+	sql = (const char *)b.data;
+	UT_ASSERT(strstr(sql, "'{41,NULL,-7}'::pg_catalog.int8[]") != NULL);
+	UT_ASSERT(strstr(sql, "v.l IS DISTINCT FROM t.k") != NULL);
+	pq_buf_free(&b);
+}
+
+static void test_seq_apply_sql(void)
+{
+	const struct seq_apply_item items[2] = {
+		{"public.\"it's\"", 100, true, 1},
+		{"s.d", -5, false, -2},
+	};
+	struct pq_buf b;
+	const char *sql;
+
+	pq_buf_init(&b);
+	seq_apply_sql(&b, items, 2, 1000);
+	UT_ASSERT(!b.failed);
+	sql = (const char *)b.data;
+	/* names as quoted literals, values as arrays, the margin as a number */
+	UT_ASSERT(strstr(sql, "ARRAY[E'public.\"it''s\"',E's.d']::text[]") != NULL);
+	UT_ASSERT(strstr(sql, "ol numeric[] := '{100,-5}'") != NULL);
+	UT_ASSERT(strstr(sql, "oc boolean[] := '{t,f}'") != NULL);
+	UT_ASSERT(strstr(sql, "oi numeric[] := '{1,-2}'") != NULL);
+	UT_ASSERT(strstr(sql, "m numeric := 1000;") != NULL);
+	/* never backwards: a setval only when the new next value differs */
+	UT_ASSERT(strstr(sql, "IF n <> nxt THEN PERFORM pg_catalog.setval(") != NULL);
+	pq_buf_free(&b);
+	/* nothing to set: an empty loop */
+	pq_buf_init(&b);
+	seq_apply_sql(&b, items, 0, 0);
+	UT_ASSERT(!b.failed && strstr((const char *)b.data, "ARRAY[]::text[]") != NULL);
+	pq_buf_free(&b);
+}
+
 const struct unit_test unit_tests_seqread[] = {
 	{"seq_next_value", test_seq_next_value},
 	{"seq_is_behind", test_seq_is_behind},
 	{"seq_parse_int", test_seq_parse_int},
 	{"seq_raw_append", test_seq_raw_append},
+	{"seq_values_sql", test_seq_values_sql},
+	{"seq_apply_sql", test_seq_apply_sql},
 	{NULL, NULL},
 };
