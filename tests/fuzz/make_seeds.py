@@ -300,6 +300,9 @@ def fuzz_config():
     write(t, "syslog_bad", "[pgcutover]\nsyslog = 2\nsyslog_ident =\nsyslog_facility = kern\n"
           "[database \"db\"]\nsource = host=s\ntarget = host=t\nsyslog = off\n")
 
+    write(t, "shadow_ddl", "[pgcutover]\nshadow = 0.01\nshadow_queue = 50\nddl = block\n" + min_db +
+          "shadow = 1\nddl = pass\n[database \"b\"]\nsource = host=s\ntarget = host=t\nshadow = .5\n"
+          "shadow_queue = 0\nddl = maybe\nshadow = 1.0000001\n")
 
 def fuzz_admin_cmd():
     t = "fuzz_admin_cmd"
