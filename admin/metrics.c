@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "admin/cutover/cutover.h"
+#include "admin/show_shadow.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -226,6 +227,7 @@ void metrics_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "pgcutover_switch_phase{database=\"%s\",phase=\"%s\"} 1\n",
 				    db->name, phase);
 	}
+	admin_shadow_metrics(out);
 	help(out, "pgcutover_build_info", "gauge", "always 1; the version is in its label");
 	evbuffer_add_printf(out, "pgcutover_build_info{version=\"%s\"} 1\n", PGCUTOVER_VERSION);
 }

@@ -21,6 +21,7 @@
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/shadow.h"
 
 struct database *db_find(const char *name)
 {
@@ -265,6 +266,7 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 		db->removed = false;
 		db->pool_size = dc->d.pool_size;
 		db->pool_mode = dc->d.pool_mode;
+		db->shadow_rate = dc->d.shadow;
 	}
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
@@ -406,7 +408,8 @@ size_t db_server_pids(const struct database *db, enum route_side side, uint32_t 
 			}
 		}
 	}
-	return n;
+	/* and those shadow reads replay on */
+	return n + shadow_server_pids(db, side, out + n, max - n);
 }
 
 int db_check_sessions(struct database *db, enum route_side side, void (*done)(void *arg), void *arg)

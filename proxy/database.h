@@ -17,6 +17,7 @@
 
 struct config;
 struct db_config;
+struct shadow_db;
 
 /* Per-database counters behind SHOW STATS and the metrics. */
 struct db_stats {
@@ -83,6 +84,12 @@ struct database {
 	struct db_checks checks; /* session checks of a switch in progress */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
 	bool added;              /* new in this db_apply_config(): for the added hook */
+	/* schema changes seen since start: let through / refused with ddl = block (ddl.h) */
+	uint64_t ddl_passed;
+	uint64_t ddl_blocked;
+	/* shadow reads: the share of read-only transactions sampled (the shadow key, cached) */
+	double shadow_rate;
+	struct shadow_db *shadow; /* shadow reads' books (shadow.h); NULL until first needed */
 };
 
 /* New transactions of this database are held (PAUSE or SWITCH). */

@@ -125,6 +125,12 @@ void server_set_timer_ms(struct event *ev, int64_t ms)
 
 struct server *server_launch(struct pool *pool, struct params_snap *startup)
 {
+	return server_launch_side(pool, startup, pool->db->route);
+}
+
+struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
+				  enum route_side side)
+{
 	struct database *db = pool->db;
 	const struct backend_addr *a;
 	struct server *s;
@@ -139,7 +145,7 @@ struct server *server_launch(struct pool *pool, struct params_snap *startup)
 	ps_queue_init(&s->psq);
 	ps_cache_init(&s->psc);
 	s->pool = pool;
-	s->side = db->route;
+	s->side = side;
 	s->addr_gen = db->addr_gen[s->side];
 	a = &s->addr;
 	s->startup = params_snap_ref(startup);
@@ -520,7 +526,9 @@ void server_on_input(struct server *s)
 		server_handle_login(s);
 		break;
 	case SV_ACTIVE:
-		if (s->internal_cb)
+		if (s->pool->owner)
+			s->pool->owner->input(s); /* a replay connection (shadow reads) */
+		else if (s->internal_cb)
 			server_handle_internal(s);
 		else
 			server_forward(s);

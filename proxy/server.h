@@ -114,6 +114,9 @@ static inline bool server_current(const struct server *s)
 
 /* Open a new server connection for this pool, with these startup parameters. */
 struct server *server_launch(struct pool *pool, struct params_snap *startup);
+/* The same, to a given side of the pool's database (shadow reads' replay connections). */
+struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
+				  enum route_side side);
 
 /* The parameters the server reported, interned (what a client is told); NULL when out of memory. */
 struct params_snap *server_reported(struct server *s);

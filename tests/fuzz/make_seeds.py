@@ -327,6 +327,10 @@ def fuzz_admin_cmd():
         "switch_dry_run_force": "SWITCH appdb TO source DRY RUN FORCE",
         "switch_force_twice": "SWITCH appdb FORCE FORCE",
         "show_lists": "SHOW LISTS;", "show_lists_extra": "SHOW LISTS appdb",
+        "show_shadow": "SHOW SHADOW", "show_shadow_db": "show shadow appdb;",
+        "show_shadow_diffs": 'SHOW SHADOW DIFFS "AppDb"', "show_shadow_diffs_no_db": "SHOW SHADOW DIFFS",
+        "show_shadow_quoted_diffs": 'SHOW SHADOW "DIFFS"', "show_shadow_extra": "SHOW SHADOW a b",
+        "show_ddl": "SHOW DDL", "show_ddl_db": "show ddl appdb", "show_ddl_extra": "SHOW DDL a b",
     }
     for name, text in cmds.items():
         write(t, name, text)
