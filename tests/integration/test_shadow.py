@@ -1,0 +1,166 @@
+"""Shadow reads: read-only transactions sampled on the source, replayed on the
+target once it has applied the source's position, and compared.
+
+A target that behaves differently is reported per statement fingerprint with
+the right reason: a function missing there (error), a collation that sorts
+differently (order), a column of another type (columns), an index missing
+(slower).  An identical target under a live write load reports nothing as
+differed.  Writes, and functions that write, are never replayed.  The tables
+that make the target differ are UNLOGGED on the source, so that logical
+replication (FOR ALL TABLES) leaves them alone; everything else is
+replicated.  Both pool modes.
+"""
+
+import threading
+import time
+import urllib.request
+
+import psycopg
+import pytest
+
+from replication import (admin, cutover_proxy, replicated_fixtures, run_pgbench, wait_until,
+                         Pgbench)
+
+DB = "shadowdb"
+
+
+def both(db, sql):
+    for conn in (db.src(), db.tgt()):
+        with conn:
+            conn.execute(sql)
+
+
+def on(conn_fn, sql):
+    with conn_fn() as c:
+        cur = c.execute(sql)
+        return cur.fetchall() if cur.description else None
+
+
+def diverge(db):
+    """What makes the target answer differently, created once per module."""
+    both(db, "DROP TABLE IF EXISTS shadow_words, shadow_typed, shadow_big, shadow_log CASCADE; "
+             "DROP FUNCTION IF EXISTS shadow_f(int), shadow_w()")
+    # a function the target lacks
+    on(db.src, "CREATE FUNCTION shadow_f(int) RETURNS int LANGUAGE sql IMMUTABLE "
+               "AS 'SELECT $1 * 2'")
+    # a collation that sorts otherwise
+    on(db.src, "CREATE UNLOGGED TABLE shadow_words (w text COLLATE \"C\")")
+    on(db.tgt, "CREATE TABLE shadow_words (w text COLLATE \"und-x-icu\")")
+    both(db, "INSERT INTO shadow_words VALUES ('a'), ('B'), ('c'), ('D')")
+    # a column of another type
+    on(db.src, "CREATE UNLOGGED TABLE shadow_typed (a int4)")
+    on(db.tgt, "CREATE TABLE shadow_typed (a int8)")
+    both(db, "INSERT INTO shadow_typed SELECT g FROM generate_series(1, 5) g")
+    # an index the target lacks
+    on(db.src, "CREATE UNLOGGED TABLE shadow_big (id int, v int)")
+    on(db.tgt, "CREATE TABLE shadow_big (id int, v int)")
+    both(db, "INSERT INTO shadow_big SELECT g, g % 100000 FROM generate_series(1, 600000) g; "
+             "ANALYZE shadow_big")
+    on(db.src, "CREATE INDEX shadow_big_v ON shadow_big (v)")
+    # a function that writes
+    on(db.src, "CREATE UNLOGGED TABLE shadow_log (a int)")
+    on(db.tgt, "CREATE TABLE shadow_log (a int)")
+    both(db, "CREATE FUNCTION shadow_w() RETURNS int LANGUAGE sql "
+             "AS 'INSERT INTO shadow_log VALUES (1) RETURNING 1'")
+    both(db, "GRANT ALL ON shadow_words, shadow_typed, shadow_big, shadow_log TO alice")
+
+
+repl, rdb = replicated_fixtures(DB)
+
+
+@pytest.fixture(scope="module")
+def diverged(repl):
+    diverge(repl)
+    return repl
+
+
+def shadow_rows(proxy):
+    return {r["fingerprint"]: r for r in admin(proxy.admin_port, f"SHOW SHADOW {DB}")}
+
+
+def row_like(rows, text):
+    assert text in rows, (text, list(rows))
+    return rows[text]
+
+
+def settled(proxy, want):
+    """SHOW SHADOW once `want` samples are done and none is held."""
+    def done():
+        rows = shadow_rows(proxy)
+        total = sum(int(r["samples"]) for r in rows.values())
+        queue = scrape(proxy)
+        return rows if total >= want and f'pgcutover_shadow_queue{{database="{DB}"}} 0' in queue \
+            else None
+    return wait_until(done, 60, interval=0.2, what=f"{want} shadow samples done")
+
+
+def scrape(proxy):
+    with urllib.request.urlopen(f"http://127.0.0.1:{proxy.metrics_port}/metrics",
+                                timeout=5) as u:
+        return u.read().decode()
+
+
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_differences_are_reported_with_their_reason(proxy_factory, rdb, diverged, pool_mode):
+    p = cutover_proxy(proxy_factory, rdb, pool_mode=pool_mode, shadow=1,
+                      settings={"max_prepared_statements": "100"})
+    n = 0
+    with p.connect(dbname=DB) as c:
+        for i in range(1, 4):
+            # the same everywhere, simple and extended protocol, binary results
+            c.execute(f"SELECT abalance FROM pgbench_accounts WHERE aid = {i}", prepare=False)
+            c.execute("SELECT aid, abalance FROM pgbench_accounts WHERE aid = %s", (i,),
+                      binary=True, prepare=True)
+            # a function the target lacks
+            c.execute(f"SELECT shadow_f({i})", prepare=False)
+            # a collation, a column type, an index
+            c.execute("SELECT w FROM shadow_words ORDER BY w")
+            c.execute("SELECT a FROM shadow_typed ORDER BY a")
+            c.execute("SELECT count(*) FROM shadow_big WHERE v = %s", (4242 + i,))
+            n += 6
+        # a read-only transaction: its statements are compared one by one
+        c.execute("BEGIN READ ONLY")
+        c.execute("SELECT count(*) FROM pgbench_tellers")
+        c.execute("SELECT bid FROM pgbench_branches ORDER BY bid")
+        c.execute("COMMIT")
+        n += 2
+        # the session's settings go with it
+        c.execute("SET datestyle = 'German'")
+        c.execute("SELECT DATE '2024-01-02'::text", prepare=False)
+        n += 1
+        # writes are never replayed, nor functions that write (found out once)
+        c.execute("UPDATE pgbench_tellers SET tbalance = tbalance WHERE tid = 1")
+        c.execute("SELECT nextval('orders_id_seq')")
+        c.execute("SELECT * FROM pgbench_branches FOR UPDATE")
+        c.execute("SELECT shadow_w()", prepare=False)
+        n += 1
+    rows = settled(p, n)
+    same = row_like(rows, "select abalance from pgbench_accounts where aid = $1")
+    assert int(same["matched"]) == int(same["samples"]) == 3, same
+    ext = row_like(rows, "select aid, abalance from pgbench_accounts where aid = $1")
+    assert int(ext["matched"]) == 3, ext
+    missing = row_like(rows, "select shadow_f($1)")
+    assert int(missing["differed"]) == int(missing["target_errors"]) == 3, missing
+    assert "42883" in missing["last_difference"], missing
+    order = row_like(rows, "select w from shadow_words order by w")
+    assert int(order["differed"]) == 3 and order["last_difference"].startswith("order"), order
+    typed = row_like(rows, "select a from shadow_typed order by a")
+    assert int(typed["differed"]) == 3 and typed["last_difference"].startswith("columns"), typed
+    slow = row_like(rows, "select count(*) from shadow_big where v = $1")
+    assert int(slow["matched"]) == 3 and int(slow["slower"]) >= 2, slow
+    assert float(slow["target_p50_ms"]) > 3 * float(slow["source_p50_ms"]), slow
+    assert int(row_like(rows, "select count(*) from pgbench_tellers")["matched"]) == 1
+    assert int(row_like(rows, "select bid from pgbench_branches order by bid")["matched"]) == 1
+    assert int(row_like(rows, "select date $1::text")["matched"]) == 1
+    writes = row_like(rows, "select shadow_w()")
+    assert writes["compared"] == "writes" and int(writes["inconclusive"]) == 1, writes
+    assert not any("update" in f or "nextval" in f or "for update" in f for f in rows), rows
+    assert on(rdb.tgt, "SELECT count(*) FROM shadow_log")[0][0] == 0
+    # the differences, with both answers
+    diffs = admin(p.admin_port, f"SHOW SHADOW DIFFS {DB}")
+    reasons = {d["reason"] for d in diffs}
+    assert {"error", "order", "columns", "slower"} <= reasons, reasons
+    err = [d for d in diffs if d["reason"] == "error"][0]
+    assert err["target"].startswith("ERROR 42883") and err["source"].startswith("SELECT 1"), err
+    metrics = scrape(p)
+    assert f'pgcutover_shadow_samples_total{{database="{DB}",result="differed"}} 9' in metrics
