@@ -121,7 +121,8 @@ void shadow_sample_free(struct shadow_sample *smp)
 	if (smp->client)
 		smp->client->shadow = NULL;
 	list_remove(&smp->node);
-	smp->sdb->held--;
+	if (!smp->dropping)
+		smp->sdb->held--;
 	for (unsigned i = 0; i < smp->nreqs; i++) {
 		pq_buf_free(&smp->reqs[i].msgs);
 		pq_buf_free(&smp->reqs[i].text);
@@ -209,6 +210,14 @@ uint64_t shadow_oldest_wait_ms(const struct database *db)
 }
 
 /* ---- statements and differences ---- */
+
+struct shadow_stmt *shadow_stmt_find(struct shadow_db *sdb, const struct fingerprint *fp)
+{
+	for (size_t i = 0; i < sdb->nstmts && i < SHADOW_STATEMENTS_MAX; i++)
+		if (sdb->stmts[i].hash == fp->hash)
+			return &sdb->stmts[i];
+	return NULL;
+}
 
 struct shadow_stmt *shadow_stmt_get(struct shadow_db *sdb, const struct fingerprint *fp,
 				    const char *query)

@@ -365,6 +365,21 @@ static bool shadow_copy(struct shadow_sample *smp, struct client *c, uint8_t typ
 	}
 	if (!ok)
 		return false;
+	if (smp->dropping) {
+		/* the first statement it runs is counted; a Parse alone counts as nothing */
+		for (unsigned i = 0; i < smp->nreqs; i++) {
+			if (smp->reqs[i].compared) {
+				for (unsigned j = i + 1; j < smp->nreqs; j++)
+					smp->reqs[j].compared = false;
+				shadow_sample_done(smp, SHADOW_DROPPED, "the queue is full");
+				return false;
+			}
+		}
+		if (smp->closed) {
+			shadow_sample_free(smp);
+			return false;
+		}
+	}
 	smp->bytes = 0;
 	for (unsigned i = 0; i < smp->nreqs; i++)
 		smp->bytes += smp->reqs[i].msgs.len + smp->reqs[i].text.len;
@@ -440,23 +455,18 @@ static void shadow_start(struct client *c, struct shadow_db *sdb, uint8_t type, 
 	counted = cls.kind == SQLCLASS_BEGIN_RO && cls.rest < strlen(sql) ? sql + cls.rest : sql;
 	fingerprint_sql((const uint8_t *)counted, strlen(counted), &fp);
 	if (cls.kind == SQLCLASS_READ) {
-		st = shadow_stmt_get(sdb, &fp, NULL);
+		st = shadow_stmt_find(sdb, &fp);
 		if (st && st->writes)
 			return; /* a read-only replay once showed that it writes */
-	}
-	if (sdb->held >= (c->db->cfg ? c->db->cfg->d.shadow_queue : 1000)) {
-		st = shadow_stmt_get(sdb, &fp, counted);
-		if (st) {
-			st->samples++;
-			st->dropped++;
-		}
-		sdb->totals.samples++;
-		sdb->totals.dropped++;
-		return;
 	}
 	smp = shadow_sample_new(sdb, c);
 	if (smp == NULL)
 		return;
+	if (sdb->held > (c->db->cfg ? c->db->cfg->d.shadow_queue : 1000)) {
+		/* full: the first statement it runs counts as dropped (shadow_copy) */
+		smp->dropping = true;
+		sdb->held--;
+	}
 	pq_buf_init(&settings);
 	session_put_settings(&settings, session_st(&c->sess));
 	pq_put_u8(&settings, 0);

@@ -75,9 +75,15 @@ struct shadow_sample {
 	char *begin;    /* its BEGIN ... READ ONLY; NULL: one read outside a transaction */
 	struct shadow_req *reqs;
 	unsigned nreqs, reqcap;
-	size_t bytes;        /* bytes of requests held, bounded by SHADOW_TXN_BYTES_MAX */
-	bool closed;         /* the transaction's last request was copied */
-	bool ending;         /* its COMMIT or ROLLBACK is being copied (extended protocol) */
+	size_t bytes; /* bytes of requests held, bounded by SHADOW_TXN_BYTES_MAX */
+	bool closed;  /* the transaction's last request was copied */
+	bool ending;  /* its COMMIT or ROLLBACK is being copied (extended protocol) */
+	/*
+	 * The queue was full: the copy only finds the first statement the
+	 * transaction runs, counts it as dropped and goes (it holds no place in
+	 * the queue).  A Parse that nothing executes counts as nothing.
+	 */
+	bool dropping;
 	unsigned answered;   /* requests whose answers are complete */
 	struct pqdigest dig; /* the answers being read (the source's, then a replay's) */
 	/* the extended protocol while copying */
@@ -142,6 +148,8 @@ void shadow_sample_captured(struct shadow_sample *smp);
 /* The statement row of a fingerprint (the shared last row when the table is full). */
 struct shadow_stmt *shadow_stmt_get(struct shadow_db *sdb, const struct fingerprint *fp,
 				    const char *query);
+/* The statement row of a fingerprint, or NULL when it has none. */
+struct shadow_stmt *shadow_stmt_find(struct shadow_db *sdb, const struct fingerprint *fp);
 /* Record a sample's outcome for each of its compared requests, then free it. */
 enum shadow_outcome {
 	SHADOW_COMPARED,     /* the verdicts are in the requests (shadow_replay.c) */
