@@ -88,6 +88,11 @@ void ddl_client_free(struct client *c)
 	c->ddl = NULL;
 }
 
+bool ddl_client_has_temps(const struct client *c)
+{
+	return c->ddl != NULL && c->ddl->ntemps > 0;
+}
+
 static bool temp_known(void *arg, const char *name)
 {
 	const struct client *c = arg;

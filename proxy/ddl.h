@@ -72,6 +72,13 @@ bool ddl_refuse_head(struct client *c) __attribute__((warn_unused_result));
 /* The client is freed: its books go. */
 void ddl_client_free(struct client *c);
 
+/*
+ * Whether c's session created temporary tables, views or sequences (seen
+ * in its statements, in either pool mode): shadow reads then leave it
+ * alone, since a replay connection does not have them.
+ */
+bool ddl_client_has_temps(const struct client *c);
+
 /* The log, oldest first: how many entries, and the i-th. */
 size_t ddl_log_count(void);
 const struct ddl_entry *ddl_log_get(size_t i);

@@ -21,6 +21,7 @@
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
 #include "proxy/database.h"
+#include "proxy/ddl.h"
 #include "proxy/prepared.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -482,7 +483,11 @@ static void shadow_start(struct client *c, struct shadow_db *sdb, uint8_t type, 
 
 /* ---- the client's direction ---- */
 
-/* Whether a transaction that starts with this message may be sampled. */
+/*
+ * Whether a transaction that starts with this message may be sampled: not
+ * in a session that holds what a replay connection lacks (state pgcutover
+ * has not read yet, state that cannot move, temporary objects).
+ */
 static bool shadow_candidate(const struct client *c, const struct server *s, uint8_t type)
 {
 	const struct database *db = c->db;
@@ -490,7 +495,7 @@ static bool shadow_candidate(const struct client *c, const struct server *s, uin
 	return db->shadow_rate > 0 && db->route == SIDE_SOURCE && s->side == SIDE_SOURCE &&
 	       (type == 'Q' || type == 'P' || type == 'B') && server_at_boundary(s) &&
 	       s->internal_cb == NULL && !c->sess.dirty && c->sess.blocked == NULL &&
-	       c->sess.untracked == NULL;
+	       c->sess.untracked == NULL && !ddl_client_has_temps(c);
 }
 
 enum relay_verdict shadow_on_header(struct client *c, struct server *s, struct evbuffer *in,

@@ -5,9 +5,13 @@ with 55000 and the session goes on as after any server error.
 Detection is tested in the simple protocol, the extended protocol (psycopg,
 and raw messages with a pipeline after the refused statement), multi-statement
 queries and DO blocks; temporary objects are not schema changes.  Both pool
-modes.  The shared database "app" is routed to its source.
+modes.  The shared database "app" is routed to its source, but for the test
+that routes it to its target (where ddl = block no longer refuses), and what
+the statement scanner cannot see (DDL run by a function that a SELECT calls)
+is shown to pass, as docs/validation.md says.
 """
 
+import os
 import struct
 import urllib.request
 
@@ -29,14 +33,14 @@ def ddl_proxy(proxy_factory, clusters, mode, pool_mode="session"):
         name=f"ddl-{mode}-{pool_mode}")
 
 
-def on_source(clusters, sql):
-    with clusters.source.admin_connect(dbname="app") as c:
+def on_source(clusters, sql, side="source"):
+    with getattr(clusters, side).admin_connect(dbname="app") as c:
         cur = c.execute(sql)
         return cur.fetchall() if cur.description else None
 
 
-def table_exists(clusters, name):
-    return on_source(clusters, f"SELECT to_regclass('public.{name}') IS NOT NULL")[0][0]
+def table_exists(clusters, name, side="source"):
+    return on_source(clusters, f"SELECT to_regclass('public.{name}') IS NOT NULL", side)[0][0]
 
 
 def refused(conn, sql, **kw):
@@ -48,13 +52,18 @@ def refused(conn, sql, **kw):
 
 @pytest.fixture
 def clean(clusters):
-    names = ["ddl_t1", "ddl_t2", "ddl_t3", "ddl_t4", "ddl_t5", "ddl_pass"]
-    drop = "; ".join(f"DROP TABLE IF EXISTS {n}" for n in names)
-    on_source(clusters, drop)
-    on_source(clusters, "CREATE TABLE IF NOT EXISTS ddl_base (a int)")
-    on_source(clusters, "GRANT ALL ON ddl_base TO alice; GRANT CREATE ON SCHEMA public TO alice")
+    names = ["ddl_t1", "ddl_t2", "ddl_t3", "ddl_t4", "ddl_t5", "ddl_pass", "ddl_hidden",
+             "ddl_after"]
+    drop = "; ".join(f"DROP TABLE IF EXISTS {n}" for n in names) + \
+        "; DROP FUNCTION IF EXISTS ddl_maker()"
+    for side in ("source", "target"):
+        on_source(clusters, drop, side)
+        on_source(clusters, "CREATE TABLE IF NOT EXISTS ddl_base (a int)", side)
+        on_source(clusters, "GRANT ALL ON ddl_base TO alice; GRANT CREATE ON SCHEMA public TO alice",
+                  side)
     yield
-    on_source(clusters, drop)
+    for side in ("source", "target"):
+        on_source(clusters, drop, side)
 
 
 @pytest.mark.parametrize("pool_mode", ["session", "transaction"])
@@ -156,3 +165,40 @@ def test_pass_records_and_runs(proxy_factory, clusters, clean):
         metrics = u.read().decode()
     assert 'pgcutover_ddl_statements_total{database="app",action="passed"} 2' in metrics
     assert 'pgcutover_ddl_statements_total{database="app",action="blocked"} 0' in metrics
+
+
+def test_block_holds_only_while_routed_to_the_source(proxy_factory, clusters, clean):
+    """Once the database is routed to its target (a route file, as a switch
+    leaves it), ddl = block no longer refuses: the change is recorded as
+    passed and runs on the target."""
+    p = proxy_factory.new(
+        settings={"pool_mode": "session"},
+        databases={"app": {"source": clusters.source.proxy_target(),
+                           "target": clusters.target.proxy_target(),
+                           "lag_method": "none", "fence": "off", "ddl": "block"}},
+        start=False, name="ddl-routed-target")
+    os.makedirs(os.path.join(p.dir, "state"), exist_ok=True)
+    with open(os.path.join(p.dir, "state", "app.route"), "w") as f:
+        f.write("route = target\nswitched_at = 2026-01-01T00:00:00Z\nsource_lsn = \n")
+    p.start()
+    assert [r["route"] for r in admin(p.admin_port, "SHOW DATABASES") if r["name"] == "app"] \
+        == ["target"]
+    with p.connect() as c:
+        c.execute("CREATE TABLE ddl_after (a int)")
+    assert table_exists(clusters, "ddl_after", "target")
+    assert not table_exists(clusters, "ddl_after", "source")
+    rows = admin(p.admin_port, "SHOW DDL app")
+    assert [(r["change"], r["blocked"]) for r in rows] == [("CREATE TABLE", "no")], rows
+
+
+def test_ddl_inside_a_called_function_is_not_seen(proxy_factory, clusters, clean):
+    """The limit docs/validation.md states: a function that changes the
+    schema when a SELECT calls it is invisible to the scanner."""
+    on_source(clusters, "CREATE FUNCTION ddl_maker() RETURNS int LANGUAGE plpgsql AS "
+                        "$$BEGIN CREATE TABLE ddl_hidden (a int); RETURN 1; END$$; "
+                        "GRANT EXECUTE ON FUNCTION ddl_maker() TO alice")
+    p = ddl_proxy(proxy_factory, clusters, "block")
+    with p.connect() as c:
+        assert c.execute("SELECT ddl_maker()").fetchone() == (1,)
+    assert table_exists(clusters, "ddl_hidden")
+    assert admin(p.admin_port, "SHOW DDL app") == [], "nothing was seen"

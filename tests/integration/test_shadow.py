@@ -4,8 +4,11 @@ target once it has applied the source's position, and compared.
 A target that behaves differently is reported per statement fingerprint with
 the right reason: a function missing there (error), a collation that sorts
 differently (order), a column of another type (columns), an index missing
-(slower).  An identical target under a live write load reports nothing as
-differed.  Writes, and functions that write, are never replayed.  The tables
+(slower), a row missing (rows), a value changed (data); rows stored in another
+order match when the statement has no ORDER BY.  An identical target under a
+live write load reports nothing as differed.  Only the drawn fraction of
+transactions is sampled; work that depends on the session (temporary tables,
+cursors) or that is not in a read-only transaction never is.  Writes, and functions that write, are never replayed.  The tables
 that make the target differ are UNLOGGED on the source, so that logical
 replication (FOR ALL TABLES) leaves them alone; everything else is
 replicated.  Both pool modes.
@@ -35,7 +38,8 @@ def on(conn_fn, sql):
 
 def diverge(db):
     """What makes the target answer differently, created once per module."""
-    both(db, "DROP TABLE IF EXISTS shadow_words, shadow_typed, shadow_big, shadow_log CASCADE; "
+    both(db, "DROP TABLE IF EXISTS shadow_words, shadow_typed, shadow_big, shadow_log, "
+             "shadow_count, shadow_vals, shadow_heap CASCADE; "
              "DROP FUNCTION IF EXISTS shadow_f(int), shadow_w()")
     # a function the target lacks
     on(db.src, "CREATE FUNCTION shadow_f(int) RETURNS int LANGUAGE sql IMMUTABLE "
@@ -54,12 +58,27 @@ def diverge(db):
     both(db, "INSERT INTO shadow_big SELECT g, g % 100000 FROM generate_series(1, 600000) g; "
              "ANALYZE shadow_big")
     on(db.src, "CREATE INDEX shadow_big_v ON shadow_big (v)")
+    # a row missing on the source; a value changed
+    on(db.src, "CREATE UNLOGGED TABLE shadow_count (v int)")
+    on(db.tgt, "CREATE TABLE shadow_count (v int)")
+    both(db, "INSERT INTO shadow_count VALUES (1), (2), (3)")
+    on(db.tgt, "INSERT INTO shadow_count VALUES (4)")
+    on(db.src, "CREATE UNLOGGED TABLE shadow_vals (v int)")
+    on(db.tgt, "CREATE TABLE shadow_vals (v int)")
+    on(db.src, "INSERT INTO shadow_vals VALUES (1), (2), (3)")
+    on(db.tgt, "INSERT INTO shadow_vals VALUES (1), (2), (30)")
+    # the same rows, stored in the opposite order
+    on(db.src, "CREATE UNLOGGED TABLE shadow_heap (v int)")
+    on(db.tgt, "CREATE TABLE shadow_heap (v int)")
+    on(db.src, "INSERT INTO shadow_heap SELECT g FROM generate_series(1, 50) g")
+    on(db.tgt, "INSERT INTO shadow_heap SELECT g FROM generate_series(50, 1, -1) g")
     # a function that writes
     on(db.src, "CREATE UNLOGGED TABLE shadow_log (a int)")
     on(db.tgt, "CREATE TABLE shadow_log (a int)")
     both(db, "CREATE FUNCTION shadow_w() RETURNS int LANGUAGE sql "
              "AS 'INSERT INTO shadow_log VALUES (1) RETURNING 1'")
-    both(db, "GRANT ALL ON shadow_words, shadow_typed, shadow_big, shadow_log TO alice")
+    both(db, "GRANT ALL ON shadow_words, shadow_typed, shadow_big, shadow_log, shadow_count, "
+             "shadow_vals, shadow_heap TO alice")
 
 
 repl, rdb = replicated_fixtures(DB)
@@ -114,7 +133,13 @@ def test_differences_are_reported_with_their_reason(proxy_factory, rdb, diverged
             c.execute("SELECT w FROM shadow_words ORDER BY w")
             c.execute("SELECT a FROM shadow_typed ORDER BY a")
             c.execute("SELECT count(*) FROM shadow_big WHERE v = %s", (4242 + i,))
-            n += 6
+            # a row more, a value otherwise; the same rows in another order
+            c.execute("SELECT v FROM shadow_count")
+            c.execute("SELECT v FROM shadow_vals")
+            c.execute("SELECT v FROM shadow_heap")
+            # the replay runs as the client's user
+            c.execute("SELECT current_user, session_user", prepare=False)
+            n += 10
         # a read-only transaction: its statements are compared one by one
         c.execute("BEGIN READ ONLY")
         c.execute("SELECT count(*) FROM pgbench_tellers")
@@ -146,6 +171,17 @@ def test_differences_are_reported_with_their_reason(proxy_factory, rdb, diverged
     slow = row_like(rows, "select count(*) from shadow_big where v = $1")
     assert int(slow["matched"]) == 3 and int(slow["slower"]) >= 2, slow
     assert float(slow["target_p50_ms"]) > 3 * float(slow["source_p50_ms"]), slow
+    count = row_like(rows, "select v from shadow_count")
+    assert int(count["differed"]) == 3 and count["last_difference"].startswith("rows"), count
+    vals = row_like(rows, "select v from shadow_vals")
+    assert int(vals["differed"]) == 3 and vals["last_difference"].startswith("data"), vals
+    # the rows did come back in another order: the comparison ignored it
+    assert on(rdb.src, "SELECT v FROM shadow_heap LIMIT 1") != \
+        on(rdb.tgt, "SELECT v FROM shadow_heap LIMIT 1")
+    heap = row_like(rows, "select v from shadow_heap")
+    assert int(heap["matched"]) == 3 and int(heap["differed"]) == 0, heap
+    user = row_like(rows, "select current_user, session_user")
+    assert int(user["matched"]) == 3, user
     assert int(row_like(rows, "select count(*) from pgbench_tellers")["matched"]) == 1
     assert int(row_like(rows, "select bid from pgbench_branches order by bid")["matched"]) == 1
     assert int(row_like(rows, "select date $1::text")["matched"]) == 1
@@ -156,11 +192,11 @@ def test_differences_are_reported_with_their_reason(proxy_factory, rdb, diverged
     # the differences, with both answers
     diffs = admin(p.admin_port, f"SHOW SHADOW DIFFS {DB}")
     reasons = {d["reason"] for d in diffs}
-    assert {"error", "order", "columns", "slower"} <= reasons, reasons
+    assert {"error", "order", "columns", "slower", "rows", "data"} <= reasons, reasons
     err = [d for d in diffs if d["reason"] == "error"][0]
     assert err["target"].startswith("ERROR 42883") and err["source"].startswith("SELECT 1"), err
     metrics = scrape(p)
-    assert f'pgcutover_shadow_samples_total{{database="{DB}",result="differed"}} 9' in metrics
+    assert f'pgcutover_shadow_samples_total{{database="{DB}",result="differed"}} 15' in metrics
 
 
 READS = """\\set aid random(1, 100000)
@@ -224,3 +260,54 @@ def test_a_target_behind_is_inconclusive_and_a_full_queue_drops(proxy_factory, r
     assert int(row["differed"]) == 0, row
     assert int(row["inconclusive"]) == 5 and int(row["dropped"]) == 15, row
     assert "within lag_timeout" in row["last_difference"], row
+
+
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_session_dependent_work_is_never_shadowed(proxy_factory, rdb, pool_mode):
+    """Cursors, a transaction not opened READ ONLY, SQL-level prepared
+    statements, and everything a session runs once it created a temporary
+    table (in transaction pooling too, where pgcutover does not ask the
+    server what the session holds) stay on the source alone."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode=pool_mode, shadow=1,
+                      settings={"default_pool_size": "1"})
+    with p.connect(dbname=DB) as c:
+        # sampled: the control
+        c.execute("SELECT tbalance FROM pgbench_tellers WHERE tid = 1", prepare=False)
+        # reads in a transaction that may write
+        c.execute("BEGIN")
+        c.execute("SELECT bbalance FROM pgbench_branches WHERE bid = 1")
+        c.execute("COMMIT")
+        # a cursor in a read-only transaction: the transaction is given up
+        c.execute("BEGIN READ ONLY")
+        c.execute("SELECT count(*) FROM pgbench_branches")
+        c.execute("DECLARE shadow_cur CURSOR FOR SELECT aid FROM pgbench_accounts ORDER BY aid")
+        assert len(c.execute("FETCH 2 FROM shadow_cur").fetchall()) == 2
+        c.execute("CLOSE shadow_cur")
+        c.execute("COMMIT")
+        # SQL-level prepared statements (session pooling keeps them)
+        if pool_mode == "session":
+            c.execute("PREPARE shadow_p AS SELECT 42")
+            assert c.execute("EXECUTE shadow_p").fetchone() == (42,)
+            c.execute("DEALLOCATE shadow_p")
+        # a temporary table, and every read after it
+        c.execute("CREATE TEMP TABLE shadow_tmp AS SELECT 7 AS a")
+        assert c.execute("SELECT a FROM shadow_tmp").fetchone() == (7,)
+        c.execute("SELECT abalance FROM pgbench_accounts WHERE aid = 1", prepare=False)
+        c.execute("SELECT 1 FROM pgbench_branches", prepare=False)
+    wait_until(lambda: queue_empty(p), 30, interval=0.2, what="the shadow queue empty")
+    rows = shadow_rows(p)
+    assert list(rows) == ["select tbalance from pgbench_tellers where tid = $1"], rows
+    assert int(rows["select tbalance from pgbench_tellers where tid = $1"]["matched"]) == 1
+
+
+def test_a_fraction_of_transactions_is_sampled(proxy_factory, rdb):
+    """shadow = 0.2: about one transaction in five, drawn per transaction."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction", shadow=0.2)
+    with p.connect(dbname=DB) as c:
+        for i in range(1, 301):
+            c.execute(f"SELECT abalance FROM pgbench_accounts WHERE aid = {i}", prepare=False)
+    wait_until(lambda: queue_empty(p), 30, interval=0.2, what="the shadow queue empty")
+    row = shadow_rows(p)["select abalance from pgbench_accounts where aid = $1"]
+    # 60 expected; the bounds are more than four standard deviations away
+    assert 30 <= int(row["samples"]) <= 95, row
+    assert int(row["matched"]) == int(row["samples"]), row
