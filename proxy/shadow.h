@@ -49,7 +49,11 @@ struct server;
 /* Connections a database opens for replays: to its target, and to its source for rechecks. */
 #define SHADOW_TARGET_CONNS 4
 #define SHADOW_SOURCE_CONNS 2
-/* A replay that runs longer is cancelled (statement_timeout) and its sample inconclusive. */
+/*
+ * A replayed statement that runs longer is cancelled by the target
+ * (statement_timeout): an error the source did not have, so a difference.  A
+ * replay still running this long plus 5 s is cut and its sample inconclusive.
+ */
 #define SHADOW_STATEMENT_TIMEOUT_MS 30000
 /* A replay connection idle this long is closed. */
 #define SHADOW_IDLE_MS 60000

@@ -301,9 +301,17 @@ def test_session_dependent_work_is_never_shadowed(proxy_factory, rdb, pool_mode)
 
 
 def test_a_fraction_of_transactions_is_sampled(proxy_factory, rdb):
-    """shadow = 0.2: about one transaction in five, drawn per transaction."""
-    p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction", shadow=0.2)
+    """shadow = 0 samples nothing; a RELOAD to shadow = 0.2 applies at once,
+    to the sessions already open: about one transaction in five, drawn per
+    transaction."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="transaction", shadow=0)
     with p.connect(dbname=DB) as c:
+        for i in range(1, 51):
+            c.execute(f"SELECT abalance FROM pgbench_accounts WHERE aid = {i}", prepare=False)
+        assert admin(p.admin_port, f"SHOW SHADOW {DB}") == []
+        p.databases[DB]["shadow"] = "0.2"
+        p.write_config()
+        assert admin(p.admin_port, "RELOAD").status == "RELOAD"
         for i in range(1, 301):
             c.execute(f"SELECT abalance FROM pgbench_accounts WHERE aid = {i}", prepare=False)
     wait_until(lambda: queue_empty(p), 30, interval=0.2, what="the shadow queue empty")
@@ -311,3 +319,27 @@ def test_a_fraction_of_transactions_is_sampled(proxy_factory, rdb):
     # 60 expected; the bounds are more than four standard deviations away
     assert 30 <= int(row["samples"]) <= 95, row
     assert int(row["matched"]) == int(row["samples"]), row
+
+
+def test_marker_positions(proxy_factory, rdb):
+    """lag_method = marker: a sample waits for a marker row inserted on the
+    source after its read to appear on the target; while the target applies
+    nothing, samples end inconclusive, never differed."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode="session", shadow=1, lag_method="marker",
+                      lag_timeout="2s")
+    with p.connect(dbname=DB) as c:
+        for _ in range(3):
+            c.execute("SELECT sum(bbalance) FROM pgbench_branches")
+    rows = settled(p, 3)
+    row = rows["select sum(bbalance) from pgbench_branches"]
+    assert int(row["matched"]) == 3, row
+    with apply_stalled(rdb):
+        on(rdb.src, "UPDATE pgbench_branches SET bbalance = bbalance + 1 WHERE bid = 1")
+        with p.connect(dbname=DB) as c:
+            for _ in range(3):
+                c.execute("SELECT sum(bbalance) FROM pgbench_branches")
+        rows = settled(p, 6)
+    row = rows["select sum(bbalance) from pgbench_branches"]
+    assert int(row["matched"]) == 3 and int(row["inconclusive"]) == 3, row
+    assert int(row["differed"]) == 0, row
+    assert "within lag_timeout" in row["last_difference"], row
