@@ -14,6 +14,7 @@ replication (FOR ALL TABLES) leaves them alone; everything else is
 replicated.  Both pool modes.
 """
 
+import re
 import urllib.request
 
 import pytest
@@ -197,6 +198,16 @@ def test_differences_are_reported_with_their_reason(proxy_factory, rdb, diverged
     assert err["target"].startswith("ERROR 42883") and err["source"].startswith("SELECT 1"), err
     metrics = scrape(p)
     assert f'pgcutover_shadow_samples_total{{database="{DB}",result="differed"}} 15' in metrics
+    # every sample is accounted for, once
+    for r in rows.values():
+        assert int(r["samples"]) == sum(int(r[k]) for k in
+                                        ("matched", "differed", "inconclusive", "dropped")), r
+    # the replays ran on pgcutover's own connections to the target (at most 4), which are
+    # in no client pool: SHOW SERVERS lists only the clients' servers, on the source
+    m = re.search(rf'pgcutover_shadow_connections{{database="{DB}",side="target"}} (\d+)', metrics)
+    assert m and 1 <= int(m.group(1)) <= 4, metrics
+    servers = [r for r in admin(p.admin_port, "SHOW SERVERS") if r["database"] == DB]
+    assert servers and all(r["side"] == "source" for r in servers), servers
 
 
 READS = """\\set aid random(1, 100000)
