@@ -1,8 +1,8 @@
 /*
  * test_pqdigest.c - answers boiled down for comparison (protocol/pqdigest.c):
  * the same stream gives the same digest however it is split; rows in
- * another order change only the ordered hash; errors, columns, counts and
- * values are told apart; types of the database's own compare as one.
+ * another order change only the ordered hash; errors, columns (names and
+ * types), counts and values are told apart; types of the database's own compare as one.
  */
 #include "unit.h"
 
@@ -126,6 +126,24 @@ static void test_pqdigest_compare(void)
 	answer(&b, 20, "1,x;2,y", 1);
 	UT_ASSERT(digest(&b, 0, &other));
 	UT_EQ_INT(pqdigest_compare(&base, &other, false, false), PQDIGEST_COLUMNS);
+	/* another column name, the same types and rows */
+	{
+		static const char *const renamed[2] = {"a", "c"};
+		static const uint32_t oids[2] = {23, 25};
+		const char *v1[2] = {"1", "x"}, *v2[2] = {"2", "y"};
+
+		pq_buf_reset(&b);
+		row_desc(&b, 2, renamed, oids);
+		pq_build_data_row(&b, 2, v1);
+		pq_build_data_row(&b, 2, v2);
+		pq_build_command_complete(&b, "SELECT 2");
+		pq_build_ready(&b, 'I');
+		UT_ASSERT(digest(&b, 0, &other));
+		UT_EQ_STR(other.cols, "a 23, c 25");
+		UT_EQ_INT(pqdigest_compare(&base, &other, true, false), PQDIGEST_COLUMNS);
+		UT_EQ_STR(pqdigest_diff_name(pqdigest_compare(&base, &other, true, true)),
+			  "columns");
+	}
 	/* types of the database's own: any OID from 16384 on is the same */
 	pq_buf_reset(&b);
 	answer(&b, 16390, "1,x", 1);
