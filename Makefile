@@ -54,7 +54,7 @@ $(BUILD)/unit: $(UNIT_OBJ) $(LIB_OBJ)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # tests/unit/test_reference.c reads docs/reference.md from this tree, wherever build/unit runs
-$(BUILD)/tests/unit/test_reference.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDIR)"'
+$(BUILD)/tests/unit/test_reference.o $(BUILD)/tests/unit/test_fleet_sql.o: ALL_CFLAGS += -DPGCUTOVER_SRCDIR='"$(CURDIR)"'
 
 # a test tool: drives the control connections (admin/cutover/control*.c) against real
 # servers (tests/integration/test_control.py)
@@ -126,6 +126,7 @@ FUZZ_DEPS_fuzz_config       := proxy/core/config proxy/core/config_read proxy/co
                                proxy/core/config_units proxy/core/config_check \
                                proxy/core/config_dump proxy/core/log_syslog proxy/io/tls
 FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
+FUZZ_DEPS_fuzz_listen_sql   := proxy/listen_sql
 # conninfo_parse checks an sslmode with the TLS module's parser
 FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls
 # what pgcutover reads in clients' SQL (schema changes, shadow reads) and in servers' answers
@@ -136,6 +137,7 @@ FUZZ_MAXLEN_fuzz_pq           := 12000
 FUZZ_MAXLEN_fuzz_startup_auth := 2048
 FUZZ_MAXLEN_fuzz_config       := 4096
 FUZZ_MAXLEN_fuzz_admin_cmd    := 512
+FUZZ_MAXLEN_fuzz_listen_sql   := 2048
 FUZZ_MAXLEN_fuzz_conninfo     := 1024
 FUZZ_MAXLEN_fuzz_sql          := 4096
 FUZZ_MAXLEN_fuzz_digest       := 4096

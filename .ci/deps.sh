@@ -13,6 +13,8 @@ missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js and npm for the node-postgres tests (any Node.js >= 18 will do, from wherever)
+command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
 	# The services some of these packages bring (PostgreSQL's cluster on 5432, prometheus,
@@ -28,3 +30,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 		{ [ -z "$policy" ] || $sudo rm -f "$policy"; exit 1; }
 	[ -z "$policy" ] || $sudo rm -f "$policy"
 fi
+# node-postgres for tests/integration/test_listen_txn.py, as package-lock.json pins it (Debian's
+# node-pg package is not used: the registry's own, in tests/integration/node/node_modules)
+(cd "$(dirname "$0")/../tests/integration/node" && npm ci --no-audit --no-fund --loglevel=error)

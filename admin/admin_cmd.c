@@ -37,6 +37,7 @@ const char *const admin_cmd_help[][2] = {
 	 "shadow reads per statement: samples, matched, differed, target errors, times on both sides"},
 	{"SHOW SHADOW DIFFS db", "recent shadow reads whose answers differed, with both answers"},
 	{"SHOW DDL [db]", "schema changes seen since start, and whether ddl = block refused them"},
+	{"SHOW FLEET", "the fleet's instances: heartbeat, live, and each database's route there"},
 	{"RELOAD", "re-read the configuration file and auth_file"},
 	{"KILL db", "disconnect every client of a database"},
 	{"SHUTDOWN", "stop accepting clients and exit once they have left"},
@@ -215,6 +216,10 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		out->kind = ADMIN_CMD_SHOW_DDL;
 		if (n == 3)
 			take_ident(&toks[2], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n == 2 && is_word(&toks[1], "FLEET")) {
+		out->kind = ADMIN_CMD_SHOW_FLEET;
 		return true;
 	}
 	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "REPLICATION") && n <= 3) {

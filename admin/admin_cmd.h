@@ -36,6 +36,7 @@ enum admin_cmd_kind {
 	ADMIN_CMD_SHOW_REPLICATION,  /* SHOW REPLICATION [db] */
 	ADMIN_CMD_FINISH,            /* FINISH db */
 	ADMIN_CMD_SHOW_LISTS,        /* PgBouncer's counts of its lists, for its exporters */
+	ADMIN_CMD_SHOW_FLEET,        /* SHOW FLEET */
 	ADMIN_CMD_SHOW_SHADOW,       /* SHOW SHADOW [db] */
 	ADMIN_CMD_SHOW_SHADOW_DIFFS, /* SHOW SHADOW DIFFS db */
 	ADMIN_CMD_SHOW_DDL,          /* SHOW DDL [db] */

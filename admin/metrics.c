@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "admin/cutover/cutover.h"
+#include "admin/cutover/fleet.h"
 #include "admin/show_shadow.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
@@ -135,6 +136,25 @@ void metrics_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "pgcutover_bytes_sent_total{database=\"%s\"} %" PRIu64 "\n",
 				    db->name, db->stats.bytes_out);
 	}
+	help(out, "pgcutover_notifications_total", "counter",
+	     "notifications delivered to transaction-pooled clients by pgcutover's listeners");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out,
+				    "pgcutover_notifications_total{database=\"%s\"} %" PRIu64 "\n",
+				    db->name, db->stats.notifications);
+	}
+	help(out, "pgcutover_notification_overflows_total", "counter",
+	     "clients closed because they did not read their notifications");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		evbuffer_add_printf(out,
+				    "pgcutover_notification_overflows_total{database=\"%s\"} %" PRIu64
+				    "\n",
+				    db->name, db->stats.notify_overflows);
+	}
 	help(out, "pgcutover_replication_lag_bytes", "gauge",
 	     "last measured replication lag (by SHOW LAG or a switch)");
 	list_for_each(n, &rt.databases) {
@@ -226,6 +246,27 @@ void metrics_render(struct evbuffer *out)
 		label_word(cutover_phase_name(db), phase, sizeof(phase));
 		evbuffer_add_printf(out, "pgcutover_switch_phase{database=\"%s\",phase=\"%s\"} 1\n",
 				    db->name, phase);
+	}
+	/* the fleet: the families always, samples only for a member */
+	help(out, "pgcutover_fleet_live_instances", "gauge",
+	     "instances whose heartbeat is younger than fleet_lease, at the last poll");
+	if (fleet_on() && fleet_live_instances() >= 0)
+		evbuffer_add_printf(out, "pgcutover_fleet_live_instances %d\n",
+				    fleet_live_instances());
+	help(out, "pgcutover_fleet_heartbeat_age_seconds", "gauge",
+	     "time since this instance's last successful heartbeat in the fleet database");
+	if (fleet_on() && fleet_heartbeat_age_ms() >= 0)
+		evbuffer_add_printf(out, "pgcutover_fleet_heartbeat_age_seconds %.3f\n",
+				    (double)fleet_heartbeat_age_ms() / 1000.0);
+	help(out, "pgcutover_fleet_epoch", "gauge",
+	     "the last switch epoch of the database seen in the fleet database");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+
+		if (fleet_on() && fleet_epoch(db) >= 0)
+			evbuffer_add_printf(out,
+					    "pgcutover_fleet_epoch{database=\"%s\"} %" PRId64 "\n",
+					    db->name, fleet_epoch(db));
 	}
 	admin_shadow_metrics(out);
 	help(out, "pgcutover_build_info", "gauge", "always 1; the version is in its label");

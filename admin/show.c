@@ -21,6 +21,7 @@
 #include "proxy/core/version.h"
 #include "proxy/database.h"
 #include "proxy/io/sock_tls.h"
+#include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -44,8 +45,10 @@ static const char *const switch_cols[] = {
 	"fence_ms",
 	"replication_ms",
 	"prepare_ms",
+	"instances",
+	"instances_acked",
 };
-#define SWITCH_NCOLS 16
+#define SWITCH_NCOLS 18
 
 void admin_switch_begin(struct admin_rs *rs)
 {
@@ -54,7 +57,7 @@ void admin_switch_begin(struct admin_rs *rs)
 
 void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 {
-	char v[10][24];
+	char v[12][24];
 	const char *vals[SWITCH_NCOLS];
 
 	snprintf(v[0], 24, "%" PRId64, r->ms_paused);
@@ -78,6 +81,10 @@ void admin_switch_row(struct admin_rs *rs, const struct switch_record *r)
 	vals[14] = v[8];
 	snprintf(v[9], 24, "%" PRId64, r->ms_prepare);
 	vals[15] = v[9];
+	snprintf(v[10], 24, "%d", r->instances);
+	snprintf(v[11], 24, "%d", r->instances_acked);
+	vals[16] = v[10];
+	vals[17] = v[11];
 	admin_rs_row(rs, vals);
 }
 
@@ -239,8 +246,8 @@ void admin_show_pools(struct client *c)
 /* One client as a row of SHOW CLIENTS. */
 static void client_row(struct admin_rs *rs, struct client *cl)
 {
-	char since[32], pid[16], nstmts[16];
-	const char *vals[10];
+	char since[32], pid[16], nstmts[16], nlisten[16];
+	const char *vals[11];
 	uint64_t age = (rt_now_us() - cl->connect_time_us) / 1000000u;
 
 	snprintf(since, sizeof(since), "%" PRIu64, age);
@@ -258,14 +265,25 @@ static void client_row(struct admin_rs *rs, struct client *cl)
 		 (unsigned)(cl->sess.stmts.tab.count + session_st(&cl->sess)->sql_stmts.count));
 	vals[8] = nstmts;
 	vals[9] = cl->kind ? "no" : client_movable(cl);
+	/* transaction pooling: the channels pgcutover's listener listens on for it */
+	snprintf(nlisten, sizeof(nlisten), "%u", (unsigned)listen_client_nchannels(cl));
+	vals[10] = cl->kind == NULL && cl->db && cl->db->pool_mode == POOL_TRANSACTION ? nlisten
+										       : NULL;
 	admin_rs_row(rs, vals);
 }
 
 static const char *const clients_cols[] = {
-	"user",    "database",    "state",
-	"addr",    "connected_s", "backend_pid",
-	"type",    "tls",         "prepared_statements",
+	"user",
+	"database",
+	"state",
+	"addr",
+	"connected_s",
+	"backend_pid",
+	"type",
+	"tls",
+	"prepared_statements",
 	"movable",
+	"listen_channels",
 };
 
 void admin_show_clients(struct client *c)
@@ -309,10 +327,10 @@ void admin_show_servers(struct client *c)
 
 		list_for_each(p, &db->pools) {
 			struct pool *pool = list_entry(p, struct pool, node);
-			struct list_node *lists[3] = {&pool->active_servers, &pool->idle_servers,
-						      &pool->new_servers};
+			struct list_node *lists[4] = {&pool->active_servers, &pool->idle_servers,
+						      &pool->new_servers, &pool->listen_servers};
 
-			for (int i = 0; i < 3; i++) {
+			for (int i = 0; i < 4; i++) {
 				list_for_each(m, lists[i]) {
 					struct server *s = list_entry(m, struct server, node);
 					const struct backend_addr *a = &s->addr;

@@ -42,6 +42,7 @@
 #include "proxy/cancel.h"
 #include "proxy/client_forward.h"
 #include "proxy/client_login.h"
+#include "proxy/listen_client.h"
 
 /*
  * Bytes asked of recv() at once until the client has logged in.  Each read
@@ -261,6 +262,7 @@ static void client_finish(struct client *c)
 	c->move_arg = NULL;
 	client_drop_server(c);
 	cancel_unregister(c);
+	listen_client_gone(c);
 	if (c->cancelling)
 		cancel_forget_requester(c);
 	sock_disable(&c->sock);
@@ -353,6 +355,7 @@ void client_disconnect(struct client *c, const char *sqlstate, const char *fmt, 
 	/* stop reading, flush the error, then close (or give up after a while) */
 	client_drop_server(c);
 	cancel_unregister(c);
+	listen_client_gone(c); /* no notification after its FATAL */
 	sock_set_reading(&c->sock, false);
 	sock_set_out_low(&c->sock, 0);
 	client_set_state(c, CL_CLOSING);
@@ -426,6 +429,9 @@ static void client_write_cb(struct sock *sk, void *arg)
 			client_finish(c);
 		return;
 	}
+	/* notifications that waited for room */
+	if (c->lsub)
+		listen_client_drained(c);
 	/* the client caught up: let its server's output flow again */
 	if (s && s->read_paused && client_output_len(c) < (size_t)rt.cfg->conn_buffer_size) {
 		server_resume_reading(s);

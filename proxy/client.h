@@ -27,6 +27,7 @@ struct client;
 struct pool;
 struct server;
 struct database;
+struct listen_sub;
 struct pq_buf;
 struct ddl_client;
 struct shadow_sample;
@@ -149,6 +150,11 @@ struct client {
 	bool held;       /* has a new transaction waiting while its database is paused */
 	bool cancelling; /* a cancel connection whose request is on its way (cancel.c closes it) */
 	/*
+	 * A switch's session check waits for pgcutover's own query on the
+	 * client's server to end (client_check_deferred() runs it then).
+	 */
+	bool check_deferred;
+	/*
 	 * The unnamed statement it parsed last has not been bound yet (it may
 	 * Describe or execute it in its next round trip: transaction pooling
 	 * keeps its server until then), and whether that statement may change
@@ -160,6 +166,12 @@ struct client {
 	enum client_move move; /* outcome of the last session state check */
 	enum client_stop stop; /* why forwarding stopped before the current message */
 	struct session sess;   /* what its server-side session holds (see session.h) */
+	/*
+	 * Transaction pooling: the channels it listens on through its pool's
+	 * listener, its hand-over and its queue of notifications
+	 * (listen_client.h); NULL until it first LISTENs.
+	 */
+	struct listen_sub *lsub;
 	void (*move_done)(struct client *c, void *arg); /* who asked for the check */
 	void *move_arg;
 	struct ddl_client *ddl; /* its temporary objects, for the schema checks (ddl.h); NULL: none */

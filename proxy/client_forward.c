@@ -22,6 +22,7 @@
 #include "proxy/client_session.h"
 #include "proxy/core/config.h"
 #include "proxy/ddl.h"
+#include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/runtime.h"
@@ -120,6 +121,10 @@ static enum relay_verdict client_track(struct client *c, struct server *s, struc
 		c->unnamed_unbound = false;
 		c->unnamed_stateful = false;
 		kind = session_classify(buf, n);
+		/* LISTEN, UNLISTEN, NOTIFY: what the listener must do (listen_client.h) */
+		if (txn && (kind != SK_PLAIN || c->lsub) &&
+		    listen_client_note_query(c, s, in, off, avail, len, buf, n) == RELAY_STOP)
+			goto need_more;
 		if (kind == SK_PLAIN)
 			return RELAY_PASS;
 		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD) &&
@@ -135,6 +140,9 @@ static enum relay_verdict client_track(struct client *c, struct server *s, struc
 		if (buf[0] != '\0')
 			goto rewrite; /* a named statement: remember it (and rename it) */
 		kind = session_classify(buf + 1, n - 1);
+		if (txn && (kind != SK_PLAIN || c->lsub) &&
+		    listen_client_note_parse(c, s, in, off, avail, len) == RELAY_STOP)
+			goto need_more;
 		if (txn && (kind == SK_DEALLOCATE || kind == SK_DISCARD))
 			goto rewrite;
 		client_parsed_unnamed(c, kind);
@@ -185,6 +193,9 @@ classify_parse:
 		goto need_more;
 	nul = memchr(buf, '\0', n);
 	kind = nul == NULL ? SK_STATE : session_classify(nul + 1, (size_t)(buf + n - nul - 1));
+	if (txn && (kind != SK_PLAIN || c->lsub) &&
+	    listen_client_note_parse(c, s, in, off, avail, len) == RELAY_STOP)
+		goto need_more;
 	if (nul && buf[0] == '\0')
 		client_parsed_unnamed(c, kind);
 	else if (kind != SK_PLAIN)
@@ -211,8 +222,8 @@ static enum relay_verdict client_on_header(void *arg, struct evbuffer *in, size_
 	 * at one) is held while the database is paused, while the session is
 	 * being checked, or when the session must move first.
 	 */
-	if ((s->internal_cb || server_at_boundary(s)) &&
-	    (db_paused(c->db) || s->internal_cb || s->side != c->db->route)) {
+	if ((s->internal_cb || s->listen_flow || server_at_boundary(s)) &&
+	    (db_paused(c->db) || s->internal_cb || s->listen_flow || s->side != c->db->route)) {
 		c->held = true;
 		c->stop = STOP_HELD;
 		return RELAY_STOP;
@@ -296,7 +307,8 @@ void client_forward(struct client *c)
 			return;
 		}
 		/* held: a lazy move starts now unless a pause or a check holds it */
-		if (c->stop == STOP_HELD && !db_paused(c->db) && s->internal_cb == NULL)
+		if (c->stop == STOP_HELD && !db_paused(c->db) && s->internal_cb == NULL &&
+		    !s->listen_flow)
 			client_relocate(c);
 		break;
 	case RELAY_END_FULL:

@@ -25,6 +25,7 @@
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
+#include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/prepared.h"
 #include "proxy/server.h"
@@ -72,6 +73,9 @@ static void client_restore_done(struct server *s, void *arg, const char *rows, c
 	(void)rows;
 	if (c->server != s || c->state != CL_ACTIVE)
 		return;
+	/* the fence that came with it is committed (or not) */
+	if (c->lsub)
+		listen_client_fence_done(c, s, error == NULL);
 	if (error) {
 		client_disconnect(c, SQLSTATE_CONNECTION_FAILURE,
 				  "could not restore the session on the new server of database \"%s\": %s",
@@ -115,19 +119,44 @@ void client_server_ready(struct client *c)
 	/* linked: off the waiting list, its requests held while a restore runs */
 	client_set_state(c, CL_ACTIVE);
 	sql = client_restore_sql(c, s, &oom);
+	if (sql == NULL && oom) {
+		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return;
+	}
+	if (c->lsub) {
+		/* a listening client's transaction starts with a fence (listen.h: markers) */
+		char *fence = listen_client_fence(c, s);
+
+		if (fence && sql) {
+			size_t n = strlen(sql), m = strlen(fence);
+			char *both = malloc(n + m + 1);
+
+			/* the restore's statements each end with "; " */
+			if (both)
+				snprintf(both, n + m + 1, "%s%s", sql, fence);
+			free(sql);
+			free(fence);
+			sql = both;
+			if (sql == NULL) {
+				client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+				return;
+			}
+		} else if (fence) {
+			sql = fence;
+		}
+	}
 	if (sql) {
 		/* settings (and LISTENs, SQL statements) first, then the request */
 		bool ok = server_internal_query(s, sql, client_restore_done, c);
 
 		free(sql);
-		if (!ok)
+		if (!ok) {
+			if (c->lsub)
+				listen_client_fence_done(c, s, false);
 			client_disconnect(c, SQLSTATE_CONNECTION_FAILURE,
 					  "could not restore the session on the new server of database \"%s\"",
 					  c->db->name);
-		return;
-	}
-	if (oom) {
-		client_disconnect(c, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		}
 		return;
 	}
 	c->sess.restore = false;
@@ -176,6 +205,9 @@ static void client_capture_done(struct server *s, void *arg, const char *rows, c
 	/* the server holds exactly what was just read */
 	s->sess_owner = session_st(&c->sess)->settings.count > 0 ? c->sess.id : 0;
 	s->sess_gen = c->sess.gen;
+	/* its LISTENs are handed over to the listener first (listen_client.h) */
+	if (txn && listen_flow_captured(c, s, rows, error))
+		return;
 	if (txn) {
 		bool oom;
 		char *sql = error ? NULL : session_cleanup_sql(rows, &oom);
@@ -272,6 +304,11 @@ bool client_check_movable(struct client *c, void (*done)(struct client *c, void 
 		return true;
 	}
 	c->move = MOVE_CHECKING;
+	if (c->server->internal_cb) {
+		/* pgcutover's own query runs there (a capture after SET...): the check follows it */
+		c->check_deferred = true;
+		return true;
+	}
 	if (!server_internal_query(c->server, SESSION_CAPTURE_FULL, client_check_done, c)) {
 		c->move = MOVE_BLOCKED;
 		if (c->sess.untracked == NULL)
@@ -280,6 +317,29 @@ bool client_check_movable(struct client *c, void (*done)(struct client *c, void 
 		return false;
 	}
 	return true;
+}
+
+void client_check_deferred(struct client *c)
+{
+	void (*done)(struct client *, void *) = c->move_done;
+	void *arg = c->move_arg;
+
+	c->check_deferred = false;
+	if (c->move != MOVE_CHECKING)
+		return;
+	if (done == NULL) {
+		c->move = MOVE_UNKNOWN; /* the checks were called off meanwhile */
+		return;
+	}
+	if (c->server &&
+	    server_internal_query(c->server, SESSION_CAPTURE_FULL, client_check_done, c))
+		return;
+	c->move = MOVE_BLOCKED;
+	if (c->sess.untracked == NULL)
+		c->sess.untracked = strdup("its server was busy");
+	c->move_done = NULL;
+	c->move_arg = NULL;
+	done(c, arg);
 }
 
 bool client_apply_move(struct client *c)

@@ -39,6 +39,8 @@ const char *client_movable(const struct client *c);
  * when the check could not start (then c->move is MOVE_BLOCKED).
  */
 bool client_check_movable(struct client *c, void (*done)(struct client *c, void *arg), void *arg);
+/* The query a deferred check waited for has ended: run the check now (server_internal.c). */
+void client_check_deferred(struct client *c);
 
 /*
  * Carry out the verdict after the route changed: a movable session leaves its

@@ -18,6 +18,7 @@
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
+#include "proxy/listen.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -72,6 +73,9 @@ static void retire_side(struct database *db, enum route_side side)
 			if (!server_current(s))
 				server_close(s, "its address changed in a reload");
 		}
+		/* a listener there reconnects to the new address */
+		if (pool->listener && side == db->route)
+			listen_reopen(pool->listener);
 	}
 }
 
@@ -311,8 +315,11 @@ int db_in_flight(const struct database *db)
 		list_for_each(m, &pool->active_servers) {
 			const struct server *s = list_entry(m, struct server, node);
 
-			/* an internal query (session check) is pgcutover's own, not a transaction */
-			if (!server_at_boundary(s) && s->internal_cb == NULL)
+			/*
+			 * an internal query (session check) is pgcutover's own, not a
+			 * transaction; a hand-over of LISTENs finishes its client's
+			 */
+			if (s->listen_flow || (!server_at_boundary(s) && s->internal_cb == NULL))
 				n++;
 		}
 	}
@@ -407,6 +414,9 @@ size_t db_server_pids(const struct database *db, enum route_side side, uint32_t 
 					out[n++] = s->be_pid;
 			}
 		}
+		/* the pool's listener (transaction pooling's LISTEN) is pgcutover's own too */
+		if (pool->listener)
+			n += listen_server_pids(pool->listener, side, out + n, max - n);
 	}
 	/* and those shadow reads replay on */
 	return n + shadow_server_pids(db, side, out + n, max - n);
@@ -421,6 +431,11 @@ int db_check_sessions(struct database *db, enum route_side side, void (*done)(vo
 	db->checks.pending = 1; /* every check counted in before any can answer */
 	list_for_each(p, &db->pools) {
 		struct pool *pool = list_entry(p, struct pool, node);
+
+		/* listeners get ready on the other side meanwhile (listen.h) */
+		if (pool->listener)
+			listen_prepare_move(pool->listener,
+					    side == SIDE_SOURCE ? SIDE_TARGET : SIDE_SOURCE);
 
 		list_for_each_safe(m, tmp, &pool->active_clients) {
 			struct client *c = list_entry(m, struct client, node);
@@ -447,6 +462,9 @@ void db_cancel_checks(struct database *db)
 	list_for_each(p, &db->pools) {
 		struct pool *pool = list_entry(p, struct pool, node);
 
+		if (pool->listener)
+			listen_cancel_move(pool->listener);
+
 		list_for_each(m, &pool->active_clients) {
 			struct client *c = list_entry(m, struct client, node);
 
@@ -454,8 +472,10 @@ void db_cancel_checks(struct database *db)
 				c->move_done = NULL;
 				c->move_arg = NULL;
 			}
-			if (c->move != MOVE_CHECKING)
+			if (c->move != MOVE_CHECKING || c->check_deferred) {
+				c->check_deferred = false;
 				c->move = MOVE_UNKNOWN;
+			}
 		}
 	}
 }
@@ -486,7 +506,22 @@ void db_move_sessions(struct database *db, int *moved, int *closed)
 			if (s->side != db->route)
 				server_close(s, "the database switched sides");
 		}
+		/*
+		 * its listener takes over on the new side; until it listens there,
+		 * the database stays held, so that no notification is sent there
+		 * before it can be received
+		 */
+		if (pool->listener && !listen_finish_move(pool->listener)) {
+			if (db->listen_moves++ == 0)
+				db_hold(db, DB_HOLD_LISTEN);
+		}
 	}
+}
+
+void db_listener_moved(struct database *db)
+{
+	if (db->listen_moves > 0 && --db->listen_moves == 0)
+		db_release(db, DB_HOLD_LISTEN);
 }
 
 int db_max_connections(const struct database *db)

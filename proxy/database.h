@@ -21,12 +21,14 @@ struct shadow_db;
 
 /* Per-database counters behind SHOW STATS and the metrics. */
 struct db_stats {
-	uint64_t xact_count;    /* transactions completed (ReadyForQuery 'I' after work) */
-	uint64_t query_count;   /* Query and Sync messages sent to servers */
-	uint64_t bytes_in;      /* bytes received from clients */
-	uint64_t bytes_out;     /* bytes sent to clients */
-	uint64_t xact_time_us;  /* summed transaction time */
-	uint64_t query_time_us; /* summed query time */
+	uint64_t xact_count;       /* transactions completed (ReadyForQuery 'I' after work) */
+	uint64_t query_count;      /* Query and Sync messages sent to servers */
+	uint64_t bytes_in;         /* bytes received from clients */
+	uint64_t bytes_out;        /* bytes sent to clients */
+	uint64_t xact_time_us;     /* summed transaction time */
+	uint64_t query_time_us;    /* summed query time */
+	uint64_t notifications;    /* notifications delivered to clients by listeners (listen.h) */
+	uint64_t notify_overflows; /* clients closed for not reading their notifications */
 };
 
 /*
@@ -42,6 +44,13 @@ enum db_hold {
 	 * carries no fence left by a switch that was cut short.
 	 */
 	DB_HOLD_GUARD = 1u << 2,
+	/*
+	 * The fleet (several instances, admin/cutover/fleet.c): another
+	 * instance's switch of the database runs, or this instance has not yet
+	 * read the fleet's route for it.
+	 */
+	DB_HOLD_FLEET = 1u << 3,
+	DB_HOLD_LISTEN = 1u << 4, /* after a flip, until its listeners listen on the new side */
 };
 
 /*
@@ -90,9 +99,22 @@ struct database {
 	/* shadow reads: the share of read-only transactions sampled (the shadow key, cached) */
 	double shadow_rate;
 	struct shadow_db *shadow; /* shadow reads' books (shadow.h); NULL until first needed */
+	/*
+	 * Held, but query_wait_timeout counts for its waiting clients anyway (a
+	 * fleet's database held while the fleet database cannot be read): a
+	 * hold normally stops those clocks.
+	 */
+	bool hold_times_out;
+	int listen_moves; /* listeners still moving to the new side (DB_HOLD_LISTEN) */
 };
 
 /* New transactions of this database are held (PAUSE or SWITCH). */
+/* Whether the clients of a held database wait without a limit (see hold_times_out). */
+static inline bool db_hold_stops_clocks(const struct database *db)
+{
+	return db->holds != 0 && !db->hold_times_out;
+}
+
 static inline bool db_paused(const struct database *db)
 {
 	return db->holds != 0;
@@ -165,6 +187,9 @@ void db_cancel_checks(struct database *db);
  * the sessions.
  */
 void db_move_sessions(struct database *db, int *moved, int *closed);
+
+/* A listener that held the database after a flip has moved (or failed to). */
+void db_listener_moved(struct database *db);
 
 /* Free every database and its pools (at exit; clients and servers are gone). */
 void db_free_all(void);

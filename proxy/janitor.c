@@ -219,7 +219,7 @@ static void credit_pause(struct pool *pool, uint64_t now, uint64_t since_last)
 {
 	struct list_node *n;
 
-	if (!db_paused(pool->db))
+	if (!db_hold_stops_clocks(pool->db))
 		return;
 	list_for_each(n, &pool->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
@@ -239,7 +239,7 @@ static bool check_wait(struct client *c, uint64_t now)
 	const char *why = pool->retry_side == c->db->route ? pool->last_error : "";
 	char when[32];
 
-	if (ms <= 0 || db_paused(c->db) || now - c->wait_start_us < (uint64_t)ms * 1000)
+	if (ms <= 0 || db_hold_stops_clocks(c->db) || now - c->wait_start_us < (uint64_t)ms * 1000)
 		return false;
 	format_ms(when, sizeof(when), ms);
 	client_disconnect(c, SQLSTATE_PROTOCOL_VIOLATION,

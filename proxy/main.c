@@ -153,7 +153,7 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 static void free_everything(void)
 {
 	struct list_node *n, *tmp, *p, *m, *mtmp;
-	struct list_node *client_lists[3], *server_lists[3];
+	struct list_node *client_lists[3], *server_lists[4];
 
 	rt.exiting = true;
 	list_for_each_safe(n, tmp, &rt.login_clients)
@@ -178,7 +178,8 @@ static void free_everything(void)
 			server_lists[0] = &pool->idle_servers;
 			server_lists[1] = &pool->active_servers;
 			server_lists[2] = &pool->new_servers;
-			for (int i = 0; i < 3; i++)
+			server_lists[3] = &pool->listen_servers;
+			for (int i = 0; i < 4; i++)
 				list_for_each_safe(m, mtmp, server_lists[i])
 					server_close(list_entry(m, struct server, node), "shutdown");
 		}

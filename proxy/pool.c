@@ -31,6 +31,7 @@
 #include "proxy/core/conninfo.h"
 #include "proxy/core/log.h"
 #include "proxy/core/route.h"
+#include "proxy/listen.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
 
@@ -70,6 +71,7 @@ static struct pool *pool_alloc(struct database *db, const char *user)
 	list_init(&pool->idle_servers);
 	list_init(&pool->active_servers);
 	list_init(&pool->new_servers);
+	list_init(&pool->listen_servers);
 	list_init(&pool->waiting_clients);
 	list_init(&pool->active_clients);
 	list_init(&pool->idle_clients);
@@ -515,6 +517,7 @@ int pool_waiting_clients(const struct pool *pool)
 
 void pool_free(struct pool *pool)
 {
+	listen_free(pool->listener);
 	list_remove(&pool->node);
 	while (pool->welcomes) {
 		struct pool_welcome *w = pool->welcomes;

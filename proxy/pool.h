@@ -23,6 +23,7 @@
 
 struct client;
 struct pool;
+struct listener;
 struct server;
 struct db_config;
 struct cutover;
@@ -63,6 +64,7 @@ struct pool {
 	struct list_node idle_servers;    /* SV_IDLE: logged in, clean, unlinked */
 	struct list_node active_servers;  /* SV_ACTIVE: linked to a client */
 	struct list_node new_servers;     /* SV_CONNECT, SV_LOGIN, SV_RESET: not usable yet */
+	struct list_node listen_servers;  /* its listener's connections, in any state (listen.h) */
 	struct list_node waiting_clients; /* CL_WAIT_LOGIN and CL_WAIT, in arrival order */
 	struct list_node active_clients;  /* CL_ACTIVE: linked to a server */
 	struct list_node idle_clients;    /* CL_IDLE: logged in, no server (transaction pooling) */
@@ -85,6 +87,8 @@ struct pool {
 	char last_error[256];       /* the last connection error; "" after a successful login */
 	const struct pool_owner *owner; /* NULL: one of its database's pools */
 	void *owner_arg;                /* what the owner keeps for it */
+	/* transaction pooling: LISTENs of its clients (listen.h); NULL until the first */
+	struct listener *listener;
 };
 
 /* The pool of (db, user), created on first use; NULL when out of memory. */

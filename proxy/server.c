@@ -34,6 +34,8 @@
 #include "proxy/client_forward.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
+#include "proxy/listen.h"
+#include "proxy/listen_client.h"
 #include "proxy/runtime.h"
 #include "proxy/server_forward.h"
 #include "proxy/server_internal.h"
@@ -49,6 +51,7 @@ static void server_timer_cb(evutil_socket_t fd, short what, void *arg);
 static const char *const state_names[] = {
 	[SV_CONNECT] = "connect", [SV_LOGIN] = "login", [SV_IDLE] = "idle",
 	[SV_ACTIVE] = "active",   [SV_RESET] = "reset", [SV_FREE] = "free",
+	[SV_LISTEN] = "listen",
 };
 
 const char *server_state_name(enum server_state st)
@@ -58,6 +61,9 @@ const char *server_state_name(enum server_state st)
 
 static struct list_node *server_state_list(struct server *s, enum server_state st)
 {
+	/* a listener's connection is never on the lists clients are served from */
+	if (s->listener && st != SV_FREE)
+		return &s->pool->listen_servers;
 	switch (st) {
 	case SV_CONNECT:
 	case SV_LOGIN:
@@ -69,11 +75,13 @@ static struct list_node *server_state_list(struct server *s, enum server_state s
 		return &s->pool->active_servers;
 	case SV_FREE:
 		return &reap_servers;
+	case SV_LISTEN:
+		break;
 	}
 	return NULL;
 }
 
-static bool server_transition_ok(enum server_state from, enum server_state to)
+static bool server_transition_ok(enum server_state from, enum server_state to, bool s_is_listener)
 {
 	if (to == SV_FREE)
 		return from != SV_FREE;
@@ -81,7 +89,7 @@ static bool server_transition_ok(enum server_state from, enum server_state to)
 	case SV_CONNECT:
 		return to == SV_LOGIN;
 	case SV_LOGIN:
-		return to == SV_IDLE;
+		return to == (s_is_listener ? SV_LISTEN : SV_IDLE);
 	case SV_IDLE:
 		return to == SV_ACTIVE;
 	case SV_ACTIVE:
@@ -95,7 +103,7 @@ static bool server_transition_ok(enum server_state from, enum server_state to)
 
 void server_set_state(struct server *s, enum server_state st)
 {
-	if (!server_transition_ok(s->state, st))
+	if (!server_transition_ok(s->state, st, s->listener != NULL))
 		log_error("server %s: illegal state change %s -> %s", s->label,
 			  state_names[s->state], state_names[st]);
 	if (list_linked(&s->node))
@@ -123,19 +131,18 @@ void server_set_timer_ms(struct event *ev, int64_t ms)
 	evtimer_add(ev, &tv);
 }
 
-struct server *server_launch(struct pool *pool, struct params_snap *startup)
-{
-	return server_launch_side(pool, startup, pool->db->route);
-}
-
-struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
-				  enum route_side side)
+/* Open a server connection on 'side' (for the pool, or for its listener l). */
+static struct server *server_open(struct pool *pool, struct params_snap *startup,
+				  enum route_side side, struct listener *l)
 {
 	struct database *db = pool->db;
 	const struct backend_addr *a;
 	struct server *s;
 	size_t limit = (size_t)rt.cfg->conn_buffer_size;
 
+	/* a listener reads whole notifications (up to about 8 kB) from its input */
+	if (l && limit < LISTEN_IN_MIN)
+		limit = LISTEN_IN_MIN;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return NULL;
@@ -145,6 +152,7 @@ struct server *server_launch_side(struct pool *pool, struct params_snap *startup
 	ps_queue_init(&s->psq);
 	ps_cache_init(&s->psc);
 	s->pool = pool;
+	s->listener = l;
 	s->side = side;
 	s->addr_gen = db->addr_gen[s->side];
 	a = &s->addr;
@@ -160,17 +168,36 @@ struct server *server_launch_side(struct pool *pool, struct params_snap *startup
 		free(s);
 		return NULL;
 	}
-	snprintf(s->label, sizeof(s->label), "%s/%s@%s:%d", db->name, pool->user, a->host, a->port);
+	snprintf(s->label, sizeof(s->label), "%s/%s@%s:%d%s", db->name, pool->user, a->host,
+		 a->port, l ? " (listener)" : "");
 
 	s->state = SV_CONNECT;
-	list_append(&pool->new_servers, &s->node);
-	pool->nservers++;
+	list_append(server_state_list(s, SV_CONNECT), &s->node);
+	if (l == NULL)
+		pool->nservers++;
 
 	server_set_timer_ms(s->timer, rt.cfg->server_connect_timeout_ms);
 
 	log_debug("server %s: connecting", s->label);
 	server_connect(s);
 	return s;
+}
+
+struct server *server_launch(struct pool *pool, struct params_snap *startup)
+{
+	return server_open(pool, startup, pool->db->route, NULL);
+}
+
+struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
+				  enum route_side side)
+{
+	return server_open(pool, startup, side, NULL);
+}
+
+struct server *server_launch_listener(struct pool *pool, struct params_snap *startup,
+				      enum route_side side, struct listener *l)
+{
+	return server_open(pool, startup, side, l);
 }
 
 void server_close(struct server *s, const char *reason)
@@ -182,6 +209,15 @@ void server_close(struct server *s, const char *reason)
 		return;
 	s->closing = true;
 	log_debug("server %s: closing: %s", s->label, reason);
+	if (s->listener) {
+		/* not a pool's server: its listener's clients hear about it */
+		sock_disable(&s->sock);
+		evtimer_del(s->timer);
+		server_set_state(s, SV_FREE);
+		rt_schedule_reap();
+		listen_conn_closed(s, reason);
+		return;
+	}
 	if (s->internal_cb) {
 		server_query_cb cb = s->internal_cb;
 
@@ -204,6 +240,8 @@ void server_close(struct server *s, const char *reason)
 	server_set_state(s, SV_FREE);
 	pool->nservers--;
 	rt_schedule_reap();
+	if (pool->listener)
+		listen_server_done(pool->listener, s);
 	if (db_paused(pool->db))
 		db_note_progress(pool->db);
 	pool_service(pool);
@@ -255,6 +293,9 @@ void server_link(struct server *s, struct client *c)
 	s->client = c;
 	c->server = s;
 	s->msg_left = 0;
+	/* whose notifications it commits now (listen.h: markers) */
+	if (s->mark_owner != c->sess.id)
+		s->mark_owner = s->mark_owner == 0 ? c->sess.id : SERVER_MARK_MIXED;
 	server_set_state(s, SV_ACTIVE);
 }
 
@@ -293,6 +334,12 @@ void server_release(struct server *s)
 		c->server = NULL;
 		s->client = NULL;
 	}
+	/* what it commits from now on is not its client's (listen.h: markers) */
+	if (s->pool->listener && !s->listener)
+		listen_server_done(s->pool->listener, s);
+	/* a hand-over of LISTENs ends with its client (the reset below drops them) */
+	s->listen_flow = false;
+	s->hold_ready = false;
 	if (s->state != SV_ACTIVE)
 		return;
 	if (s->internal_cb && s->msg_left == 0 && !s->unsynced && s->pending_syncs == 1) {
@@ -530,8 +577,13 @@ void server_on_input(struct server *s)
 			s->pool->owner->input(s); /* a replay connection (shadow reads) */
 		else if (s->internal_cb)
 			server_handle_internal(s);
+		else if (s->listen_flow)
+			listen_flow_input(s);
 		else
 			server_forward(s);
+		break;
+	case SV_LISTEN:
+		listen_conn_input(s);
 		break;
 	case SV_RESET:
 		server_handle_reset(s);
@@ -572,6 +624,8 @@ static void server_event_cb(struct sock *sk, int what, void *arg)
 	/* deliver what arrived before the end */
 	if (s->state == SV_ACTIVE)
 		server_forward(s);
+	else if (s->state == SV_LISTEN)
+		listen_conn_input(s);
 	server_close(s, (what & SOCK_ERROR) ? sock_error_text(sk)
 					    : "server closed the connection unexpectedly");
 }

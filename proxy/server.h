@@ -20,6 +20,7 @@
 
 struct event;
 struct client;
+struct listener;
 struct server;
 
 typedef void (*server_query_cb)(struct server *s, void *arg, const char *rows, const char *error);
@@ -31,7 +32,11 @@ enum server_state {
 	SV_ACTIVE,  /* linked to a client */
 	SV_RESET,   /* running DISCARD ALL after its client left */
 	SV_FREE,    /* closed; on the reap list */
+	SV_LISTEN,  /* a listener's connection (listen.h): never linked to a client */
 };
+
+/* server.mark_owner: transactions of more than one client since its last marker. */
+#define SERVER_MARK_MIXED UINT64_MAX
 
 /* Where the TLS negotiation of a server connection is (in SV_CONNECT). */
 enum server_tls_step {
@@ -97,7 +102,20 @@ struct server {
 	bool capture_next;      /* at this boundary, ask what the client's session now holds */
 	uint64_t sess_owner; /* transaction pooling: client (session id) whose settings it holds; 0 = none */
 	uint32_t sess_gen; /* that client's settings generation */
-	char label[96];    /* "app/alice@127.0.0.1:5432" for logs */
+	/*
+	 * LISTEN in transaction pooling (listen.h).  'listener': set on the
+	 * connections of a pool's listener, which are never given to clients.
+	 * 'listen_flow': its client's LISTENs are being handed over (its
+	 * ReadyForQuery, drained from the input when 'hold_ready' said so,
+	 * waits).  'mark_owner': whose transactions it ran since its last marker
+	 * (session id; 0 none, SERVER_MARK_MIXED several), to tell a client's
+	 * own notifications apart.
+	 */
+	struct listener *listener;
+	bool listen_flow;
+	bool hold_ready;
+	uint64_t mark_owner;
+	char label[96]; /* "app/alice@127.0.0.1:5432" for logs */
 };
 
 /*
@@ -114,6 +132,12 @@ static inline bool server_current(const struct server *s)
 
 /* Open a new server connection for this pool, with these startup parameters. */
 struct server *server_launch(struct pool *pool, struct params_snap *startup);
+/*
+ * Open a connection for the pool's listener l on 'side': not counted in the
+ * pool's servers (pool_size, max_db_connections, max_user_connections).
+ */
+struct server *server_launch_listener(struct pool *pool, struct params_snap *startup,
+				      enum route_side side, struct listener *l);
 /* The same, to a given side of the pool's database (shadow reads' replay connections). */
 struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
 				  enum route_side side);

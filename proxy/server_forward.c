@@ -24,6 +24,8 @@
 #include "proxy/client_session.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
+#include "proxy/listen.h"
+#include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
 #include "proxy/runtime.h"
@@ -198,7 +200,18 @@ static enum relay_verdict server_on_header(void *arg, struct evbuffer *in, size_
 		evbuffer_copyout_from(in, &pos, &status, 1);
 		server_ready_seen(s, (char)status);
 		track_server_ready(s);
+		if (c->lsub)
+			listen_client_ready(c, s, (char)status);
 		if (status == 'I' && s->pending_syncs == 0 && !s->unsynced && c->msg_left == 0) {
+			/*
+			 * transaction pooling, LISTEN, UNLISTEN or a listening client's
+			 * NOTIFY: the ReadyForQuery waits for the hand-over (listen_client.h)
+			 */
+			if (c->lsub && listen_client_at_boundary(c)) {
+				s->capture_next = c->sess.dirty;
+				s->hold_ready = true;
+				return RELAY_STOP;
+			}
 			/* a statement may have changed the session: ask what it holds now */
 			if (c->sess.dirty) {
 				s->capture_next = true;
@@ -213,14 +226,26 @@ static enum relay_verdict server_on_header(void *arg, struct evbuffer *in, size_
 				return RELAY_LAST;
 		}
 		return RELAY_PASS;
+	case 'E':
+		if (c->lsub)
+			listen_client_error(c); /* its UNLISTENs do not count */
+						/* fall through */
 	case '1':
 	case '3':
-	case 'E':
 		/* answers to prepared-statement messages, when some need handling */
 		if (s->psq.count == 0)
 			return RELAY_PASS;
 		return track_server_answer(s, in, off, avail, type, len);
+	case 'C':
+		/* a ROLLBACK: its UNLISTENs do not count either */
+		return c->lsub ? listen_client_tag(c, in, off, avail, len) : RELAY_PASS;
 	case 'A':
+		if (c->lsub) {
+			enum relay_verdict v = listen_client_relay_a(s, c, in, off, avail, len);
+
+			if (v != RELAY_PASS)
+				return v;
+		}
 		return server_own_notification(s, c, in, off, avail, len);
 	case 'S':
 		/* ParameterStatus: tracked once it is whole (one larger than the input cannot be) */
@@ -275,6 +300,9 @@ void server_forward(struct server *s)
 		evbuffer_drain(in, PQ_HEADER_SIZE);
 		ps_queue_pop(&s->psq);
 	}
+	/* notifications that waited for the end of a message go now */
+	if (c->lsub && s->msg_left == 0)
+		listen_client_flush(c);
 	switch (res.end) {
 	case RELAY_END_BAD_LENGTH:
 		server_close(s, "server sent a message with an invalid length");
@@ -295,6 +323,17 @@ void server_forward(struct server *s)
 	case RELAY_END_FULL:
 		/* the client is not reading fast enough: stop reading the server */
 		server_pause_reading(s);
+		break;
+	case RELAY_END_STOPPED:
+		if (s->hold_ready) {
+			/* its ReadyForQuery (whole: it was read) waits for the hand-over */
+			s->hold_ready = false;
+			evbuffer_drain(in, (size_t)res.len + 1);
+			listen_flow_start(c, s, true);
+			return;
+		}
+		if (evbuffer_get_length(out) < limit)
+			server_resume_reading(s);
 		break;
 	default:
 		if (evbuffer_get_length(out) < limit)
@@ -317,6 +356,9 @@ void server_txn_done(struct server *s)
 	c->server = NULL;
 	s->client = NULL;
 	s->msg_left = 0;
+	/* what it commits from now on is not this client's (listen.h: markers) */
+	if (pool->listener)
+		listen_server_done(pool->listener, s);
 	client_set_state(c, CL_IDLE);
 	if (s->ps_broken) {
 		/* its statements are not what pgcutover's books say: nobody else gets it */
@@ -330,6 +372,9 @@ void server_txn_done(struct server *s)
 	if (db_paused(c->db))
 		db_note_progress(c->db);
 	pool_service(pool);
+	/* notifications wait no longer for the end of a message */
+	if (c->lsub)
+		listen_client_flush(c);
 	/* the client may already have sent its next transaction */
 	if (c->state == CL_IDLE && sock_in_len(&c->sock) > 0)
 		client_request_server(c);

@@ -16,6 +16,8 @@
 #include "protocol/pq_build.h"
 #include "proxy/client.h"
 #include "proxy/core/log.h"
+#include "proxy/listen_client.h"
+#include "proxy/client_session.h"
 #include "proxy/pool.h"
 #include "proxy/server.h"
 #include "proxy/server_forward.h"
@@ -124,6 +126,10 @@ void server_handle_internal(struct server *s)
 			   err ? err : (s->txn_status == 'I' ? NULL : "left a transaction open"));
 			free(rows);
 			free(err);
+			/* a switch's session check that waited for this query goes now */
+			if (s->state != SV_FREE && s->internal_cb == NULL && s->client &&
+			    s->client->check_deferred)
+				client_check_deferred(s->client);
 			/* what the server sent after it (a notification) is handled now, not at its next read */
 			if (s->state != SV_FREE && s->internal_cb == NULL &&
 			    sock_in_len(&s->sock) > 0)
@@ -132,7 +138,8 @@ void server_handle_internal(struct server *s)
 		}
 		case 'A':
 			/* a notification for a listening client arrives whatever runs */
-			if (s->client) {
+			if (s->client &&
+			    !listen_client_x_notification(s, s->client, msg, (size_t)len + 1)) {
 				(void)server_own_notification(s, s->client, in, 0, (size_t)len + 1,
 							      len);
 				if (!client_send(s->client, msg, (size_t)len + 1))

@@ -34,6 +34,7 @@
 #include "proxy/core/route.h"
 #include "proxy/io/sock_tls.h"
 #include "proxy/io/tls.h"
+#include "proxy/listen.h"
 #include "proxy/pool.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
@@ -207,6 +208,12 @@ static void server_login_failed(struct server *s, const char *sqlstate, const ch
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	log_warning("server %s: login failed: %s", s->label, msg);
+	if (s->listener) {
+		/* no client waits for it: its listener's clients hear why */
+		listen_conn_failed(s, msg);
+		server_close(s, "login failed");
+		return;
+	}
 	/* fail the waiting clients first, so that closing does not open a replacement for them */
 	pool_login_failed(pool, s->startup, sqlstate, msg);
 	server_close(s, "login failed");
@@ -229,6 +236,12 @@ static void server_connect_failed(struct server *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	if (s->listener) {
+		log_warning("server %s: %s", s->label, msg);
+		listen_conn_failed(s, msg);
+		server_close(s, "could not connect");
+		return;
+	}
 	log_warning("server %s: %s: next attempt after server_login_retry (%lld ms)", s->label, msg,
 		    (long long)rt.cfg->server_login_retry_ms);
 	/* first, so that closing opens no replacement at once */
@@ -420,6 +433,11 @@ void server_handle_login(struct server *s)
 			}
 			log_debug("server %s: logged in (backend pid %u)", s->label,
 				  (unsigned)s->be_pid);
+			if (s->listener) {
+				server_set_state(s, SV_LISTEN);
+				listen_conn_ready(s);
+				return;
+			}
 			pool_remember_welcome(s->pool, s);
 			server_set_state(s, SV_IDLE);
 			pool_service(s->pool);

@@ -179,14 +179,14 @@ void session_reset(struct session *ss)
 	" WHERE pg_catalog.current_setting('role') <> 'none'"
 
 /*
- * Transaction pooling also reports what the transaction left that cannot
- * follow the client (README: LISTEN needs session pooling, SQL PREPARE lives
- * within a transaction) and would otherwise reach the server's next client:
- * an 'X' row when it LISTENs, 'X<name>' per SQL-level statement (see
- * session_cleanup_sql).
+ * Transaction pooling also reports what the transaction left on the server
+ * that must not reach its next client: 'L<channel>' per channel it LISTENs
+ * on (handed over to the pool's listener, listen_client.h, then dropped),
+ * 'X<name>' per SQL-level statement (README: SQL PREPARE lives within a
+ * transaction).  See session_cleanup_sql.
  */
 const char SESSION_CAPTURE_SETTINGS[] = CAPTURE_SETTINGS_SQL
-	" UNION ALL SELECT 'X' FROM (SELECT 1 FROM pg_catalog.pg_listening_channels() LIMIT 1) AS l"
+	" UNION ALL SELECT 'L' || c FROM pg_catalog.pg_listening_channels() AS c"
 	" UNION ALL SELECT 'X' || name FROM pg_catalog.pg_prepared_statements WHERE from_sql";
 
 /*
@@ -450,7 +450,7 @@ char *session_cleanup_sql(const char *rows, bool *oom)
 		const char *nl = strchr(p, '\n');
 		size_t n = nl ? (size_t)(nl - p) : strlen(p);
 
-		if (n == 1 && p[0] == 'X') {
+		if (p[0] == 'L') {
 			unlisten = true;
 		} else if (n > 1 && p[0] == 'X') {
 			char *name = strndup(p + 1, n - 1);

@@ -86,8 +86,8 @@ void session_reset(struct session *ss);
  * The capture queries.  FULL also reports what cannot move and the names of
  * protocol-level statements (session pooling); SETTINGS the settings, and
  * the LISTENs and SQL-level statements the transaction left (transaction
- * pooling, where nothing but settings follows a client: see
- * session_cleanup_sql).
+ * pooling, where settings follow a client and LISTENs go to the pool's
+ * listener: see session_cleanup_sql and listen_client.h).
  */
 extern const char SESSION_CAPTURE_FULL[];
 extern const char SESSION_CAPTURE_SETTINGS[];
@@ -104,10 +104,11 @@ bool session_apply_capture(struct session *ss, const char *rows, bool full)
 
 /*
  * Transaction pooling, after a SETTINGS capture: the query that drops the
- * LISTENs and SQL-level statements the client's transaction left on the
- * server, so that they never reach its next client (its notifications,
- * statements it could EXECUTE, names its PREPARE would find taken).  NULL
- * when there are none (nearly always) or out of memory (*oom tells which).
+ * LISTENs ('L' rows: once the listener has them) and SQL-level statements
+ * ('X' rows) the client's transaction left on the server, so that they
+ * never reach its next client (its notifications, statements it could
+ * EXECUTE, names its PREPARE would find taken).  NULL when there are none
+ * (nearly always) or out of memory (*oom tells which).
  */
 char *session_cleanup_sql(const char *rows, bool *oom);
 

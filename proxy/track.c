@@ -21,6 +21,7 @@
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
+#include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/prepared.h"
 #include "proxy/runtime.h"
@@ -537,6 +538,10 @@ static enum track_result track_use(struct client *c, struct server *s, uint8_t t
 		return track_pass(c, s, type, total); /* unknown: the server answers as it would */
 	if (type == 'B' && e->stmt->kind != SK_PLAIN)
 		c->sess.dirty = true;
+	/* a prepared LISTEN, UNLISTEN or NOTIFY runs now (listen_client.h) */
+	if (type == 'B' && track_txn(c) && (e->stmt->kind != SK_PLAIN || c->lsub))
+		listen_client_note_stmt(c, s, e->stmt->body,
+					strnlen((const char *)e->stmt->body, e->stmt->len));
 	if (!track_txn(c)) {
 		if (!ps_map_present(&c->sess.stmts, e) && !track_restore(c, s, e))
 			return TRACK_CLOSED;

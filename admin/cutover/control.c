@@ -271,6 +271,18 @@ static void control_send(struct control_conn *cc)
 	control_flush(cc);
 }
 
+/* Hand the notifications libpq has collected to the notify callback (or drop them). */
+static void control_deliver_notifies(struct control_conn *cc)
+{
+	PGnotify *n;
+
+	while ((n = PQnotifies(cc->conn)) != NULL) {
+		if (cc->notify_cb)
+			cc->notify_cb(cc->notify_arg, n->relname, n->extra);
+		PQfreemem(n);
+	}
+}
+
 /* All results are in (PQgetResult() returned NULL): report them. */
 static void control_query_done(struct control_conn *cc)
 {
@@ -288,6 +300,7 @@ static void control_query_done(struct control_conn *cc)
 		control_fail_broken(cc, "could not watch the connection's socket");
 		return;
 	}
+	control_deliver_notifies(cc);
 	if (cc->err_msg != NULL) {
 		char msg[CONTROL_MSG_MAX];
 		char state[6];
@@ -390,8 +403,6 @@ static void control_query_io(struct control_conn *cc, short what)
 /* Readable while idle: a notice, a notification, or the server going away. */
 static void control_idle_io(struct control_conn *cc)
 {
-	PGnotify *n;
-
 	if (!PQconsumeInput(cc->conn) || PQstatus(cc->conn) == CONNECTION_BAD) {
 		char why[CONTROL_MSG_MAX];
 
@@ -401,8 +412,7 @@ static void control_idle_io(struct control_conn *cc)
 		control_close(cc);
 		return;
 	}
-	while ((n = PQnotifies(cc->conn)) != NULL)
-		PQfreemem(n);
+	control_deliver_notifies(cc);
 }
 
 static void control_io_cb(evutil_socket_t fd, short what, void *arg)
@@ -628,6 +638,12 @@ void control_conn_free(struct control_conn *cc)
 		return;
 	}
 	control_destroy(cc);
+}
+
+void control_conn_on_notify(struct control_conn *cc, control_notify_cb cb, void *arg)
+{
+	cc->notify_cb = cb;
+	cc->notify_arg = arg;
 }
 
 bool control_conn_is_up(const struct control_conn *cc)

@@ -83,6 +83,14 @@ void control_conn_reset(struct control_conn *cc);
 /* Close and free; queued callbacks are not called.  Safe inside a callback. */
 void control_conn_free(struct control_conn *cc);
 
+/*
+ * Called with each NOTIFY the connection receives (after a LISTEN it ran),
+ * whether idle or between queries; NULL stops it.  The strings are valid
+ * during the call only.
+ */
+typedef void (*control_notify_cb)(void *arg, const char *channel, const char *payload);
+void control_conn_on_notify(struct control_conn *cc, control_notify_cb cb, void *arg);
+
 /* Whether a connection is established right now (for SHOW and metrics). */
 bool control_conn_is_up(const struct control_conn *cc);
 

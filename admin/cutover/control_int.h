@@ -100,6 +100,9 @@ struct control_conn {
 	char err_state[6]; /* first error of the running query: its SQLSTATE */
 	char *err_msg;     /* and its primary message; NULL when none */
 
+	control_notify_cb notify_cb; /* NOTIFY messages go here (control_conn_on_notify) */
+	void *notify_arg;
+
 	int in_callback;   /* a query callback is running */
 	bool free_pending; /* control_conn_free() was called from a callback */
 };

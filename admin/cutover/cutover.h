@@ -51,7 +51,9 @@ struct switch_record {
 	int sequences_synced;
 	int sessions_moved;
 	int sessions_closed;
-	char error[600]; /* "" when none; names the phase otherwise */
+	int instances;       /* fleet: the instances that took part (this one included); 1 alone */
+	int instances_acked; /* ...and those that said they had paused and drained */
+	char error[600];     /* "" when none; names the phase otherwise */
 };
 
 /* Result classes of the switch counters: a bounded label set for the metrics. */

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "admin/cutover/control_open.h"
+#include "admin/cutover/fleet.h"
 #include "admin/cutover/replication_names.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
@@ -39,15 +40,21 @@ const struct cutover_phase_def cutover_phases[CO_NPHASES] = {
 			  "nothing: each query has its own time limit"},
 	[CO_PREPARE] = {"preparation", cutover_prepare_enter, CO_DEADLINE_LAG, false,
 			"nothing: traffic still runs on the old side"},
+	[CO_FLEET_PAUSE] = {"fleet pause", cutover_fleet_pause_enter, CO_DEADLINE_NONE, false,
+			    "nothing: the other instances start to drain"},
 	[CO_DRAIN] = {"drain", cutover_drain_enter, CO_DEADLINE_DRAIN, false,
-		      "nothing; session checks start when it ends"},
+		      "the other instances' drains; session checks start when it ends"},
+	[CO_FLEET_DRAIN] = {"fleet drain", cutover_fleet_drain_enter, CO_DEADLINE_DRAIN, false,
+			    "session checks"},
 	[CO_FENCE] = {"fence", cutover_fence_enter, CO_DEADLINE_LAG, false, "session checks"},
 	[CO_WAIT_LAG] = {"lag wait", cutover_lag_enter, CO_DEADLINE_LAG, false, "session checks"},
 	[CO_STOP_REPLICATION] = {"replication stop", cutover_stop_replication_enter,
 				 CO_DEADLINE_LAG, false, "session checks"},
 	[CO_SYNC_SEQUENCES] = {"sequence sync", cutover_sequences_enter, CO_DEADLINE_LAG, false,
 			       "session checks (lag_timeout bounds both)"},
-	[CO_FLIP] = {"flip", cutover_flip_enter, CO_DEADLINE_NONE, true,
+	[CO_DECIDE] = {"decision", cutover_decide_enter, CO_DEADLINE_NONE, true,
+		       "nothing: retried until the fleet database answers"},
+	[CO_FLIP] = {"flip", cutover_flip_enter, CO_DEADLINE_NONE, false,
 		     "nothing: the route file is written on a worker thread"},
 	[CO_START_REPLICATION] = {"replication start", cutover_start_replication_enter,
 				  CO_DEADLINE_NONE, false, "nothing"},
@@ -118,6 +125,9 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 		cutover_fail(co, SQLSTATE_QUERY_CANCELED,
 			     "the sequence sync and the session checks did not finish within lag_timeout (%d checks left)",
 			     co->checks_pending);
+		break;
+	case CO_FLEET_DRAIN:
+		cutover_fleet_drain_expired(co);
 		break;
 	case CO_PREPARE:
 	case CO_FENCE:
@@ -195,7 +205,7 @@ void cutover_phase_done(struct cutover *co)
 			  phase_name(next));
 		return;
 	}
-	if (co->aborting && co->phase < CO_FLIP) {
+	if (co->aborting && co->phase < CO_DECIDE) {
 		cutover_fail(co, SQLSTATE_QUERY_CANCELED, "aborted by ABORT from the admin console");
 		return;
 	}
@@ -271,6 +281,9 @@ static void cutover_free(struct cutover *co)
 		event_free(co->poll);
 	if (co->guard_wait)
 		event_free(co->guard_wait);
+	if (co->drain_tick)
+		event_free(co->drain_tick);
+	cutover_fleet_free(co);
 	if (co->intent_ticket)
 		co->intent_ticket->co = NULL; /* its answer frees it */
 	pq_buf_free(&co->seq_sql);
@@ -298,6 +311,7 @@ static void cutover_finish(struct cutover *co, bool ok)
 	evtimer_del(co->poll);
 	if (co->t_pause)
 		co->rec.ms_paused = cutover_ms_since(co->t_pause);
+	cutover_fleet_end(co);
 	if (!ok && co->intent_written)
 		cutover_clear_intent(co);
 	if (ok && !co->dry_run) {
@@ -369,33 +383,53 @@ void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...
 	cutover_rollback_next(co);
 }
 
+/*
+ * The rollback's steps, in order: in a fleet, take the abort over first
+ * (so that no decision can follow), then enable the incoming replication
+ * again, lift the old side's fence, and in a fleet record the abort (or
+ * wait until whoever took it over has): only then does traffic resume on
+ * the old side.  Each step calls back here when it is done.
+ */
 void cutover_rollback_next(struct cutover *co)
 {
 	co->attempts = 0;
-	switch (co->rollback_step++) {
-	case 0:
-		if (co->stopped_in) {
-			cutover_rollback_replication(co);
-			return;
-		}
-		/* fall through */
-	case 1:
-		co->rollback_step = 2;
-		if (co->fenced_from) {
-			cutover_rollback_unfence(co);
-			return;
-		}
-		/* fall through */
-	default:
-		if (co->rollback_err[0]) {
-			size_t n = strlen(co->rec.error);
+	for (;;) {
+		switch (co->rollback_step++) {
+		case 0:
+			if (co->fleet_began) {
+				cutover_fleet_claim(co);
+				return;
+			}
+			break;
+		case 1:
+			if (co->stopped_in) {
+				cutover_rollback_replication(co);
+				return;
+			}
+			break;
+		case 2:
+			if (co->fenced_from) {
+				cutover_rollback_unfence(co);
+				return;
+			}
+			break;
+		case 3:
+			if (co->fleet_began) {
+				cutover_fleet_mark_aborted(co);
+				return;
+			}
+			break;
+		default:
+			if (co->rollback_err[0]) {
+				size_t n = strlen(co->rec.error);
 
-			snprintf(co->rec.error + n, sizeof(co->rec.error) - n, "; %s",
-				 co->rollback_err);
-			log_error("switch %s: %s", co->db->name, co->rollback_err);
+				snprintf(co->rec.error + n, sizeof(co->rec.error) - n, "; %s",
+					 co->rollback_err);
+				log_error("switch %s: %s", co->db->name, co->rollback_err);
+			}
+			cutover_finish(co, false);
+			return;
 		}
-		cutover_finish(co, false);
-		return;
 	}
 }
 
@@ -419,6 +453,7 @@ static void cutover_progress(struct database *db)
 
 	if (co && co->phase == CO_DRAIN)
 		cutover_drain_progress(co);
+	fleet_progress(db);
 	cutover_pause_check();
 }
 
@@ -428,6 +463,7 @@ void cutover_init(void)
 
 	db_set_progress_hook(cutover_progress);
 	db_set_added_hook(cutover_guard);
+	fleet_start(); /* before the guards: in a fleet they leave fences to the fleet */
 	/* the databases of the configuration pgcutover started with */
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
@@ -483,6 +519,8 @@ bool cutover_start(struct database *db, enum route_side to, bool dry_run, bool f
 	snprintf(co->rec.db, sizeof(co->rec.db), "%s", db->name);
 	co->rec.from = co->from;
 	co->rec.to = to;
+	co->rec.instances = 1;
+	co->rec.instances_acked = 1;
 	co->rec.dry_run = dry_run;
 	route_now(&now);
 	snprintf(co->rec.started, sizeof(co->rec.started), "%s", now.switched_at);
@@ -511,7 +549,7 @@ bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
 			 db->name);
 		return false;
 	}
-	if (co->phase >= CO_FLIP) {
+	if (co->phase >= CO_DECIDE) {
 		snprintf(errbuf, errlen,
 			 "the switch of database \"%s\" has already flipped the route", db->name);
 		return false;
@@ -542,6 +580,7 @@ void cutover_shutdown(void)
 	cutover_fence_free();
 	cutover_finish_free();
 	cutover_watch_free();
+	fleet_stop();
 	cutover_history_free();
 	route_shutdown();
 }

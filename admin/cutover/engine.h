@@ -30,12 +30,15 @@ struct userlist;
 
 enum cutover_phase {
 	CO_PREFLIGHT,
-	CO_PREPARE, /* reverse_replication: the way back, outside the pause */
+	CO_PREPARE,     /* reverse_replication: the way back, outside the pause */
+	CO_FLEET_PAUSE, /* fleet: every instance is asked to pause (fleet_switch.c) */
 	CO_DRAIN,
-	CO_FENCE, /* the old side refuses application writes */
+	CO_FLEET_DRAIN, /* fleet: every live instance has paused and drained */
+	CO_FENCE,       /* the old side refuses application writes */
 	CO_WAIT_LAG,
 	CO_STOP_REPLICATION, /* reverse_replication: the incoming direction stops */
 	CO_SYNC_SEQUENCES,
+	CO_DECIDE, /* fleet: the decision is committed in the fleet database */
 	CO_FLIP,
 	CO_START_REPLICATION, /* reverse_replication: the way back starts */
 	CO_UNFENCE,           /* the new side's fence is lifted */
@@ -98,6 +101,7 @@ struct cutover {
 	struct event *deadline;      /* the phase's timeout (cutover_phase_def.deadline) */
 	struct event *poll;          /* next lag poll (then: the stop's and unfence's retries) */
 	struct event *guard_wait;    /* the preflight waiting for the guard (cutover_guarding) */
+	struct event *drain_tick;    /* the drain's own look at whether it is over */
 	int pending;                 /* outstanding control queries of the phase */
 	bool failed;                 /* a query of the phase failed (first error kept) */
 	char fail_state[6];
@@ -139,6 +143,20 @@ struct cutover {
 	bool repl_rev_enabled;
 	bool repl_has_fwd_slot;
 	bool repl_fwd_enabled;
+	/* fleet (fleet_switch.c) */
+	struct control_conn *fleet_ctl; /* this switch's session there: holds the advisory lock */
+	struct event *fleet_timer;      /* the ack polls, the retries */
+	struct event *fleet_renew;      /* the lease's renewals */
+	bool fleet_began;               /* the row is pausing under fleet_epoch, ours */
+	bool fleet_decided;             /* the decision is committed */
+	bool fleet_claimed;             /* this switch holds the abort ('aborting') */
+	bool fleet_querying;            /* a fleet query of the switch is in flight */
+	int fleet_rb_step;              /* the rollback's fleet steps */
+	int64_t fleet_epoch;
+	char *fleet_wait;     /* the instances waited for, '\n'-separated (NULL: none) */
+	uint32_t *fleet_pids; /* their old-side servers, spared by the fence */
+	size_t nfleet_pids;
+	void (*fleet_next)(struct cutover *co); /* what follows a renewal */
 	struct switch_record rec;
 };
 
@@ -212,6 +230,20 @@ void cutover_watch_free(void);
 /* The slot the lag wait watches: the one that feeds the side switched to (replication.c). */
 const char *cutover_lag_slot(const struct cutover *co);
 void cutover_resume_enter(struct cutover *co); /* flip.c */
+/*
+ * fleet_switch.c: the coordinator's side of a fleet's switch.  Each is a
+ * no-op without a fleet (or in a dry run).
+ */
+void cutover_fleet_pause_enter(struct cutover *co);   /* CO_FLEET_PAUSE */
+void cutover_fleet_drain_enter(struct cutover *co);   /* CO_FLEET_DRAIN */
+void cutover_fleet_drain_expired(struct cutover *co); /* its drain_timeout */
+void cutover_decide_enter(struct cutover *co);        /* CO_DECIDE */
+/* Renew the lease, then next(co); a lost lease fails the switch. */
+void cutover_fleet_renew(struct cutover *co, void (*next)(struct cutover *co));
+void cutover_fleet_claim(struct cutover *co);        /* rollback: take the abort */
+void cutover_fleet_mark_aborted(struct cutover *co); /* rollback: record it, or wait for it */
+void cutover_fleet_end(struct cutover *co);          /* the switch is over: the lock goes */
+void cutover_fleet_free(struct cutover *co);
 /* flip.c: after the resume, the route file again with new_side_xid (written in the background). */
 void cutover_record_xid(struct cutover *co);
 /*
@@ -230,8 +262,8 @@ void cutover_forget_switch_under_way(struct database *db);
  */
 bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 			     const struct userlist *users, enum route_side side, bool on,
-			     bool state_only, struct pq_buf *out)
-	__attribute__((warn_unused_result));
+			     bool state_only, const uint32_t *also, size_t nalso,
+			     struct pq_buf *out) __attribute__((warn_unused_result));
 /*
  * fence.c: the guard of a database seen for the first time: any fence left
  * on the side it is routed to is lifted, its traffic held meanwhile

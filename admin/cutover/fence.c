@@ -14,6 +14,7 @@
  */
 #include <event2/event.h>
 #include <libpq-fe.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "admin/cutover/control_open.h"
 #include "admin/cutover/engine.h"
 #include "admin/cutover/fence_sql.h"
+#include "admin/cutover/fleet.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/auth/userlist.h"
@@ -47,11 +49,11 @@
  */
 bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 			     const struct userlist *users, enum route_side side, bool on,
-			     bool state_only, struct pq_buf *out)
+			     bool state_only, const uint32_t *also, size_t nalso, struct pq_buf *out)
 {
 	size_t n = dc->user ? 1 : userlist_count(users), nkeep;
 	const char **roles = calloc(n ? n : 1, sizeof(*roles));
-	uint32_t *keep = calloc(FENCE_KEEP_MAX, sizeof(*keep));
+	uint32_t *keep = calloc(FENCE_KEEP_MAX + nalso, sizeof(*keep));
 	struct fence_spec spec;
 
 	if (roles == NULL || keep == NULL) {
@@ -66,6 +68,9 @@ bool cutover_fence_statement(struct database *db, const struct db_config *dc,
 		for (size_t i = 0; i < n; i++)
 			roles[i] = userlist_user(users, i);
 	nkeep = db_server_pids(db, side, keep, FENCE_KEEP_MAX);
+	/* the other instances' servers there (a fleet's acks) */
+	for (size_t i = 0; i < nalso; i++)
+		keep[nkeep++] = also[i];
 	spec = (struct fence_spec){.roles = roles,
 				   .nroles = n,
 				   .control_user = dc->d.control_user,
@@ -96,8 +101,22 @@ static bool fence_query(struct cutover *co, enum route_side side, bool on, contr
 	bool ok, read_xid = !on && side == co->to;
 
 	pq_buf_init(&b);
+	if (on && co->fleet_began) {
+		/*
+		 * A fleet's coordinator fences within its lease: the statement
+		 * either ends within half of it or not at all, so that it cannot
+		 * land after the lease expired and another instance took the
+		 * abort over (and lifted the fence) meanwhile.
+		 */
+		char set[80];
+
+		snprintf(set, sizeof(set), "SET LOCAL statement_timeout = '%" PRId64 "ms'; ",
+			 co->config->fleet_lease_ms / 2);
+		pq_put_bytes(&b, set, strlen(set));
+	}
 	if (cutover_cfg(co)->d.fence &&
-	    !cutover_fence_statement(co->db, cutover_cfg(co), rt.users, side, on, false, &b)) {
+	    !cutover_fence_statement(co->db, cutover_cfg(co), rt.users, side, on, false,
+				     co->fleet_pids, co->nfleet_pids, &b)) {
 		pq_buf_free(&b);
 		return false;
 	}
@@ -149,6 +168,14 @@ static void fence_cb(void *arg, const struct control_result *r)
 	cutover_phase_done(co);
 }
 
+/* The fence itself, once a fleet's coordinator has renewed its lease. */
+static void fence_go(struct cutover *co)
+{
+	co->fenced_from = true;
+	if (!fence_query(co, co->from, true, fence_cb))
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+}
+
 void cutover_fence_enter(struct cutover *co)
 {
 	co->t_fence = co->t_phase;
@@ -161,9 +188,7 @@ void cutover_fence_enter(struct cutover *co)
 	 * to a timeout may hide a fence that took, and the rollback's lift
 	 * touches only fenced roles.
 	 */
-	co->fenced_from = true;
-	if (!fence_query(co, co->from, true, fence_cb))
-		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+	cutover_fleet_renew(co, fence_go);
 }
 
 /* ---- lifting a fence, with retries ---- */
@@ -356,7 +381,8 @@ static bool fence_job_start(struct database *db, enum route_side side, bool on,
 		return false;
 	pq_buf_init(&b);
 	j->ctl = control_open(rt.cfg, rt.users, db->cfg, side);
-	if (j->ctl == NULL || !cutover_fence_statement(db, db->cfg, rt.users, side, on, false, &b) ||
+	if (j->ctl == NULL ||
+	    !cutover_fence_statement(db, db->cfg, rt.users, side, on, false, NULL, 0, &b) ||
 	    !control_conn_query(j->ctl, (const char *)b.data, CONTROL_QUERY_TIMEOUT_MS,
 				fence_job_cb, j)) {
 		pq_buf_free(&b);
@@ -417,8 +443,19 @@ bool cutover_fence(struct database *db, enum route_side side, bool on, cutover_d
  */
 void cutover_guard(struct database *db)
 {
+	if (fleet_on())
+		fleet_added(db);
 	if (db->cfg == NULL || !db->recorded.switching || db->recorded.side != db->route)
 		return;
+	if (fleet_on()) {
+		/*
+		 * In a fleet the fleet database says how that switch ended: an
+		 * abort (which lifts the fence first) or a decision (after which
+		 * the fence must stay); fleet.c follows it.  The mark goes.
+		 */
+		cutover_forget_switch_under_way(db);
+		return;
+	}
 	if (db->cfg->d.reverse_replication)
 		log_warning("database %s: a switch to its %s was cut short: the replication that feeds it may be left disabled (SHOW REPLICATION %s; ALTER SUBSCRIPTION ... ENABLE)",
 			    db->name, route_side_name(db->recorded.switching_to), db->name);

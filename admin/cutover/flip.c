@@ -20,6 +20,12 @@ static void flip_done(void *arg, bool ok, const char *errmsg)
 {
 	struct cutover *co = arg;
 
+	if (!ok && co->fleet_decided) {
+		/* the fleet decided: it is the truth, and a restart follows it over this file */
+		log_error("switch %s: could not record the new route in the route file (%s); the fleet decided, so the %s serves",
+			  co->db->name, errmsg, route_side_name(co->to));
+		ok = true;
+	}
 	if (!ok) {
 		/*
 		 * The worker left the file as it was whenever it could (see

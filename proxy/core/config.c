@@ -47,6 +47,7 @@ static struct config *config_new(void)
 	cfg->client_login_timeout_ms = 60 * 1000;
 	cfg->server_connect_timeout_ms = 15 * 1000;
 	cfg->shutdown_timeout_ms = 30 * 1000;
+	cfg->fleet_lease_ms = 5 * 1000;
 	cfg->server_idle_timeout_ms = 600 * 1000;
 	cfg->max_packet_size = CONFIG_GB - 1; /* PostgreSQL's MaxAllocSize */
 	cfg->conn_buffer_size = 256 * CONFIG_KB;
@@ -221,6 +222,8 @@ void config_free(struct config *cfg)
 	free(cfg->admin_users);
 	free(cfg->auth_file);
 	free(cfg->state_dir);
+	free(cfg->fleet);
+	free(cfg->instance_name);
 	free(cfg->metrics_addr);
 	free(cfg->log_file);
 	free(cfg->syslog_ident);

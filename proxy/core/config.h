@@ -136,7 +136,10 @@ struct config {
 	enum pool_mode pool_mode;
 	int max_client_conn;
 	int default_pool_size;
-	char *state_dir; /* resolved to an absolute path */
+	char *state_dir;        /* resolved to an absolute path */
+	char *fleet;            /* the fleet database's conninfo; NULL: a single instance */
+	char *instance_name;    /* this instance in the fleet; NULL: <hostname>:<listen_port> */
+	int64_t fleet_lease_ms; /* a heartbeat or a coordinator's lease older than this is dead */
 	char *metrics_addr;
 	int metrics_port;                  /* 0 = off */
 	char *log_file;                    /* "" = stderr; resolved to an absolute path */

@@ -92,7 +92,7 @@ struct config_key {
  * key and section.  config_keys.c checks at compile time that the table has
  * exactly this many entries; adding a key means raising it.
  */
-#define CONFIG_NKEYS 64
+#define CONFIG_NKEYS 67
 
 /*
  * Every key, [pgcutover] ones in the order of the documentation (which is

@@ -262,6 +262,13 @@ def fuzz_config():
           "marker_table = ops.marker\ndrain_timeout = 250ms\nmax_switch_lag = 1GB\npool_size = 5\n"
           "pool_mode = transaction\nsequence_sync = public.a_seq, app.b_seq\nsequence_margin = 1000\n"
           "control_user = ops\nuser = svc\npassword = pw;with;semicolons\n")
+    write(t, "fleet",
+          "[pgcutover]\nauth_file = userlist.txt\nfleet = host=fleet.example dbname=fleet user=pgc\n"
+          "instance_name = zone-a:6432\nfleet_lease = 2500ms\n"
+          '[database "appdb"]\nsource = host=s\ntarget = host=t\nlag_method = none\n')
+    write(t, "fleet_bad",
+          "[pgcutover]\nfleet_lease = 100ms\ninstance_name =\nfleet =\nfleet_lease = forever\n"
+          '[database "appdb"]\nsource = host=s\ntarget = host=t\nfleet = x\n')
     write(t, "reversible",
           "[pgcutover]\nauth_file = userlist.txt\nfence = off\nreverse_replication = yes\n"
           '[database "appdb"]\nsource = host=s dbname=app\ntarget = host=t dbname=app\n'
@@ -331,6 +338,7 @@ def fuzz_admin_cmd():
         "show_shadow_diffs": 'SHOW SHADOW DIFFS "AppDb"', "show_shadow_diffs_no_db": "SHOW SHADOW DIFFS",
         "show_shadow_quoted_diffs": 'SHOW SHADOW "DIFFS"', "show_shadow_extra": "SHOW SHADOW a b",
         "show_ddl": "SHOW DDL", "show_ddl_db": "show ddl appdb", "show_ddl_extra": "SHOW DDL a b",
+        "show_fleet": "show fleet", "show_fleet_extra": "SHOW FLEET appdb",
     }
     for name, text in cmds.items():
         write(t, name, text)
@@ -407,6 +415,28 @@ def fuzz_digest():
     write(t, "big_row", b"\x09" + data_row([b"v" * 3000]) + msg("Z", b"I"))
 
 
+def fuzz_listen_sql():
+    t = "fuzz_listen_sql"
+    cases = {
+        "listen": "LISTEN jobs",
+        "unlisten_quoted": 'UNLISTEN "Mixed Case"; UNLISTEN plain',
+        "unlisten_all": "unlisten *; DISCARD ALL",
+        "notify": "NOTIFY jobs, 'payload; with semicolon'",
+        "pg_notify": "SELECT 1, pg_notify('c', $$x;y$$) FROM t; -- LISTEN not\nLISTEN real",
+        "dollar_quotes": "DO $body$ BEGIN UNLISTEN x; END $body$; LISTEN y",
+        "comments": "/* UNLISTEN /* nested */ a */ LISTEN b; -- UNLISTEN c",
+        "parens": "SELECT (1; UNLISTEN z",
+        "long_name": "UNLISTEN " + "n" * 80,
+        "utf8_cut": "UNLISTEN \"" + "\u00e9" * 40 + "\"",
+        "unterminated": "UNLISTEN \"abc",
+    }
+    for name, text in cases.items():
+        write(t, name, text)
+    # notification bodies: pid, channel, payload
+    write(t, "notification", b"\x00\x00\x30\x39chan\x00payload\x00")
+    write(t, "notification_cut", b"\x00\x00\x30\x39chan")
+
+
 if __name__ == "__main__":
     fuzz_pq()
     fuzz_startup_auth()
@@ -415,3 +445,4 @@ if __name__ == "__main__":
     fuzz_conninfo()
     fuzz_sql()
     fuzz_digest()
+    fuzz_listen_sql()

@@ -13,11 +13,13 @@ Run as:  PGCUTOVER_BIN=/abs/build/pgcutover /usr/bin/python3 -m pytest -q tests/
 """
 
 import os
+import re
 import signal
 import tempfile
 import threading
 
 import pytest
+from psycopg import sql
 
 import proxyutil
 from pgutil import PASSWORDS, Cluster, boot_pair, md5_secret
@@ -93,6 +95,31 @@ def proxy(clusters, proxy_bin):
         pytest.fail("\n".join(problems), pytrace=False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _no_fence_left_on_app(request, clusters):
+    """The shared database "app" must come out of every module unfenced: a
+    fence left there (a switch of it with fence = on) would make every later
+    module's writes fail with 25006.  Lifted, and the module that left it
+    fails at its teardown, so the culprit is named."""
+    yield
+    left = []
+    for c in (clusters.source, clusters.target):
+        if not c.started:
+            continue
+        with c.admin_connect() as a:
+            rows = a.execute(
+                "SELECT r.rolname FROM pg_db_role_setting s JOIN pg_roles r ON r.oid = s.setrole "
+                "JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = 'app' "
+                "AND 'default_transaction_read_only=on' = ANY (s.setconfig)").fetchall()
+            for (role,) in rows:
+                a.execute(sql.SQL("ALTER ROLE {} IN DATABASE app RESET "
+                                  "default_transaction_read_only").format(sql.Identifier(role)))
+                left.append(f"{c.name}:{role}")
+    if left:
+        pytest.fail(f"{request.module.__name__} left a fence on the shared database app: {left}",
+                    pytrace=False)
+
+
 @pytest.fixture
 def proxy_factory(clusters, proxy_bin):
     """factory.new(settings={...}, databases={...}) -> a started Proxy."""
@@ -148,6 +175,10 @@ def pytest_runtest_logstart(nodeid, location):
     proxyutil.STOPPED_RECENTLY.clear()
 
 
+ADMIN_NOISE = re.compile(r"connected to the admin console|login as admin to |"
+                         r"admin logged in to the admin console|closing: admin session ended")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -163,8 +194,11 @@ def pytest_runtest_makereport(item, call):
             lines = p.log().splitlines()
         except Exception as e:
             lines = [f"(could not read log: {e!r})"]
+        # the tests' own admin logins (polls of SHOW ...) would fill the tail
+        lines = [ln for ln in lines if not ADMIN_NOISE.search(ln)]
         tail = "\n".join(lines[-150:])
-        rep.sections.append((f"pgcutover log: {p.name} (port {p.port}, last 150 lines)", tail))
+        rep.sections.append((f"pgcutover log: {p.name} (port {p.port}, last 150 lines "
+                             "without admin logins)", tail))
     env = item.funcargs.get("clusters") if hasattr(item, "funcargs") else None
     if env is None:
         return

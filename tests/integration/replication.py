@@ -588,7 +588,7 @@ def route_of(admin_port, db):
 SWITCH_COLUMNS = ("db", "from", "to", "started", "result", "paused_ms", "drain_ms",
                   "lag_wait_ms", "sequence_sync_ms", "sequences_synced", "sessions_moved",
                   "sessions_closed", "error", "fence_ms", "replication_ms",
-                  "prepare_ms")
+                  "prepare_ms", "instances", "instances_acked")
 
 
 def cutover_proxy(factory, db, pool_mode="session", settings=None, name=None, **section):

@@ -31,7 +31,7 @@ COLUMNS = {
                        "pool_size", "min_pool_size", "reserve_pool", "pool_mode",
                        "max_connections", "current_connections", "paused", "disabled"),
     "SHOW CLIENTS": ("user", "database", "state", "addr", "connected_s", "backend_pid", "type",
-                     "tls", "prepared_statements", "movable"),
+                     "tls", "prepared_statements", "movable", "listen_channels"),
     "SHOW SERVERS": ("user", "database", "side", "state", "addr", "backend_pid", "client", "tls"),
     "SHOW POOLS": ("database", "user", "cl_active", "cl_waiting", "cl_idle", "sv_active",
                    "sv_idle", "sv_login", "pool_mode", "pool_size"),

@@ -24,7 +24,7 @@ DATABASES_COLUMNS = ["name", "route", "state", "source", "target", "clients",
                      "pool_size", "min_pool_size", "reserve_pool", "pool_mode", "max_connections",
                      "current_connections", "paused", "disabled"]
 CLIENTS_COLUMNS = ["user", "database", "state", "addr", "connected_s", "backend_pid", "type", "tls",
-                   "prepared_statements", "movable"]
+                   "prepared_statements", "movable", "listen_channels"]
 
 
 def ext_connect(p, **kw):

@@ -54,6 +54,12 @@ DEB_DIR = os.path.join(REPO, "build", "deb")
 UNIT = "/lib/systemd/system/pgcutover.service"
 CONFIG = "/etc/pgcutover/pgcutover.ini"
 APT_ENV = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+# The logical database the service serves (the suite's "app" on the source and
+# target).  A name of its own per run: a route file that an earlier, killed
+# run left in /var/lib/pgcutover (the package keeps them when purged) must not
+# route this run to the target before its switch.
+DB = f"debtest_{os.getpid()}"
+ROUTE = f"/var/lib/pgcutover/{DB}.route"
 
 pytestmark = pytest.mark.skipif(is_sanitizer_build(),
                                 reason="the package holds the normal build (make test runs this)")
@@ -93,7 +99,7 @@ def unit_command(unit_text, key):
 
 
 def write_config(clusters, ports):
-    """The packaged example, made to serve the suite's source as "app"."""
+    """The packaged example, made to serve the suite's "app" as DB."""
     with open("/usr/share/doc/pgcutover/examples/pgcutover.ini") as f:
         text = f.read()
     for key, value in (("listen_port", ports["listen"]), ("admin_port", ports["admin"]),
@@ -101,10 +107,11 @@ def write_config(clusters, ports):
         text, n = re.subn(rf"(?m)^{key} = \S+", f"{key} = {value}", text)
         assert n == 1, key
     text = text.split('[database "appdb"]')[0] + (
-        '[database "app"]\n'
+        f'[database "{DB}"]\n'
         f"source = {clusters.source.proxy_target()}\n"
         f"target = {clusters.target.proxy_target()}\n"
-        "lag_method = none\n")
+        # "app" is shared by every module: no fence may outlive this test
+        "lag_method = none\nfence = off\n")
     gid = grp.getgrnam("pgcutover").gr_gid
     with open(CONFIG, "w") as f:
         f.write(text)
@@ -227,7 +234,7 @@ def test_debian_package(clusters):
         assert not os.path.exists(UNIT)
         assert not os.path.exists("/var/log/pgcutover"), "purge leaves the logs"
         # the route files outlive the package (debian/pgcutover.postrm says why)
-        assert os.path.exists("/var/lib/pgcutover/app.route")
+        assert os.path.exists(ROUTE)
     finally:
         service.cleanup()
         if installed():
@@ -236,6 +243,8 @@ def test_debian_package(clusters):
         shutil.rmtree("/etc/pgcutover", ignore_errors=True)
         for d in made:
             shutil.rmtree(d, ignore_errors=True)
+        if os.path.exists(ROUTE):
+            os.unlink(ROUTE)
         if not had_user and user_exists("pgcutover"):
             run(["userdel", "pgcutover"], check=False)
             try:
@@ -284,18 +293,18 @@ def check_running(service, clusters, ports):
         assert status and status[0].endswith("no switch running"), service.notify.all()
 
     # a query through the service reaches the source
-    with psycopg.connect(host="127.0.0.1", port=ports["listen"], dbname="app", user="alice",
+    with psycopg.connect(host="127.0.0.1", port=ports["listen"], dbname=DB, user="alice",
                          password=PASSWORDS["alice"], connect_timeout=10) as conn:
         assert conn.execute("select inet_server_port()").fetchone()[0] == clusters.source.port
     dbs = {r["name"]: r for r in admin(ports["admin"], "SHOW DATABASES")}
-    assert dbs["app"]["route"] == "source", dbs
+    assert dbs[DB]["route"] == "source", dbs
 
     # a switch: the route file is written in the state directory, by the service user
-    row = admin(ports["admin"], "SWITCH app")[0]
+    row = admin(ports["admin"], f"SWITCH {DB}")[0]
     assert row["result"] == "ok", row
-    st = os.stat("/var/lib/pgcutover/app.route")
+    st = os.stat(ROUTE)
     assert pwd.getpwuid(st.st_uid).pw_name == "pgcutover"
-    with psycopg.connect(host="127.0.0.1", port=ports["listen"], dbname="app", user="alice",
+    with psycopg.connect(host="127.0.0.1", port=ports["listen"], dbname=DB, user="alice",
                          password=PASSWORDS["alice"], connect_timeout=10) as conn:
         assert conn.execute("select inet_server_port()").fetchone()[0] == clusters.target.port
 

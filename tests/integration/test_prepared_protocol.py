@@ -1119,11 +1119,12 @@ def test_txn_statement_dropping_everything(proxy_factory, how):
 
 @pytest.mark.timeout(60)
 def test_txn_listen_and_sql_prepare_do_not_leak(proxy_factory):
-    """Transaction pooling, pool size 1 (A and B share the server).  LISTEN
-    needs session pooling and SQL-level PREPARE lives within one transaction
-    (README "Status and limits"), but what A leaves behind must never reach
-    B: not A's notifications, not A's SQL statement (B can neither EXECUTE it
-    nor finds its name taken).  Within A's transaction PREPARE/EXECUTE work."""
+    """Transaction pooling, pool size 1 (A and B share the server).  A's
+    LISTEN goes to pgcutover's listener (test_listen_txn.py) and SQL-level
+    PREPARE lives within one transaction (README "Status and limits"), but
+    what A leaves on the server must never reach B: not A's notifications,
+    not A's SQL statement (B can neither EXECUTE it nor finds its name
+    taken).  Within A's transaction PREPARE/EXECUTE work."""
     p = proxy_factory.new(settings={"pool_mode": "transaction", "default_pool_size": 1},
                           name="txn-leaks")
     a = login(p.port)

@@ -110,7 +110,8 @@ def test_every_command_of_show_help_is_documented(help_commands, documented):
 
 
 def test_every_show_command_returns_the_documented_columns(proxy, help_commands, documented):
-    shows = [c for c in help_commands if c.startswith("SHOW ")]
+    # SHOW FLEET answers only in a fleet: test_fleet.py holds its columns to the page
+    shows = [c for c in help_commands if c.startswith("SHOW ") and c != "SHOW FLEET"]
     assert "SHOW HELP" in shows and "SHOW SEQUENCES db" in shows, shows
     problems = []
     with admin_connect(proxy.admin_port) as a:

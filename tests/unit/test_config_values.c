@@ -257,7 +257,7 @@ static void check_dump(struct fx *fx)
 		       "pool_mode = Transaction\n" MIN_DB);
 	memset(&b, 0, sizeof(b));
 	config_dump(fx->cfg, dump_emit, &b);
-	UT_EQ_INT(b.keys, 56);
+	UT_EQ_INT(b.keys, 59);
 	UT_ASSERT(strstr(b.text, "\nshadow=0\nshadow_queue=1000\nddl=pass\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nfence=on\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nreverse_replication=off\n") != NULL);

@@ -263,20 +263,20 @@ static void test_cleanup_sql(void)
 	/* settings only: nothing to drop (the usual case) */
 	UT_ASSERT(session_cleanup_sql("Sstatement_timeout=1\nSsearch_path=a", &oom) == NULL && !oom);
 	UT_ASSERT(session_cleanup_sql("", &oom) == NULL && !oom);
-	sql = session_cleanup_sql("Swork_mem=1MB\nX\nXq1\nXMy \"odd\" name", &oom);
+	sql = session_cleanup_sql("Swork_mem=1MB\nLchan\nXq1\nXMy \"odd\" name\nLother", &oom);
 	UT_ASSERT(sql != NULL);
 	UT_EQ_STR(sql, "DEALLOCATE \"q1\"; DEALLOCATE \"My \"\"odd\"\" name\"; UNLISTEN *; ");
 	free(sql);
-	sql = session_cleanup_sql("X", &oom);
+	sql = session_cleanup_sql("Lchan", &oom);
 	UT_ASSERT(sql != NULL);
 	UT_EQ_STR(sql, "UNLISTEN *; ");
 	free(sql);
-	/* settings-only captures ignore those rows */
+	/* settings-only captures ignore those rows (the listener keeps the channels) */
 	{
 		struct session ss;
 
 		session_init(&ss);
-		UT_ASSERT(session_apply_capture(&ss, "Swork_mem=1MB\nX\nXq1", false));
+		UT_ASSERT(session_apply_capture(&ss, "Swork_mem=1MB\nLchan\nXq1", false));
 		UT_EQ_INT(session_st(&ss)->settings.count, 1);
 		UT_EQ_INT(session_st(&ss)->sql_stmts.count, 0);
 		UT_EQ_INT(session_st(&ss)->listens.count, 0);

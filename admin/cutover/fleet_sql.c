@@ -1,0 +1,267 @@
+/*
+ * fleet_sql.c - the SQL of the fleet database (see fleet_sql.h).
+ */
+#include "admin/cutover/fleet_sql.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "protocol/pq_build.h"
+#include "protocol/sqlquote.h"
+
+/*
+ * The key of the transaction-level advisory lock that serialises the
+ * creation of the schema between instances starting at once.
+ */
+#define FLEET_SCHEMA_LOCK "7173826221"
+
+static const char SCHEMA_SQL[] =
+	"SELECT pg_catalog.pg_advisory_xact_lock(" FLEET_SCHEMA_LOCK ");"
+	" CREATE SCHEMA IF NOT EXISTS pgcutover;"
+	" CREATE TABLE IF NOT EXISTS pgcutover.instances ("
+	"name text PRIMARY KEY, address text NOT NULL DEFAULT '',"
+	" started timestamptz NOT NULL DEFAULT now(), heartbeat timestamptz NOT NULL DEFAULT now(),"
+	" dbs text[] NOT NULL DEFAULT '{}', routes text[] NOT NULL DEFAULT '{}',"
+	" paused boolean[] NOT NULL DEFAULT '{}');"
+	" CREATE TABLE IF NOT EXISTS pgcutover.databases ("
+	"db text PRIMARY KEY, route text NOT NULL CHECK (route IN ('source', 'target')),"
+	" epoch bigint NOT NULL DEFAULT 0,"
+	" state text NOT NULL DEFAULT 'idle'"
+	" CHECK (state IN ('idle', 'pausing', 'decided', 'aborting', 'aborted')),"
+	" switch_to text CHECK (switch_to IN ('source', 'target')), coordinator text,"
+	" lease_until timestamptz, updated timestamptz NOT NULL DEFAULT now());"
+	" CREATE TABLE IF NOT EXISTS pgcutover.acks ("
+	"db text NOT NULL, epoch bigint NOT NULL, instance text NOT NULL, ok boolean NOT NULL,"
+	" detail text NOT NULL DEFAULT '', pids integer[] NOT NULL DEFAULT '{}',"
+	" at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (db, epoch, instance))";
+
+const char *fleet_schema_sql(void)
+{
+	return SCHEMA_SQL;
+}
+
+const char *fleet_unlock_sql(void)
+{
+	return "SELECT pg_catalog.pg_advisory_unlock_all()";
+}
+
+static void put(struct pq_buf *b, const char *s)
+{
+	pq_put_bytes(b, s, strlen(s));
+}
+
+static void put_int(struct pq_buf *b, int64_t v)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%" PRId64, v);
+	put(b, num);
+}
+
+/* '<ms> milliseconds'::interval */
+static void put_lease(struct pq_buf *b, int64_t lease_ms)
+{
+	put(b, "'");
+	put_int(b, lease_ms);
+	put(b, " milliseconds'::pg_catalog.interval");
+}
+
+static bool end(struct pq_buf *b)
+{
+	pq_put_u8(b, 0);
+	return !b->failed;
+}
+
+/* A databases row's key and epoch: WHERE db = '...' AND epoch = N */
+static void put_row(struct pq_buf *b, const char *db, int64_t epoch)
+{
+	put(b, " WHERE db = ");
+	sqlquote_put_literal(b, db);
+	put(b, " AND epoch = ");
+	put_int(b, epoch);
+}
+
+static void put_notify(struct pq_buf *b, const char *db)
+{
+	put(b, "SELECT pg_catalog.pg_notify('" FLEET_CHANNEL "', ");
+	sqlquote_put_literal(b, db);
+	put(b, "); ");
+}
+
+bool fleet_poll_sql(struct pq_buf *b, const char *me, const char *address, const char *started,
+		    const struct fleet_db_state *dbs, size_t ndbs, int64_t lease_ms)
+{
+	put(b, "LISTEN " FLEET_CHANNEL "; INSERT INTO pgcutover.instances AS i"
+	       " (name, address, started, heartbeat, dbs, routes, paused) VALUES (");
+	sqlquote_put_literal(b, me);
+	put(b, ", ");
+	sqlquote_put_literal(b, address);
+	put(b, ", ");
+	sqlquote_put_literal(b, started);
+	put(b, "::timestamptz, now(), ARRAY[");
+	for (size_t i = 0; i < ndbs; i++) {
+		if (i)
+			put(b, ",");
+		sqlquote_put_literal(b, dbs[i].name);
+	}
+	put(b, "]::text[], ARRAY[");
+	for (size_t i = 0; i < ndbs; i++) {
+		if (i)
+			put(b, ",");
+		sqlquote_put_literal(b, dbs[i].route);
+	}
+	put(b, "]::text[], ARRAY[");
+	for (size_t i = 0; i < ndbs; i++)
+		put(b,
+		    i ? (dbs[i].paused ? ",true" : ",false") : (dbs[i].paused ? "true" : "false"));
+	put(b, "]::boolean[]) ON CONFLICT (name) DO UPDATE SET heartbeat = now(),"
+	       " address = EXCLUDED.address, started = EXCLUDED.started, dbs = EXCLUDED.dbs,"
+	       " routes = EXCLUDED.routes, paused = EXCLUDED.paused;"
+	       " SELECT db, route, epoch, state, COALESCE(switch_to, ''), COALESCE(coordinator, ''),"
+	       " COALESCE(lease_until < now(), false),"
+	       " (SELECT count(*) FROM pgcutover.instances WHERE heartbeat > now() - ");
+	put_lease(b, lease_ms);
+	put(b, ") FROM pgcutover.databases");
+	return end(b);
+}
+
+bool fleet_begin_sql(struct pq_buf *b, const char *db, const char *me, const char *from,
+		     const char *to, int64_t lease_ms)
+{
+	put(b, "INSERT INTO pgcutover.databases (db, route) VALUES (");
+	sqlquote_put_literal(b, db);
+	put(b, ", ");
+	sqlquote_put_literal(b, from);
+	put(b, ") ON CONFLICT (db) DO NOTHING; ");
+	put_notify(b, db);
+	put(b, "WITH l AS (SELECT pg_catalog.pg_try_advisory_lock("
+	       "pg_catalog.hashtextextended('pgcutover switch ' || ");
+	sqlquote_put_literal(b, db);
+	put(b, ", 0)) AS got) UPDATE pgcutover.databases d SET epoch = d.epoch + 1,"
+	       " state = 'pausing', switch_to = ");
+	sqlquote_put_literal(b, to);
+	put(b, ", coordinator = ");
+	sqlquote_put_literal(b, me);
+	put(b, ", lease_until = now() + ");
+	put_lease(b, lease_ms);
+	put(b, ", updated = now() FROM l WHERE l.got AND d.db = ");
+	sqlquote_put_literal(b, db);
+	put(b, " AND d.route = ");
+	sqlquote_put_literal(b, from);
+	put(b, " AND (d.state IN ('idle', 'decided', 'aborted')"
+	       " OR (d.state IN ('pausing', 'aborting') AND d.lease_until < now()))"
+	       " RETURNING d.epoch, pg_catalog.array_to_string(ARRAY(SELECT name"
+	       " FROM pgcutover.instances WHERE heartbeat > now() - ");
+	put_lease(b, lease_ms);
+	put(b, " AND name <> ");
+	sqlquote_put_literal(b, me);
+	put(b, " ORDER BY name), E'\\n')");
+	return end(b);
+}
+
+bool fleet_state_sql(struct pq_buf *b, const char *db)
+{
+	put(b, "SELECT route, epoch, state, COALESCE(coordinator, ''),"
+	       " COALESCE(lease_until < now(), false) FROM pgcutover.databases WHERE db = ");
+	sqlquote_put_literal(b, db);
+	return end(b);
+}
+
+bool fleet_acks_sql(struct pq_buf *b, const char *db, int64_t epoch)
+{
+	put(b, "SELECT instance, ok, detail, pg_catalog.array_to_string(pids, ',')"
+	       " FROM pgcutover.acks");
+	put_row(b, db, epoch);
+	return end(b);
+}
+
+bool fleet_ack_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me, bool ok,
+		   const char *detail, const uint32_t *pids, size_t npids)
+{
+	put(b, "INSERT INTO pgcutover.acks (db, epoch, instance, ok, detail, pids) VALUES (");
+	sqlquote_put_literal(b, db);
+	put(b, ", ");
+	put_int(b, epoch);
+	put(b, ", ");
+	sqlquote_put_literal(b, me);
+	put(b, ok ? ", true, " : ", false, ");
+	sqlquote_put_literal(b, detail ? detail : "");
+	put(b, ", ARRAY[");
+	for (size_t i = 0; i < npids; i++) {
+		if (i)
+			put(b, ",");
+		put_int(b, pids[i]);
+	}
+	put(b, "]::integer[]) ON CONFLICT (db, epoch, instance) DO NOTHING; ");
+	put_notify(b, db);
+	b->len -= 2; /* no statement after it: drop "; " */
+	return end(b);
+}
+
+bool fleet_renew_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me,
+		     int64_t lease_ms)
+{
+	put(b, "UPDATE pgcutover.databases SET lease_until = now() + ");
+	put_lease(b, lease_ms);
+	put_row(b, db, epoch);
+	put(b, " AND state = 'pausing' AND coordinator = ");
+	sqlquote_put_literal(b, me);
+	put(b, " RETURNING 1");
+	return end(b);
+}
+
+bool fleet_decide_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me,
+		      const char *to)
+{
+	put_notify(b, db);
+	put(b, "UPDATE pgcutover.databases SET state = 'decided', route = ");
+	sqlquote_put_literal(b, to);
+	put(b, ", updated = now()");
+	put_row(b, db, epoch);
+	put(b, " AND state = 'pausing' AND coordinator = ");
+	sqlquote_put_literal(b, me);
+	put(b, " RETURNING 1");
+	return end(b);
+}
+
+bool fleet_claim_abort_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me,
+			   int64_t lease_ms)
+{
+	put_notify(b, db);
+	put(b, "UPDATE pgcutover.databases SET state = 'aborting', coordinator = ");
+	sqlquote_put_literal(b, me);
+	put(b, ", lease_until = now() + ");
+	put_lease(b, lease_ms);
+	put(b, ", updated = now()");
+	put_row(b, db, epoch);
+	put(b, " AND ((state = 'pausing' AND (coordinator = ");
+	sqlquote_put_literal(b, me);
+	put(b, " OR lease_until < now())) OR (state = 'aborting' AND (coordinator = ");
+	sqlquote_put_literal(b, me);
+	put(b, " OR lease_until < now()))) RETURNING 1");
+	return end(b);
+}
+
+bool fleet_aborted_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me)
+{
+	put_notify(b, db);
+	put(b, "UPDATE pgcutover.databases SET state = 'aborted', updated = now()");
+	put_row(b, db, epoch);
+	put(b, " AND state = 'aborting' AND coordinator = ");
+	sqlquote_put_literal(b, me);
+	put(b, " RETURNING 1");
+	return end(b);
+}
+
+bool fleet_show_sql(struct pq_buf *b, int64_t lease_ms)
+{
+	put(b, "SELECT i.name, i.address,"
+	       " (extract(epoch FROM now() - i.heartbeat) * 1000)::bigint,"
+	       " i.heartbeat > now() - ");
+	put_lease(b, lease_ms);
+	put(b, ", d.db, d.route, d.paused FROM pgcutover.instances i"
+	       " LEFT JOIN LATERAL unnest(i.dbs, i.routes, i.paused) AS d(db, route, paused) ON true"
+	       " ORDER BY i.name, d.db");
+	return end(b);
+}
