@@ -354,3 +354,28 @@ def test_marker_positions(proxy_factory, rdb):
     assert int(row["matched"]) == 3 and int(row["inconclusive"]) == 3, row
     assert int(row["differed"]) == 0, row
     assert "within lag_timeout" in row["last_difference"], row
+
+
+@pytest.mark.parametrize("pool_mode", ["session", "transaction"])
+def test_read_only_transaction_in_the_extended_protocol(proxy_factory, rdb, pool_mode):
+    """BEGIN READ ONLY, its reads and its COMMIT as Parse/Bind/Execute (binary
+    results force the extended protocol), with a SAVEPOINT and a SET LOCAL in
+    between: the transaction is replayed whole and each statement compared (a
+    SET LOCAL of a setting the target lacks would fail there)."""
+    p = cutover_proxy(proxy_factory, rdb, pool_mode=pool_mode, shadow=1)
+    with p.connect(dbname=DB) as c:
+        c.execute("BEGIN READ ONLY", binary=True)
+        c.execute("SELECT count(*) FROM pgbench_accounts WHERE aid <= %s", (500,), binary=True)
+        c.execute("SAVEPOINT s1", binary=True)
+        c.execute("SET LOCAL work_mem = '8MB'", binary=True)
+        assert c.execute("SELECT current_setting('work_mem')", binary=True).fetchone() == ("8MB",)
+        c.execute("SELECT tid FROM pgbench_tellers WHERE bid = %s ORDER BY tid", (1,),
+                  binary=True)
+        c.execute("COMMIT", binary=True)
+    rows = settled(p, 5)
+    for fp in ("select count(*) from pgbench_accounts where aid <= $1", "savepoint s1",
+               "set local work_mem = $1", "select current_setting($1)",
+               "select tid from pgbench_tellers where bid = $1 order by tid"):
+        row = row_like(rows, fp)
+        assert int(row["matched"]) == 1 and int(row["samples"]) == 1, row
+    assert len(rows) == 5, rows
