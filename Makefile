@@ -134,6 +134,9 @@ FUZZ_DEPS_fuzz_admin_cmd    := admin/admin_cmd
 FUZZ_DEPS_fuzz_listen_sql   := proxy/listen_sql
 # conninfo_parse checks an sslmode with the TLS module's parser
 FUZZ_DEPS_fuzz_conninfo     := proxy/core/conninfo proxy/io/tls
+# what pgcutover reads in clients' SQL (schema changes, shadow reads) and in servers' answers
+FUZZ_DEPS_fuzz_sql          := protocol/sqltok protocol/fingerprint protocol/sqlclass
+FUZZ_DEPS_fuzz_digest       := protocol/pqdigest
 # -max_len per target: a little above the largest input the code treats specially
 FUZZ_MAXLEN_fuzz_pq           := 12000
 FUZZ_MAXLEN_fuzz_startup_auth := 2048
@@ -141,6 +144,8 @@ FUZZ_MAXLEN_fuzz_config       := 4096
 FUZZ_MAXLEN_fuzz_admin_cmd    := 512
 FUZZ_MAXLEN_fuzz_listen_sql   := 2048
 FUZZ_MAXLEN_fuzz_conninfo     := 1024
+FUZZ_MAXLEN_fuzz_sql          := 4096
+FUZZ_MAXLEN_fuzz_digest       := 4096
 
 FUZZ_SECONDS ?= 60
 FUZZ_CC      ?= clang

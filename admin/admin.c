@@ -8,6 +8,7 @@
 
 #include "admin/console.h"
 #include "admin/cutover/cutover.h"
+#include "admin/cutover/shadow_pos.h"
 #include "admin/job.h"
 #include "admin/show_control.h"
 #include "proxy/client.h"
@@ -17,6 +18,7 @@
 bool admin_init(char *errbuf, size_t errlen)
 {
 	cutover_init();
+	shadow_pos_init();
 	(void)errbuf;
 	(void)errlen;
 	return true;
@@ -25,6 +27,7 @@ bool admin_init(char *errbuf, size_t errlen)
 void admin_shutdown(void)
 {
 	admin_jobs_shutdown();
+	shadow_pos_shutdown();
 	cutover_shutdown();
 }
 

@@ -33,6 +33,10 @@ const char *const admin_cmd_help[][2] = {
 	{"SHOW REPLICATION [db]",
 	 "both directions of each database: publication, slot, subscription, state, lag"},
 	{"FINISH db", "drop what reverse replication created, once the move is final"},
+	{"SHOW SHADOW [db]",
+	 "shadow reads per statement: samples, matched, differed, target errors, times on both sides"},
+	{"SHOW SHADOW DIFFS db", "recent shadow reads whose answers differed, with both answers"},
+	{"SHOW DDL [db]", "schema changes seen since start, and whether ddl = block refused them"},
 	{"SHOW FLEET", "the fleet's instances: heartbeat, live, and each database's route there"},
 	{"RELOAD", "re-read the configuration file and auth_file"},
 	{"KILL db", "disconnect every client of a database"},
@@ -185,6 +189,33 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 		}
 		out->kind = ADMIN_CMD_FINISH;
 		take_ident(&toks[1], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "SHADOW")) {
+		if (n >= 3 && is_word(&toks[2], "DIFFS")) {
+			if (n != 4) {
+				snprintf(errbuf, errlen,
+					 "SHOW SHADOW DIFFS needs a database: SHOW SHADOW DIFFS db");
+				return false;
+			}
+			out->kind = ADMIN_CMD_SHOW_SHADOW_DIFFS;
+			take_ident(&toks[3], out->db);
+			return true;
+		}
+		if (n > 3) {
+			snprintf(errbuf, errlen,
+				 "SHOW SHADOW takes at most a database: SHOW SHADOW [db]");
+			return false;
+		}
+		out->kind = ADMIN_CMD_SHOW_SHADOW;
+		if (n == 3)
+			take_ident(&toks[2], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "DDL") && n <= 3) {
+		out->kind = ADMIN_CMD_SHOW_DDL;
+		if (n == 3)
+			take_ident(&toks[2], out->db);
 		return true;
 	}
 	if (is_word(&toks[0], "SHOW") && n == 2 && is_word(&toks[1], "FLEET")) {

@@ -25,21 +25,24 @@ enum admin_cmd_kind {
 	ADMIN_CMD_SHUTDOWN,
 	ADMIN_CMD_KILL, /* KILL db */
 	ADMIN_CMD_SHOW_SWITCHES,
-	ADMIN_CMD_SHOW_LAG,         /* SHOW LAG [db] */
-	ADMIN_CMD_SHOW_SEQUENCES,   /* SHOW SEQUENCES db */
-	ADMIN_CMD_PAUSE,            /* PAUSE [db] */
-	ADMIN_CMD_RESUME,           /* RESUME [db] */
-	ADMIN_CMD_SWITCH,           /* SWITCH db [TO target|source] [DRY RUN] */
-	ADMIN_CMD_ABORT,            /* ABORT db */
-	ADMIN_CMD_FENCE,            /* FENCE db source|target */
-	ADMIN_CMD_UNFENCE,          /* UNFENCE db source|target */
-	ADMIN_CMD_SHOW_REPLICATION, /* SHOW REPLICATION [db] */
-	ADMIN_CMD_FINISH,           /* FINISH db */
-	ADMIN_CMD_SHOW_LISTS,       /* PgBouncer's counts of its lists, for its exporters */
-	ADMIN_CMD_SHOW_FLEET,       /* SHOW FLEET */
+	ADMIN_CMD_SHOW_LAG,          /* SHOW LAG [db] */
+	ADMIN_CMD_SHOW_SEQUENCES,    /* SHOW SEQUENCES db */
+	ADMIN_CMD_PAUSE,             /* PAUSE [db] */
+	ADMIN_CMD_RESUME,            /* RESUME [db] */
+	ADMIN_CMD_SWITCH,            /* SWITCH db [TO target|source] [DRY RUN] */
+	ADMIN_CMD_ABORT,             /* ABORT db */
+	ADMIN_CMD_FENCE,             /* FENCE db source|target */
+	ADMIN_CMD_UNFENCE,           /* UNFENCE db source|target */
+	ADMIN_CMD_SHOW_REPLICATION,  /* SHOW REPLICATION [db] */
+	ADMIN_CMD_FINISH,            /* FINISH db */
+	ADMIN_CMD_SHOW_LISTS,        /* PgBouncer's counts of its lists, for its exporters */
+	ADMIN_CMD_SHOW_FLEET,        /* SHOW FLEET */
+	ADMIN_CMD_SHOW_SHADOW,       /* SHOW SHADOW [db] */
+	ADMIN_CMD_SHOW_SHADOW_DIFFS, /* SHOW SHADOW DIFFS db */
+	ADMIN_CMD_SHOW_DDL,          /* SHOW DDL [db] */
 };
 /* The last kind: a new command is added before it, or becomes it. */
-#define ADMIN_CMD_LAST ADMIN_CMD_SHOW_FLEET
+#define ADMIN_CMD_LAST ADMIN_CMD_SHOW_DDL
 
 #define ADMIN_CMD_ARG_MAX 64
 

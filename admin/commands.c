@@ -14,6 +14,7 @@
 #include "admin/show_control.h"
 #include "admin/show_fleet.h"
 #include "admin/show_replication.h"
+#include "admin/show_shadow.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/log.h"
@@ -269,6 +270,15 @@ void admin_run(struct client *c, const char *query, size_t len)
 	case ADMIN_CMD_SHOW_REPLICATION:
 		admin_show_replication(c, cmd.db);
 		break;
+	case ADMIN_CMD_SHOW_SHADOW:
+		admin_show_shadow(c, cmd.db);
+		break;
+	case ADMIN_CMD_SHOW_SHADOW_DIFFS:
+		admin_show_shadow_diffs(c, cmd.db);
+		break;
+	case ADMIN_CMD_SHOW_DDL:
+		admin_show_ddl(c, cmd.db);
+		break;
 	case ADMIN_CMD_SHOW_FLEET:
 		admin_show_fleet(c);
 		break;
@@ -280,5 +290,6 @@ bool admin_command_columns(enum admin_cmd_kind kind, int *ncols, const char *con
 	return admin_show_columns(kind, ncols, cols) ||
 	       admin_show_control_columns(kind, ncols, cols) ||
 	       (kind == ADMIN_CMD_SHOW_REPLICATION && admin_show_replication_columns(ncols, cols)) ||
-	       (kind == ADMIN_CMD_SHOW_FLEET && admin_show_fleet_columns(ncols, cols));
+	       (kind == ADMIN_CMD_SHOW_FLEET && admin_show_fleet_columns(ncols, cols)) ||
+	       admin_show_shadow_columns(kind, ncols, cols);
 }

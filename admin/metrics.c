@@ -14,6 +14,7 @@
 
 #include "admin/cutover/cutover.h"
 #include "admin/cutover/fleet.h"
+#include "admin/show_shadow.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -267,6 +268,7 @@ void metrics_render(struct evbuffer *out)
 					    "pgcutover_fleet_epoch{database=\"%s\"} %" PRId64 "\n",
 					    db->name, fleet_epoch(db));
 	}
+	admin_shadow_metrics(out);
 	help(out, "pgcutover_build_info", "gauge", "always 1; the version is in its label");
 	evbuffer_add_printf(out, "pgcutover_build_info{version=\"%s\"} 1\n", PGCUTOVER_VERSION);
 }

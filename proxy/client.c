@@ -30,6 +30,8 @@
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
+#include "proxy/ddl.h"
+#include "proxy/shadow.h"
 #include "proxy/io/sock_tls.h"
 #include "proxy/relay.h"
 #include "proxy/core/log.h"
@@ -300,6 +302,8 @@ void client_reap_all(void)
 		free(c->user);
 		free(c->dbname);
 		session_free(&c->sess);
+		ddl_client_free(c);
+		shadow_client_gone(c);
 		if (c->kind && c->kind->freed)
 			c->kind->freed(c);
 		rt.nclients--;

@@ -29,6 +29,8 @@ struct server;
 struct database;
 struct listen_sub;
 struct pq_buf;
+struct ddl_client;
+struct shadow_sample;
 
 enum client_state {
 	CL_LOGIN,      /* reading the startup packet or authenticating */
@@ -56,6 +58,7 @@ enum client_stop {
 	STOP_NEED_MORE, /* the start of the message is needed to decide, and has not arrived */
 	STOP_REWRITE,   /* the message must be rewritten or preceded (prepared statements) */
 	STOP_WAIT_SERVER, /* the message waits for the server's pending answers (server_forward resumes) */
+	STOP_DDL,         /* a schema change refused (ddl = block): ddl.c rewrites the message */
 };
 
 /* Where a client is in the authentication exchange. */
@@ -172,6 +175,9 @@ struct client {
 	struct listen_sub *lsub;
 	void (*move_done)(struct client *c, void *arg); /* who asked for the check */
 	void *move_arg;
+	struct ddl_client *ddl; /* its temporary objects, for the schema checks (ddl.h); NULL: none */
+	/* the transaction being copied for a shadow read (shadow.h); NULL: none */
+	struct shadow_sample *shadow;
 };
 
 /*

@@ -21,6 +21,7 @@
 #include "proxy/client.h"
 #include "proxy/client_session.h"
 #include "proxy/core/config.h"
+#include "proxy/ddl.h"
 #include "proxy/listen_client.h"
 #include "proxy/pool.h"
 #include "proxy/relay.h"
@@ -28,6 +29,7 @@
 #include "proxy/server.h"
 #include "proxy/server_forward.h"
 #include "proxy/session.h"
+#include "proxy/shadow.h"
 #include "proxy/switch_gap.h"
 #include "proxy/track.h"
 
@@ -236,6 +238,18 @@ static enum relay_verdict client_on_header(void *arg, struct evbuffer *in, size_
 		c->stop = STOP_TERMINATE;
 		return RELAY_STOP;
 	}
+	/* schema changes are recorded, and refused with ddl = block (ddl.c) */
+	if (type == 'Q' || type == 'P') {
+		v = ddl_on_header(c, in, off, avail, type, len);
+		if (v != RELAY_PASS)
+			return v;
+	}
+	/* shadow reads: a transaction being copied, or one that may be drawn (shadow.c) */
+	if (c->shadow || c->db->shadow_rate > 0) {
+		v = shadow_on_header(c, s, in, off, avail, type, len);
+		if (v != RELAY_PASS)
+			return v;
+	}
 	v = client_track(c, s, in, off, avail, type, len);
 	if (v == RELAY_PASS)
 		server_count_request(s, type);
@@ -264,6 +278,12 @@ void client_forward(struct client *c)
 			/* a transaction a switch held starts on the new side */
 			if (c->gap_wait && s->side == c->db->route)
 				db_gap_started(c);
+		}
+		if (res.end == RELAY_END_STOPPED && c->stop == STOP_DDL) {
+			/* a refused schema change: the server is made to raise the error */
+			if (!ddl_refuse_head(c))
+				return;
+			continue;
 		}
 		if (res.end != RELAY_END_STOPPED || c->stop != STOP_REWRITE)
 			break;

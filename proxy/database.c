@@ -23,6 +23,7 @@
 #include "proxy/runtime.h"
 #include "proxy/relocate.h"
 #include "proxy/server.h"
+#include "proxy/shadow.h"
 #include "proxy/switch_gap.h"
 
 struct database *db_find(const char *name)
@@ -271,6 +272,7 @@ bool db_apply_config(char *errbuf, size_t errlen, char *refused, size_t refusedl
 		db->removed = false;
 		db->pool_size = dc->d.pool_size;
 		db->pool_mode = dc->d.pool_mode;
+		db->shadow_rate = dc->d.shadow;
 	}
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
@@ -449,7 +451,8 @@ size_t db_server_pids(const struct database *db, enum route_side side, uint32_t 
 		if (pool->listener)
 			n += listen_server_pids(pool->listener, side, out + n, max - n);
 	}
-	return n;
+	/* and those shadow reads replay on */
+	return n + shadow_server_pids(db, side, out + n, max - n);
 }
 
 size_t db_server_count(const struct database *db)
@@ -464,7 +467,7 @@ size_t db_server_count(const struct database *db)
 		if (pool->listener) /* its connections are not in nservers */
 			n += LISTEN_CONNS;
 	}
-	return n;
+	return n + shadow_server_count(db);
 }
 
 int db_check_sessions(struct database *db, enum route_side side, void (*done)(void *arg), void *arg)

@@ -17,6 +17,7 @@
 
 struct config;
 struct db_config;
+struct shadow_db;
 
 /* Per-database counters behind SHOW STATS and the metrics. */
 struct db_stats {
@@ -101,6 +102,12 @@ struct database {
 	struct db_gap gap;       /* what clients see of a switch: switch_gap.h */
 	bool busy;               /* a switch runs on it: a reload may not remove it */
 	bool added;              /* new in this db_apply_config(): for the added hook */
+	/* schema changes seen since start: let through / refused with ddl = block (ddl.h) */
+	uint64_t ddl_passed;
+	uint64_t ddl_blocked;
+	/* shadow reads: the share of read-only transactions sampled (the shadow key, cached) */
+	double shadow_rate;
+	struct shadow_db *shadow; /* shadow reads' books (shadow.h); NULL until first needed */
 	/*
 	 * Held, but query_wait_timeout counts for its waiting clients anyway (a
 	 * fleet's database held while the fleet database cannot be read): a

@@ -16,6 +16,8 @@
 #include "admin/admin.h"
 #include "admin/cutover/cutover.h"
 #include "admin/metrics.h"
+#include "proxy/ddl.h"
+#include "proxy/shadow.h"
 #include "proxy/cancel.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
@@ -159,6 +161,8 @@ static void free_everything(void)
 	list_for_each_safe(n, tmp, &rt.closing_clients)
 		client_close(list_entry(n, struct client, node), "shutdown");
 	admin_close_all();
+	shadow_shutdown();
+	ddl_log_free();
 	list_for_each(n, &rt.databases) {
 		struct database *db = list_entry(n, struct database, node);
 

@@ -54,6 +54,30 @@ static void pool_retry_cb(evutil_socket_t fd, short what, void *arg)
 	pool_service(pool);
 }
 
+/* A new pool of (db, user), on no list; NULL when out of memory. */
+static struct pool *pool_alloc(struct database *db, const char *user)
+{
+	struct pool *pool = calloc(1, sizeof(*pool));
+
+	if (pool == NULL || (pool->user = strdup(user)) == NULL ||
+	    (pool->retry_timer = evtimer_new(rt.base, pool_retry_cb, pool)) == NULL) {
+		if (pool)
+			free(pool->user);
+		free(pool);
+		return NULL;
+	}
+	pool->db = db;
+	list_init(&pool->node);
+	list_init(&pool->idle_servers);
+	list_init(&pool->active_servers);
+	list_init(&pool->new_servers);
+	list_init(&pool->listen_servers);
+	list_init(&pool->waiting_clients);
+	list_init(&pool->active_clients);
+	list_init(&pool->idle_clients);
+	return pool;
+}
+
 struct pool *pool_get(struct database *db, const char *user)
 {
 	struct list_node *n;
@@ -64,23 +88,21 @@ struct pool *pool_get(struct database *db, const char *user)
 		if (strcmp(pool->user, user) == 0)
 			return pool;
 	}
-	pool = calloc(1, sizeof(*pool));
-	if (pool == NULL || (pool->user = strdup(user)) == NULL ||
-	    (pool->retry_timer = evtimer_new(rt.base, pool_retry_cb, pool)) == NULL) {
-		if (pool)
-			free(pool->user);
-		free(pool);
-		return NULL;
+	pool = pool_alloc(db, user);
+	if (pool)
+		list_append(&db->pools, &pool->node);
+	return pool;
+}
+
+struct pool *pool_new_owned(struct database *db, const char *user, const struct pool_owner *owner,
+			    void *arg)
+{
+	struct pool *pool = pool_alloc(db, user);
+
+	if (pool) {
+		pool->owner = owner;
+		pool->owner_arg = arg;
 	}
-	pool->db = db;
-	list_init(&pool->idle_servers);
-	list_init(&pool->active_servers);
-	list_init(&pool->new_servers);
-	list_init(&pool->listen_servers);
-	list_init(&pool->waiting_clients);
-	list_init(&pool->active_clients);
-	list_init(&pool->idle_clients);
-	list_append(&db->pools, &pool->node);
 	return pool;
 }
 
@@ -439,6 +461,10 @@ static void pool_service_siblings(struct pool *pool)
 
 void pool_service(struct pool *pool)
 {
+	if (pool->owner) {
+		pool->owner->service(pool);
+		return;
+	}
 	service_depth++;
 	pool_service_pass(pool);
 	service_depth--;
@@ -451,6 +477,10 @@ void pool_login_failed(struct pool *pool, const struct params_snap *startup, con
 {
 	struct list_node *n, *tmp;
 
+	if (pool->owner) {
+		pool->owner->login_failed(pool, sqlstate, message);
+		return;
+	}
 	list_for_each_safe(n, tmp, &pool->waiting_clients) {
 		struct client *c = list_entry(n, struct client, node);
 

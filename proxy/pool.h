@@ -22,6 +22,7 @@
 #define POOL_WELCOME_MAX 32
 
 struct client;
+struct pool;
 struct listener;
 struct server;
 struct db_config;
@@ -42,8 +43,22 @@ struct pool_welcome {
 	struct params_snap *params;  /* what the server reported */
 };
 
+/*
+ * A pool that is not among its database's pools (pool_new_owned): its owner
+ * hands out its servers itself.  Shadow reads keep their replay connections
+ * in such pools, so that they log in as any server does (as the client's
+ * user, with its startup parameters) yet serve no client and count in no
+ * limit.
+ */
+struct pool_owner {
+	void (*service)(struct pool *pool); /* instead of pool_service(): something changed */
+	void (*input)(struct server *s);    /* bytes arrived on one of its SV_ACTIVE servers */
+	/* instead of pool_login_failed(): a server's login was refused */
+	void (*login_failed)(struct pool *pool, const char *sqlstate, const char *message);
+};
+
 struct pool {
-	struct list_node node; /* in db->pools */
+	struct list_node node; /* in db->pools (an owned pool: on no list) */
 	struct database *db;
 	char *user;                       /* the client user this pool serves */
 	struct list_node idle_servers;    /* SV_IDLE: logged in, clean, unlinked */
@@ -70,12 +85,17 @@ struct pool {
 	struct event *retry_timer;  /* pending while the pool waits before its next attempt */
 	enum route_side retry_side; /* the side that failed: a switch to the other retries at once */
 	char last_error[256];       /* the last connection error; "" after a successful login */
+	const struct pool_owner *owner; /* NULL: one of its database's pools */
+	void *owner_arg;                /* what the owner keeps for it */
 	/* transaction pooling: LISTENs of its clients (listen.h); NULL until the first */
 	struct listener *listener;
 };
 
 /* The pool of (db, user), created on first use; NULL when out of memory. */
 struct pool *pool_get(struct database *db, const char *user);
+/* A pool of (db, user) that 'owner' runs (see struct pool_owner); NULL when out of memory. */
+struct pool *pool_new_owned(struct database *db, const char *user, const struct pool_owner *owner,
+			    void *arg);
 
 /*
  * A server logged in: remember what it reported (see struct pool_welcome);

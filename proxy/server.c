@@ -573,7 +573,9 @@ void server_on_input(struct server *s)
 		server_handle_login(s);
 		break;
 	case SV_ACTIVE:
-		if (s->internal_cb)
+		if (s->pool->owner)
+			s->pool->owner->input(s); /* a replay connection (shadow reads) */
+		else if (s->internal_cb)
 			server_handle_internal(s);
 		else if (s->listen_flow)
 			listen_flow_input(s);

@@ -146,7 +146,7 @@ struct server *server_launch(struct pool *pool, struct params_snap *startup);
  */
 struct server *server_launch_listener(struct pool *pool, struct params_snap *startup,
 				      enum route_side side, struct listener *l);
-/* The same to a given side of the database (a switch opens the side it goes to early). */
+/* The same to a given side of the database (a switch opens the side it goes to early; shadow reads replay on the target). */
 struct server *server_launch_side(struct pool *pool, struct params_snap *startup,
 				  enum route_side side);
 

@@ -30,6 +30,7 @@
 #include "proxy/relay.h"
 #include "proxy/runtime.h"
 #include "proxy/server.h"
+#include "proxy/shadow.h"
 #include "proxy/track.h"
 #include "proxy/track_answer.h"
 
@@ -272,8 +273,12 @@ void server_forward(struct server *s)
 		relay_forward(in, out, &s->msg_left, limit, (uint32_t)rt.cfg->max_packet_size,
 			      server_on_header, s, &res);
 		c->db->stats.bytes_out += res.moved;
-		if (res.moved > 0)
+		if (res.moved > 0) {
 			sock_schedule_flush(&c->sock);
+			/* the source's answers of a transaction copied for a shadow read */
+			if (c->shadow)
+				shadow_observe(c, out, res.moved);
+		}
 		if (res.end != RELAY_END_STOPPED || !s->swallow)
 			break;
 		s->swallow = false;

@@ -483,6 +483,20 @@ char *session_cleanup_sql(const char *rows, bool *oom)
 	return out;
 }
 
+void session_put_settings(struct pq_buf *b, const struct session_state *st)
+{
+	for (size_t i = 0; i < st->settings.count; i++) {
+		pq_put_bytes(b, i == 0 ? "SELECT " : ", ", i == 0 ? 7 : 2);
+		pq_put_bytes(b, "pg_catalog.set_config(", 22);
+		sqlquote_put_literal(b, st->settings.names[i]);
+		pq_put_bytes(b, ", ", 2);
+		sqlquote_put_literal(b, st->settings.values[i]);
+		pq_put_bytes(b, ", false)", 8);
+	}
+	if (st->settings.count > 0)
+		pq_put_bytes(b, "; ", 2);
+}
+
 char *session_restore_sql(const struct session *ss, bool reset, bool *oom)
 {
 	struct pq_buf b;
@@ -496,16 +510,7 @@ char *session_restore_sql(const struct session *ss, bool reset, bool *oom)
 	pq_buf_init(&b);
 	if (reset)
 		pq_put_bytes(&b, "RESET ALL; RESET ROLE; ", 23);
-	for (size_t i = 0; i < st->settings.count; i++) {
-		pq_put_bytes(&b, i == 0 ? "SELECT " : ", ", i == 0 ? 7 : 2);
-		pq_put_bytes(&b, "pg_catalog.set_config(", 22);
-		sqlquote_put_literal(&b, st->settings.names[i]);
-		pq_put_bytes(&b, ", ", 2);
-		sqlquote_put_literal(&b, st->settings.values[i]);
-		pq_put_bytes(&b, ", false)", 8);
-	}
-	if (st->settings.count > 0)
-		pq_put_bytes(&b, "; ", 2);
+	session_put_settings(&b, st);
 	for (size_t i = 0; i < st->listens.count; i++) {
 		pq_put_bytes(&b, "LISTEN ", 7);
 		sqlquote_put_ident(&b, st->listens.names[i]);

@@ -120,4 +120,12 @@ char *session_cleanup_sql(const char *rows, bool *oom);
  */
 char *session_restore_sql(const struct session *ss, bool reset, bool *oom);
 
+struct pq_buf;
+/*
+ * Append the session's settings as one "SELECT pg_catalog.set_config(...),
+ * ...; " (nothing when it has none): the restore query's part, also used by
+ * shadow reads to give a replay the session's settings.
+ */
+void session_put_settings(struct pq_buf *b, const struct session_state *st);
+
 #endif /* PGCUTOVER_SESSION_H */

@@ -215,10 +215,16 @@ void cutover_forget_switches(void *who);
 
 /* ---- the phases' entries (one file each) ---- */
 
-void cutover_preflight_enter(struct cutover *co);         /* preflight.c */
-void cutover_drain_enter(struct cutover *co);             /* drain.c */
-void cutover_drain_progress(struct cutover *co);          /* drain.c: a transaction ended */
-void cutover_lag_enter(struct cutover *co);               /* lag.c */
+void cutover_preflight_enter(struct cutover *co); /* preflight.c */
+void cutover_drain_enter(struct cutover *co);     /* drain.c */
+void cutover_drain_progress(struct cutover *co);  /* drain.c: a transaction ended */
+void cutover_lag_enter(struct cutover *co);       /* lag.c */
+/*
+ * lag.c: a transaction that writes WAL and commits synchronously, run on the
+ * receiving side then the sending side, makes the slot's confirmed_flush_lsn
+ * current at once (shadow reads' position poller uses it too).
+ */
+extern const char cutover_lag_nudge_sql[];
 void cutover_lag_poll_cb(int fd, short what, void *arg);  /* lag.c: co->poll's callback */
 void cutover_sequences_enter(struct cutover *co);         /* sequences.c */
 void cutover_seq_ahead_enter(struct cutover *co);         /* sequences_ahead.c */

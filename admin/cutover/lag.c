@@ -44,8 +44,9 @@
  * itself and wakes the walsenders.  An xid alone is not enough: a
  * transaction that wrote no WAL of its own commits asynchronously.
  */
-static const char LAG_NUDGE_SQL[] =
+const char cutover_lag_nudge_sql[] =
 	"SET synchronous_commit = on; SELECT pg_catalog.pg_logical_emit_message(true, 'pgcutover', 'flush')";
+#define LAG_NUDGE_SQL cutover_lag_nudge_sql
 
 /*
  * The marker method's query 'fmt' (a table, then the marker id, both as %s)

@@ -74,6 +74,9 @@ static struct config *config_new(void)
 	cfg->defaults.max_switch_lag = 64 * 1024 * CONFIG_KB;
 	cfg->defaults.lag_method = LAG_LSN;
 	cfg->defaults.fence = true;
+	cfg->defaults.shadow = 0;
+	cfg->defaults.shadow_queue = 1000;
+	cfg->defaults.ddl = DDL_PASS;
 	cfg->defaults.sequence_sync = strdup("all");
 	cfg->defaults.sequence_margin = 0;
 	cfg->defaults.marker_table = strdup("pgcutover_marker");

@@ -39,6 +39,12 @@ enum lag_method {
 	LAG_NONE = 2,
 };
 
+/* What a database does with statements that change the schema (docs/validation.md). */
+enum ddl_mode {
+	DDL_PASS = 0,  /* recorded in SHOW DDL and run */
+	DDL_BLOCK = 1, /* recorded and refused with 55000 while routed to the source */
+};
+
 /*
  * Settings that live in [pgcutover] as defaults and may be overridden in each
  * [database "name"] section.  Durations are in milliseconds, sizes in bytes.
@@ -77,6 +83,14 @@ struct db_defaults {
 	 * switch back loses nothing (docs/cutover.md, "Reverse replication").
 	 */
 	bool reverse_replication;
+	/*
+	 * Shadow reads (docs/validation.md): the fraction of read-only
+	 * transactions replayed on the target and compared, and how many
+	 * sampled transactions may be held at once (more are dropped).
+	 */
+	double shadow;
+	int shadow_queue;
+	enum ddl_mode ddl; /* schema changes while routed to the source */
 };
 
 /* One [database "name"] section. */
@@ -225,6 +239,7 @@ bool config_parse_bool(const char *s, bool *out);
 const char *config_pool_mode_name(enum pool_mode m);
 const char *config_auth_type_name(enum auth_type t);
 const char *config_lag_method_name(enum lag_method m);
+const char *config_ddl_mode_name(enum ddl_mode m);
 
 /*
  * Calls emit(arg, key, value) once for each [pgcutover] key, in the order of

@@ -66,6 +66,12 @@ static void inherit(struct config_loader *ld, const struct config_key *k, struct
 	case KT_BOOL:
 		*(bool *)dst = *(const bool *)src;
 		break;
+	case KT_FRACTION:
+		*(double *)dst = *(const double *)src;
+		break;
+	case KT_DDL_MODE:
+		*(enum ddl_mode *)dst = *(const enum ddl_mode *)src;
+		break;
 	default: {
 		const char *s = *(char *const *)src;
 

@@ -50,6 +50,12 @@ void config_dump(const struct config *cfg,
 		case KT_BOOL:
 			value = *(const bool *)field ? "on" : "off";
 			break;
+		case KT_FRACTION:
+			config_format_fraction(buf, sizeof(buf), *(const double *)field);
+			break;
+		case KT_DDL_MODE:
+			value = config_ddl_mode_name(*(const enum ddl_mode *)field);
+			break;
 		default:
 			value = *(char *const *)field;
 			if (value == NULL)

@@ -61,6 +61,8 @@ enum config_key_type {
 	KT_TLS_PROTOCOLS, /* char *; normalised comma list of tlsv1.x */
 	KT_BOOL,          /* bool; on/off, true/false, yes/no, 1/0 */
 	KT_FACILITY,      /* char *; a syslog facility, stored in lower case */
+	KT_FRACTION,      /* double in [0, 1]: 0.01, 1, 0 */
+	KT_DDL_MODE,      /* enum ddl_mode */
 };
 
 /* Where a key may appear. */
@@ -90,7 +92,7 @@ struct config_key {
  * key and section.  config_keys.c checks at compile time that the table has
  * exactly this many entries; adding a key means raising it.
  */
-#define CONFIG_NKEYS 64
+#define CONFIG_NKEYS 67
 
 /*
  * Every key, [pgcutover] ones in the order of the documentation (which is
@@ -178,6 +180,10 @@ void config_trim_span(const char **s, size_t *len);
  * False when there is no digit or the value does not fit in an int64_t.
  */
 bool config_parse_digits(const char **p, int64_t *out);
+/* config_units.c: a fraction in [0, 1] written as 0.01, .5 or 1; false otherwise. */
+bool config_parse_fraction(const char *s, double *out);
+/* config_units.c: a fraction as SHOW CONFIG shows it: 0.01, 1, 0. */
+void config_format_fraction(char *buf, size_t len, double v);
 /* config_units.c: "10s", "250ms", "10min"; "0" for 0. */
 void config_format_duration(char *buf, size_t len, int64_t ms);
 /* config_units.c: "64MB", "256kB"; plain bytes below one kB or when no unit divides. */

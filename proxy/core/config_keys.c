@@ -135,6 +135,11 @@ const struct config_key config_keys[] = {
 	{"fence", KT_BOOL, SCOPE_BOTH, CFG_DEF(fence), DB_DEF(fence), CFG_DEF(fence), 0, 0},
 	{"reverse_replication", KT_BOOL, SCOPE_BOTH, CFG_DEF(reverse_replication),
 	 DB_DEF(reverse_replication), CFG_DEF(reverse_replication), 0, 0},
+	/* shadow reads and schema changes during the move (docs/validation.md) */
+	{"shadow", KT_FRACTION, SCOPE_BOTH, CFG_DEF(shadow), DB_DEF(shadow), CFG_DEF(shadow), 0, 0},
+	{"shadow_queue", KT_INT, SCOPE_BOTH, CFG_DEF(shadow_queue), DB_DEF(shadow_queue),
+	 CFG_DEF(shadow_queue), 1, 1000000},
+	{"ddl", KT_DDL_MODE, SCOPE_BOTH, CFG_DEF(ddl), DB_DEF(ddl), CFG_DEF(ddl), 0, 0},
 
 	{"source", KT_STRING, SCOPE_DB, NO_OFFSET, DB(source), NO_OFFSET, 1, 0},
 	{"target", KT_STRING, SCOPE_DB, NO_OFFSET, DB(target), NO_OFFSET, 1, 0},
@@ -416,6 +421,26 @@ bool config_set_value(struct config_loader *ld, const struct config_key *k, cons
 			return false;
 		}
 		return true;
+	case KT_DDL_MODE:
+		if (strcasecmp(value, "pass") == 0)
+			*(enum ddl_mode *)field = DDL_PASS;
+		else if (strcasecmp(value, "block") == 0)
+			*(enum ddl_mode *)field = DDL_BLOCK;
+		else {
+			bad_value(ld, k, value, "expected pass or block");
+			return false;
+		}
+		return true;
+	case KT_FRACTION: {
+		double d;
+
+		if (!config_parse_fraction(value, &d)) {
+			bad_value(ld, k, value, "expected a fraction between 0 and 1, such as 0.01");
+			return false;
+		}
+		*(double *)field = d;
+		return true;
+	}
 	case KT_SSLMODE: {
 		enum tls_sslmode m;
 

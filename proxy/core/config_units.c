@@ -118,6 +118,36 @@ bool config_parse_bool(const char *s, bool *out)
 	return false;
 }
 
+bool config_parse_fraction(const char *s, double *out)
+{
+	double v = 0, scale = 1;
+	bool digits = false;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (*p - '0');
+		digits = true;
+		if (v > 1)
+			return false;
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			scale /= 10;
+			v += (*p - '0') * scale;
+			digits = true;
+		}
+	}
+	if (!digits || *p != '\0' || v > 1)
+		return false;
+	*out = v;
+	return true;
+}
+
+void config_format_fraction(char *buf, size_t len, double v)
+{
+	snprintf(buf, len, "%g", v);
+}
+
 bool config_parse_size(const char *s, int64_t *out_bytes)
 {
 	return parse_with_unit(s, size_units, 1, out_bytes);
@@ -175,6 +205,17 @@ const char *config_auth_type_name(enum auth_type t)
 		return "md5";
 	case AUTH_SCRAM:
 		return "scram-sha-256";
+	}
+	return "unknown";
+}
+
+const char *config_ddl_mode_name(enum ddl_mode m)
+{
+	switch (m) {
+	case DDL_PASS:
+		return "pass";
+	case DDL_BLOCK:
+		return "block";
 	}
 	return "unknown";
 }

@@ -8,7 +8,7 @@
  * tiny ones.  Invariants: a success names a known command and a database
  * argument that is a terminated identifier of at most ADMIN_CMD_ARG_MAX - 1
  * bytes, only SWITCH sets DRY RUN and FORCE, only SWITCH, FENCE and UNFENCE
- * name a side, FENCE, UNFENCE and FINISH always name a database, a failure
+ * name a side, FENCE, UNFENCE, FINISH and SHOW SHADOW DIFFS always name a database, a failure
  * always explains itself;
  * parsing is deterministic, ignores the case of unquoted words, and a
  * trailing semicolon or surrounding blanks change nothing.
@@ -42,6 +42,7 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 		case ADMIN_CMD_FINISH:
 		case ADMIN_CMD_SWITCH:
 		case ADMIN_CMD_SHOW_SEQUENCES:
+		case ADMIN_CMD_SHOW_SHADOW_DIFFS:
 		case ADMIN_CMD_ABORT:
 		case ADMIN_CMD_KILL:
 			FUZZ_CHECK(out->db[0] != '\0'); /* needs a database */
@@ -54,6 +55,9 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 		case ADMIN_CMD_UNFENCE:
 		case ADMIN_CMD_FINISH:
 		case ADMIN_CMD_SHOW_REPLICATION:
+		case ADMIN_CMD_SHOW_SHADOW:
+		case ADMIN_CMD_SHOW_SHADOW_DIFFS:
+		case ADMIN_CMD_SHOW_DDL:
 		case ADMIN_CMD_SHOW_LAG:
 		case ADMIN_CMD_SHOW_SEQUENCES:
 		case ADMIN_CMD_PAUSE:

@@ -307,6 +307,9 @@ def fuzz_config():
     write(t, "syslog_bad", "[pgcutover]\nsyslog = 2\nsyslog_ident =\nsyslog_facility = kern\n"
           "[database \"db\"]\nsource = host=s\ntarget = host=t\nsyslog = off\n")
 
+    write(t, "shadow_ddl", "[pgcutover]\nshadow = 0.01\nshadow_queue = 50\nddl = block\n" + min_db +
+          "shadow = 1\nddl = pass\n[database \"b\"]\nsource = host=s\ntarget = host=t\nshadow = .5\n"
+          "shadow_queue = 0\nddl = maybe\nshadow = 1.0000001\n")
 
 def fuzz_admin_cmd():
     t = "fuzz_admin_cmd"
@@ -331,6 +334,10 @@ def fuzz_admin_cmd():
         "switch_dry_run_force": "SWITCH appdb TO source DRY RUN FORCE",
         "switch_force_twice": "SWITCH appdb FORCE FORCE",
         "show_lists": "SHOW LISTS;", "show_lists_extra": "SHOW LISTS appdb",
+        "show_shadow": "SHOW SHADOW", "show_shadow_db": "show shadow appdb;",
+        "show_shadow_diffs": 'SHOW SHADOW DIFFS "AppDb"', "show_shadow_diffs_no_db": "SHOW SHADOW DIFFS",
+        "show_shadow_quoted_diffs": 'SHOW SHADOW "DIFFS"', "show_shadow_extra": "SHOW SHADOW a b",
+        "show_ddl": "SHOW DDL", "show_ddl_db": "show ddl appdb", "show_ddl_extra": "SHOW DDL a b",
         "show_fleet": "show fleet", "show_fleet_extra": "SHOW FLEET appdb",
     }
     for name, text in cmds.items():
@@ -356,6 +363,56 @@ def fuzz_conninfo():
     }
     for name, text in cases.items():
         write(t, name, text)
+
+
+def fuzz_sql():
+    t = "fuzz_sql"
+    cases = {
+        "select": "SELECT abalance FROM pgbench_accounts WHERE aid = 42;",
+        "select_params": "select * from t where a = $2 and b = 'x' and c in (1, 2.5e3, 0x1F)",
+        "strings": "SELECT E'a\\'b', U&'d\\0061', B'101', X'1F', N'n', $q$ $$ ; $q$, 'it''s'",
+        "comments": "/* a /* nested */ comment */ select 1 -- the end\n; -- more",
+        "multi": "select 1; alter table t add b int; ;; drop index i",
+        "ddl_kinds": "CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC "
+                     "SELECT CASE WHEN true THEN 1 END; END; COMMENT ON TABLE t IS 'x'; "
+                     "GRANT SELECT ON t TO bob; SECURITY LABEL ON TABLE t IS 'x'; "
+                     "IMPORT FOREIGN SCHEMA s FROM SERVER f INTO p; REASSIGN OWNED BY a TO b",
+        "select_into": "with x as (select 1) select * into t2 from x",
+        "explain": "EXPLAIN (ANALYZE, BUFFERS) CREATE TABLE x AS SELECT 1",
+        "do_dollar": "DO $$BEGIN IF true THEN CREATE INDEX i ON t(a); END IF; "
+                     "EXECUTE format('ALTER TABLE %I ADD c int', 't'); END$$",
+        "do_quoted": "do 'begin execute ''alter table '' || quote_ident(''t''); end'",
+        "do_e_quoted": "DO E'BEGIN EXECUTE \\'DROP TABLE t\\'; END' LANGUAGE plpgsql",
+        "do_nested": "DO $a$ BEGIN EXECUTE $b$ DO $c$ BEGIN EXECUTE 'CREATE TABLE z()'; END $c$ $b$; END $a$",
+        "temp": "create temp table tmp1 (a int); drop table tmp1, pg_temp.x; select 1 into temp tmp2",
+        "begin_ro": "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY; SELECT 1 ORDER BY 1",
+        "txn": "savepoint a; set local work_mem = '1MB'; rollback to a; commit",
+        "writes": "select nextval('s'); select * from t for update; with d as (delete from t) select 1",
+        "shape": "select now(), random(), ctid, oid::regclass from pg_class",
+        "cut_string": "select 'never closed",
+        "cut_dollar": "do $x$ begin create table",
+        "operators": "select a@-b, c<->d, e=-1, f->>'g', h::int8[], i[1:2]",
+        "nul": "select 1\0 drop table t",
+    }
+    for name, text in cases.items():
+        write(t, name, text.encode().replace(b"\\0", b"\0"))
+
+
+def fuzz_digest():
+    t = "fuzz_digest"
+    fields = lambda n: struct.pack("!H", len(n)) + b"".join(
+        cstr(x) + struct.pack("!IHIHiH", 16400, i + 1, oid, 4, -1, 0) for i, (x, oid) in enumerate(n))
+    answer = (msg("1") + msg("2") + msg("T", fields([("a", 23), ("b", 25)])) +
+              data_row([b"1", b"x"]) + data_row([b"2", None]) + msg("C", cstr("SELECT 2")) + msg("Z", b"I"))
+    error = (msg("E", error_fields([("S", "ERROR"), ("C", "42883"), ("M", "function f() does not exist")])) +
+             msg("Z", b"I"))
+    write(t, "answer", b"\x03" + answer)
+    write(t, "two_requests", b"\x07" + answer + error)
+    write(t, "params", b"\x01" + msg("t", struct.pack("!HII", 2, 23, 16500)) + msg("n") + msg("C", cstr("BEGIN")) +
+          msg("s") + msg("I") + msg("N", error_fields([("S", "NOTICE"), ("M", "x")])) + msg("Z", b"T"))
+    write(t, "bad_length", b"\x02" + answer[:10] + b"D\x00\x00\x00\x02")
+    write(t, "short_row_description", b"\x05" + msg("T", struct.pack("!H", 3) + cstr("a")) + msg("Z", b"E"))
+    write(t, "big_row", b"\x09" + data_row([b"v" * 3000]) + msg("Z", b"I"))
 
 
 def fuzz_listen_sql():
@@ -386,4 +443,6 @@ if __name__ == "__main__":
     fuzz_config()
     fuzz_admin_cmd()
     fuzz_conninfo()
+    fuzz_sql()
+    fuzz_digest()
     fuzz_listen_sql()

@@ -361,9 +361,10 @@ def test_client_stalled_in_the_middle_of_a_message(proxy_factory, source, where)
         assert count_backends(source, app) == 1
         t0 = time.monotonic()
         if where == "body":
-            # more than the first bytes pgcutover reads to classify a query
-            # before it forwards it (64): the server sees part of it
-            c.send(b"Q" + struct.pack("!I", 1000) + b"select 1 " + b" " * 300)
+            # more than pgcutover reads of a query before it forwards it
+            # (the whole message up to its input limit or 64 kB, to see
+            # schema changes: ddl.h): the server sees part of it
+            c.send(b"Q" + struct.pack("!I", 100000) + b"select 1 " + b" " * 70000)
         else:
             c.send(b"Q\0\0")
         err = fatal_then_close(c, 10 * SLOW)
@@ -392,8 +393,9 @@ def test_partial_message_never_reaches_the_server_completed(proxy_factory, sourc
         setup.execute("create table if not exists limits_partial (who text)")
         setup.execute("delete from limits_partial where who = %s", (how,))
     # long enough that pgcutover forwards its start before the end arrives
-    # (it reads the first 64 bytes of a query before passing it on)
-    text = f"insert into limits_partial values ('{how}') --".encode() + b"x" * 300
+    # (it reads a query whole, up to its input limit or 64 kB, before passing
+    # it on: ddl.h)
+    text = f"insert into limits_partial values ('{how}') --".encode() + b"x" * 70000
     with logged_in(p, app=app, timeout=15) as c:
         c.send(b"Q" + struct.pack("!I", 4 + len(text) + 2) + text)
         if how == "stalls":

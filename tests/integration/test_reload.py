@@ -92,8 +92,9 @@ def test_reload_retires_idle_pooled_servers(proxy_factory, source, target):
     assert str(pid) != old_pid
     assert p.wait_log(r"app: its source is now 127\.0\.0\.1:%d" % target.port, since=mark), \
         p.log_since(mark)
-    rows = servers(p)
-    assert [(r["addr"], r["state"]) for r in rows] == [(f"127.0.0.1:{target.port}", "idle")], rows
+    # (its reset, DISCARD ALL, may still be running when the client has gone)
+    wait_servers(p, lambda rows: [(r["addr"], r["state"]) for r in rows]
+                 == [(f"127.0.0.1:{target.port}", "idle")], "her server on the new source")
     wait_no_backends(source, "a backend of the proxy stayed on the old source")
 
 

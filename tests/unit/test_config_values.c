@@ -257,7 +257,8 @@ static void check_dump(struct fx *fx)
 		       "pool_mode = Transaction\n" MIN_DB);
 	memset(&b, 0, sizeof(b));
 	config_dump(fx->cfg, dump_emit, &b);
-	UT_EQ_INT(b.keys, 56);
+	UT_EQ_INT(b.keys, 59);
+	UT_ASSERT(strstr(b.text, "\nshadow=0\nshadow_queue=1000\nddl=pass\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nfence=on\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nreverse_replication=off\n") != NULL);
 	UT_ASSERT(strncmp(b.text, "listen_addr=127.0.0.1\nlisten_port=6432\n", 39) == 0);
@@ -435,6 +436,66 @@ static void test_config_syslog_keys(void)
 	fx_done(&fx);
 }
 
+/* shadow, shadow_queue and ddl: values, inheritance, errors naming their lines. */
+static void check_shadow_keys(struct fx *fx)
+{
+	const struct db_config *db;
+	struct dump_buf b;
+
+	FX_LOAD_OK(fx, "[pgcutover]\n"
+		       "shadow = 0.01\n"
+		       "ddl = Block\n"
+		       "[database \"a\"]\n"
+		       "source = host=s\n"
+		       "target = host=t\n"
+		       "lag_method = none\n"
+		       "shadow = 1\n"
+		       "shadow_queue = 5\n"
+		       "ddl = pass\n"
+		       "[database \"b\"]\n"
+		       "source = host=s\n"
+		       "target = host=t\n"
+		       "lag_method = none\n");
+	db = config_find_db(fx->cfg, "a");
+	UT_ASSERT(db != NULL && db->d.shadow == 1.0 && db->d.shadow_queue == 5 &&
+		  db->d.ddl == DDL_PASS);
+	db = config_find_db(fx->cfg, "b");
+	UT_ASSERT(db != NULL && db->d.shadow == 0.01 && db->d.shadow_queue == 1000 &&
+		  db->d.ddl == DDL_BLOCK);
+	memset(&b, 0, sizeof(b));
+	config_dump(fx->cfg, dump_emit, &b);
+	UT_ASSERT(strstr(b.text, "\nshadow=0.01\nshadow_queue=1000\nddl=block\n") != NULL);
+	FX_LOAD_FAILS(fx, "[pgcutover]\n"
+			  "shadow = 1.5\n"     /* 2 */
+			  "shadow_queue = 0\n" /* 3 */
+			  "ddl = refuse\n"     /* 4 */
+			  "[database \"x\"]\n"
+			  "source = host=s\n"
+			  "target = host=t\n"
+			  "lag_method = none\n"
+			  "shadow = -0.1\n" /* 9 */
+			  "[database \"y\"]\n"
+			  "source = host=s\n"
+			  "target = host=t\n"
+			  "lag_method = none\n"
+			  "shadow = 1%\n" /* 14 */
+	);
+	UT_ASSERT(fx_has_error(fx, 2, "\"shadow\": \"1.5\" (expected a fraction between 0 and 1"));
+	UT_ASSERT(fx_has_error(fx, 3, "\"shadow_queue\": \"0\""));
+	UT_ASSERT(fx_has_error(fx, 4, "\"ddl\": \"refuse\" (expected pass or block)"));
+	UT_ASSERT(fx_has_error(fx, 9, "\"shadow\": \"-0.1\""));
+	UT_ASSERT(fx_has_error(fx, 14, "\"shadow\": \"1%\""));
+}
+
+static void test_config_shadow_keys(void)
+{
+	struct fx fx;
+
+	fx_init(&fx);
+	check_shadow_keys(&fx);
+	fx_done(&fx);
+}
+
 const struct unit_test unit_tests_config_values[] = {
 	{"config_syslog_keys", test_config_syslog_keys},
 	{"config_tls_keys", test_config_tls_keys},
@@ -443,5 +504,6 @@ const struct unit_test unit_tests_config_values[] = {
 	{"config_parse_size", test_config_parse_size},
 	{"config_dump", test_config_dump},
 	{"config_limits", test_config_limits},
+	{"config_shadow_keys", test_config_shadow_keys},
 	{NULL, NULL},
 };

@@ -77,6 +77,8 @@ extern const struct unit_test unit_tests_reference[];
 extern const struct unit_test unit_tests_fence_names[];
 extern const struct unit_test unit_tests_fleet_sql[];
 extern const struct unit_test unit_tests_log[];
+extern const struct unit_test unit_tests_sqlclass[];
+extern const struct unit_test unit_tests_pqdigest[];
 extern const struct unit_test unit_tests_listen[];
 
 #endif /* PGCUTOVER_UNIT_H */
