@@ -85,6 +85,7 @@ struct fdb {
 	enum fd_state st;
 	bool held;   /* DB_HOLD_FLEET is this module's */
 	bool synced; /* the fleet's row (or its absence) was read once */
+	bool seen;   /* the last poll had a row for it */
 	bool ack_ok; /* what the ack says */
 	char ack_detail[200];
 	int64_t epoch;      /* the last epoch seen in the fleet database */
@@ -492,8 +493,11 @@ static void retry_soon(struct fdb *f)
 	evtimer_add(f->timer, &tv);
 }
 
-static void claim(struct fdb *f, int64_t epoch)
+/* Take the abort of epoch over ('lost': the fleet database no longer has it). */
+static void claim(struct fdb *f, int64_t epoch, bool lost)
 {
+	bool ok;
+
 	struct pq_buf b;
 
 	if (!f->held) {
@@ -504,8 +508,16 @@ static void claim(struct fdb *f, int64_t epoch)
 	f->held_epoch = epoch;
 	set_state(f, FD_CLAIMING);
 	pq_buf_init(&b);
-	if (!fleet_claim_abort_sql(&b, f->db->name, epoch, fl.me, rt.cfg->fleet_lease_ms) ||
-	    !fleet_send(&b, claim_cb, f))
+	if (lost) {
+		log_warning("fleet: database %s: the fleet database has lost fleet epoch %" PRId64
+			    " (restored, or failed over?): this instance takes its abort over",
+			    f->db->name, epoch);
+		ok = fleet_reclaim_lost_sql(&b, f->db->name, route_side_name(f->from), epoch, fl.me,
+					    rt.cfg->fleet_lease_ms);
+	} else {
+		ok = fleet_claim_abort_sql(&b, f->db->name, epoch, fl.me, rt.cfg->fleet_lease_ms);
+	}
+	if (!ok || !fleet_send(&b, claim_cb, f))
 		log_error("fleet: database %s: out of memory taking the abort over", f->db->name);
 }
 
@@ -646,6 +658,12 @@ static void follow(struct fdb *f, const struct fleet_row *r)
 		return; /* this instance coordinates: the engine deals with the row */
 	if (f->st == FD_FLIPPING || f->st == FD_MARKING || f->st == FD_LIFTING)
 		return; /* finishing a step already decided */
+	if (busy && f->held && r->epoch < f->held_epoch) {
+		/* the epoch held for is gone from the fleet: abort it (fence first) */
+		if (f->st != FD_CLAIMING)
+			claim(f, f->held_epoch, true);
+		return;
+	}
 	if (strcmp(r->state, "pausing") == 0) {
 		if (mine || (busy && r->epoch == f->held_epoch && r->expired)) {
 			/*
@@ -653,7 +671,7 @@ static void follow(struct fdb *f, const struct fleet_row *r)
 			 * coordinator's lease expired: abort it (fence first).
 			 */
 			if (f->st != FD_CLAIMING)
-				claim(f, r->epoch);
+				claim(f, r->epoch, false);
 			return;
 		}
 		if (!busy || r->epoch > f->held_epoch) {
@@ -667,7 +685,7 @@ static void follow(struct fdb *f, const struct fleet_row *r)
 	}
 	if (strcmp(r->state, "aborting") == 0) {
 		if (r->expired && f->st != FD_CLAIMING)
-			claim(f, r->epoch);
+			claim(f, r->epoch, false);
 		else if (!f->held)
 			fdb_hold(f); /* its old side may still be fenced: wait for 'aborted' */
 		return;
@@ -719,6 +737,8 @@ static void poll_cb(void *arg, const struct control_result *r)
 		int n = res ? PQntuples(res) : 0;
 
 		fl.t_ok = rt_now_us();
+		for (struct fdb *f = fl.dbs; f; f = f->next)
+			f->seen = false;
 		for (int i = 0; i < n; i++) {
 			struct fleet_row row = {0};
 			struct database *db = db_find(PQgetvalue(res, i, 0));
@@ -739,6 +759,7 @@ static void poll_cb(void *arg, const struct control_result *r)
 			if (f == NULL)
 				continue;
 			f->synced = true;
+			f->seen = true;
 			follow(f, &row);
 		}
 		if (n == 0)
@@ -749,6 +770,11 @@ static void poll_cb(void *arg, const struct control_result *r)
 				f->synced = true;
 				if (f->held && f->st == FD_NONE)
 					fdb_release(f);
+			} else if (!f->seen && f->held && !cutover_running(f->db) &&
+				   (f->st == FD_DRAINING || f->st == FD_CHECKING ||
+				    f->st == FD_ACKED)) {
+				/* held for a switch whose row the fleet has lost: abort it (fence first) */
+				claim(f, f->held_epoch, true);
 			}
 		}
 	}

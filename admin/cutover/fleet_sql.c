@@ -271,6 +271,29 @@ bool fleet_aborted_sql(struct pq_buf *b, const char *db, int64_t epoch, const ch
 	return end(b);
 }
 
+bool fleet_reclaim_lost_sql(struct pq_buf *b, const char *db, const char *route, int64_t epoch,
+			    const char *me, int64_t lease_ms)
+{
+	put_durable(b);
+	put_notify(b, db);
+	put(b, "INSERT INTO pgcutover.databases AS d (db, route, epoch, state, coordinator,"
+	       " lease_until) VALUES (");
+	sqlquote_put_literal(b, db);
+	put(b, ", ");
+	sqlquote_put_literal(b, route);
+	put(b, ", ");
+	put_int(b, epoch);
+	put(b, ", 'aborting', ");
+	sqlquote_put_literal(b, me);
+	put(b, ", now() + ");
+	put_lease(b, lease_ms);
+	put(b, ") ON CONFLICT (db) DO UPDATE SET epoch = EXCLUDED.epoch, state = 'aborting',"
+	       " switch_to = NULL, coordinator = EXCLUDED.coordinator,"
+	       " lease_until = EXCLUDED.lease_until, updated = now() WHERE d.epoch < EXCLUDED.epoch"
+	       " RETURNING 1");
+	return end(b);
+}
+
 bool fleet_record_abort_sql(struct pq_buf *b, const char *db, const char *route, int64_t epoch,
 			    const char *me)
 {

@@ -102,6 +102,14 @@ bool fleet_claim_abort_sql(struct pq_buf *b, const char *db, int64_t epoch, cons
 bool fleet_aborted_sql(struct pq_buf *b, const char *db, int64_t epoch, const char *me)
 	__attribute__((warn_unused_result));
 /*
+ * An instance holding for (db, epoch) finds the fleet database without it
+ * (no row, or an older epoch: restored, or failed over to a replica behind):
+ * it takes the abort of that epoch, the row made again as 'aborting' under
+ * this instance.  One row when it did.
+ */
+bool fleet_reclaim_lost_sql(struct pq_buf *b, const char *db, const char *route, int64_t epoch,
+			    const char *me, int64_t lease_ms) __attribute__((warn_unused_result));
+/*
  * The coordinator's own epoch recorded as aborted where the fleet database
  * lost it (restored, or failed over to a replica behind): the row is made
  * again, or brought forward to that epoch, so that the instances holding

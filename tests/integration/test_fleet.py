@@ -294,8 +294,9 @@ def test_fleet_database_stopped_mid_switch(proxy_factory, rdb, fleet_db):
 def test_fleet_database_loses_the_switch(proxy_factory, rdb, fleet_db):
     """The fleet database loses the switch's row while i0 waits for the lag
     (as a restore or a failover to a replica behind would): i0 cannot commit
-    its decision, says why, lifts its fence, records the abort again, and all
-    three resume on the source; nothing is lost.  (The fleet's own writes are
+    its decision and says why; the abort is recorded again (by i0 after it
+    lifted its fence, or by a follower that lifts it first), and all three
+    resume on the source; nothing is lost.  (The fleet's own writes are
     committed with synchronous_commit on: the suite's servers run with it off,
     which made a crash of the fleet database lose the row the same way.)"""
     ps = start_fleet(proxy_factory, rdb, fleet_db, lease="2s", lag_timeout="60s")
@@ -313,7 +314,8 @@ def test_fleet_database_loses_the_switch(proxy_factory, rdb, fleet_db):
     # the lease's renewal or the decision finds the row gone, whichever comes first
     assert "error" in out and ("has lost this switch" in str(out["error"]) or
                                "no longer has this switch" in str(out["error"])), out
-    assert ps[0].wait_log(r"recorded as aborted", since=mark, timeout=15)
+    # its own record of the abort, or a follower's that took it over first
+    assert ps[0].wait_log(r"fleet epoch \d+ (recorded as )?aborted", since=mark, timeout=15)
     wait_routes(ps, DB, "source")
     wait_until(lambda: all(route_of(p.admin_port, DB) == ("source", "running") for p in ps), 20,
                what="the three instances running on the source")
@@ -326,6 +328,42 @@ def test_fleet_database_loses_the_switch(proxy_factory, rdb, fleet_db):
     rows, committed = nothing_lost(rdb, "source", results)
     assert rows == committed, (rows, committed)
     assert not fenced(rdb, "source")
+
+
+@pytest.mark.timeout(120)
+def test_fleet_database_loses_the_switch_of_a_dead_coordinator(proxy_factory, rdb, fleet_db):
+    """i0 is killed in its lag wait and the fleet database loses the switch's
+    row: nobody can decide it any more, and its coordinator cannot record the
+    abort.  i1 and i2, holding for an epoch the fleet no longer has, take its
+    abort over (the row made again), lift the source's fence and resume there;
+    their clients see no error; nothing is lost."""
+    ps = start_fleet(proxy_factory, rdb, fleet_db, lease="3s", lag_timeout="60s")
+    benches = loads(ps, 10)
+    for b in benches:
+        b.start()
+    time.sleep(1.0)
+    with apply_stalled(rdb):
+        marks = [p.log_mark() for p in ps]
+        t, out = switch_in_thread(ps[0], rdb)
+        assert ps[0].wait_log(r"the source is fenced", since=marks[0], timeout=15)
+        ps[0].proc.kill()
+        ps[0].proc.wait(timeout=10)
+        ps[0].expect_exit = True
+        with psycopg.connect(fleet_conninfo(fleet_db), autocommit=True) as c:
+            c.execute("DELETE FROM pgcutover.databases WHERE db = %s", (DB,))
+        wait_until(lambda: all(route_of(p.admin_port, DB) == ("source", "running")
+                               for p in ps[1:]), 10 * SLOW, what="i1 and i2 running on the source")
+    assert any(p.wait_log(r"has lost fleet epoch 1", since=m, timeout=1)
+               for p, m in zip(ps[1:], marks[1:]))
+    row = fleet_rows(fleet_db, DB)
+    assert row[0] == "source" and row[1] == 1 and row[2] == "aborted", row
+    assert not fenced(rdb, "source")
+    results = [b.wait() for b in benches]
+    for r in results[1:]:
+        assert r.rc == 0 and r.failed == 0, r.stdout
+    rdb.wait_caught_up()
+    rows, committed = nothing_lost(rdb, "source", results)
+    assert rows == committed, (rows, committed)
 
 
 @pytest.mark.timeout(90)
