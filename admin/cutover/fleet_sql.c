@@ -59,7 +59,11 @@ static void put_int(struct pq_buf *b, int64_t v)
 	put(b, num);
 }
 
-/* '<ms> milliseconds'::interval */
+/*
+ * '<ms> milliseconds'::interval.  A lease runs from clock_timestamp(), when
+ * the statement runs, not from now(), when its transaction began: a begin
+ * that waited (a busy fleet database) must not publish a lease already spent.
+ */
 static void put_lease(struct pq_buf *b, int64_t lease_ms)
 {
 	put(b, "'");
@@ -155,7 +159,7 @@ bool fleet_begin_sql(struct pq_buf *b, const char *db, const char *me, const cha
 	sqlquote_put_literal(b, to);
 	put(b, ", coordinator = ");
 	sqlquote_put_literal(b, me);
-	put(b, ", lease_until = now() + ");
+	put(b, ", lease_until = pg_catalog.clock_timestamp() + ");
 	put_lease(b, lease_ms);
 	put(b, ", updated = now() FROM l WHERE l.got AND d.db = ");
 	sqlquote_put_literal(b, db);
@@ -216,7 +220,7 @@ bool fleet_renew_sql(struct pq_buf *b, const char *db, int64_t epoch, const char
 		     int64_t lease_ms)
 {
 	put_durable(b);
-	put(b, "UPDATE pgcutover.databases SET lease_until = now() + ");
+	put(b, "UPDATE pgcutover.databases SET lease_until = pg_catalog.clock_timestamp() + ");
 	put_lease(b, lease_ms);
 	put_row(b, db, epoch);
 	put(b, " AND state = 'pausing' AND coordinator = ");
@@ -247,7 +251,7 @@ bool fleet_claim_abort_sql(struct pq_buf *b, const char *db, int64_t epoch, cons
 	put_notify(b, db);
 	put(b, "UPDATE pgcutover.databases SET state = 'aborting', coordinator = ");
 	sqlquote_put_literal(b, me);
-	put(b, ", lease_until = now() + ");
+	put(b, ", lease_until = pg_catalog.clock_timestamp() + ");
 	put_lease(b, lease_ms);
 	put(b, ", updated = now()");
 	put_row(b, db, epoch);
@@ -285,7 +289,7 @@ bool fleet_reclaim_lost_sql(struct pq_buf *b, const char *db, const char *route,
 	put_int(b, epoch);
 	put(b, ", 'aborting', ");
 	sqlquote_put_literal(b, me);
-	put(b, ", now() + ");
+	put(b, ", pg_catalog.clock_timestamp() + ");
 	put_lease(b, lease_ms);
 	put(b, ") ON CONFLICT (db) DO UPDATE SET epoch = EXCLUDED.epoch, state = 'aborting',"
 	       " switch_to = NULL, coordinator = EXCLUDED.coordinator,"

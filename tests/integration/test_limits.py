@@ -476,7 +476,7 @@ def test_server_connect_timeout_against_a_server_that_never_answers(proxy_factor
 
         def other_database():
             assert p.wait_log(r"server_connect_timeout \(1000 ms\) expired", since=mark,
-                              timeout=5), p.log_since(mark)
+                              timeout=10 * SLOW), p.log_since(mark)
             with p.connect() as ok:     # another database goes on meanwhile
                 result["other"] = ok.execute("select 2").fetchone()[0]
 
@@ -486,7 +486,7 @@ def test_server_connect_timeout_against_a_server_that_never_answers(proxy_factor
             t0 = time.monotonic()
             err = error_while_logging_in(c, database="down")
             took = time.monotonic() - t0
-        th.join(10)
+        th.join(20 * SLOW)
         assert result.get("other") == 2, result
         assert err.sqlstate == "08P01", err
         m = err.fields["M"]
@@ -780,7 +780,7 @@ def test_max_db_connections(proxy_factory, source):
         sampler.stop.set()
         sampler.join(5)
     print(f"max_db_connections: at most {sampler.max} backends in {sampler.samples} samples")
-    assert sampler.samples > 20
+    assert sampler.samples > 5    # it did watch (fewer samples on a loaded machine)
     assert sampler.max == 2, sampler.max
     assert all(s.error is None for s in sessions), [s.error for s in sessions]
 
