@@ -62,7 +62,7 @@ static void store_later(const char *state_dir, const char *db, const struct rout
 {
 	char *name = strdup(db);
 
-	if (name == NULL || !route_store_async(rt.base, state_dir, name, st, done, name)) {
+	if (name == NULL || !route_store_async_owned(rt.base, state_dir, name, st, done, name)) {
 		log_warning("database %s: could not start writing its route file", db);
 		free(name);
 	}

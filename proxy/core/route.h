@@ -101,6 +101,13 @@ typedef void (*route_done_cb)(void *arg, bool ok, const char *errmsg);
 bool route_store_async(struct event_base *base, const char *state_dir, const char *db,
 		       const struct route_state *st, route_done_cb done, void *arg)
 	__attribute__((warn_unused_result));
+/*
+ * The same for an arg from malloc() that done frees: route_shutdown() frees
+ * it when done will not run (a request finished after the loop stopped).
+ */
+bool route_store_async_owned(struct event_base *base, const char *state_dir, const char *db,
+			     const struct route_state *st, route_done_cb done, void *arg)
+	__attribute__((warn_unused_result));
 
 /*
  * Deletes state_dir/<db>.route, the documented way to forget a switch; a

@@ -37,6 +37,7 @@ struct route_req {
 	struct route_state st;
 	route_done_cb done; /* run on the loop thread when finished */
 	void *arg;
+	bool own_arg;  /* route_store_async_owned(): arg is freed if done never runs */
 	bool ok;       /* set by the worker: the file is durable */
 	char err[512]; /* set by the worker when !ok */
 };
@@ -216,8 +217,8 @@ fail:
 	return false;
 }
 
-bool route_store_async(struct event_base *base, const char *state_dir, const char *db,
-		       const struct route_state *st, route_done_cb done, void *arg)
+static bool store_async(struct event_base *base, const char *state_dir, const char *db,
+			const struct route_state *st, route_done_cb done, void *arg, bool own_arg)
 {
 	struct route_req *r;
 
@@ -235,6 +236,7 @@ bool route_store_async(struct event_base *base, const char *state_dir, const cha
 	r->st = *st;
 	r->done = done;
 	r->arg = arg;
+	r->own_arg = own_arg;
 
 	if (!ra.started && !route_async_start(base)) {
 		route_req_free(r);
@@ -251,6 +253,18 @@ oom:
 	if (r != NULL)
 		route_req_free(r);
 	return false;
+}
+
+bool route_store_async(struct event_base *base, const char *state_dir, const char *db,
+		       const struct route_state *st, route_done_cb done, void *arg)
+{
+	return store_async(base, state_dir, db, st, done, arg, false);
+}
+
+bool route_store_async_owned(struct event_base *base, const char *state_dir, const char *db,
+			     const struct route_state *st, route_done_cb done, void *arg)
+{
+	return store_async(base, state_dir, db, st, done, arg, true);
 }
 
 void route_shutdown(void)
@@ -274,8 +288,11 @@ void route_shutdown(void)
 
 	/* Finished but not yet reported: promised never to call back now. */
 	pthread_mutex_lock(&ra.lock);
-	while ((r = route_queue_pop(&ra.done)) != NULL)
+	while ((r = route_queue_pop(&ra.done)) != NULL) {
+		if (r->own_arg)
+			free(r->arg);
 		route_req_free(r);
+	}
 	ra.stopping = false;
 	pthread_mutex_unlock(&ra.lock);
 	ra.base = NULL;

@@ -162,7 +162,9 @@ def test_coordinator_killed_before_the_decision(proxy_factory, rdb, fleet_db):
         assert r.rc == 0 and r.failed == 0, r.stdout
     rdb.wait_caught_up()
     rows, committed = nothing_lost(rdb, "source", results)
-    assert rows == committed, (rows, committed)
+    # a transaction of the killed instance may have committed with its answer lost
+    # (in doubt, at most one per client): more rows, never fewer
+    assert committed <= rows <= committed + 3, (rows, committed)
 
 
 @pytest.mark.timeout(120)
@@ -191,7 +193,9 @@ def test_coordinator_killed_after_the_decision(proxy_factory, rdb, fleet_db):
         assert server_port(c) == rdb.target.port
     assert route_of(ps[0].admin_port, DB) == ("target", "running")
     rows, committed = nothing_lost(rdb, "target", results)
-    assert rows == committed, (rows, committed)
+    # a transaction of the killed instance may have committed with its answer lost
+    # (in doubt, at most one per client): more rows, never fewer
+    assert committed <= rows <= committed + 3, (rows, committed)
 
 
 @pytest.mark.timeout(120)
@@ -363,7 +367,9 @@ def test_fleet_database_loses_the_switch_of_a_dead_coordinator(proxy_factory, rd
         assert r.rc == 0 and r.failed == 0, r.stdout
     rdb.wait_caught_up()
     rows, committed = nothing_lost(rdb, "source", results)
-    assert rows == committed, (rows, committed)
+    # a transaction of the killed instance may have committed with its answer lost
+    # (in doubt, at most one per client): more rows, never fewer
+    assert committed <= rows <= committed + 3, (rows, committed)
 
 
 @pytest.mark.timeout(90)
