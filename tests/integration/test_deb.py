@@ -104,7 +104,9 @@ def write_config(clusters, ports):
         '[database "app"]\n'
         f"source = {clusters.source.proxy_target()}\n"
         f"target = {clusters.target.proxy_target()}\n"
-        "lag_method = none\n")
+        "lag_method = none\n"
+        # the shared database: its switch must leave no fence for the tests after
+        "fence = off\n")
     gid = grp.getgrnam("pgcutover").gr_gid
     with open(CONFIG, "w") as f:
         f.write(text)
