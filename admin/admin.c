@@ -9,6 +9,7 @@
 #include "admin/console.h"
 #include "admin/cutover/cutover.h"
 #include "admin/job.h"
+#include "admin/validation.h"
 #include "admin/show_control.h"
 #include "proxy/client.h"
 #include "proxy/core/list.h"
@@ -25,6 +26,7 @@ bool admin_init(char *errbuf, size_t errlen)
 void admin_shutdown(void)
 {
 	admin_jobs_shutdown();
+	admin_validation_free();
 	cutover_shutdown();
 }
 

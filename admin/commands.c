@@ -13,6 +13,7 @@
 #include "admin/show.h"
 #include "admin/show_control.h"
 #include "admin/show_replication.h"
+#include "admin/validation.h"
 #include "protocol/sqlstate.h"
 #include "proxy/client.h"
 #include "proxy/core/log.h"
@@ -268,6 +269,19 @@ void admin_run(struct client *c, const char *query, size_t len)
 	case ADMIN_CMD_SHOW_REPLICATION:
 		admin_show_replication(c, cmd.db);
 		break;
+	case ADMIN_CMD_CHECK:
+		admin_check(c, &cmd);
+		break;
+	case ADMIN_CMD_VERIFY:
+	case ADMIN_CMD_VERIFY_STOP:
+		admin_verify(c, &cmd);
+		break;
+	case ADMIN_CMD_SHOW_VERIFY:
+		admin_show_verify(c, cmd.db);
+		break;
+	case ADMIN_CMD_SHOW_VERIFY_DIFFS:
+		admin_show_verify_diffs(c, cmd.db);
+		break;
 	}
 }
 
@@ -275,5 +289,6 @@ bool admin_command_columns(enum admin_cmd_kind kind, int *ncols, const char *con
 {
 	return admin_show_columns(kind, ncols, cols) ||
 	       admin_show_control_columns(kind, ncols, cols) ||
-	       (kind == ADMIN_CMD_SHOW_REPLICATION && admin_show_replication_columns(ncols, cols));
+	       (kind == ADMIN_CMD_SHOW_REPLICATION && admin_show_replication_columns(ncols, cols)) ||
+	       admin_validation_columns(kind, ncols, cols);
 }

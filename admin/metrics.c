@@ -195,7 +195,7 @@ void metrics_render(struct evbuffer *out)
 			[TIMING_PAUSED] = "paused",       [TIMING_DRAIN] = "drain",
 			[TIMING_LAG] = "lag_wait",        [TIMING_SEQUENCES] = "sequence_sync",
 			[TIMING_FENCE] = "fence",         [TIMING_REPLICATION] = "replication",
-			[TIMING_PREPARE] = "preparation",
+			[TIMING_PREPARE] = "preparation", [TIMING_VERIFY] = "verify",
 		};
 		struct switch_counts counts = cutover_counts(db);
 

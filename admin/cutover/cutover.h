@@ -48,6 +48,7 @@ struct switch_record {
 	int64_t ms_fence;       /* fencing the old side plus lifting the new side's fence */
 	int64_t ms_replication; /* stopping the incoming direction plus starting the way back */
 	int64_t ms_prepare;     /* the reverse preparation, before the pause */
+	int64_t ms_verify;      /* switch_verify's re-check, inside the pause */
 	int sequences_synced;
 	int sessions_moved;
 	int sessions_closed;
@@ -71,6 +72,7 @@ enum switch_timing {
 	TIMING_FENCE,
 	TIMING_REPLICATION,
 	TIMING_PREPARE,
+	TIMING_VERIFY,
 	TIMING_COUNT
 };
 

@@ -18,8 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/cutover/check.h"
 #include "admin/cutover/control_open.h"
 #include "admin/cutover/replication_names.h"
+#include "admin/cutover/verify.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
@@ -45,6 +47,8 @@ const struct cutover_phase_def cutover_phases[CO_NPHASES] = {
 	[CO_WAIT_LAG] = {"lag wait", cutover_lag_enter, CO_DEADLINE_LAG, false, "session checks"},
 	[CO_STOP_REPLICATION] = {"replication stop", cutover_stop_replication_enter,
 				 CO_DEADLINE_LAG, false, "session checks"},
+	[CO_VERIFY] = {"verify", cutover_verify_enter, CO_DEADLINE_NONE, false,
+		       "session checks (verify_budget bounds it)"},
 	[CO_SYNC_SEQUENCES] = {"sequence sync", cutover_sequences_enter, CO_DEADLINE_LAG, false,
 			       "session checks (lag_timeout bounds both)"},
 	[CO_FLIP] = {"flip", cutover_flip_enter, CO_DEADLINE_NONE, true,
@@ -201,8 +205,9 @@ void cutover_phase_done(struct cutover *co)
 	}
 	if (co->phase == CO_PREFLIGHT && co->dry_run) {
 		snprintf(co->rec.result, sizeof(co->rec.result),
-			 "dry run: ok (lag %" PRId64 " bytes, %d sequences to sync)",
-			 co->preflight_lag < 0 ? 0 : co->preflight_lag, co->nsequences);
+			 "dry run: ok (lag %" PRId64 " bytes, %d sequences to sync%s)",
+			 co->preflight_lag < 0 ? 0 : co->preflight_lag, co->nsequences,
+			 co->check_summary);
 		co->rec.sequences_synced = 0;
 		cutover_finish(co, true);
 		return;
@@ -262,6 +267,9 @@ bool cutover_query_settle(struct cutover *co)
 
 static void cutover_free(struct cutover *co)
 {
+	if (co->check)
+		check_cancel(co->check);
+	cutover_verify_free(co);
 	for (int side = 0; side < 2; side++)
 		if (co->ctl[side])
 			control_conn_free(co->ctl[side]);
@@ -350,6 +358,10 @@ void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...
 		    route_side_name(co->db->route));
 	/* the sessions stay where they are */
 	db_cancel_checks(co->db);
+	if (co->check) {
+		check_cancel(co->check);
+		co->check = NULL;
+	}
 	co->waiting_checks = false;
 	/*
 	 * The rollback: what the switch changed on the servers is undone before
@@ -542,6 +554,8 @@ void cutover_shutdown(void)
 	cutover_fence_free();
 	cutover_finish_free();
 	cutover_watch_free();
+	check_shutdown();
+	verify_shutdown();
 	cutover_history_free();
 	route_shutdown();
 }

@@ -50,6 +50,9 @@ void config_dump(const struct config *cfg,
 		case KT_BOOL:
 			value = *(const bool *)field ? "on" : "off";
 			break;
+		case KT_ABORT_PROCEED:
+			value = *(const bool *)field ? "abort" : "proceed";
+			break;
 		default:
 			value = *(char *const *)field;
 			if (value == NULL)
