@@ -164,7 +164,8 @@ static bool scan_name(struct scan *s, bool dotted, char *out, char *errbuf, size
 		for (; s->i < s->len; s->i++) {
 			char ch = s->q[s->i];
 
-			if (isspace((unsigned char)ch) || ch == ';' || (dotted && (ch == ',' || ch == '.')))
+			if (isspace((unsigned char)ch) || ch == ';' ||
+			    (dotted && (ch == ',' || ch == '.')))
 				break;
 			if (k + 1 >= ADMIN_CMD_ARG_MAX || ch == '\0' || ch == '"') {
 				snprintf(errbuf, errlen, "invalid word in command");
@@ -173,7 +174,8 @@ static bool scan_name(struct scan *s, bool dotted, char *out, char *errbuf, size
 			out[k++] = (char)tolower((unsigned char)ch);
 		}
 		if (k == 0) {
-			snprintf(errbuf, errlen, "VERIFY expects a name here: VERIFY db [table, ...]");
+			snprintf(errbuf, errlen,
+				 "VERIFY expects a name here: VERIFY db [table, ...]");
 			return false;
 		}
 	}
@@ -233,7 +235,8 @@ static bool parse_verify(struct scan *s, struct admin_cmd *out, char *errbuf, si
 	}
 	for (;;) {
 		if (out->ntables == ADMIN_CMD_TABLES_MAX) {
-			snprintf(errbuf, errlen, "VERIFY names at most %d tables", ADMIN_CMD_TABLES_MAX);
+			snprintf(errbuf, errlen, "VERIFY names at most %d tables",
+				 ADMIN_CMD_TABLES_MAX);
 			return false;
 		}
 		if (!scan_table(s, &out->tables[out->ntables++], errbuf, errlen))
@@ -346,7 +349,8 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 			return true;
 		}
 		if (n > 3) {
-			snprintf(errbuf, errlen, "SHOW VERIFY takes at most a database: SHOW VERIFY [db]");
+			snprintf(errbuf, errlen,
+				 "SHOW VERIFY takes at most a database: SHOW VERIFY [db]");
 			return false;
 		}
 		out->kind = ADMIN_CMD_SHOW_VERIFY;
@@ -357,7 +361,8 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 	if (is_word(&toks[0], "CHECK")) {
 		if (n != 2 && !(n == 4 && is_word(&toks[2], "TO") &&
 				(is_word(&toks[3], "SOURCE") || is_word(&toks[3], "TARGET")))) {
-			snprintf(errbuf, errlen, "CHECK needs a database: CHECK db [TO source|target]");
+			snprintf(errbuf, errlen,
+				 "CHECK needs a database: CHECK db [TO source|target]");
 			return false;
 		}
 		out->kind = ADMIN_CMD_CHECK;

@@ -25,21 +25,21 @@ enum admin_cmd_kind {
 	ADMIN_CMD_SHUTDOWN,
 	ADMIN_CMD_KILL, /* KILL db */
 	ADMIN_CMD_SHOW_SWITCHES,
-	ADMIN_CMD_SHOW_LAG,         /* SHOW LAG [db] */
-	ADMIN_CMD_SHOW_SEQUENCES,   /* SHOW SEQUENCES db */
-	ADMIN_CMD_PAUSE,            /* PAUSE [db] */
-	ADMIN_CMD_RESUME,           /* RESUME [db] */
-	ADMIN_CMD_SWITCH,           /* SWITCH db [TO target|source] [DRY RUN] */
-	ADMIN_CMD_ABORT,            /* ABORT db */
-	ADMIN_CMD_FENCE,            /* FENCE db source|target */
-	ADMIN_CMD_UNFENCE,          /* UNFENCE db source|target */
-	ADMIN_CMD_SHOW_REPLICATION, /* SHOW REPLICATION [db] */
-	ADMIN_CMD_FINISH,           /* FINISH db */
-	ADMIN_CMD_SHOW_LISTS,       /* PgBouncer's counts of its lists, for its exporters */
-	ADMIN_CMD_CHECK,            /* CHECK db [TO source|target] */
-	ADMIN_CMD_VERIFY,           /* VERIFY db [table, ...] */
-	ADMIN_CMD_VERIFY_STOP,      /* VERIFY db STOP */
-	ADMIN_CMD_SHOW_VERIFY,      /* SHOW VERIFY [db] */
+	ADMIN_CMD_SHOW_LAG,          /* SHOW LAG [db] */
+	ADMIN_CMD_SHOW_SEQUENCES,    /* SHOW SEQUENCES db */
+	ADMIN_CMD_PAUSE,             /* PAUSE [db] */
+	ADMIN_CMD_RESUME,            /* RESUME [db] */
+	ADMIN_CMD_SWITCH,            /* SWITCH db [TO target|source] [DRY RUN] */
+	ADMIN_CMD_ABORT,             /* ABORT db */
+	ADMIN_CMD_FENCE,             /* FENCE db source|target */
+	ADMIN_CMD_UNFENCE,           /* UNFENCE db source|target */
+	ADMIN_CMD_SHOW_REPLICATION,  /* SHOW REPLICATION [db] */
+	ADMIN_CMD_FINISH,            /* FINISH db */
+	ADMIN_CMD_SHOW_LISTS,        /* PgBouncer's counts of its lists, for its exporters */
+	ADMIN_CMD_CHECK,             /* CHECK db [TO source|target] */
+	ADMIN_CMD_VERIFY,            /* VERIFY db [table, ...] */
+	ADMIN_CMD_VERIFY_STOP,       /* VERIFY db STOP */
+	ADMIN_CMD_SHOW_VERIFY,       /* SHOW VERIFY [db] */
 	ADMIN_CMD_SHOW_VERIFY_DIFFS, /* SHOW VERIFY DIFFS db */
 };
 /* The last kind: a new command is added before it, or becomes it. */
@@ -60,7 +60,7 @@ struct admin_cmd {
 	char db[ADMIN_CMD_ARG_MAX]; /* database argument, "" when absent */
 	bool to_source;             /* SWITCH ... TO source (default: TO target); FENCE db source */
 	bool dry_run;               /* SWITCH ... DRY RUN */
-	bool force; /* SWITCH ... FORCE: even when the switch back would lose writes */
+	bool force;      /* SWITCH ... FORCE: even when the switch back would lose writes */
 	bool side_given; /* CHECK ... TO: a side was named (to_source says which) */
 	int ntables;     /* VERIFY db t1, t2: the tables named (0: every table) */
 	struct admin_cmd_table tables[ADMIN_CMD_TABLES_MAX];

@@ -50,6 +50,9 @@ static void admin_switched(void *who, const struct switch_record *rec, const cha
 	admin_switch_begin(&rs);
 	admin_switch_row(&rs, rec);
 	admin_rs_send(c, &rs);
+	/* a DRY RUN answers with its checks too (a second result set: simple protocol only) */
+	if (rec->dry_run)
+		admin_checks_rows(c, rec->db);
 	admin_done(c);
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "admin/cutover/cutover.h"
+#include "admin/cutover/verify.h"
 #include "proxy/client.h"
 #include "proxy/core/config.h"
 #include "proxy/core/log.h"
@@ -47,6 +48,65 @@ static void label_word(const char *name, char *buf, size_t len)
 static void help(struct evbuffer *out, const char *name, const char *type, const char *text)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* VERIFY: whether one runs, and what the last one of each database found. */
+static void verify_metrics(struct evbuffer *out)
+{
+	struct list_node *n;
+
+	help(out, "pgcutover_verify_running", "gauge", "1 while a VERIFY of the database runs");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		evbuffer_add_printf(out, "pgcutover_verify_running{database=\"%s\"} %d\n", db->name,
+				    verify_summary(db, &vs) && vs.running);
+	}
+	help(out, "pgcutover_verify_rows_checked", "gauge",
+	     "rows the last VERIFY of the database has compared");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		if (verify_summary(db, &vs))
+			evbuffer_add_printf(out,
+					    "pgcutover_verify_rows_checked{database=\"%s\"} %" PRId64
+					    "\n",
+					    db->name, vs.rows_checked);
+	}
+	help(out, "pgcutover_verify_chunks", "gauge",
+	     "key ranges of the last VERIFY by state: matched, mismatched, pending");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		if (!verify_summary(db, &vs))
+			continue;
+		evbuffer_add_printf(out,
+				    "pgcutover_verify_chunks{database=\"%s\",state=\"matched\"} %" PRId64
+				    "\npgcutover_verify_chunks{database=\"%s\",state=\"mismatched\"} %" PRId64
+				    "\npgcutover_verify_chunks{database=\"%s\",state=\"pending\"} %" PRId64
+				    "\n",
+				    db->name, vs.chunks_matched, db->name, vs.chunks_mismatched,
+				    db->name, vs.chunks_pending);
+	}
+	help(out, "pgcutover_verify_differences", "gauge",
+	     "differing rows the last VERIFY found by kind: missing, extra, different");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		if (!verify_summary(db, &vs))
+			continue;
+		evbuffer_add_printf(
+			out,
+			"pgcutover_verify_differences{database=\"%s\",kind=\"missing\"} %" PRId64
+			"\npgcutover_verify_differences{database=\"%s\",kind=\"extra\"} %" PRId64
+			"\npgcutover_verify_differences{database=\"%s\",kind=\"different\"} %" PRId64
+			"\n",
+			db->name, vs.missing, db->name, vs.extra, db->name, vs.different);
+	}
 }
 
 void metrics_render(struct evbuffer *out)
@@ -226,6 +286,7 @@ void metrics_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "pgcutover_switch_phase{database=\"%s\",phase=\"%s\"} 1\n",
 				    db->name, phase);
 	}
+	verify_metrics(out);
 	help(out, "pgcutover_build_info", "gauge", "always 1; the version is in its label");
 	evbuffer_add_printf(out, "pgcutover_build_info{version=\"%s\"} 1\n", PGCUTOVER_VERSION);
 }

@@ -28,9 +28,18 @@
 static const char *const check_cols[] = {"check", "status", "detail"};
 
 static const char *const verify_cols[] = {
-	"table",          "state",          "rows_checked", "rows_total",
-	"chunks_matched", "chunks_mismatched", "chunks_pending", "rows_missing",
-	"rows_extra",     "rows_different", "started",      "eta",
+	"table",
+	"state",
+	"rows_checked",
+	"rows_total",
+	"chunks_matched",
+	"chunks_mismatched",
+	"chunks_pending",
+	"rows_missing",
+	"rows_extra",
+	"rows_different",
+	"started",
+	"eta",
 	"db",
 };
 
@@ -66,6 +75,20 @@ static void check_rows(struct admin_rs *rs, const struct check_report *rep)
 
 		admin_rs_row(rs, vals);
 	}
+}
+
+void admin_checks_rows(struct client *c, const char *name)
+{
+	struct admin_session *a = c->kind_data;
+	struct database *db = db_find(name);
+	const struct check_report *rep = db ? cutover_last_checks(db) : NULL;
+	struct admin_rs rs;
+
+	if (rep == NULL || a == NULL || a->ext.exec || c->state == CL_CLOSING)
+		return;
+	admin_rs_begin(&rs, ADMIN_NCOLS(check_cols), check_cols);
+	check_rows(&rs, rep);
+	admin_rs_send(c, &rs);
 }
 
 static void checked(void *arg, const struct check_report *rep)

@@ -21,6 +21,12 @@ void admin_verify(struct client *c, const struct admin_cmd *cmd);
 /* SHOW VERIFY [db] and SHOW VERIFY DIFFS db. */
 void admin_show_verify(struct client *c, const char *name);
 void admin_show_verify_diffs(struct client *c, const char *name);
+/*
+ * After a DRY RUN's row: the rows of the checks its preflight ran, as a
+ * result set of CHECK's columns, when the query came as a simple Query (an
+ * Execute answers with one result set only).
+ */
+void admin_checks_rows(struct client *c, const char *db);
 /* The columns of the commands above; false for any other command. */
 bool admin_validation_columns(enum admin_cmd_kind kind, int *ncols, const char *const **cols);
 /* The session goes away: a CHECK of it still running answers nobody. */

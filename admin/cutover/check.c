@@ -104,7 +104,8 @@ static int count_sequences(const struct check_run *run)
 	if (strcmp(run->dc->d.sequence_sync, "none") == 0)
 		return 0;
 	for (int i = 0; s && i < PQntuples(s); i++)
-		if (check_val(s, i, SQ_NAME) && cutover_seq_selected(run->dc, check_val(s, i, SQ_NAME)))
+		if (check_val(s, i, SQ_NAME) &&
+		    cutover_seq_selected(run->dc, check_val(s, i, SQ_NAME)))
 			n++;
 	return n;
 }
@@ -141,10 +142,13 @@ static void query_cb(void *arg, const struct control_result *r)
 	struct check_run *run = qc->run;
 
 	if (r->ok && r->res)
-		run->res[qc->side][qc->q] = PQcopyResult(r->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
+		run->res[qc->side][qc->q] =
+			PQcopyResult(r->res, PG_COPYRES_ATTRS | PG_COPYRES_TUPLES);
 	if (!r->ok || (r->res && run->res[qc->side][qc->q] == NULL)) {
 		snprintf(run->err[qc->side][qc->q], sizeof(run->err[0][0]), "%s",
-			 r->ok ? "out of memory" : r->error ? r->error : "failed");
+			 r->ok      ? "out of memory"
+			 : r->error ? r->error
+				    : "failed");
 		snprintf(run->errstate[qc->side][qc->q], sizeof(run->errstate[0][0]), "%s",
 			 r->ok ? SQLSTATE_OUT_OF_MEMORY : r->sqlstate);
 	}
@@ -162,8 +166,8 @@ static void queue(struct check_run *run, enum check_query q, enum route_side sid
 	pq_buf_init(&b);
 	check_query_sql(run, q, side, &b);
 	run->pending++;
-	if (b.failed || !control_conn_query(run->ctl[side], (const char *)b.data, timeout, query_cb,
-					    qc)) {
+	if (b.failed ||
+	    !control_conn_query(run->ctl[side], (const char *)b.data, timeout, query_cb, qc)) {
 		run->pending--;
 		snprintf(run->err[side][q], sizeof(run->err[0][0]), "out of memory");
 		memcpy(run->errstate[side][q], SQLSTATE_OUT_OF_MEMORY, 6);
@@ -185,8 +189,8 @@ static void unreachable(struct check_run *run)
 	reach->status = CHECK_STATUS_FAIL;
 	snprintf(reach->detail, sizeof(reach->detail), "%s", reach->error);
 	for (int i = CHECK_REACHABLE + 1; i < CHECK_COUNT; i++)
-		check_set(run, (enum check_id)i, CHECK_STATUS_FAIL, "not checked: the %s does not answer",
-			  route_side_name(bad));
+		check_set(run, (enum check_id)i, CHECK_STATUS_FAIL,
+			  "not checked: the %s does not answer", route_side_name(bad));
 }
 
 void check_settle(struct check_run *run)
@@ -203,12 +207,14 @@ void check_settle(struct check_run *run)
 			return;
 		}
 		for (int side = 0; side < 2; side++)
-			run->version[side] = atoi(check_val(run->res[side][QR_REACH], 0, R_VERSION_NUM));
+			run->version[side] =
+				atoi(check_val(run->res[side][QR_REACH], 0, R_VERSION_NUM));
 		run->step = CHECK_STEP_READ;
 		run->pending = 1; /* count every query in before any can complete */
 		for (int q = QR_REACH + 1; q < QR_COUNT; q++)
 			for (int side = 0; side < 2; side++)
-				if (check_query_runs(run, (enum check_query)q, (enum route_side)side))
+				if (check_query_runs(run, (enum check_query)q,
+						     (enum route_side)side))
 					queue(run, (enum check_query)q, (enum route_side)side,
 					      CONTROL_QUERY_TIMEOUT_MS);
 		check_settle(run);

@@ -26,22 +26,22 @@ struct db_config;
 
 /* The checks, in the order of their rows. */
 enum check_id {
-	CHECK_REACHABLE,     /* both sides answer as control_user; the new side accepts writes */
-	CHECK_PRIVILEGES,    /* control_user may do everything the switch will do */
-	CHECK_REPLICATION,   /* slot active, subscription streaming, tables synced, lag */
-	CHECK_PUBLICATION,   /* every table of the old side is replicated (or ignored) */
-	CHECK_REPLICA_ID,    /* tables without a replica identity */
-	CHECK_SCHEMA,        /* tables, columns, types, primary keys, sequences alike */
-	CHECK_INDEXES,       /* indexes alike (warn) */
+	CHECK_REACHABLE,      /* both sides answer as control_user; the new side accepts writes */
+	CHECK_PRIVILEGES,     /* control_user may do everything the switch will do */
+	CHECK_REPLICATION,    /* slot active, subscription streaming, tables synced, lag */
+	CHECK_PUBLICATION,    /* every table of the old side is replicated (or ignored) */
+	CHECK_REPLICA_ID,     /* tables without a replica identity */
+	CHECK_SCHEMA,         /* tables, columns, types, primary keys, sequences alike */
+	CHECK_INDEXES,        /* indexes alike (warn) */
 	CHECK_NOT_REPLICATED, /* large objects, unlogged tables, materialized views */
-	CHECK_LOGINS,        /* every application user logs in to the new side */
-	CHECK_BYPASS,        /* sessions on the old side that do not come through pgcutover */
-	CHECK_TARGET_WRITES, /* sessions writing on the new side */
-	CHECK_LONG_XACTS,    /* transactions on the old side older than drain_timeout */
-	CHECK_DDL,           /* a schema change running on the old side */
-	CHECK_FENCE,         /* the fence state of both sides */
-	CHECK_SWITCH_BACK,   /* lag_method none: the side left was written to since */
-	CHECK_VERIFY,        /* what the last VERIFY found */
+	CHECK_LOGINS,         /* every application user logs in to the new side */
+	CHECK_BYPASS,         /* sessions on the old side that do not come through pgcutover */
+	CHECK_TARGET_WRITES,  /* sessions writing on the new side */
+	CHECK_LONG_XACTS,     /* transactions on the old side older than drain_timeout */
+	CHECK_DDL,            /* a schema change running on the old side */
+	CHECK_FENCE,          /* the fence state of both sides */
+	CHECK_SWITCH_BACK,    /* lag_method none: the side left was written to since */
+	CHECK_VERIFY,         /* what the last VERIFY found */
 	CHECK_COUNT
 };
 
@@ -67,8 +67,8 @@ struct check_row {
 struct check_report {
 	struct check_row rows[CHECK_COUNT];
 	enum route_side from, to;
-	int64_t lag;     /* bytes behind, as measured (-1 unknown) */
-	int nsequences;  /* sequences the sequence sync would set */
+	int64_t lag;    /* bytes behind, as measured (-1 unknown) */
+	int nsequences; /* sequences the sequence sync would set */
 	int nok, nwarn, nfail;
 };
 
@@ -99,6 +99,13 @@ const char *check_status_name(enum check_status st);
  * name without a schema that table in every schema).
  */
 bool check_table_ignored(const struct db_config *dc, const char *schema, const char *table);
+
+/*
+ * The checks the last preflight of db ran (a SWITCH or a DRY RUN), or NULL
+ * (preflight.c): DRY RUN answers with them.
+ */
+const struct check_report *cutover_last_checks(const struct database *db);
+void cutover_checks_free(void);
 
 /* Cancel every run (exit). */
 void check_shutdown(void);

@@ -59,8 +59,7 @@ void check_text(char *dst, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-void check_set(struct check_run *run, enum check_id id, enum check_status st, const char *fmt,
-	       ...)
+void check_set(struct check_run *run, enum check_id id, enum check_status st, const char *fmt, ...)
 {
 	struct check_row *row = &run->rep.rows[id];
 	va_list ap;
@@ -74,8 +73,7 @@ void check_set(struct check_run *run, enum check_id id, enum check_status st, co
 		memcpy(row->sqlstate, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE, 6);
 }
 
-void check_add(struct check_run *run, enum check_id id, enum check_status st, const char *fmt,
-	       ...)
+void check_add(struct check_run *run, enum check_id id, enum check_status st, const char *fmt, ...)
 {
 	struct check_row *row = &run->rep.rows[id];
 	va_list ap;
@@ -150,7 +148,8 @@ struct name_list {
 	int count;
 };
 
-static void list_add(struct name_list *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void list_add(struct name_list *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 static void list_add(struct name_list *l, const char *fmt, ...)
 {
@@ -208,8 +207,8 @@ static void eval_reachable(struct check_run *run)
 /* ---- privileges ---- */
 
 /* What control_user lacks on one side for this switch. */
-static void eval_privileges_side(struct check_run *run, enum route_side side, struct name_list *need,
-				 struct name_list *optional)
+static void eval_privileges_side(struct check_run *run, enum route_side side,
+				 struct name_list *need, struct name_list *optional)
 {
 	const struct db_config *dc = run->dc;
 	const PGresult *r = run->res[side][QR_REACH], *p, *s;
@@ -267,9 +266,10 @@ static void eval_privileges_side(struct check_run *run, enum route_side side, st
 static void eval_privileges(struct check_run *run)
 {
 	enum route_side sides[2] = {run->from, run->to};
+	char needs[2][760] = {"", ""};
 
-	check_set(run, CHECK_PRIVILEGES, CHECK_STATUS_OK, "control_user %s:",
-		  run->dc->d.control_user);
+	check_set(run, CHECK_PRIVILEGES, CHECK_STATUS_OK,
+		  "control_user %s:", run->dc->d.control_user);
 	for (int i = 0; i < 2; i++) {
 		enum route_side side = sides[i];
 		const PGresult *r = run->res[side][QR_REACH];
@@ -287,16 +287,19 @@ static void eval_privileges(struct check_run *run)
 		if (need.count) {
 			check_add(run, CHECK_PRIVILEGES, CHECK_STATUS_FAIL, "it needs %s",
 				  list_text(&need));
-			check_text(run->rep.rows[CHECK_PRIVILEGES].error,
-				 sizeof(run->rep.rows[0].error),
-				 "privileges check: control_user \"%s\" needs on the %s: %s",
-				 run->dc->d.control_user, side_name(side), list_text(&need));
-			memcpy(run->rep.rows[CHECK_PRIVILEGES].sqlstate,
-			       SQLSTATE_INSUFFICIENT_PRIVILEGE, 6);
+			check_text(needs[i], sizeof(needs[i]), "on the %s: %s", side_name(side),
+				   list_text(&need));
 		}
 		if (optional.count)
 			check_add(run, CHECK_PRIVILEGES, CHECK_STATUS_WARN, "it would need %s",
 				  list_text(&optional));
+	}
+	if (needs[0][0] || needs[1][0]) {
+		check_text(run->rep.rows[CHECK_PRIVILEGES].error, sizeof(run->rep.rows[0].error),
+			   "privileges check: control_user \"%s\" needs %s%s%s",
+			   run->dc->d.control_user, needs[0],
+			   needs[0][0] && needs[1][0] ? "; " : "", needs[1]);
+		memcpy(run->rep.rows[CHECK_PRIVILEGES].sqlstate, SQLSTATE_INSUFFICIENT_PRIVILEGE, 6);
 	}
 }
 
@@ -311,17 +314,18 @@ static void eval_slot(struct check_run *run, const PGresult *slot)
 		check_add(run, CHECK_REPLICATION, CHECK_STATUS_FAIL,
 			  "replication slot check: it does not exist on the side being switched from");
 		check_text(row->error, sizeof(row->error), "%s",
-			 "replication slot check: it does not exist on the side being switched from");
+			   "replication slot check: it does not exist on the side being switched from");
 		return;
 	}
 	if (!check_true(slot, 0, SL_ACTIVE)) {
 		check_add(run, CHECK_REPLICATION, CHECK_STATUS_FAIL,
 			  "replication slot check: it is not active: is the subscription on the other side enabled and connected?");
 		check_text(row->error, sizeof(row->error), "%s",
-			 "replication slot check: it is not active: is the subscription on the other side enabled and connected?");
+			   "replication slot check: it is not active: is the subscription on the other side enabled and connected?");
 		return;
 	}
-	if (check_val(slot, 0, SL_WAL_STATUS) && strcmp(check_val(slot, 0, SL_WAL_STATUS), "lost") == 0)
+	if (check_val(slot, 0, SL_WAL_STATUS) &&
+	    strcmp(check_val(slot, 0, SL_WAL_STATUS), "lost") == 0)
 		check_add(run, CHECK_REPLICATION, CHECK_STATUS_FAIL,
 			  "replication slot check: its WAL is lost (max_slot_wal_keep_size): replication must be set up again");
 	if (check_val(slot, 0, SL_LAG)) {
@@ -330,9 +334,9 @@ static void eval_slot(struct check_run *run, const PGresult *slot)
 	}
 	if (run->rep.lag > dc->d.max_switch_lag) {
 		check_text(row->error, sizeof(row->error),
-			 "replication lag check: lag is %" PRId64 " bytes, above max_switch_lag (%" PRId64
-			 ")",
-			 run->rep.lag, dc->d.max_switch_lag);
+			   "replication lag check: lag is %" PRId64
+			   " bytes, above max_switch_lag (%" PRId64 ")",
+			   run->rep.lag, dc->d.max_switch_lag);
 		check_add(run, CHECK_REPLICATION, CHECK_STATUS_FAIL, "%s", row->error);
 	} else {
 		check_add(run, CHECK_REPLICATION, CHECK_STATUS_OK,
@@ -354,14 +358,15 @@ static void eval_subscription(struct check_run *run, const PGresult *sub, const 
 	}
 	if (!check_true(sub, 0, SB_ENABLED))
 		check_add(run, CHECK_REPLICATION, CHECK_STATUS_FAIL,
-			  "subscription %s on the %s is disabled (ALTER SUBSCRIPTION ... ENABLE)", name,
-			  side_name(run->to));
+			  "subscription %s on the %s is disabled (ALTER SUBSCRIPTION ... ENABLE)",
+			  name, side_name(run->to));
 	else if (strcmp(check_val(sub, 0, SB_WORKERS), "0") == 0)
 		check_add(run, CHECK_REPLICATION, CHECK_STATUS_FAIL,
 			  "subscription %s on the %s has no apply worker running (see the %s's log)",
 			  name, side_name(run->to), side_name(run->to));
 	else
-		check_add(run, CHECK_REPLICATION, CHECK_STATUS_OK, "subscription %s streaming", name);
+		check_add(run, CHECK_REPLICATION, CHECK_STATUS_OK, "subscription %s streaming",
+			  name);
 	if (check_val(sub, 0, SB_APPLY_ERRORS) &&
 	    (strcmp(check_val(sub, 0, SB_APPLY_ERRORS), "0") != 0 ||
 	     strcmp(check_val(sub, 0, SB_SYNC_ERRORS), "0") != 0))
@@ -403,8 +408,8 @@ static void eval_replication(struct check_run *run)
 			check_add(run, CHECK_REPLICATION, CHECK_STATUS_FAIL,
 				  "marker_table check: marker_table does not exist on both sides");
 			check_text(run->rep.rows[CHECK_REPLICATION].error,
-				 sizeof(run->rep.rows[0].error), "%s",
-				 "marker_table check: marker_table does not exist on both sides");
+				   sizeof(run->rep.rows[0].error), "%s",
+				   "marker_table check: marker_table does not exist on both sides");
 		}
 		return;
 	}
@@ -455,8 +460,8 @@ static bool subscribed(const PGresult *rel, const char *schema, const char *tabl
 
 static void eval_pub_actions(struct check_run *run, const char *wanted)
 {
-	const PGresult *pubs = check_need(run, CHECK_PUBLICATION, run->from, QR_PUBS,
-					  "the publications");
+	const PGresult *pubs =
+		check_need(run, CHECK_PUBLICATION, run->from, QR_PUBS, "the publications");
 	static const struct {
 		int col;
 		const char *what;
@@ -532,13 +537,19 @@ static void eval_publication(struct check_run *run)
 			  "not in publication %s: %s: their writes would be lost at the flip (add them to the publication, or to ignore_tables)",
 			  wanted, list_text(&missing));
 		check_text(run->rep.rows[CHECK_PUBLICATION].error, sizeof(run->rep.rows[0].error),
-			 "publication check: %d tables are not replicated: %s", missing.count,
-			 list_text(&missing));
+			   "publication check: %d tables are not replicated: %s", missing.count,
+			   list_text(&missing));
 	}
-	if (unsubscribed.count)
+	if (unsubscribed.count) {
 		check_add(run, CHECK_PUBLICATION, CHECK_STATUS_FAIL,
 			  "published but not subscribed on the %s: %s (ALTER SUBSCRIPTION ... REFRESH PUBLICATION)",
 			  side_name(run->to), list_text(&unsubscribed));
+		if (run->rep.rows[CHECK_PUBLICATION].error[0] == '\0')
+			check_text(run->rep.rows[CHECK_PUBLICATION].error,
+				   sizeof(run->rep.rows[0].error),
+				   "publication check: published but not subscribed on the %s, so not replicated: %s",
+				   side_name(run->to), list_text(&unsubscribed));
+	}
 	if (filtered.count)
 		check_add(run, CHECK_PUBLICATION, CHECK_STATUS_WARN,
 			  "a row filter replicates only part of: %s", list_text(&filtered));
@@ -547,7 +558,8 @@ static void eval_publication(struct check_run *run)
 
 static void eval_replica_identity(struct check_run *run)
 {
-	const PGresult *tables = check_need(run, CHECK_REPLICA_ID, run->from, QR_TABLES, "the tables");
+	const PGresult *tables =
+		check_need(run, CHECK_REPLICA_ID, run->from, QR_TABLES, "the tables");
 	struct name_list none = {{0}, 0};
 	bool reverse = run->dc->d.reverse_replication && run->dc->d.lag_method == LAG_LSN;
 
@@ -569,7 +581,7 @@ static void eval_replica_identity(struct check_run *run)
 		check_set(run, CHECK_REPLICA_ID, CHECK_STATUS_OK, "every table has one");
 		return;
 	}
-	check_set(run, CHECK_REPLICA_ID, reverse ? CHECK_STATUS_FAIL : CHECK_STATUS_WARN,
+	check_set(run, CHECK_REPLICA_ID, CHECK_STATUS_WARN,
 		  "without a primary key or replica identity: %s: UPDATE and DELETE of them fail where they are published%s; VERIFY compares them whole",
 		  list_text(&none),
 		  reverse ? " (reverse replication publishes them on the side switched to)" : "");
@@ -577,17 +589,18 @@ static void eval_replica_identity(struct check_run *run)
 
 static void eval_not_replicated(struct check_run *run)
 {
-	const PGresult *tables = check_need(run, CHECK_NOT_REPLICATED, run->from, QR_TABLES,
-					    "the tables");
-	const PGresult *lo = check_need(run, CHECK_NOT_REPLICATED, run->from, QR_LO,
-					"the large objects");
-	const PGresult *lon = check_need(run, CHECK_NOT_REPLICATED, run->to, QR_LO,
-					 "the large objects");
+	const PGresult *tables =
+		check_need(run, CHECK_NOT_REPLICATED, run->from, QR_TABLES, "the tables");
+	const PGresult *lo =
+		check_need(run, CHECK_NOT_REPLICATED, run->from, QR_LO, "the large objects");
+	const PGresult *lon =
+		check_need(run, CHECK_NOT_REPLICATED, run->to, QR_LO, "the large objects");
 	struct name_list unlogged = {{0}, 0}, views = {{0}, 0};
 
 	if (tables == NULL || lo == NULL || lon == NULL)
 		return;
-	check_set(run, CHECK_NOT_REPLICATED, CHECK_STATUS_OK, "no large objects, unlogged tables or materialized views");
+	check_set(run, CHECK_NOT_REPLICATED, CHECK_STATUS_OK,
+		  "no large objects, unlogged tables or materialized views");
 	for (int i = 0; i < PQntuples(tables); i++) {
 		const char *schema = check_val(tables, i, TB_SCHEMA),
 			   *table = check_val(tables, i, TB_NAME);
@@ -662,18 +675,17 @@ static void eval_switch_back(struct check_run *run)
 	char msg[480];
 
 	if (!run->ran[run->from][QR_WRITTEN]) {
-		check_set(run, CHECK_SWITCH_BACK, CHECK_STATUS_OK,
-			  "not applicable: %s", run->dc->d.lag_method != LAG_NONE
-							? "replication carries the writes back"
-							: "not a switch back");
+		check_set(run, CHECK_SWITCH_BACK, CHECK_STATUS_OK, "not applicable: %s",
+			  run->dc->d.lag_method != LAG_NONE ? "replication carries the writes back"
+							    : "not a switch back");
 		return;
 	}
 	w = check_need(run, CHECK_SWITCH_BACK, run->from, QR_WRITTEN,
 		       "whether the side being left was written to");
 	if (w == NULL || PQntuples(w) != 1) {
 		check_text(run->rep.rows[CHECK_SWITCH_BACK].error, sizeof(run->rep.rows[0].error),
-			 "could not tell whether the side being left was written to: %s",
-			 run->err[run->from][QR_WRITTEN]);
+			   "could not tell whether the side being left was written to: %s",
+			   run->err[run->from][QR_WRITTEN]);
 		return;
 	}
 	if (recorded[0] == '\0')
@@ -695,7 +707,7 @@ static void eval_switch_back(struct check_run *run)
 	} else {
 		check_set(run, CHECK_SWITCH_BACK, CHECK_STATUS_FAIL, "%s", msg);
 		check_text(run->rep.rows[CHECK_SWITCH_BACK].error, sizeof(run->rep.rows[0].error),
-			 "switch back check: %s", msg);
+			   "switch back check: %s", msg);
 	}
 }
 
@@ -705,7 +717,8 @@ static void eval_verify(struct check_run *run)
 	const struct db_config *dc = run->dc;
 
 	if (!verify_summary(run->db, &vs)) {
-		check_set(run, CHECK_VERIFY, dc->d.switch_verify ? CHECK_STATUS_WARN : CHECK_STATUS_OK,
+		check_set(run, CHECK_VERIFY,
+			  dc->d.switch_verify ? CHECK_STATUS_WARN : CHECK_STATUS_OK,
 			  "no VERIFY of %s has run%s", run->dbname,
 			  dc->d.switch_verify
 				  ? ": switch_verify has nothing to re-check in the pause (VERIFY first)"
@@ -718,19 +731,20 @@ static void eval_verify(struct check_run *run)
 			  " differing rows (SHOW VERIFY DIFFS %s): the %s does not hold the same data",
 			  vs.started, vs.differences, run->dbname, side_name(run->to));
 		check_text(run->rep.rows[CHECK_VERIFY].error, sizeof(run->rep.rows[0].error),
-			 "verify check: the last VERIFY found %" PRId64
-			 " differing rows (SHOW VERIFY DIFFS %s)",
-			 vs.differences, run->dbname);
+			   "verify check: the last VERIFY found %" PRId64
+			   " differing rows (SHOW VERIFY DIFFS %s)",
+			   vs.differences, run->dbname);
 		return;
 	}
 	check_set(run, CHECK_VERIFY,
 		  vs.running || vs.pending > 0 ? CHECK_STATUS_WARN : CHECK_STATUS_OK,
-		  "the VERIFY started at %s %s: %d tables, %" PRId64 " rows checked, no difference, %" PRId64
-		  " ranges not settled%s",
+		  "the VERIFY started at %s %s: %d tables, %" PRId64
+		  " rows checked, no difference, %" PRId64 " ranges not settled%s",
 		  vs.started, vs.running ? "is running" : "ended", vs.tables, vs.rows_checked,
 		  vs.pending,
-		  vs.pending > 0 && dc->d.switch_verify ? " (switch_verify re-checks them in the pause)"
-							: "");
+		  vs.pending > 0 && dc->d.switch_verify
+			  ? " (switch_verify re-checks them in the pause)"
+			  : "");
 }
 
 void check_eval(struct check_run *run)

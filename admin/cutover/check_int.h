@@ -67,11 +67,11 @@ enum {
 
 /* Columns of QR_PRIV. */
 enum {
-	P_EMIT,            /* EXECUTE on pg_logical_emit_message */
-	P_TERMINATE,       /* EXECUTE on pg_terminate_backend(int, bigint) (NULL: absent) */
-	P_MARKER_INSERT,   /* NULL when marker_table does not exist there (or no marker) */
+	P_EMIT,          /* EXECUTE on pg_logical_emit_message */
+	P_TERMINATE,     /* EXECUTE on pg_terminate_backend(int, bigint) (NULL: absent) */
+	P_MARKER_INSERT, /* NULL when marker_table does not exist there (or no marker) */
 	P_MARKER_SELECT,
-	P_UNREADABLE,      /* tables control_user cannot SELECT (VERIFY), a list */
+	P_UNREADABLE, /* tables control_user cannot SELECT (VERIFY), a list */
 	P_UNREADABLE_COUNT,
 };
 
@@ -90,9 +90,9 @@ enum {
 	TB_REPLIDENT,   /* d, n, f, i */
 	TB_HAS_PK,
 	TB_HAS_RI_INDEX,
-	TB_PUBS,        /* comma list of the publications that carry it (or an ancestor) */
-	TB_ROWFILTER,   /* one of them filters its rows (PostgreSQL 15) */
-	TB_PARTITION,   /* it is a partition */
+	TB_PUBS,      /* comma list of the publications that carry it (or an ancestor) */
+	TB_ROWFILTER, /* one of them filters its rows (PostgreSQL 15) */
+	TB_PARTITION, /* it is a partition */
 };
 
 /* Columns of QR_PUBS. */
@@ -113,14 +113,14 @@ enum {
 	SS_USER,
 	SS_APP,
 	SS_ADDR,
-	SS_WRITING,   /* holds a transaction ID: it writes */
-	SS_XACT_AGE,  /* seconds its transaction has been open (NULL: none, or hidden) */
+	SS_WRITING,  /* holds a transaction ID and a ROW EXCLUSIVE lock: it writes rows */
+	SS_XACT_AGE, /* milliseconds its transaction has been open (NULL: none, or hidden) */
 	SS_STATE,
-	SS_HIDDEN,    /* control_user may not see its details (pg_read_all_stats) */
-	SS_SUPER,     /* its role is a superuser */
-	SS_DDL_LOCK,  /* holds an ACCESS EXCLUSIVE lock on a relation */
-	SS_QUERY,     /* its statement, shortened */
-	SS_CONTROL,   /* it is control_user's */
+	SS_HIDDEN,   /* control_user may not see its details (pg_read_all_stats) */
+	SS_SUPER,    /* its role is a superuser */
+	SS_DDL_LOCK, /* holds an ACCESS EXCLUSIVE lock on a relation */
+	SS_QUERY,    /* its statement, shortened */
+	SS_CONTROL,  /* it is control_user's */
 };
 
 /* Where a run is. */
@@ -133,9 +133,9 @@ enum check_step {
 
 /* One application user of the login check. */
 struct check_login {
-	char user[2][64];     /* the login on each side (a conninfo's user may differ) */
+	char user[2][64]; /* the login on each side (a conninfo's user may differ) */
 	const char *secret[2];
-	int outcome[2];       /* enum login_probe_outcome, -1 while not known */
+	int outcome[2]; /* enum login_probe_outcome, -1 while not known */
 	char message[2][200];
 	char sqlstate[2][6];
 };
@@ -163,7 +163,7 @@ struct check_run {
 	struct event *finish;        /* the zero-delay event that reports and frees */
 	/* answers, by side and query; NULL when not run or failed */
 	PGresult *res[2][QR_COUNT];
-	bool ran[2][QR_COUNT];     /* queued */
+	bool ran[2][QR_COUNT]; /* queued */
 	struct check_qctx qctx[2][QR_COUNT];
 	char err[2][QR_COUNT][300]; /* a failed query's message ("" when none) */
 	char errstate[2][QR_COUNT][6];
@@ -195,11 +195,11 @@ void check_eval(struct check_run *run);
 const PGresult *check_need(struct check_run *run, enum check_id row, enum route_side side,
 			   enum check_query q, const char *what);
 /* Set a row (detail printf-style); a fail gets SQLSTATE 55000 unless one is set. */
-void check_set(struct check_run *run, enum check_id id, enum check_status st, const char *fmt,
-	       ...) __attribute__((format(printf, 4, 5)));
+void check_set(struct check_run *run, enum check_id id, enum check_status st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* Append "; " + text to a row's detail (bounded), raising its status to st. */
-void check_add(struct check_run *run, enum check_id id, enum check_status st, const char *fmt,
-	       ...) __attribute__((format(printf, 4, 5)));
+void check_add(struct check_run *run, enum check_id id, enum check_status st, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* snprintf into dst, truncating quietly (texts of rows are bounded on purpose). */
 void check_text(char *dst, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Whether ignore_tables leaves out schema.table. */

@@ -195,15 +195,15 @@ void check_eval_logins(struct check_run *run)
 
 		if (o == PROBE_FAILED) {
 			check_text(why, sizeof(why), "could not be checked on the %s: %s",
-				 route_side_name(run->from), l->message[run->from]);
+				   route_side_name(run->from), l->message[run->from]);
 			list_add(failed, sizeof(failed), &nfailed, "%s %s", l->user[run->from], why);
 		} else if (!can_log_in(o)) {
 			list_add(absent, sizeof(absent), &nabsent, "%s%s", l->user[run->from], "");
 		} else if (!can_log_in(n)) {
 			check_text(why, sizeof(why), "cannot log in to the %s: %s%s%s%s",
-				 route_side_name(run->to), l->message[run->to],
-				 l->sqlstate[run->to][0] ? " (" : "", l->sqlstate[run->to],
-				 l->sqlstate[run->to][0] ? ")" : "");
+				   route_side_name(run->to), l->message[run->to],
+				   l->sqlstate[run->to][0] ? " (" : "", l->sqlstate[run->to],
+				   l->sqlstate[run->to][0] ? ")" : "");
 			list_add(failed, sizeof(failed), &nfailed, "%s %s", l->user[run->to], why);
 		} else {
 			nok++;
@@ -212,8 +212,9 @@ void check_eval_logins(struct check_run *run)
 					 l->user[run->to], "");
 		}
 	}
-	check_set(run, CHECK_LOGINS, CHECK_STATUS_OK, "%d users log in to the %s as they do to the %s",
-		  nok, route_side_name(run->to), route_side_name(run->from));
+	check_set(run, CHECK_LOGINS, CHECK_STATUS_OK,
+		  "%d users log in to the %s as they do to the %s", nok, route_side_name(run->to),
+		  route_side_name(run->from));
 	if (nsalt)
 		check_add(run, CHECK_LOGINS, CHECK_STATUS_OK,
 			  "%s%s: SCRAM secrets whose salt and iteration count match (no client of theirs has logged in yet, so no proof could be sent)",
@@ -226,7 +227,7 @@ void check_eval_logins(struct check_run *run)
 		check_add(run, CHECK_LOGINS, CHECK_STATUS_FAIL, "%s%s", failed,
 			  nfailed > LOGIN_LIST_MAX ? "; and more" : "");
 		check_text(run->rep.rows[CHECK_LOGINS].error, sizeof(run->rep.rows[0].error),
-			 "logins check: %s", failed);
+			   "logins check: %s", failed);
 	}
 }
 

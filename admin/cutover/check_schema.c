@@ -244,13 +244,16 @@ void check_eval_schema(struct check_run *run)
 	} say[] = {
 		{SF_TABLE_MISSING, CHECK_SCHEMA, CHECK_STATUS_FAIL, "tables missing on the %s"},
 		{SF_COLUMN_MISSING, CHECK_SCHEMA, CHECK_STATUS_FAIL, "columns missing on the %s"},
-		{SF_COLUMN_TYPE, CHECK_SCHEMA, CHECK_STATUS_FAIL, "columns of another type on the %s"},
+		{SF_COLUMN_TYPE, CHECK_SCHEMA, CHECK_STATUS_FAIL,
+		 "columns of another type on the %s"},
 		{SF_COLUMN_REQUIRED, CHECK_SCHEMA, CHECK_STATUS_FAIL,
 		 "NOT NULL columns without a default only on the %s (inserts would fail there)"},
 		{SF_PK_MISSING, CHECK_SCHEMA, CHECK_STATUS_FAIL, "no primary key on the %s"},
 		{SF_PK_DIFFERS, CHECK_SCHEMA, CHECK_STATUS_FAIL, "another primary key on the %s"},
-		{SF_SEQUENCE_MISSING, CHECK_SCHEMA, CHECK_STATUS_FAIL, "sequences missing on the %s"},
-		{SF_SEQUENCE_TYPE, CHECK_SCHEMA, CHECK_STATUS_WARN, "sequences of another type on the %s"},
+		{SF_SEQUENCE_MISSING, CHECK_SCHEMA, CHECK_STATUS_FAIL,
+		 "sequences missing on the %s"},
+		{SF_SEQUENCE_TYPE, CHECK_SCHEMA, CHECK_STATUS_WARN,
+		 "sequences of another type on the %s"},
 		{SF_COLUMN_NOT_NULL, CHECK_SCHEMA, CHECK_STATUS_WARN, "NOT NULL only on the %s"},
 		{SF_COLUMN_EXTRA, CHECK_SCHEMA, CHECK_STATUS_WARN, "columns only on the %s"},
 		{SF_TABLE_EXTRA, CHECK_SCHEMA, CHECK_STATUS_OK, "tables only on the %s"},
@@ -291,7 +294,7 @@ void check_eval_schema(struct check_run *run)
 		check_add(run, say[k].row, say[k].st, "%s: %s", what, found_text(r, say[k].f));
 		if (say[k].st == CHECK_STATUS_FAIL && run->rep.rows[say[k].row].error[0] == '\0')
 			check_text(run->rep.rows[say[k].row].error, sizeof(run->rep.rows[0].error),
-				 "schema check: %s: %s", what, found_text(r, say[k].f));
+				   "schema check: %s: %s", what, found_text(r, say[k].f));
 	}
 	free(r);
 	free(oi);

@@ -22,8 +22,8 @@
 #include "proxy/runtime.h"
 
 /* Namespaces whose objects are the application's. */
-#define USER_NS                                                                  \
-	" n.nspname NOT IN ('pg_catalog', 'information_schema')"                 \
+#define USER_NS                                                  \
+	" n.nspname NOT IN ('pg_catalog', 'information_schema')" \
 	" AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
 
 static void put(struct pq_buf *b, const char *s)
@@ -68,8 +68,9 @@ bool check_query_runs(const struct check_run *run, enum check_query q, enum rout
 	case QR_MARKER:
 		return dc->d.lag_method == LAG_MARKER;
 	case QR_WRITTEN:
-		return dc->d.lag_method == LAG_NONE && run->to == SIDE_SOURCE && is_old(run, side) &&
-		       run->db->recorded.switched_at[0] && run->db->recorded.side == run->from;
+		return dc->d.lag_method == LAG_NONE && run->to == SIDE_SOURCE &&
+		       is_old(run, side) && run->db->recorded.switched_at[0] &&
+		       run->db->recorded.side == run->from;
 	case QR_COUNT:
 		break;
 	}
@@ -124,7 +125,7 @@ static bool marker_lit(const struct check_run *run, char *lit, size_t len)
 
 static void sql_reach(struct pq_buf *b)
 {
-	put(b, "SET search_path = ''; SELECT pg_catalog.current_setting('server_version_num')::int,"
+	put(b, "SELECT pg_catalog.current_setting('server_version_num')::int,"
 	       " pg_catalog.current_setting('server_version'), pg_catalog.pg_is_in_recovery(),"
 	       " r.rolsuper, r.rolcreaterole, r.rolreplication,"
 	       " pg_catalog.pg_has_role(current_user, 'pg_signal_backend', 'MEMBER'),"
@@ -155,28 +156,32 @@ static void sql_priv(const struct check_run *run, struct pq_buf *b)
 	} else {
 		put(b, " NULL::boolean, NULL::boolean,");
 	}
-	put(b, " (SELECT pg_catalog.string_agg(x.t, ', ') FROM (SELECT pg_catalog.quote_ident(n.nspname)"
-	       " || '.' || pg_catalog.quote_ident(c.relname) AS t"
-	       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-	       " WHERE c.relkind IN ('r', 'p') AND" USER_NS
-	       " AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY 1 LIMIT 20) x),"
-	       " (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-	       " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND" USER_NS
-	       " AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT'))");
+	put(b,
+	    " (SELECT pg_catalog.string_agg(x.t, ', ') FROM (SELECT pg_catalog.quote_ident(n.nspname)"
+	    " || '.' || pg_catalog.quote_ident(c.relname) AS t"
+	    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	    " WHERE c.relkind IN ('r', 'p') AND" USER_NS
+	    " AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT') ORDER BY 1 LIMIT 20) x),"
+	    " (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+	    " ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND" USER_NS
+	    " AND NOT pg_catalog.has_table_privilege(c.oid, 'SELECT'))");
 }
 
 static void sql_seq(struct pq_buf *b)
 {
-	put(b, "SELECT n.nspname || '.' || c.relname, pg_catalog.has_sequence_privilege(c.oid, 'SELECT'),"
-	       " pg_catalog.has_sequence_privilege(c.oid, 'UPDATE')"
-	       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-	       " WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')");
+	put(b,
+	    "SELECT n.nspname || '.' || c.relname, pg_catalog.has_sequence_privilege(c.oid, 'SELECT'),"
+	    " pg_catalog.has_sequence_privilege(c.oid, 'UPDATE')"
+	    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	    " WHERE c.relkind = 'S' AND n.nspname NOT IN ('pg_catalog', 'information_schema')");
 }
 
 static void sql_schema(struct pq_buf *b)
 {
+	/* an empty search_path for this query only: every name the server prints is qualified */
 	put(b,
-	    "SELECT 't', n.nspname::text, c.relname::text, '', c.relkind::text, c.relpersistence::text"
+	    "SELECT pg_catalog.set_config('search_path', '', true);"
+	    " SELECT 't', n.nspname::text, c.relname::text, '', c.relkind::text, c.relpersistence::text"
 	    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 	    " WHERE c.relkind IN ('r', 'p') AND" USER_NS
 	    " UNION ALL SELECT 'c', n.nspname, c.relname, a.attname::text,"
@@ -212,15 +217,16 @@ static void sql_tables(const struct check_run *run, enum route_side side, struct
 	put(b, "WITH pub AS MATERIALIZED (SELECT p.pubname::text AS pubname, p.schemaname,"
 	       " p.tablename, ");
 	put(b, v >= 150000 ? "p.rowfilter IS NOT NULL" : "false");
-	put(b, " AS filtered FROM pg_catalog.pg_publication_tables p)"
-	       " SELECT n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,"
-	       " c.relreplident::text,"
-	       " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),"
-	       " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid"
-	       " AND i.indisreplident AND i.indisvalid),"
-	       " (SELECT pg_catalog.string_agg(DISTINCT pub.pubname, ',') FROM pub WHERE (pub.schemaname,"
-	       " pub.tablename) IN (SELECT an.nspname, ac.relname FROM pg_catalog.pg_class ac"
-	       " JOIN pg_catalog.pg_namespace an ON an.oid = ac.relnamespace WHERE ac.oid IN (SELECT c.oid");
+	put(b,
+	    " AS filtered FROM pg_catalog.pg_publication_tables p)"
+	    " SELECT n.nspname::text, c.relname::text, c.relkind::text, c.relpersistence::text,"
+	    " c.relreplident::text,"
+	    " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid AND i.indisprimary),"
+	    " EXISTS (SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid"
+	    " AND i.indisreplident AND i.indisvalid),"
+	    " (SELECT pg_catalog.string_agg(DISTINCT pub.pubname, ',') FROM pub WHERE (pub.schemaname,"
+	    " pub.tablename) IN (SELECT an.nspname, ac.relname FROM pg_catalog.pg_class ac"
+	    " JOIN pg_catalog.pg_namespace an ON an.oid = ac.relnamespace WHERE ac.oid IN (SELECT c.oid");
 	if (v >= 120000)
 		put(b, " UNION ALL SELECT pg_catalog.pg_partition_ancestors(c.oid)");
 	put(b, "))),"
@@ -258,12 +264,13 @@ static void sql_sub(const struct check_run *run, enum route_side side, struct pq
 
 static void sql_subrel(const struct check_run *run, struct pq_buf *b)
 {
-	put(b, "SELECT n.nspname::text, c.relname::text, r.srsubstate::text"
-	       " FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_class c ON c.oid = r.srrelid"
-	       " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-	       " WHERE r.srsubid = (SELECT s.oid FROM pg_catalog.pg_subscription s"
-	       " JOIN pg_catalog.pg_database d ON d.oid = s.subdbid"
-	       " WHERE d.datname = pg_catalog.current_database() AND s.subname = ");
+	put(b,
+	    "SELECT n.nspname::text, c.relname::text, r.srsubstate::text"
+	    " FROM pg_catalog.pg_subscription_rel r JOIN pg_catalog.pg_class c ON c.oid = r.srrelid"
+	    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	    " WHERE r.srsubid = (SELECT s.oid FROM pg_catalog.pg_subscription s"
+	    " JOIN pg_catalog.pg_database d ON d.oid = s.subdbid"
+	    " WHERE d.datname = pg_catalog.current_database() AND s.subname = ");
 	put_sub_name(b, run);
 	put(b, ")");
 }
@@ -271,20 +278,23 @@ static void sql_subrel(const struct check_run *run, struct pq_buf *b)
 static void sql_sessions(const struct check_run *run, struct pq_buf *b)
 {
 	put(b, "SELECT a.pid, a.usename::text, a.application_name, pg_catalog.host(a.client_addr),"
-	       " a.backend_xid IS NOT NULL,"
-	       " EXTRACT(epoch FROM (pg_catalog.now() - a.xact_start))::bigint, a.state,"
+	       " a.backend_xid IS NOT NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks l"
+	       " WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.mode = 'RowExclusiveLock'"
+	       " AND l.granted),"
+	       " (EXTRACT(epoch FROM (pg_catalog.now() - a.xact_start)) * 1000)::bigint, a.state,"
 	       " a.query = '<insufficient privilege>', COALESCE(r.rolsuper, false),"
 	       " EXISTS (SELECT 1 FROM pg_catalog.pg_locks l WHERE l.pid = a.pid"
 	       " AND l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.granted),"
 	       " pg_catalog.left(pg_catalog.regexp_replace(a.query, '\\s+', ' ', 'g'), 80),"
 	       " a.usename = ");
 	sqlquote_put_literal(b, run->dc->d.control_user);
-	put(b, " FROM pg_catalog.pg_stat_activity a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid"
-	       " WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid()"
-	       " AND (a.backend_type = 'client backend' OR (a.backend_type IS NULL"
-	       " AND a.pid NOT IN (SELECT w.pid FROM pg_catalog.pg_stat_replication w)"
-	       " AND a.usesysid NOT IN (SELECT o.subowner FROM pg_catalog.pg_subscription o)))"
-	       " ORDER BY a.pid");
+	put(b,
+	    " FROM pg_catalog.pg_stat_activity a LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid"
+	    " WHERE a.datname = pg_catalog.current_database() AND a.pid <> pg_catalog.pg_backend_pid()"
+	    " AND (a.backend_type = 'client backend' OR (a.backend_type IS NULL"
+	    " AND a.pid NOT IN (SELECT w.pid FROM pg_catalog.pg_stat_replication w)"
+	    " AND a.usesysid NOT IN (SELECT o.subowner FROM pg_catalog.pg_subscription o)))"
+	    " ORDER BY a.pid");
 }
 
 void check_query_sql(const struct check_run *run, enum check_query q, enum route_side side,
@@ -309,8 +319,9 @@ void check_query_sql(const struct check_run *run, enum check_query q, enum route
 		sql_tables(run, side, b);
 		break;
 	case QR_PUBS:
-		put(b, "SELECT pubname::text, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate"
-		       " FROM pg_catalog.pg_publication");
+		put(b,
+		    "SELECT pubname::text, puballtables, pubinsert, pubupdate, pubdelete, pubtruncate"
+		    " FROM pg_catalog.pg_publication");
 		break;
 	case QR_SLOT:
 		sql_slot(run, side, b);
@@ -322,7 +333,8 @@ void check_query_sql(const struct check_run *run, enum check_query q, enum route
 		sql_subrel(run, b);
 		break;
 	case QR_LO:
-		put(b, "SELECT count(*), COALESCE(sum(oid::bigint), 0) FROM pg_catalog.pg_largeobject_metadata");
+		put(b,
+		    "SELECT count(*), COALESCE(sum(oid::bigint), 0) FROM pg_catalog.pg_largeobject_metadata");
 		break;
 	case QR_SESS:
 		sql_sessions(run, b);
@@ -342,9 +354,10 @@ void check_query_sql(const struct check_run *run, enum check_query q, enum route
 		}
 		break;
 	case QR_WRITTEN:
-		put(b, "SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())::text,"
-		       " (SELECT tup_inserted + tup_updated + tup_deleted FROM pg_catalog.pg_stat_database"
-		       " WHERE datname = pg_catalog.current_database())::text");
+		put(b,
+		    "SELECT pg_catalog.txid_snapshot_xmax(pg_catalog.txid_current_snapshot())::text,"
+		    " (SELECT tup_inserted + tup_updated + tup_deleted FROM pg_catalog.pg_stat_database"
+		    " WHERE datname = pg_catalog.current_database())::text");
 		break;
 	case QR_COUNT:
 		break;

@@ -205,9 +205,8 @@ void cutover_phase_done(struct cutover *co)
 	}
 	if (co->phase == CO_PREFLIGHT && co->dry_run) {
 		snprintf(co->rec.result, sizeof(co->rec.result),
-			 "dry run: ok (lag %" PRId64 " bytes, %d sequences to sync%s)",
-			 co->preflight_lag < 0 ? 0 : co->preflight_lag, co->nsequences,
-			 co->check_summary);
+			 "dry run: ok (lag %" PRId64 " bytes, %d sequences to sync)",
+			 co->preflight_lag < 0 ? 0 : co->preflight_lag, co->nsequences);
 		co->rec.sequences_synced = 0;
 		cutover_finish(co, true);
 		return;
@@ -555,6 +554,7 @@ void cutover_shutdown(void)
 	cutover_finish_free();
 	cutover_watch_free();
 	check_shutdown();
+	cutover_checks_free();
 	verify_shutdown();
 	cutover_history_free();
 	route_shutdown();

@@ -110,7 +110,6 @@ struct cutover {
 	bool waiting_checks; /* the phase before FLIP is done: FLIP waits for the checks */
 	/* preflight */
 	struct check_run *check; /* CHECK's run (check.h) while the preflight waits for it */
-	char check_summary[80];  /* "; checks: N ok, M warn: ..." for a DRY RUN's result */
 	struct verify_pause *vp; /* switch_verify's re-check (verify_pause.c) */
 	bool reached;            /* both sides answered */
 	int64_t preflight_lag;   /* bytes (-1 unknown) */

@@ -148,7 +148,7 @@ static bool probe_send(struct login_probe *p, struct pq_buf *b)
 
 static void probe_startup(struct login_probe *p)
 {
-	const char *kv[] = {"user", p->user, "database", p->dbname, "application_name",
+	const char *kv[] = {"user",           p->user, "database", p->dbname, "application_name",
 			    "pgcutover check"};
 	struct pq_buf b;
 
@@ -179,7 +179,8 @@ static bool probe_sasl(struct login_probe *p, struct pq_cursor *cur, struct pq_b
 		p->scram_active = auth_scram_client_init_password(&p->scram, p->secret);
 	} else if (kind == AUTH_SECRET_SCRAM && auth_scram_parse_secret(p->secret, &sec)) {
 		if (p->have_client_key) {
-			p->scram_active = auth_scram_client_init_keys(&p->scram, p->client_key, &sec);
+			p->scram_active =
+				auth_scram_client_init_keys(&p->scram, p->client_key, &sec);
 		} else {
 			p->scram_probe = true;
 			p->scram_active = auth_scram_client_init_probe(&p->scram);
@@ -383,7 +384,8 @@ static void probe_read_cb(struct sock *s, void *arg)
 			return;
 		}
 		if (p->sslmode >= SSLMODE_REQUIRE) {
-			probe_report(p, PROBE_FAILED, NULL, "the server does not support TLS but sslmode is %s",
+			probe_report(p, PROBE_FAILED, NULL,
+				     "the server does not support TLS but sslmode is %s",
 				     tls_sslmode_name(p->sslmode));
 			return;
 		}

@@ -22,6 +22,51 @@
 /* How often a switch waiting for the guard of a database just added looks again. */
 #define GUARD_POLL_MS 10
 
+/* The last preflight's checks of each database, for DRY RUN's answer. */
+struct kept_report {
+	struct kept_report *next;
+	char db[64];
+	struct check_report rep;
+};
+
+static struct kept_report *kept;
+
+static void keep_report(const struct database *db, const struct check_report *rep)
+{
+	struct kept_report *k;
+
+	for (k = kept; k; k = k->next)
+		if (strcmp(k->db, db->name) == 0)
+			break;
+	if (k == NULL) {
+		k = calloc(1, sizeof(*k));
+		if (k == NULL)
+			return;
+		snprintf(k->db, sizeof(k->db), "%s", db->name);
+		k->next = kept;
+		kept = k;
+	}
+	k->rep = *rep;
+}
+
+const struct check_report *cutover_last_checks(const struct database *db)
+{
+	for (struct kept_report *k = kept; k; k = k->next)
+		if (strcmp(k->db, db->name) == 0)
+			return &k->rep;
+	return NULL;
+}
+
+void cutover_checks_free(void)
+{
+	while (kept) {
+		struct kept_report *k = kept;
+
+		kept = k->next;
+		free(k);
+	}
+}
+
 /* The names of the rows with this status, "a, b", into buf. */
 static void names_of(const struct check_report *rep, enum check_status st, int skip, char *buf,
 		     size_t len)
@@ -42,7 +87,7 @@ static void checked(void *arg, const struct check_report *rep)
 	struct cutover *co = arg;
 	const struct check_row *first = NULL;
 	int first_id = -1;
-	char others[300], warns[36];
+	char others[300];
 
 	co->check = NULL;
 	if (co->phase != CO_PREFLIGHT)
@@ -54,9 +99,7 @@ static void checked(void *arg, const struct check_report *rep)
 	co->reached = rep->rows[CHECK_REACHABLE].status != CHECK_STATUS_FAIL;
 	co->preflight_lag = rep->lag;
 	co->nsequences = rep->nsequences;
-	names_of(rep, CHECK_STATUS_WARN, -1, warns, sizeof(warns));
-	snprintf(co->check_summary, sizeof(co->check_summary), "; checks: %d ok, %d warn%s%s",
-		 rep->nok, rep->nwarn, warns[0] ? ": " : "", warns);
+	keep_report(co->db, rep);
 	for (int i = 0; i < CHECK_COUNT && first == NULL; i++) {
 		if (rep->rows[i].status == CHECK_STATUS_FAIL) {
 			first = &rep->rows[i];
@@ -68,13 +111,15 @@ static void checked(void *arg, const struct check_report *rep)
 		return;
 	}
 	names_of(rep, CHECK_STATUS_FAIL, first_id, others, sizeof(others));
-	cutover_fail(co, first->sqlstate[0] ? first->sqlstate : SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-		     "%s%s%s%s (CHECK %s lists every check)",
+	/* the first failure in the words it always had; the others named after it */
+	cutover_fail(co,
+		     first->sqlstate[0] ? first->sqlstate
+					: SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+		     "%s%s%s%s%s%s%s%s",
 		     first->error[0] ? first->error : check_name((enum check_id)first_id),
 		     first->error[0] ? "" : " check: ", first->error[0] ? "" : first->detail,
-		     others[0] ? (rep->nfail > 2 ? "; other checks failed too" : "; another check failed too")
-			       : "",
-		     co->db->name);
+		     others[0] ? "; failed too: " : "", others, others[0] ? " (CHECK " : "",
+		     others[0] ? co->db->name : "", others[0] ? ")" : "");
 	if (others[0])
 		log_warning("switch %s: the checks %s failed as well", co->db->name, others);
 }

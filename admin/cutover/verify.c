@@ -298,8 +298,9 @@ static void bounds_cb(void *arg, const struct control_result *r)
 		if (PQntuples(r->res) > 0 && !PQgetisnull(r->res, 0, 0)) {
 			int64_t lo = strtoll(PQgetvalue(r->res, 0, 0), NULL, 10);
 			int64_t hi = strtoll(PQgetvalue(r->res, 0, 1), NULL, 10);
-			double per = t->estimate > 0 ? ((double)hi - (double)lo + 1) / (double)t->estimate
-						     : 1.0;
+			double per = t->estimate > 0
+					     ? ((double)hi - (double)lo + 1) / (double)t->estimate
+					     : 1.0;
 			double step = per * VERIFY_CHUNK_ROWS;
 
 			t->first_lo = lo;
@@ -344,7 +345,8 @@ static struct verify_task *next_integer(struct verify_table *t)
 		return NULL;
 	k->ilo = t->next_lo;
 	/* the first range also covers everything below the old side's minimum */
-	hi = (t->next_lo == t->type_min ? (__int128)t->first_lo : (__int128)t->next_lo) + t->step - 1;
+	hi = (t->next_lo == t->type_min ? (__int128)t->first_lo : (__int128)t->next_lo) + t->step -
+	     1;
 	if (hi >= t->max_key || hi >= t->type_max) {
 		/* the last range: everything above the old side's maximum too */
 		k->ihi = t->type_max;
@@ -420,8 +422,8 @@ static void schedule(struct verify_run *run)
 
 		if (wk->task || wk->outstanding)
 			continue;
-		while (list_empty(&run->ready) && live_tasks(run) < TASKS_PER_WORKER * run->nworkers &&
-		       generate(run))
+		while (list_empty(&run->ready) &&
+		       live_tasks(run) < TASKS_PER_WORKER * run->nworkers && generate(run))
 			;
 		if (list_empty(&run->ready))
 			break;
@@ -466,8 +468,7 @@ void verify_schedule_soon(struct verify_run *run)
 }
 
 void verify_coord_query(struct verify_run *run, int side, const char *sql,
-			void (*cb)(void *arg, const struct control_result *r),
-			void *arg)
+			void (*cb)(void *arg, const struct control_result *r), void *arg)
 {
 	run->coord_pending++;
 	if (!control_conn_query(run->coord[side], sql, CONTROL_QUERY_TIMEOUT_MS, cb, arg)) {

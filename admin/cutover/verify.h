@@ -39,12 +39,12 @@ struct pq_buf;
 
 /* The state of a table's comparison. */
 enum verify_table_state {
-	VT_QUEUED,   /* not started */
-	VT_RUNNING,  /* ranges being compared */
-	VT_DONE,     /* every range settled or left pending */
-	VT_SKIPPED,  /* cannot be compared (the detail says why) */
-	VT_FAILED,   /* a query failed */
-	VT_STOPPED,  /* VERIFY db STOP */
+	VT_QUEUED,  /* not started */
+	VT_RUNNING, /* ranges being compared */
+	VT_DONE,    /* every range settled or left pending */
+	VT_SKIPPED, /* cannot be compared (the detail says why) */
+	VT_FAILED,  /* a query failed */
+	VT_STOPPED, /* VERIFY db STOP */
 };
 
 /* One row of SHOW VERIFY. */
@@ -84,8 +84,8 @@ struct verify_summary {
  * schemas[i] may be "" for an unqualified name.  False with a message when
  * it cannot start (one runs already, no such database side...).
  */
-bool verify_start(struct database *db, const char *const *schemas, const char *const *names,
-		  int n, char *errbuf, size_t errlen) __attribute__((warn_unused_result));
+bool verify_start(struct database *db, const char *const *schemas, const char *const *names, int n,
+		  char *errbuf, size_t errlen) __attribute__((warn_unused_result));
 /* VERIFY db STOP; false with a message when none runs. */
 bool verify_stop(struct database *db, char *errbuf, size_t errlen)
 	__attribute__((warn_unused_result));

@@ -81,9 +81,9 @@ struct verify_run;
 struct verify_table {
 	struct list_node node; /* in run->tables */
 	struct verify_run *run;
-	char *schema, *name;   /* raw names */
-	char *qname;           /* "schema"."name" */
-	char *label;           /* schema.name for the views */
+	char *schema, *name; /* raw names */
+	char *qname;         /* "schema"."name" */
+	char *label;         /* schema.name for the views */
 	struct verify_column *cols;
 	int ncols;
 	int key[VERIFY_KEY_MAX]; /* indexes into cols of the primary key's columns, in order */
@@ -93,13 +93,13 @@ struct verify_table {
 	enum verify_table_state state;
 	char why[200]; /* skipped, failed: why */
 	/* first pass: the next range to hand out */
-	bool started, generated; /* ranges being made; the last one made */
+	bool started, generated;        /* ranges being made; the last one made */
 	int64_t next_lo, max_key, step; /* VK_INTEGER: the old side's max, the range width */
 	int64_t type_min, type_max;     /* VK_INTEGER: the key type's bounds: "unbounded" */
 	int64_t first_lo;               /* VK_INTEGER: the old side's minimum */
-	char **cursor;                  /* VK_GENERAL: the last boundary (text values), NULL at start */
-	bool bounding;                  /* VK_GENERAL: a boundary query runs */
-	int64_t estimate;               /* rows expected (reltuples) */
+	char **cursor;    /* VK_GENERAL: the last boundary (text values), NULL at start */
+	bool bounding;    /* VK_GENERAL: a boundary query runs */
+	int64_t estimate; /* rows expected (reltuples) */
 	/* counters of SHOW VERIFY */
 	int64_t rows_checked, chunks_matched, chunks_mismatched, chunks_pending;
 	int64_t rows_missing, rows_extra, rows_different;
@@ -134,7 +134,7 @@ struct verify_summary_read {
 
 /* A key met in a row-by-row comparison. */
 struct verify_rowkey {
-	char **v;          /* the key's values */
+	char **v; /* the key's values */
 	char *old_hash_a, *old_ver_a, *old_hash_b, *old_ver_b, *new_hash;
 	bool in_old_a, in_old_b, in_new;
 	int confirmed; /* rounds that found the same difference */
@@ -171,7 +171,7 @@ struct verify_task {
 	int nkeys;
 	int round_keys; /* keys known before the round's first read (in its IN list) */
 	bool queued;    /* in the ready or waiting list */
-	int pair; /* the worker running it (-1: none) */
+	int pair;       /* the worker running it (-1: none) */
 };
 
 /* A pair of control connections: one to each side. */
@@ -200,7 +200,7 @@ struct verify_run {
 	enum route_side old_side, new_side; /* old: the side routed to */
 	bool running, stopping;
 	char started[32];
-	uint64_t t_start; /* us */
+	uint64_t t_start;                   /* us */
 	char **named_schema, **named_table; /* VERIFY db t1, t2 */
 	int nnamed;
 	struct list_node tables;
@@ -243,8 +243,8 @@ void verify_sql_range(struct pq_buf *b, const struct verify_table *t, const stru
  * A summary of the task's range: count, hash (and, with versions, the
  * version sum), with the position for the old side when lsn.
  */
-void verify_sql_summary(struct pq_buf *b, const struct verify_table *t,
-			const struct verify_task *k, bool versions, bool position);
+void verify_sql_summary(struct pq_buf *b, const struct verify_table *t, const struct verify_task *k,
+			bool versions, bool position);
 /* The rows of the range (or the keys listed): key text, hash (, xmin), position. */
 void verify_sql_rows(struct pq_buf *b, const struct verify_table *t, const struct verify_task *k,
 		     bool versions, bool position);

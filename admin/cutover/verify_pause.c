@@ -142,13 +142,13 @@ void verify_pause_free(struct verify_pause_plan *p)
 /* The phase's state, hung on the switch (co->vp). */
 struct verify_pause {
 	struct verify_pause_plan plan;
-	int batch;                  /* the batch running */
-	PGresult *res[2];           /* its answers, by side */
-	bool failed;                /* a side's query failed: unchecked from here on */
-	char why[300];              /* why the rest is unchecked */
-	uint64_t t_start;           /* us */
-	struct event *budget;       /* fires at verify_budget */
-	int checked;                /* ranges compared */
+	int batch;            /* the batch running */
+	PGresult *res[2];     /* its answers, by side */
+	bool failed;          /* a side's query failed: unchecked from here on */
+	char why[300];        /* why the rest is unchecked */
+	uint64_t t_start;     /* us */
+	struct event *budget; /* fires at verify_budget */
+	int checked;          /* ranges compared */
 	int differing;
 	char first_diff[400];
 };
@@ -206,7 +206,8 @@ static void compare_batch(struct cutover *co)
 				 "%s: %s rows on the %s, %s on the %s%s", vp->plan.label[id],
 				 PQgetvalue(o, i, 1), route_side_name(co->from), other,
 				 route_side_name(co->to),
-				 strcmp(PQgetvalue(o, i, 1), other) == 0 ? " (with other contents)" : "");
+				 strcmp(PQgetvalue(o, i, 1), other) == 0 ? " (with other contents)"
+									 : "");
 		}
 	}
 }
@@ -287,8 +288,9 @@ static void run_batch(struct cutover *co)
 	put(&b, head);
 	put(&b, vp->plan.sql[vp->batch]);
 	pq_put_u8(&b, 0);
-	if (b.failed || !cutover_query(co, co->from, (const char *)b.data, left + 1000,
-				       co->from == SIDE_SOURCE ? batch_source_cb : batch_target_cb) ||
+	if (b.failed ||
+	    !cutover_query(co, co->from, (const char *)b.data, left + 1000,
+			   co->from == SIDE_SOURCE ? batch_source_cb : batch_target_cb) ||
 	    !cutover_query(co, co->to, (const char *)b.data, left + 1000,
 			   co->to == SIDE_SOURCE ? batch_source_cb : batch_target_cb)) {
 		pq_buf_free(&b);
@@ -334,19 +336,23 @@ static void pause_done(struct cutover *co)
 	if (unchecked > 0 || !vp->plan.complete) {
 		log_warning("switch %s: switch_verify: %d of %d ranges re-checked in %" PRId64
 			    " ms, %d left unchecked%s%s%s",
-			    co->db->name, vp->checked, vp->plan.nranges, co->rec.ms_verify, unchecked,
+			    co->db->name, vp->checked, vp->plan.nranges, co->rec.ms_verify,
+			    unchecked,
 			    vp->plan.complete ? "" : " (the last VERIFY did not cover every table)",
 			    vp->why[0] ? ": " : "", vp->why);
 		if (dc->d.switch_verify_abort) {
 			cutover_fail(co, SQLSTATE_QUERY_CANCELED,
 				     "switch_verify: %d of %d ranges left unchecked%s%s%s (switch_verify_incomplete = abort)",
 				     unchecked, vp->plan.nranges,
-				     vp->plan.complete ? "" : ", and the last VERIFY did not cover every table",
+				     vp->plan.complete
+					     ? ""
+					     : ", and the last VERIFY did not cover every table",
 				     vp->why[0] ? ": " : "", vp->why);
 			return;
 		}
 	} else {
-		log_info("switch %s: switch_verify: %d ranges re-checked in %" PRId64 " ms, all alike",
+		log_info("switch %s: switch_verify: %d ranges re-checked in %" PRId64
+			 " ms, all alike",
 			 co->db->name, vp->checked, co->rec.ms_verify);
 	}
 	cutover_phase_done(co);

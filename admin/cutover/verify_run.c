@@ -173,7 +173,8 @@ static bool next_table(const PGresult *res, int *first, int *end)
 		return false;
 	*first = *end;
 	*end = *first + 1;
-	while (*end < n && strcmp(PQgetvalue(res, *end, L_SCHEMA), PQgetvalue(res, *first, L_SCHEMA)) == 0 &&
+	while (*end < n &&
+	       strcmp(PQgetvalue(res, *end, L_SCHEMA), PQgetvalue(res, *first, L_SCHEMA)) == 0 &&
 	       strcmp(PQgetvalue(res, *end, L_TABLE), PQgetvalue(res, *first, L_TABLE)) == 0)
 		(*end)++;
 	return true;
@@ -222,7 +223,8 @@ static void skip(struct verify_table *t, const char *why)
 static void add_table(struct verify_run *run, const PGresult *old, const PGresult *neu, int first,
 		      int end)
 {
-	const char *schema = PQgetvalue(old, first, L_SCHEMA), *name = PQgetvalue(old, first, L_TABLE);
+	const char *schema = PQgetvalue(old, first, L_SCHEMA),
+		   *name = PQgetvalue(old, first, L_TABLE);
 	struct verify_table *t;
 	char why[200] = "";
 	bool found = false;
@@ -265,8 +267,9 @@ static void add_table(struct verify_run *run, const PGresult *old, const PGresul
 		}
 		type = new_type(neu, schema, name, c->name, &found);
 		if (why[0] == '\0' && found && (type == NULL || strcmp(type, c->type) != 0))
-			snprintf(why, sizeof(why), "skipped: column %s is %s on the %s, %s on the %s",
-				 c->name, c->type, route_side_name(run->old_side), type ? type : "missing",
+			snprintf(why, sizeof(why),
+				 "skipped: column %s is %s on the %s, %s on the %s", c->name,
+				 c->type, route_side_name(run->old_side), type ? type : "missing",
 				 route_side_name(run->new_side));
 	}
 	if (!verify_sql_table(t)) {
@@ -306,13 +309,14 @@ static void build_tables(struct verify_run *run)
 				seen = true;
 		}
 		if (!seen) {
-			struct verify_table *t = table_new(
-				run, run->named_schema[i][0] ? run->named_schema[i] : "?",
-				run->named_table[i]);
+			struct verify_table *t =
+				table_new(run, run->named_schema[i][0] ? run->named_schema[i] : "?",
+					  run->named_table[i]);
 
 			if (t)
-				skip(t, run->named_schema[i][0] ? "no such table on the side routed to"
-								: "no table of that name on the side routed to");
+				skip(t, run->named_schema[i][0]
+						? "no such table on the side routed to"
+						: "no table of that name on the side routed to");
 		}
 	}
 }
@@ -377,15 +381,16 @@ static bool open_connections(struct verify_run *run)
 	return true;
 }
 
-bool verify_start(struct database *db, const char *const *schemas, const char *const *names,
-		  int n, char *errbuf, size_t errlen)
+bool verify_start(struct database *db, const char *const *schemas, const char *const *names, int n,
+		  char *errbuf, size_t errlen)
 {
 	struct verify_run *run = run_of(db->name), *old = run;
 	struct pq_buf b;
 
 	if (run && run->running) {
-		snprintf(errbuf, errlen, "a VERIFY of database \"%s\" is already running (started %s)",
-			 db->name, run->started);
+		snprintf(errbuf, errlen,
+			 "a VERIFY of database \"%s\" is already running (started %s)", db->name,
+			 run->started);
 		return false;
 	}
 	if (db->cfg == NULL || db->cfg_owner == NULL) {

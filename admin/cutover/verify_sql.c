@@ -47,20 +47,21 @@ static void put_i64(struct pq_buf *b, int64_t v)
 void verify_sql_list(struct pq_buf *b)
 {
 	put(b, VERIFY_SESSION_SQL);
-	put(b, "SELECT n.nspname::text, c.relname::text, c.relpersistence::text,"
-	       " GREATEST(c.reltuples, 0)::bigint, pg_catalog.quote_ident(a.attname),"
-	       " pg_catalog.format_type(a.atttypid, a.atttypmod),"
-	       " a.atttypid IN ('pg_catalog.float4'::pg_catalog.regtype,"
-	       " 'pg_catalog.float8'::pg_catalog.regtype),"
-	       " (SELECT k.ord FROM pg_catalog.pg_index i, pg_catalog.unnest(i.indkey) WITH ORDINALITY"
-	       " k(attnum, ord) WHERE i.indrelid = c.oid AND i.indisprimary AND k.attnum = a.attnum),"
-	       " pg_catalog.has_table_privilege(c.oid, 'SELECT')"
-	       " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-	       " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
-	       " AND NOT a.attisdropped"
-	       " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-	       " AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
-	       " ORDER BY 1, 2, a.attnum");
+	put(b,
+	    "SELECT n.nspname::text, c.relname::text, c.relpersistence::text,"
+	    " GREATEST(c.reltuples, 0)::bigint, pg_catalog.quote_ident(a.attname),"
+	    " pg_catalog.format_type(a.atttypid, a.atttypmod),"
+	    " a.atttypid IN ('pg_catalog.float4'::pg_catalog.regtype,"
+	    " 'pg_catalog.float8'::pg_catalog.regtype),"
+	    " (SELECT k.ord FROM pg_catalog.pg_index i, pg_catalog.unnest(i.indkey) WITH ORDINALITY"
+	    " k(attnum, ord) WHERE i.indrelid = c.oid AND i.indisprimary AND k.attnum = a.attnum),"
+	    " pg_catalog.has_table_privilege(c.oid, 'SELECT')"
+	    " FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+	    " JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
+	    " AND NOT a.attisdropped"
+	    " WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+	    " AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'"
+	    " ORDER BY 1, 2, a.attnum");
 	pq_put_u8(b, 0);
 }
 
@@ -94,7 +95,7 @@ bool verify_sql_table(struct verify_table *t)
 			put(&b, ", ");
 		if (t->cols[i].is_float) {
 			put(&b, strcmp(t->cols[i].type, "real") == 0 ? "pg_catalog.float4send("
-								      : "pg_catalog.float8send(");
+								     : "pg_catalog.float8send(");
 			put(&b, t->cols[i].name);
 			put(&b, ")");
 		} else {
@@ -206,8 +207,8 @@ void verify_sql_range(struct pq_buf *b, const struct verify_table *t, const stru
 	}
 }
 
-void verify_sql_summary(struct pq_buf *b, const struct verify_table *t,
-			const struct verify_task *k, bool versions, bool position)
+void verify_sql_summary(struct pq_buf *b, const struct verify_table *t, const struct verify_task *k,
+			bool versions, bool position)
 {
 	put(b, VERIFY_SESSION_SQL);
 	put(b, "SELECT count(*)::text, COALESCE(sum(pg_catalog.hashtextextended(");

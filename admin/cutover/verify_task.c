@@ -101,8 +101,8 @@ static bool lsn_positions(const struct verify_run *run)
 /* Build one query with f and send it; false when it could not go (the table fails). */
 static bool send_summary(struct verify_run *run, struct verify_task *k, int w, int side,
 			 bool versions, bool position,
-			 void (*cb)(struct verify_run *, struct verify_task *, int, const PGresult *,
-				    const char *))
+			 void (*cb)(struct verify_run *, struct verify_task *, int,
+				    const PGresult *, const char *))
 {
 	struct pq_buf b;
 	bool ok;
@@ -114,8 +114,8 @@ static bool send_summary(struct verify_run *run, struct verify_task *k, int w, i
 	return ok;
 }
 
-static bool send_rows(struct verify_run *run, struct verify_task *k, int w, int side,
-		      bool versions, bool position,
+static bool send_rows(struct verify_run *run, struct verify_task *k, int w, int side, bool versions,
+		      bool position,
 		      void (*cb)(struct verify_run *, struct verify_task *, int, const PGresult *,
 				 const char *))
 {
@@ -469,8 +469,7 @@ static void rows_new_b_cb(struct verify_run *run, struct verify_task *k, int sid
 	}
 	(void)take_rows(run, k, res, 2);
 	k->step = VS_ROWS_OLD_B;
-	if (!send_rows(run, k, k->pair, (int)run->old_side, true, lsn_positions(run),
-		       rows_old_b_cb))
+	if (!send_rows(run, k, k->pair, (int)run->old_side, true, lsn_positions(run), rows_old_b_cb))
 		verify_table_failed(run, k->t, "out of memory");
 }
 
@@ -493,8 +492,8 @@ static bool rows_decide(struct verify_run *run, struct verify_task *k, int liste
 			continue;
 		/* A key first met in this round's later reads was outside A's reach */
 		stable = (i < listed_before || r->in_old_a) && r->in_old_a == r->in_old_b &&
-			 (!r->in_old_a ||
-			  (same_str(r->old_ver_a, r->old_ver_b) && same_str(r->old_hash_a, r->old_hash_b)));
+			 (!r->in_old_a || (same_str(r->old_ver_a, r->old_ver_b) &&
+					   same_str(r->old_hash_a, r->old_hash_b)));
 		if (!stable) {
 			open = true;
 			continue;

@@ -159,7 +159,8 @@ static void marker_inserted_cb(void *arg, const struct control_result *r)
 	if (!run->running || run->stopping)
 		return;
 	if (!r->ok) {
-		snprintf(run->error, sizeof(run->error), "could not insert a marker row on the %s: %s",
+		snprintf(run->error, sizeof(run->error),
+			 "could not insert a marker row on the %s: %s",
 			 route_side_name(run->old_side), r->error ? r->error : "failed");
 		run->marker_id[0] = '\0';
 		give_up(run);
@@ -170,7 +171,8 @@ static void marker_inserted_cb(void *arg, const struct control_result *r)
 }
 
 /* marker_table, quoted, and the marker id as a literal; false when they do not quote. */
-static bool marker_parts(const struct verify_run *run, char *table, size_t tlen, char *id, size_t ilen)
+static bool marker_parts(const struct verify_run *run, char *table, size_t tlen, char *id,
+			 size_t ilen)
 {
 	return sqlquote_qualified(run->dc->d.marker_table, table, tlen) &&
 	       sqlquote_literal(run->marker_id, id, ilen);

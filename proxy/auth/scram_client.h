@@ -83,8 +83,8 @@ AUTH_MUST_CHECK bool auth_scram_client_init_probe(struct auth_scram_client *c);
  */
 AUTH_MUST_CHECK bool auth_scram_client_server_salt(struct auth_scram_client *c,
 						   const char *server_first, size_t len,
-						   const struct auth_scram_secret *secret, bool *same,
-						   const char **err);
+						   const struct auth_scram_secret *secret,
+						   bool *same, const char **err);
 
 /* The malloc'd client-first-message "n,,n=,r=<nonce>"; NULL on allocation failure or misuse. */
 AUTH_MUST_CHECK char *auth_scram_client_first(struct auth_scram_client *c);

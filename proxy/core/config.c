@@ -91,11 +91,10 @@ static struct config *config_new(void)
 	    !cfg->auth_file || !cfg->state_dir || !cfg->metrics_addr || !cfg->log_file ||
 	    !cfg->syslog_ident || !cfg->syslog_facility || !cfg->defaults.control_user ||
 	    !cfg->defaults.sequence_sync || !cfg->defaults.marker_table ||
-	    !cfg->defaults.ignore_tables ||
-	    !cfg->client_tls_cert_file || !cfg->client_tls_key_file || !cfg->client_tls_ca_file ||
-	    !cfg->client_tls_protocols || !cfg->client_tls_ciphers || !cfg->server_tls_ca_file ||
-	    !cfg->server_tls_cert_file || !cfg->server_tls_key_file || !cfg->server_tls_protocols ||
-	    !cfg->server_tls_ciphers) {
+	    !cfg->defaults.ignore_tables || !cfg->client_tls_cert_file ||
+	    !cfg->client_tls_key_file || !cfg->client_tls_ca_file || !cfg->client_tls_protocols ||
+	    !cfg->client_tls_ciphers || !cfg->server_tls_ca_file || !cfg->server_tls_cert_file ||
+	    !cfg->server_tls_key_file || !cfg->server_tls_protocols || !cfg->server_tls_ciphers) {
 		config_free(cfg);
 		return NULL;
 	}

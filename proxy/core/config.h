@@ -84,9 +84,9 @@ struct db_defaults {
 	 */
 	char *ignore_tables;
 	int verify_jobs;
-	bool switch_verify;        /* re-check what the last VERIFY left open, in the pause */
-	int64_t verify_budget_ms;  /* ... within this much of the pause */
-	bool switch_verify_abort;  /* unchecked when the budget runs out: abort (else proceed) */
+	bool switch_verify;       /* re-check what the last VERIFY left open, in the pause */
+	int64_t verify_budget_ms; /* ... within this much of the pause */
+	bool switch_verify_abort; /* unchecked when the budget runs out: abort (else proceed) */
 };
 
 /* One [database "name"] section. */

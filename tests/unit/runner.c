@@ -21,6 +21,7 @@ static const struct unit_test *const suites[] = {
 	unit_tests_sqlquote,     unit_tests_seqread,
 	unit_tests_janitor,      unit_tests_reference,
 	unit_tests_fence_names,  unit_tests_log,
+	unit_tests_validation,
 };
 
 int main(int argc, char **argv)

@@ -76,5 +76,6 @@ extern const struct unit_test unit_tests_janitor[];
 extern const struct unit_test unit_tests_reference[];
 extern const struct unit_test unit_tests_fence_names[];
 extern const struct unit_test unit_tests_log[];
+extern const struct unit_test unit_tests_validation[];
 
 #endif /* PGCUTOVER_UNIT_H */
