@@ -111,6 +111,8 @@ static void checked(void *arg, const struct check_report *rep)
 		return;
 	}
 	names_of(rep, CHECK_STATUS_FAIL, first_id, others, sizeof(others));
+	if (others[0])
+		log_warning("switch %s: the checks %s failed as well", co->db->name, others);
 	/* the first failure in the words it always had; the others named after it */
 	cutover_fail(co,
 		     first->sqlstate[0] ? first->sqlstate
@@ -120,8 +122,7 @@ static void checked(void *arg, const struct check_report *rep)
 		     first->error[0] ? "" : " check: ", first->error[0] ? "" : first->detail,
 		     others[0] ? "; failed too: " : "", others, others[0] ? " (CHECK " : "",
 		     others[0] ? co->db->name : "", others[0] ? ")" : "");
-	if (others[0])
-		log_warning("switch %s: the checks %s failed as well", co->db->name, others);
+	/* co is gone now (the failure ended the switch) */
 }
 
 /*

@@ -52,7 +52,7 @@ struct db_config;
 /* A differing range is cut into this many. */
 #define VERIFY_FANOUT 16
 /* A differing range of at most this many rows is compared row by row. */
-#define VERIFY_ROWS_MAX 400
+#define VERIFY_ROWS_MAX 2000
 /* Re-check rounds before a range written to every time stays pending. */
 #define VERIFY_ROUNDS 6
 /* Ranges kept per run as pending (more are counted, not kept). */

@@ -223,7 +223,11 @@ static void batch_cb(void *arg, const struct control_result *r, enum route_side 
 	if (co->phase != CO_VERIFY || vp == NULL)
 		return;
 	if (!r->ok || r->res == NULL) {
-		if (!vp->failed)
+		/* the servers' statement_timeout is the budget itself */
+		if (!vp->failed && !r->ok && strcmp(r->sqlstate, SQLSTATE_QUERY_CANCELED) == 0)
+			snprintf(vp->why, sizeof(vp->why), "verify_budget (%" PRId64 " ms) ran out",
+				 cutover_cfg(co)->d.verify_budget_ms);
+		else if (!vp->failed)
 			snprintf(vp->why, sizeof(vp->why), "%s on the %s",
 				 r->ok ? "no answer" : r->error, route_side_name(side));
 		vp->failed = true;
@@ -326,7 +330,8 @@ static void pause_done(struct cutover *co)
 	int unchecked = vp->plan.nranges - vp->checked;
 
 	co->rec.ms_verify = cutover_ms_since(vp->t_start);
-	evtimer_del(vp->budget);
+	if (vp->budget)
+		evtimer_del(vp->budget);
 	if (vp->differing) {
 		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 			     "switch_verify: %d of the ranges the last VERIFY left pending differ between the sides: %s",

@@ -36,7 +36,7 @@
 
 /* How often the position is polled while ranges wait. */
 #define VERIFY_POLL_MS 20
-/* Polls without progress before a nudge. */
+/* A nudge after the first poll without progress, then one every so many. */
 #define VERIFY_NUDGE_AFTER 5
 /* Without progress for this long, the waiting ranges stay pending. */
 #define VERIFY_WAIT_MAX_MS 30000
@@ -111,7 +111,7 @@ static void slot_cb(void *arg, const struct control_result *r)
 		run->applied = verify_parse_lsn(PQgetvalue(r->res, 0, 0));
 	if (run->applied > before)
 		run->idle_polls = 0;
-	else if (++run->idle_polls % VERIFY_NUDGE_AFTER == 0) {
+	else if (++run->idle_polls % VERIFY_NUDGE_AFTER == 1) {
 		verify_coord_query(run, (int)run->new_side, NUDGE_SQL, nudge_cb, run);
 		verify_coord_query(run, (int)run->old_side, NUDGE_SQL, nudge_cb, run);
 	}
