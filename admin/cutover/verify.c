@@ -275,14 +275,39 @@ void verify_worker_done(struct verify_run *run, int w)
 
 /* ---- first-pass ranges ---- */
 
+/*
+ * A boundary query in flight: it reads the old side's table (an index walk of
+ * up to VERIFY_CHUNK_ROWS keys), so it runs on a worker like any range, and
+ * counts against verify_jobs.
+ */
+struct verify_bounding {
+	struct verify_table *t;
+	int worker;
+};
+
+static void bounds_take(struct verify_table *t, const struct control_result *r);
+
 /* min and max of an integer key (or the next boundary of another key) are in. */
 static void bounds_cb(void *arg, const struct control_result *r)
 {
-	struct verify_table *t = arg;
+	struct verify_bounding *bq = arg;
+	struct verify_table *t = bq->t;
+	struct verify_run *run = t->run;
+	int w = bq->worker;
+
+	free(bq);
+	run->workers[w].outstanding--;
+	t->bounding = false;
+	if (!run->stopping)
+		bounds_take(t, r);
+	if (run->workers[w].outstanding == 0)
+		verify_worker_done(run, w);
+}
+
+static void bounds_take(struct verify_table *t, const struct control_result *r)
+{
 	struct verify_run *run = t->run;
 
-	run->coord_pending--;
-	t->bounding = false;
 	if (!r->ok || r->res == NULL) {
 		verify_table_failed(run, t, r->error ? r->error : "no answer");
 		t->generated = true;
@@ -358,8 +383,32 @@ static struct verify_task *next_integer(struct verify_table *t)
 	return k;
 }
 
-/* Make the next first-pass task; false when every table has all its ranges (or waits for one). */
-static bool generate(struct verify_run *run)
+/* Send a boundary query of t on worker w's connection to the old side; false when it could not go. */
+static bool bounds_query(struct verify_run *run, struct verify_table *t, int w, const char *sql)
+{
+	struct verify_worker *wk = &run->workers[w];
+	struct verify_bounding *bq = calloc(1, sizeof(*bq));
+
+	if (bq == NULL)
+		return false;
+	bq->t = t;
+	bq->worker = w;
+	wk->outstanding++;
+	if (!control_conn_query(wk->ctl[run->old_side], sql, VERIFY_QUERY_TIMEOUT_MS, bounds_cb,
+				bq)) {
+		wk->outstanding--;
+		free(bq);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Make the next first-pass task; false when every table has all its ranges
+ * (or waits for one).  A table whose next boundary must be read first takes
+ * worker w for that query (it is then busy).
+ */
+static bool generate(struct verify_run *run, int w)
 {
 	struct list_node *n;
 
@@ -381,13 +430,11 @@ static bool generate(struct verify_run *run)
 				verify_sql_boundary(&b, t);
 			else
 				verify_sql_minmax(&b, t);
-			t->bounding = true;
-			if (b.failed) {
-				t->bounding = false;
+			t->bounding = !b.failed && bounds_query(run, t, w, (const char *)b.data);
+			if (!t->bounding) {
 				verify_table_failed(run, t, "out of memory");
-			} else {
-				verify_coord_query(run, (int)run->old_side, (const char *)b.data,
-						   bounds_cb, t);
+				t->generated = true;
+				table_maybe_done(t);
 			}
 			pq_buf_free(&b);
 			return true;
@@ -408,6 +455,15 @@ static bool generate(struct verify_run *run)
 
 /* ---- the scheduler ---- */
 
+/* Whether a worker has a query out (a boundary read holds no task). */
+static bool busy_workers(const struct verify_run *run)
+{
+	for (int w = 0; w < run->nworkers; w++)
+		if (run->workers[w].outstanding)
+			return true;
+	return false;
+}
+
 static void schedule(struct verify_run *run)
 {
 	if (!run->running || run->stopping)
@@ -422,9 +478,11 @@ static void schedule(struct verify_run *run)
 
 		if (wk->task || wk->outstanding)
 			continue;
-		while (list_empty(&run->ready) &&
-		       live_tasks(run) < TASKS_PER_WORKER * run->nworkers && generate(run))
+		while (list_empty(&run->ready) && wk->outstanding == 0 &&
+		       live_tasks(run) < TASKS_PER_WORKER * run->nworkers && generate(run, w))
 			;
+		if (wk->outstanding)
+			continue; /* it reads a table's next boundary */
 		if (list_empty(&run->ready))
 			break;
 		k = list_entry(run->ready.next, struct verify_task, node);
@@ -437,7 +495,7 @@ static void schedule(struct verify_run *run)
 	}
 	/* everything made, nothing running or waiting: the run is over */
 	if (list_empty(&run->ready) && list_empty(&run->waiting) && run->coord_pending == 0 &&
-	    live_tasks(run) == 0) {
+	    live_tasks(run) == 0 && !busy_workers(run)) {
 		struct list_node *n;
 
 		list_for_each(n, &run->tables) {

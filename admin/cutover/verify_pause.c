@@ -145,6 +145,7 @@ struct verify_pause {
 	int batch;            /* the batch running */
 	PGresult *res[2];     /* its answers, by side */
 	bool failed;          /* a side's query failed: unchecked from here on */
+	bool no_plan;         /* no finished VERIFY to take the ranges from */
 	char why[300];        /* why the rest is unchecked */
 	uint64_t t_start;     /* us */
 	struct event *budget; /* fires at verify_budget */
@@ -328,6 +329,8 @@ static void pause_done(struct cutover *co)
 	struct verify_pause *vp = co->vp;
 	const struct db_config *dc = cutover_cfg(co);
 	int unchecked = vp->plan.nranges - vp->checked;
+	/* part of the data the last VERIFY did not cover (said once: why says it with no plan) */
+	bool partial = !vp->plan.complete && !vp->no_plan;
 
 	co->rec.ms_verify = cutover_ms_since(vp->t_start);
 	if (vp->budget)
@@ -338,20 +341,18 @@ static void pause_done(struct cutover *co)
 			     vp->differing, vp->first_diff);
 		return;
 	}
-	if (unchecked > 0 || !vp->plan.complete) {
+	if (unchecked > 0 || !vp->plan.complete || vp->no_plan) {
 		log_warning("switch %s: switch_verify: %d of %d ranges re-checked in %" PRId64
 			    " ms, %d left unchecked%s%s%s",
 			    co->db->name, vp->checked, vp->plan.nranges, co->rec.ms_verify,
-			    unchecked,
-			    vp->plan.complete ? "" : " (the last VERIFY did not cover every table)",
+			    unchecked, partial ? " (the last VERIFY did not cover every table)" : "",
 			    vp->why[0] ? ": " : "", vp->why);
 		if (dc->d.switch_verify_abort) {
 			cutover_fail(co, SQLSTATE_QUERY_CANCELED,
 				     "switch_verify: %d of %d ranges left unchecked%s%s%s (switch_verify_incomplete = abort)",
 				     unchecked, vp->plan.nranges,
-				     vp->plan.complete
-					     ? ""
-					     : ", and the last VERIFY did not cover every table",
+				     partial ? ", and the last VERIFY did not cover every table"
+					     : "",
 				     vp->why[0] ? ": " : "", vp->why);
 			return;
 		}
@@ -383,6 +384,7 @@ void cutover_verify_enter(struct cutover *co)
 		snprintf(vp->why, sizeof(vp->why), "no finished VERIFY of %s from its %s",
 			 co->db->name, route_side_name(co->from));
 		vp->failed = true;
+		vp->no_plan = true;
 		pause_done(co);
 		return;
 	}

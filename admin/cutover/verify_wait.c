@@ -73,13 +73,14 @@ static void wake(struct verify_run *run)
 	}
 }
 
-/* Nothing moves: leave the waiting ranges pending. */
+/* Nothing moves (or the position cannot be known: run->error says why): leave the waiting ranges pending. */
 static void give_up(struct verify_run *run)
 {
-	snprintf(run->error, sizeof(run->error),
-		 "the %s did not apply the %s's position within %d s: ranges left pending",
-		 route_side_name(run->new_side), route_side_name(run->old_side),
-		 VERIFY_WAIT_MAX_MS / 1000);
+	if (run->error[0] == '\0')
+		snprintf(run->error, sizeof(run->error),
+			 "the %s did not apply the %s's position within %d s: ranges left pending",
+			 route_side_name(run->new_side), route_side_name(run->old_side),
+			 VERIFY_WAIT_MAX_MS / 1000);
 	log_warning("verify %s: %s", run->dbname, run->error);
 	while (!list_empty(&run->waiting)) {
 		struct verify_task *k = list_entry(run->waiting.next, struct verify_task, node);
@@ -160,7 +161,7 @@ static void marker_inserted_cb(void *arg, const struct control_result *r)
 		return;
 	if (!r->ok) {
 		snprintf(run->error, sizeof(run->error),
-			 "could not insert a marker row on the %s: %s",
+			 "could not insert a marker row on the %s: %s: ranges left pending",
 			 route_side_name(run->old_side), r->error ? r->error : "failed");
 		run->marker_id[0] = '\0';
 		give_up(run);
@@ -219,7 +220,9 @@ static void poll_now(struct verify_run *run)
 			give_up(run);
 			return;
 		}
-		snprintf(sql, sizeof(sql), "INSERT INTO %s (id) VALUES (%s)", table, id);
+		/* search_path as the switch's lag wait has it (the listing emptied it) */
+		snprintf(sql, sizeof(sql), "RESET search_path; INSERT INTO %s (id) VALUES (%s)",
+			 table, id);
 		verify_coord_query(run, (int)run->old_side, sql, marker_inserted_cb, run);
 		return;
 	}
@@ -228,7 +231,7 @@ static void poll_now(struct verify_run *run)
 		give_up(run);
 		return;
 	}
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s WHERE id = %s", table, id);
+	snprintf(sql, sizeof(sql), "RESET search_path; SELECT 1 FROM %s WHERE id = %s", table, id);
 	verify_coord_query(run, (int)run->new_side, sql, marker_seen_cb, run);
 }
 

@@ -47,11 +47,15 @@ def verify(p, tables="", timeout=90):
     return {r["table"]: r for r in rows}, sorted((d["table"], d["key"], d["kind"]) for d in diffs)
 
 
-def no_difference(rows):
+def no_difference(rows, settled=False):
+    """No difference in any table; with settled (no load), every range settled too."""
     for t, r in rows.items():
         assert r["state"] == "done", r
         assert (r["rows_missing"], r["rows_extra"], r["rows_different"],
                 r["chunks_mismatched"]) == ("0", "0", "0", "0"), r
+        if settled:
+            assert r["chunks_pending"] == "0" and int(r["chunks_matched"]) >= 1, r
+            assert r["rows_checked"] == r["rows_total"], r
 
 
 @pytest.fixture
@@ -85,7 +89,7 @@ def test_faults_under_load(proxy_factory, rdb, narrow_publication):
         order_id = s.execute("INSERT INTO orders (note) VALUES ('seed') RETURNING id"
                              ).fetchone()[0]
     rdb.wait_caught_up()
-    with Pgbench(p.port, DB, clients=4, seconds=15) as pb:
+    with Pgbench(p.port, DB, clients=4, seconds=45) as pb:
         pb.start()
         time.sleep(0.5)
         # no fault: three runs in a row find nothing, with the load and its lag on
@@ -210,8 +214,9 @@ def test_types_neither_hide_nor_invent(proxy_factory, rdb, types_table):
     p = cutover_proxy(proxy_factory, rdb, name="verify-types")
     rows, diffs = verify(p, "types")
     assert list(rows) == ["public.types"], rows
+    assert rows["public.types"]["rows_checked"] == "3", rows
     assert diffs == [], diffs
-    no_difference(rows)
+    no_difference(rows, settled=True)
     # the text column's collation differs on the target: no text changes
     with rdb.tgt() as t:
         t.execute('ALTER TABLE types ALTER t TYPE text COLLATE "POSIX"')
@@ -292,7 +297,7 @@ def test_switch_verify(proxy_factory, rdb):
     assert "no finished VERIFY of vfy from its source" in ei.value.message, ei.value
     assert route_of(p.admin_port, DB) == ("source", "running")
 
-    with Pgbench(p.port, DB, clients=4, seconds=15) as pb:
+    with Pgbench(p.port, DB, clients=4, seconds=40) as pb:
         pb.start()
         time.sleep(0.5)
         rows, diffs = verify(p)
@@ -341,3 +346,137 @@ def test_switch_verify(proxy_factory, rdb):
                     r'(\d+\.\d+)', m)
     assert got and float(got.group(1)) <= 2.0, m
     assert p.wait_log(r"switch_verify: \d+ ranges re-checked in \d+ ms, all alike")
+
+
+@pytest.mark.timeout(60)
+def test_switch_verify_incomplete_proceed(proxy_factory, rdb):
+    """switch_verify_incomplete = proceed: with nothing VERIFY could vouch
+    for, the switch logs the ranges left unchecked and goes on."""
+    p = cutover_proxy(proxy_factory, rdb, name="verify-proceed", switch_verify="on",
+                      switch_verify_incomplete="proceed")
+    row = switch(p, rdb)
+    assert row["result"] == "ok", row
+    assert route_of(p.admin_port, DB) == ("target", "running")
+    assert p.wait_log(r"switch_verify: 0 of 0 ranges re-checked in \d+ ms, 0 left unchecked: "
+                      r"no finished VERIFY of vfy from its source")
+
+
+class ActivitySampler:
+    """Samples pg_stat_activity on both sides in a thread: the most queries
+    of VERIFY reading table data at once on each side, and the connections
+    VERIFY holds."""
+
+    def __init__(self, rdb):
+        import threading
+        self.rdb = rdb
+        self.most = {"source": 0, "target": 0}
+        self.conns = {"source": 0, "target": 0}
+        self.samples = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        conns = {"source": self.rdb.src(), "target": self.rdb.tgt()}
+        try:
+            while not self.stop.is_set():
+                for side, c in conns.items():
+                    active, held = c.execute(
+                        "SELECT count(*) FILTER (WHERE state = 'active' "
+                        "AND query LIKE '%%FROM \"public\".%%'), count(*) "
+                        "FROM pg_stat_activity WHERE application_name = 'pgcutover verify' "
+                        "AND datname = %s", (DB,)).fetchone()
+                    self.most[side] = max(self.most[side], active)
+                    self.conns[side] = max(self.conns[side], held)
+                    if active:
+                        self.samples += 1
+                time.sleep(0.002)
+        finally:
+            for c in conns.values():
+                c.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("jobs", [1, 3])
+def test_bounded(proxy_factory, rdb, jobs):
+    """At most verify_jobs queries reading data per side at once (plus one
+    connection per side for the listing and the position polls), and SHOW
+    VERIFY DIFFS keeps 1000 keys while the counters go on: 1200 rows deleted
+    on the target are all counted."""
+    p = cutover_proxy(proxy_factory, rdb, name=f"verify-bounded-{jobs}", verify_jobs=jobs)
+    gone = list(range(1, 60001, 50))
+    with rdb.src() as s:
+        saved = s.execute("SELECT aid, bid, abalance, filler FROM pgbench_accounts "
+                          "WHERE aid = ANY(%s) ORDER BY aid", (gone,)).fetchall()
+    assert len(saved) == 1200
+    with rdb.tgt() as t:
+        t.execute("DELETE FROM pgbench_accounts WHERE aid = ANY(%s)", (gone,))
+    try:
+        with ActivitySampler(rdb) as sampler:
+            rows, diffs = verify(p)
+        assert sampler.samples > 0, "the sampler never saw VERIFY read a table"
+        assert 1 <= sampler.most["source"] <= jobs, sampler.most
+        assert 1 <= sampler.most["target"] <= jobs, sampler.most
+        assert sampler.conns["source"] <= jobs + 1 and sampler.conns["target"] <= jobs + 1, \
+            sampler.conns
+        acc = rows["public.pgbench_accounts"]
+        assert acc["state"] == "done", acc
+        assert (acc["rows_missing"], acc["rows_extra"], acc["rows_different"]) == \
+            ("1200", "0", "0"), acc
+        assert acc["rows_checked"] == "100000", acc
+        assert len(diffs) == 1000, len(diffs)
+        assert all(d[0] == "public.pgbench_accounts" and d[2] == "missing" for d in diffs)
+        assert {d[1] for d in diffs} <= {f"({a})" for a in gone}
+        m = scrape(p.metrics_port)
+        assert f'pgcutover_verify_differences{{database="{DB}",kind="missing"}} 1200' in m, m
+        # the other tables are alike
+        no_difference({t: r for t, r in rows.items() if t != "public.pgbench_accounts"},
+                      settled=True)
+        # CHECK names the count, not the list
+        check = {r["check"]: r for r in admin(p.admin_port, f"CHECK {DB}")}
+        assert check["verify"]["status"] == "fail", check["verify"]
+        assert "1200" in check["verify"]["detail"], check["verify"]
+    finally:
+        with rdb.tgt() as t:
+            with t.cursor() as cur:
+                cur.executemany("INSERT INTO pgbench_accounts (aid, bid, abalance, filler) "
+                                "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING", saved)
+    rows, diffs = verify(p, "pgbench_accounts")
+    assert diffs == [], diffs
+    no_difference(rows, settled=True)
+
+
+@pytest.mark.timeout(90)
+def test_marker_positions(proxy_factory, rdb):
+    """lag_method = marker: the re-checks wait for a marker row instead of
+    the slot's position; under load, alike is alike and a changed row is
+    found."""
+    p = cutover_proxy(proxy_factory, rdb, name="verify-marker", lag_method="marker")
+    with rdb.src() as s:   # a row the load never writes
+        order_id = s.execute("INSERT INTO orders (note) VALUES ('seed') RETURNING id"
+                             ).fetchone()[0]
+    rdb.wait_caught_up()
+    with Pgbench(p.port, DB, clients=2, seconds=8) as pb:
+        pb.start()
+        time.sleep(0.5)
+        rows, diffs = verify(p)
+        assert diffs == [], diffs
+        no_difference(rows)
+        with rdb.tgt() as t:
+            t.execute("UPDATE orders SET note = 'changed' WHERE id = %s", (order_id,))
+        rdb.dirty = True
+        assert pb.proc.poll() is None, "pgbench ended before the second run: make it longer"
+        rows, diffs = verify(p, "orders")
+        assert diffs == [("public.orders", f"({order_id})", "different")], diffs
+        res = pb.wait(on_timeout=lambda: stuck_clients(p))
+    # every wait for a marker row was answered
+    assert p.wait_log("could not insert a marker|left pending", timeout=0.1) is None
+    assert res.failed == 0 and not res.errors, res.stdout
