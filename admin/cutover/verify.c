@@ -214,15 +214,6 @@ void verify_tasks_drop(struct verify_run *run)
 
 /* ---- queries on workers ---- */
 
-/* A query in flight: its worker, its task, its side, and what to do with the answer. */
-struct verify_query {
-	struct verify_run *run;
-	struct verify_task *task;
-	int worker, side;
-	void (*cb)(struct verify_run *run, struct verify_task *k, int side, const PGresult *res,
-		   const char *error);
-};
-
 static void query_cb(void *arg, const struct control_result *r)
 {
 	struct verify_query *q = arg;
@@ -231,10 +222,10 @@ static void query_cb(void *arg, const struct control_result *r)
 	int w = q->worker;
 
 	run->workers[w].outstanding--;
+	q->task = NULL;
 	if (k->t->state != VT_FAILED && !run->stopping)
 		q->cb(run, k, q->side, r->ok ? r->res : NULL,
 		      r->ok ? (r->res ? NULL : "no answer") : (r->error ? r->error : "failed"));
-	free(q);
 	if (run->workers[w].outstanding == 0)
 		verify_worker_done(run, w);
 }
@@ -244,17 +235,15 @@ bool verify_query(struct verify_run *run, int worker, int side, const char *sql,
 			     const PGresult *res, const char *error))
 {
 	struct verify_worker *wk = &run->workers[worker];
-	struct verify_query *q = calloc(1, sizeof(*q));
+	struct verify_query *q = &wk->out[side];
 
-	if (q == NULL || wk->task == NULL) {
-		free(q);
-		return false;
-	}
-	*q = (struct verify_query){run, wk->task, worker, side, cb};
+	if (wk->task == NULL || q->task || q->table)
+		return false; /* no task, or a query of this worker is out on that side */
+	*q = (struct verify_query){run, wk->task, NULL, worker, side, cb};
 	wk->outstanding++;
 	if (!control_conn_query(wk->ctl[side], sql, VERIFY_QUERY_TIMEOUT_MS, query_cb, q)) {
 		wk->outstanding--;
-		free(q);
+		q->task = NULL;
 		return false;
 	}
 	return true;
@@ -276,26 +265,21 @@ void verify_worker_done(struct verify_run *run, int w)
 /* ---- first-pass ranges ---- */
 
 /*
- * A boundary query in flight: it reads the old side's table (an index walk of
- * up to VERIFY_CHUNK_ROWS keys), so it runs on a worker like any range, and
- * counts against verify_jobs.
+ * A boundary query reads the old side's table (an index walk of up to
+ * VERIFY_CHUNK_ROWS keys), so it runs on a worker like any range, and counts
+ * against verify_jobs.
  */
-struct verify_bounding {
-	struct verify_table *t;
-	int worker;
-};
-
 static void bounds_take(struct verify_table *t, const struct control_result *r);
 
 /* min and max of an integer key (or the next boundary of another key) are in. */
 static void bounds_cb(void *arg, const struct control_result *r)
 {
-	struct verify_bounding *bq = arg;
-	struct verify_table *t = bq->t;
+	struct verify_query *q = arg;
+	struct verify_table *t = q->table;
 	struct verify_run *run = t->run;
-	int w = bq->worker;
+	int w = q->worker;
 
-	free(bq);
+	q->table = NULL;
 	run->workers[w].outstanding--;
 	t->bounding = false;
 	if (!run->stopping)
@@ -387,17 +371,15 @@ static struct verify_task *next_integer(struct verify_table *t)
 static bool bounds_query(struct verify_run *run, struct verify_table *t, int w, const char *sql)
 {
 	struct verify_worker *wk = &run->workers[w];
-	struct verify_bounding *bq = calloc(1, sizeof(*bq));
+	struct verify_query *q = &wk->out[run->old_side];
 
-	if (bq == NULL)
+	if (q->task || q->table)
 		return false;
-	bq->t = t;
-	bq->worker = w;
+	*q = (struct verify_query){run, NULL, t, w, (int)run->old_side, NULL};
 	wk->outstanding++;
-	if (!control_conn_query(wk->ctl[run->old_side], sql, VERIFY_QUERY_TIMEOUT_MS, bounds_cb,
-				bq)) {
+	if (!control_conn_query(wk->ctl[run->old_side], sql, VERIFY_QUERY_TIMEOUT_MS, bounds_cb, q)) {
 		wk->outstanding--;
-		free(bq);
+		q->table = NULL;
 		return false;
 	}
 	return true;

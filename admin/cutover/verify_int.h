@@ -174,11 +174,27 @@ struct verify_task {
 	int pair;       /* the worker running it (-1: none) */
 };
 
+/*
+ * A query of a step in flight: its worker, its task, its side, and what to
+ * do with the answer.  A worker has at most one query out per side (a step
+ * sends one to each side at most, or a boundary read to the old side), so
+ * these live in the worker: nothing to free when a stop drops them.
+ */
+struct verify_query {
+	struct verify_run *run;
+	struct verify_task *task;
+	struct verify_table *table; /* a boundary read: its table (task NULL) */
+	int worker, side;
+	void (*cb)(struct verify_run *run, struct verify_task *k, int side, const PGresult *res,
+		   const char *error);
+};
+
 /* A pair of control connections: one to each side. */
 struct verify_worker {
 	struct control_conn *ctl[2];
-	struct verify_task *task; /* running, or NULL */
-	int outstanding;          /* queries of the step not answered */
+	struct verify_task *task;   /* running, or NULL */
+	int outstanding;            /* queries of the step not answered */
+	struct verify_query out[2]; /* the query out on each side */
 };
 
 struct verify_diff {

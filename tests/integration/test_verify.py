@@ -30,7 +30,20 @@ from replication import (AdminError, Pgbench, admin, cutover_proxy, replicated_f
                          route_of, stuck_clients, switch, wait_until)
 
 DB = "vfy"
-repl, rdb = replicated_fixtures(DB)
+
+
+def _reset(repl):
+    """After a switch that went through, the load wrote to the target: its
+    pgbench balances are no longer the source's (replicated UPDATEs would
+    overwrite them one by one, but VERIFY compares them all).  Copy the
+    tables afresh."""
+    if getattr(repl, "diverged", False):
+        repl.resync()
+        repl.wait_caught_up()
+        repl.diverged = False
+
+
+repl, rdb = replicated_fixtures(DB, reset=_reset)
 
 
 def verify(p, tables="", timeout=90):
@@ -339,6 +352,7 @@ def test_switch_verify(proxy_factory, rdb):
         assert pb.proc.poll() is None, "pgbench ended before the switch: make it longer"
         row = switch(p, rdb)
         assert row["result"] == "ok", row
+        rdb.diverged = True
         res = pb.wait(on_timeout=lambda: stuck_clients(p))
     assert res.failed == 0 and not res.errors, res.stdout
     m = scrape(p.metrics_port)
@@ -356,6 +370,7 @@ def test_switch_verify_incomplete_proceed(proxy_factory, rdb):
                       switch_verify_incomplete="proceed")
     row = switch(p, rdb)
     assert row["result"] == "ok", row
+    rdb.diverged = True
     assert route_of(p.admin_port, DB) == ("target", "running")
     assert p.wait_log(r"switch_verify: 0 of 0 ranges re-checked in \d+ ms, 0 left unchecked: "
                       r"no finished VERIFY of vfy from its source")
