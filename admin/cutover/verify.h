@@ -6,14 +6,15 @@
  * range both servers compute a count and an order-independent hash of the
  * rows (the sum of a 64-bit hash of each row's canonical text), so that
  * nothing but those two numbers crosses the network.  A range whose
- * summaries differ is read again only once the new side has applied the
- * position the old side was at when it was read, between two reads of the
- * old side that show it unchanged (the old side's row versions, xmin,
- * summed): a live workload with lag produces no difference that is not
- * there.  A range that still differs is cut into smaller ones, down to its
- * rows, whose keys are the differences: missing (on the side routed to
- * only), extra (on the other side only) or different.  A table without a
- * primary key is compared whole (count and hash), without narrowing.  A
+ * summaries differ is cut into smaller ones, read again only once the new
+ * side has applied the position the old side was at when it was read, down
+ * to its rows; a row is declared different only from a read of the new
+ * side, once it has applied the old side's position, between two reads of
+ * the old side that show the row unchanged (its xmin): a live workload with
+ * lag produces no difference that is not there.  The keys found are the
+ * differences: missing (on the side routed to only), extra (on the other
+ * side only) or different.  A table without a primary key is compared whole
+ * (count and hash, with the same sandwich of reads), without narrowing.  A
  * range written to every time it is read stays "pending": SWITCH re-checks
  * those in its pause with switch_verify = on (verify_pause.c).
  *

@@ -12,16 +12,19 @@
  *
  * A task is one key range of one table.  Its steps:
  *
- *   PASS     both sides summarise the range at once (count, hash); equal:
- *            settled.  Else:
+ *   PASS     both sides summarise the range at once (count, hash; the old
+ *            side with its position); equal: settled.  Else a range with a
+ *            key is narrowed: small enough, row by row (ROWS_*); else cut
+ *            into VERIFY_FANOUT ranges (SPLIT for keys other than one
+ *            integer: boundaries read from the old side), each a PASS once
+ *            the new side has applied the position of this read.  A whole
+ *            table (no key) goes on to the sandwich:
  *   OLD_A    the old side again, with its row versions and its position
  *   (wait)   until the new side has applied that position
  *   NEW_B    the new side, then OLD_B the old side again: if the old side's
- *            versions did not move, the new side's summary is the verdict
- *            (equal: settled, a lag was all; different: narrow it down);
+ *            versions did not move, the new side's summary is the verdict;
  *            else try again from OLD_B's position, a few rounds, then the
- *            range stays pending
- *   SPLIT    a differing range cut into VERIFY_FANOUT ranges, each a PASS
+ *            table stays pending
  *   ROWS_*   a small differing range compared row by row with the same
  *            sandwich: each key decided twice before it is reported
  *
@@ -166,9 +169,12 @@ struct verify_task {
 	struct verify_summary_read a, b;
 	char new_hash[48], new_count_s[24];
 	uint64_t wait_for; /* position to wait for before the next step (0: none) */
+	uint64_t pass_pos; /* the old side's position at its PASS read: its pieces wait for it */
 	/* row-by-row */
 	struct verify_rowkey *keys;
-	int nkeys;
+	int nkeys, cap_keys;
+	int *slot;      /* an open-addressing index of keys (index + 1; 0: empty) */
+	int nslot;      /* a power of two, at least twice nkeys */
 	int round_keys; /* keys known before the round's first read (in its IN list) */
 	bool queued;    /* in the ready or waiting list */
 	int pair;       /* the worker running it (-1: none) */

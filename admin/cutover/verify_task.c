@@ -4,7 +4,8 @@
  * side) and decides, from the answers, the next step or the verdict.
  *
  * The rule that keeps a live workload from producing a false difference: a
- * range, or a row, is declared different only from a sandwich: the old
+ * row, or a whole table without a key, is declared different only from a
+ * sandwich: the old
  * side read (A), the new side read once it has applied A's position, the
  * old side read again (B), and nothing of the range changed on the old side
  * between A and B (the sum of its rows' xmin is the same).  The new side's
@@ -19,6 +20,7 @@
 #include "admin/cutover/verify_int.h"
 #include "protocol/pq_build.h"
 #include "proxy/core/config.h"
+#include "proxy/core/hash.h"
 
 /* Keys one row-by-row comparison follows at most (its range and what it met). */
 #define VERIFY_KEYS_MAX (4 * VERIFY_ROWS_MAX)
@@ -90,6 +92,7 @@ void verify_task_free(struct verify_task *k)
 	for (int i = 0; i < k->nkeys; i++)
 		rowkey_free(&k->keys[i], nkey);
 	free(k->keys);
+	free(k->slot);
 	free(k);
 }
 
@@ -169,6 +172,7 @@ static void split_integer(struct verify_run *run, struct verify_task *k)
 		}
 		c->ilo = (int64_t)a;
 		c->ihi = (int64_t)(hi - a < part ? hi : a + part - 1);
+		c->wait_for = k->pass_pos;
 		verify_task_next(run, c);
 	}
 }
@@ -219,7 +223,20 @@ static void pass_cb(struct verify_run *run, struct verify_task *k, int side, con
 		verify_task_finished(run, k);
 		return;
 	}
-	/* maybe only lag: the sandwich decides */
+	/*
+	 * A range with a key is cut down at once, and its pieces are read once
+	 * the new side has applied the old side's position at this read: a
+	 * difference that was only lag is gone by then.  Only rows are ever
+	 * reported, each from a sandwich of its own (ROWS_*); reading the whole
+	 * range three more times first would only tell lag from a difference
+	 * sooner, at three times the cost.
+	 */
+	if (k->t->kind != VK_NONE) {
+		k->pass_pos = strtoull(k->a.pos, NULL, 10);
+		narrow(run, k);
+		return;
+	}
+	/* a whole table: maybe only lag, the sandwich decides */
 	memset(&k->a, 0, sizeof(k->a));
 	memset(&k->b, 0, sizeof(k->b));
 	k->step = VS_OLD_A;
@@ -279,17 +296,7 @@ static void old_b_cb(struct verify_run *run, struct verify_task *k, int side, co
 			narrow(run, k);
 		return;
 	}
-	/*
-	 * Written to meanwhile.  A range with a key is cut smaller (or compared
-	 * row by row), where writes are rarer and each row is decided on its
-	 * own; a whole table is read again, from B.
-	 */
-	if (k->t->kind != VK_NONE) {
-		k->old_count = strtoll(k->b.count, NULL, 10);
-		k->new_count = strtoll(k->new_count_s, NULL, 10);
-		narrow(run, k);
-		return;
-	}
+	/* written to meanwhile (only a whole table comes here): again, from B */
 	if (++k->round >= VERIFY_ROUNDS) {
 		verify_add_pending(run, k);
 		verify_task_finished(run, k);
@@ -340,6 +347,7 @@ static void split_cb(struct verify_run *run, struct verify_task *k, int side, co
 		c->hi.v = i < n ? verify_values_dup(vals, t->nkey)
 				: (k->hi.v ? verify_values_dup(k->hi.v, t->nkey) : NULL);
 		prev = c->hi.v ? verify_values_dup(c->hi.v, t->nkey) : NULL;
+		c->wait_for = k->pass_pos;
 		verify_task_next(run, c);
 	}
 	verify_values_free(prev, t->nkey);
@@ -348,41 +356,92 @@ static void split_cb(struct verify_run *run, struct verify_task *k, int side, co
 
 /* ---- row by row ---- */
 
+/* A key's hash: its values, each ended by a NUL. */
+static uint64_t key_hash(const struct verify_table *t, char *const *v)
+{
+	uint64_t h = 0;
+
+	for (int j = 0; j < t->nkey; j++)
+		h = h * 31 + hash_bytes(v[j], strlen(v[j]) + 1);
+	return h;
+}
+
+static bool key_same(const struct verify_table *t, char *const *a, char *const *b)
+{
+	for (int j = 0; j < t->nkey; j++)
+		if (strcmp(a[j], b[j]) != 0)
+			return false;
+	return true;
+}
+
+/* The slot of key v in k's index: where it is, or the empty one where it would go. */
+static int *key_slot(struct verify_task *k, char *const *v)
+{
+	uint32_t mask = (uint32_t)k->nslot - 1, i = (uint32_t)key_hash(k->t, v) & mask;
+
+	while (k->slot[i] && !key_same(k->t, k->keys[k->slot[i] - 1].v, v))
+		i = (i + 1) & mask;
+	return &k->slot[i];
+}
+
+/* Room in the index for one more key (it doubles, the keys indexed again). */
+static bool index_reserve(struct verify_task *k)
+{
+	int n = k->nslot ? k->nslot : 64;
+	int *old = k->slot;
+
+	if (k->nslot && 2 * (k->nkeys + 1) <= k->nslot)
+		return true;
+	while (2 * (k->nkeys + 1) > n)
+		n *= 2;
+	if ((k->slot = calloc((size_t)n, sizeof(*k->slot))) == NULL) {
+		k->slot = old;
+		return false;
+	}
+	k->nslot = n;
+	free(old);
+	for (int i = 0; i < k->nkeys; i++)
+		*key_slot(k, k->keys[i].v) = i + 1;
+	return true;
+}
+
 static struct verify_rowkey *find_key(struct verify_task *k, char *const *v)
 {
-	for (int i = 0; i < k->nkeys; i++) {
-		bool same = true;
+	int *s;
 
-		for (int j = 0; j < k->t->nkey && same; j++)
-			same = strcmp(k->keys[i].v[j], v[j]) == 0;
-		if (same)
-			return &k->keys[i];
-	}
-	return NULL;
+	if (k->nslot == 0)
+		return NULL;
+	s = key_slot(k, v);
+	return *s ? &k->keys[*s - 1] : NULL;
 }
 
 /* The key of row i of res, found or added; NULL when past the bound or out of memory. */
 static struct verify_rowkey *row_key(struct verify_task *k, const PGresult *res, int i)
 {
 	char *vals[VERIFY_KEY_MAX];
-	struct verify_rowkey *r, *grown;
+	struct verify_rowkey *r;
 
 	for (int j = 0; j < k->t->nkey; j++)
 		vals[j] = PQgetvalue(res, i, j);
 	if ((r = find_key(k, vals)) != NULL)
 		return r;
-	if (k->nkeys >= VERIFY_KEYS_MAX)
+	if (k->nkeys >= VERIFY_KEYS_MAX || !index_reserve(k))
 		return NULL;
-	grown = realloc(k->keys, (size_t)(k->nkeys + 1) * sizeof(*grown));
-	if (grown == NULL)
-		return NULL;
-	k->keys = grown;
+	if (k->nkeys == k->cap_keys) {
+		int cap = k->cap_keys ? 2 * k->cap_keys : 64;
+		struct verify_rowkey *grown = realloc(k->keys, (size_t)cap * sizeof(*grown));
+
+		if (grown == NULL)
+			return NULL;
+		k->keys = grown;
+		k->cap_keys = cap;
+	}
 	r = &k->keys[k->nkeys];
 	memset(r, 0, sizeof(*r));
 	r->v = verify_values_dup(vals, k->t->nkey);
 	if (r->v == NULL)
 		return NULL;
-	k->nkeys++;
+	*key_slot(k, r->v) = ++k->nkeys;
 	return r;
 }
 
@@ -575,7 +634,7 @@ void verify_task_step(struct verify_run *run, struct verify_task *k, int w)
 	case VS_PASS:
 		memset(&k->a, 0, sizeof(k->a));
 		memset(&k->b, 0, sizeof(k->b));
-		ok = send_summary(run, k, w, old, false, false, pass_cb) &&
+		ok = send_summary(run, k, w, old, false, pos, pass_cb) &&
 		     send_summary(run, k, w, neu, false, false, pass_cb);
 		break;
 	case VS_OLD_A:

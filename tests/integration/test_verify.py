@@ -479,7 +479,7 @@ def test_marker_positions(proxy_factory, rdb):
         order_id = s.execute("INSERT INTO orders (note) VALUES ('seed') RETURNING id"
                              ).fetchone()[0]
     rdb.wait_caught_up()
-    with Pgbench(p.port, DB, clients=2, seconds=8) as pb:
+    with Pgbench(p.port, DB, clients=2, seconds=20) as pb:
         pb.start()
         time.sleep(0.5)
         rows, diffs = verify(p)
