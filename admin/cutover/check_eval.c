@@ -745,6 +745,13 @@ static void eval_verify(struct check_run *run)
 		  vs.pending > 0 && dc->d.switch_verify
 			  ? " (switch_verify re-checks them in the pause)"
 			  : "");
+	/* what it did not compare is not known to be alike */
+	if (vs.failed || vs.stopped || vs.skipped)
+		check_add(run, CHECK_VERIFY, CHECK_STATUS_WARN,
+			  "%d tables failed, %d stopped, %d skipped (SHOW VERIFY %s says why)",
+			  vs.failed, vs.stopped, vs.skipped, run->dbname);
+	if (vs.error[0])
+		check_add(run, CHECK_VERIFY, CHECK_STATUS_WARN, "%s", vs.error);
 }
 
 void check_eval(struct check_run *run)

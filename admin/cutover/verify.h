@@ -78,6 +78,8 @@ struct verify_summary {
 	int64_t pending;     /* ranges not settled (chunks_pending over every table) */
 	int64_t differences; /* rows missing + extra + different */
 	int64_t missing, extra, different;
+	int failed, stopped, skipped; /* tables not compared to their end, by why */
+	char error[300];              /* why the run ended early, or left ranges pending; "" */
 };
 
 /*

@@ -494,7 +494,11 @@ bool verify_summary(const struct database *db, struct verify_summary *out)
 		out->missing += t->rows_missing;
 		out->extra += t->rows_extra;
 		out->different += t->rows_different;
+		out->failed += t->state == VT_FAILED;
+		out->stopped += t->state == VT_STOPPED;
+		out->skipped += t->state == VT_SKIPPED;
 	}
+	snprintf(out->error, sizeof(out->error), "%s", run->error);
 	out->pending = run->npending + run->pending_dropped;
 	out->differences = out->missing + out->extra + out->different;
 	return true;
