@@ -15,8 +15,10 @@ the other on the idle pair:
   diffs     --diffs rows of pgbench_accounts changed on the target
             (scattered), then VERIFY again: every one must be found
 
-For each: the wall time, rows per second, and the CPU seconds (utime +
-stime from /proc) of the server backends that did the work on each side.
+For each: the wall time, rows per second, and the CPU seconds each server
+used meanwhile (utime + stime from /proc: the postmaster's children alive,
+and those that ended, parallel workers included; background processes add
+a little noise).
 
     /usr/bin/python3 bench/verify.py [--scale 100] [--jobs 2] [--diffs 100]
         [--rounds 1]
@@ -46,7 +48,7 @@ os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
 import proxyutil                                      # noqa: E402
 import psycopg                                        # noqa: E402
 from pgutil import PASSWORDS, Cluster, boot_pair, pg_bin  # noqa: E402
-from replication import admin                         # noqa: E402
+from replication import admin, admin_connect, admin_query  # noqa: E402
 
 DB = "vbench"
 TABLES = {"pgbench_accounts": "aid", "pgbench_branches": "bid", "pgbench_tellers": "tid",
@@ -57,14 +59,42 @@ def say(msg=""):
     print(msg, flush=True)
 
 
-def cpu_seconds(pid):
-    """utime + stime of a process, in seconds (None when it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+def server_cpu(cluster):
+    """The CPU seconds a whole server has used: the postmaster, its children
+    that ended (reaped: in the postmaster's cutime and cstime, so parallel
+    workers and closed backends count) and those alive."""
+    with open(os.path.join(cluster.datadir, "postmaster.pid")) as f:
+        pm = int(f.readline())
+    tck = os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{pm}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    total = sum(int(x) for x in fields[11:15]) / tck
+    for d in os.listdir("/proc"):
+        if not d.isdigit() or int(d) == pm:
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pm:
+            total += (int(fields[11]) + int(fields[12])) / tck
+    return total
+
+
+class ServerCpu:
+    """CPU seconds each server used over a with-block."""
+
+    def __init__(self, clusters):
+        self.clusters = clusters
+        self.used = {}
+
+    def __enter__(self):
+        self.before = {n: server_cpu(c) for n, c in self.clusters.items()}
+        return self
+
+    def __exit__(self, *exc):
+        self.used = {n: server_cpu(c) - self.before[n] for n, c in self.clusters.items()}
 
 
 def fill(cluster, scale):
@@ -82,68 +112,38 @@ def fill(cluster, scale):
 def per_side(clusters, sql_of):
     """Run sql_of(table) for every table, sequentially on each side, both
     sides at once: (wall seconds, {side: backend cpu seconds}, {side: answers})."""
-    out, cpu = {}, {}
+    out = {}
+    conns = {n: c.admin_connect(dbname=DB) for n, c in clusters.items()}
 
-    def side(name, cluster):
-        with cluster.admin_connect(dbname=DB) as c:
-            pid = c.execute("SELECT pg_backend_pid()").fetchone()[0]
-            before = cpu_seconds(pid)
-            out[name] = [c.execute(sql_of(t, k)).fetchone()[0] for t, k in TABLES.items()]
-            cpu[name] = cpu_seconds(pid) - before
-    threads = [threading.Thread(target=side, args=(n, c)) for n, c in clusters.items()]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.monotonic() - t0, cpu, out
-
-
-class VerifyCpu(threading.Thread):
-    """The CPU seconds of VERIFY's backends on each side (application_name
-    'pgcutover verify'), sampled until stopped (the last reading of each)."""
-
-    def __init__(self, clusters):
-        super().__init__(daemon=True)
-        self.clusters = clusters
-        self.last = {n: {} for n in clusters}
-        self.stopping = threading.Event()
-
-    def run(self):
-        conns = {n: c.admin_connect(dbname=DB) for n, c in self.clusters.items()}
-        try:
-            while not self.stopping.is_set():
-                for n, c in conns.items():
-                    for (pid,) in c.execute("SELECT pid FROM pg_stat_activity WHERE "
-                                            "application_name = 'pgcutover verify'"):
-                        v = cpu_seconds(pid)
-                        if v is not None:
-                            self.last[n][pid] = v
-                time.sleep(0.02)
-        finally:
-            for c in conns.values():
-                c.close()
-
-    def total(self):
-        return {n: sum(v.values()) for n, v in self.last.items()}
+    def side(name, c):
+        out[name] = [c.execute(sql_of(t, k)).fetchone()[0] for t, k in TABLES.items()]
+    threads = [threading.Thread(target=side, args=(n, c)) for n, c in conns.items()]
+    with ServerCpu(clusters) as cpu:
+        t0 = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.monotonic() - t0
+    for c in conns.values():
+        c.close()
+    return wall, cpu.used, out
 
 
 def run_verify(proxy, clusters):
     """VERIFY to its end: (wall seconds, cpu by side, SHOW VERIFY rows, diffs)."""
-    sampler = VerifyCpu(clusters)
-    sampler.start()
-    t0 = time.monotonic()
-    admin(proxy.admin_port, f"VERIFY {DB}")
-    while True:
-        rows = admin(proxy.admin_port, f"SHOW VERIFY {DB}")
-        if rows and all(r["state"] not in ("queued", "running") for r in rows):
-            break
-        time.sleep(0.02)
-    wall = time.monotonic() - t0
-    sampler.stopping.set()
-    sampler.join(10)
+    with admin_connect(proxy.admin_port) as conn, ServerCpu(clusters) as cpu:
+        t0 = time.monotonic()
+        admin_query(conn, f"VERIFY {DB}")
+        while True:
+            rows = admin_query(conn, f"SHOW VERIFY {DB}")
+            if rows and all(r["state"] not in ("queued", "running") for r in rows):
+                break
+            time.sleep(0.02)
+        wall = time.monotonic() - t0
+        time.sleep(0.2)  # VERIFY's connections close: their backends end
     diffs = admin(proxy.admin_port, f"SHOW VERIFY DIFFS {DB}")
-    return wall, sampler.total(), rows, diffs
+    return wall, cpu.used, rows, diffs
 
 
 def line(what, wall, cpu, rows, floor):
