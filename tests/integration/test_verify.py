@@ -502,3 +502,53 @@ def test_marker_positions(proxy_factory, rdb):
     # every wait for a marker row was answered
     assert p.wait_log("could not insert a marker|left pending", timeout=0.1) is None
     assert res.failed == 0 and not res.errors, res.stdout
+
+
+@pytest.fixture
+def composite_table(rdb):
+    """kv: a composite primary key (text, int), 60000 rows (three first-pass
+    ranges, whose boundaries are read from the source), replicated."""
+    for conn in (rdb.src, rdb.tgt):
+        with conn() as c:
+            c.execute("CREATE TABLE kv (region text, n int, v text, PRIMARY KEY (region, n))")
+    with rdb.tgt() as t:
+        t.execute("ALTER SUBSCRIPTION vfy_sub REFRESH PUBLICATION")
+    with rdb.src() as s:
+        s.execute("INSERT INTO kv SELECT 'r' || lpad((i % 30)::text, 2, '0'), i, md5(i::text) "
+                  "FROM generate_series(1, 60000) i")
+    rdb.wait_synced(extra_tables=1)
+    rdb.wait_caught_up()
+    try:
+        yield
+    finally:
+        with rdb.src() as s:
+            s.execute("DROP TABLE kv")
+        with rdb.tgt() as t:
+            t.execute("DROP TABLE kv")
+            t.execute("ALTER SUBSCRIPTION vfy_sub REFRESH PUBLICATION")
+
+
+@pytest.mark.timeout(120)
+def test_composite_key(proxy_factory, rdb, composite_table):
+    """A key other than one integer: ranges cut at boundaries read from the
+    source, narrowed by boundaries too; rows only the target has are found
+    before the first key, between keys and after the last."""
+    p = cutover_proxy(proxy_factory, rdb, name="verify-composite", verify_jobs=1)
+    rows, diffs = verify(p, "kv")
+    assert diffs == [], diffs
+    no_difference(rows, settled=True)
+    assert rows["public.kv"]["rows_checked"] == "60000", rows
+    assert int(rows["public.kv"]["chunks_matched"]) >= 3, rows
+    with rdb.tgt() as t:
+        t.execute("DELETE FROM kv WHERE region = 'r07' AND n = 30007")
+        t.execute("UPDATE kv SET v = 'changed' WHERE region = 'r21' AND n = 51")
+        t.execute("INSERT INTO kv VALUES ('a', 1, 'before the first'), "
+                  "('r13', 0, 'between'), ('zz', 1, 'after the last')")
+    rows, diffs = verify(p, "kv")
+    assert diffs == sorted([("public.kv", "(r07,30007)", "missing"),
+                            ("public.kv", "(r21,51)", "different"),
+                            ("public.kv", "(a,1)", "extra"),
+                            ("public.kv", "(r13,0)", "extra"),
+                            ("public.kv", "(zz,1)", "extra")]), diffs
+    kv = rows["public.kv"]
+    assert (kv["rows_missing"], kv["rows_extra"], kv["rows_different"]) == ("1", "3", "1"), kv
