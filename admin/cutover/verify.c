@@ -175,6 +175,7 @@ void verify_task_finished(struct verify_run *run, struct verify_task *k)
 				t->chunks_matched++;
 			if (!c->pending || c->diff)
 				t->rows_checked += c->rows;
+			t->rows_seen += c->rows;
 		}
 		free(c);
 	}

@@ -105,6 +105,7 @@ struct verify_table {
 	int64_t estimate; /* rows expected (reltuples) */
 	/* counters of SHOW VERIFY */
 	int64_t rows_checked, chunks_matched, chunks_mismatched, chunks_pending;
+	int64_t rows_seen; /* the old side's rows in every first-pass range finished */
 	int64_t rows_missing, rows_extra, rows_different;
 	int tasks; /* tasks of the table not finished */
 };

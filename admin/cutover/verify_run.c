@@ -472,6 +472,14 @@ void verify_shutdown(void)
 
 /* ---- what it found ---- */
 
+/* The rows of a table: counted once it is done, else the estimate (or what was seen, when more). */
+static int64_t table_total(const struct verify_table *t)
+{
+	if (t->state == VT_DONE)
+		return t->rows_seen;
+	return t->estimate > t->rows_seen ? t->estimate : t->rows_seen;
+}
+
 bool verify_summary(const struct database *db, struct verify_summary *out)
 {
 	const struct verify_run *run = run_of(db->name);
@@ -487,7 +495,7 @@ bool verify_summary(const struct database *db, struct verify_summary *out)
 
 		out->tables++;
 		out->rows_checked += t->rows_checked;
-		out->rows_total += t->estimate > t->rows_checked ? t->estimate : t->rows_checked;
+		out->rows_total += table_total(t);
 		out->chunks_matched += t->chunks_matched;
 		out->chunks_mismatched += t->chunks_mismatched;
 		out->chunks_pending += t->chunks_pending;
@@ -539,7 +547,7 @@ static void each_table_of(const struct verify_run *run,
 		const struct verify_table *t = list_entry(n, struct verify_table, node);
 		struct verify_table_view v;
 		char state[260];
-		int64_t total = t->estimate > t->rows_checked ? t->estimate : t->rows_checked;
+		int64_t total = table_total(t);
 
 		memset(&v, 0, sizeof(v));
 		v.db = run->dbname;

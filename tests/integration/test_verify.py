@@ -46,14 +46,17 @@ def _reset(repl):
 repl, rdb = replicated_fixtures(DB, reset=_reset)
 
 
-def verify(p, tables="", timeout=90):
-    """VERIFY DB [tables] to its end: ({table: SHOW VERIFY row}, [(table, key, kind)])."""
+def verify(p, tables="", timeout=90, progress=None):
+    """VERIFY DB [tables] to its end: ({table: SHOW VERIFY row}, [(table, key, kind)]).
+    progress: a list that gets every SHOW VERIFY row seen while it ran."""
     assert admin(p.admin_port, f"VERIFY {DB} {tables}".strip()).status == "VERIFY"
     deadline = time.monotonic() + timeout * SLOW
     while True:
         rows = admin(p.admin_port, f"SHOW VERIFY {DB}")
         if rows and all(r["state"] not in ("queued", "running") for r in rows):
             break
+        if progress is not None:
+            progress.extend(rows)
         assert time.monotonic() < deadline, rows
         time.sleep(0.05)
     diffs = admin(p.admin_port, f"SHOW VERIFY DIFFS {DB}")
@@ -442,8 +445,16 @@ def test_bounded(proxy_factory, rdb, jobs):
     with rdb.tgt() as t:
         t.execute("DELETE FROM pgbench_accounts WHERE aid = ANY(%s)", (gone,))
     try:
+        progress = []
         with ActivitySampler(rdb) as sampler:
-            rows, diffs = verify(p)
+            rows, diffs = verify(p, progress=progress)
+        # while it ran: the accounts' progress, and a time left once a range was settled
+        acc_seen = [r for r in progress if r["table"] == "public.pgbench_accounts"]
+        assert any(r["state"] == "running" for r in acc_seen), progress
+        for r in acc_seen:
+            assert r["eta"] is None or re.fullmatch(r"\d+ s", r["eta"]), r
+        if jobs == 1:   # slow enough for a range to settle while the others narrow
+            assert any(r["eta"] for r in acc_seen), acc_seen
         assert sampler.samples > 0, "the sampler never saw VERIFY read a table"
         assert 1 <= sampler.most["source"] <= jobs, sampler.most
         assert 1 <= sampler.most["target"] <= jobs, sampler.most
