@@ -229,8 +229,14 @@ static void add_table(struct verify_run *run, const PGresult *old, const PGresul
 	char why[200] = "";
 	bool found = false;
 
-	if (!named(run, schema, name) || check_table_ignored(run->dc, schema, name))
+	if (!named(run, schema, name))
 		return;
+	if (check_table_ignored(run->dc, schema, name)) {
+		/* left out; listed only when VERIFY named it, so that it does not look forgotten */
+		if (run->nnamed && (t = table_new(run, schema, name)) != NULL)
+			skip(t, "listed in ignore_tables");
+		return;
+	}
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return;

@@ -563,3 +563,11 @@ def test_composite_key(proxy_factory, rdb, composite_table):
                             ("public.kv", "(zz,1)", "extra")]), diffs
     kv = rows["public.kv"]
     assert (kv["rows_missing"], kv["rows_extra"], kv["rows_different"]) == ("1", "3", "1"), kv
+    # ignore_tables leaves it out (and says so when VERIFY names it)
+    p.databases[DB].update(ignore_tables="public.kv")
+    p.write_config()
+    admin(p.admin_port, "RELOAD")
+    rows, diffs = verify(p)
+    assert "public.kv" not in rows and diffs == [], (rows, diffs)
+    rows, diffs = verify(p, "kv")
+    assert rows["public.kv"]["state"] == "skipped: listed in ignore_tables", rows
