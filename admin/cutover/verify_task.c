@@ -646,9 +646,11 @@ void verify_task_step(struct verify_run *run, struct verify_task *k, int w)
 	case VS_SPLIT: {
 		int64_t rows = k->old_count > k->new_count ? k->old_count : k->new_count;
 
+		/* cut where the rows are: the new side's keys when it holds more (rows only it has) */
 		pq_buf_init(&b);
 		verify_sql_split(&b, k->t, k, (rows + VERIFY_FANOUT - 1) / VERIFY_FANOUT);
-		ok = !b.failed && verify_query(run, w, old, (const char *)b.data, split_cb);
+		ok = !b.failed && verify_query(run, w, k->new_count > k->old_count ? neu : old,
+					       (const char *)b.data, split_cb);
 		pq_buf_free(&b);
 		break;
 	}

@@ -563,6 +563,14 @@ def test_composite_key(proxy_factory, rdb, composite_table):
                             ("public.kv", "(zz,1)", "extra")]), diffs
     kv = rows["public.kv"]
     assert (kv["rows_missing"], kv["rows_extra"], kv["rows_different"]) == ("1", "3", "1"), kv
+    # 10000 rows only the target has, between two keys of the source: cut where they are
+    with rdb.tgt() as t:
+        t.execute("INSERT INTO kv SELECT 'r13', -i, 'target only' FROM generate_series(1, 10000) i")
+    rows, diffs = verify(p, "kv")
+    kv = rows["public.kv"]
+    assert (kv["rows_missing"], kv["rows_extra"], kv["rows_different"], kv["chunks_pending"]) == \
+        ("1", "10003", "1", "0"), kv
+    assert len(diffs) == 1000, len(diffs)
     # ignore_tables leaves it out (and says so when VERIFY names it)
     p.databases[DB].update(ignore_tables="public.kv")
     p.write_config()
