@@ -16,7 +16,7 @@
  *            side with its position); equal: settled.  Else a range with a
  *            key is narrowed: small enough, row by row (ROWS_*); else cut
  *            into VERIFY_FANOUT ranges (SPLIT for keys other than one
- *            integer: boundaries read from the old side), each a PASS once
+ *            integer: boundaries read from the side with more rows), each a PASS once
  *            the new side has applied the position of this read.  A whole
  *            table (no key) goes on to the sandwich:
  *   OLD_A    the old side again, with its row versions and its position

@@ -308,7 +308,7 @@ static void old_b_cb(struct verify_run *run, struct verify_task *k, int side, co
 	verify_task_next(run, k);
 }
 
-/* ---- SPLIT (keys other than one integer): boundaries from the old side ---- */
+/* ---- SPLIT (keys other than one integer): boundaries from the side with more rows in the range ---- */
 
 static void split_cb(struct verify_run *run, struct verify_task *k, int side, const PGresult *res,
 		     const char *error)
