@@ -10,6 +10,7 @@
 #include "admin/cutover/cutover.h"
 #include "admin/cutover/shadow_pos.h"
 #include "admin/job.h"
+#include "admin/validation.h"
 #include "admin/show_control.h"
 #include "proxy/client.h"
 #include "proxy/core/list.h"
@@ -26,6 +27,7 @@ bool admin_init(char *errbuf, size_t errlen)
 
 void admin_shutdown(void)
 {
+	admin_validation_free();
 	admin_jobs_shutdown();
 	shadow_pos_shutdown();
 	cutover_shutdown();

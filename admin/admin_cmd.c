@@ -33,6 +33,12 @@ const char *const admin_cmd_help[][2] = {
 	{"SHOW REPLICATION [db]",
 	 "both directions of each database: publication, slot, subscription, state, lag"},
 	{"FINISH db", "drop what reverse replication created, once the move is final"},
+	{"CHECK db [TO source|target]",
+	 "every check a switch runs first, one row each: check, status, detail"},
+	{"VERIFY db [table, ...]", "compare the data of both sides, in the background"},
+	{"VERIFY db STOP", "stop the VERIFY of a database"},
+	{"SHOW VERIFY [db]", "each table's VERIFY: progress, chunks, differences, ETA"},
+	{"SHOW VERIFY DIFFS db", "the differing rows VERIFY found"},
 	{"SHOW SHADOW [db]",
 	 "shadow reads per statement: samples, matched, differed, target errors, times on both sides"},
 	{"SHOW SHADOW DIFFS db", "recent shadow reads whose answers differed, with both answers"},
@@ -122,6 +128,136 @@ static void take_ident(const struct token *t, char *out)
 	out[i] = '\0';
 }
 
+/* ---- VERIFY db [table, ...] | VERIFY db STOP: names with dots and commas ---- */
+
+/* A cursor over the query for VERIFY's own scanner. */
+struct scan {
+	const char *q;
+	size_t len, i;
+};
+
+static void scan_blanks(struct scan *s)
+{
+	while (s->i < s->len && isspace((unsigned char)s->q[s->i]))
+		s->i++;
+}
+
+/*
+ * One name: "quoted" (kept as written) or unquoted (folded to lower case;
+ * it ends at a blank, ';', and, when 'dotted', at ',' and '.').  False with a
+ * message when it is empty, too long or malformed.
+ */
+static bool scan_name(struct scan *s, bool dotted, char *out, char *errbuf, size_t errlen)
+{
+	size_t k = 0;
+
+	if (s->i < s->len && s->q[s->i] == '"') {
+		for (s->i++; s->i < s->len && s->q[s->i] != '"'; s->i++) {
+			if (k + 1 >= ADMIN_CMD_ARG_MAX || s->q[s->i] == '\0') {
+				snprintf(errbuf, errlen, "invalid quoted identifier");
+				return false;
+			}
+			out[k++] = s->q[s->i];
+		}
+		if (s->i >= s->len || k == 0) {
+			snprintf(errbuf, errlen, "%s quoted identifier",
+				 s->i >= s->len ? "unterminated" : "empty");
+			return false;
+		}
+		s->i++;
+	} else {
+		for (; s->i < s->len; s->i++) {
+			char ch = s->q[s->i];
+
+			if (isspace((unsigned char)ch) || ch == ';' ||
+			    (dotted && (ch == ',' || ch == '.')))
+				break;
+			if (k + 1 >= ADMIN_CMD_ARG_MAX || ch == '\0' || ch == '"') {
+				snprintf(errbuf, errlen, "invalid word in command");
+				return false;
+			}
+			out[k++] = (char)tolower((unsigned char)ch);
+		}
+		if (k == 0) {
+			snprintf(errbuf, errlen,
+				 "VERIFY expects a name here: VERIFY db [table, ...]");
+			return false;
+		}
+	}
+	out[k] = '\0';
+	return true;
+}
+
+/* Only blanks and semicolons are left. */
+static bool scan_end(struct scan *s)
+{
+	while (s->i < s->len && (isspace((unsigned char)s->q[s->i]) || s->q[s->i] == ';'))
+		s->i++;
+	return s->i == s->len;
+}
+
+/* [schema.]table into t. */
+static bool scan_table(struct scan *s, struct admin_cmd_table *t, char *errbuf, size_t errlen)
+{
+	char first[ADMIN_CMD_ARG_MAX];
+
+	if (!scan_name(s, true, first, errbuf, errlen))
+		return false;
+	if (s->i < s->len && s->q[s->i] == '.') {
+		s->i++;
+		memcpy(t->schema, first, sizeof(first));
+		return scan_name(s, true, t->name, errbuf, errlen);
+	}
+	t->schema[0] = '\0';
+	memcpy(t->name, first, sizeof(first));
+	return true;
+}
+
+/* VERIFY db STOP, VERIFY db, VERIFY db t1, s.t2, "T3" (s->i just after VERIFY). */
+static bool parse_verify(struct scan *s, struct admin_cmd *out, char *errbuf, size_t errlen)
+{
+	static const char usage[] = "VERIFY db [table, ...] or VERIFY db STOP";
+
+	scan_blanks(s);
+	if (scan_end(s)) {
+		snprintf(errbuf, errlen, "VERIFY needs a database: %s", usage);
+		return false;
+	}
+	if (!scan_name(s, false, out->db, errbuf, errlen))
+		return false;
+	out->kind = ADMIN_CMD_VERIFY;
+	scan_blanks(s);
+	if (scan_end(s))
+		return true;
+	if (s->len - s->i >= 4 && strncasecmp(s->q + s->i, "STOP", 4) == 0) {
+		struct scan t = *s;
+
+		t.i += 4;
+		if (scan_end(&t)) {
+			out->kind = ADMIN_CMD_VERIFY_STOP;
+			return true;
+		}
+	}
+	for (;;) {
+		if (out->ntables == ADMIN_CMD_TABLES_MAX) {
+			snprintf(errbuf, errlen, "VERIFY names at most %d tables",
+				 ADMIN_CMD_TABLES_MAX);
+			return false;
+		}
+		if (!scan_table(s, &out->tables[out->ntables++], errbuf, errlen))
+			return false;
+		scan_blanks(s);
+		if (scan_end(s))
+			return true;
+		if (s->q[s->i] != ',') {
+			snprintf(errbuf, errlen, "expected a comma between tables: %s", usage);
+			return false;
+		}
+		s->i++;
+		scan_blanks(s);
+	}
+}
+
 bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char *errbuf,
 		     size_t errlen)
 {
@@ -140,6 +276,21 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 
 	memset(out, 0, sizeof(*out));
 	memset(toks, 0, sizeof(toks));
+	{
+		/* VERIFY has a grammar of its own (dotted names, commas) */
+		struct scan s = {query, len, 0};
+
+		scan_blanks(&s);
+		if (len - s.i >= 6 && strncasecmp(query + s.i, "VERIFY", 6) == 0 &&
+		    (len - s.i == 6 || isspace((unsigned char)query[s.i + 6]) ||
+		     query[s.i + 6] == ';')) {
+			s.i += 6;
+			if (parse_verify(&s, out, errbuf, errlen))
+				return true;
+			memset(out, 0, sizeof(*out));
+			return false;
+		}
+	}
 	n = tokenize(query, len, toks, errbuf, errlen);
 	if (n < 0)
 		return false;
@@ -220,6 +371,42 @@ bool admin_cmd_parse(const char *query, size_t len, struct admin_cmd *out, char 
 	}
 	if (is_word(&toks[0], "SHOW") && n == 2 && is_word(&toks[1], "FLEET")) {
 		out->kind = ADMIN_CMD_SHOW_FLEET;
+		return true;
+	}
+	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "VERIFY")) {
+		if (n >= 3 && is_word(&toks[2], "DIFFS")) {
+			if (n != 4) {
+				snprintf(errbuf, errlen,
+					 "SHOW VERIFY DIFFS needs a database: SHOW VERIFY DIFFS db");
+				return false;
+			}
+			out->kind = ADMIN_CMD_SHOW_VERIFY_DIFFS;
+			take_ident(&toks[3], out->db);
+			return true;
+		}
+		if (n > 3) {
+			snprintf(errbuf, errlen,
+				 "SHOW VERIFY takes at most a database: SHOW VERIFY [db]");
+			return false;
+		}
+		out->kind = ADMIN_CMD_SHOW_VERIFY;
+		if (n == 3)
+			take_ident(&toks[2], out->db);
+		return true;
+	}
+	if (is_word(&toks[0], "CHECK")) {
+		if (n != 2 && !(n == 4 && is_word(&toks[2], "TO") &&
+				(is_word(&toks[3], "SOURCE") || is_word(&toks[3], "TARGET")))) {
+			snprintf(errbuf, errlen,
+				 "CHECK needs a database: CHECK db [TO source|target]");
+			return false;
+		}
+		out->kind = ADMIN_CMD_CHECK;
+		take_ident(&toks[1], out->db);
+		if (n == 4) {
+			out->side_given = true;
+			out->to_source = is_word(&toks[3], "SOURCE");
+		}
 		return true;
 	}
 	if (is_word(&toks[0], "SHOW") && n >= 2 && is_word(&toks[1], "REPLICATION") && n <= 3) {

@@ -40,18 +40,34 @@ enum admin_cmd_kind {
 	ADMIN_CMD_SHOW_SHADOW,       /* SHOW SHADOW [db] */
 	ADMIN_CMD_SHOW_SHADOW_DIFFS, /* SHOW SHADOW DIFFS db */
 	ADMIN_CMD_SHOW_DDL,          /* SHOW DDL [db] */
+	ADMIN_CMD_CHECK,             /* CHECK db [TO source|target] */
+	ADMIN_CMD_VERIFY,            /* VERIFY db [table, ...] */
+	ADMIN_CMD_VERIFY_STOP,       /* VERIFY db STOP */
+	ADMIN_CMD_SHOW_VERIFY,       /* SHOW VERIFY [db] */
+	ADMIN_CMD_SHOW_VERIFY_DIFFS, /* SHOW VERIFY DIFFS db */
 };
 /* The last kind: a new command is added before it, or becomes it. */
-#define ADMIN_CMD_LAST ADMIN_CMD_SHOW_DDL
+#define ADMIN_CMD_LAST ADMIN_CMD_SHOW_VERIFY_DIFFS
 
 #define ADMIN_CMD_ARG_MAX 64
+/* Tables one VERIFY may name. */
+#define ADMIN_CMD_TABLES_MAX 32
+
+/* A table VERIFY names: schema "" when not qualified. */
+struct admin_cmd_table {
+	char schema[ADMIN_CMD_ARG_MAX];
+	char name[ADMIN_CMD_ARG_MAX];
+};
 
 struct admin_cmd {
 	enum admin_cmd_kind kind;
 	char db[ADMIN_CMD_ARG_MAX]; /* database argument, "" when absent */
 	bool to_source;             /* SWITCH ... TO source (default: TO target); FENCE db source */
 	bool dry_run;               /* SWITCH ... DRY RUN */
-	bool force; /* SWITCH ... FORCE: even when the switch back would lose writes */
+	bool force;      /* SWITCH ... FORCE: even when the switch back would lose writes */
+	bool side_given; /* CHECK ... TO: a side was named (to_source says which) */
+	int ntables;     /* VERIFY db t1, t2: the tables named (0: every table) */
+	struct admin_cmd_table tables[ADMIN_CMD_TABLES_MAX];
 };
 
 /*

@@ -13,6 +13,7 @@
 #include "admin/show.h"
 #include "admin/show_control.h"
 #include "admin/show_fleet.h"
+#include "admin/validation.h"
 #include "admin/show_replication.h"
 #include "admin/show_shadow.h"
 #include "protocol/sqlstate.h"
@@ -51,6 +52,9 @@ static void admin_switched(void *who, const struct switch_record *rec, const cha
 	admin_switch_begin(&rs);
 	admin_switch_row(&rs, rec);
 	admin_rs_send(c, &rs);
+	/* a DRY RUN answers with its checks too (a second result set: simple protocol only) */
+	if (rec->dry_run)
+		admin_checks_rows(c, rec->db);
 	admin_done(c);
 }
 
@@ -282,6 +286,19 @@ void admin_run(struct client *c, const char *query, size_t len)
 	case ADMIN_CMD_SHOW_FLEET:
 		admin_show_fleet(c);
 		break;
+	case ADMIN_CMD_CHECK:
+		admin_check(c, &cmd);
+		break;
+	case ADMIN_CMD_VERIFY:
+	case ADMIN_CMD_VERIFY_STOP:
+		admin_verify(c, &cmd);
+		break;
+	case ADMIN_CMD_SHOW_VERIFY:
+		admin_show_verify(c, cmd.db);
+		break;
+	case ADMIN_CMD_SHOW_VERIFY_DIFFS:
+		admin_show_verify_diffs(c, cmd.db);
+		break;
 	}
 }
 
@@ -291,5 +308,6 @@ bool admin_command_columns(enum admin_cmd_kind kind, int *ncols, const char *con
 	       admin_show_control_columns(kind, ncols, cols) ||
 	       (kind == ADMIN_CMD_SHOW_REPLICATION && admin_show_replication_columns(ncols, cols)) ||
 	       (kind == ADMIN_CMD_SHOW_FLEET && admin_show_fleet_columns(ncols, cols)) ||
-	       admin_show_shadow_columns(kind, ncols, cols);
+	       admin_show_shadow_columns(kind, ncols, cols) ||
+	       admin_validation_columns(kind, ncols, cols);
 }

@@ -20,6 +20,7 @@
 #include "admin/cutover/cutover.h"
 #include "admin/resultset.h"
 #include "admin/job.h"
+#include "admin/validation.h"
 #include "admin/show_control.h"
 #include "protocol/pq.h"
 #include "protocol/pq_build.h"
@@ -203,6 +204,7 @@ static void console_freed(struct client *c)
 {
 	cutover_forget(c);
 	admin_jobs_forget(c);
+	admin_validation_forget(c);
 	if (c->kind_data) {
 		struct admin_session *a = c->kind_data;
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "admin/cutover/cutover.h"
+#include "admin/cutover/verify.h"
 #include "admin/cutover/fleet.h"
 #include "admin/show_shadow.h"
 #include "proxy/client.h"
@@ -49,6 +50,65 @@ static void label_word(const char *name, char *buf, size_t len)
 static void help(struct evbuffer *out, const char *name, const char *type, const char *text)
 {
 	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, text, name, type);
+}
+
+/* VERIFY: whether one runs, and what the last one of each database found. */
+static void verify_metrics(struct evbuffer *out)
+{
+	struct list_node *n;
+
+	help(out, "pgcutover_verify_running", "gauge", "1 while a VERIFY of the database runs");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		evbuffer_add_printf(out, "pgcutover_verify_running{database=\"%s\"} %d\n", db->name,
+				    verify_summary(db, &vs) && vs.running);
+	}
+	help(out, "pgcutover_verify_rows_checked", "gauge",
+	     "rows the last VERIFY of the database has compared");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		if (verify_summary(db, &vs))
+			evbuffer_add_printf(out,
+					    "pgcutover_verify_rows_checked{database=\"%s\"} %" PRId64
+					    "\n",
+					    db->name, vs.rows_checked);
+	}
+	help(out, "pgcutover_verify_chunks", "gauge",
+	     "key ranges of the last VERIFY by state: matched, mismatched, pending");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		if (!verify_summary(db, &vs))
+			continue;
+		evbuffer_add_printf(out,
+				    "pgcutover_verify_chunks{database=\"%s\",state=\"matched\"} %" PRId64
+				    "\npgcutover_verify_chunks{database=\"%s\",state=\"mismatched\"} %" PRId64
+				    "\npgcutover_verify_chunks{database=\"%s\",state=\"pending\"} %" PRId64
+				    "\n",
+				    db->name, vs.chunks_matched, db->name, vs.chunks_mismatched,
+				    db->name, vs.chunks_pending);
+	}
+	help(out, "pgcutover_verify_differences", "gauge",
+	     "differing rows the last VERIFY found by kind: missing, extra, different");
+	list_for_each(n, &rt.databases) {
+		struct database *db = list_entry(n, struct database, node);
+		struct verify_summary vs;
+
+		if (!verify_summary(db, &vs))
+			continue;
+		evbuffer_add_printf(
+			out,
+			"pgcutover_verify_differences{database=\"%s\",kind=\"missing\"} %" PRId64
+			"\npgcutover_verify_differences{database=\"%s\",kind=\"extra\"} %" PRId64
+			"\npgcutover_verify_differences{database=\"%s\",kind=\"different\"} %" PRId64
+			"\n",
+			db->name, vs.missing, db->name, vs.extra, db->name, vs.different);
+	}
 }
 
 void metrics_render(struct evbuffer *out)
@@ -216,7 +276,7 @@ void metrics_render(struct evbuffer *out)
 			[TIMING_PAUSED] = "paused",       [TIMING_DRAIN] = "drain",
 			[TIMING_LAG] = "lag_wait",        [TIMING_SEQUENCES] = "sequence_sync",
 			[TIMING_FENCE] = "fence",         [TIMING_REPLICATION] = "replication",
-			[TIMING_PREPARE] = "preparation",
+			[TIMING_PREPARE] = "preparation", [TIMING_VERIFY] = "verify",
 		};
 		struct switch_counts counts = cutover_counts(db);
 
@@ -247,6 +307,7 @@ void metrics_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "pgcutover_switch_phase{database=\"%s\",phase=\"%s\"} 1\n",
 				    db->name, phase);
 	}
+	verify_metrics(out);
 	/* the fleet: the families always, samples only for a member */
 	help(out, "pgcutover_fleet_live_instances", "gauge",
 	     "instances whose heartbeat is younger than fleet_lease, at the last poll");

@@ -48,6 +48,7 @@ struct switch_record {
 	int64_t ms_fence;       /* fencing the old side plus lifting the new side's fence */
 	int64_t ms_replication; /* stopping the incoming direction plus starting the way back */
 	int64_t ms_prepare;     /* before the pause: the reverse preparation, sequences set ahead */
+	int64_t ms_verify;      /* switch_verify's re-check, inside the pause */
 	/*
 	 * What clients saw: from the first transaction held to the last held
 	 * one started on the new side (-1 until known; stays -1 for a switch
@@ -79,6 +80,7 @@ enum switch_timing {
 	TIMING_FENCE,
 	TIMING_REPLICATION,
 	TIMING_PREPARE,
+	TIMING_VERIFY,
 	TIMING_COUNT
 };
 

@@ -18,10 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/cutover/check.h"
 #include "admin/cutover/control_open.h"
 #include "admin/cutover/fleet.h"
 #include "admin/cutover/replication_names.h"
 #include "admin/cutover/seqstate.h"
+#include "admin/cutover/verify.h"
 #include "protocol/pq_build.h"
 #include "protocol/sqlstate.h"
 #include "proxy/core/config.h"
@@ -55,6 +57,8 @@ const struct cutover_phase_def cutover_phases[CO_NPHASES] = {
 	[CO_WAIT_LAG] = {"lag wait", cutover_lag_enter, CO_DEADLINE_LAG, false, "session checks"},
 	[CO_STOP_REPLICATION] = {"replication stop", cutover_stop_replication_enter,
 				 CO_DEADLINE_LAG, false, "session checks"},
+	[CO_VERIFY] = {"verify", cutover_verify_enter, CO_DEADLINE_NONE, false,
+		       "session checks (verify_budget bounds it)"},
 	[CO_SYNC_SEQUENCES] = {"sequence sync", cutover_sequences_enter, CO_DEADLINE_LAG, false,
 			       "session checks (lag_timeout bounds both)"},
 	[CO_DECIDE] = {"decision", cutover_decide_enter, CO_DEADLINE_NONE, true,
@@ -299,6 +303,9 @@ bool cutover_query_settle(struct cutover *co)
 
 static void cutover_free(struct cutover *co)
 {
+	if (co->check)
+		check_cancel(co->check);
+	cutover_verify_free(co);
 	for (int side = 0; side < 2; side++)
 		if (co->ctl[side])
 			control_conn_free(co->ctl[side]);
@@ -442,6 +449,10 @@ void cutover_fail(struct cutover *co, const char *sqlstate, const char *fmt, ...
 		    route_side_name(co->db->route));
 	/* the sessions stay where they are */
 	db_cancel_checks(co->db);
+	if (co->check) {
+		check_cancel(co->check);
+		co->check = NULL;
+	}
 	co->waiting_checks = false;
 	/*
 	 * The rollback: what the switch changed on the servers is undone before
@@ -634,6 +645,9 @@ bool cutover_abort(struct database *db, char *errbuf, size_t errlen)
 			 "the switch of database \"%s\" has already flipped the route", db->name);
 		return false;
 	}
+	check_shutdown();
+	cutover_checks_free();
+	verify_shutdown();
 	co->aborting = true;
 	/* a drain or lag wait ends now; a running query ends at its callback */
 	if (co->phase == CO_DRAIN || (co->phase == CO_WAIT_LAG && co->pending == 0))

@@ -38,6 +38,7 @@ enum cutover_phase {
 	CO_FENCE,       /* the old side refuses application writes */
 	CO_WAIT_LAG,
 	CO_STOP_REPLICATION, /* reverse_replication: the incoming direction stops */
+	CO_VERIFY,           /* switch_verify: what the last VERIFY left pending, re-checked */
 	CO_SYNC_SEQUENCES,
 	CO_DECIDE, /* fleet: the decision is committed in the fleet database */
 	CO_FLIP,
@@ -120,9 +121,11 @@ struct cutover {
 	int checks_pending;  /* checks not answered yet */
 	bool waiting_checks; /* the phase before FLIP is done: FLIP waits for the checks */
 	/* preflight */
-	bool reached;          /* both sides answered */
-	int64_t preflight_lag; /* bytes (-1 unknown) */
-	int nsequences;        /* sequences found */
+	struct check_run *check; /* CHECK's run (check.h) while the preflight waits for it */
+	struct verify_pause *vp; /* switch_verify's re-check (verify_pause.c) */
+	bool reached;            /* both sides answered */
+	int64_t preflight_lag;   /* bytes (-1 unknown) */
+	int nsequences;          /* sequences found */
 	/* lag wait */
 	char goal_lsn[32];  /* lsn: insert position after the drain */
 	char marker_id[48]; /* marker: the row waited for */
@@ -234,6 +237,8 @@ void cutover_unfence_enter(struct cutover *co);           /* fence.c */
 void cutover_prepare_enter(struct cutover *co);           /* replication.c */
 void cutover_stop_replication_enter(struct cutover *co);  /* replication.c */
 void cutover_start_replication_enter(struct cutover *co); /* replication.c */
+void cutover_verify_enter(struct cutover *co);            /* verify_pause.c */
+void cutover_verify_free(struct cutover *co);             /* verify_pause.c */
 /*
  * The rollback's steps (after cutover_fail): each undoes what its phase did
  * and calls cutover_rollback_next() when it is done, failed or not.

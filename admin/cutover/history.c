@@ -72,6 +72,7 @@ void cutover_history_add(const struct database *db, const struct switch_record *
 		e->counts.last_ms[TIMING_FENCE] = rec->ms_fence;
 		e->counts.last_ms[TIMING_REPLICATION] = rec->ms_replication;
 		e->counts.last_ms[TIMING_PREPARE] = rec->ms_prepare;
+		e->counts.last_ms[TIMING_VERIFY] = rec->ms_verify;
 	}
 }
 

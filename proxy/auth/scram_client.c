@@ -116,13 +116,102 @@ fail:
 	return NULL;
 }
 
+/* What a server-first-message says (parse_server_first). */
+struct server_first {
+	const char *nonce; /* ours followed by the server's part, inside the message */
+	size_t nonce_len;
+	uint8_t salt[AUTH_SCRAM_MAX_SALT_LEN];
+	size_t salt_len;
+	int iterations;
+};
+
+/*
+ * r=<our nonce><server's part>,s=<salt>,i=<iterations>, nothing after (as
+ * libpq); false with *err set when it is not that.
+ */
+static bool parse_server_first(const struct auth_scram_client *c, const char *msg, size_t len,
+			       struct server_first *out, const char **err)
+{
+	struct auth_scram_cursor cur = {msg, msg + len};
+	const char *salt_b64, *iter_str;
+	size_t salt_b64_len, iter_len, our_len = strlen(c->nonce);
+
+	if (len == 0 || memchr(msg, '\0', len)) {
+		auth_scram_set_err(err, err_server_first);
+		return false;
+	}
+	if (auth_scram_at_attr(&cur, 'm')) {
+		auth_scram_set_err(err, auth_scram_err_mext);
+		return false;
+	}
+	if (!auth_scram_read_attr(&cur, 'r', &out->nonce, &out->nonce_len)) {
+		auth_scram_set_err(err, err_server_first);
+		return false;
+	}
+	if (!auth_scram_valid_nonce(out->nonce, out->nonce_len) || out->nonce_len <= our_len ||
+	    memcmp(out->nonce, c->nonce, our_len) != 0) {
+		auth_scram_set_err(err, err_server_nonce);
+		return false;
+	}
+	if (!auth_scram_comma(&cur) || !auth_scram_read_attr(&cur, 's', &salt_b64, &salt_b64_len)) {
+		auth_scram_set_err(err, err_server_first);
+		return false;
+	}
+	if (!auth_b64_decode(salt_b64, salt_b64_len, out->salt, sizeof(out->salt), &out->salt_len) ||
+	    out->salt_len == 0) {
+		auth_scram_set_err(err, err_server_salt);
+		return false;
+	}
+	if (!auth_scram_comma(&cur) || !auth_scram_read_attr(&cur, 'i', &iter_str, &iter_len) ||
+	    cur.p != cur.end) {
+		auth_scram_set_err(err, err_server_first);
+		return false;
+	}
+	if (!auth_scram_parse_count(iter_str, iter_len, &out->iterations) ||
+	    out->iterations > AUTH_SCRAM_MAX_ITERATIONS) {
+		auth_scram_set_err(err, err_server_iter);
+		return false;
+	}
+	return true;
+}
+
+bool auth_scram_client_init_probe(struct auth_scram_client *c)
+{
+	return scram_client_init(c);
+}
+
+bool auth_scram_client_server_salt(struct auth_scram_client *c, const char *server_first,
+				   size_t len, const struct auth_scram_secret *secret, bool *same,
+				   const char **err)
+{
+	struct server_first sf;
+	bool ok;
+
+	auth_scram_set_err(err, NULL);
+	*same = false;
+	if (c->state != AUTH_SCRAM_CLIENT_FIRST_SENT) {
+		auth_scram_set_err(err, auth_scram_err_order);
+		c->state = AUTH_SCRAM_CLIENT_FAILED;
+		return false;
+	}
+	/* the exchange ends here whatever the answer: there is no proof to send */
+	c->state = AUTH_SCRAM_CLIENT_FAILED;
+	ok = parse_server_first(c, server_first, len, &sf, err);
+	if (ok)
+		*same = sf.salt_len == secret->salt_len &&
+			memcmp(sf.salt, secret->salt, sf.salt_len) == 0 &&
+			sf.iterations == secret->iterations;
+	OPENSSL_cleanse(&sf, sizeof(sf));
+	return ok;
+}
+
 char *auth_scram_client_final(struct auth_scram_client *c, const char *server_first, size_t len,
 			      const char **err)
 {
-	struct auth_scram_cursor cur = {server_first, server_first + len};
-	const char *nonce, *salt_b64, *iter_str;
-	size_t nonce_len, salt_b64_len, iter_len, salt_len, our_len, am_len = 0, wp_len, cap;
-	uint8_t salt[AUTH_SCRAM_MAX_SALT_LEN], stored[AUTH_SCRAM_KEY_LEN];
+	struct server_first sf;
+	const char *nonce;
+	size_t nonce_len, salt_len, am_len = 0, wp_len, cap;
+	uint8_t *salt = sf.salt, stored[AUTH_SCRAM_KEY_LEN];
 	uint8_t client_sig[AUTH_SCRAM_KEY_LEN], proof[AUTH_SCRAM_KEY_LEN];
 	char proof_b64[AUTH_B64_ENCODED_LEN(AUTH_SCRAM_KEY_LEN) + 1];
 	char *without_proof = NULL, *auth_message = NULL, *reply = NULL;
@@ -134,45 +223,12 @@ char *auth_scram_client_final(struct auth_scram_client *c, const char *server_fi
 		goto fail;
 	}
 	c->state = AUTH_SCRAM_CLIENT_FAILED;
-	if (len == 0 || memchr(server_first, '\0', len)) {
-		auth_scram_set_err(err, err_server_first);
+	if (!parse_server_first(c, server_first, len, &sf, err))
 		goto fail;
-	}
-
-	/* r=<our nonce><server's part>,s=<salt>,i=<iterations>, nothing after (as libpq). */
-	if (auth_scram_at_attr(&cur, 'm')) {
-		auth_scram_set_err(err, auth_scram_err_mext);
-		goto fail;
-	}
-	if (!auth_scram_read_attr(&cur, 'r', &nonce, &nonce_len)) {
-		auth_scram_set_err(err, err_server_first);
-		goto fail;
-	}
-	our_len = strlen(c->nonce);
-	if (!auth_scram_valid_nonce(nonce, nonce_len) || nonce_len <= our_len ||
-	    memcmp(nonce, c->nonce, our_len) != 0) {
-		auth_scram_set_err(err, err_server_nonce);
-		goto fail;
-	}
-	if (!auth_scram_comma(&cur) || !auth_scram_read_attr(&cur, 's', &salt_b64, &salt_b64_len)) {
-		auth_scram_set_err(err, err_server_first);
-		goto fail;
-	}
-	if (!auth_b64_decode(salt_b64, salt_b64_len, salt, sizeof(salt), &salt_len) ||
-	    salt_len == 0) {
-		auth_scram_set_err(err, err_server_salt);
-		goto fail;
-	}
-	if (!auth_scram_comma(&cur) || !auth_scram_read_attr(&cur, 'i', &iter_str, &iter_len) ||
-	    cur.p != cur.end) {
-		auth_scram_set_err(err, err_server_first);
-		goto fail;
-	}
-	if (!auth_scram_parse_count(iter_str, iter_len, &iterations) ||
-	    iterations > AUTH_SCRAM_MAX_ITERATIONS) {
-		auth_scram_set_err(err, err_server_iter);
-		goto fail;
-	}
+	nonce = sf.nonce;
+	nonce_len = sf.nonce_len;
+	salt_len = sf.salt_len;
+	iterations = sf.iterations;
 
 	if (c->have_secret) {
 		/* Recovered keys are only valid for the exact salt and iterations they came from. */
@@ -232,6 +288,7 @@ fail:
 	OPENSSL_cleanse(client_sig, sizeof(client_sig));
 	OPENSSL_cleanse(proof, sizeof(proof));
 	OPENSSL_cleanse(proof_b64, sizeof(proof_b64));
+	OPENSSL_cleanse(&sf, sizeof(sf));
 	return reply;
 }
 

@@ -67,6 +67,25 @@ AUTH_MUST_CHECK bool auth_scram_client_init_keys(struct auth_scram_client *c,
 						 const uint8_t client_key[AUTH_SCRAM_KEY_LEN],
 						 const struct auth_scram_secret *secret);
 
+/*
+ * Prepares an exchange that only asks: a login with a SCRAM secret and no
+ * ClientKey (no client has logged in with SCRAM yet) cannot send a proof,
+ * but the server's salt and iteration count tell whether its verifier is
+ * the secret's (CHECK's login check).  client_first, then
+ * auth_scram_client_server_salt.  False on RNG failure.
+ */
+AUTH_MUST_CHECK bool auth_scram_client_init_probe(struct auth_scram_client *c);
+
+/*
+ * Checks the server-first-message of a probe exchange: *same tells whether
+ * its salt and iteration count are those of 'secret'.  False with *err set
+ * when the message is malformed.  The exchange cannot go on after it.
+ */
+AUTH_MUST_CHECK bool auth_scram_client_server_salt(struct auth_scram_client *c,
+						   const char *server_first, size_t len,
+						   const struct auth_scram_secret *secret,
+						   bool *same, const char **err);
+
 /* The malloc'd client-first-message "n,,n=,r=<nonce>"; NULL on allocation failure or misuse. */
 AUTH_MUST_CHECK char *auth_scram_client_first(struct auth_scram_client *c);
 

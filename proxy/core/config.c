@@ -73,6 +73,11 @@ static struct config *config_new(void)
 	cfg->defaults.lag_timeout_ms = 30 * 1000;
 	cfg->defaults.max_switch_lag = 64 * 1024 * CONFIG_KB;
 	cfg->defaults.lag_method = LAG_LSN;
+	cfg->defaults.ignore_tables = strdup("");
+	cfg->defaults.verify_jobs = 2;
+	cfg->defaults.switch_verify = false;
+	cfg->defaults.verify_budget_ms = 200;
+	cfg->defaults.switch_verify_abort = true;
 	cfg->defaults.fence = true;
 	cfg->defaults.shadow = 0;
 	cfg->defaults.shadow_queue = 1000;
@@ -90,10 +95,10 @@ static struct config *config_new(void)
 	    !cfg->auth_file || !cfg->state_dir || !cfg->metrics_addr || !cfg->log_file ||
 	    !cfg->syslog_ident || !cfg->syslog_facility || !cfg->defaults.control_user ||
 	    !cfg->defaults.sequence_sync || !cfg->defaults.marker_table ||
-	    !cfg->client_tls_cert_file || !cfg->client_tls_key_file || !cfg->client_tls_ca_file ||
-	    !cfg->client_tls_protocols || !cfg->client_tls_ciphers || !cfg->server_tls_ca_file ||
-	    !cfg->server_tls_cert_file || !cfg->server_tls_key_file || !cfg->server_tls_protocols ||
-	    !cfg->server_tls_ciphers) {
+	    !cfg->defaults.ignore_tables || !cfg->client_tls_cert_file ||
+	    !cfg->client_tls_key_file || !cfg->client_tls_ca_file || !cfg->client_tls_protocols ||
+	    !cfg->client_tls_ciphers || !cfg->server_tls_ca_file || !cfg->server_tls_cert_file ||
+	    !cfg->server_tls_key_file || !cfg->server_tls_protocols || !cfg->server_tls_ciphers) {
 		config_free(cfg);
 		return NULL;
 	}
@@ -188,6 +193,7 @@ static void db_defaults_free(struct db_defaults *d)
 	free(d->control_user);
 	free(d->sequence_sync);
 	free(d->marker_table);
+	free(d->ignore_tables);
 }
 
 struct config *config_ref(struct config *cfg)

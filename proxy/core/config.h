@@ -78,6 +78,16 @@ struct db_defaults {
 	 */
 	bool fence;
 	/*
+	 * Validation (docs/validation.md): tables CHECK and VERIFY leave out
+	 * ("schema.table" or "schema.*", comma list; "" = none), the queries
+	 * VERIFY runs at once per side, and what a SWITCH re-checks in its pause.
+	 */
+	char *ignore_tables;
+	int verify_jobs;
+	bool switch_verify;       /* re-check what the last VERIFY left open, in the pause */
+	int64_t verify_budget_ms; /* ... within this much of the pause */
+	bool switch_verify_abort; /* unchecked when the budget runs out: abort (else proceed) */
+	/*
 	 * lag_method lsn with PostgreSQL logical replication: a switch prepares
 	 * and starts replication from the new side back to the old one, so a
 	 * switch back loses nothing (docs/cutover.md, "Reverse replication").

@@ -64,6 +64,7 @@ static void inherit(struct config_loader *ld, const struct config_key *k, struct
 		*(enum lag_method *)dst = *(const enum lag_method *)src;
 		break;
 	case KT_BOOL:
+	case KT_ABORT_PROCEED:
 		*(bool *)dst = *(const bool *)src;
 		break;
 	case KT_FRACTION:

@@ -56,6 +56,9 @@ void config_dump(const struct config *cfg,
 		case KT_DDL_MODE:
 			value = config_ddl_mode_name(*(const enum ddl_mode *)field);
 			break;
+		case KT_ABORT_PROCEED:
+			value = *(const bool *)field ? "abort" : "proceed";
+			break;
 		default:
 			value = *(char *const *)field;
 			if (value == NULL)

@@ -61,6 +61,8 @@ enum config_key_type {
 	KT_TLS_PROTOCOLS, /* char *; normalised comma list of tlsv1.x */
 	KT_BOOL,          /* bool; on/off, true/false, yes/no, 1/0 */
 	KT_FACILITY,      /* char *; a syslog facility, stored in lower case */
+	KT_TABLES,        /* char *; comma list of [schema.]table or schema.*, "" = none */
+	KT_ABORT_PROCEED, /* bool; abort (true) or proceed (false) */
 	KT_FRACTION,      /* double in [0, 1]: 0.01, 1, 0 */
 	KT_DDL_MODE,      /* enum ddl_mode */
 };
@@ -92,7 +94,7 @@ struct config_key {
  * key and section.  config_keys.c checks at compile time that the table has
  * exactly this many entries; adding a key means raising it.
  */
-#define CONFIG_NKEYS 67
+#define CONFIG_NKEYS 72
 
 /*
  * Every key, [pgcutover] ones in the order of the documentation (which is

@@ -135,6 +135,17 @@ const struct config_key config_keys[] = {
 	{"fence", KT_BOOL, SCOPE_BOTH, CFG_DEF(fence), DB_DEF(fence), CFG_DEF(fence), 0, 0},
 	{"reverse_replication", KT_BOOL, SCOPE_BOTH, CFG_DEF(reverse_replication),
 	 DB_DEF(reverse_replication), CFG_DEF(reverse_replication), 0, 0},
+	/* validation: CHECK, VERIFY and the switch's re-check (docs/validation.md) */
+	{"ignore_tables", KT_TABLES, SCOPE_BOTH, CFG_DEF(ignore_tables), DB_DEF(ignore_tables),
+	 CFG_DEF(ignore_tables), 0, 0},
+	{"verify_jobs", KT_INT, SCOPE_BOTH, CFG_DEF(verify_jobs), DB_DEF(verify_jobs),
+	 CFG_DEF(verify_jobs), 1, 16},
+	{"switch_verify", KT_BOOL, SCOPE_BOTH, CFG_DEF(switch_verify), DB_DEF(switch_verify),
+	 CFG_DEF(switch_verify), 0, 0},
+	{"verify_budget", KT_DURATION, SCOPE_BOTH, CFG_DEF(verify_budget_ms),
+	 DB_DEF(verify_budget_ms), CFG_DEF(verify_budget_ms), 1, 60 * 1000},
+	{"switch_verify_incomplete", KT_ABORT_PROCEED, SCOPE_BOTH, CFG_DEF(switch_verify_abort),
+	 DB_DEF(switch_verify_abort), CFG_DEF(switch_verify_abort), 0, 0},
 	/* shadow reads and schema changes during the move (docs/validation.md) */
 	{"shadow", KT_FRACTION, SCOPE_BOTH, CFG_DEF(shadow), DB_DEF(shadow), CFG_DEF(shadow), 0, 0},
 	{"shadow_queue", KT_INT, SCOPE_BOTH, CFG_DEF(shadow_queue), DB_DEF(shadow_queue),
@@ -247,6 +258,14 @@ static bool walk_list(const char *value, bool (*check)(const char *, size_t), ch
 static bool is_sequence_name(const char *s, size_t len)
 {
 	return is_qualified_name(s, len, true);
+}
+
+/* An item of ignore_tables: [schema.]table, or schema.* for every table of a schema. */
+static bool is_table_pattern(const char *s, size_t len)
+{
+	if (len > 2 && s[len - 1] == '*' && s[len - 2] == '.')
+		return is_sql_name(s, len - 2);
+	return is_qualified_name(s, len, false);
 }
 
 /* Frees the string at 'slot' and stores v (which may be NULL). */
@@ -380,6 +399,33 @@ bool config_set_value(struct config_loader *ld, const struct config_key *k, cons
 			return false;
 		}
 		config_set_string(field, norm);
+		return true;
+	case KT_TABLES:
+		/* Stored as "a.b,c.*" (no blanks), "" for none. */
+		norm = malloc(len + 1);
+		if (norm == NULL) {
+			ld->oom = true;
+			return false;
+		}
+		if (len > 0 && !walk_list(value, is_table_pattern, norm)) {
+			free(norm);
+			bad_value(ld, k, value,
+				  "expected a comma list of table, schema.table or schema.*");
+			return false;
+		}
+		if (len == 0)
+			norm[0] = '\0';
+		config_set_string(field, norm);
+		return true;
+	case KT_ABORT_PROCEED:
+		if (strcasecmp(value, "abort") == 0)
+			*(bool *)field = true;
+		else if (strcasecmp(value, "proceed") == 0)
+			*(bool *)field = false;
+		else {
+			bad_value(ld, k, value, "expected abort or proceed");
+			return false;
+		}
 		return true;
 	case KT_POOL_MODE:
 		if (strcasecmp(value, "session") == 0)

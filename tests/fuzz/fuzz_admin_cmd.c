@@ -8,7 +8,10 @@
  * tiny ones.  Invariants: a success names a known command and a database
  * argument that is a terminated identifier of at most ADMIN_CMD_ARG_MAX - 1
  * bytes, only SWITCH sets DRY RUN and FORCE, only SWITCH, FENCE and UNFENCE
- * name a side, FENCE, UNFENCE, FINISH and SHOW SHADOW DIFFS always name a database, a failure
+ * name a side, FENCE, UNFENCE, FINISH and SHOW SHADOW DIFFS always name a
+ * database, only CHECK says a side was given, only VERIFY names tables (each
+ * a terminated, non-empty name, at most ADMIN_CMD_TABLES_MAX of them), CHECK,
+ * VERIFY, VERIFY STOP and SHOW VERIFY DIFFS always name a database, a failure
  * always explains itself;
  * parsing is deterministic, ignores the case of unquoted words, and a
  * trailing semicolon or surrounding blanks change nothing.
@@ -34,8 +37,20 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 		if (out->kind != ADMIN_CMD_SWITCH)
 			FUZZ_CHECK(!out->dry_run && !out->force);
 		if (out->kind != ADMIN_CMD_SWITCH && out->kind != ADMIN_CMD_FENCE &&
-		    out->kind != ADMIN_CMD_UNFENCE)
+		    out->kind != ADMIN_CMD_UNFENCE && out->kind != ADMIN_CMD_CHECK)
 			FUZZ_CHECK(!out->to_source);
+		if (out->kind != ADMIN_CMD_CHECK)
+			FUZZ_CHECK(!out->side_given);
+		if (out->kind == ADMIN_CMD_CHECK && !out->side_given)
+			FUZZ_CHECK(!out->to_source);
+		FUZZ_CHECK(out->ntables >= 0 && out->ntables <= ADMIN_CMD_TABLES_MAX);
+		if (out->kind != ADMIN_CMD_VERIFY)
+			FUZZ_CHECK(out->ntables == 0);
+		for (int i = 0; i < out->ntables; i++) {
+			FUZZ_CHECK(memchr(out->tables[i].schema, '\0', ADMIN_CMD_ARG_MAX) != NULL);
+			FUZZ_CHECK(memchr(out->tables[i].name, '\0', ADMIN_CMD_ARG_MAX) != NULL);
+			FUZZ_CHECK(out->tables[i].name[0] != '\0');
+		}
 		switch (out->kind) {
 		case ADMIN_CMD_FENCE:
 		case ADMIN_CMD_UNFENCE:
@@ -45,6 +60,10 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 		case ADMIN_CMD_SHOW_SHADOW_DIFFS:
 		case ADMIN_CMD_ABORT:
 		case ADMIN_CMD_KILL:
+		case ADMIN_CMD_CHECK:
+		case ADMIN_CMD_VERIFY:
+		case ADMIN_CMD_VERIFY_STOP:
+		case ADMIN_CMD_SHOW_VERIFY_DIFFS:
 			FUZZ_CHECK(out->db[0] != '\0'); /* needs a database */
 			break;
 		default:
@@ -65,6 +84,11 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 		case ADMIN_CMD_SWITCH:
 		case ADMIN_CMD_ABORT:
 		case ADMIN_CMD_KILL:
+		case ADMIN_CMD_CHECK:
+		case ADMIN_CMD_VERIFY:
+		case ADMIN_CMD_VERIFY_STOP:
+		case ADMIN_CMD_SHOW_VERIFY:
+		case ADMIN_CMD_SHOW_VERIFY_DIFFS:
 			break;
 		default:
 			FUZZ_CHECK(out->db[0] == '\0'); /* takes no database */
@@ -79,8 +103,15 @@ static bool parse_checked(const char *q, size_t len, struct admin_cmd *out, size
 
 static bool same_cmd(const struct admin_cmd *a, const struct admin_cmd *b)
 {
-	return a->kind == b->kind && strcmp(a->db, b->db) == 0 && a->to_source == b->to_source &&
-	       a->dry_run == b->dry_run && a->force == b->force;
+	if (a->kind != b->kind || strcmp(a->db, b->db) != 0 || a->to_source != b->to_source ||
+	    a->dry_run != b->dry_run || a->force != b->force || a->side_given != b->side_given ||
+	    a->ntables != b->ntables)
+		return false;
+	for (int i = 0; i < a->ntables; i++)
+		if (strcmp(a->tables[i].schema, b->tables[i].schema) != 0 ||
+		    strcmp(a->tables[i].name, b->tables[i].name) != 0)
+			return false;
+	return true;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -302,6 +302,13 @@ def fuzz_config():
     write(t, "empty", "")
     write(t, "no_database", "[pgcutover]\n")
     write(t, "nul_byte", "[pgcutover]\nlisten_port = 1\0\n" + min_db)
+    write(t, "validation",
+          "[pgcutover]\nignore_tables = public.audit, Logs.*, tmp\nverify_jobs = 4\nswitch_verify = on\n"
+          "verify_budget = 150ms\nswitch_verify_incomplete = proceed\n"
+          '[database "appdb"]\nsource = host=s dbname=app\ntarget = host=t dbname=app\nlag_method = none\n'
+          "ignore_tables =\nswitch_verify = off\nverify_budget = 2min\n"
+          '[database "b"]\nsource = host=s\ntarget = host=t\nlag_method = none\nverify_jobs = 0\n'
+          "ignore_tables = a..b, *.x, public.,\nswitch_verify_incomplete = maybe\nverify_budget = 0\n")
     write(t, "syslog", "[pgcutover]\nsyslog = on\nsyslog_ident = pgcutover-eu\nsyslog_facility = Local4\n"
           + min_db)
     write(t, "syslog_bad", "[pgcutover]\nsyslog = 2\nsyslog_ident =\nsyslog_facility = kern\n"
@@ -331,6 +338,14 @@ def fuzz_admin_cmd():
         "finish": "FINISH appdb", "finish_extra": "FINISH appdb now",
         "show_replication": "SHOW REPLICATION", "show_replication_db": "show replication appdb",
         "switch_force": "SWITCH appdb TO source FORCE",
+        "check": "CHECK appdb", "check_to_source": 'check "App" TO source;',
+        "check_bad_side": "CHECK appdb TO nowhere", "check_extra": "CHECK appdb TO target now",
+        "verify": "VERIFY appdb", "verify_tables": 'VERIFY appdb public.orders, "My T", s."X.Y"',
+        "verify_stop": "verify appdb STOP;", "verify_trailing_comma": "VERIFY appdb a,",
+        "verify_no_db": "VERIFY", "verify_dotted_db": 'VERIFY "a.b" t',
+        "verify_unterminated": 'VERIFY appdb "t', "verify_many": "VERIFY appdb " + ", ".join(f"t{i}" for i in range(40)),
+        "show_verify": "SHOW VERIFY", "show_verify_db": "show verify appdb",
+        "show_verify_diffs": "SHOW VERIFY DIFFS appdb", "show_verify_diffs_no_db": "SHOW VERIFY DIFFS",
         "switch_dry_run_force": "SWITCH appdb TO source DRY RUN FORCE",
         "switch_force_twice": "SWITCH appdb FORCE FORCE",
         "show_lists": "SHOW LISTS;", "show_lists_extra": "SHOW LISTS appdb",

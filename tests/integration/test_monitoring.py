@@ -93,7 +93,7 @@ def test_promtool_accepts_metrics_and_every_family_is_documented(proxy_factory):
     phases = re.findall(r'^pgcutover_last_switch_phase_seconds\{database="app",phase="(\w+)"\} '
                         r'(\d+\.\d{3})$', after, re.M)
     assert {ph for ph, _ in phases} == {"paused", "drain", "lag_wait", "sequence_sync", "fence",
-                                        "replication", "preparation"}, after
+                                        "replication", "preparation", "verify"}, after
     # the drain waited for the transaction: more than the time it took to scrape
     assert float(dict(phases)["drain"]) > 0.01, phases
 

@@ -293,8 +293,9 @@ def test_three_round_trips_lose_nothing(proxy_factory, rdb, mode):
 @pytest.mark.timeout(120)
 def test_reverse_preparation_refused_without_privilege(proxy_factory, rdb, clusters):
     """The source refuses CREATE SUBSCRIPTION to a control_user that is not a
-    superuser (PostgreSQL 15): the switch fails before anything is held,
-    forward replication keeps streaming, the database stays on the source."""
+    superuser (PostgreSQL 15): the preflight's privileges check (CHECK) says
+    so before anything is made or held, forward replication keeps
+    streaming, the database stays on the source."""
     for c in (rdb.source, rdb.target):
         with c.admin_connect() as a:
             a.execute("DROP ROLE IF EXISTS revlite")
@@ -311,7 +312,10 @@ def test_reverse_preparation_refused_without_privilege(proxy_factory, rdb, clust
                           sequence_sync="none")
         with pytest.raises(AdminError) as ei:
             switch(p, rdb)
-        assert "preparation failed: could not" in ei.value.message, ei.value
+        assert ei.value.sqlstate == "42501", ei.value
+        assert ei.value.message.startswith(
+            'preflight failed: privileges check: control_user "revlite" needs on the '), ei.value
+        assert "superuser (reverse replication" in ei.value.message, ei.value
         assert route_of(p.admin_port, DB) == ("source", "running")
         rdb.wait_caught_up()
         with p.connect(dbname=DB) as c:

@@ -21,8 +21,9 @@ static const struct unit_test *const suites[] = {
 	unit_tests_sqlquote,     unit_tests_seqread,
 	unit_tests_janitor,      unit_tests_reference,
 	unit_tests_fence_names,  unit_tests_fleet_sql,
-	unit_tests_log,          unit_tests_listen,
-	unit_tests_sqlclass,     unit_tests_pqdigest,
+	unit_tests_validation,   unit_tests_log,
+	unit_tests_listen,       unit_tests_sqlclass,
+	unit_tests_pqdigest,
 };
 
 int main(int argc, char **argv)

@@ -67,6 +67,17 @@ static const struct {
 	{"show replication appdb", ADMIN_CMD_SHOW_REPLICATION, "appdb", false, false},
 	{"SWITCH appdb TO source FORCE", ADMIN_CMD_SWITCH, "appdb", true, false},
 	{"SWITCH appdb TO source DRY RUN FORCE", ADMIN_CMD_SWITCH, "appdb", true, true},
+	{"CHECK appdb", ADMIN_CMD_CHECK, "appdb", false, false},
+	{"check appdb to SOURCE;", ADMIN_CMD_CHECK, "appdb", true, false},
+	{"CHECK \"App\" TO target", ADMIN_CMD_CHECK, "App", false, false},
+	{"VERIFY appdb", ADMIN_CMD_VERIFY, "appdb", false, false},
+	{"verify AppDb public.orders, \"T\" ;", ADMIN_CMD_VERIFY, "appdb", false, false},
+	{"VERIFY appdb STOP", ADMIN_CMD_VERIFY_STOP, "appdb", false, false},
+	{"VERIFY \"a b\" stop;", ADMIN_CMD_VERIFY_STOP, "a b", false, false},
+	{"SHOW VERIFY", ADMIN_CMD_SHOW_VERIFY, "", false, false},
+	{"SHOW VERIFY appdb", ADMIN_CMD_SHOW_VERIFY, "appdb", false, false},
+	{"SHOW VERIFY DIFFS appdb", ADMIN_CMD_SHOW_VERIFY_DIFFS, "appdb", false, false},
+	{"show verify \"diffs\"", ADMIN_CMD_SHOW_VERIFY, "diffs", false, false},
 	/* case-insensitive keywords; unquoted names fold to lower case, quoted ones keep it */
 	{"show help", ADMIN_CMD_SHOW_HELP, "", false, false},
 	{"ShOw DaTaBaSeS", ADMIN_CMD_SHOW_DATABASES, "", false, false},
@@ -105,6 +116,37 @@ static void test_admin_cmd_every_command(void)
 			UT_FAIL("\"%s\": to_source %d dry_run %d", good[i].query, cmd.to_source,
 				cmd.dry_run);
 	}
+}
+
+/* VERIFY's table list: names, schemas, quoting, case folding, the bound. */
+static void test_admin_cmd_verify_tables(void)
+{
+	struct admin_cmd cmd;
+	char err[200], q[2048];
+	size_t n;
+
+	UT_ASSERT(parse("VERIFY appdb public.Orders, \"My T\", s.\"X.Y\"", &cmd, err, sizeof(err)));
+	UT_EQ_INT(cmd.ntables, 3);
+	UT_EQ_STR(cmd.tables[0].schema, "public");
+	UT_EQ_STR(cmd.tables[0].name, "orders");
+	UT_EQ_STR(cmd.tables[1].schema, "");
+	UT_EQ_STR(cmd.tables[1].name, "My T");
+	UT_EQ_STR(cmd.tables[2].schema, "s");
+	UT_EQ_STR(cmd.tables[2].name, "X.Y");
+	UT_ASSERT(parse("VERIFY appdb", &cmd, err, sizeof(err)) && cmd.ntables == 0);
+	UT_ASSERT(parse("VERIFY appdb stop", &cmd, err, sizeof(err)) &&
+		  cmd.kind == ADMIN_CMD_VERIFY_STOP && cmd.ntables == 0);
+	/* a table named stop is written so */
+	UT_ASSERT(parse("VERIFY appdb public.stop", &cmd, err, sizeof(err)) &&
+		  cmd.kind == ADMIN_CMD_VERIFY && cmd.ntables == 1);
+	/* at most ADMIN_CMD_TABLES_MAX tables */
+	n = (size_t)snprintf(q, sizeof(q), "VERIFY appdb t0");
+	for (int i = 1; i < ADMIN_CMD_TABLES_MAX; i++)
+		n += (size_t)snprintf(q + n, sizeof(q) - n, ", t%d", i);
+	UT_ASSERT(parse(q, &cmd, err, sizeof(err)) && cmd.ntables == ADMIN_CMD_TABLES_MAX);
+	snprintf(q + n, sizeof(q) - n, ", one_more");
+	UT_ASSERT(!parse(q, &cmd, err, sizeof(err)));
+	UT_ASSERT(strstr(err, "at most") != NULL);
 }
 
 /* FORCE is set by SWITCH ... FORCE only. */
@@ -163,6 +205,25 @@ static const char *const bad[] = {
 	"UNFENCE appdb",
 	"FINISH",
 	"FINISH a b",
+	"CHECK",
+	"CHECK a b",
+	"CHECK a TO",
+	"CHECK a TO nowhere",
+	"CHECK a TO source now",
+	"VERIFY",
+	"VERIFY ;",
+	"VERIFY a b c",
+	"VERIFY a b,",
+	"VERIFY a ,b",
+	"VERIFY a s.",
+	"VERIFY a .t",
+	"VERIFY a \"\"",
+	"VERIFY a \"t",
+	"VERIFY a t;x",
+	"VERIFYa",
+	"SHOW VERIFY a b",
+	"SHOW VERIFY DIFFS",
+	"SHOW VERIFY DIFFS a b",
 	"SHOW REPLICATION a b",
 	"SWITCH appdb FORCE FORCE",
 	"SWITCH appdb FORCE TO source", /* FORCE comes last */
@@ -241,7 +302,8 @@ static void test_admin_cmd_help_lists_every_command(void)
 		"SHOW HELP",     "SHOW DATABASES", "SHOW CLIENTS", "SHOW SERVERS", "SHOW POOLS",
 		"SHOW STATS",    "SHOW CONFIG",    "SHOW VERSION", "SHOW LAG",     "SHOW SEQUENCES",
 		"SHOW SWITCHES", "PAUSE",          "RESUME",       "SWITCH",       "ABORT",
-		"RELOAD",        "SHUTDOWN",       "KILL",         "SHOW LISTS",
+		"RELOAD",        "SHUTDOWN",       "KILL",         "SHOW LISTS",   "CHECK",
+		"VERIFY",        "SHOW VERIFY",
 	};
 
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -264,6 +326,7 @@ const struct unit_test unit_tests_admin[] = {
 	{"admin_cmd_every_command", test_admin_cmd_every_command},
 	{"admin_cmd_malformed", test_admin_cmd_malformed},
 	{"admin_cmd_force", test_admin_cmd_force},
+	{"admin_cmd_verify_tables", test_admin_cmd_verify_tables},
 	{"admin_cmd_embedded_nul", test_admin_cmd_embedded_nul},
 	{"admin_cmd_every_prefix", test_admin_cmd_every_prefix},
 	{"admin_cmd_small_errbuf", test_admin_cmd_small_errbuf},

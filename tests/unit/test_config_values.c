@@ -257,9 +257,11 @@ static void check_dump(struct fx *fx)
 		       "pool_mode = Transaction\n" MIN_DB);
 	memset(&b, 0, sizeof(b));
 	config_dump(fx->cfg, dump_emit, &b);
-	UT_EQ_INT(b.keys, 59);
+	UT_EQ_INT(b.keys, 64);
 	UT_ASSERT(strstr(b.text, "\nshadow=0\nshadow_queue=1000\nddl=pass\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nfence=on\n") != NULL);
+	UT_ASSERT(strstr(b.text, "\nignore_tables=\nverify_jobs=2\nswitch_verify=off\n"
+				 "verify_budget=200ms\nswitch_verify_incomplete=abort\n") != NULL);
 	UT_ASSERT(strstr(b.text, "\nreverse_replication=off\n") != NULL);
 	UT_ASSERT(strncmp(b.text, "listen_addr=127.0.0.1\nlisten_port=6432\n", 39) == 0);
 	UT_ASSERT(strstr(b.text, "\nunix_socket_dir=\n") != NULL);

@@ -19,39 +19,39 @@ struct unit_test {
 /* Set by the macros when the running test fails; read by the runner. */
 extern int unit_failed;
 
-#define UT_FAIL(...)                                                    \
-	do {                                                            \
-		fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__);       \
-		fprintf(stderr, __VA_ARGS__);                           \
-		fprintf(stderr, "\n");                                  \
-		unit_failed = 1;                                        \
-		return;                                                 \
+#define UT_FAIL(...)                                              \
+	do {                                                      \
+		fprintf(stderr, "  %s:%d: ", __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                     \
+		fprintf(stderr, "\n");                            \
+		unit_failed = 1;                                  \
+		return;                                           \
 	} while (0)
 
-#define UT_ASSERT(cond)                                                 \
-	do {                                                            \
-		if (!(cond))                                            \
-			UT_FAIL("assertion failed: %s", #cond);         \
+#define UT_ASSERT(cond)                                         \
+	do {                                                    \
+		if (!(cond))                                    \
+			UT_FAIL("assertion failed: %s", #cond); \
 	} while (0)
 
-#define UT_EQ_INT(a, b)                                                 \
-	do {                                                            \
-		long long ut_a_ = (long long)(a), ut_b_ = (long long)(b); \
-		if (ut_a_ != ut_b_)                                     \
+#define UT_EQ_INT(a, b)                                                                   \
+	do {                                                                              \
+		long long ut_a_ = (long long)(a), ut_b_ = (long long)(b);                 \
+		if (ut_a_ != ut_b_)                                                       \
 			UT_FAIL("%s == %lld, expected %s == %lld", #a, ut_a_, #b, ut_b_); \
 	} while (0)
 
-#define UT_EQ_STR(a, b)                                                 \
-	do {                                                            \
-		const char *ut_a_ = (a), *ut_b_ = (b);                  \
-		if (ut_a_ == NULL || ut_b_ == NULL || strcmp(ut_a_, ut_b_) != 0) \
-			UT_FAIL("%s == \"%s\", expected \"%s\"", #a,     \
-				ut_a_ ? ut_a_ : "(null)", ut_b_ ? ut_b_ : "(null)"); \
+#define UT_EQ_STR(a, b)                                                                        \
+	do {                                                                                   \
+		const char *ut_a_ = (a), *ut_b_ = (b);                                         \
+		if (ut_a_ == NULL || ut_b_ == NULL || strcmp(ut_a_, ut_b_) != 0)               \
+			UT_FAIL("%s == \"%s\", expected \"%s\"", #a, ut_a_ ? ut_a_ : "(null)", \
+				ut_b_ ? ut_b_ : "(null)");                                     \
 	} while (0)
 
-#define UT_EQ_MEM(a, b, n)                                              \
-	do {                                                            \
-		if (memcmp((a), (b), (n)) != 0)                         \
+#define UT_EQ_MEM(a, b, n)                                                                 \
+	do {                                                                               \
+		if (memcmp((a), (b), (n)) != 0)                                            \
 			UT_FAIL("%s differs from %s over %zu bytes", #a, #b, (size_t)(n)); \
 	} while (0)
 
@@ -76,6 +76,7 @@ extern const struct unit_test unit_tests_janitor[];
 extern const struct unit_test unit_tests_reference[];
 extern const struct unit_test unit_tests_fence_names[];
 extern const struct unit_test unit_tests_fleet_sql[];
+extern const struct unit_test unit_tests_validation[];
 extern const struct unit_test unit_tests_log[];
 extern const struct unit_test unit_tests_sqlclass[];
 extern const struct unit_test unit_tests_pqdigest[];
