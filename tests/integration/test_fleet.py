@@ -238,13 +238,19 @@ def test_follower_stopped_during_the_drain(proxy_factory, rdb, fleet_db):
     for b in benches:
         b.start()
     time.sleep(1.0)
-    ps[1].signal(signal.SIGSTOP)
+    # stopped once the preflight has passed (stopped before, its clients' open
+    # transactions would fail the preflight's long-transaction check instead)
+    mark = ps[0].log_mark()
+    t, out = switch_in_thread(ps[0], rdb)
     try:
-        with pytest.raises(AdminError) as ei:
-            switch(ps[0], rdb)
+        assert ps[0].wait_log(r"switch cut_fleet: preparation", since=mark, timeout=30)
+        ps[1].signal(signal.SIGSTOP)
+        t.join(60)
     finally:
         ps[1].signal(signal.SIGCONT)
-    assert "fleet drain failed" in ei.value.message and "i1" in ei.value.message, ei.value
+    err = out.get("error")
+    assert isinstance(err, AdminError), out
+    assert "fleet drain failed" in err.message and "i1" in err.message, err
     # the follower that paused says so in its own SHOW SWITCHES
     rows = [r for r in admin(ps[2].admin_port, "SHOW SWITCHES") if r["db"] == DB]
     assert rows and rows[-1]["result"] == "aborted", rows
