@@ -323,10 +323,17 @@ def test_switch_verify(proxy_factory, rdb):
     with Pgbench(p.port, DB, clients=4, seconds=40) as pb:
         pb.start()
         time.sleep(0.5)
-        rows, diffs = verify(p)
-        assert diffs == [], diffs
+        # pgbench_history, written by every transaction, is nearly always left
+        # pending; a run that caught it between two writes settles it instead
+        for _ in range(5):
+            rows, diffs = verify(p)
+            assert diffs == [], diffs
+            hist = [r for t, r in rows.items() if t.endswith("pgbench_history")]
+            if hist and hist[0]["chunks_pending"] != "0":
+                break
+        assert hist and hist[0]["chunks_pending"] != "0", rows
         pending = sum(int(r["chunks_pending"]) for r in rows.values())
-        assert pending >= 1, rows   # pgbench_history, written by every transaction
+        assert pending >= 1, rows
         m = scrape(p.metrics_port)
         assert f'pgcutover_verify_chunks{{database="{DB}",state="pending"}} {pending}' in m, m
         # a row on the target only, in a range VERIFY could not settle
