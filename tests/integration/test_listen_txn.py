@@ -214,7 +214,7 @@ def test_hand_over_loses_and_repeats_nothing(proxy_factory, source, already):
     def sender():
         with source.admin_connect(dbname="app") as d:
             i = 0
-            while not stop.is_set() and i < 20000:
+            while not stop.is_set() and i < 10_000_000:  # until the test is done
                 i += 1
                 d.execute(f"NOTIFY hand_chan, '{i}'")
                 last[0] = i
