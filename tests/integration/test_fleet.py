@@ -233,7 +233,9 @@ def test_follower_stopped_during_the_drain(proxy_factory, rdb, fleet_db):
     """i1 is stopped as the switch starts: it never says it paused, the
     switch fails when drain_timeout expires, and all three resume on the
     source (i1 once continued); nothing is lost, no client saw an error."""
-    ps = start_fleet(proxy_factory, rdb, fleet_db, lease="3s", drain_timeout="2s")
+    # a lease long enough that i1, stopped, is still live when the fleet pause
+    # counts the instances (slow builds take seconds from the preparation there)
+    ps = start_fleet(proxy_factory, rdb, fleet_db, lease="10s", drain_timeout="2s")
     benches = loads(ps, 8)
     for b in benches:
         b.start()
