@@ -94,8 +94,10 @@ static int tokenize(const char *q, size_t len, struct token *toks, char *errbuf,
 				}
 				t->text[k++] = q[i];
 			}
-			if (i >= len) {
-				snprintf(errbuf, errlen, "unterminated quoted identifier");
+			if (i >= len || k == 0) {
+				/* as in SQL, "" names nothing */
+				snprintf(errbuf, errlen, "%s quoted identifier",
+					 i >= len ? "unterminated" : "empty");
 				return -1;
 			}
 			i++;
