@@ -232,7 +232,7 @@ static const char *const bad[] = {
 	"SELECT 1",
 	"\"SHOW\" HELP",  /* a quoted word is a name, never a keyword */
 	"SWITCH \"appdb", /* unterminated quoted name */
-	"CHECK \"\"",          /* an empty quoted name names nothing */
+	"CHECK \"\"",     /* an empty quoted name names nothing */
 	"SWITCH \"\" TO source",
 	"SWITCH app\"db", /* a quote inside a word */
 	"a b c d e f g",  /* too many words */
