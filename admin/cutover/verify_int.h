@@ -92,7 +92,7 @@ struct verify_table {
 	int key[VERIFY_KEY_MAX]; /* indexes into cols of the primary key's columns, in order */
 	int nkey;
 	enum verify_key_kind kind;
-	char *rowexpr; /* the row's canonical text: ROW(...)::text */
+	char *rowhash; /* the row's 64-bit hash, a bigint expression (verify_sql.c) */
 	enum verify_table_state state;
 	char why[200]; /* skipped, failed: why */
 	/* first pass: the next range to hand out */
@@ -258,7 +258,7 @@ struct verify_run {
 extern const char VERIFY_SESSION_SQL[];
 /* The listing of tables and columns (one row per column). */
 void verify_sql_list(struct pq_buf *b);
-/* Build rowexpr, qname and label of a table from its columns; false when out of memory. */
+/* Build rowhash, qname and label of a table from its columns; false when out of memory. */
 bool verify_sql_table(struct verify_table *t);
 /* The range predicate "(k) > lo AND (k) <= hi" (TRUE for the whole table). */
 void verify_sql_range(struct pq_buf *b, const struct verify_table *t, const struct verify_task *k);

@@ -107,9 +107,9 @@ bool verify_pause_plan(const struct database *db, enum route_side from, int max_
 			snprintf(num, sizeof(num), "%d", i);
 			put(&b, "SELECT ");
 			put(&b, num);
-			put(&b, ", count(*)::text, COALESCE(sum(pg_catalog.hashtextextended(");
-			put(&b, p->t->rowexpr);
-			put(&b, ", 0)), 0)::text FROM ");
+			put(&b, ", count(*)::text, COALESCE(sum(");
+			put(&b, p->t->rowhash);
+			put(&b, "), 0)::text FROM ");
 			put(&b, p->t->qname);
 			put(&b, " t WHERE ");
 			verify_sql_range(&b, p->t, &k);

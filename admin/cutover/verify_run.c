@@ -62,7 +62,7 @@ static void table_free(struct verify_table *t)
 	free(t->name);
 	free(t->qname);
 	free(t->label);
-	free(t->rowexpr);
+	free(t->rowhash);
 	free(t);
 }
 

@@ -3,19 +3,35 @@
  * text building; every name is a quoted identifier and every key value a
  * quoted literal cast to its column's type.
  *
- * A row is summarised by a 64-bit hash (hashtextextended) of its canonical
- * text, ROW(c1, c2, ...)::text, written under the settings of
- * VERIFY_SESSION_SQL on both sides, so that what the text of a value depends
- * on is the same everywhere: TimeZone (timestamptz), DateStyle and
- * IntervalStyle (dates and intervals), extra_float_digits (floats inside
- * arrays and composites: the shortest exact text from PostgreSQL 12 on),
- * bytea_output and lc_monetary.  A float column is hashed through its binary
- * form (float8send), which is exact whatever the server's version.  NULL
- * and '' write differently in a ROW's text ("()" and "(\"\")"), numeric
- * keeps its scale (1.0 and 1.00 are different text), jsonb is stored in a
- * normalised form, and collations change no text.  A range's summary is
- * count(*) and the sum of those hashes (order-independent).
+ * A row is summarised by a 64-bit hash, computed by the server, and a
+ * range by count(*) and the sum of its rows' hashes (order-independent).
+ * The row's hash is the XOR of one hash per column, each with its own seed
+ * (its position), so that a value moved to another column is a change:
+ *
+ *  - a column whose type's hash function is exact (equal hashes only for
+ *    identical values, so identical output text) is hashed in binary:
+ *    smallint, integer, bigint, oid, boolean, uuid, timestamp, text and
+ *    varchar (under the "C" collation: bytes, not a collation's notion of
+ *    equal) and character(n) (its hash ignores trailing blanks, so its
+ *    stored length goes with it).  No text is written for these, which is
+ *    where the time went (bench/verify.py);
+ *  - every other column goes into one canonical text, ROW(c1, c2, ...)::text,
+ *    written under the settings of VERIFY_SESSION_SQL on both sides, so that
+ *    what the text of a value depends on is the same everywhere: TimeZone
+ *    (timestamptz), DateStyle and IntervalStyle (dates and intervals),
+ *    extra_float_digits (floats inside arrays and composites: the shortest
+ *    exact text from PostgreSQL 12 on), bytea_output and lc_monetary.  A
+ *    float column is written through its binary form (float8send), which is
+ *    exact whatever the server's version.  NULL and '' write differently in
+ *    a ROW's text ("()" and "(\"\")"), numeric keeps its scale (1.0 and 1.00
+ *    are different text; its hash function would call them equal), jsonb is
+ *    stored in a normalised form, and collations change no text.
+ *
+ * A NULL in a binary-hashed column counts as a constant of its own.  Both
+ * sides run the same text: VERIFY compares only tables whose columns have
+ * the same types on both sides.
  */
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +87,125 @@ static bool is_integer_type(const char *type)
 	       strcmp(type, "bigint") == 0;
 }
 
+/*
+ * The binary hash of a column of this type (format_type's name), as
+ * "fn(" ... ", seed)" around the column, or NULL when its text is hashed.
+ */
+struct col_hash {
+	const char *type; /* format_type(); '#' stands for a typmod's digits */
+	const char *pre, *post;
+};
+
+static const struct col_hash col_hashes[] = {
+	{"smallint", "pg_catalog.hashint2extended(", ", "},
+	{"integer", "pg_catalog.hashint4extended(", ", "},
+	{"bigint", "pg_catalog.hashint8extended(", ", "},
+	{"oid", "pg_catalog.hashoidextended(", ", "},
+	{"boolean", "pg_catalog.hashint4extended(", "::pg_catalog.int4, "},
+	{"uuid", "pg_catalog.uuid_hash_extended(", ", "},
+	{"timestamp without time zone", "pg_catalog.timestamp_hash_extended(", ", "},
+	{"timestamp(#) without time zone", "pg_catalog.timestamp_hash_extended(", ", "},
+	{"text", "pg_catalog.hashtextextended(", " COLLATE pg_catalog.\"C\", "},
+	{"character varying", "pg_catalog.hashtextextended(", " COLLATE pg_catalog.\"C\", "},
+	{"character varying(#)", "pg_catalog.hashtextextended(", " COLLATE pg_catalog.\"C\", "},
+	{"bpchar", "pg_catalog.hashbpcharextended(", " COLLATE pg_catalog.\"C\", "},
+	{"character(#)", "pg_catalog.hashbpcharextended(", " COLLATE pg_catalog.\"C\", "},
+};
+
+/* type is pattern, where '#' in pattern matches one or more digits */
+static bool type_is(const char *type, const char *pattern)
+{
+	for (; *pattern; pattern++) {
+		if (*pattern != '#') {
+			if (*type++ != *pattern)
+				return false;
+			continue;
+		}
+		if (!isdigit((unsigned char)*type))
+			return false;
+		while (isdigit((unsigned char)*type))
+			type++;
+	}
+	return *type == '\0';
+}
+
+static const struct col_hash *col_hash_of(const char *type)
+{
+	for (size_t i = 0; i < sizeof(col_hashes) / sizeof(col_hashes[0]); i++)
+		if (type_is(type, col_hashes[i].type))
+			return &col_hashes[i];
+	return NULL;
+}
+
+static bool is_bpchar(const struct col_hash *h)
+{
+	return strstr(h->pre, "bpchar") != NULL;
+}
+
+/*
+ * The row's hash (see the top of the file): "COALESCE(h1(c1, 1), 1) # ...
+ * # pg_catalog.hashtextextended(ROW(...)::text, 0)", a bigint.
+ */
+static void put_row_hash(struct pq_buf *b, const struct verify_table *t)
+{
+	bool any = false, text = false;
+
+	for (int i = 0; i < t->ncols; i++) {
+		const struct col_hash *h = col_hash_of(t->cols[i].type);
+		const char *c = t->cols[i].name;
+
+		if (h == NULL) {
+			text = true;
+			continue;
+		}
+		if (any)
+			put(b, " # ");
+		any = true;
+		put(b, "COALESCE(");
+		put(b, h->pre);
+		put(b, c);
+		put(b, h->post);
+		put_i64(b, i + 1);
+		put(b, ")");
+		if (is_bpchar(h)) {
+			/* its hash ignores trailing blanks; the stored length does not */
+			put(b, " # pg_catalog.hashint4extended(pg_catalog.octet_length(");
+			put(b, c);
+			put(b, "), ");
+			put_i64(b, -(i + 1));
+			put(b, ")");
+		}
+		put(b, ", ");
+		put_i64(b, i + 1);
+		put(b, ")");
+	}
+	if (!text) {
+		if (!any)
+			put(b, "0::pg_catalog.int8"); /* no columns at all */
+		return;
+	}
+	if (any)
+		put(b, " # ");
+	put(b, "pg_catalog.hashtextextended(ROW(");
+	any = false;
+	for (int i = 0; i < t->ncols; i++) {
+		if (col_hash_of(t->cols[i].type) != NULL)
+			continue;
+		if (any)
+			put(b, ", ");
+		any = true;
+		if (t->cols[i].is_float) {
+			put(b, strcmp(t->cols[i].type, "real") == 0 ? "pg_catalog.float4send("
+								    : "pg_catalog.float8send(");
+			put(b, t->cols[i].name);
+			put(b, ")");
+		} else {
+			put(b, t->cols[i].name);
+		}
+	}
+	put(b, ")::text, 0)");
+}
+
 bool verify_sql_table(struct verify_table *t)
 {
 	struct pq_buf b;
@@ -89,22 +224,9 @@ bool verify_sql_table(struct verify_table *t)
 	pq_put_u8(&b, 0);
 	t->qname = b.failed ? NULL : strdup((const char *)b.data);
 	pq_buf_reset(&b);
-	put(&b, "ROW(");
-	for (int i = 0; i < t->ncols; i++) {
-		if (i)
-			put(&b, ", ");
-		if (t->cols[i].is_float) {
-			put(&b, strcmp(t->cols[i].type, "real") == 0 ? "pg_catalog.float4send("
-								     : "pg_catalog.float8send(");
-			put(&b, t->cols[i].name);
-			put(&b, ")");
-		} else {
-			put(&b, t->cols[i].name);
-		}
-	}
-	put(&b, ")::text");
+	put_row_hash(&b, t);
 	pq_put_u8(&b, 0);
-	t->rowexpr = b.failed ? NULL : strdup((const char *)b.data);
+	t->rowhash = b.failed ? NULL : strdup((const char *)b.data);
 	pq_buf_free(&b);
 	if (t->nkey == 0) {
 		t->kind = VK_NONE;
@@ -121,7 +243,7 @@ bool verify_sql_table(struct verify_table *t)
 	} else {
 		t->kind = VK_GENERAL;
 	}
-	return t->qname && t->rowexpr;
+	return t->qname && t->rowhash;
 }
 
 /* "k1, k2" */
@@ -211,9 +333,9 @@ void verify_sql_summary(struct pq_buf *b, const struct verify_table *t, const st
 			bool versions, bool position)
 {
 	put(b, VERIFY_SESSION_SQL);
-	put(b, "SELECT count(*)::text, COALESCE(sum(pg_catalog.hashtextextended(");
-	put(b, t->rowexpr);
-	put(b, ", 0)), 0)::text");
+	put(b, "SELECT count(*)::text, COALESCE(sum(");
+	put(b, t->rowhash);
+	put(b, "), 0)::text");
 	if (versions)
 		put(b, ", COALESCE(sum(pg_catalog.hashtextextended(t.xmin::text, 0)), 0)::text");
 	if (position)
@@ -234,9 +356,9 @@ void verify_sql_rows(struct pq_buf *b, const struct verify_table *t, const struc
 		put(b, t->cols[t->key[i]].name);
 		put(b, "::text, ");
 	}
-	put(b, "pg_catalog.hashtextextended(");
-	put(b, t->rowexpr);
-	put(b, ", 0)::text");
+	put(b, "(");
+	put(b, t->rowhash);
+	put(b, ")::text");
 	put(b, versions ? ", t.xmin::text" : ", NULL::text");
 	if (position)
 		put(b, ", NULL::text");

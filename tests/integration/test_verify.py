@@ -167,14 +167,23 @@ def test_faults_under_load(proxy_factory, rdb, narrow_publication):
 
 TYPES_TABLE = """CREATE TABLE types (
     id int PRIMARY KEY, f8 float8, f4 real, num numeric, ts timestamptz, iv interval,
-    b bytea, j jsonb, arr float8[], t text COLLATE "C", note text, d date, m money)"""
+    b bytea, j jsonb, arr float8[], t text COLLATE "C", note text, d date, m money,
+    bo boolean, u uuid, tsp timestamp(3), ch char(4), bp bpchar, vc varchar(10), i8 bigint,
+    i2 smallint, ci text COLLATE vfy_ci)"""
+# a case-insensitive collation: equal under it is not the same value
+CI_COLLATION = ("CREATE COLLATION IF NOT EXISTS vfy_ci (provider = icu, "
+                "locale = 'und-u-ks-level2', deterministic = false)")
 
 TYPES_ROWS = [
     (1, 0.1, 0.1, "1.10", "2024-03-10 01:30:00+00", "1 day 02:03:04", b"\x00\xff",
-     '{"b": 1, "a": [1, 2]}', [1.5, 0.1], "Zebra", "", "2024-02-29", "12.34"),
+     '{"b": 1, "a": [1, 2]}', [1.5, 0.1], "Zebra", "", "2024-02-29", "12.34",
+     True, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "2024-03-10 01:30:00.123", "ab", "ab",
+     "Mixed", 9223372036854775807, -32768, "Zebra"),
     (2, -0.0, 3.4028235e38, "1e-20", "1999-12-31 23:59:59.999999+00", "-3 mons",
-     b"plain", '{"x": null}', [], "apple", None, "0001-01-01", "-0.01"),
-    (3, 1e308, 1.17549435e-38, "NaN", "infinity", "0", b"", '[]', None, "", "x", None, None),
+     b"plain", '{"x": null}', [], "apple", None, "0001-01-01", "-0.01",
+     False, None, "infinity", "", "", "", 0, 0, ""),
+    (3, 1e308, 1.17549435e-38, "NaN", "infinity", "0", b"", '[]', None, "", "x", None, None,
+     None, None, None, None, None, None, None, None, None),
 ]
 
 
@@ -182,6 +191,7 @@ TYPES_ROWS = [
 def types_table(rdb):
     for conn in (rdb.src, rdb.tgt):
         with conn() as c:
+            c.execute(CI_COLLATION)
             c.execute(TYPES_TABLE)
     with rdb.tgt() as t:
         t.execute("ALTER SUBSCRIPTION vfy_sub REFRESH PUBLICATION")
@@ -225,7 +235,7 @@ def restore_row(rdb, i):
         t.execute("INSERT INTO types SELECT (%s::types).*", (text,))
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_types_neither_hide_nor_invent(proxy_factory, rdb, types_table):
     p = cutover_proxy(proxy_factory, rdb, name="verify-types")
     rows, diffs = verify(p, "types")
@@ -238,6 +248,8 @@ def test_types_neither_hide_nor_invent(proxy_factory, rdb, types_table):
         t.execute('ALTER TABLE types ALTER t TYPE text COLLATE "POSIX"')
         # jsonb keeps one form whatever order keys are written in: not a difference
         t.execute("""UPDATE types SET j = '{"a": [1, 2], "b": 1}' WHERE id = 1""")
+        # char(4) pads: 'ab' and 'ab ' are the same stored value
+        t.execute("UPDATE types SET ch = 'ab ' WHERE id = 1")
     rows, diffs = verify(p, "types")
     assert diffs == [], diffs
     # every other kind of change is one
@@ -253,7 +265,14 @@ def test_types_neither_hide_nor_invent(proxy_factory, rdb, types_table):
     assert diffs == [("public.types", f"({i})", "different") for i in (1, 2, 3)], diffs
     more = ["ts = ts + interval '1 microsecond'", "b = '\\x00fe'::bytea",
             "arr = '{1.5,0.1000000000000001}'", "note = NULL",          # '' against NULL
-            "iv = '1 day 02:03:05'"]
+            "iv = '1 day 02:03:05'",
+            # the columns hashed in binary rather than as text (verify_sql.c)
+            "bo = NULL", "u = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12'",
+            "tsp = tsp + interval '1 millisecond'", "ch = 'ab c'",
+            "bp = 'ab '",                                      # unpadded: a trailing blank
+            "vc = 'mixed'", "i8 = i8 - 1", "i2 = NULL", "i2 = -32767",
+            "ci = 'zebra'",                                    # equal under vfy_ci, not the same
+            "vc = 'Zebra', ci = 'Mixed'"]                      # values swapped between columns
     for change in more:
         restore_row(rdb, 1)     # the source's row again, on the target
         with rdb.tgt() as t:

@@ -164,7 +164,7 @@ static void free_table_text(struct verify_table *t)
 {
 	free(t->qname);
 	free(t->label);
-	free(t->rowexpr);
+	free(t->rowhash);
 }
 
 static const char *text_of(struct pq_buf *b)
@@ -181,9 +181,11 @@ static void test_verify_row_text(void)
 	UT_ASSERT(verify_sql_table(&t));
 	UT_EQ_STR(t.qname, "\"public\".\"t\"");
 	UT_EQ_STR(t.label, "public.t");
-	/* floats through their binary form, everything else as text */
-	UT_EQ_STR(t.rowexpr,
-		  "ROW(id, pg_catalog.float8send(f), pg_catalog.float4send(r), \"Note\")::text");
+	/* exact hash functions for bigint and integer, floats through their binary form as text */
+	UT_EQ_STR(t.rowhash, "COALESCE(pg_catalog.hashint8extended(id, 1), 1) # "
+			     "COALESCE(pg_catalog.hashint4extended(\"Note\", 4), 4) # "
+			     "pg_catalog.hashtextextended(ROW(pg_catalog.float8send(f), "
+			     "pg_catalog.float4send(r))::text, 0)");
 	UT_EQ_INT(t.kind, VK_INTEGER);
 	UT_EQ_INT(t.type_min, INT64_MIN);
 	free_table_text(&t);
@@ -195,6 +197,56 @@ static void test_verify_row_text(void)
 	UT_ASSERT(verify_sql_table(&t));
 	UT_EQ_INT(t.kind, VK_NONE);
 	free_table_text(&t);
+}
+
+/* Which types are hashed in binary, and what goes into the text (verify_sql.c). */
+static void test_verify_row_hash_types(void)
+{
+	static const struct {
+		const char *type, *expr; /* expr NULL: in the row's text */
+	} cases[] = {
+		{"smallint", "COALESCE(pg_catalog.hashint2extended(c, 1), 1)"},
+		{"boolean", "COALESCE(pg_catalog.hashint4extended(c::pg_catalog.int4, 1), 1)"},
+		{"uuid", "COALESCE(pg_catalog.uuid_hash_extended(c, 1), 1)"},
+		{"oid", "COALESCE(pg_catalog.hashoidextended(c, 1), 1)"},
+		{"timestamp(3) without time zone",
+		 "COALESCE(pg_catalog.timestamp_hash_extended(c, 1), 1)"},
+		{"text", "COALESCE(pg_catalog.hashtextextended(c COLLATE pg_catalog.\"C\", 1), 1)"},
+		{"character varying(20)",
+		 "COALESCE(pg_catalog.hashtextextended(c COLLATE pg_catalog.\"C\", 1), 1)"},
+		{"character(4)",
+		 "COALESCE(pg_catalog.hashbpcharextended(c COLLATE pg_catalog.\"C\", "
+		 "1) # pg_catalog.hashint4extended(pg_catalog.octet_length(c), -1), 1)"},
+		/* equal hashes for different text, or text that depends on settings */
+		{"numeric", NULL},
+		{"numeric(10,2)", NULL},
+		{"timestamp(3) with time zone", NULL},
+		{"timestamp with time zone", NULL},
+		{"interval", NULL},
+		{"jsonb", NULL},
+		{"date", NULL},
+		{"bytea", NULL},
+		{"integer[]", NULL},
+		{"character varying(x)", NULL},
+		{"character varying()", NULL},
+		{"character(4) ", NULL},
+		{"\"public\".\"integer\"", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct verify_table t;
+		struct verify_column col = {"c", (char *)cases[i].type, false};
+
+		memset(&t, 0, sizeof(t));
+		t.schema = "s";
+		t.name = "t";
+		t.cols = &col;
+		t.ncols = 1;
+		UT_ASSERT(verify_sql_table(&t));
+		UT_EQ_STR(t.rowhash, cases[i].expr ? cases[i].expr
+						   : "pg_catalog.hashtextextended(ROW(c)::text, 0)");
+		free_table_text(&t);
+	}
 }
 
 static void test_verify_ranges(void)
@@ -283,9 +335,11 @@ static void test_verify_rows_sql(void)
 	verify_sql_summary(&b, &t, &k, false, false);
 	sql = text_of(&b);
 	UT_ASSERT(strstr(sql,
-			 "SELECT count(*)::text, COALESCE(sum(pg_catalog.hashtextextended("
-			 "ROW(id, pg_catalog.float8send(f), pg_catalog.float4send(r), \"Note\")::text,"
-			 " 0)), 0)::text FROM \"public\".\"t\" t WHERE id BETWEEN 1 AND 10"));
+			 "SELECT count(*)::text, COALESCE(sum(COALESCE(pg_catalog.hashint8extended("
+			 "id, 1), 1) # COALESCE(pg_catalog.hashint4extended(\"Note\", 4), 4) # "
+			 "pg_catalog.hashtextextended(ROW(pg_catalog.float8send(f), "
+			 "pg_catalog.float4send(r))::text, 0)), 0)::text FROM \"public\".\"t\" t "
+			 "WHERE id BETWEEN 1 AND 10"));
 	UT_ASSERT(strstr(sql, "xmin") == NULL);
 	free_table_text(&t);
 	/* other keys: the keys met so far are read wherever each side's order puts them */
@@ -385,6 +439,7 @@ const struct unit_test unit_tests_validation[] = {
 	{"schema_differences", test_schema_differences},
 	{"schema_pk_missing", test_schema_pk_missing},
 	{"verify_row_text", test_verify_row_text},
+	{"verify_row_hash_types", test_verify_row_hash_types},
 	{"verify_ranges", test_verify_ranges},
 	{"verify_rows_sql", test_verify_rows_sql},
 	{"verify_lsn_and_keys", test_verify_lsn_and_keys},
