@@ -323,12 +323,14 @@ def scrape(port):
         return r.read().decode()
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 def test_switch_verify(proxy_factory, rdb):
     """switch_verify under load: what VERIFY left pending (the hot rows of
     pgbench, and pgbench_history, written to all the time) is compared in
     the pause.  Alike: the switch goes on.  A row written to the target
-    behind replication's back: the switch aborts and resumes on the source.
+    behind replication's back (in the keyless pgbench_history, or the hot
+    row of pgbench_branches deleted): the switch aborts and resumes on the
+    source.
     A budget too small: abort or proceed as switch_verify_incomplete says."""
     p = cutover_proxy(proxy_factory, rdb, name="verify-switch", switch_verify="on",
                       verify_budget="2s")
@@ -339,18 +341,22 @@ def test_switch_verify(proxy_factory, rdb):
     assert "no finished VERIFY of vfy from its source" in ei.value.message, ei.value
     assert route_of(p.admin_port, DB) == ("source", "running")
 
-    with Pgbench(p.port, DB, clients=4, seconds=40) as pb:
+    with Pgbench(p.port, DB, clients=4, seconds=50) as pb:
         pb.start()
         time.sleep(0.5)
         # pgbench_history, written by every transaction, is nearly always left
         # pending; a run that caught it between two writes settles it instead
+        # pgbench_branches (keyed: one row, updated by every transaction) likewise
         for _ in range(5):
             rows, diffs = verify(p)
             assert diffs == [], diffs
             hist = [r for t, r in rows.items() if t.endswith("pgbench_history")]
-            if hist and hist[0]["chunks_pending"] != "0":
+            branches = [r for t, r in rows.items() if t.endswith("pgbench_branches")]
+            if hist and hist[0]["chunks_pending"] != "0" and \
+                    branches and branches[0]["chunks_pending"] != "0":
                 break
         assert hist and hist[0]["chunks_pending"] != "0", rows
+        assert branches and branches[0]["chunks_pending"] != "0", rows
         pending = sum(int(r["chunks_pending"]) for r in rows.values())
         assert pending >= 1, rows
         m = scrape(p.metrics_port)
@@ -369,6 +375,23 @@ def test_switch_verify(proxy_factory, rdb):
         with rdb.tgt() as t:
             t.execute("DELETE FROM pgbench_history WHERE tid = 1 AND bid = 1 AND aid = 1 "
                       "AND delta = 1 AND mtime > now() - interval '1 minute'")
+        # the hot row of a keyed table, deleted on the target (replication's updates
+        # of it find nothing there): its pending key range differs in the pause
+        with rdb.tgt() as t:
+            t.execute("DELETE FROM pgbench_branches WHERE bid = 1")
+        with pytest.raises(AdminError) as ei:
+            switch(p, rdb)
+        assert re.match(r"verify failed: switch_verify: 1 of the ranges the last VERIFY left "
+                        r"pending differ between the sides: public\.pgbench_branches "
+                        r"\(bid -?\d+ to -?\d+\)", ei.value.message), ei.value
+        assert route_of(p.admin_port, DB) == ("source", "running")
+        # back as the source has it (the source's next update of it overwrites it anyway)
+        with rdb.src() as s:
+            row = s.execute("SELECT bid, bbalance, filler FROM pgbench_branches "
+                            "WHERE bid = 1").fetchone()
+        with rdb.tgt() as t:
+            t.execute("INSERT INTO pgbench_branches VALUES (%s, %s, %s) "
+                      "ON CONFLICT DO NOTHING", row)
         # a budget of 1 ms runs out: abort (the default), then proceed
         p.databases[DB].update(verify_budget="1ms")
         p.write_config()
