@@ -45,7 +45,14 @@ const char VERIFY_SESSION_SQL[] =
 	"SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres';"
 	" SET extra_float_digits = 3; SET bytea_output = 'hex'; SET lc_monetary = 'C';"
 	" SET search_path = ''; SET statement_timeout = 0;"
-	" SET application_name = 'pgcutover verify'; ";
+	" SET application_name = 'pgcutover verify';"
+	/*
+	 * A stop closes VERIFY's connections; from PostgreSQL 14 on, the
+	 * server then ends a query that is still running (or waiting for a
+	 * lock) within a second instead of finishing it for nobody.
+	 */
+	" SELECT pg_catalog.set_config('client_connection_check_interval', '1000', false)"
+	" WHERE pg_catalog.current_setting('server_version_num')::pg_catalog.int4 >= 140000; ";
 
 static void put(struct pq_buf *b, const char *s)
 {

@@ -317,6 +317,41 @@ def test_table_without_key_and_commands(proxy_factory, rdb):
     assert "stopped by VERIFY STOP" in check["verify"]["detail"], check["verify"]
 
 
+def verify_backends(conn):
+    """(pid, wait_event_type) of the sessions VERIFY has on a server."""
+    return conn.execute("SELECT pid, wait_event_type FROM pg_stat_activity "
+                        "WHERE application_name = 'pgcutover verify'").fetchall()
+
+
+@pytest.mark.timeout(90)
+def test_stop_ends_the_servers_queries(proxy_factory, rdb):
+    """VERIFY STOP closes VERIFY's connections, and the servers end what
+    still ran on them (client_connection_check_interval, from PostgreSQL
+    14): a query waiting for a lock on the target does not wait on, and then
+    read the table, for nobody."""
+    p = cutover_proxy(proxy_factory, rdb, name="verify-stop")
+    with rdb.tgt() as locker, rdb.tgt() as watch:
+        with locker.transaction():
+            locker.execute("LOCK TABLE pgbench_accounts IN ACCESS EXCLUSIVE MODE")
+            assert admin(p.admin_port, f"VERIFY {DB} pgbench_accounts").status == "VERIFY"
+            deadline = time.monotonic() + 20 * SLOW
+            while not any(w == "Lock" for _, w in verify_backends(watch)):
+                assert time.monotonic() < deadline, verify_backends(watch)
+                time.sleep(0.05)
+            assert admin(p.admin_port, f"VERIFY {DB} STOP").status == "VERIFY"
+            # the lock is still held: only the server's check can end them
+            deadline = time.monotonic() + 10 * SLOW
+            while verify_backends(watch):
+                assert time.monotonic() < deadline, verify_backends(watch)
+                time.sleep(0.1)
+    states = {r["state"] for r in admin(p.admin_port, f"SHOW VERIFY {DB}")}
+    assert states == {"stopped"}, states
+    # and VERIFY runs again at once
+    rows, diffs = verify(p, "pgbench_accounts")
+    assert diffs == [], diffs
+    no_difference(rows)
+
+
 def scrape(port):
     import urllib.request
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
