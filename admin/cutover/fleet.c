@@ -176,17 +176,6 @@ bool fleet_query(const char *sql, control_cb cb, void *arg)
 	return fl.on && control_conn_query(fl.cc, sql, CONTROL_QUERY_TIMEOUT_MS, cb, arg);
 }
 
-static bool parse_side(const char *s, enum route_side *out)
-{
-	if (strcmp(s, "source") == 0)
-		*out = SIDE_SOURCE;
-	else if (strcmp(s, "target") == 0)
-		*out = SIDE_TARGET;
-	else
-		return false;
-	return true;
-}
-
 static void poll_cb(void *arg, const struct control_result *r)
 {
 	bool again = fl.poll_again;
@@ -208,20 +197,14 @@ static void poll_cb(void *arg, const struct control_result *r)
 		for (struct fdb *f = fl.dbs; f; f = f->next)
 			f->seen = false;
 		for (int i = 0; i < n; i++) {
-			struct fleet_row row = {0};
-			struct database *db = db_find(PQgetvalue(res, i, 0));
+			struct fleet_row row;
+			bool readable = fleet_row_read(&row, res, i);
+			struct database *db = db_find(row.db);
 			struct fdb *f;
 
-			row.db = PQgetvalue(res, i, 0);
-			row.epoch = strtoll(PQgetvalue(res, i, 2), NULL, 10);
-			row.state = PQgetvalue(res, i, 3);
-			row.has_switch_to = parse_side(PQgetvalue(res, i, 4), &row.switch_to);
-			row.coordinator = PQgetvalue(res, i, 5);
-			row.expired = strcmp(PQgetvalue(res, i, 6), "t") == 0;
 			if (i == 0)
 				fl.live = atoi(PQgetvalue(res, 0, 7));
-			if (db == NULL || db->cfg == NULL ||
-			    !parse_side(PQgetvalue(res, i, 1), &row.route))
+			if (db == NULL || db->cfg == NULL || !readable)
 				continue;
 			f = fdb_get(db);
 			if (f == NULL)
@@ -239,7 +222,7 @@ static void poll_cb(void *arg, const struct control_result *r)
 				if (f->held && f->st == FD_NONE)
 					fdb_release(f);
 			} else if (!f->seen) {
-				fdb_follow_absent(f);
+				fdb_follow(f, NULL);
 			}
 		}
 	}

@@ -463,49 +463,33 @@ static void fdb_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- what a poll says ---- */
 
-void fdb_follow(struct fdb *f, const struct fleet_row *r)
+/* A switch is pausing the database: follow it, or take its abort over. */
+static void follow_pausing(struct fdb *f, const struct fleet_row *r)
 {
 	bool mine = strcmp(r->coordinator, fleet_me()) == 0;
 	bool busy = f->st != FD_NONE; /* a follower's switch of some epoch is under way */
 
-	f->epoch = r->epoch;
-	if (cutover_running(f->db))
-		return; /* this instance coordinates: the engine deals with the row */
-	if (f->st == FD_FLIPPING || f->st == FD_MARKING || f->st == FD_LIFTING)
-		return; /* finishing a step already decided */
-	if (busy && f->held && r->epoch < f->held_epoch) {
-		/* the epoch held for is gone from the fleet: abort it (fence first) */
+	if (mine || (busy && r->epoch == f->held_epoch && r->expired)) {
+		/*
+		 * This instance coordinated it before a restart, or its
+		 * coordinator's lease expired: abort it (fence first).
+		 */
 		if (f->st != FD_CLAIMING)
-			claim(f, f->held_epoch, true);
-		return;
-	}
-	if (strcmp(r->state, "pausing") == 0) {
-		if (mine || (busy && r->epoch == f->held_epoch && r->expired)) {
-			/*
-			 * This instance coordinated it before a restart, or its
-			 * coordinator's lease expired: abort it (fence first).
-			 */
-			if (f->st != FD_CLAIMING)
-				claim(f, r->epoch, false);
-			return;
-		}
-		if (!busy || r->epoch > f->held_epoch) {
-			if (r->has_switch_to && r->route == f->db->route)
-				follow_pause(f, r->epoch, r->switch_to);
-			else if (!f->held)
-				/* a switch from a side this instance does not serve: wait for its end */
-				fdb_hold(f);
-		}
-		return;
-	}
-	if (strcmp(r->state, "aborting") == 0) {
-		if (r->expired && f->st != FD_CLAIMING)
 			claim(f, r->epoch, false);
-		else if (!f->held)
-			fdb_hold(f); /* its old side may still be fenced: wait for 'aborted' */
 		return;
 	}
-	/* idle, decided, aborted: no switch in flight for this database */
+	if (!busy || r->epoch > f->held_epoch) {
+		if (r->has_switch_to && r->route == f->db->route)
+			follow_pause(f, r->epoch, r->switch_to);
+		else if (!f->held)
+			/* a switch from a side this instance does not serve: wait for its end */
+			fdb_hold(f);
+	}
+}
+
+/* No switch in flight for the database: serve the fleet's route. */
+static void follow_settled(struct fdb *f, const struct fleet_row *r)
+{
 	if (r->route != f->db->route) {
 		if (f->st != FD_NONE && f->st != FD_ACKED && f->st != FD_DRAINING &&
 		    f->st != FD_CHECKING && f->st != FD_CLAIMING)
@@ -523,10 +507,39 @@ void fdb_follow(struct fdb *f, const struct fleet_row *r)
 	}
 }
 
-void fdb_follow_absent(struct fdb *f)
+void fdb_follow(struct fdb *f, const struct fleet_row *r)
 {
-	if (f->held && !cutover_running(f->db) &&
-	    (f->st == FD_DRAINING || f->st == FD_CHECKING || f->st == FD_ACKED))
-		/* held for a switch whose row the fleet has lost: abort it (fence first) */
-		claim(f, f->held_epoch, true);
+	bool busy = f->st != FD_NONE; /* a follower's switch of some epoch is under way */
+
+	if (r)
+		f->epoch = r->epoch;
+	if (cutover_running(f->db))
+		return; /* this instance coordinates: the engine deals with the row */
+	if (f->st == FD_FLIPPING || f->st == FD_MARKING || f->st == FD_LIFTING)
+		return; /* finishing a step already decided */
+	if (busy && f->held && fleet_epoch_at(r, f->held_epoch) == FLEET_EPOCH_LOST) {
+		/* the fleet database lost the epoch held for: abort it (fence first) */
+		if (f->st != FD_CLAIMING)
+			claim(f, f->held_epoch, true);
+		return;
+	}
+	if (r == NULL)
+		return; /* no row, nothing held for it: its route file stands */
+	switch (r->state) {
+	case FLEET_PAUSING:
+		follow_pausing(f, r);
+		break;
+	case FLEET_ABORTING:
+		if (r->expired && f->st != FD_CLAIMING)
+			claim(f, r->epoch, false);
+		else if (!f->held)
+			fdb_hold(f); /* its old side may still be fenced: wait for 'aborted' */
+		break;
+	case FLEET_IDLE:
+	case FLEET_DECIDED:
+	case FLEET_ABORTED:
+	case FLEET_OTHER:
+		follow_settled(f, r);
+		break;
+	}
 }

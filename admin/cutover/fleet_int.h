@@ -34,6 +34,7 @@
 
 struct database;
 struct event;
+struct fleet_row;
 struct pq_buf;
 
 enum fd_state {
@@ -67,18 +68,6 @@ struct fdb {
 	struct control_conn *side; /* the old side, to lift a fence when taking an abort over */
 };
 
-/* One databases row, as this instance reads it. */
-struct fleet_row {
-	const char *db;
-	enum route_side route;
-	int64_t epoch;
-	const char *state;
-	enum route_side switch_to;
-	bool has_switch_to;
-	const char *coordinator;
-	bool expired;
-};
-
 /* fleet.c */
 
 /* The record of db, NULL when it has none yet. */
@@ -94,9 +83,10 @@ void fdb_free(struct fdb *f);
 /* Hold db for the fleet (new transactions wait); release: resume, state NONE. */
 void fdb_hold(struct fdb *f);
 void fdb_release(struct fdb *f);
-/* What the last poll says of f's database: its row. */
+/*
+ * What the last poll says of f's database: its row, or NULL when the fleet
+ * database has none (any more: restored, or failed over to a replica behind).
+ */
 void fdb_follow(struct fdb *f, const struct fleet_row *r);
-/* The last poll had no row for f's database, which it had before. */
-void fdb_follow_absent(struct fdb *f);
 
 #endif /* PGCUTOVER_FLEET_INT_H */
