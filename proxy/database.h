@@ -45,7 +45,7 @@ enum db_hold {
 	 */
 	DB_HOLD_GUARD = 1u << 2,
 	/*
-	 * The fleet (several instances, admin/cutover/fleet.c): another
+	 * The fleet (several instances, admin/cutover/fleet_follow.c): another
 	 * instance's switch of the database runs, or this instance has not yet
 	 * read the fleet's route for it.
 	 */

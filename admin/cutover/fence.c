@@ -452,7 +452,7 @@ void cutover_guard(struct database *db)
 		/*
 		 * In a fleet the fleet database says how that switch ended: an
 		 * abort (which lifts the fence first) or a decision (after which
-		 * the fence must stay); fleet.c follows it.  The mark goes.
+		 * the fence must stay); fleet_follow.c follows it.  The mark goes.
 		 */
 		cutover_forget_switch_under_way(db);
 		return;

@@ -4,13 +4,13 @@
  * fleet database, `fleet` in [pgcutover]; see fleet_sql.h for its tables
  * and docs/fleet.md for the picture).
  *
- * fleet.c is what every instance does: a heartbeat, a poll of the fleet's
- * databases (LISTEN/NOTIFY wakes it up, the poll is the truth), and, for
- * a switch that another instance coordinates, the follower's side: hold,
- * drain, capture, acknowledge, then flip on the decision or resume on the
- * old side on the abort, or take the abort over from a coordinator whose
- * lease expired.  fleet_switch.c is the coordinator's side, as phases of
- * the switch engine (engine.h).
+ * fleet.c is what every instance does: a heartbeat and a poll of the
+ * fleet's databases (LISTEN/NOTIFY wakes it up, the poll is the truth).
+ * fleet_follow.c is, for a switch that another instance coordinates, the
+ * follower's side: hold, drain, capture, acknowledge, then flip on the
+ * decision or resume on the old side on the abort, or take the abort over
+ * from a coordinator whose lease expired.  fleet_switch.c is the
+ * coordinator's side, as phases of the switch engine (engine.h).
  *
  * With `fleet` empty every function here does nothing and pgcutover is a
  * single instance, exactly as without this file.

@@ -4,7 +4,9 @@
 #include "admin/cutover/fleet_sql.h"
 
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "protocol/pq_build.h"
@@ -15,6 +17,14 @@
  * creation of the schema between instances starting at once.
  */
 #define FLEET_SCHEMA_LOCK "7173826221"
+
+/*
+ * A databases row as the instances read it (fleet_row_read): the poll and
+ * fleet_state_sql select these columns first, in this order.
+ */
+#define ROW_COLUMNS                                                                    \
+	"db, route, epoch, state, COALESCE(switch_to, ''), COALESCE(coordinator, '')," \
+	" COALESCE(lease_until < now(), false)"
 
 static const char SCHEMA_SQL[] =
 	"SELECT pg_catalog.pg_advisory_xact_lock(" FLEET_SCHEMA_LOCK ");"
@@ -133,8 +143,7 @@ bool fleet_poll_sql(struct pq_buf *b, const char *me, const char *address, const
 	put(b, "]::boolean[]) ON CONFLICT (name) DO UPDATE SET heartbeat = now(),"
 	       " address = EXCLUDED.address, started = EXCLUDED.started, dbs = EXCLUDED.dbs,"
 	       " routes = EXCLUDED.routes, paused = EXCLUDED.paused;"
-	       " SELECT db, route, epoch, state, COALESCE(switch_to, ''), COALESCE(coordinator, ''),"
-	       " COALESCE(lease_until < now(), false),"
+	       " SELECT " ROW_COLUMNS ","
 	       " (SELECT count(*) FROM pgcutover.instances WHERE heartbeat > now() - ");
 	put_lease(b, lease_ms);
 	put(b, ") FROM pgcutover.databases");
@@ -178,8 +187,7 @@ bool fleet_begin_sql(struct pq_buf *b, const char *db, const char *me, const cha
 
 bool fleet_state_sql(struct pq_buf *b, const char *db)
 {
-	put(b, "SELECT route, epoch, state, COALESCE(coordinator, ''),"
-	       " COALESCE(lease_until < now(), false) FROM pgcutover.databases WHERE db = ");
+	put(b, "SELECT " ROW_COLUMNS " FROM pgcutover.databases WHERE db = ");
 	sqlquote_put_literal(b, db);
 	return end(b);
 }
@@ -328,4 +336,59 @@ bool fleet_show_sql(struct pq_buf *b, int64_t lease_ms)
 	       " LEFT JOIN LATERAL unnest(i.dbs, i.routes, i.paused) AS d(db, route, paused) ON true"
 	       " ORDER BY i.name, d.db");
 	return end(b);
+}
+
+static const char *const state_names[] = {
+	[FLEET_IDLE] = "idle",         [FLEET_PAUSING] = "pausing", [FLEET_DECIDED] = "decided",
+	[FLEET_ABORTING] = "aborting", [FLEET_ABORTED] = "aborted", [FLEET_OTHER] = "unknown",
+};
+
+const char *fleet_state_name(enum fleet_state st)
+{
+	return state_names[st];
+}
+
+static enum fleet_state parse_state(const char *s)
+{
+	for (int st = FLEET_IDLE; st < FLEET_OTHER; st++)
+		if (strcmp(s, state_names[st]) == 0)
+			return (enum fleet_state)st;
+	return FLEET_OTHER;
+}
+
+static bool parse_side(const char *s, enum route_side *out)
+{
+	if (strcmp(s, "source") == 0)
+		*out = SIDE_SOURCE;
+	else if (strcmp(s, "target") == 0)
+		*out = SIDE_TARGET;
+	else
+		return false;
+	return true;
+}
+
+bool fleet_row_read(struct fleet_row *row, const PGresult *res, int i)
+{
+	memset(row, 0, sizeof(*row));
+	row->db = PQgetvalue(res, i, 0);
+	row->epoch = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+	row->state = parse_state(PQgetvalue(res, i, 3));
+	row->has_switch_to = parse_side(PQgetvalue(res, i, 4), &row->switch_to);
+	row->coordinator = PQgetvalue(res, i, 5);
+	row->expired = strcmp(PQgetvalue(res, i, 6), "t") == 0;
+	return parse_side(PQgetvalue(res, i, 1), &row->route);
+}
+
+const struct fleet_row *fleet_state_read(struct fleet_row *row, const PGresult *res)
+{
+	if (res == NULL || PQntuples(res) != 1 || !fleet_row_read(row, res, 0))
+		return NULL;
+	return row;
+}
+
+enum fleet_epoch_at fleet_epoch_at(const struct fleet_row *row, int64_t epoch)
+{
+	if (row == NULL || row->epoch < epoch)
+		return FLEET_EPOCH_LOST;
+	return row->epoch == epoch ? FLEET_EPOCH_CURRENT : FLEET_EPOCH_PASSED;
 }

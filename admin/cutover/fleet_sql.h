@@ -1,6 +1,7 @@
 /*
  * fleet_sql.h - the SQL pgcutover runs on the fleet database (fleet_sql.c):
- * pure text building, no I/O, unit-tested.
+ * pure text building, and the reading of a databases row out of the answer;
+ * no I/O, unit-tested.
  *
  * The fleet database holds, in schema pgcutover:
  *
@@ -30,6 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proxy/core/route.h"
+
+struct pg_result; /* libpq's PGresult */
 struct pq_buf;
 
 /* The channel every change is notified on. */
@@ -68,7 +72,7 @@ bool fleet_poll_sql(struct pq_buf *b, const char *me, const char *address, const
 bool fleet_begin_sql(struct pq_buf *b, const char *db, const char *me, const char *from,
 		     const char *to, int64_t lease_ms) __attribute__((warn_unused_result));
 
-/* The row of db: route, epoch, state, coordinator, lease expired. */
+/* The row of db, as the poll reads it (struct fleet_row): none when the fleet has no row. */
 bool fleet_state_sql(struct pq_buf *b, const char *db) __attribute__((warn_unused_result));
 
 /* Give back every advisory lock this session holds. */
@@ -117,6 +121,52 @@ bool fleet_reclaim_lost_sql(struct pq_buf *b, const char *db, const char *route,
  */
 bool fleet_record_abort_sql(struct pq_buf *b, const char *db, const char *route, int64_t epoch,
 			    const char *me) __attribute__((warn_unused_result));
+
+/* The state of a database's switch (column state of databases). */
+enum fleet_state {
+	FLEET_IDLE,
+	FLEET_PAUSING,
+	FLEET_DECIDED,
+	FLEET_ABORTING,
+	FLEET_ABORTED,
+	FLEET_OTHER, /* one this version does not know (the CHECK allows none): followed as idle */
+};
+
+const char *fleet_state_name(enum fleet_state st);
+
+/* A databases row, as fleet_poll_sql and fleet_state_sql read it. */
+struct fleet_row {
+	const char *db; /* the strings point into the answer */
+	enum route_side route;
+	int64_t epoch;
+	enum fleet_state state;
+	enum route_side switch_to;
+	bool has_switch_to;
+	const char *coordinator; /* "" when none */
+	bool expired;            /* the lease of its switch expired */
+};
+
+/*
+ * Row i of a fleet_poll_sql or fleet_state_sql answer; false when its route
+ * is neither source nor target (the schema's CHECK allows no other).
+ */
+bool fleet_row_read(struct fleet_row *row, const struct pg_result *res, int i);
+/* The row of a fleet_state_sql answer (res may be NULL), in *row; NULL when it has none. */
+const struct fleet_row *fleet_state_read(struct fleet_row *row, const struct pg_result *res);
+
+/* Where the switch of an epoch stands in its database's row. */
+enum fleet_epoch_at {
+	/*
+	 * No row, or an older epoch: the fleet database lost it (restored from
+	 * a backup, or failed over to a replica that had not received it).
+	 */
+	FLEET_EPOCH_LOST,
+	FLEET_EPOCH_CURRENT, /* the row is still that switch's */
+	FLEET_EPOCH_PASSED,  /* a later switch began */
+};
+
+/* Where epoch stands in row (NULL: the fleet database has no row for the database). */
+enum fleet_epoch_at fleet_epoch_at(const struct fleet_row *row, int64_t epoch);
 
 /*
  * SHOW FLEET: instance, address, heartbeat age (ms), live, db, route,

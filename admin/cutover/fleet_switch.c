@@ -158,25 +158,27 @@ static void renew_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void why_not_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
+	struct fleet_row buf;
+	const struct fleet_row *row;
 
 	if (co->phase != CO_FLEET_PAUSE)
 		return;
-	if (!r->ok || r->res == NULL || PQntuples(r->res) != 1) {
+	row = r->ok ? fleet_state_read(&buf, r->res) : NULL;
+	if (row == NULL) {
 		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 			     "the fleet database did not let this instance start the switch%s%s",
 			     r->ok ? "" : ": ", r->ok ? "" : r->error);
 		return;
 	}
-	if (strcmp(PQgetvalue(r->res, 0, 0), route_side_name(co->from)) != 0) {
+	if (row->route != co->from) {
 		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 			     "the fleet says database \"%s\" is routed to its %s: this instance has not followed it yet; try again in a moment",
-			     co->db->name, PQgetvalue(r->res, 0, 0));
+			     co->db->name, route_side_name(row->route));
 		return;
 	}
 	cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-		     "instance %s is switching database \"%s\" (fleet state %s, epoch %s)",
-		     PQgetvalue(r->res, 0, 3), co->db->name, PQgetvalue(r->res, 0, 2),
-		     PQgetvalue(r->res, 0, 1));
+		     "instance %s is switching database \"%s\" (fleet state %s, epoch %" PRId64 ")",
+		     row->coordinator, co->db->name, fleet_state_name(row->state), row->epoch);
 }
 
 static void begin_cb(void *arg, const struct control_result *r)
@@ -389,13 +391,6 @@ void cutover_fleet_drain_expired(struct cutover *co)
 		     co->rec.instances_acked, co->rec.instances, missing);
 }
 
-/* A fleet_state_sql answer without this switch's epoch in it (see record_abort). */
-static bool fleet_epoch_lost(const struct cutover *co, const struct control_result *r)
-{
-	return r->res == NULL || PQntuples(r->res) != 1 ||
-	       strtoll(PQgetvalue(r->res, 0, 1), NULL, 10) < co->fleet_epoch;
-}
-
 /* ---- DECIDE ---- */
 
 static void decide_send(struct cutover *co);
@@ -410,6 +405,8 @@ static void decide_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void decided_state_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
+	struct fleet_row buf;
+	const struct fleet_row *row;
 
 	if (co->phase != CO_DECIDE)
 		return;
@@ -419,21 +416,25 @@ static void decided_state_cb(void *arg, const struct control_result *r)
 		retry_later(co, decide_timer_cb);
 		return;
 	}
-	if (r->res && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 2), "decided") == 0 &&
-	    strtoll(PQgetvalue(r->res, 0, 1), NULL, 10) == co->fleet_epoch &&
-	    strcmp(PQgetvalue(r->res, 0, 0), route_side_name(co->to)) == 0) {
-		/* an earlier try committed, its answer was lost */
-		co->fleet_decided = true;
-		fleet_poll_soon();
-		cutover_phase_done(co);
-		return;
-	}
-	if (fleet_epoch_lost(co, r)) {
+	row = fleet_state_read(&buf, r->res);
+	switch (fleet_epoch_at(row, co->fleet_epoch)) {
+	case FLEET_EPOCH_LOST:
 		cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
 			     "the fleet database has lost this switch (fleet epoch %" PRId64
 			     "): was it restored or failed over?",
 			     co->fleet_epoch);
 		return;
+	case FLEET_EPOCH_CURRENT:
+		if (row->state == FLEET_DECIDED && row->route == co->to) {
+			/* an earlier try committed, its answer was lost */
+			co->fleet_decided = true;
+			fleet_poll_soon();
+			cutover_phase_done(co);
+			return;
+		}
+		break;
+	case FLEET_EPOCH_PASSED:
+		break;
 	}
 	/* the row is no longer this switch's: another instance took the abort over */
 	cutover_fail(co, SQLSTATE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -612,15 +613,25 @@ static void mark_cb(void *arg, const struct control_result *r)
 		return;
 	}
 	if (!co->fleet_claimed) {
-		if (fleet_epoch_lost(co, r)) {
+		struct fleet_row buf;
+		const struct fleet_row *row = fleet_state_read(&buf, r->res);
+
+		/*
+		 * Lost: nobody else can hold its abort, record it.  Else someone
+		 * else's abort: resume once it says aborted (or a newer epoch began).
+		 */
+		switch (fleet_epoch_at(row, co->fleet_epoch)) {
+		case FLEET_EPOCH_LOST:
 			record_abort(co);
 			return;
-		}
-		/* someone else's abort: resume once it says aborted (or a newer epoch began) */
-		if (strcmp(PQgetvalue(r->res, 0, 2), "aborted") != 0 &&
-		    strtoll(PQgetvalue(r->res, 0, 1), NULL, 10) == co->fleet_epoch) {
-			retry_later(co, mark_timer_cb);
-			return;
+		case FLEET_EPOCH_CURRENT:
+			if (row->state != FLEET_ABORTED) {
+				retry_later(co, mark_timer_cb);
+				return;
+			}
+			break;
+		case FLEET_EPOCH_PASSED:
+			break;
 		}
 	}
 	log_info("switch %s: fleet epoch %" PRId64 " aborted", co->db->name, co->fleet_epoch);

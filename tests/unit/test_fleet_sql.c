@@ -2,12 +2,14 @@
  * test_fleet_sql.c - the fleet database's SQL (admin/cutover/fleet_sql.c):
  * every name and value quoted, the conditions that make a decision and an
  * abort exclude each other, and conf/fleet-schema.sql saying the same as
- * the schema pgcutover creates itself.  What the statements do against a
+ * the schema pgcutover creates itself, and the reading of a databases row
+ * (its state; whether an epoch is lost).  What the statements do against a
  * server is proven by tests/integration/test_fleet.py.
  */
 #include "unit.h"
 
 #include <ctype.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -147,9 +149,89 @@ static void test_decision_and_abort_exclude_each_other(void)
 	pq_buf_free(&b);
 }
 
+/* A one-row answer with the columns of a databases row (as fleet_state_sql gives). */
+static PGresult *state_answer(const char *route, const char *epoch, const char *state,
+			      const char *switch_to, const char *coordinator, const char *expired)
+{
+	static const char *const names[] = {"db",        "route",       "epoch",  "state",
+					    "switch_to", "coordinator", "expired"};
+	const char *values[] = {"app", route, epoch, state, switch_to, coordinator, expired};
+	PGresAttDesc attrs[7];
+	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+
+	memset(attrs, 0, sizeof(attrs));
+	for (int i = 0; i < 7; i++) {
+		attrs[i].name = (char *)names[i];
+		attrs[i].format = 0;
+		attrs[i].typid = 25; /* text */
+		attrs[i].typlen = -1;
+		attrs[i].atttypmod = -1;
+	}
+	if (res == NULL || !PQsetResultAttrs(res, 7, attrs))
+		return res;
+	for (int i = 0; i < 7; i++)
+		if (!PQsetvalue(res, 0, i, (char *)values[i], (int)strlen(values[i])))
+			break;
+	return res;
+}
+
+static void test_row_read(void)
+{
+	struct fleet_row buf;
+	const struct fleet_row *row;
+	PGresult *res;
+	struct pq_buf b;
+
+	/* the state query reads the poll's columns */
+	pq_buf_init(&b);
+	UT_ASSERT(fleet_state_sql(&b, "app"));
+	UT_ASSERT(strncmp(built(&b), "SELECT db, route, epoch, state, COALESCE(switch_to, ''),",
+			  56) == 0);
+	pq_buf_free(&b);
+
+	res = state_answer("source", "7", "pausing", "target", "i0", "t");
+	UT_ASSERT(res != NULL && PQntuples(res) == 1);
+	row = fleet_state_read(&buf, res);
+	UT_ASSERT(row == &buf);
+	UT_EQ_STR(row->db, "app");
+	UT_ASSERT(row->route == SIDE_SOURCE);
+	UT_ASSERT(row->epoch == 7);
+	UT_ASSERT(row->state == FLEET_PAUSING);
+	UT_ASSERT(row->has_switch_to && row->switch_to == SIDE_TARGET);
+	UT_EQ_STR(row->coordinator, "i0");
+	UT_ASSERT(row->expired);
+	UT_EQ_STR(fleet_state_name(row->state), "pausing");
+
+	/* where an epoch stands: older (lost), this one, a later one began */
+	UT_ASSERT(fleet_epoch_at(row, 8) == FLEET_EPOCH_LOST);
+	UT_ASSERT(fleet_epoch_at(row, 7) == FLEET_EPOCH_CURRENT);
+	UT_ASSERT(fleet_epoch_at(row, 6) == FLEET_EPOCH_PASSED);
+	UT_ASSERT(fleet_epoch_at(NULL, 1) == FLEET_EPOCH_LOST);
+	PQclear(res);
+
+	/* no switch_to; a state this version does not know */
+	res = state_answer("target", "3", "someday", "", "", "f");
+	row = fleet_state_read(&buf, res);
+	UT_ASSERT(row != NULL && row->route == SIDE_TARGET && !row->has_switch_to);
+	UT_ASSERT(row->state == FLEET_OTHER && !row->expired);
+	PQclear(res);
+
+	/* a route that is neither side is no row */
+	res = state_answer("elsewhere", "3", "idle", "", "", "f");
+	UT_ASSERT(fleet_state_read(&buf, res) == NULL);
+	PQclear(res);
+
+	/* no answer, or no row */
+	UT_ASSERT(fleet_state_read(&buf, NULL) == NULL);
+	res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+	UT_ASSERT(fleet_state_read(&buf, res) == NULL);
+	PQclear(res);
+}
+
 const struct unit_test unit_tests_fleet_sql[] = {
 	{"fleet_schema_file_matches", test_schema_file_matches},
 	{"fleet_names_are_quoted", test_names_are_quoted},
 	{"fleet_decision_and_abort_exclude_each_other", test_decision_and_abort_exclude_each_other},
+	{"fleet_row_read", test_row_read},
 	{NULL, NULL},
 };
