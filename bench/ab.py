@@ -23,16 +23,14 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import REPO, md_table, results_path, say  # noqa: E402
 import run as benchrun  # noqa: E402  (bench/run.py: cluster, proxies, pgbench)
-from run import (LIVE, PGCUTOVER, REPO, Cluster, Interrupted, Proxy, chown_pg,  # noqa: E402
-                 machine_info, md_table, on_sigterm, pgbench, raise_fd_limit, say,
-                 setup_cluster)
+from run import (LIVE, PGCUTOVER, Cluster, Interrupted, Proxy, chown_pg,  # noqa: E402
+                 machine_info, on_sigterm, pgbench, raise_fd_limit, setup_cluster)
 
 
 def parse_args(argv):
@@ -140,12 +138,7 @@ def main(argv):
     say()
     say(table)
     if not args.no_write:
-        os.makedirs(os.path.join(REPO, "bench", "results"), exist_ok=True)
-        base = os.path.join(REPO, "bench", "results",
-                            f"{info['date'][:10]}-ab-{info['commit']}")
-        path, n = base + ".md", 2
-        while os.path.exists(path):
-            path, n = f"{base}-{n}.md", n + 1
+        path = results_path(f"{info['date'][:10]}-ab-{info['commit']}")
         with open(path, "w") as f:
             f.write(f"# pgcutover A/B, {info['date']}\n\n")
             f.write(f"- machine: {info['cpu']} x{info['cores']}, {info['kernel']}; "

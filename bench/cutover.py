@@ -21,41 +21,18 @@ lost row (whatever the gap), 1 otherwise.
 """
 
 import argparse
-import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
-
+# benchlib first: it puts tests/integration (proxyutil, pgutil, replication) on sys.path
+from benchlib import (add_switch_args, cleanup, commit_gaps, fmt, interrupt_on_sigterm, make_tmp,
+                      pgcutover_ready, say, start_pair, stop_proxy, switch_mid_run,
+                      switch_problems)
 import proxyutil                                      # noqa: E402
-from pgutil import PASSWORDS, Cluster, boot_pair      # noqa: E402
-from replication import AdminError, Pgbench, ReplicatedDB, admin  # noqa: E402
+from pgutil import Cluster                            # noqa: E402
+from replication import Pgbench, ReplicatedDB        # noqa: E402
 
 TARGET_GAP_MS = 250
-
-
-def say(msg=""):
-    print(msg, flush=True)
-
-
-def gaps(times, lo, hi):
-    """Longest gap between consecutive completions overlapping [lo, hi],
-    and the longest one elsewhere (steady state, for comparison)."""
-    times = sorted(times)
-    around, elsewhere = 0.0, 0.0
-    for a, b in zip(times, times[1:]):
-        if b >= lo and a <= hi:
-            around = max(around, b - a)
-        else:
-            elsewhere = max(elsewhere, b - a)
-    return around, elsewhere
 
 
 def one_run(env, mode, i, args):
@@ -72,20 +49,14 @@ def one_run(env, mode, i, args):
         db.truncate_history()
         with Pgbench(proxy.port, name, clients=args.clients, seconds=args.seconds,
                      mode=args.query_mode, log=True, appname="pgcutover-bench") as pb:
-            pb.start()
-            time.sleep(args.switch_at)
-            if pb.proc.poll() is not None:
-                out["error"] = "pgbench ended before the switch: " + pb.wait().stdout[-500:]
+            sw = switch_mid_run(pb, proxy.admin_port, name, args.switch_at, lag=True)
+            if "early" in sw:
+                out["error"] = "pgbench ended before the switch: " + sw["early"][-500:]
                 return out
-            lag = admin(proxy.admin_port, f"SHOW LAG {name}")[0]
-            out["lag_bytes"] = int(lag["lag_bytes"]) if lag["lag_bytes"] is not None else None
-            t0 = time.time()
-            try:
-                row = admin(proxy.admin_port, f"SWITCH {name}")[0]
-            except AdminError as e:
-                out["error"] = f"SWITCH failed: {e}"
-                row = None
-            t1 = time.time()
+            out["lag_bytes"] = sw["lag_bytes"]
+            if "error" in sw:
+                out["error"] = sw["error"]
+            row, t0, t1 = sw["row"], sw["t0"], sw["t1"]
             try:
                 res = pb.wait(timeout=args.seconds + 30)
             except AssertionError as e:
@@ -96,46 +67,25 @@ def one_run(env, mode, i, args):
                        lag_wait_ms=int(row["lag_wait_ms"]), seq_ms=int(row["sequence_sync_ms"]),
                        switch_ms=(t1 - t0) * 1000)
         times = res.completion_times()
-        around, elsewhere = gaps(times, t0, t1)
+        around, elsewhere = commit_gaps(times, t0, t1)
         out.update(committed=res.committed, failed=res.failed, gap_ms=around * 1000,
                    steady_gap_ms=elsewhere * 1000, logged=len(times))
         hist = db.count("target", "pgbench_history")
         out["history_ok"] = hist == res.committed
-        problems = []
-        if res.rc != 0 or res.failed or res.aborted:
-            problems.append(f"pgbench rc {res.rc}, failed {res.failed}, aborted {len(res.aborted)}")
-        if not out["history_ok"]:
-            problems.append(f"target has {hist} history rows for {res.committed} committed")
-        if not row or row["result"] != "ok":
-            problems.append("switch not ok")
+        problems = switch_problems(res, hist, res.committed, row)
         if problems:
             out["error"] = "; ".join(problems)
         else:
             out["ok"] = True
         return out
     finally:
-        if proxy is not None and proxy.proc is not None:
-            probs = proxy.stop()
-            if probs or not out.get("ok"):
-                out.setdefault("log_tail", "\n".join(proxy.log().splitlines()[-30:]))
-            proxy.cleanup()
+        stop_proxy(proxy, out)
         db.drop()
-
-
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
-def fmt(v, unit="ms"):
-    return "-" if v is None else f"{v:.0f} {unit}"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--seconds", type=int, default=12)
-    ap.add_argument("--switch-at", type=float, default=5.0)
+    add_switch_args(ap, clients=16, seconds=12, switch_at=5.0)
     ap.add_argument("--modes", default="session,transaction")
     ap.add_argument("--query-mode", default="extended", choices=["simple", "extended", "prepared"],
                     help="pgbench -M (prepared: named statements move with the sessions; in "
@@ -143,22 +93,14 @@ def main():
     ap.add_argument("--verbose", action="store_true", help="print the proxy log of failed runs")
     args = ap.parse_args()
 
-    binary = proxyutil.pgcutover_bin()
-    if not os.access(binary, os.X_OK):
-        say(f"pgcutover not found at {binary}: run `make` first")
+    if not pgcutover_ready():
         return 2
-    signal.signal(signal.SIGTERM, on_sigterm)
-    tmp = tempfile.mkdtemp(prefix="pgcutover-bench-", dir="/tmp")
-    os.chmod(tmp, 0o755)
+    interrupt_on_sigterm()
+    tmp = make_tmp()
     clusters = [Cluster("bench-source"), Cluster("bench-target")]
     results = []
     try:
-        boot_pair(clusters[0], clusters[1])
-        userlist = os.path.join(tmp, "userlist.txt")
-        with open(userlist, "w") as f:
-            f.write(f'"alice" "{PASSWORDS["alice"]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n'
-                    '"admin" "admin_pw"\n')
-        env = proxyutil.ClusterEnv(clusters[0], clusters[1], userlist)
+        env = start_pair(clusters, tmp)
         say(f"pgbench tpcb-like + orders insert, {args.clients} clients, {args.seconds}s, "
             f"-M {args.query_mode}, SWITCH after {args.switch_at:.0f}s; {args.runs} runs per mode")
         say(f"{'mode':<12}{'run':>4}{'committed':>11}{'failed':>7}{'lag before':>12}"
@@ -169,8 +111,8 @@ def main():
                 results.append(r)
                 say(f"{r['mode']:<12}{i:>4}{r.get('committed', '-')!s:>11}"
                     f"{r.get('failed', '-')!s:>7}{fmt(r.get('lag_bytes'), 'B'):>12}"
-                    f"{fmt(r.get('paused_ms')):>9}{fmt(r.get('lag_wait_ms')):>10}"
-                    f"{fmt(r.get('gap_ms')):>9}{fmt(r.get('steady_gap_ms')):>12}  "
+                    f"{fmt(r.get('paused_ms'), 'ms'):>9}{fmt(r.get('lag_wait_ms'), 'ms'):>10}"
+                    f"{fmt(r.get('gap_ms'), 'ms'):>9}{fmt(r.get('steady_gap_ms'), 'ms'):>12}  "
                     f"{'ok' if r['ok'] else 'FAILED: ' + r.get('error', '?')}")
                 if not r["ok"] and args.verbose and r.get("log_tail"):
                     say(r["log_tail"])
@@ -190,10 +132,7 @@ def main():
         say("interrupted")
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for c in clusters:
-            c.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(clusters, tmp)
     return 0 if results and all(r["ok"] for r in results) else 1
 
 

@@ -22,31 +22,20 @@ failed transaction and no missing row.
 
 import argparse
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, HERE)
-os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
-
+# benchlib first: it puts tests/integration (proxyutil, pgutil, replication) on sys.path
+from benchlib import (add_switch_args, cleanup, commit_gaps, interrupt_on_sigterm, make_tmp,
+                      pgcutover_ready, say, send_switch, start_pair)
 import proxyutil                                      # noqa: E402
-from cutover import gaps                              # noqa: E402
 from fleetutil import (create_fleet_db, fleet_conninfo, start_fleet_cluster,  # noqa: E402
                        FLEET_DB)
-from pgutil import PASSWORDS, Cluster, boot_pair      # noqa: E402
-from replication import AdminError, Pgbench, ReplicatedDB, admin, wait_until  # noqa: E402
+from pgutil import Cluster                            # noqa: E402
+from replication import Pgbench, ReplicatedDB, admin, wait_until  # noqa: E402
 
 TARGET_MS = 100
-
-
-def say(msg=""):
-    print(msg, flush=True)
 
 
 def proxy(env, db, name, mode, clients, fleet=None):
@@ -68,16 +57,10 @@ def measure(ps, db, args, clients_each):
     for b in benches:
         b.start()
     time.sleep(args.switch_at)
-    t0 = time.time()
-    row, err = None, None
-    try:
-        row = admin(ps[0].admin_port, f"SWITCH {db.name}")[0]
-    except AdminError as e:
-        err = str(e)
-    t1 = time.time()
+    row, err, t0, t1 = send_switch(ps[0].admin_port, f"SWITCH {db.name}")
     results = [b.wait(timeout=args.seconds + 30) for b in benches]
     times = [t for r in results for t in r.completion_times()]
-    around, _ = gaps(times, t0, t1)
+    around, _ = commit_gaps(times, t0, t1)
     committed = sum(len(r.completion_times()) for r in results)
     rows = db.count("target", "pgbench_history")
     problems = []
@@ -143,35 +126,21 @@ def heartbeat_load(env, fleet_cluster, seconds=10):
         db.drop()
 
 
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--clients", type=int, default=12)
-    ap.add_argument("--seconds", type=int, default=8)
-    ap.add_argument("--switch-at", type=float, default=3.0)
+    add_switch_args(ap, clients=12, seconds=8, switch_at=3.0)
     ap.add_argument("--modes", default="session,transaction")
     args = ap.parse_args()
-    if not os.access(proxyutil.pgcutover_bin(), os.X_OK):
-        say("pgcutover not found: run `make` first")
+    if not pgcutover_ready():
         return 2
-    signal.signal(signal.SIGTERM, on_sigterm)
-    tmp = tempfile.mkdtemp(prefix="pgcutover-bench-", dir="/tmp")
-    os.chmod(tmp, 0o755)
+    interrupt_on_sigterm()
+    tmp = make_tmp()
     clusters = [Cluster("bench-source"), Cluster("bench-target")]
     fleet_cluster = None
     ok = True
     try:
-        boot_pair(clusters[0], clusters[1])
+        env = start_pair(clusters, tmp)
         fleet_cluster = start_fleet_cluster()
-        userlist = os.path.join(tmp, "userlist.txt")
-        with open(userlist, "w") as f:
-            f.write(f'"alice" "{PASSWORDS["alice"]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n'
-                    '"admin" "admin_pw"\n')
-        env = proxyutil.ClusterEnv(clusters[0], clusters[1], userlist)
         say(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}; pgbench tpcb-like"
             f" + orders, {args.clients} clients in all, {args.seconds}s, SWITCH after "
             f"{args.switch_at:.0f}s; {args.runs} runs per mode")
@@ -202,10 +171,7 @@ def main():
         say("interrupted")
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for c in clusters + ([fleet_cluster] if fleet_cluster else []):
-            c.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(clusters + ([fleet_cluster] if fleet_cluster else []), tmp)
     return 0 if ok else 1
 
 

@@ -26,30 +26,19 @@ succeeded with zero failed transactions and no missing row.
 
 import argparse
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, HERE)
-os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
-
+# benchlib first: it puts tests/integration (proxyutil, pgutil, replication) on sys.path
+from benchlib import (add_switch_args, cleanup, commit_gaps, fmt, interrupt_on_sigterm, make_tmp,
+                      pgcutover_ready, say, start_pair, stop_proxy, switch_mid_run,
+                      switch_problems)
 import proxyutil                                      # noqa: E402
-from cutover import gaps                              # noqa: E402
-from pgutil import PASSWORDS, Cluster, boot_pair      # noqa: E402
+from pgutil import Cluster                            # noqa: E402
 from psycopg import sql                               # noqa: E402
-from replication import AdminError, Pgbench, ReplicatedDB, admin  # noqa: E402
+from replication import Pgbench, ReplicatedDB        # noqa: E402
 
 TARGET_DIFF_MS = 50
-
-
-def say(msg=""):
-    print(msg, flush=True)
 
 
 def add_tables(db, n):
@@ -75,34 +64,23 @@ def one_switch(proxy, name, to, args, committed_before, db):
     out = {"to": to}
     with Pgbench(proxy.port, name, clients=args.clients, seconds=args.seconds,
                  mode="extended", log=True, appname="pgcutover-bench") as pb:
-        pb.start()
-        time.sleep(args.switch_at)
-        if pb.proc.poll() is not None:
-            out["error"] = "pgbench ended before the switch: " + pb.wait().stdout[-300:]
+        sw = switch_mid_run(pb, proxy.admin_port, name, args.switch_at, to=to)
+        if "early" in sw:
+            out["error"] = "pgbench ended before the switch: " + sw["early"][-300:]
             return out
-        t0 = time.time()
-        try:
-            row = admin(proxy.admin_port, f"SWITCH {name} TO {to}")[0]
-        except AdminError as e:
-            out["error"] = f"SWITCH TO {to} failed: {e}"
-            row = None
-        t1 = time.time()
+        if "error" in sw:
+            out["error"] = sw["error"]
+        row, t0, t1 = sw["row"], sw["t0"], sw["t1"]
         res = pb.wait(timeout=args.seconds + 30)
     if row:
         out.update(paused_ms=int(row["paused_ms"]), prepare_ms=int(row["prepare_ms"]),
                    replication_ms=int(row["replication_ms"]), fence_ms=int(row["fence_ms"]),
                    lag_wait_ms=int(row["lag_wait_ms"]))
-    around, _ = gaps(res.completion_times(), t0, t1)
+    around, _ = commit_gaps(res.completion_times(), t0, t1)
     total = committed_before + (res.committed or 0)
     out.update(committed=res.committed, failed=res.failed, gap_ms=around * 1000, total=total)
     rows = db.count(to, "pgbench_history")
-    problems = []
-    if res.rc != 0 or res.failed or res.aborted:
-        problems.append(f"pgbench rc {res.rc}, failed {res.failed}, aborted {len(res.aborted)}")
-    if rows != total:
-        problems.append(f"the {to} has {rows} history rows for {total} committed")
-    if not row or row["result"] != "ok":
-        problems.append("switch not ok")
+    problems = switch_problems(res, rows, total, row, side=f"the {to}")
     if problems:
         out["error"] = "; ".join(problems)
     return out
@@ -133,48 +111,26 @@ def one_run(env, mode, i, args):
         out["ok"] = True
         return out
     finally:
-        if proxy is not None and proxy.proc is not None:
-            probs = proxy.stop()
-            if probs or not out.get("ok"):
-                out.setdefault("log_tail", "\n".join(proxy.log().splitlines()[-30:]))
-            proxy.cleanup()
+        stop_proxy(proxy, out)
         db.drop()
-
-
-def on_sigterm(signum, frame):
-    raise KeyboardInterrupt
-
-
-def fmt(v):
-    return "-" if v is None else f"{v:.0f}"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--clients", type=int, default=16)
-    ap.add_argument("--seconds", type=int, default=10)
-    ap.add_argument("--switch-at", type=float, default=4.0)
+    add_switch_args(ap, clients=16, seconds=10, switch_at=4.0)
     ap.add_argument("--tables", type=int, default=100)
     ap.add_argument("--modes", default="session,transaction")
     ap.add_argument("--verbose", action="store_true")
     args = ap.parse_args()
 
-    if not os.access(proxyutil.pgcutover_bin(), os.X_OK):
-        say("pgcutover not found: run `make` first")
+    if not pgcutover_ready():
         return 2
-    signal.signal(signal.SIGTERM, on_sigterm)
-    tmp = tempfile.mkdtemp(prefix="pgcutover-bench-", dir="/tmp")
-    os.chmod(tmp, 0o755)
+    interrupt_on_sigterm()
+    tmp = make_tmp()
     clusters = [Cluster("bench-source"), Cluster("bench-target")]
     results = []
     try:
-        boot_pair(clusters[0], clusters[1])
-        userlist = os.path.join(tmp, "userlist.txt")
-        with open(userlist, "w") as f:
-            f.write(f'"alice" "{PASSWORDS["alice"]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n'
-                    '"admin" "admin_pw"\n')
-        env = proxyutil.ClusterEnv(clusters[0], clusters[1], userlist)
+        env = start_pair(clusters, tmp)
         say(f"machine: {os.cpu_count()} cores; pgbench tpcb-like + orders insert, "
             f"{args.clients} clients, {args.seconds}s per direction, SWITCH after "
             f"{args.switch_at:.0f}s; {args.tables} extra tables; {args.runs} runs per mode")
@@ -216,10 +172,7 @@ def main():
         say("interrupted")
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for c in clusters:
-            c.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(clusters, tmp)
     return 0 if results and all(r["ok"] for r in results) else 1
 
 

@@ -38,32 +38,28 @@ import argparse
 import datetime
 import os
 import pwd
-import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-
+# benchlib first: it puts tests/integration (pgutil) on sys.path
+import benchlib
+from benchlib import (HERE, REPO, close_clients, cpu_us, md_table, median_of,
+                      open_idle_clients, pgbench_summary, proc_cpu_ticks, results_path, run, say,
+                      startup_packet)
 from pgutil import Cluster, free_port, pg_bin, wait_port  # noqa: E402
 
 PGBOUNCER = os.environ.get("PGBOUNCER_BIN", "/usr/sbin/pgbouncer")
 PGCUTOVER = os.path.abspath(os.environ.get("PGCUTOVER_BIN",
                                            os.path.join(REPO, "build", "pgcutover")))
-RESULTS_DIR = os.path.join(HERE, "results")
 
 USER, PASSWORD, DBNAME = "bench", "bench_pw", "bench"
 SCALE = 10
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 NOFILE = 65536  # fd limit of this process and of the proxies (inherited)
 
 # The proxies the table compares, in column order.
@@ -80,10 +76,6 @@ TARGET_CPU = 0.7          # pgcutover CPU per transaction / PgBouncer's
 LIVE = []
 
 
-def say(msg=""):
-    print(msg, flush=True)
-
-
 class Interrupted(Exception):
     """SIGTERM, turned into an exception so that `finally` cleans up."""
 
@@ -94,30 +86,12 @@ def on_sigterm(signum, frame):
 
 # -- processes ---------------------------------------------------------------
 
-def run(argv, timeout, env=None, check=True, **kw):
-    """subprocess.run with a timeout, text output, stdout+stderr captured."""
-    p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True, timeout=timeout, **kw)
-    if check and p.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stdout[-2000:]}")
-    return p
-
-
 def pg_env():
     env = dict(os.environ, PGPASSWORD=PASSWORD, PGCONNECT_TIMEOUT="20")
     for k in ("PGSERVICE", "PGOPTIONS", "PGDATABASE", "PGUSER", "PGHOST", "PGPORT",
               "PGSSLMODE", "PGAPPNAME"):
         env.pop(k, None)
     return env
-
-
-def proc_cpu_ticks(pid):
-    """utime + stime of a process (all its threads), in clock ticks."""
-    with open(f"/proc/{pid}/stat") as f:
-        data = f.read()
-    # comm (field 2) may hold spaces: split after its closing parenthesis.
-    fields = data[data.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
 
 
 def proc_rss_kb(pid):
@@ -256,14 +230,6 @@ def chown_pg(path, recursive=False):
 
 # -- pgbench -----------------------------------------------------------------
 
-RX = {
-    "txns": re.compile(r"number of transactions actually processed: (\d+)"),
-    "failed": re.compile(r"number of failed transactions: (\d+)"),
-    "lat": re.compile(r"latency average = ([\d.]+) ms"),
-    "tps": re.compile(r"tps = ([\d.]+) \(without initial connection time\)"),
-}
-
-
 def jobs_for(mode, proto, clients):
     """pgbench threads.  -M prepared prepares each statement with a blocking
     PQprepare at its first use: in transaction pooling with fewer servers than
@@ -286,11 +252,7 @@ def pgbench(port, script, proto, clients, duration, proxy=None, jobs=None):
     except subprocess.TimeoutExpired:
         return {"error": "pgbench timed out"}
     after = proxy.cpu_ticks() if proxy else None
-    out = {}
-    for k, rx in RX.items():
-        m = rx.search(p.stdout)
-        if m:
-            out[k] = float(m.group(1))
+    out = pgbench_summary(p.stdout)
     if p.returncode != 0 or "tps" not in out or not out.get("txns"):
         lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
         errs = [ln for ln in lines if "ERROR:" in ln or "FATAL:" in ln] or \
@@ -299,67 +261,13 @@ def pgbench(port, script, proto, clients, duration, proxy=None, jobs=None):
     if out.get("failed"):
         out["error"] = f"{int(out['failed'])} failed transactions"
     if proxy:
-        out["cpu_us"] = (after - before) / CLK_TCK / out["txns"] * 1e6
+        out["cpu_us"] = cpu_us(after - before, out["txns"])
     return out
 
 
 # -- idle clients over raw sockets ----------------------------------------------
 
-STARTUP = (lambda body: struct.pack("!II", len(body) + 8, 196608) + body)(
-    f"user\0{USER}\0database\0{DBNAME}\0\0".encode())
-
-
-def read_until_ready(s):
-    """Read a login's answer until ReadyForQuery; trust authentication only."""
-    buf = b""
-    while True:
-        while len(buf) >= 5:
-            typ, n = buf[0:1], struct.unpack("!I", buf[1:5])[0]
-            if len(buf) < 1 + n:
-                break
-            body, buf = buf[5:1 + n], buf[1 + n:]
-            if typ == b"E":
-                raise RuntimeError("login refused: " + body.replace(b"\0", b" ").decode(
-                    errors="replace"))
-            if typ == b"R" and struct.unpack("!I", body[:4])[0] != 0:
-                raise RuntimeError("login asked for a password (expected trust)")
-            if typ == b"Z":
-                return
-        chunk = s.recv(65536)
-        if not chunk:
-            raise RuntimeError("connection closed during login")
-        buf += chunk
-
-
-def open_idle_clients(port, total, socks, batch=200):
-    """Log in clients (StartupMessage .. ReadyForQuery) until `socks` holds
-    `total` of them; `batch` logins are in flight at a time."""
-    while len(socks) < total:
-        pending = []
-        try:
-            for _ in range(min(batch, total - len(socks))):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                pending.append(s)
-                s.settimeout(30)
-                s.connect(("127.0.0.1", port))
-                s.sendall(STARTUP)
-            for s in pending:
-                read_until_ready(s)
-        except BaseException:
-            for s in pending:
-                s.close()
-            raise
-        socks.extend(pending)
-
-
-def close_clients(socks):
-    for s in socks:
-        try:
-            s.sendall(b"X\0\0\0\4")
-        except OSError:
-            pass
-        s.close()
-    socks.clear()
+STARTUP = startup_packet(USER, DBNAME)
 
 
 def measure_rss(kind, workdir, pg_port, counts):
@@ -369,13 +277,13 @@ def measure_rss(kind, workdir, pg_port, counts):
     px = Proxy(kind, "transaction", workdir, pg_port, "trust", 20, top + 100).start()
     socks = []
     try:
-        open_idle_clients(px.port, 1, socks)  # the first login opens a server
+        open_idle_clients(px.port, STARTUP, 1, socks)  # the first login opens a server
         close_clients(socks)
         time.sleep(0.5)
         res = {"idle": px.rss_kb()}
         for n in sorted(counts):
             t0 = time.monotonic()
-            open_idle_clients(px.port, n, socks)
+            open_idle_clients(px.port, STARTUP, n, socks)
             time.sleep(0.5)
             res[n] = px.rss_kb()
             say(f"  {kind:<10} {n:>6} idle clients: RSS {res[n]} kB "
@@ -421,25 +329,10 @@ log_disconnections = off
 
 
 def machine_info():
-    info = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
-    try:
-        with open("/proc/cpuinfo") as f:
-            info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f
-                                if ln.startswith("model name")), "?")
-    except OSError:
-        info["cpu"] = "?"
-    info["cores"] = os.cpu_count()
-    with open("/proc/meminfo") as f:
-        info["mem_gb"] = round(int(f.readline().split()[1]) / 1024 / 1024)
-    info["kernel"] = os.uname().release
-    info["pg"] = run([pg_bin("postgres"), "--version"], 30).stdout.strip()
+    """benchlib's, with the versions of the two proxies compared."""
+    info = benchlib.machine_info()
     info["pgbouncer"] = run([PGBOUNCER, "--version"], 30).stdout.splitlines()[0].strip()
     info["pgcutover"] = run([PGCUTOVER, "--version"], 30).stdout.strip()
-    git = ["git", "-C", REPO]
-    info["commit"] = run(git + ["rev-parse", "--short", "HEAD"], 30).stdout.strip()
-    dirty = run(git + ["status", "--porcelain", "--", "*.c", "*.h", "Makefile"], 30,
-                check=False).stdout.split("\n")
-    info["dirty"] = [ln[3:] for ln in dirty if ln.strip()]
     return info
 
 
@@ -565,11 +458,6 @@ def bench_rounds(args, cluster, workdir, results):
 
 # -- reporting ---------------------------------------------------------------------
 
-def med(runs, field):
-    vals = [r[field] for r in runs or [] if field in r]
-    return statistics.median(vals) if vals else None
-
-
 def f_num(v, fmt="{:.0f}"):
     return "–" if v is None else fmt.format(v)
 
@@ -594,16 +482,16 @@ def build_table(args, results, broken):
                 if why:
                     return why
                 bad = broken.get((kind, mode, script, proto))
-                if bad and clients >= bad[0] and med(runs, field) is None:
+                if bad and clients >= bad[0] and median_of(runs, field) is None:
                     return "fails"
-                return f_num(med(runs, field), fmt)
+                return f_num(median_of(runs, field), fmt)
 
-            btps, ctps = med(b, "tps"), med(c, "tps")
-            bcpu, ccpu = med(b, "cpu_us"), med(c, "cpu_us")
+            btps, ctps = median_of(b, "tps"), median_of(c, "tps")
+            bcpu, ccpu = median_of(b, "cpu_us"), median_of(c, "cpu_us")
             rows.append([mode, SHORT[script], proto, str(clients),
-                         f_num(med(d, "tps")), cell("pgbouncer", b, "tps", "{:.0f}"),
+                         f_num(median_of(d, "tps")), cell("pgbouncer", b, "tps", "{:.0f}"),
                          cell("pgcutover", c, "tps", "{:.0f}"), f_ratio(ctps, btps),
-                         f_num(med(d, "lat"), "{:.2f}"),
+                         f_num(median_of(d, "lat"), "{:.2f}"),
                          cell("pgbouncer", b, "lat", "{:.2f}"),
                          cell("pgcutover", c, "lat", "{:.2f}"),
                          cell("pgbouncer", b, "cpu_us", "{:.1f}"),
@@ -612,13 +500,6 @@ def build_table(args, results, broken):
                 summary.append((mode, script, proto, clients, ctps / btps,
                                 ccpu / bcpu if bcpu and ccpu else None))
     return head, rows, summary
-
-
-def md_table(head, rows):
-    out = ["| " + " | ".join(head) + " |",
-           "|" + "|".join("---" if i < 3 else "---:" for i in range(len(head))) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def targets_text(summary, rss):
@@ -723,14 +604,6 @@ RSS idle) / N.
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         f.write(text)
-
-
-def results_path(info):
-    base = os.path.join(RESULTS_DIR, f"{datetime.date.today().isoformat()}-{info['commit']}")
-    path, i = base + ".md", 2
-    while os.path.exists(path):
-        path, i = f"{base}-{i}.md", i + 1
-    return path
 
 
 def run_cutover(args):
@@ -883,7 +756,7 @@ def main(argv):
     say()
     say(targets)
     if not args.no_write:
-        path = results_path(info)
+        path = results_path(f"{datetime.date.today().isoformat()}-{info['commit']}")
         write_report(path, info, args, argv, table, rss_md, targets, broken, cutover_out,
                      (load0, load1))
         say(f"\nwritten to {os.path.relpath(path, REPO)}")

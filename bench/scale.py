@@ -41,29 +41,22 @@ import datetime
 import os
 import resource
 import shutil
-import signal
-import socket
-import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-RESULTS_DIR = os.path.join(HERE, "results")
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
-
+# benchlib first: it puts tests/integration (proxyutil, pgutil, replication) on sys.path
+from benchlib import (cleanup, close_clients, commit_gaps, fmt, interrupt_on_sigterm, machine_info,
+                      make_tmp, median_of, open_idle_clients, pgcutover_ready, results_path, run,
+                      say, startup_packet, switch_mid_run, switch_problems, write_userlist)
 import psycopg                                           # noqa: E402
 from psycopg import sql                                  # noqa: E402
 
 import proxyutil                                         # noqa: E402
 from pgutil import PASSWORDS, Cluster, pg_bin            # noqa: E402
-from replication import (TPCB_ORDERS_SCRIPT, AdminError, Pgbench,  # noqa: E402
-                         admin, fast_worker_restart)
+from replication import Pgbench, fast_worker_restart     # noqa: E402
 
 CLIENTS = 16
 USER = "alice"
@@ -72,18 +65,6 @@ VALUES = {"idle": [0, 1000, 10000], "sequences": [10, 1000, 10000],
           "tables": [10, 1000, 5000], "databases": [1, 10, 50]}
 TARGETS = "pause <= 50 ms and gap <= 100 ms at every point with lag near zero; " \
           "10 000 idle clients within 10 ms of none; 10 000 sequences within 20 ms of 10"
-
-
-def say(msg=""):
-    print(msg, flush=True)
-
-
-def run(argv, timeout=120, **kw):
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                       timeout=timeout, **kw)
-    if p.returncode != 0:
-        raise RuntimeError(f"{argv[0]} failed ({p.returncode}): {p.stdout[-2000:]}")
-    return p
 
 
 def fd_limit():
@@ -256,64 +237,7 @@ def drop_db(clusters, name):
                 sql.Identifier(name)))
 
 
-# -- idle clients ---------------------------------------------------------------
-
-def read_until_ready(s):
-    buf = b""
-    while True:
-        while len(buf) >= 5:
-            typ, n = buf[0:1], struct.unpack("!I", buf[1:5])[0]
-            if len(buf) < 1 + n:
-                break
-            body, buf = buf[5:1 + n], buf[1 + n:]
-            if typ == b"E":
-                raise RuntimeError("login refused: " + body.replace(b"\0", b" ").decode(
-                    errors="replace"))
-            if typ == b"Z":
-                return
-        chunk = s.recv(65536)
-        if not chunk:
-            raise RuntimeError("connection closed during login")
-        buf += chunk
-
-
-def open_idle(port, dbname, total, batch=100):
-    startup = f"user\0{USER}\0database\0{dbname}\0application_name\0idle\0\0".encode()
-    startup = struct.pack("!II", len(startup) + 8, 196608) + startup
-    socks = []
-    while len(socks) < total:
-        pending = []
-        for _ in range(min(batch, total - len(socks))):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            pending.append(s)
-            s.settimeout(120)
-            s.connect(("127.0.0.1", port))
-            s.sendall(startup)
-        for s in pending:
-            read_until_ready(s)
-        socks.extend(pending)
-    return socks
-
-
-def close_idle(socks):
-    for s in socks:
-        try:
-            s.sendall(b"X\0\0\0\4")
-        except OSError:
-            pass
-        s.close()
-
-
 # -- one switch -----------------------------------------------------------------
-
-def gaps(times, lo, hi):
-    times = sorted(times)
-    around = 0.0
-    for a, b in zip(times, times[1:]):
-        if b >= lo and a <= hi:
-            around = max(around, b - a)
-    return around
-
 
 def count_rows(cluster, db, table):
     with cluster.admin_connect(dbname=db) as conn:
@@ -336,19 +260,13 @@ def switch_under_load(clusters, proxy, db, args):
     with Pgbench(proxy.port, db, clients=CLIENTS, seconds=seconds, mode="extended", log=True,
                  appname="pgcutover-scale", user=USER) as pb:
         pb.env.pop("PGPASSWORD", None)
-        pb.start()
-        time.sleep(args.switch_at)
-        if pb.proc.poll() is not None:
-            raise RuntimeError("pgbench ended before the switch: " + pb.wait().stdout[-500:])
-        lag = admin(proxy.admin_port, f"SHOW LAG {db}")[0]
-        out["lag_bytes"] = int(lag["lag_bytes"]) if lag["lag_bytes"] is not None else None
-        t0 = time.time()
-        try:
-            row = admin(proxy.admin_port, f"SWITCH {db}")[0]
-        except AdminError as e:
-            row = None
-            out["error"] = f"SWITCH failed: {e}"
-        t1 = time.time()
+        sw = switch_mid_run(pb, proxy.admin_port, db, args.switch_at, lag=True)
+        if "early" in sw:
+            raise RuntimeError("pgbench ended before the switch: " + sw["early"][-500:])
+        out["lag_bytes"] = sw["lag_bytes"]
+        if "error" in sw:
+            out["error"] = sw["error"]
+        row, t0, t1 = sw["row"], sw["t0"], sw["t1"]
         res = pb.wait(timeout=seconds + 60)
     if row:
         for k in ("paused_ms", "drain_ms", "fence_ms", "lag_wait_ms", "sequence_sync_ms",
@@ -357,16 +275,11 @@ def switch_under_load(clusters, proxy, db, args):
             out[k] = int(v) if v not in (None, "") else None
         out["switch_ms"] = (t1 - t0) * 1000
         out["result"] = row["result"]
-    out["commit_gap_ms"] = gaps(res.completion_times(), t0, t1) * 1000
+    out["commit_gap_ms"] = commit_gaps(res.completion_times(), t0, t1)[0] * 1000
     out["committed"], out["failed"] = res.committed, res.failed
     hist = count_rows(clusters[1], db, "pgbench_history")
     problems = [out["error"]] if "error" in out else []
-    if res.rc != 0 or res.failed or res.aborted:
-        problems.append(f"pgbench rc {res.rc}, failed {res.failed}, aborted {len(res.aborted)}")
-    if hist != res.committed:
-        problems.append(f"target has {hist} history rows for {res.committed} committed")
-    if not row or row["result"] != "ok":
-        problems.append("switch not ok")
+    problems += switch_problems(res, hist, res.committed, row)
     out["ok"] = not problems
     if problems:
         out["error"] = "; ".join(problems)
@@ -436,7 +349,8 @@ class Bench:
             try:
                 if idle:
                     t = time.monotonic()
-                    socks = open_idle(proxy.port, names[0], idle)
+                    open_idle_clients(proxy.port, startup_packet(USER, names[0], "idle"), idle,
+                                      socks, batch=100, timeout=120)
                     say(f"    {idle} idle clients in {time.monotonic() - t:.0f} s")
                 for db in names:
                     r = switch_under_load(self.clusters, proxy, db, a)
@@ -446,7 +360,7 @@ class Bench:
                     if not r["ok"] and a.verbose:
                         say(proxy.log()[-3000:])
             finally:
-                close_idle(socks)
+                close_clients(socks)
                 if a.keep_logs:
                     os.makedirs(a.keep_logs, exist_ok=True)
                     with open(os.path.join(a.keep_logs, f"{mode}-{dim}-{value}-{rep}.log"),
@@ -470,11 +384,6 @@ def line(r):
             f"{'ok' if r['ok'] else 'FAILED: ' + r.get('error', '?')}")
 
 
-def med(rs, k):
-    vs = [r[k] for r in rs if r.get(k) is not None]
-    return statistics.median(vs) if vs else None
-
-
 def summarize(results, modes, dims):
     rows = []
     for mode in modes:
@@ -487,15 +396,11 @@ def summarize(results, modes, dims):
                 rows.append({"mode": mode, "dim": dim, "value": value, "n": len(rs),
                              "idle": rs[0]["idle"],
                              "ok": all(r["ok"] for r in rs),
-                             **{k: med(rs, k) for k in (
+                             **{k: median_of(rs, k) for k in (
                                  "paused_ms", "gap_ms", "commit_gap_ms", "drain_ms", "fence_ms",
                                  "lag_wait_ms", "sequence_sync_ms", "switch_ms", "lag_bytes",
                                  "prepare_ms")}})
     return rows
-
-
-def fmt(v):
-    return "-" if v is None else f"{v:.0f}"
 
 
 def md_table(rows):
@@ -588,23 +493,6 @@ def plot(rows, dims, png):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def machine():
-    info = {"date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")}
-    with open("/proc/cpuinfo") as f:
-        info["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f
-                            if ln.startswith("model name")), "?")
-    info["cores"] = os.cpu_count()
-    with open("/proc/meminfo") as f:
-        info["mem_gb"] = round(int(f.readline().split()[1]) / 1024 / 1024)
-    info["kernel"] = os.uname().release
-    info["pg"] = run([pg_bin("postgres"), "--version"]).stdout.strip()
-    info["commit"] = run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"]).stdout.strip()
-    dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--", "*.c", "*.h"],
-                           stdout=subprocess.PIPE, text=True).stdout.split("\n")
-    info["dirty"] = [ln[3:] for ln in dirty if ln.strip()]
-    return info
-
-
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=3, help="switches per point (default 3)")
@@ -628,28 +516,23 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
-    binary = proxyutil.pgcutover_bin()
-    if not os.access(binary, os.X_OK):
-        say(f"pgcutover not found at {binary}: run `make` first")
+    if not pgcutover_ready():
         return 2
     args.nofile = fd_limit()
-    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
-    info = machine()
+    interrupt_on_sigterm()
+    # the report names the C sources that differ from the commit
+    info = machine_info(sources=("*.c", "*.h"))
     load0 = os.getloadavg()
     idle_max = max(VALUES["idle"]) if "idle" in args.dims else 0
     max_conn = 400 + (min(idle_max, max_idle("session", args.nofile))
                       if "session" in args.modes else 0)
-    tmp = tempfile.mkdtemp(prefix="pgcutover-scale-", dir="/tmp")
-    os.chmod(tmp, 0o755)
+    tmp = make_tmp("pgcutover-scale-")
     results = []
     clusters = []
     try:
         clusters = boot(max_conn)
         fast_worker_restart(clusters[1])
-        userlist = os.path.join(tmp, "userlist.txt")
-        with open(userlist, "w") as f:
-            f.write(f'"{USER}" "{PASSWORDS[USER]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n"admin" "admin_pw"\n')
-        env = proxyutil.ClusterEnv(clusters[0], clusters[1], userlist)
+        env = proxyutil.ClusterEnv(clusters[0], clusters[1], write_userlist(tmp))
         bench = Bench(args, clusters, env)
         say(f"pgcutover at scale: {CLIENTS} pgbench clients, SWITCH after {args.switch_at} s; "
             f"{args.reps} switches per point; fd limit {args.nofile}")
@@ -672,10 +555,7 @@ def main(argv):
         say("interrupted")
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        for c in clusters:
-            c.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup(clusters, tmp)
     load1 = os.getloadavg()
     rows = summarize(results, args.modes, args.dims)
     table = md_table(rows)
@@ -686,11 +566,7 @@ def main(argv):
     say(tgt)
     ok = results and all(r["ok"] for r in results)
     if not args.no_write:
-        os.makedirs(RESULTS_DIR, exist_ok=True)
-        base = os.path.join(RESULTS_DIR, f"{datetime.date.today().isoformat()}-{info['commit']}-scale")
-        path, i = base + ".md", 2
-        while os.path.exists(path):
-            path, i = f"{base}-{i}.md", i + 1
+        path = results_path(f"{datetime.date.today().isoformat()}-{info['commit']}-scale")
         png = path[:-3] + ".png"
         have_png = plot(rows, [d for d in args.dims], png)
         with open(path, "w") as f:

@@ -23,55 +23,36 @@ shadow = 1, report the cost.  Writes bench/results/<date>-shadow.md (-2, -3
 
 import argparse
 import os
-import re
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-sys.path.insert(0, HERE)
-os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
-
+# benchlib first: it puts tests/integration (proxyutil, pgutil, replication) on sys.path
+from benchlib import (REPO, cpu_us, make_tmp, md_table, pgbench_summary, proc_cpu_ticks,
+                      results_path, say, write_userlist)
 import proxyutil                                      # noqa: E402
 from pgutil import PASSWORDS, Cluster, boot_pair, pg_bin  # noqa: E402
 from replication import ReplicatedDB, admin          # noqa: E402
-from run import machine_info, md_table                # noqa: E402
+from run import machine_info                          # noqa: E402
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 RATES = ("0", "0.01", "1")
 DB = "bench_shadow"
-RX = {"tps": re.compile(r"tps = ([0-9.]+) \(without"),
-      "lat": re.compile(r"latency average = ([0-9.]+) ms"),
-      "txns": re.compile(r"number of transactions actually processed: (\d+)")}
-
-
-def say(msg=""):
-    print(msg, flush=True)
-
-
-def cpu_ticks(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return int(parts[11]) + int(parts[12])
 
 
 def pgbench(port, script, clients, duration, pid):
     env = dict(os.environ, PGPASSWORD=PASSWORDS["alice"])
     argv = [pg_bin("pgbench"), "-n", "-h", "127.0.0.1", "-p", str(port), "-U", "alice",
             "-M", "simple", "-b", script, "-c", str(clients), "-j", "2", "-T", str(duration), DB]
-    before = cpu_ticks(pid)
+    before = proc_cpu_ticks(pid)
     p = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        text=True, timeout=duration + 120)
-    after = cpu_ticks(pid)
-    out = {k: float(m.group(1)) for k, rx in RX.items() if (m := rx.search(p.stdout))}
+    after = proc_cpu_ticks(pid)
+    out = pgbench_summary(p.stdout)
     if p.returncode != 0 or "tps" not in out:
         return {"error": p.stdout[-400:]}
-    out["cpu_us"] = (after - before) / CLK_TCK / out["txns"] * 1e6
+    out["cpu_us"] = cpu_us(after - before, out["txns"])
     return out
 
 
@@ -95,20 +76,14 @@ def main(argv):
     info = machine_info()
     load0 = os.getloadavg()[0]
     say(f"shadow bench: commit {info['commit']}, {info['cpu']} x{info['cores']}, load {load0:.2f}")
-    tmp = tempfile.mkdtemp(prefix="pgcutover-bench-shadow-", dir="/tmp")
-    os.chmod(tmp, 0o755)
+    tmp = make_tmp("pgcutover-bench-shadow-")
     source, target = Cluster("source"), Cluster("target")
     proxies = {}
     res = {}
     shadow = {}
     try:
         carol = boot_pair(source, target)
-        userlist = os.path.join(tmp, "userlist.txt")
-        with open(userlist, "w") as f:
-            for u in ("alice", "pgcutover"):
-                f.write(f'"{u}" "{PASSWORDS[u]}"\n')
-            f.write('"admin" "admin_pw"\n')
-        env = proxyutil.ClusterEnv(source, target, userlist, carol)
+        env = proxyutil.ClusterEnv(source, target, write_userlist(tmp), carol)
         db = ReplicatedDB(source, target, DB).create()
         for rate in RATES:
             p = proxyutil.Proxy(env, settings={
@@ -179,10 +154,7 @@ def main(argv):
     say()
     say(table)
     if not args.no_write:
-        base = os.path.join(REPO, "bench", "results", f"{info['date'][:10]}-shadow")
-        path, n = base + ".md", 2
-        while os.path.exists(path):
-            path, n = f"{base}-{n}.md", n + 1
+        path = results_path(f"{info['date'][:10]}-shadow")
         with open(path, "w") as f:
             f.write(f"# Shadow reads: cost to the clients, {info['date']}\n\n")
             f.write(f"- machine: {info['cpu']} x{info['cores']}, {info['kernel']}; {info['pg']}; "

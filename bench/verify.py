@@ -32,31 +32,22 @@ none was invented.
 import argparse
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
-os.environ.setdefault("PGCUTOVER_BIN", os.path.join(REPO, "build", "pgcutover"))
-
+# benchlib first: it puts tests/integration (proxyutil, pgutil, replication) on sys.path
+from benchlib import (cleanup, interrupt_on_sigterm, make_tmp, pgcutover_ready, say,
+                      write_userlist)
 import proxyutil                                      # noqa: E402
-import psycopg                                        # noqa: E402
 from pgutil import PASSWORDS, Cluster, boot_pair, pg_bin  # noqa: E402
 from replication import admin, admin_connect, admin_query  # noqa: E402
 
 DB = "vbench"
 TABLES = {"pgbench_accounts": "aid", "pgbench_branches": "bid", "pgbench_tellers": "tid",
           "pgbench_history": "tid, bid, aid, delta, mtime"}
-
-
-def say(msg=""):
-    print(msg, flush=True)
 
 
 def server_cpu(cluster):
@@ -159,12 +150,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=1)
     args = ap.parse_args()
 
-    if not os.access(proxyutil.pgcutover_bin(), os.X_OK):
-        say("pgcutover not found: run `make` first")
+    if not pgcutover_ready():
         return 2
-    signal.signal(signal.SIGTERM, lambda s, f: (_ for _ in ()).throw(KeyboardInterrupt()))
-    tmp = tempfile.mkdtemp(prefix="pgcutover-bench-", dir="/tmp")
-    os.chmod(tmp, 0o755)
+    interrupt_on_sigterm()
+    tmp = make_tmp()
     source, target = Cluster("bench-source"), Cluster("bench-target")
     clusters = {"source": source, "target": target}
     proxy = None
@@ -181,11 +170,7 @@ def main():
             nrows = sum(c.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES)
         say(f"machine: {os.cpu_count()} cores; pgbench -i -s {args.scale} on both sides "
             f"({nrows} rows, {time.monotonic() - t0:.0f} s); verify_jobs {args.jobs}")
-        userlist = os.path.join(tmp, "userlist.txt")
-        with open(userlist, "w") as f:
-            f.write(f'"alice" "{PASSWORDS["alice"]}"\n"pgcutover" "{PASSWORDS["pgcutover"]}"\n'
-                    '"admin" "admin_pw"\n')
-        env = proxyutil.ClusterEnv(source, target, userlist)
+        env = proxyutil.ClusterEnv(source, target, write_userlist(tmp))
         proxy = proxyutil.Proxy(env, databases={DB: {
             "source": source.proxy_target(DB), "target": target.proxy_target(DB),
             "lag_method": "none", "control_user": "pgcutover",
@@ -231,9 +216,7 @@ def main():
         if proxy is not None:
             proxy.stop()
             proxy.cleanup()
-        for c in (source, target):
-            c.cleanup()
-        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup((source, target), tmp)
     return 0 if ok else 1
 
 

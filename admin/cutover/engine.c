@@ -299,6 +299,20 @@ bool cutover_query_settle(struct cutover *co)
 	return true;
 }
 
+bool cutover_answer(struct cutover *co, const struct control_result *r, enum cutover_phase phase,
+		    const char *what, enum route_side side)
+{
+	co->pending--;
+	if (co->phase != phase)
+		return false;
+	if (!r->ok) {
+		cutover_fail(co, r->sqlstate, "could not %s on the %s: %s", what,
+			     route_side_name(side), r->error);
+		return false;
+	}
+	return true;
+}
+
 /* ---- the end ---- */
 
 static void cutover_free(struct cutover *co)

@@ -212,6 +212,13 @@ void cutover_query_failed(struct cutover *co, const struct control_result *r, co
  * failed; when one failed, the switch fails here (and false).
  */
 bool cutover_query_settle(struct cutover *co) __attribute__((warn_unused_result));
+/*
+ * The answer of a query the phase 'phase' runs alone: counted out of
+ * co->pending; false when the switch has moved on (an abort, a deadline) or
+ * the query failed, which fails the switch ("could not <what> on the <side>").
+ */
+bool cutover_answer(struct cutover *co, const struct control_result *r, enum cutover_phase phase,
+		    const char *what, enum route_side side) __attribute__((warn_unused_result));
 
 /* Forget 'who' as the one to tell at the end of a switch (cutover_forget). */
 void cutover_forget_switches(void *who);
@@ -309,14 +316,22 @@ void cutover_finish_free(void);
 /* Whether sequence_sync names this sequence (sequences.c). */
 bool cutover_seq_selected(const struct db_config *dc, const char *name);
 
-struct seq_apply_item;
 /*
- * sequences_ahead.c: one row of seq_values_sql()'s answer (false when it
- * does not parse); the DO block that sets items on the new side, run as a
- * query of the phase (false when the switch failed: out of memory).
+ * sequences_ahead.c: what the pre-advance (CO_SEQ_AHEAD) and the sync inside
+ * the pause (CO_SYNC_SEQUENCES) share.
+ *
+ * The values of the sequences co->seq_ahead holds, read on the old side
+ * (seq_values_sql()): all of them, or with 'moved_only' those that moved
+ * since the values it holds.  false when the switch failed.
  */
-bool cutover_seq_parse_row(const PGresult *res, int i, uint32_t *oid, long long *last, bool *called)
+bool cutover_seq_values(struct cutover *co, bool moved_only, control_cb cb)
 	__attribute__((warn_unused_result));
+struct seq_entry;
+/* Row i of that answer (seq_value_row()); NULL once the switch failed on it. */
+struct seq_entry *cutover_seq_value(struct cutover *co, const PGresult *res, int i, long long *last,
+				    bool *called) __attribute__((warn_unused_result));
+struct seq_apply_item;
+/* The DO block that sets items on the new side, as a query of the phase (false: the switch failed). */
 bool cutover_seq_apply(struct cutover *co, const struct seq_apply_item *items, size_t n,
 		       control_cb cb);
 

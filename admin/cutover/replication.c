@@ -63,21 +63,6 @@ static bool repl_query(struct cutover *co, enum route_side side, const char *sql
 	return false;
 }
 
-/* An answer of the phase 'phase': false when the switch has moved on or it failed. */
-static bool repl_answer(struct cutover *co, const struct control_result *r,
-			enum cutover_phase phase, const char *what, enum route_side side)
-{
-	co->pending--;
-	if (co->phase != phase)
-		return false;
-	if (!r->ok) {
-		cutover_fail(co, r->sqlstate, "could not %s on the %s: %s", what,
-			     route_side_name(side), r->error);
-		return false;
-	}
-	return true;
-}
-
 /* ---- PREPARE: the way back exists, disabled, nothing copied ---- */
 
 static void prepare_step(struct cutover *co);
@@ -89,8 +74,8 @@ static void prepare_cb(void *arg, const struct control_result *r)
 	int step = co->repl_step;
 	enum route_side side = step == 1 || step == 4 ? SIDE_SOURCE : SIDE_TARGET;
 
-	if (!repl_answer(co, r, CO_PREPARE,
-			 step <= 1 ? "read the replication state" : "create the way back", side))
+	if (!cutover_answer(co, r, CO_PREPARE,
+			    step <= 1 ? "read the replication state" : "create the way back", side))
 		return;
 	if (step == 0 && r->res && PQntuples(r->res) == 1) {
 		co->repl_target_version = atoi(PQgetvalue(r->res, 0, 0));
@@ -310,7 +295,7 @@ static void stop_lsn_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 
-	if (!repl_answer(co, r, CO_STOP_REPLICATION, "read the WAL position", co->to))
+	if (!cutover_answer(co, r, CO_STOP_REPLICATION, "read the WAL position", co->to))
 		return;
 	if (r->res == NULL || PQntuples(r->res) != 1) {
 		cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
@@ -328,7 +313,7 @@ static void stop_wait_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 
-	if (!repl_answer(co, r, CO_STOP_REPLICATION, "watch the subscription's worker", co->to))
+	if (!cutover_answer(co, r, CO_STOP_REPLICATION, "watch the subscription's worker", co->to))
 		return;
 	if (r->res && PQntuples(r->res) == 1 && strcmp(PQgetvalue(r->res, 0, 0), "0") != 0) {
 		stop_poll(co); /* still running */
@@ -380,7 +365,7 @@ static void stop_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 
-	if (!repl_answer(co, r, CO_STOP_REPLICATION, "disable the incoming subscription", co->to))
+	if (!cutover_answer(co, r, CO_STOP_REPLICATION, "disable the incoming subscription", co->to))
 		return;
 	stop_poll_cb(-1, 0, co);
 }

@@ -5,9 +5,13 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "admin/cutover/seqsql.h"
+#include "admin/cutover/seqstate.h"
 #include "protocol/pq_build.h"
 
 const char SEQ_LIST_SQL[] =
@@ -59,4 +63,38 @@ long long seq_next_value(long long last, bool is_called, long long increment)
 bool seq_is_behind(long long behind_next, long long ahead_next, long long increment)
 {
 	return increment >= 0 ? behind_next < ahead_next : behind_next > ahead_next;
+}
+
+static int entry_cmp(const void *key, const void *elem)
+{
+	uint32_t k = *(const uint32_t *)key, o = ((const struct seq_entry *)elem)->oid;
+
+	return k < o ? -1 : k > o;
+}
+
+struct seq_entry *seq_ahead_find(struct seq_ahead *sa, uint32_t oid)
+{
+	return sa && sa->n ? bsearch(&oid, sa->e, sa->n, sizeof(sa->e[0]), entry_cmp) : NULL;
+}
+
+void seq_ahead_free(struct seq_ahead *sa)
+{
+	if (sa == NULL)
+		return;
+	for (size_t i = 0; i < sa->n; i++)
+		free(sa->e[i].qname);
+	free(sa->e);
+	free(sa);
+}
+
+struct seq_entry *seq_value_row(struct seq_ahead *sa, const PGresult *res, int i, long long *last,
+				bool *called)
+{
+	long long oid;
+
+	if (!seq_parse_int(PQgetvalue(res, i, SEQ_VAL_OID), &oid) || oid < 0 || oid > UINT32_MAX ||
+	    !seq_parse_int(PQgetvalue(res, i, SEQ_VAL_LAST), last))
+		return NULL;
+	*called = strcmp(PQgetvalue(res, i, SEQ_VAL_CALLED), "t") == 0;
+	return seq_ahead_find(sa, (uint32_t)oid);
 }

@@ -1,6 +1,8 @@
 /*
  * seqread.h - reading a side's sequences: the queries and the arithmetic
- * that SHOW SEQUENCES and the SWITCH's sequence sync share.
+ * that SHOW SEQUENCES and the SWITCH's sequence sync share, and the reader of
+ * the sync's answers (seq_value_row()), which the pre-advance
+ * (sequences_ahead.c) and the sync inside the pause (sequences.c) both use.
  *
  * pg_sequences shows last_value only when is_called is true (NULL for a
  * sequence never used, or after ALTER SEQUENCE ... RESTART or setval(v,
@@ -13,9 +15,12 @@
 #ifndef PGCUTOVER_SEQREAD_H
 #define PGCUTOVER_SEQREAD_H
 
+#include <libpq-fe.h>
 #include <stdbool.h>
 
 struct pq_buf;
+struct seq_ahead;
+struct seq_entry;
 
 /* Columns of SEQ_LIST_SQL. */
 enum {
@@ -54,5 +59,16 @@ long long seq_next_value(long long last, bool is_called, long long increment);
  * ascending sequence a lower next value, for a descending one a higher.
  */
 bool seq_is_behind(long long behind_next, long long ahead_next, long long increment);
+
+/*
+ * Row i of a seq_values_sql() answer (seqsql.h): the sequence of 'sa' it is
+ * about, and the values it read in *last and *called.  The entry itself is
+ * left alone: the pre-advance takes the values, the sync inside the pause
+ * first compares them with what it set.  NULL when the row does not parse or
+ * names a sequence 'sa' does not hold: the query cannot answer that, so the
+ * caller fails the switch rather than guess.
+ */
+struct seq_entry *seq_value_row(struct seq_ahead *sa, const PGresult *res, int i, long long *last,
+				bool *called) __attribute__((warn_unused_result));
 
 #endif

@@ -25,7 +25,7 @@ struct seq_ahead {
 	struct seq_entry *e; /* ordered by oid */
 };
 
-/* The entry for oid, or NULL. */
+/* The entry for oid, or NULL (seqread.c, with the reader of the values). */
 struct seq_entry *seq_ahead_find(struct seq_ahead *sa, uint32_t oid);
 void seq_ahead_free(struct seq_ahead *sa);
 

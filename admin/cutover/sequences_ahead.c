@@ -28,71 +28,71 @@
 #include "proxy/core/route.h"
 #include "proxy/database.h"
 
-static int entry_cmp(const void *key, const void *elem)
+/* Run the query built in b on a side, as a query of the phase; b is freed. */
+static bool query_built(struct cutover *co, enum route_side side, struct pq_buf *b, control_cb cb)
 {
-	uint32_t k = *(const uint32_t *)key, o = ((const struct seq_entry *)elem)->oid;
+	bool ok;
 
-	return k < o ? -1 : k > o;
-}
-
-struct seq_entry *seq_ahead_find(struct seq_ahead *sa, uint32_t oid)
-{
-	return sa && sa->n ? bsearch(&oid, sa->e, sa->n, sizeof(sa->e[0]), entry_cmp) : NULL;
-}
-
-void seq_ahead_free(struct seq_ahead *sa)
-{
-	if (sa == NULL)
-		return;
-	for (size_t i = 0; i < sa->n; i++)
-		free(sa->e[i].qname);
-	free(sa->e);
-	free(sa);
-}
-
-bool cutover_seq_parse_row(const PGresult *res, int i, uint32_t *oid, long long *last, bool *called)
-{
-	long long o;
-
-	if (!seq_parse_int(PQgetvalue(res, i, SEQ_VAL_OID), &o) || o < 0 || o > UINT32_MAX ||
-	    !seq_parse_int(PQgetvalue(res, i, SEQ_VAL_LAST), last))
+	if (b->failed) {
+		pq_buf_free(b);
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
 		return false;
-	*oid = (uint32_t)o;
-	*called = strcmp(PQgetvalue(res, i, SEQ_VAL_CALLED), "t") == 0;
-	return true;
+	}
+	ok = cutover_query(co, side, (const char *)b->data, CONTROL_QUERY_TIMEOUT_MS, cb);
+	pq_buf_free(b);
+	return ok;
+}
+
+bool cutover_seq_values(struct cutover *co, bool moved_only, control_cb cb)
+{
+	struct seq_ahead *sa = co->seq_ahead;
+	uint32_t *oids = calloc(sa->n, sizeof(*oids));
+	long long *known = moved_only ? calloc(sa->n, sizeof(*known)) : NULL;
+	bool *known_set = moved_only ? calloc(sa->n, sizeof(*known_set)) : NULL;
+	struct pq_buf b;
+
+	if (oids == NULL || (moved_only && (known == NULL || known_set == NULL))) {
+		free(oids);
+		free(known);
+		free(known_set);
+		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
+		return false;
+	}
+	for (size_t i = 0; i < sa->n; i++) {
+		oids[i] = sa->e[i].oid;
+		if (moved_only) {
+			known[i] = sa->e[i].last;
+			known_set[i] = sa->e[i].called;
+		}
+	}
+	pq_buf_init(&b);
+	seq_values_sql(&b, oids, known, known_set, sa->n);
+	free(oids);
+	free(known);
+	free(known_set);
+	return query_built(co, co->from, &b, cb);
+}
+
+struct seq_entry *cutover_seq_value(struct cutover *co, const PGresult *res, int i, long long *last,
+				    bool *called)
+{
+	struct seq_entry *e = seq_value_row(co->seq_ahead, res, i, last, called);
+
+	if (e == NULL)
+		cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
+			     "could not read sequences on the %s: unexpected row \"%s\"",
+			     route_side_name(co->from), PQgetvalue(res, i, SEQ_VAL_OID));
+	return e;
 }
 
 bool cutover_seq_apply(struct cutover *co, const struct seq_apply_item *items, size_t n,
 		       control_cb cb)
 {
 	struct pq_buf b;
-	bool ok;
 
 	pq_buf_init(&b);
 	seq_apply_sql(&b, items, n, cutover_cfg(co)->d.sequence_margin);
-	if (b.failed) {
-		pq_buf_free(&b);
-		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		return false;
-	}
-	ok = cutover_query(co, co->to, (const char *)b.data, CONTROL_QUERY_TIMEOUT_MS, cb);
-	pq_buf_free(&b);
-	return ok;
-}
-
-/* An answer of the pre-advance: false when the phase moved on or the query failed. */
-static bool ahead_answer(struct cutover *co, const struct control_result *r, const char *verb,
-			 enum route_side side)
-{
-	co->pending--;
-	if (co->phase != CO_SEQ_AHEAD)
-		return false;
-	if (!r->ok) {
-		cutover_fail(co, r->sqlstate, "could not %s sequences on the %s: %s", verb,
-			     route_side_name(side), r->error);
-		return false;
-	}
-	return true;
+	return query_built(co, co->to, &b, cb);
 }
 
 static void ahead_done(struct cutover *co)
@@ -109,7 +109,7 @@ static void ahead_set_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 
-	if (!ahead_answer(co, r, "set", co->to))
+	if (!cutover_answer(co, r, CO_SEQ_AHEAD, "set sequences", co->to))
 		return;
 	ahead_done(co);
 }
@@ -122,7 +122,7 @@ static void ahead_values_cb(void *arg, const struct control_result *r)
 	struct seq_apply_item *items;
 	bool *seen;
 
-	if (!ahead_answer(co, r, "read", co->from))
+	if (!cutover_answer(co, r, CO_SEQ_AHEAD, "read sequences", co->from))
 		return;
 	seen = calloc(sa->n, sizeof(*seen));
 	items = calloc(sa->n, sizeof(*items));
@@ -133,19 +133,14 @@ static void ahead_values_cb(void *arg, const struct control_result *r)
 		return;
 	}
 	for (int i = 0; r->res && i < PQntuples(r->res); i++) {
-		uint32_t oid;
 		long long last;
 		bool called;
-		struct seq_entry *e;
+		struct seq_entry *e = cutover_seq_value(co, r->res, i, &last, &called);
 
-		if (!cutover_seq_parse_row(r->res, i, &oid, &last, &called) ||
-		    (e = seq_ahead_find(sa, oid)) == NULL) {
+		if (e == NULL) {
 			free(seen);
 			free(items);
-			cutover_fail(co, SQLSTATE_INTERNAL_ERROR,
-				     "could not read sequences on the %s: unexpected row \"%s\"",
-				     route_side_name(co->from), PQgetvalue(r->res, i, SEQ_VAL_OID));
-			return;
+			return; /* the switch failed */
 		}
 		e->last = last;
 		e->called = called;
@@ -176,11 +171,9 @@ static void ahead_catalog_cb(void *arg, const struct control_result *r)
 {
 	struct cutover *co = arg;
 	struct seq_ahead *sa;
-	uint32_t *oids;
-	struct pq_buf b;
 	int rows;
 
-	if (!ahead_answer(co, r, "read", co->from))
+	if (!cutover_answer(co, r, CO_SEQ_AHEAD, "read sequences", co->from))
 		return;
 	rows = r->res ? PQntuples(r->res) : 0;
 	sa = calloc(1, sizeof(*sa));
@@ -216,27 +209,8 @@ static void ahead_catalog_cb(void *arg, const struct control_result *r)
 		ahead_done(co);
 		return;
 	}
-	oids = calloc(sa->n, sizeof(*oids));
-	if (oids == NULL) {
-		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < sa->n; i++)
-		oids[i] = sa->e[i].oid;
-	pq_buf_init(&b);
-	seq_values_sql(&b, oids, NULL, NULL, sa->n);
-	free(oids);
-	if (b.failed) {
-		pq_buf_free(&b);
-		cutover_fail(co, SQLSTATE_OUT_OF_MEMORY, "out of memory");
-		return;
-	}
-	if (!cutover_query(co, co->from, (const char *)b.data, CONTROL_QUERY_TIMEOUT_MS,
-			   ahead_values_cb)) {
-		pq_buf_free(&b);
+	if (!cutover_seq_values(co, false, ahead_values_cb))
 		return; /* the switch failed */
-	}
-	pq_buf_free(&b);
 }
 
 void cutover_seq_ahead_enter(struct cutover *co)

@@ -99,14 +99,38 @@ static void nudge_cb(void *arg, const struct control_result *r)
 	run->coord_pending--;
 }
 
+/* A poll answered: false when the run no longer wants its answer. */
+static bool poll_answered(struct verify_run *run)
+{
+	run->coord_pending--;
+	run->polling = false;
+	return run->running && !run->stopping;
+}
+
+/*
+ * After a poll, whichever way it read the new side's progress: wake the
+ * ranges it covers, then poll again, or give the others up once nothing has
+ * moved for VERIFY_WAIT_MAX_MS.
+ */
+static void poll_done(struct verify_run *run)
+{
+	wake(run);
+	if (!list_empty(&run->waiting)) {
+		if (run->idle_polls * VERIFY_POLL_MS >= VERIFY_WAIT_MAX_MS)
+			give_up(run);
+		else
+			poll_later(run);
+	}
+	verify_schedule_soon(run);
+}
+
+/* lsn: the slot's confirmed position; without progress, a nudge now and then. */
 static void slot_cb(void *arg, const struct control_result *r)
 {
 	struct verify_run *run = arg;
 	uint64_t before = run->applied;
 
-	run->coord_pending--;
-	run->polling = false;
-	if (!run->running || run->stopping)
+	if (!poll_answered(run))
 		return;
 	if (r->ok && r->res && PQntuples(r->res) == 1 && !PQgetisnull(r->res, 0, 0))
 		run->applied = verify_parse_lsn(PQgetvalue(r->res, 0, 0));
@@ -116,23 +140,15 @@ static void slot_cb(void *arg, const struct control_result *r)
 		verify_coord_query(run, (int)run->new_side, NUDGE_SQL, nudge_cb, run);
 		verify_coord_query(run, (int)run->old_side, NUDGE_SQL, nudge_cb, run);
 	}
-	wake(run);
-	if (!list_empty(&run->waiting)) {
-		if (run->idle_polls * VERIFY_POLL_MS >= VERIFY_WAIT_MAX_MS)
-			give_up(run);
-		else
-			poll_later(run);
-	}
-	verify_schedule_soon(run);
+	poll_done(run);
 }
 
+/* marker: once the row is on the new side, every read before it is covered. */
 static void marker_seen_cb(void *arg, const struct control_result *r)
 {
 	struct verify_run *run = arg;
 
-	run->coord_pending--;
-	run->polling = false;
-	if (!run->running || run->stopping)
+	if (!poll_answered(run))
 		return;
 	if (r->ok && r->res && PQntuples(r->res) > 0) {
 		run->applied = run->marker_covers;
@@ -141,23 +157,14 @@ static void marker_seen_cb(void *arg, const struct control_result *r)
 	} else {
 		run->idle_polls++;
 	}
-	wake(run);
-	if (!list_empty(&run->waiting)) {
-		if (run->idle_polls * VERIFY_POLL_MS >= VERIFY_WAIT_MAX_MS)
-			give_up(run);
-		else
-			poll_later(run);
-	}
-	verify_schedule_soon(run);
+	poll_done(run);
 }
 
 static void marker_inserted_cb(void *arg, const struct control_result *r)
 {
 	struct verify_run *run = arg;
 
-	run->coord_pending--;
-	run->polling = false;
-	if (!run->running || run->stopping)
+	if (!poll_answered(run))
 		return;
 	if (!r->ok) {
 		snprintf(run->error, sizeof(run->error),

@@ -1,14 +1,18 @@
 /*
  * test_seqread.c - admin/seqread.c: the next value of a sequence, which side
- * is behind in either direction, and the relation query's text.
+ * is behind in either direction, the relation query's text, and the reader
+ * of the sequence sync's answers.
  */
 #include "unit.h"
 
+#include <libpq-fe.h>
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "admin/cutover/seqread.h"
 #include "admin/cutover/seqsql.h"
+#include "admin/cutover/seqstate.h"
 #include "protocol/pq_build.h"
 
 static void test_seq_next_value(void)
@@ -131,12 +135,67 @@ static void test_seq_apply_sql(void)
 	pq_buf_free(&b);
 }
 
+/* A seq_values_sql() answer as the server would send it: rows of oid, last_value, is_called. */
+static PGresult *values_result(const char *const (*rows)[3], int n)
+{
+	PGresAttDesc cols[3] = {
+		{"o", 0, 0, 0, 26, 4, -1},
+		{"l", 0, 0, 0, 20, 8, -1},
+		{"c", 0, 0, 0, 16, 1, -1},
+	};
+	PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+
+	if (res == NULL || !PQsetResultAttrs(res, 3, cols))
+		abort();
+	for (int i = 0; i < n; i++)
+		for (int f = 0; f < 3; f++)
+			if (!PQsetvalue(res, i, f, (char *)rows[i][f], (int)strlen(rows[i][f])))
+				abort();
+	return res;
+}
+
+static void test_seq_value_row(void)
+{
+	struct seq_entry e[3] = {
+		{16384, "public.a", 1, 0, false},
+		{16390, "public.b", -1, 0, false},
+		{4294967295u, "public.c", 1, 0, false},
+	};
+	struct seq_ahead sa = {3, e};
+	const char *const rows[][3] = {
+		{"16390", "-7", "t"},                       /* a selected sequence, used */
+		{"16384", "1", "f"},                        /* never used: is_called false */
+		{"4294967295", "9223372036854775807", "t"}, /* the largest oid and value */
+		{"16385", "5", "t"},                        /* not one of the selected sequences */
+		{"-1", "5", "t"},                           /* not an oid */
+		{"4294967296", "5", "t"},                   /* past the oid range */
+		{"16384", "x", "t"},                        /* a value that does not parse */
+	};
+	PGresult *res = values_result(rows, 7);
+	long long last = 0;
+	bool called = false;
+
+	UT_ASSERT(seq_value_row(&sa, res, 0, &last, &called) == &e[1]);
+	UT_ASSERT(last == -7 && called);
+	UT_ASSERT(seq_value_row(&sa, res, 1, &last, &called) == &e[0]);
+	UT_ASSERT(last == 1 && !called);
+	UT_ASSERT(seq_value_row(&sa, res, 2, &last, &called) == &e[2]);
+	UT_ASSERT(last == LLONG_MAX && called);
+	/* the entries are left to the caller */
+	UT_ASSERT(e[0].last == 0 && !e[0].called && e[1].last == 0 && !e[1].called);
+	/* what the query cannot answer */
+	for (int i = 3; i < 7; i++)
+		UT_ASSERT(seq_value_row(&sa, res, i, &last, &called) == NULL);
+	/* nothing selected: no row is one of them */
+	sa.n = 0;
+	UT_ASSERT(seq_value_row(&sa, res, 0, &last, &called) == NULL);
+	UT_ASSERT(seq_ahead_find(NULL, 16384) == NULL);
+	PQclear(res);
+}
+
 const struct unit_test unit_tests_seqread[] = {
-	{"seq_next_value", test_seq_next_value},
-	{"seq_is_behind", test_seq_is_behind},
-	{"seq_parse_int", test_seq_parse_int},
-	{"seq_raw_append", test_seq_raw_append},
-	{"seq_values_sql", test_seq_values_sql},
-	{"seq_apply_sql", test_seq_apply_sql},
-	{NULL, NULL},
+	{"seq_next_value", test_seq_next_value}, {"seq_is_behind", test_seq_is_behind},
+	{"seq_parse_int", test_seq_parse_int},   {"seq_raw_append", test_seq_raw_append},
+	{"seq_values_sql", test_seq_values_sql}, {"seq_apply_sql", test_seq_apply_sql},
+	{"seq_value_row", test_seq_value_row},   {NULL, NULL},
 };
