@@ -21,13 +21,12 @@ live pgbench load through pgcutover, and switch_verify inside the pause.
 import re
 import time
 
-import psycopg
 import pytest
 from psycopg import sql
 
 from proxyutil import SLOW
 from replication import (AdminError, Pgbench, admin, cutover_proxy, replicated_fixtures,
-                         route_of, stuck_clients, switch, wait_until)
+                         route_of, stuck_clients, switch)
 
 DB = "vfy"
 
