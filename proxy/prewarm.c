@@ -73,15 +73,19 @@ static bool make_room(struct pool *pool, enum route_side side)
 	return true;
 }
 
-/* One early server for client c, unless one is there for its parameters; false: no room. */
+/*
+ * One early server for client c, unless one is there for its parameters;
+ * false: no room.  Only inside the pause ('evict') are idle servers of the
+ * other side closed to make room: before it, they are still serving.
+ */
 static bool prewarm_one(struct pool *pool, struct client *c, enum route_side side, unsigned gen,
-			int *opened)
+			bool evict, int *opened)
 {
 	struct server *s;
 
 	if (unclaimed(pool, side, c->startup, gen))
 		return true;
-	if (!make_room(pool, side))
+	if (evict ? !make_room(pool, side) : !pool_can_open(pool))
 		return false;
 	s = server_launch_side(pool, c->startup, side);
 	if (s == NULL)
@@ -105,7 +109,7 @@ static int pool_prewarm(struct pool *pool, enum route_side side)
 	list_for_each(m, &pool->waiting_clients) {
 		struct client *c = list_entry(m, struct client, node);
 
-		if (c->state == CL_WAIT && !prewarm_one(pool, c, side, gen, &opened))
+		if (c->state == CL_WAIT && !prewarm_one(pool, c, side, gen, true, &opened))
 			return opened;
 	}
 	/* session pooling: held sessions keep their old server until they move */
@@ -114,7 +118,7 @@ static int pool_prewarm(struct pool *pool, enum route_side side)
 			struct client *c = list_entry(m, struct client, node);
 
 			if (c->held && c->server && c->server->side != side &&
-			    !prewarm_one(pool, c, side, gen, &opened))
+			    !prewarm_one(pool, c, side, gen, true, &opened))
 				return opened;
 		}
 	}
@@ -131,6 +135,53 @@ int db_prewarm(struct database *db, enum route_side side)
 	if (opened > 0)
 		log_debug("database %s: %d server connections opening early on the %s", db->name,
 			  opened, route_side_name(side));
+	return opened;
+}
+
+/*
+ * Before the pause: one early server per client in a transaction now (on a
+ * server of the other side), and per client waiting for one, without
+ * closing anything.  These are the clients the pause will most likely hold;
+ * their servers log in while the switch prepares, so that the pause does
+ * not share the machine with a burst of backend forks (in session pooling,
+ * one per session).  The pass at the drain opens what is still missing.
+ */
+static int pool_prewarm_ahead(struct pool *pool, enum route_side side)
+{
+	unsigned gen = ++pool->claim_gen;
+	struct list_node *m;
+	int opened = 0;
+
+	if (pool_retry_pending(pool))
+		return 0;
+	list_for_each(m, &pool->active_clients) {
+		struct client *c = list_entry(m, struct client, node);
+
+		if (c->server == NULL || c->server->side == side || server_at_boundary(c->server))
+			continue; /* an idle session moves after the resume, in the background */
+		if (!prewarm_one(pool, c, side, gen, false, &opened))
+			return opened;
+	}
+	list_for_each(m, &pool->waiting_clients) {
+		struct client *c = list_entry(m, struct client, node);
+
+		if (c->state == CL_WAIT && !prewarm_one(pool, c, side, gen, false, &opened))
+			return opened;
+	}
+	return opened;
+}
+
+int db_prewarm_ahead(struct database *db, enum route_side side)
+{
+	struct list_node *p;
+	int opened = 0;
+
+	list_for_each(p, &db->pools)
+		opened += pool_prewarm_ahead(list_entry(p, struct pool, node), side);
+	if (opened > 0)
+		log_debug("database %s: %d server connections opening early on the %s, ahead of "
+			  "the pause",
+			  db->name, opened, route_side_name(side));
 	return opened;
 }
 

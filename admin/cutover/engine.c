@@ -244,6 +244,8 @@ void cutover_phase_done(struct cutover *co)
 		cutover_finish(co, true);
 		return;
 	}
+	if (co->phase == CO_PREFLIGHT)
+		(void)db_prewarm_ahead(co->db, co->to); /* log in while the switch prepares */
 	if (co->phase == CO_DRAIN) {
 		/* the session checks run beside the next phases; FLIP joins them */
 		co->checks_pending = db_check_sessions(co->db, co->from, checks_done, co);
