@@ -201,8 +201,11 @@ const char SESSION_CAPTURE_FULL[] =
 	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_cursors WHERE is_holdable) THEN 'WITH HOLD cursors' END),"
 	" (CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory'"
 	"   AND pid = pg_catalog.pg_backend_pid()) THEN 'advisory locks' END),"
-	" (CASE WHEN session_user <> (SELECT usename FROM pg_catalog.pg_stat_activity"
-	"   WHERE pid = pg_catalog.pg_backend_pid()) THEN 'SET SESSION AUTHORIZATION' END)"
+	/* this backend's entry only: the pg_stat_activity view reads every backend's (a
+	   check per session made moving N idle sessions cost N * N) */
+	" (CASE WHEN session_user <> (SELECT r.rolname FROM pg_catalog.pg_stat_get_activity("
+	"   pg_catalog.pg_backend_pid()) a JOIN pg_catalog.pg_roles r ON r.oid = a.usesysid)"
+	"   THEN 'SET SESSION AUTHORIZATION' END)"
 	") AS t(r) WHERE r IS NOT NULL"
 	" UNION ALL " CAPTURE_SETTINGS_SQL
 	" UNION ALL SELECT 'L' || c FROM pg_catalog.pg_listening_channels() AS c"
