@@ -47,6 +47,10 @@ import tempfile
 import threading
 import time
 
+# thousands of idle clients' sockets are open in this process: psycopg's
+# default wait (select()) fails on a descriptor above 1023, epoll does not
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_epoll")
+
 # benchlib first: it puts tests/integration (proxyutil, pgutil, replication) on sys.path
 from benchlib import (cleanup, close_clients, commit_gaps, fmt, interrupt_on_sigterm, machine_info,
                       make_tmp, median_of, open_idle_clients, pgcutover_ready, results_path, run,
