@@ -370,7 +370,8 @@ class Bench:
                     with open(os.path.join(a.keep_logs, f"{mode}-{dim}-{value}-{rep}.log"),
                               "w") as f:
                         f.write(proxy.log())
-                proxy.stop()
+                for problem in proxy.stop():
+                    say(f"    note: {problem}")
                 proxy.cleanup()
                 for db in names:
                     drop_db(self.clusters, db)

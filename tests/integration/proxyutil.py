@@ -220,7 +220,8 @@ class Proxy:
             grace = 5.0 + _duration_s(self.settings.get("shutdown_timeout", "3s"))
             if self.wait_exit(grace * SLOW) is None:
                 self.proc.kill()
-                self.proc.wait(timeout=10)
+                # a process with tens of thousands of sockets takes a while to go
+                self.proc.wait(timeout=60)
                 self.killed = True
                 problems.append(f"{self.name}: did not exit within {grace * SLOW:.0f}s "
                                 f"of SIGTERM and was killed")
