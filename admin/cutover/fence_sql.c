@@ -104,12 +104,18 @@ void fence_sql(struct pq_buf *b, const struct fence_spec *spec, bool on)
 	       " AND p.usesysid NOT IN (SELECT o.subowner FROM pg_catalog.pg_subscription o)"
 	       " AND p.pid <> pg_catalog.pg_backend_pid() AND p.usename <> ");
 	sqlquote_put_literal(b, spec->control_user);
-	put(b, " AND p.pid <> ALL (ARRAY[");
+	/*
+	 * pgcutover's own servers: one literal array (one value to parse, not
+	 * one per element) and NOT IN a subquery, which the planner hashes, so
+	 * that thousands of them (session pooling: a server per idle client)
+	 * cost O(sessions + kept), not their product.
+	 */
+	put(b, " AND p.pid NOT IN (SELECT k FROM pg_catalog.unnest('{");
 	for (size_t i = 0; i < spec->nkeep; i++) {
 		snprintf(num, sizeof(num), "%s%" PRIu32, i ? "," : "", spec->keep_pids[i]);
 		put(b, num);
 	}
-	put(b, "]::pg_catalog.int4[])) x) y");
+	put(b, "}'::pg_catalog.int4[]) k)) x) y");
 	pq_put_u8(b, 0);
 }
 
