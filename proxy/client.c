@@ -253,13 +253,9 @@ static void client_finish(struct client *c)
 {
 	struct pool *pool = c->pool;
 	void (*move_done)(struct client *, void *) = c->move_done;
+	void *move_arg = c->move_arg;
 
-	/* a session check in flight answers now: a session that is gone has nothing to move */
 	c->move_done = NULL;
-	if (move_done) {
-		c->move = MOVE_OK;
-		move_done(c, c->move_arg);
-	}
 	c->move_arg = NULL;
 	if (c->gap_wait)
 		db_gap_started(c); /* held by a switch, gone before it started: counted off */
@@ -271,6 +267,16 @@ static void client_finish(struct client *c)
 	sock_disable(&c->sock);
 	client_drop_timer(c);
 	client_set_state(c, CL_FREE);
+	/*
+	 * A session check in flight answers now: a session that is gone has
+	 * nothing to move.  Only once it is free, so that whoever asked (a
+	 * switch, the background move after one) finds it gone and does not
+	 * move it, serve what it sent, and close it a second time from there.
+	 */
+	if (move_done) {
+		c->move = MOVE_OK;
+		move_done(c, move_arg);
+	}
 	rt_schedule_reap();
 	/* a waiting client leaving can let the pool replace an idle server */
 	if (pool)
