@@ -211,6 +211,19 @@ def wait_active(clusters, names, timeout=120):
     raise RuntimeError(f"slots not active within {timeout}s: {sorted(want - active)[:5]}")
 
 
+def admin_connect_patiently(cluster, seconds=120):
+    """A superuser connection, retried while the server is busy (after 10 000
+    idle sessions end at once, it takes a while to answer a new one)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return cluster.admin_connect()
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
 def drop_db(clusters, name):
     src, tgt = clusters
     with tgt.admin_connect() as conn:
@@ -225,7 +238,7 @@ def drop_db(clusters, name):
                         sql.Identifier(sub)))
                     d.execute(sql.SQL("DROP SUBSCRIPTION {}").format(sql.Identifier(sub)))
     for c in clusters:
-        with c.admin_connect() as conn:
+        with admin_connect_patiently(c) as conn:
             for (slot, pid) in conn.execute(
                     "SELECT slot_name, active_pid FROM pg_replication_slots "
                     "WHERE database = %s", (name,)).fetchall():
