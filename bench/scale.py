@@ -542,8 +542,11 @@ def main(argv):
     info = machine_info(sources=("*.c", "*.h"))
     load0 = os.getloadavg()
     idle_max = max(VALUES["idle"]) if "idle" in args.dims else 0
-    max_conn = 400 + (min(idle_max, max_idle("session", args.nofile))
-                      if "session" in args.modes else 0)
+    # the databases switched before the current one keep their servers on the
+    # target (idle until server_idle_timeout): room for all of them
+    dbs_max = max(VALUES["databases"]) if "databases" in args.dims else 1
+    max_conn = 400 + dbs_max * (CLIENTS * 2 + 4) + (
+        min(idle_max, max_idle("session", args.nofile)) if "session" in args.modes else 0)
     tmp = make_tmp("pgcutover-scale-")
     results = []
     clusters = []
