@@ -12,6 +12,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 #include "protocol/sqltok.h"
@@ -507,11 +508,18 @@ bool sqlclass_ddl_maybe(const uint8_t *sql, size_t len)
 		return true;
 	if ((sqltok_is(&t, "select") || sqltok_is(&t, "with")) && has_into(sql + off, len - off))
 		return true;
-	/* another statement after this one (a semicolon with something after it) */
+	/*
+	 * Another statement after this one: a semicolon with something after it
+	 * (one that only ends the statement, as pgbench and many drivers send
+	 * it, is not: that case was the full scan of nearly every query).
+	 */
 	semi = memchr(sql + off, ';', len - off);
 	if (semi == NULL)
 		return false;
-	return true;
+	for (const uint8_t *p = semi + 1; p < sql + len; p++)
+		if (*p != ';' && !isspace(*p))
+			return true;
+	return false;
 }
 
 unsigned sqlclass_find_ddl(const uint8_t *sql, size_t len, const struct sqlclass_temps *temps,

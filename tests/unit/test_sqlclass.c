@@ -177,6 +177,12 @@ static void test_sqlclass_ddl_maybe(void)
 	UT_ASSERT(!sqlclass_ddl_maybe(S("UPDATE t SET a = 1")));
 	UT_ASSERT(!sqlclass_ddl_maybe(S("  ")));
 	UT_ASSERT(sqlclass_ddl_maybe(S("select 1; select 2")));
+	/* a semicolon that only ends the statement is no second statement */
+	UT_ASSERT(!sqlclass_ddl_maybe(S("SELECT abalance FROM pgbench_accounts WHERE aid = 1;")));
+	UT_ASSERT(!sqlclass_ddl_maybe(S("select 1 ; ;\n ")));
+	UT_ASSERT(sqlclass_ddl_maybe(S("select 1; drop table t")));
+	UT_ASSERT(sqlclass_ddl_maybe(S("select 1;drop table t;")));
+	UT_ASSERT(sqlclass_ddl_maybe(S("select ';' ; create table t()")));
 	UT_ASSERT(sqlclass_ddl_maybe(S("select 1 into x")));
 	UT_ASSERT(sqlclass_ddl_maybe(S("Create table t()")));
 	UT_ASSERT(sqlclass_ddl_maybe(S("do $$ begin end $$")));
