@@ -340,7 +340,9 @@ def test_target_stops_during_the_reverse_preparation(proxy_factory, rdb):
         blocker.execute("SELECT txid_current()")    # an xid: a new slot waits for it
 
         def creating():
-            with rdb.src() as s:
+            # from another database: a session in this one would fail the
+            # switch's bypass check before it gets to the preparation
+            with rdb.source.admin_connect() as s:
                 return s.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
                                  "AND query LIKE 'CREATE SUBSCRIPTION%'").fetchone()[0]
         result = {}
