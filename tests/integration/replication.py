@@ -185,7 +185,7 @@ class ReplicatedDB:
         raise AssertionError(f"replication of {self.name} not ready within {timeout}s: "
                              f"tables {last[0]}, slot active {last[1]}")
 
-    def wait_caught_up(self, timeout=30):
+    def wait_caught_up(self, timeout=90):
         """The slot's confirmed_flush_lsn reached the source's insert position."""
         deadline = time.monotonic() + timeout
         with self.src() as s:
